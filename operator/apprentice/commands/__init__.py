@@ -1,0 +1,1 @@
+"""One module per ``apprentice`` subcommand; each exposes ``register(subparsers)``."""
