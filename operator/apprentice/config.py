@@ -376,6 +376,10 @@ class GatewayConfig(Model):
     max_body_bytes: int = Field(default=1048576, gt=0, description="Largest request body.")
     max_concurrency: int = Field(default=256, gt=0, description="Requests in flight.")
     request_timeout_s: float = Field(default=120.0, gt=0, description="Whole-request timeout.")
+    orchestrator: Literal["local", "operator"] = Field(
+        default="local",
+        description="local: the gateway trains itself; operator: the kopf operator drives training.",
+    )
 
 
 class AlertsConfig(Model):
