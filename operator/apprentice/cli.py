@@ -32,7 +32,7 @@ COMMAND_MODULES = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="apprentice",
-        description="Distil an expensive remote LLM API into a cheap local model, one task at a time.",
+        description="Distil a remote LLM API into a cheap local model, one task at a time.",
     )
     parser.add_argument("--version", action="version", version=f"apprentice {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -28,12 +28,35 @@ from apprentice import schemas
 from apprentice.config_errors import ConfigError, ConfigIssue, RuleError, issues_from
 
 __all__ = [
-    "AlertsConfig", "ApprenticeConfig", "BudgetCaps", "BudgetConfig", "ConfidenceThresholds",
-    "ConfigError", "ConfigIssue", "DecayFunction", "DriftConfig", "EvaluatorKind",
-    "EvaluatorOptions", "FineTuneBackend", "GatewayConfig", "JudgeMode", "LocalConfig",
-    "Price", "ProviderConfig", "ProviderKind", "RateLimits", "RemoteConfig", "SamplingConfig",
-    "SamplingOverride", "StoreConfig", "StudentBackend", "TaskConfig", "TrainingConfig",
-    "expand_env", "load", "loads",
+    "AlertsConfig",
+    "ApprenticeConfig",
+    "BudgetCaps",
+    "BudgetConfig",
+    "ConfidenceThresholds",
+    "ConfigError",
+    "ConfigIssue",
+    "DecayFunction",
+    "DriftConfig",
+    "EvaluatorKind",
+    "EvaluatorOptions",
+    "FineTuneBackend",
+    "GatewayConfig",
+    "JudgeMode",
+    "LocalConfig",
+    "Price",
+    "ProviderConfig",
+    "ProviderKind",
+    "RateLimits",
+    "RemoteConfig",
+    "SamplingConfig",
+    "SamplingOverride",
+    "StoreConfig",
+    "StudentBackend",
+    "TaskConfig",
+    "TrainingConfig",
+    "expand_env",
+    "load",
+    "loads",
 ]
 
 NonNegFloat = Annotated[float, Field(ge=0)]
@@ -44,12 +67,15 @@ class Model(BaseModel):
     """Base: unknown keys are errors (a typo must not be silently ignored)."""
 
     model_config = ConfigDict(
-        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True,
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
         use_enum_values=False,
     )
 
 
-class ProviderKind(str, enum.Enum):
+class ProviderKind(enum.StrEnum):
     anthropic = "anthropic"
     openai = "openai"
     google = "google"
@@ -57,21 +83,21 @@ class ProviderKind(str, enum.Enum):
     replay = "replay"
 
 
-class StudentBackend(str, enum.Enum):
+class StudentBackend(enum.StrEnum):
     vllm = "vllm"
     ollama = "ollama"
     llama_cpp = "llama_cpp"
     transformers = "transformers"
 
 
-class FineTuneBackend(str, enum.Enum):
+class FineTuneBackend(enum.StrEnum):
     huggingface = "huggingface"
     unsloth = "unsloth"
     axolotl = "axolotl"
     openai = "openai"
 
 
-class EvaluatorKind(str, enum.Enum):
+class EvaluatorKind(enum.StrEnum):
     exact_match = "exact_match"
     structured_match = "structured_match"
     semantic_similarity = "semantic_similarity"
@@ -79,13 +105,13 @@ class EvaluatorKind(str, enum.Enum):
     custom = "custom"
 
 
-class DecayFunction(str, enum.Enum):
+class DecayFunction(enum.StrEnum):
     linear = "linear"
     exponential = "exponential"
     step = "step"
 
 
-class JudgeMode(str, enum.Enum):
+class JudgeMode(enum.StrEnum):
     single = "single"
     ensemble = "ensemble"
     hierarchical = "hierarchical"
@@ -147,9 +173,7 @@ class RemoteConfig(ProviderConfig):
 
     def providers(self) -> list[ProviderConfig]:
         """All teachers, primary first."""
-        primary = ProviderConfig.model_validate(
-            self.model_dump(exclude={"additional_providers"})
-        )
+        primary = ProviderConfig.model_validate(self.model_dump(exclude={"additional_providers"}))
         return [primary, *self.additional_providers]
 
 
@@ -365,7 +389,9 @@ class StoreConfig(Model):
     @classmethod
     def _scheme(cls, value: str) -> str:
         if not value.startswith(("sqlite://", "postgresql://", "postgres://")):
-            raise ValueError(f"store url must start with sqlite:/// or postgresql://, got {value!r}")
+            raise ValueError(
+                f"store url must start with sqlite:/// or postgresql://, got {value!r}"
+            )
         return value
 
 
@@ -378,7 +404,7 @@ class GatewayConfig(Model):
     request_timeout_s: float = Field(default=120.0, gt=0, description="Whole-request timeout.")
     orchestrator: Literal["local", "operator"] = Field(
         default="local",
-        description="local: the gateway trains itself; operator: the kopf operator drives training.",
+        description="local: the gateway trains; operator: the kopf operator drives training.",
     )
 
 
@@ -435,26 +461,44 @@ def expand_env(value: Any, env: Mapping[str, str], path: str = "") -> Any:
             return env[name]
         if default is not None:
             return default
-        raise ConfigError([ConfigIssue(
-            path or "<root>", "env_missing", f"environment variable {name} is not set",
-            f"export {name}=... or write ${{{name}:-default}}",
-        )])
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    path or "<root>",
+                    "env_missing",
+                    f"environment variable {name} is not set",
+                    f"export {name}=... or write ${{{name}:-default}}",
+                )
+            ]
+        )
 
     return _VAR.sub(sub, value)
 
 
-def loads(text: str, env: Mapping[str, str] | None = None, source: str = "<string>") -> ApprenticeConfig:
+def loads(
+    text: str, env: Mapping[str, str] | None = None, source: str = "<string>"
+) -> ApprenticeConfig:
     """Parse YAML text into a validated config, or raise :class:`ConfigError`."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "<yaml>"
-        raise ConfigError([ConfigIssue(where, "yaml", f"not valid YAML: {exc}", "fix the syntax")],
-                          source) from exc
+        raise ConfigError(
+            [ConfigIssue(where, "yaml", f"not valid YAML: {exc}", "fix the syntax")], source
+        ) from exc
     if not isinstance(raw, dict):
-        raise ConfigError([ConfigIssue("<root>", "type", "the config must be a mapping",
-                                       "start from the reference apprentice.yaml")], source)
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    "<root>",
+                    "type",
+                    "the config must be a mapping",
+                    "start from the reference apprentice.yaml",
+                )
+            ],
+            source,
+        )
     expanded = expand_env(raw, os.environ if env is None else env)
     try:
         return ApprenticeConfig.model_validate(expanded)
@@ -468,6 +512,15 @@ def load(path: str | Path, env: Mapping[str, str] | None = None) -> ApprenticeCo
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([ConfigIssue(str(file), "file", f"cannot read: {exc.strerror}",
-                                       "pass an existing file with -c")], str(file)) from exc
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    str(file),
+                    "file",
+                    f"cannot read: {exc.strerror}",
+                    "pass an existing file with -c",
+                )
+            ],
+            str(file),
+        ) from exc
     return loads(text, env, str(file))

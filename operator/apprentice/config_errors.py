@@ -74,6 +74,7 @@ def issues_from(exc: ValidationError) -> list[ConfigIssue]:
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] not in ("value_error",) and "input" in err and err["type"] != "missing":
             message = f"{message} (got {err['input']!r})"
-        issues.append(ConfigIssue(format_path(loc), err["type"], message,
-                                  _FIXES.get(err["type"], "")))
+        issues.append(
+            ConfigIssue(format_path(loc), err["type"], message, _FIXES.get(err["type"], ""))
+        )
     return issues

@@ -74,7 +74,9 @@ def parse_output(text: str) -> dict[str, Any]:
         try:
             value = json.loads(stripped[start : end + 1])
         except json.JSONDecodeError as exc:
-            raise OutputParseError(f"invalid JSON in model output ({exc.msg}): {text[:200]!r}") from exc
+            raise OutputParseError(
+                f"invalid JSON in model output ({exc.msg}): {text[:200]!r}"
+            ) from exc
     if not isinstance(value, dict):
         raise OutputParseError(f"expected a JSON object, got {type(value).__name__}")
     return value
