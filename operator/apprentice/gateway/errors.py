@@ -1,0 +1,146 @@
+"""The gateway's error tree: every failure a caller can see, with its HTTP status.
+
+::
+
+    GatewayError                      status  type
+    ├── BadRequest                    400     bad_request
+    ├── Unauthorized                  401     unauthorized
+    ├── NotFound                      404     not_found
+    │   └── UnknownTask               404     unknown_task
+    ├── Conflict                      409     conflict
+    ├── TooLarge                      413     too_large
+    ├── InvalidInput                  422     invalid_input
+    ├── BudgetExhausted               429     budget_exhausted
+    ├── TeacherUnavailable            502|503 teacher_unavailable  (details.reason: AuthError, ...)
+    ├── StudentUnavailable            503     student_unavailable
+    └── Overloaded                    503     overloaded
+
+The Python facade raises the same classes the HTTP layer renders, so a script
+and an HTTP client see the same failure with the same words. Messages never carry
+secrets: provider errors are re-worded here from their type, status and message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BadRequest",
+    "BudgetExhausted",
+    "Conflict",
+    "GatewayError",
+    "InvalidInput",
+    "NotFound",
+    "Overloaded",
+    "StudentUnavailable",
+    "TeacherUnavailable",
+    "TooLarge",
+    "Unauthorized",
+    "UnknownTask",
+]
+
+#: Typed reasons a provider call can fail with (the teachers' error taxonomy).
+PROVIDER_REASONS = (
+    "AuthError",
+    "RateLimited",
+    "Overloaded",
+    "QuotaExhausted",
+    "BadRequest",
+    "Timeout",
+    "InvalidOutput",
+    "ProviderError",
+)
+
+
+class GatewayError(Exception):
+    """A failure with an HTTP status, a stable type code, a message and optional details."""
+
+    status: int = 500
+    type: str = "internal_error"
+
+    def __init__(self, message: str, *, details: Any = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        if status is not None:
+            self.status = status
+
+    def body(self) -> dict[str, Any]:
+        """The JSON error body of the contract."""
+        return {"error": {"type": self.type, "message": self.message, "details": self.details}}
+
+
+class BadRequest(GatewayError):
+    status = 400
+    type = "bad_request"
+
+
+class Unauthorized(GatewayError):
+    status = 401
+    type = "unauthorized"
+
+
+class NotFound(GatewayError):
+    status = 404
+    type = "not_found"
+
+
+class UnknownTask(NotFound):
+    type = "unknown_task"
+
+    def __init__(self, task: str, known: list[str]) -> None:
+        super().__init__(
+            f"no task named {task!r}; configured tasks: {', '.join(known) or '(none)'}",
+            details={"task": task, "tasks": known},
+        )
+
+
+class Conflict(GatewayError):
+    status = 409
+    type = "conflict"
+
+
+class TooLarge(GatewayError):
+    status = 413
+    type = "too_large"
+
+
+class InvalidInput(GatewayError):
+    status = 422
+    type = "invalid_input"
+
+
+class BudgetExhausted(GatewayError):
+    status = 429
+    type = "budget_exhausted"
+
+
+class TeacherUnavailable(GatewayError):
+    """The teacher failed and no student could answer; ``details.reason`` is the typed cause."""
+
+    status = 502
+    type = "teacher_unavailable"
+
+    def __init__(self, reason: str, message: str, *, retryable: bool = False) -> None:
+        # Transient causes (rate limits, overload, timeouts) are 503 so clients retry;
+        # permanent ones (auth, quota, bad request, invalid output) are 502.
+        super().__init__(
+            f"teacher failed ({reason}): {message}",
+            details={"reason": reason},
+            status=503 if retryable else 502,
+        )
+        self.reason = reason
+
+
+class StudentUnavailable(GatewayError):
+    status = 503
+    type = "student_unavailable"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"student failed ({reason}): {message}", details={"reason": reason})
+        self.reason = reason
+
+
+class Overloaded(GatewayError):
+    status = 503
+    type = "overloaded"

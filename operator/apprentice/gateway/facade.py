@@ -1,0 +1,115 @@
+"""The Python facade: ``Apprentice.from_config(path)`` then ``await app.run(task, input)``.
+
+One object owns the whole embedded default: the store, the teachers, the student,
+the evaluators, the per-task engine state and the orchestrator. The HTTP gateway,
+``apprentice batch`` and ``apprentice demo`` all call through it, so a script, a
+batch and an HTTP client take exactly the same request path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from apprentice import config as config_mod
+from apprentice.config import ApprenticeConfig
+from apprentice.gateway.service import Gateway, Result
+
+__all__ = ["Apprentice", "Result", "SyncApprentice"]
+
+T = TypeVar("T")
+
+
+class Apprentice:
+    """The unified interface; use ``async with Apprentice.from_config(...) as app``."""
+
+    def __init__(self, cfg: ApprenticeConfig, *, base_dir: Path | None = None) -> None:
+        self.config = cfg
+        self.gateway = Gateway(cfg, base_dir=base_dir)
+
+    @classmethod
+    def from_config(cls, source: str | Path | ApprenticeConfig) -> Apprentice:
+        """Build from a path to ``apprentice.yaml`` or an already loaded config."""
+        if isinstance(source, ApprenticeConfig):
+            return cls(source)
+        path = Path(source)
+        return cls(config_mod.load(path))
+
+    async def start(self) -> None:
+        """Open the store, rebuild engine state and budget, load the active adapters."""
+        await self.gateway.start()
+
+    async def close(self) -> None:
+        """Stop background training, flush alerts, close the store and clients."""
+        await self.gateway.close()
+
+    async def __aenter__(self) -> Apprentice:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def run(self, task: str, task_input: dict[str, Any]) -> Result:
+        """Answer one request; raises :mod:`apprentice.gateway.errors` on failure."""
+        return await self.gateway.run(task, task_input)
+
+    @property
+    def store(self) -> Any:
+        """The open store (``apprentice.store.Store``)."""
+        return self.gateway.store
+
+    def task_names(self) -> list[str]:
+        return [t.name for t in self.config.tasks]
+
+    def engine_state(self, task: str) -> Any:
+        """The engine's current state object for ``task`` (read-only use)."""
+        return self.gateway.engine_state(task)
+
+    async def status(self, task: str) -> dict[str, Any]:
+        """The contract's TaskStatus JSON for ``task``."""
+        return await self.gateway.status(task)
+
+    def training_in_progress(self, task: str) -> bool:
+        return self.gateway.training_in_progress(task)
+
+    async def wait_for_training_idle(self, task: str | None = None) -> None:
+        """Return once no training run is due or running (for ``task`` or all tasks)."""
+        await self.gateway.wait_for_training_idle(task)
+
+
+class SyncApprentice:
+    """A blocking wrapper for scripts: its own event loop on a background thread."""
+
+    def __init__(self, source: str | Path | ApprenticeConfig) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self.app = Apprentice.from_config(source)
+        self._call(self.app.start())
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def run(self, task: str, task_input: dict[str, Any]) -> Result:
+        return self._call(self.app.run(task, task_input))
+
+    def close(self) -> None:
+        if self._loop.is_running():
+            self._call(self.app.close())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._loop.close()
+
+    def __enter__(self) -> SyncApprentice:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
