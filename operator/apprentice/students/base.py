@@ -1,0 +1,161 @@
+"""The student interface: one protocol in front of every local serving backend.
+
+The gateway talks to a :class:`Student` only. Backends (``vllm``, ``ollama``,
+``llama_cpp``, in-process ``transformers``) translate it to their wire protocol.
+
+Error tree (everything a backend raises is translated into it)::
+
+    StudentError
+    ├── NoStudent            no model version loaded yet: the gateway routes to the teacher
+    ├── StudentUnavailable   the backend is down, loading, timing out or answered 5xx
+    └── VersionLoadError     an adapter could not be loaded or unloaded
+
+An answer that is not valid JSON, or not valid against the task's output
+schema, is *not* an error: it is a :class:`StudentAnswer` with ``output=None``
+and ``error`` set, which the gateway scores 0 (a disagreement), never a crash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from apprentice import prompts, schemas
+from apprentice.config import LocalConfig, StudentBackend, TaskConfig
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "Health",
+    "NoStudent",
+    "Student",
+    "StudentAnswer",
+    "StudentError",
+    "StudentUnavailable",
+    "VersionLoadError",
+    "VersionRef",
+    "answer_from_text",
+    "build_student",
+]
+
+
+class StudentError(Exception):
+    """Base of every error a student backend raises."""
+
+
+class NoStudent(StudentError):
+    """No model version is loaded yet; route the request to the teacher."""
+
+    def __init__(self, message: str = "no student model version is loaded yet") -> None:
+        super().__init__(message)
+
+
+class StudentUnavailable(StudentError):
+    """The backend cannot answer now (down, loading, timeout, 5xx)."""
+
+
+class VersionLoadError(StudentError):
+    """An adapter could not be loaded into (or removed from) the backend."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StudentAnswer:
+    """One student answer. ``output`` is None when the text was not a schema-valid object."""
+
+    output: dict[str, Any] | None
+    raw_text: str
+    version: str | None
+    latency_s: float
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.output is not None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Health:
+    """Whether the backend can answer now, and why not."""
+
+    ready: bool
+    detail: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VersionRef:
+    """A model version to serve: its name (``v3``) and adapter directory."""
+
+    name: str
+    path: str
+
+
+@runtime_checkable
+class Student(Protocol):
+    """What the gateway needs from a local model, whatever serves it."""
+
+    async def generate(self, task: TaskConfig, task_input: dict[str, Any]) -> StudentAnswer:
+        """Answer one request; raises NoStudent / StudentUnavailable, never for bad JSON."""
+        ...
+
+    async def health(self) -> Health: ...
+
+    async def load_version(self, version: VersionRef) -> None:
+        """Load an adapter and make it the active version (atomically)."""
+        ...
+
+    async def unload_version(self, name: str) -> None: ...
+
+    def active_version(self) -> str | None: ...
+
+    async def aclose(self) -> None: ...
+
+
+def answer_from_text(
+    task: TaskConfig, text: str, *, version: str | None, started: float
+) -> StudentAnswer:
+    """Parse and validate model text into a :class:`StudentAnswer` (never raises).
+
+    ``started`` is a ``time.perf_counter()`` reading taken before the call.
+    """
+    latency = time.perf_counter() - started
+    try:
+        output = prompts.parse_output(text)
+    except prompts.OutputParseError as exc:
+        return StudentAnswer(None, text, version, latency, f"invalid JSON: {exc}")
+    problems = schemas.validation_errors(task.output_schema, output)
+    if problems:
+        detail = "; ".join(str(p) for p in problems[:3])
+        return StudentAnswer(None, text, version, latency, f"schema-invalid output: {detail}")
+    return StudentAnswer(output, text, version, latency, None)
+
+
+def build_student(
+    local: LocalConfig, *, transport: httpx.AsyncBaseTransport | None = None
+) -> Student:
+    """The configured backend. ``transport`` replaces the network for HTTP backends (tests)."""
+    backend = local.backend
+    if backend is StudentBackend.transformers:
+        from apprentice.students import transformers_backend
+
+        return transformers_backend.TransformersStudent(local)
+    if not local.base_url:
+        raise ValueError(
+            f"local.backend {backend.value} needs local.base_url, "
+            "e.g. http://localhost:8000/v1 (vllm), http://localhost:11434 (ollama), "
+            "http://localhost:8080 (llama_cpp)"
+        )
+    if backend is StudentBackend.vllm:
+        from apprentice.students import vllm
+
+        return vllm.VLLMStudent(local, transport=transport)
+    if backend is StudentBackend.ollama:
+        from apprentice.students import ollama
+
+        return ollama.OllamaStudent(local, transport=transport)
+    if backend is StudentBackend.llama_cpp:
+        from apprentice.students import llama_cpp
+
+        return llama_cpp.LlamaCppStudent(local, transport=transport)
+    raise ValueError(f"unknown student backend {backend!r}")
