@@ -1,0 +1,289 @@
+"""The store's interface: what the gateway, the orchestrator and reporting may ask.
+
+One interface, two backends (SQLite, PostgreSQL), same behaviour; the suite in
+``tests/store`` runs against both.
+
+Threading and asyncio: every method is synchronous, blocking and thread-safe.
+Writes commit durably before they return (a request transaction fsyncs), so
+async callers run them with ``await asyncio.to_thread(store.record_request, ...)``
+and never call them directly on the event loop. Reads are short but still
+touch the disk; call them through ``asyncio.to_thread`` as well, except in
+start-up code where blocking the loop does not matter.
+
+Errors (all raised ``from`` the driver's error where there is one)::
+
+    StoreError
+     ├── UnsupportedStoreUrl      the url's scheme names no backend
+     ├── MigrationError           the schema is newer than this code, or a step failed
+     ├── DuplicateRequestError    a request id was recorded twice
+     ├── UnknownVersionError      no such model version for the task
+     ├── VersionExistsError       add_version with a name already taken
+     └── InvalidTransitionError   a version state change the lifecycle forbids
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from apprentice.store.records import (
+    ComparisonRecord,
+    EventRecord,
+    ExampleRecord,
+    HourBucket,
+    ModelVersionRecord,
+    RecordResult,
+    RequestCounts,
+    RequestRecord,
+    SpendKind,
+    SpendRecord,
+    Split,
+    VersionState,
+)
+
+# Which state changes the version lifecycle allows. ``promoted -> rejected``
+# is the rollback of a bad promotion; ``retired -> promoted`` the restore.
+TRANSITIONS: dict[VersionState, frozenset[VersionState]] = {
+    "candidate": frozenset({"validating", "promoted", "rejected"}),
+    "validating": frozenset({"candidate", "promoted", "rejected"}),
+    "promoted": frozenset({"retired", "rejected"}),
+    "retired": frozenset({"promoted"}),
+    "rejected": frozenset(),
+}
+
+
+class StoreError(Exception):
+    """Base of the store's errors."""
+
+
+class UnsupportedStoreUrl(StoreError):
+    """The store url's scheme names no backend."""
+
+
+class MigrationError(StoreError):
+    """Migrations could not run (schema newer than this code, or a failed step)."""
+
+
+class DuplicateRequestError(StoreError):
+    """The request id was already recorded; nothing of the second write was kept."""
+
+
+class UnknownVersionError(StoreError):
+    """No such model version for the task."""
+
+
+class VersionExistsError(StoreError):
+    """A model version with this name already exists for the task."""
+
+
+class InvalidTransitionError(StoreError):
+    """A model version state change the lifecycle forbids."""
+
+
+class Store(abc.ABC):
+    """Durable state of every task: requests, examples, comparisons, spend, versions, events."""
+
+    # -- the request transaction ----------------------------------------------------------
+
+    @abc.abstractmethod
+    def record_request(
+        self,
+        request: RequestRecord,
+        *,
+        example: ExampleRecord | None = None,
+        comparison: ComparisonRecord | None = None,
+        spend: Sequence[SpendRecord] = (),
+        task_state: dict[str, Any] | None = None,
+    ) -> RecordResult:
+        """Store one request's writes in ONE durable transaction, then return.
+
+        Either everything is kept (request row, example, comparison, spend
+        lines, counters, the task's engine state) or nothing is. A duplicate
+        example (same task and input hash) is not an error: the existing row
+        stays, ``example_added`` is False and counts do not change. A request
+        id recorded twice raises :class:`DuplicateRequestError`.
+        ``task_state`` (a JSON object) replaces the task's saved engine state.
+        """
+
+    @abc.abstractmethod
+    def record_spend(self, entries: Sequence[SpendRecord]) -> None:
+        """Add spend outside a request (a judge call while validating), one transaction."""
+
+    # -- examples --------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def examples(
+        self,
+        task: str,
+        split: Split | None = None,
+        limit: int | None = None,
+        after_id: int | None = None,
+    ) -> list[ExampleRecord]:
+        """Examples in insertion (id) order, optionally one split, after ``after_id``."""
+
+    def iter_examples(
+        self, task: str, split: Split | None = None, page: int = 1000
+    ) -> Iterator[ExampleRecord]:
+        """All examples page by page, so exporting a large dataset stays small in memory."""
+        after: int | None = None
+        while True:
+            batch = self.examples(task, split=split, limit=page, after_id=after)
+            yield from batch
+            if len(batch) < page:
+                return
+            after = batch[-1].id
+
+    @abc.abstractmethod
+    def example_counts(self, task: str) -> dict[Split, int]:
+        """``{'train': n, 'heldout': m}`` (both keys always present)."""
+
+    @abc.abstractmethod
+    def mark_trained(self, task: str, ids: Iterable[int], version: str) -> int:
+        """Record that ``version`` trained on these examples (first version wins).
+
+        Returns how many examples were newly marked.
+        """
+
+    # -- comparisons, requests, spend --------------------------------------------------------
+
+    @abc.abstractmethod
+    def comparisons(
+        self, task: str, since: datetime | None = None, limit: int | None = None
+    ) -> list[ComparisonRecord]:
+        """The comparison stream in time order (the last ``limit`` when given)."""
+
+    @abc.abstractmethod
+    def requests(
+        self, task: str, since: datetime | None = None, limit: int | None = None
+    ) -> list[RequestRecord]:
+        """Recorded requests in time order (the last ``limit`` when given)."""
+
+    @abc.abstractmethod
+    def request_counts(self, task: str) -> RequestCounts:
+        """Running totals for the task (zeros for a task never seen)."""
+
+    @abc.abstractmethod
+    def spend_entries(
+        self, task: str | None = None, since: datetime | None = None
+    ) -> list[SpendRecord]:
+        """Ledger lines in time order, for one task or all."""
+
+    @abc.abstractmethod
+    def spend_total(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        task: str | None = None,
+        kind: SpendKind | None = None,
+    ) -> float:
+        """Sum of the ledger over ``[start, end)``, one task or all tasks (global)."""
+
+    @abc.abstractmethod
+    def spend_by_task(self, start: datetime, end: datetime) -> dict[str, float]:
+        """Ledger sums over ``[start, end)`` per task (tasks with no spend are absent)."""
+
+    @abc.abstractmethod
+    def hourly(
+        self,
+        task: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[HourBucket]:
+        """Per-hour buckets (UTC hours) of requests, teacher calls, spend, comparisons.
+
+        Only hours with activity are returned, in time order.
+        """
+
+    # -- model versions ----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def next_version_name(self, task: str) -> str:
+        """``v<N+1>`` where N is the task's highest version number (``v1`` first)."""
+
+    @abc.abstractmethod
+    def add_version(self, version: ModelVersionRecord) -> ModelVersionRecord:
+        """Register a version (usually a ``candidate``); :class:`VersionExistsError` if taken."""
+
+    @abc.abstractmethod
+    def update_version(
+        self,
+        task: str,
+        version: str,
+        *,
+        state: VersionState | None = None,
+        heldout_score: float | None = None,
+        reason: str | None = None,
+        metrics: dict[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> ModelVersionRecord:
+        """Change a version; given fields replace stored ones.
+
+        Promoting retires the previously promoted version in the same
+        transaction, so at most one version is promoted per task. Forbidden
+        state changes raise :class:`InvalidTransitionError` (see ``TRANSITIONS``).
+        """
+
+    @abc.abstractmethod
+    def versions(self, task: str) -> list[ModelVersionRecord]:
+        """All versions of the task, oldest first (by number)."""
+
+    @abc.abstractmethod
+    def version(self, task: str, version: str) -> ModelVersionRecord:
+        """One version; :class:`UnknownVersionError` when absent."""
+
+    @abc.abstractmethod
+    def active_version(self, task: str) -> ModelVersionRecord | None:
+        """The promoted version, or ``None``."""
+
+    @abc.abstractmethod
+    def rollback(
+        self, task: str, *, reason: str = "rolled back", at: datetime | None = None
+    ) -> ModelVersionRecord | None:
+        """Reject the promoted version and promote the one promoted before it.
+
+        Returns the newly active version, or ``None`` when there is nothing to
+        roll back to (then nothing changes).
+        """
+
+    # -- events and engine state -------------------------------------------------------------
+
+    @abc.abstractmethod
+    def add_event(self, event: EventRecord) -> int:
+        """Append an event; returns its id."""
+
+    @abc.abstractmethod
+    def events(
+        self,
+        task: str | None = None,
+        since: datetime | None = None,
+        kinds: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> list[EventRecord]:
+        """Events in time order (the last ``limit`` when given)."""
+
+    @abc.abstractmethod
+    def load_task_state(self, task: str) -> dict[str, Any] | None:
+        """The task's saved engine state (phase, window, budget...), or ``None``."""
+
+    @abc.abstractmethod
+    def save_task_state(self, task: str, state: dict[str, Any]) -> None:
+        """Replace the task's saved engine state."""
+
+    @abc.abstractmethod
+    def tasks(self) -> list[str]:
+        """Every task the store has seen (requests, examples, versions or state), sorted."""
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections; later calls raise :class:`StoreError`."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

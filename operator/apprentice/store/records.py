@@ -1,0 +1,228 @@
+"""What the store keeps: one frozen dataclass per table, plus the split rule.
+
+Records are plain values so the gateway, the orchestrator and reporting can
+build and compare them without a database. Times are timezone-aware
+``datetime`` objects (the store refuses naive ones: a naive ``datetime.now()``
+is local time and would silently shift every calendar window). Money is in
+USD as ``float``.
+
+The split rule lives here because it must never change: an example's split is
+a function of the hash of its input only, so an input that once landed in
+``heldout`` is never trained on, whatever process or version computes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from apprentice.prompts import canonical_json
+
+Route = Literal["remote_only", "local_only", "both"]
+ServedBy = Literal["teacher", "student"]
+Split = Literal["train", "heldout"]
+SpendKind = Literal["teacher", "judge"]
+VersionState = Literal["candidate", "validating", "promoted", "rejected", "retired"]
+
+ROUTES: tuple[Route, ...] = ("remote_only", "local_only", "both")
+SPLITS: tuple[Split, ...] = ("train", "heldout")
+VERSION_STATES: tuple[VersionState, ...] = (
+    "candidate",
+    "validating",
+    "promoted",
+    "rejected",
+    "retired",
+)
+
+# 2**64: the first 16 hex digits of the hash read as an integer in [0, 2**64).
+_HASH_SPACE = float(1 << 64)
+
+
+def input_hash(task_input: dict[str, Any]) -> str:
+    """SHA-256 (hex) of the input's canonical JSON: equal inputs, equal hashes."""
+    return hashlib.sha256(canonical_json(task_input).encode("utf-8")).hexdigest()
+
+
+def assign_split(hash_hex: str, heldout_fraction: float) -> Split:
+    """``heldout`` for about ``heldout_fraction`` of hashes, ``train`` otherwise.
+
+    A pure function of the hash (first 64 bits as a uniform number in [0, 1)),
+    so the split of an input is stable forever and across processes.
+    """
+    if not 0.0 <= heldout_fraction <= 1.0:
+        raise ValueError(f"heldout_fraction must be in [0, 1], got {heldout_fraction}")
+    position = int(hash_hex[:16], 16) / _HASH_SPACE
+    return "heldout" if position < heldout_fraction else "train"
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request the gateway answered (or failed to answer).
+
+    ``route`` is the scheduler's decision; ``served_by`` who produced the
+    answer the caller got (``None`` when the request failed). ``cost`` is the
+    total teacher spend of this request in USD. ``error`` is the typed reason
+    (e.g. ``RateLimited``, ``budget_exhausted``) or ``None``.
+    """
+
+    id: str
+    task: str
+    received_at: datetime
+    route: Route
+    served_by: ServedBy | None
+    teacher_model: str | None = None
+    teacher_provider: str | None = None
+    student_version: str | None = None
+    latency_ms: float = 0.0
+    error: str | None = None
+    cost: float = 0.0
+
+    @property
+    def teacher_called(self) -> bool:
+        """True when the route sent the request to the teacher."""
+        return self.route != "local_only"
+
+
+@dataclass(frozen=True)
+class ExampleRecord:
+    """An (input, teacher output) pair kept for training, with provenance.
+
+    ``id`` is assigned by the store (``None`` before insertion).
+    ``trained_in_version`` is the first version whose training run used it.
+    """
+
+    task: str
+    input: dict[str, Any]
+    output: dict[str, Any]
+    input_hash: str
+    split: Split
+    teacher_provider: str | None
+    teacher_model: str | None
+    created_at: datetime
+    cost: float = 0.0
+    request_id: str | None = None
+    weight: float = 1.0
+    trained_in_version: str | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class ComparisonRecord:
+    """One request answered by both teacher and student, scored in [0, 1]."""
+
+    task: str
+    request_id: str
+    at: datetime
+    score: float
+    details: dict[str, Any] = field(default_factory=dict)
+    student_version: str | None = None
+    phase: str | None = None
+    sampling_rate: float | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class SpendRecord:
+    """One line of the spend ledger (USD). ``task`` is ``None`` for global spend."""
+
+    task: str | None
+    at: datetime
+    amount: float
+    kind: SpendKind = "teacher"
+    request_id: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelVersionRecord:
+    """A trained adapter: ``candidate -> validating -> promoted | rejected -> retired``.
+
+    ``version`` is ``v<N>``; ``promoted_at`` is set each time it is promoted
+    and orders rollbacks (the previous promoted version is the retired one
+    promoted most recently).
+    """
+
+    task: str
+    version: str
+    state: VersionState
+    path: str
+    base_model: str | None
+    created_at: datetime
+    updated_at: datetime
+    heldout_score: float | None = None
+    reason: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    promoted_at: datetime | None = None
+
+    @property
+    def number(self) -> int:
+        """The ``N`` of ``v<N>``."""
+        return version_number(self.version)
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """Something worth a line in a report: phase change, alarm, training, promotion."""
+
+    task: str | None
+    at: datetime
+    kind: str
+    message: str
+    data: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class RequestCounts:
+    """Running totals per task, kept in the request transaction (no table scans)."""
+
+    requests: int = 0
+    teacher_calls: int = 0
+    student_answers: int = 0
+    errors: int = 0
+    comparisons: int = 0
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """What :meth:`Store.record_request` did: the example's id and whether it was new."""
+
+    example_id: int | None
+    example_added: bool
+    comparison_id: int | None
+
+
+@dataclass(frozen=True)
+class HourBucket:
+    """One hour of a task's (or all tasks') traffic, for the report's plots.
+
+    ``teacher_spend`` is the ledger's sum for the hour; ``mean_score`` is the
+    mean agreement of the hour's comparisons (``None`` when there were none).
+    """
+
+    start: datetime
+    requests: int = 0
+    teacher_calls: int = 0
+    student_answers: int = 0
+    errors: int = 0
+    spend: float = 0.0
+    comparisons: int = 0
+    mean_score: float | None = None
+
+
+def version_name(number: int) -> str:
+    """``v<N>``."""
+    return f"v{number}"
+
+
+def version_number(version: str) -> int:
+    """``N`` of ``v<N>``; a typed error for anything else."""
+    if not (version.startswith("v") and version[1:].isdigit()):
+        raise ValueError(f"model version must look like 'v<N>' (e.g. 'v3'), got {version!r}")
+    return int(version[1:])
