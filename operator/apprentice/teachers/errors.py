@@ -1,0 +1,135 @@
+"""One error taxonomy for every teacher, whatever the provider said.
+
+Provider clients translate HTTP statuses, provider error bodies and transport
+failures into this tree at the boundary, raised ``from`` the original, so the
+gateway, the evaluators and the budget code handle one set of types::
+
+    TeacherError                  base: provider, status, message that says what to do
+    ├── AuthError                 401/403, bad or missing key            never retried
+    ├── RateLimited               429 (or 408/409), retry_after_s        retried
+    ├── Overloaded                Anthropic 529, Gemini 503 UNAVAILABLE  retried
+    ├── QuotaExhausted            insufficient_quota, spend/billing caps never retried
+    ├── BadRequest                400/404/422, request the API refuses   never retried
+    │   ├── EmbeddingsUnsupported provider without an embeddings API
+    │   └── ReplayMiss            replay teacher asked an unknown input
+    ├── Timeout                   no answer within timeout_s             retried
+    ├── InvalidOutput             JSON still invalid after one repair    never retried
+    ├── ProviderError             5xx, transport errors, odd bodies      retried if transient
+    └── TeacherConfigError        refused at build time (no key, no price)
+
+Messages never carry the API key: they are built from status codes and the
+provider's error text, which is scrubbed of anything that looks like a key.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "AuthError",
+    "BadRequest",
+    "EmbeddingsUnsupported",
+    "InvalidOutput",
+    "Overloaded",
+    "ProviderError",
+    "QuotaExhausted",
+    "RateLimited",
+    "ReplayMiss",
+    "TeacherConfigError",
+    "TeacherError",
+    "Timeout",
+    "scrub",
+]
+
+# Provider error texts sometimes echo a (partial) key: "Incorrect API key provided: sk-ab***yz".
+_KEYLIKE = re.compile(
+    r"(sk-[A-Za-z0-9_\-*]{4,}|AIza[0-9A-Za-z_\-]{10,}|(?:key|token)[=:]\s*[A-Za-z0-9_\-*]{8,})"
+)
+
+
+def scrub(text: str, *secrets: str) -> str:
+    """Remove the given secrets and anything key-shaped from ``text``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return _KEYLIKE.sub("[redacted]", text)
+
+
+class TeacherError(Exception):
+    """A teacher call failed; ``retryable`` says whether the HTTP policy may try again."""
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        self.message = scrub(message)
+        self.provider = provider
+        self.status = status
+        self.retry_after_s = retry_after_s
+        if retryable is not None:
+            self.retryable = retryable
+        where = f"{provider}" + (f" HTTP {status}" if status is not None else "")
+        super().__init__(f"{where}: {self.message}")
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(provider={self.provider!r}, status={self.status!r}, "
+            f"message={self.message!r})"
+        )
+
+
+class AuthError(TeacherError):
+    """The key is missing, wrong or lacks permission: fix the Secret / env var."""
+
+
+class RateLimited(TeacherError):
+    """The provider asks us to slow down; retried after ``retry_after_s`` or backoff."""
+
+    retryable = True
+
+
+class Overloaded(TeacherError):
+    """The provider is temporarily overloaded (Anthropic 529); retried with backoff."""
+
+    retryable = True
+
+
+class QuotaExhausted(TeacherError):
+    """Credit, quota or spend limit reached at the provider: retrying cannot help."""
+
+
+class BadRequest(TeacherError):
+    """The provider refused the request as malformed or unknown (model name, schema)."""
+
+
+class EmbeddingsUnsupported(BadRequest):
+    """This provider has no embeddings endpoint; use the local embedding model."""
+
+
+class ReplayMiss(BadRequest):
+    """The replay teacher has no recorded answer for this input."""
+
+
+class Timeout(TeacherError):
+    """No answer within the per-attempt timeout; retried."""
+
+    retryable = True
+
+
+class InvalidOutput(TeacherError):
+    """The answer did not match the output schema, even after one repair request."""
+
+
+class ProviderError(TeacherError):
+    """Anything else the provider or the network did; 5xx and transport errors are retried."""
+
+
+class TeacherConfigError(TeacherError):
+    """A teacher cannot be built from its config (missing key, unknown price)."""
