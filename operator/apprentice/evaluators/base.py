@@ -1,0 +1,255 @@
+"""What every evaluator returns, the protocol they share, and how one is chosen.
+
+A comparison scores a student's answer against the teacher's answer for the same
+input: an agreement score in [0, 1] that the engine turns into confidence. The
+task's ``evaluator`` picks the scorer; :func:`build_evaluator` builds it once per
+task, and the gateway awaits :meth:`Evaluator.evaluate` for every comparison.
+
+An invalid student answer (no JSON, or JSON that fails the output schema) is
+passed as ``None``: it is a disagreement (score 0), never a crash, and the
+details say why so reports can tell "wrong" from "unparseable".
+
+Errors::
+
+    EvaluatorError                   base of everything raised here
+    ├── EvaluatorConfigError         the task's evaluator cannot be built (fix the config)
+    ├── EvaluatorNotSync             evaluate_sync on an evaluator that needs the network
+    ├── CustomEvaluatorError         a custom function failed or returned a bad score
+    └── JudgeError                   no judge produced a usable grade
+
+Teacher failures inside a judge call (rate limits, auth) are the teachers'
+typed errors, kept as ``__cause__`` of the :class:`JudgeError`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from apprentice.config import EvaluatorKind, ProviderConfig, TaskConfig
+
+if TYPE_CHECKING:
+    from apprentice.prompts import ChatMessage
+
+__all__ = [
+    "Completion",
+    "CustomEvaluatorError",
+    "Embedder",
+    "Evaluation",
+    "Evaluator",
+    "EvaluatorConfigError",
+    "EvaluatorError",
+    "EvaluatorNotSync",
+    "JudgeError",
+    "JudgeFactory",
+    "JudgeTeacher",
+    "PureEvaluator",
+    "build_evaluator",
+    "evaluate_sync",
+    "invalid_student",
+]
+
+
+class EvaluatorError(Exception):
+    """Base of the evaluator errors."""
+
+
+class EvaluatorConfigError(EvaluatorError):
+    """The task's evaluator settings cannot work; the message says which key to fix."""
+
+
+class EvaluatorNotSync(EvaluatorError):
+    """A synchronous evaluation was asked of an evaluator that must call a model over the wire."""
+
+
+class CustomEvaluatorError(EvaluatorError):
+    """A ``custom`` entry point could not be loaded, raised, or returned a bad score."""
+
+
+class JudgeError(EvaluatorError):
+    """Every judge asked failed or answered something that is not a grade."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One comparison's result.
+
+    ``score`` is the agreement in [0, 1]; ``details`` explains it (which fields
+    differed, the judge's reason); ``cost`` is what producing the score spent in
+    the budget currency (judge calls), so the gateway can settle it;
+    ``judge_confidence`` is only set by an ensemble of judges: 1 minus their
+    normalised disagreement (see :mod:`apprentice.evaluators.judge`).
+    """
+
+    score: float
+    details: dict[str, Any] = field(default_factory=dict)
+    cost: float = 0.0
+    judge_confidence: float | None = None
+
+    def __post_init__(self) -> None:
+        # A score outside [0, 1] would silently corrupt the confidence engine.
+        if not (isinstance(self.score, int | float) and math.isfinite(self.score)):
+            raise ValueError(f"score must be a finite number, got {self.score!r}")
+        if not 0.0 <= self.score <= 1.0:
+            raise ValueError(f"score must be in [0, 1], got {self.score}")
+        if not (math.isfinite(self.cost) and self.cost >= 0):
+            raise ValueError(f"cost must be a finite number >= 0, got {self.cost!r}")
+        conf = self.judge_confidence
+        if conf is not None and not (math.isfinite(conf) and 0.0 <= conf <= 1.0):
+            raise ValueError(f"judge_confidence must be in [0, 1], got {conf!r}")
+
+
+def invalid_student(reason: str = "student output was invalid") -> Evaluation:
+    """The score of an answer that could not be parsed or validated: total disagreement."""
+    return Evaluation(0.0, {"invalid_student": True, "reason": reason})
+
+
+class Completion(Protocol):
+    """What a judge needs from a teacher's answer (``apprentice.teachers`` ``Completion``)."""
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def cost(self) -> float: ...
+
+
+class JudgeTeacher(Protocol):
+    """The slice of the teacher protocol the judge uses (``apprentice.teachers`` ``Teacher``)."""
+
+    async def complete(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        json_schema: dict[str, Any] | None = None,
+        max_tokens: int | None = None,
+    ) -> Completion: ...
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Sentence embeddings: the packaged MiniLM model, or a teacher's embeddings endpoint."""
+
+    async def embed(self, texts: list[str]) -> list[list[float]]: ...
+
+
+JudgeFactory = Callable[[ProviderConfig], Any]
+"""Builds a teacher client (``JudgeTeacher``, and ``Embedder`` where it has embeddings)."""
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    """Scores a student's answer against the teacher's answer for one task."""
+
+    kind: EvaluatorKind
+
+    async def evaluate(
+        self,
+        task: TaskConfig,
+        student_output: dict[str, Any] | None,
+        teacher_output: dict[str, Any],
+        *,
+        task_input: dict[str, Any] | None = None,
+    ) -> Evaluation:
+        """Agreement in [0, 1]; ``student_output`` None (invalid answer) scores 0.
+
+        ``task_input`` is optional context; only the judge shows it to the model.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release clients the evaluator opened (judge teachers); idempotent."""
+        ...
+
+
+@runtime_checkable
+class PureEvaluator(Evaluator, Protocol):
+    """An evaluator that needs no network or model call, usable from plain functions."""
+
+    def score(
+        self,
+        task: TaskConfig,
+        student_output: dict[str, Any] | None,
+        teacher_output: dict[str, Any],
+    ) -> Evaluation:
+        """Same result as :meth:`evaluate`, synchronously."""
+        ...
+
+
+def build_evaluator(
+    task: TaskConfig,
+    *,
+    judge_factory: JudgeFactory | None = None,
+    embedder: Embedder | None = None,
+    default_judge: ProviderConfig | None = None,
+) -> Evaluator:
+    """The evaluator the task's config asks for.
+
+    ``judge_factory`` turns a judge's ``ProviderConfig`` into a teacher client
+    (``apprentice.teachers.build_teacher`` in the gateway); ``llm_judge`` needs it,
+    and ``semantic_similarity`` with ``embedding: teacher`` uses it when no
+    ``embedder`` is given. ``embedder`` replaces the packaged MiniLM model (or, for
+    ``embedding: teacher``, is the teacher whose embeddings endpoint to use).
+    ``default_judge`` is the judge when ``evaluator_options.judges`` is empty
+    (the gateway passes its primary teacher's config).
+    """
+    # The concrete evaluators import this module, so they are imported here.
+    kind = task.evaluator
+    if kind is EvaluatorKind.exact_match:
+        from apprentice.evaluators import exact
+
+        return exact.ExactMatch(task)
+    if kind is EvaluatorKind.structured_match:
+        from apprentice.evaluators import structured
+
+        return structured.StructuredMatch(task)
+    if kind is EvaluatorKind.custom:
+        from apprentice.evaluators import custom
+
+        return custom.CustomEvaluator(task)
+    if kind is EvaluatorKind.semantic_similarity:
+        from apprentice.evaluators import semantic
+
+        return semantic.SemanticSimilarity(
+            task, embedder=embedder, judge_factory=judge_factory, default_judge=default_judge
+        )
+    if kind is EvaluatorKind.llm_judge:
+        from apprentice.evaluators import judge
+
+        return judge.LLMJudge(task, judge_factory=judge_factory, default_judge=default_judge)
+    raise EvaluatorConfigError(f"task {task.name}: unknown evaluator {kind!r}")
+
+
+_PURE_KINDS = frozenset(
+    {EvaluatorKind.exact_match, EvaluatorKind.structured_match, EvaluatorKind.custom}
+)
+
+
+def evaluate_sync(
+    task: TaskConfig,
+    student_output: dict[str, Any] | None,
+    teacher_output: dict[str, Any],
+    *,
+    evaluator: Evaluator | None = None,
+) -> Evaluation:
+    """Score without an event loop, for offline scoring (held-out validation, reports).
+
+    Works for ``exact_match``, ``structured_match`` and (synchronous) ``custom``;
+    pass a prebuilt ``evaluator`` to avoid rebuilding it per example. The others
+    must call a model and raise :class:`EvaluatorNotSync`: await ``evaluate``.
+    """
+    if evaluator is None and task.evaluator not in _PURE_KINDS:
+        evaluator_kind = task.evaluator.value
+        raise EvaluatorNotSync(
+            f"task {task.name}: the {evaluator_kind} evaluator calls a model; "
+            "await Evaluator.evaluate(...) instead of evaluate_sync"
+        )
+    chosen = evaluator if evaluator is not None else build_evaluator(task)
+    if not isinstance(chosen, PureEvaluator):
+        raise EvaluatorNotSync(
+            f"task {task.name}: the {task.evaluator.value} evaluator calls a model; "
+            "await Evaluator.evaluate(...) instead of evaluate_sync"
+        )
+    return chosen.score(task, student_output, teacher_output)
