@@ -1,0 +1,69 @@
+"""``apprentice serve -c FILE [--host H] [--port P]``: run the HTTP gateway in this process.
+
+Prints one line ``apprentice gateway listening on http://HOST:PORT`` to stdout once
+the socket is bound (with ``--port 0`` the real port), so scripts and tests can
+wait on it. SIGTERM and SIGINT shut down cleanly: in-flight requests finish, a
+running training subprocess is stopped, the store is closed. After a SIGKILL the
+next ``serve`` resumes from the store (phase, window, spend, versions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from typing import Any
+
+from apprentice import config
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "serve", help="run the gateway (task API, OpenAI-compatible API, admin, metrics)"
+    )
+    parser.add_argument("-c", "--config", required=True, help="path to apprentice.yaml")
+    parser.add_argument("--host", default=None, help="bind address (default: gateway.host)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: gateway.port)")
+    parser.set_defaults(func=run)
+
+
+async def serve(cfg: config.ApprenticeConfig, host: str, port: int) -> None:
+    """Start the app and the HTTP server; return when SIGTERM/SIGINT arrives."""
+    from aiohttp import web
+
+    from apprentice.gateway.facade import Apprentice
+    from apprentice.gateway.http import build_app
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with Apprentice.from_config(cfg) as app:
+        runner = web.AppRunner(build_app(app.gateway), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound = port
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            bound = server.sockets[0].getsockname()[1]
+        print(f"apprentice gateway listening on http://{host}:{bound}", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        cfg = config.load(args.config)
+    except config.ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    host = args.host or cfg.gateway.host
+    port = cfg.gateway.port if args.port is None else args.port
+    asyncio.run(serve(cfg, host, port))
+    return 0
