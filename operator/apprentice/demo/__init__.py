@@ -1,0 +1,1 @@
+"""The offline demo: workload generator, demo config and the demo runner."""
