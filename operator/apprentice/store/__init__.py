@@ -68,13 +68,13 @@ def open_store(url: str) -> Store:
     Safe to call from several processes at once: migrations take a lock.
     """
     if url.startswith("sqlite:"):
-        from apprentice.store import sqlite
+        from apprentice.store.sqlite import SqliteStore
 
-        return sqlite.SqliteStore.open(url)
+        return SqliteStore.open(url)
     if url.startswith(("postgresql://", "postgres://")):
-        from apprentice.store import postgres
+        from apprentice.store.postgres import PostgresStore
 
-        return postgres.PostgresStore.open(url)
+        return PostgresStore.open(url)
     scheme = url.split(":", 1)[0] if ":" in url else url
     raise UnsupportedStoreUrl(
         f"store url scheme {scheme!r} is not supported: use sqlite:///path/to/file.db "

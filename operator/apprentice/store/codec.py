@@ -1,0 +1,137 @@
+"""Rows to records and back: time and JSON conversions shared by both backends.
+
+Times are integer microseconds since the epoch (UTC) in the database; see
+:mod:`apprentice.store.schema` for why.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from apprentice.store.records import (
+    ComparisonRecord,
+    EventRecord,
+    ExampleRecord,
+    ModelVersionRecord,
+    RequestRecord,
+    SpendRecord,
+)
+
+Row = tuple[Any, ...]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_micros(moment: datetime) -> int:
+    """Aware datetime -> integer microseconds since the epoch."""
+    if moment.tzinfo is None:
+        raise ValueError(
+            f"the store needs timezone-aware datetimes, got naive {moment.isoformat()}: "
+            "use datetime.now(UTC)"
+        )
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(value: int) -> datetime:
+    """Integer microseconds since the epoch -> aware UTC datetime."""
+    return _EPOCH + timedelta(microseconds=int(value))
+
+
+def load_json(value: Any) -> dict[str, Any]:
+    """JSONB arrives parsed (psycopg), TEXT as a string (sqlite3)."""
+    if isinstance(value, str | bytes):
+        return cast(dict[str, Any], json.loads(value))
+    return cast(dict[str, Any], value)
+
+
+def request(row: Row) -> RequestRecord:
+    return RequestRecord(
+        id=row[0],
+        task=row[1],
+        received_at=from_micros(row[2]),
+        route=row[3],
+        served_by=row[4],
+        teacher_model=row[5],
+        teacher_provider=row[6],
+        student_version=row[7],
+        latency_ms=float(row[8]),
+        error=row[9],
+        cost=float(row[10]),
+    )
+
+
+def example(row: Row) -> ExampleRecord:
+    return ExampleRecord(
+        task=row[0],
+        input=load_json(row[1]),
+        output=load_json(row[2]),
+        input_hash=row[3],
+        split=row[4],
+        teacher_provider=row[5],
+        teacher_model=row[6],
+        created_at=from_micros(row[7]),
+        cost=float(row[8]),
+        request_id=row[9],
+        weight=float(row[10]),
+        trained_in_version=row[11],
+        id=int(row[12]),
+    )
+
+
+def comparison(row: Row) -> ComparisonRecord:
+    return ComparisonRecord(
+        task=row[0],
+        request_id=row[1],
+        at=from_micros(row[2]),
+        score=float(row[3]),
+        details=load_json(row[4]),
+        student_version=row[5],
+        phase=row[6],
+        sampling_rate=None if row[7] is None else float(row[7]),
+        id=int(row[8]),
+    )
+
+
+def spend(row: Row) -> SpendRecord:
+    return SpendRecord(
+        task=row[0],
+        at=from_micros(row[1]),
+        amount=float(row[2]),
+        kind=row[3],
+        request_id=row[4],
+        provider=row[5],
+        model=row[6],
+        input_tokens=int(row[7]),
+        output_tokens=int(row[8]),
+        id=int(row[9]),
+    )
+
+
+def version(row: Row) -> ModelVersionRecord:
+    return ModelVersionRecord(
+        task=row[0],
+        version=row[1],
+        state=row[2],
+        path=row[3],
+        base_model=row[4],
+        created_at=from_micros(row[5]),
+        updated_at=from_micros(row[6]),
+        heldout_score=None if row[7] is None else float(row[7]),
+        reason=row[8],
+        metrics=load_json(row[9]),
+        promoted_at=None if row[10] is None else from_micros(row[10]),
+    )
+
+
+def event(row: Row) -> EventRecord:
+    return EventRecord(
+        task=row[0],
+        at=from_micros(row[1]),
+        kind=row[2],
+        message=row[3],
+        data=load_json(row[4]),
+        id=int(row[5]),
+    )

@@ -1,0 +1,117 @@
+"""SQLite backend: the embedded default.
+
+Settings and why:
+
+- ``journal_mode=WAL``: readers (``apprentice status``, the trainer reading
+  examples) never block the gateway's writes, and a commit is one append.
+- ``synchronous=FULL``: every commit fsyncs the WAL before it returns. With
+  NORMAL, a power cut could drop the last commits even though the gateway
+  had already answered and paid the teacher; an accepted example or spend
+  record must never be lost, so the extra fsync per request is the price.
+  (Against a killed process alone NORMAL would suffice: the OS keeps the WAL.)
+- ``busy_timeout``: other processes' writes wait instead of failing.
+- One connection guarded by a lock: sqlite3 connections are not safe to share
+  between threads mid-transaction, and SQLite runs one writer at a time anyway.
+  Write transactions start with ``BEGIN IMMEDIATE`` so a writer takes the
+  lock up front instead of failing half-way on an upgrade.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from apprentice.store import schema
+from apprentice.store.base import MigrationError, StoreError
+from apprentice.store.sql import SqlStore, Tx
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def path_from_url(url: str) -> str:
+    """``sqlite:///rel.db`` -> ``rel.db``; ``sqlite:////abs.db`` -> ``/abs.db``."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or len(url) == len(prefix):
+        raise StoreError(
+            f"sqlite store url {url!r} names no file: use sqlite:///relative.db or "
+            "sqlite:////absolute/path.db"
+        )
+    return url[len(prefix) :]
+
+
+class SqliteStore(SqlStore):
+    """The Store on one SQLite file (or ``:memory:``)."""
+
+    dialect = schema.SQLITE
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn: sqlite3.Connection | None = sqlite3.connect(
+                path,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+                check_same_thread=False,  # guarded by self._lock instead
+            )
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot open SQLite store {path!r}: {error}") from error
+        self._lock = threading.RLock()
+        conn = self._conn
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if path != ":memory:":
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"SQLite store {path!r} could not switch to WAL (got {mode})")
+        conn.execute("PRAGMA synchronous = FULL")
+
+    @classmethod
+    def open(cls, url: str) -> SqliteStore:
+        store = cls(path_from_url(url))
+        try:
+            with store._write() as tx:
+                store._migrate(tx)
+        except MigrationError:
+            store.close()
+            raise
+        except sqlite3.Error as error:
+            store.close()
+            raise MigrationError(
+                f"migrating SQLite store {store.path!r} failed: {error}"
+            ) from error
+        return store
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError("the store is closed")
+        return self._conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Tx]:
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Tx(conn.cursor(), self.dialect)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Tx]:
+        with self._lock:
+            yield Tx(self._connection().cursor(), self.dialect)
+
+    def _is_unique_violation(self, error: BaseException) -> bool:
+        return isinstance(error, sqlite3.IntegrityError) and "UNIQUE" in str(error).upper()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
