@@ -24,17 +24,14 @@ typed errors, kept as ``__cause__`` of the :class:`JudgeError`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from apprentice.config import EvaluatorKind, ProviderConfig, TaskConfig
-
-if TYPE_CHECKING:
-    from apprentice.prompts import ChatMessage
+from apprentice.teachers.base import Teacher
 
 __all__ = [
-    "Completion",
     "CustomEvaluatorError",
     "Embedder",
     "Evaluation",
@@ -69,7 +66,13 @@ class CustomEvaluatorError(EvaluatorError):
 
 
 class JudgeError(EvaluatorError):
-    """Every judge asked failed or answered something that is not a grade."""
+    """Every judge asked failed or answered something that is not a grade.
+
+    ``cost`` is what the failed attempt still spent (billed calls whose reply was
+    unusable); the gateway settles it against the budget like any judge cost.
+    """
+
+    cost: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -106,26 +109,8 @@ def invalid_student(reason: str = "student output was invalid") -> Evaluation:
     return Evaluation(0.0, {"invalid_student": True, "reason": reason})
 
 
-class Completion(Protocol):
-    """What a judge needs from a teacher's answer (``apprentice.teachers`` ``Completion``)."""
-
-    @property
-    def text(self) -> str: ...
-
-    @property
-    def cost(self) -> float: ...
-
-
-class JudgeTeacher(Protocol):
-    """The slice of the teacher protocol the judge uses (``apprentice.teachers`` ``Teacher``)."""
-
-    async def complete(
-        self,
-        messages: Sequence[ChatMessage],
-        *,
-        json_schema: dict[str, Any] | None = None,
-        max_tokens: int | None = None,
-    ) -> Completion: ...
+JudgeTeacher = Teacher
+"""The teacher client a judge grades with (any :class:`apprentice.teachers.Teacher`)."""
 
 
 @runtime_checkable
@@ -135,8 +120,8 @@ class Embedder(Protocol):
     async def embed(self, texts: list[str]) -> list[list[float]]: ...
 
 
-JudgeFactory = Callable[[ProviderConfig], Any]
-"""Builds a teacher client (``JudgeTeacher``, and ``Embedder`` where it has embeddings)."""
+JudgeFactory = Callable[[ProviderConfig], Teacher]
+"""Builds a teacher client from a provider block (default: ``teachers.build_teacher``)."""
 
 
 @runtime_checkable
@@ -188,10 +173,11 @@ def build_evaluator(
     """The evaluator the task's config asks for.
 
     ``judge_factory`` turns a judge's ``ProviderConfig`` into a teacher client
-    (``apprentice.teachers.build_teacher`` in the gateway); ``llm_judge`` needs it,
-    and ``semantic_similarity`` with ``embedding: teacher`` uses it when no
-    ``embedder`` is given. ``embedder`` replaces the packaged MiniLM model (or, for
-    ``embedding: teacher``, is the teacher whose embeddings endpoint to use).
+    (default ``apprentice.teachers.build_teacher``; tests pass one with a
+    transport or environment); ``llm_judge`` uses it, and ``semantic_similarity``
+    with ``embedding: teacher`` uses it when no ``embedder`` is given.
+    ``embedder`` replaces the packaged MiniLM model (or, for ``embedding:
+    teacher``, is the teacher whose embeddings endpoint to use).
     ``default_judge`` is the judge when ``evaluator_options.judges`` is empty
     (the gateway passes its primary teacher's config).
     """

