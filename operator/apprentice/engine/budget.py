@@ -1,0 +1,365 @@
+"""Budget: a pure ledger of teacher spend against per-task and global caps.
+
+Scopes are each task and the global scope; windows are the calendar day, ISO
+week and calendar month in the configured IANA time zone (default UTC). Times
+are Unix seconds passed in by the caller (the clock is never read here).
+
+Operations return a new :class:`Ledger`:
+
+- :func:`reserve` holds a worst-case estimate before a teacher call, or raises
+  :class:`BudgetExhausted` if it would cross any applicable cap;
+- :func:`settle` replaces a reservation with the actual cost, booked in the
+  windows of the settle time (this is what the store's spend ledger records);
+- :func:`release` drops a reservation (the call never happened);
+- :func:`record` books spend without a reservation (replaying the store's
+  ledger on start: :func:`from_entries`).
+
+Why spend never exceeds a cap under any interleaving (the gateway applies these
+functions one at a time behind one lock). For every scope ``s`` and window
+``w`` with a cap, let ``I = spent[s, w, current] + pending[s]`` where pending
+sums every open reservation of that scope, whatever window it was made in.
+
+- :func:`reserve` admits ``e`` only if ``I + e <= cap`` for all applicable
+  ``(s, w)``, so ``I <= cap`` holds after it.
+- :func:`settle` with ``actual <= reserved`` adds ``actual`` to spent and removes
+  ``reserved`` from pending: ``I`` does not grow.
+- :func:`release` removes pending: ``I`` shrinks.
+- A window roll-over starts ``spent`` at 0: ``I`` shrinks.
+
+So ``spent <= I <= cap`` always. The premise ``actual <= reserved`` is the
+caller's part (it reserves the worst case: prompt tokens plus ``max_output_tokens``);
+a larger actual is still booked (spend is a fact, never clipped), and further
+reservations are refused until the window rolls over.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apprentice.config import ApprenticeConfig, BudgetCaps
+
+__all__ = [
+    "GLOBAL",
+    "BudgetExhausted",
+    "BudgetLimits",
+    "BudgetView",
+    "Caps",
+    "Ledger",
+    "Reservation",
+    "UnknownReservation",
+    "Window",
+    "empty",
+    "from_entries",
+    "may_call",
+    "record",
+    "release",
+    "reserve",
+    "savings",
+    "settle",
+    "spend",
+    "view",
+    "window_keys",
+]
+
+GLOBAL = "*"  # the scope of the global caps (task names never contain '*')
+
+
+class Window(enum.StrEnum):
+    day = "day"
+    week = "week"
+    month = "month"
+
+
+WINDOWS = (Window.day, Window.week, Window.month)
+
+
+@dataclass(frozen=True, slots=True)
+class Caps:
+    """Caps per window in the budget currency; ``None`` is uncapped."""
+
+    daily: float | None = None
+    weekly: float | None = None
+    monthly: float | None = None
+
+    @classmethod
+    def from_config(cls, caps: BudgetCaps) -> Caps:
+        return cls(caps.daily, caps.weekly, caps.monthly)
+
+    def get(self, window: Window) -> float | None:
+        if window is Window.day:
+            return self.daily
+        if window is Window.week:
+            return self.weekly
+        return self.monthly
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetLimits:
+    global_caps: Caps = Caps()
+    task_caps: Mapping[str, Caps] = field(default_factory=dict)
+    timezone: str = "UTC"
+    currency: str = "USD"
+
+    @classmethod
+    def from_config(cls, cfg: ApprenticeConfig) -> BudgetLimits:
+        b = cfg.budget
+        return cls(
+            global_caps=Caps(b.daily, b.weekly, b.monthly),
+            task_caps={t.name: Caps.from_config(t.budget) for t in cfg.tasks},
+            timezone=b.timezone,
+            currency=b.currency,
+        )
+
+    def caps(self, scope: str) -> Caps:
+        return self.global_caps if scope == GLOBAL else self.task_caps.get(scope, Caps())
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    id: int
+    task: str
+    amount: float
+
+
+class BudgetExhausted(Exception):
+    """A reservation would cross a cap; the teacher must not be called."""
+
+    def __init__(self, scope: str, window: Window, cap: float, committed: float, asked: float):
+        who = "global" if scope == GLOBAL else f"task {scope!r}"
+        super().__init__(
+            f"{who} {window.value} cap {cap:.4f} reached: {committed:.4f} spent or reserved, "
+            f"{asked:.4f} more asked; the student serves or the request is refused until the "
+            f"window rolls over (raise budget caps to spend more)"
+        )
+        self.scope, self.window, self.cap = scope, window, cap
+        self.committed, self.asked = committed, asked
+
+
+class UnknownReservation(KeyError):
+    """Settle or release of a reservation that is not open (settled twice?)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ledger:
+    """Spend in the current windows plus open reservations. Treat as immutable."""
+
+    limits: BudgetLimits = BudgetLimits()
+    # (scope, window) -> (window key, amount); a stale key reads as 0.
+    spent: Mapping[tuple[str, Window], tuple[str, float]] = field(default_factory=dict)
+    open: Mapping[int, Reservation] = field(default_factory=dict)
+    pending: Mapping[str, float] = field(default_factory=dict)  # scope -> reserved total
+    next_id: int = 1
+    totals: Mapping[str, float] = field(default_factory=dict)  # scope -> all-time spend
+
+
+def empty(limits: BudgetLimits) -> Ledger:
+    return Ledger(limits=limits)
+
+
+@lru_cache(maxsize=4096)
+def _keys(tz: str, minute: int) -> tuple[str, str, str]:
+    local = datetime.fromtimestamp(minute * 60, UTC).astimezone(ZoneInfo(tz))
+    year, week, _ = local.isocalendar()
+    return (
+        f"{local.year:04d}-{local.month:02d}-{local.day:02d}",
+        f"{year:04d}-W{week:02d}",
+        f"{local.year:04d}-{local.month:02d}",
+    )
+
+
+def window_keys(limits: BudgetLimits, now: float) -> dict[Window, str]:
+    """Day/ISO-week/month keys of ``now`` in the ledger's zone; they sort chronologically.
+
+    Zone offsets are whole minutes, so keys are memoised per minute.
+    """
+    d, w, m = _keys(limits.timezone, math.floor(now / 60.0))
+    return {Window.day: d, Window.week: w, Window.month: m}
+
+
+def _current(ledger: Ledger, scope: str, window: Window, key: str) -> float:
+    entry = ledger.spent.get((scope, window))
+    return entry[1] if entry is not None and entry[0] == key else 0.0
+
+
+def spend(ledger: Ledger, now: float, task: str | None = None) -> dict[Window, float]:
+    """Settled spend per current window, for one task or (``None``) globally."""
+    scope = GLOBAL if task is None else task
+    keys = window_keys(ledger.limits, now)
+    return {w: _current(ledger, scope, w, keys[w]) for w in WINDOWS}
+
+
+def _check(ledger: Ledger, task: str, amount: float, now: float, strict: bool) -> None:
+    keys = window_keys(ledger.limits, now)
+    for scope in (task, GLOBAL):
+        caps = ledger.limits.caps(scope)
+        pending = ledger.pending.get(scope, 0.0)
+        for w in WINDOWS:
+            cap = caps.get(w)
+            if cap is None:
+                continue
+            committed = _current(ledger, scope, w, keys[w]) + pending
+            if committed + amount > cap or (strict and committed >= cap):
+                raise BudgetExhausted(scope, w, cap, committed, amount)
+
+
+def may_call(ledger: Ledger, task: str, now: float, estimate: float = 0.0) -> bool:
+    """Whether a teacher call costing ``estimate`` fits (with 0: whether any room is left)."""
+    try:
+        _check(ledger, task, estimate, now, strict=estimate <= 0.0)
+    except BudgetExhausted:
+        return False
+    return True
+
+
+def _amount(value: float, what: str) -> float:
+    amount = float(value)
+    if not (amount >= 0.0 and math.isfinite(amount)):
+        raise ValueError(f"{what} must be a finite non-negative amount, got {value!r}")
+    return amount
+
+
+def reserve(ledger: Ledger, task: str, estimate: float, now: float) -> tuple[Ledger, Reservation]:
+    """Hold ``estimate`` for a teacher call of ``task``, or raise :class:`BudgetExhausted`."""
+    amount = _amount(estimate, "estimate")
+    _check(ledger, task, amount, now, strict=False)
+    res = Reservation(ledger.next_id, task, amount)
+    pending = dict(ledger.pending)
+    pending[task] = pending.get(task, 0.0) + amount
+    pending[GLOBAL] = pending.get(GLOBAL, 0.0) + amount
+    opened = dict(ledger.open)
+    opened[res.id] = res
+    return replace(ledger, open=opened, pending=pending, next_id=res.id + 1), res
+
+
+def _unreserve(
+    ledger: Ledger, reservation_id: int
+) -> tuple[Reservation, dict[int, Reservation], dict[str, float]]:
+    res = ledger.open.get(reservation_id)
+    if res is None:
+        raise UnknownReservation(f"reservation {reservation_id} is not open (settled twice?)")
+    opened = dict(ledger.open)
+    del opened[reservation_id]
+    if not opened:  # float subtraction leaves dust; nothing open means exactly 0
+        return res, opened, {}
+    pending = dict(ledger.pending)
+    for scope in (res.task, GLOBAL):
+        pending[scope] = max(0.0, pending.get(scope, 0.0) - res.amount)
+    return res, opened, pending
+
+
+def _book(
+    spent: Mapping[tuple[str, Window], tuple[str, float]],
+    scope: str,
+    keys: Mapping[Window, str],
+    amount: float,
+) -> dict[tuple[str, Window], tuple[str, float]]:
+    out = dict(spent)
+    for w in WINDOWS:
+        key = keys[w]
+        entry = out.get((scope, w))
+        if entry is None or entry[0] < key:
+            out[(scope, w)] = (key, amount)
+        elif entry[0] == key:
+            out[(scope, w)] = (key, entry[1] + amount)
+        # An older window than the one held: spend of a past window, ignore.
+    return out
+
+
+def _with_spend(ledger: Ledger, task: str, amount: float, now: float, **changes: Any) -> Ledger:
+    keys = window_keys(ledger.limits, now)
+    spent = _book(_book(ledger.spent, task, keys, amount), GLOBAL, keys, amount)
+    totals = dict(ledger.totals)
+    totals[task] = totals.get(task, 0.0) + amount
+    totals[GLOBAL] = totals.get(GLOBAL, 0.0) + amount
+    return replace(ledger, spent=spent, totals=totals, **changes)
+
+
+def settle(ledger: Ledger, reservation_id: int, actual: float, now: float) -> Ledger:
+    """Replace a reservation with the actual cost, booked in the windows of ``now``."""
+    amount = _amount(actual, "actual cost")
+    res, opened, pending = _unreserve(ledger, reservation_id)
+    return _with_spend(ledger, res.task, amount, now, open=opened, pending=pending)
+
+
+def release(ledger: Ledger, reservation_id: int) -> Ledger:
+    """Drop a reservation whose teacher call never happened."""
+    _, opened, pending = _unreserve(ledger, reservation_id)
+    return replace(ledger, open=opened, pending=pending)
+
+
+def record(ledger: Ledger, task: str, amount: float, at: float) -> Ledger:
+    """Book spend that needed no reservation (ledger replay)."""
+    return _with_spend(ledger, task, _amount(amount, "amount"), at)
+
+
+def from_entries(limits: BudgetLimits, entries: Iterable[tuple[float, str, float]]) -> Ledger:
+    """Rebuild from the store's spend ledger rows ``(time, task, amount)``, any order."""
+    ledger = empty(limits)
+    for at, task, amount in sorted(entries, key=lambda e: e[0]):
+        ledger = record(ledger, task, amount, at)
+    return ledger
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetView:
+    """Spend of one scope in the current windows, for status, metrics and alerts."""
+
+    today: float
+    week: float
+    month: float
+    caps: Caps
+    currency: str
+    exhausted: bool
+    fraction_used: float  # the largest spent/cap over capped windows (task and global); 0 if none
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "today": self.today,
+            "week": self.week,
+            "month": self.month,
+            "currency": self.currency,
+            "caps": {
+                "daily": self.caps.daily,
+                "weekly": self.caps.weekly,
+                "monthly": self.caps.monthly,
+            },
+        }
+
+
+def view(ledger: Ledger, now: float, task: str | None = None) -> BudgetView:
+    """Spend, caps and headroom; ``fraction_used`` >= 0.8 and >= 1.0 are the alert levels."""
+    scope = GLOBAL if task is None else task
+    keys = window_keys(ledger.limits, now)
+    fraction = 0.0
+    for s in {scope, GLOBAL}:
+        caps = ledger.limits.caps(s)
+        for w in WINDOWS:
+            cap = caps.get(w)
+            if cap:
+                fraction = max(fraction, _current(ledger, s, w, keys[w]) / cap)
+    mine = spend(ledger, now, task)
+    return BudgetView(
+        today=mine[Window.day],
+        week=mine[Window.week],
+        month=mine[Window.month],
+        caps=ledger.limits.caps(scope),
+        currency=ledger.limits.currency,
+        exhausted=not may_call(ledger, scope if task else GLOBAL, now),
+        fraction_used=fraction,
+    )
+
+
+def savings(
+    student_answers: int, teacher_calls: int, teacher_spend: float, local_cost: float = 0.0
+) -> float:
+    """Estimated savings: student answers x average teacher cost - local compute cost."""
+    if teacher_calls <= 0:
+        return -local_cost
+    return student_answers * (teacher_spend / teacher_calls) - local_cost
