@@ -38,6 +38,7 @@ __all__ = [
     "TeacherConfigError",
     "TeacherError",
     "Timeout",
+    "error_for_status",
     "scrub",
 ]
 
@@ -59,6 +60,8 @@ class TeacherError(Exception):
     """A teacher call failed; ``retryable`` says whether the HTTP policy may try again."""
 
     retryable: bool = False
+    cost: float = 0.0
+    """USD already billed by the provider before this failure (repair attempts, say)."""
 
     def __init__(
         self,
@@ -133,3 +136,41 @@ class ProviderError(TeacherError):
 
 class TeacherConfigError(TeacherError):
     """A teacher cannot be built from its config (missing key, unknown price)."""
+
+
+def error_for_status(provider: str, status: int, detail: str) -> TeacherError:
+    """The default translation of an HTTP status; providers refine it from their bodies."""
+    detail = detail or "no error message"
+    if status in (401, 403):
+        return AuthError(
+            f"key rejected ({detail}); check the key in api_key_env / api_key_file and its "
+            "permissions for this model",
+            provider=provider,
+            status=status,
+        )
+    if status == 429:
+        return RateLimited(
+            f"rate limited ({detail}); lower rate_limits or ask the provider for more",
+            provider=provider,
+            status=status,
+        )
+    if status == 408:
+        return Timeout(f"the provider timed out ({detail})", provider=provider, status=status)
+    if status == 409 or status >= 500:
+        return ProviderError(
+            f"provider-side failure ({detail}); retried, then check the provider's status page",
+            provider=provider,
+            status=status,
+            retryable=True,
+        )
+    if status == 404:
+        return BadRequest(
+            f"not found ({detail}); check the model name and base_url",
+            provider=provider,
+            status=status,
+        )
+    return BadRequest(
+        f"request refused ({detail}); check the model name, output_schema and max_output_tokens",
+        provider=provider,
+        status=status,
+    )
