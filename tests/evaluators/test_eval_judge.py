@@ -1,0 +1,361 @@
+"""llm_judge against a loopback OpenAI Chat Completions server, through a real HTTP client."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+from eval_loopback import COMPLETION_TOKENS, PROMPT_TOKENS, JudgeServer, judge_server
+
+from apprentice.config import ProviderConfig, TaskConfig
+from apprentice.evaluators import (
+    EvaluatorConfigError,
+    EvaluatorNotSync,
+    JudgeError,
+    build_evaluator,
+    evaluate_sync,
+)
+from apprentice.evaluators import judge as judge_mod
+from apprentice.prompts import ChatMessage
+from apprentice.teachers.base import Completion, Teacher, Usage
+from apprentice.teachers.errors import ProviderError
+
+PRICE_IN, PRICE_OUT = 2.0, 8.0  # per million tokens
+CALL_COST = (PROMPT_TOKENS * PRICE_IN + COMPLETION_TOKENS * PRICE_OUT) / 1e6
+
+
+class OpenAIWireTeacher:
+    """Minimal OpenAI-protocol teacher client used until apprentice.teachers builds one."""
+
+    provider = "openai_compatible"
+
+    def __init__(self, config: ProviderConfig) -> None:
+        assert config.base_url and config.model
+        self.model = config.model
+        self.name = f"openai_compatible:{config.model}"
+        self._client = httpx.AsyncClient(base_url=config.base_url, timeout=10)
+
+    async def complete(
+        self,
+        messages: list[ChatMessage],
+        *,
+        json_schema: dict[str, Any] | None = None,
+        max_tokens: int | None = None,
+    ) -> Completion:
+        body: dict[str, Any] = {"model": self.model, "messages": list(messages)}
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
+        if json_schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "grade", "schema": json_schema},
+            }
+        response = await self._client.post("/chat/completions", json=body)
+        if response.status_code != 200:
+            raise ProviderError(f"HTTP {response.status_code}", provider=self.provider)
+        data = response.json()
+        usage = Usage(data["usage"]["prompt_tokens"], data["usage"]["completion_tokens"])
+        cost = (usage.input_tokens * PRICE_IN + usage.output_tokens * PRICE_OUT) / 1e6
+        text = data["choices"][0]["message"]["content"]
+        return Completion(text, usage, cost, self.provider, self.model)
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        response = await self._client.post(
+            "/embeddings", json={"model": self.model, "input": texts}
+        )
+        return [row["embedding"] for row in response.json()["data"]]
+
+    async def generate(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def estimate_cost(self, *args: Any) -> float:
+        return CALL_COST
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def wire_factory(config: ProviderConfig) -> Teacher:
+    teacher: Teacher = OpenAIWireTeacher(config)  # type: ignore[assignment]
+    return teacher
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[JudgeServer]:
+    async with judge_server() as state:
+        yield state
+
+
+def judge_config(server: JudgeServer, model: str) -> dict[str, Any]:
+    return {
+        "provider": "openai_compatible",
+        "model": model,
+        "base_url": server.base_url,
+        "price": {"input_per_mtok": PRICE_IN, "output_per_mtok": PRICE_OUT},
+    }
+
+
+def make_task(server: JudgeServer, models: list[str], **options: Any) -> TaskConfig:
+    return TaskConfig.model_validate(
+        {
+            "name": "summarise",
+            "description": "Summarise a support ticket in one sentence.",
+            "output_schema": {"summary": "str"},
+            "evaluator": "llm_judge",
+            "evaluator_options": {
+                "judges": [judge_config(server, m) for m in models],
+                **options,
+            },
+        }
+    )
+
+
+STUDENT = {"summary": "Customer cannot log in after the password reset."}
+TEACHER = {"summary": "The user is locked out following a password reset."}
+INPUT = {"text": "I reset my password and now I can't log in!"}
+
+Build = Callable[..., Any]
+
+
+async def test_single_judge_sends_rubric_schema_and_both_answers(server: JudgeServer) -> None:
+    server.behaviours = {"judge-a": 0.8}
+    task = make_task(server, ["judge-a"], rubric="RUBRIC-7: paraphrases count as correct.")
+    evaluator = build_evaluator(task, judge_factory=wire_factory)
+    try:
+        result = await evaluator.evaluate(task, STUDENT, TEACHER, task_input=INPUT)
+    finally:
+        await evaluator.aclose()
+
+    assert result.score == pytest.approx(0.8)
+    assert result.cost == pytest.approx(CALL_COST)
+    assert result.judge_confidence is None  # one judge: no disagreement to measure
+    assert result.details["reason"] == "judge-a says 0.8"
+    [request] = server.requests
+    system, user = request["messages"]
+    assert (
+        system["role"] == "system"
+        and "RUBRIC-7: paraphrases count as correct." in system["content"]
+    )
+    assert json.dumps(TEACHER["summary"])[1:-1] in user["content"]
+    assert STUDENT["summary"] in user["content"]
+    assert "I reset my password" in user["content"]
+    assert user["content"].index("Reference answer") < user["content"].index("Candidate answer")
+    assert request["response_format"]["json_schema"]["schema"] == judge_mod.JUDGE_SCHEMA
+
+
+async def test_default_rubric_when_none_configured(server: JudgeServer) -> None:
+    server.behaviours = {"judge-a": 1.0}
+    task = make_task(server, ["judge-a"])
+    evaluator = build_evaluator(task, judge_factory=wire_factory)
+    await evaluator.evaluate(task, STUDENT, TEACHER)
+    await evaluator.aclose()
+    system = server.requests[0]["messages"][0]["content"]
+    assert judge_mod.DEFAULT_RUBRIC in system
+    assert "(not provided)" in server.requests[0]["messages"][1]["content"]
+
+
+async def test_single_mode_asks_only_the_first_judge(server: JudgeServer) -> None:
+    server.behaviours = {"judge-a": 0.2, "judge-b": 0.9}
+    task = make_task(server, ["judge-a", "judge-b"], judge_mode="single")
+    evaluator = build_evaluator(task, judge_factory=wire_factory)
+    result = await evaluator.evaluate(task, STUDENT, TEACHER)
+    await evaluator.aclose()
+    assert result.score == pytest.approx(0.2)
+    assert [r["model"] for r in server.requests] == ["judge-a"]
+
+
+async def test_ensemble_takes_the_median_and_reports_spread(server: JudgeServer) -> None:
+    scores = {"gpt": 0.90, "claude": 0.88, "gemini": 0.85}
+    server.behaviours = dict(scores)
+    task = make_task(server, list(scores), judge_mode="ensemble")
+    evaluator = build_evaluator(task, judge_factory=wire_factory)
+    result = await evaluator.evaluate(task, STUDENT, TEACHER)
+    await evaluator.aclose()
+
+    stdev = statistics.pstdev(scores.values())
+    assert result.score == pytest.approx(0.88)
+    assert result.details["stdev"] == pytest.approx(stdev)
+    assert result.judge_confidence == pytest.approx(1 - stdev / 0.5)
+    assert result.details["confidence_level"] == "high"
+    assert result.cost == pytest.approx(3 * CALL_COST)
+    assert sorted(r["model"] for r in server.requests) == sorted(scores)
+    assert {g["judge"].split(":")[1]: g["score"] for g in result.details["grades"]} == scores
+
+
+async def test_ensemble_median_resists_one_outlier_and_flags_disagreement(
+    server: JudgeServer,
+) -> None:
+    server.behaviours = {"a": 0.9, "b": 0.8, "c": 0.0}
+    task = make_task(server, ["a", "b", "c"], judge_mode="ensemble")
+    evaluator = build_evaluator(task, judge_factory=wire_factory)
+    result = await evaluator.evaluate(task, STUDENT, TEACHER)
+    await evaluator.aclose()
+    assert result.score == pytest.approx(0.8)
+    assert result.judge_confidence == pytest.approx(1 - statistics.pstdev([0.9, 0.8, 0.0]) / 0.5)
+    assert result.details["confidence_level"] == "low"
+
+
+async def test_judges_split_evenly_means_zero_confidence(server: JudgeServer) -> None:
+    server.behaviours = {"a": 1.0, "b": 0.0}
+    task = make_task(server, ["a", "b"], judge_mode="ensemble")
+    evaluator = build_evaluator(task, judge_factory=wire_factory)
+    result = await evaluator.evaluate(task, STUDENT, TEACHER)
+    await evaluator.aclose()
+    assert result.score == pytest.approx(0.5)
+    assert result.judge_confidence == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("cheap_score", [0.05, 0.95])
+async def test_hierarchical_accepts_a_confident_cheap_judge(
+    server: JudgeServer, cheap_score: float
+) -> None:
+    server.behaviours = {"cheap": cheap_score, "big1": 0.5, "big2": 0.5}
+    task = make_task(
+        server, ["cheap", "big1", "big2"], judge_mode="hierarchical", uncertain_range=[0.3, 0.7]
+    )
+    evaluator = build_evaluator(task, judge_factory=wire_factory)
+    result = await evaluator.evaluate(task, STUDENT, TEACHER)
+    await evaluator.aclose()
+    assert result.score == pytest.approx(cheap_score)
+    assert result.details["escalated"] is False
+    assert result.cost == pytest.approx(CALL_COST)
+    assert [r["model"] for r in server.requests] == ["cheap"]
+
+
+async def test_hierarchical_escalates_an_uncertain_score_to_the_ensemble(
+    server: JudgeServer,
+) -> None:
+    server.behaviours = {"cheap": 0.5, "big1": 0.9, "big2": 0.8}
+    task = make_task(
+        server, ["cheap", "big1", "big2"], judge_mode="hierarchical", uncertain_range=[0.3, 0.7]
+    )
+    evaluator = build_evaluator(task, judge_factory=wire_factory)
+    result = await evaluator.evaluate(task, STUDENT, TEACHER)
+    await evaluator.aclose()
+    assert result.details["escalated"] is True
+    assert result.score == pytest.approx(0.8)  # median of 0.5, 0.9, 0.8
+    assert result.judge_confidence == pytest.approx(1 - statistics.pstdev([0.5, 0.9, 0.8]) / 0.5)
+    assert result.cost == pytest.approx(3 * CALL_COST)
+    assert len(server.asked("cheap")) == 1  # its grade is reused, not bought twice
+    assert len(server.asked("big1")) == len(server.asked("big2")) == 1
+
+
+async def test_range_bounds_are_inclusive(server: JudgeServer) -> None:
+    server.behaviours = {"cheap": 0.7, "big": 0.9}
+    task = make_task(
+        server, ["cheap", "big"], judge_mode="hierarchical", uncertain_range=[0.3, 0.7]
+    )
+    evaluator = build_evaluator(task, judge_factory=wire_factory)
+    result = await evaluator.evaluate(task, STUDENT, TEACHER)
+    await evaluator.aclose()
+    assert result.details["escalated"] is True
+    assert result.score == pytest.approx(0.8)
+
+
+async def test_a_failing_judge_is_left_out_of_the_ensemble(server: JudgeServer) -> None:
+    server.behaviours = {"a": 0.6, "broken": 500, "chatty": "I think it is fine!", "c": 0.8}
+    task = make_task(server, ["a", "broken", "chatty", "c"], judge_mode="ensemble")
+    evaluator = build_evaluator(task, judge_factory=wire_factory)
+    result = await evaluator.evaluate(task, STUDENT, TEACHER)
+    await evaluator.aclose()
+    assert result.score == pytest.approx(0.7)
+    failed = {f["judge"].split(":")[1]: f["error"] for f in result.details["failures"]}
+    assert set(failed) == {"broken", "chatty"}
+    assert "JudgeError" in failed["chatty"]
+    # The chatty judge was billed even though its reply was useless.
+    assert result.cost == pytest.approx(3 * CALL_COST)
+
+
+@pytest.mark.parametrize(
+    "reply", ['{"score": 1.5, "reason": "x"}', '{"score": "high", "reason": "x"}', "no json"]
+)
+async def test_no_usable_grade_raises_with_the_cost_spent(server: JudgeServer, reply: str) -> None:
+    server.behaviours = {"a": reply}
+    task = make_task(server, ["a"])
+    evaluator = build_evaluator(task, judge_factory=wire_factory)
+    with pytest.raises(JudgeError, match="no judge produced a grade") as caught:
+        await evaluator.evaluate(task, STUDENT, TEACHER)
+    await evaluator.aclose()
+    assert caught.value.cost == pytest.approx(CALL_COST)
+
+
+async def test_all_judges_down_raises_from_the_teacher_error(server: JudgeServer) -> None:
+    server.behaviours = {"a": 503, "b": 500}
+    task = make_task(server, ["a", "b"], judge_mode="ensemble")
+    evaluator = build_evaluator(task, judge_factory=wire_factory)
+    with pytest.raises(JudgeError) as caught:
+        await evaluator.evaluate(task, STUDENT, TEACHER)
+    await evaluator.aclose()
+    assert isinstance(caught.value.__cause__, ProviderError)
+    assert caught.value.cost == 0.0
+
+
+async def test_invalid_student_scores_zero_without_paying_a_judge(server: JudgeServer) -> None:
+    server.behaviours = {"a": 1.0}
+    task = make_task(server, ["a"])
+    evaluator = build_evaluator(task, judge_factory=wire_factory)
+    result = await evaluator.evaluate(task, None, TEACHER)
+    await evaluator.aclose()
+    assert result.score == 0.0 and result.cost == 0.0
+    assert result.details["invalid_student"] is True
+    assert server.requests == []
+
+
+async def test_default_judge_is_used_when_no_judges_are_listed(server: JudgeServer) -> None:
+    server.behaviours = {"teacher-model": 0.4}
+    task = TaskConfig(name="t", evaluator="llm_judge")  # type: ignore[arg-type]
+    default = ProviderConfig.model_validate(judge_config(server, "teacher-model"))
+    evaluator = build_evaluator(task, judge_factory=wire_factory, default_judge=default)
+    result = await evaluator.evaluate(task, {"a": 1}, {"a": 2})
+    await evaluator.aclose()
+    assert result.score == pytest.approx(0.4)
+    assert server.asked("teacher-model")
+
+
+def test_config_errors_are_clear() -> None:
+    task = TaskConfig(name="t", evaluator="llm_judge")  # type: ignore[arg-type]
+    with pytest.raises(EvaluatorConfigError, match=r"evaluator_options\.judges"):
+        build_evaluator(task, judge_factory=wire_factory)
+    lonely = TaskConfig.model_validate(
+        {
+            "name": "t",
+            "evaluator": "llm_judge",
+            "evaluator_options": {
+                "judge_mode": "hierarchical",
+                "judges": [{"provider": "openai_compatible", "model": "m", "base_url": "http://x"}],
+            },
+        }
+    )
+    with pytest.raises(EvaluatorConfigError, match="at least two judges"):
+        build_evaluator(lonely, judge_factory=wire_factory)
+    backwards = TaskConfig.model_validate(
+        {
+            "name": "t",
+            "evaluator": "llm_judge",
+            "evaluator_options": {
+                "uncertain_range": [0.8, 0.2],
+                "judges": [{"provider": "openai_compatible", "model": "m", "base_url": "http://x"}],
+            },
+        }
+    )
+    with pytest.raises(EvaluatorConfigError, match="uncertain_range"):
+        build_evaluator(backwards, judge_factory=wire_factory)
+    with pytest.raises(EvaluatorNotSync):
+        evaluate_sync(backwards, {"a": 1}, {"a": 1})
+
+
+def test_aggregate_maths() -> None:
+    assert judge_mod.aggregate([0.3]) == (0.3, None, {})
+    score, confidence, spread = judge_mod.aggregate([0.2, 0.4, 0.6, 1.0])
+    assert score == pytest.approx(0.5)
+    assert spread["stdev"] == pytest.approx(statistics.pstdev([0.2, 0.4, 0.6, 1.0]))
+    assert confidence == pytest.approx(1 - spread["stdev"] / 0.5)
+    assert judge_mod.aggregate([0.7, 0.7, 0.7])[1] == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        judge_mod.aggregate([])
+    assert judge_mod.aggregate([0.55, 0.45])[2]["confidence_level"] == "medium"  # close, split
+    assert judge_mod.aggregate([0.6, 1.0])[2]["confidence_level"] == "medium"  # apart, unanimous
