@@ -66,6 +66,14 @@ class Apprentice:
         """The open store (``apprentice.store.Store``)."""
         return self.gateway.store
 
+    def check_task(self, task: str) -> None:
+        """Raise :class:`~apprentice.gateway.errors.UnknownTask` for an unknown name."""
+        self.gateway.check_task(task)
+
+    def training_due_or_running(self, task: str) -> bool:
+        """Whether ``task`` has a training run running, or due and about to start."""
+        return self.gateway.training_due_or_running(task)
+
     def task_names(self) -> list[str]:
         return [t.name for t in self.config.tasks]
 

@@ -54,10 +54,11 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status == 401:
             headers = {"WWW-Authenticate": "Bearer"}
         return _json(exc.body(), exc.status, headers)
-    except web.HTTPRequestEntityTooLarge as exc:
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[GATEWAY_KEY].config.gateway.max_body_bytes
         err = errors.TooLarge(
-            f"request body is larger than gateway.max_body_bytes ({exc.max_size} bytes)",
-            details={"max_body_bytes": exc.max_size},
+            f"request body is larger than gateway.max_body_bytes ({limit} bytes)",
+            details={"max_body_bytes": limit},
         )
         return _json(err.body(), err.status)
     except web.HTTPException as exc:

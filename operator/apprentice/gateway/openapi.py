@@ -38,7 +38,7 @@ def _op(summary: str, ok: dict[str, Any], *codes: int, **extra: Any) -> dict[str
                                                **_errors(*codes)}, **extra}
 
 
-_ADMIN = {"security": [{"adminToken": []}]}
+_ADMIN: dict[str, Any] = {"security": [{"adminToken": []}]}
 _TASK_PARAM = {"name": "task", "in": "path", "required": True, "schema": {"type": "string"}}
 _VERSION_PARAM = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
 

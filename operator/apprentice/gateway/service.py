@@ -1,12 +1,44 @@
-"""The request path (ARCHITECTURE.md "One request"); body lands with the engine/store APIs."""
+"""The request path, exactly as ARCHITECTURE.md's "One request" diagram.
+
+::
+
+    validate input (422) -> budget reserve worst case (429 / student serves)
+      -> engine route: remote_only | local_only | both
+      -> teacher and/or student concurrently (timeouts)
+      -> validate outputs (an invalid student answer is a disagreement, score 0)
+      -> both: evaluator score -> engine observe
+      -> store ONE transaction (request, example, comparison, spend, engine state)
+      -> budget settle actual (release on failure) -> same-shaped response
+
+Concurrency: engine and budget state are plain objects mutated only by
+synchronous code on the event loop (no ``await`` between a check and its update),
+so concurrent requests cannot interleave inside a reservation or an observation;
+the per-task ``asyncio.Lock`` serialises the longer sections that do await
+(training hooks, promotion). Store writes go through one ordered writer.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from apprentice.config import ApprenticeConfig
+from apprentice.gateway import errors, glue
+from apprentice.gateway.runtime import Runtime, TaskRuntime
+from apprentice.reporting import alerts as alerts_mod
+from apprentice.store import records
+from apprentice.students import base as students
+from apprentice.teachers import errors as teacher_errors
+
+log = logging.getLogger(__name__)
+
+_RETRYABLE = (teacher_errors.RateLimited, teacher_errors.Overloaded, teacher_errors.Timeout)
 
 
 @dataclass(frozen=True)
@@ -17,24 +49,266 @@ class Result:
     request_id: str
 
 
-class Gateway:
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "Timeout"
+    if isinstance(exc, teacher_errors.TeacherError):
+        for name in errors.PROVIDER_REASONS:
+            if type(exc).__name__ == name or any(c.__name__ == name for c in type(exc).__mro__):
+                return name
+    return "ProviderError"
+
+
+class Gateway(Runtime):
+    """Executes the engine's per-request decisions; see the module docstring."""
+
     def __init__(self, cfg: ApprenticeConfig, *, base_dir: Path | None = None) -> None:
-        self.config = cfg
-        self.store: Any = None
+        super().__init__(cfg, base_dir=base_dir)
 
-    async def start(self) -> None: ...
+    def check_task(self, name: str) -> TaskRuntime:
+        rt = self.tasks.get(name)
+        if rt is None:
+            raise errors.UnknownTask(name, list(self.tasks))
+        return rt
 
-    async def close(self) -> None: ...
+    async def run(self, task: str, task_input: Any) -> Result:
+        rt = self.check_task(task)
+        if not isinstance(task_input, dict):
+            raise errors.InvalidInput(
+                "input must be a JSON object",
+                details=[{"path": "<root>", "message": f"{type(task_input).__name__} given"}],
+            )
+        problems = rt.schemas.input.errors(task_input)
+        if problems:
+            raise errors.InvalidInput(
+                f"input does not match {task}'s input_schema: "
+                + "; ".join(f"{p['path']}: {p['message']}" for p in problems[:5]),
+                details=problems,
+            )
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex
+        now = datetime.now(UTC)
+        student_ready = rt.student_ready()
+        decision = rt.engine.route(request_id, student_ready=student_ready)
+        route = decision.route.value
+        token = None
+        if decision.calls_teacher:
+            estimate = self.teachers.estimate_cost(rt.cfg, task_input, request_id=request_id)
+            token = self.budget.reserve(rt.name, estimate, now)
+            if token is None:
+                route = self._over_budget(rt, request_id, student_ready, estimate, now)
+        try:
+            return await self._execute(rt, task_input, request_id, route, token, now, started)
+        except BaseException:
+            if token is not None:
+                self.budget.release(token)
+            raise
 
-    async def run(self, task: str, task_input: dict[str, Any]) -> Result:
-        raise NotImplementedError
+    def _over_budget(self, rt: TaskRuntime, rid: str, student_ready: bool, estimate: float,
+                     now: datetime) -> str:
+        """A cap would be crossed: the student serves (flagged, alerted) or 429."""
+        allowed = student_ready and self.config.budget.pause_remote_when_exhausted
+        decision = rt.engine.route(rid, student_ready=allowed, teacher_allowed=False)
+        self.alerts.emit(alerts_mod.Alert(
+            kind="budget_100", task=rt.name,
+            message=f"budget cap reached for {rt.name}: "
+            + ("the student serves (flagged)" if decision.calls_student else "requests refused"),
+            details={"estimate": estimate},
+        ))
+        if decision.calls_student:
+            rt.budget_flagged = True
+            return "local_only"
+        self.metrics.record_error(rt.name, "budget_exhausted")
+        raise errors.BudgetExhausted(
+            f"the teacher budget for {rt.name} is exhausted and no student model is ready",
+            details={"task": rt.name, "spend": self.budget.windows(rt.name, now),
+                     "caps": self.budget.caps(rt.name)},
+        )
 
-    def engine_state(self, task: str) -> Any: ...
+    async def _call_teacher(self, rt: TaskRuntime, task_input: dict[str, Any], rid: str) -> Any:
+        return await asyncio.wait_for(
+            self.teachers.generate(rt.cfg, task_input, request_id=rid),
+            self.config.gateway.request_timeout_s,
+        )
 
-    async def status(self, task: str) -> dict[str, Any]:
-        raise NotImplementedError
+    async def _call_student(self, rt: TaskRuntime, task_input: dict[str, Any]) -> Any:
+        assert rt.student is not None
+        return await asyncio.wait_for(
+            rt.student.generate(rt.cfg, task_input), self.config.local.timeout_s
+        )
 
-    def training_in_progress(self, task: str) -> bool:
-        return False
+    async def _execute(
+        self, rt: TaskRuntime, task_input: dict[str, Any], rid: str, route: str, token: Any,
+        now: datetime, started: float,
+    ) -> Result:
+        want_teacher = route != "local_only"
+        want_student = route != "remote_only"
+        calls: list[Any] = []
+        if want_teacher:
+            calls.append(self._call_teacher(rt, task_input, rid))
+        if want_student:
+            calls.append(self._call_student(rt, task_input))
+        got = await asyncio.gather(*calls, return_exceptions=True)
+        teacher_res: Any = got[0] if want_teacher else None
+        student_res: Any = got[-1] if want_student else None
 
-    async def wait_for_training_idle(self, task: str | None = None) -> None: ...
+        student_answer = student_res if isinstance(student_res, students.StudentAnswer) else None
+        student_output = None
+        if student_answer is not None and student_answer.output is not None:
+            if rt.schemas.output.is_valid(student_answer.output):
+                student_output = student_answer.output
+
+        # The student failed or answered nonsense on the local path: ask the teacher.
+        if route == "local_only" and student_output is None:
+            fallback = self._fallback_token(rt, task_input, rid, now)
+            if fallback is None:
+                raise self._student_error(rt, student_res)
+            token = fallback
+            want_teacher = True
+            try:
+                teacher_res = await self._call_teacher(rt, task_input, rid)
+            except BaseException as exc:
+                teacher_res = exc
+            route = "both" if student_answer is not None else "remote_only"
+
+        teacher_answer = None
+        if want_teacher and not isinstance(teacher_res, BaseException):
+            if rt.schemas.output.is_valid(teacher_res.output):
+                teacher_answer = teacher_res
+            else:
+                teacher_res = teacher_errors.InvalidOutput(
+                    "teacher output failed the output schema", provider=teacher_res.provider)
+        # Served: the teacher's answer when it was called and answered, else the student's.
+        if teacher_answer is not None:
+            output, served = teacher_answer.output, "teacher"
+        elif student_output is not None:
+            output, served = student_output, "student"
+        else:
+            if token is not None:
+                self.budget.release(token)
+            err = teacher_res if isinstance(teacher_res, BaseException) else student_res
+            raise self._failure(rt, err, want_teacher)
+
+        comparison = None
+        if teacher_answer is not None and student_answer is not None:
+            evaluation = await rt.evaluate(student_output, teacher_answer.output, task_input)
+            comparison = records.ComparisonRecord(
+                task=rt.name, request_id=rid, at=now, score=evaluation.score,
+                details=evaluation.details, student_version=student_answer.version,
+                phase=rt.engine.phase_name(), sampling_rate=rt.engine.sampling_rate(),
+            )
+        cost = teacher_answer.cost if teacher_answer is not None else 0.0
+        if teacher_res is not None and not isinstance(teacher_res, BaseException):
+            cost = teacher_res.cost
+        return await self._commit(
+            rt, task_input, rid, route, served, output, teacher_res, teacher_answer,
+            student_answer, comparison, cost, token, now, started,
+        )
+
+    def _fallback_token(self, rt: TaskRuntime, task_input: dict[str, Any], rid: str,
+                        now: datetime) -> Any:
+        estimate = self.teachers.estimate_cost(rt.cfg, task_input, request_id=rid)
+        return self.budget.reserve(rt.name, estimate, now)
+
+    def _student_error(self, rt: TaskRuntime, res: Any) -> errors.GatewayError:
+        if isinstance(res, students.StudentAnswer):
+            reason, msg = "InvalidOutput", res.error or "invalid output"
+        elif isinstance(res, BaseException):
+            reason = "Timeout" if isinstance(res, TimeoutError) else type(res).__name__
+            msg = str(res) or reason
+        else:
+            reason, msg = "NoStudent", "no student"
+        self.metrics.record_error(rt.name, "student_unavailable")
+        return errors.StudentUnavailable(reason, f"{msg}; the teacher could not be asked "
+                                         "(budget exhausted)")
+
+    def _failure(self, rt: TaskRuntime, err: Any, teacher_called: bool) -> errors.GatewayError:
+        if teacher_called and isinstance(err, BaseException):
+            reason = _reason(err)
+            self.metrics.record_error(rt.name, "teacher_unavailable")
+            return errors.TeacherUnavailable(
+                reason, str(err) or reason,
+                retryable=isinstance(err, (*_RETRYABLE, TimeoutError)),
+            )
+        return self._student_error(rt, err)
+
+    async def _commit(
+        self, rt: TaskRuntime, task_input: dict[str, Any], rid: str, route: str, served: str,
+        output: dict[str, Any], teacher_res: Any, teacher_answer: Any, student_answer: Any,
+        comparison: records.ComparisonRecord | None, cost: float, token: Any, now: datetime,
+        started: float,
+    ) -> Result:
+        paid = teacher_res is not None and not isinstance(teacher_res, BaseException)
+        example = None
+        if teacher_answer is not None:
+            example = rt.make_example(task_input, teacher_answer, rid, now)
+        spend = []
+        if paid:
+            spend.append(records.SpendRecord(
+                task=rt.name, at=now, amount=cost, request_id=rid,
+                provider=teacher_res.provider, model=teacher_res.model,
+                input_tokens=teacher_res.usage.input_tokens,
+                output_tokens=teacher_res.usage.output_tokens,
+            ))
+        if token is not None:
+            self.budget.settle(token, cost if paid else 0.0, now)
+        # Engine update and the write are queued together, synchronously: order preserved.
+        new_alarms = rt.engine.record(
+            score=None if comparison is None else comparison.score,
+            example_added=False, now=now,
+        )
+        latency_ms = (time.perf_counter() - started) * 1000
+        request = records.RequestRecord(
+            id=rid, task=rt.name, received_at=now, route=route,  # type: ignore[arg-type]
+            served_by=served,  # type: ignore[arg-type]
+            teacher_model=teacher_res.model if paid else None,
+            teacher_provider=teacher_res.provider if paid else None,
+            student_version=student_answer.version if student_answer is not None else None,
+            latency_ms=latency_ms, cost=cost if paid else 0.0,
+        )
+        state = rt.engine.to_json()
+        future = self.writer.submit(lambda: self.store.record_request(
+            request, example=example, comparison=comparison, spend=spend, task_state=state))
+        self._after_request(rt, route, served, cost if paid else 0.0, comparison, teacher_res,
+                            student_answer, new_alarms, started, now)
+        result = await future
+        if example is not None and result.example_added:
+            # Counted once the store says it is new (duplicates collapse); the saved state
+            # catches up with the next write, and start-up re-reads the store's counts.
+            rt.count_example(example.split)
+            rt.engine.add_example()
+        self.maybe_train(rt)
+        return Result(output, rid)
+
+    def _after_request(
+        self, rt: TaskRuntime, route: str, served: str, cost: float,
+        comparison: records.ComparisonRecord | None, teacher_res: Any, student_answer: Any,
+        new_alarms: list[str], started: float, now: datetime,
+    ) -> None:
+        m = self.metrics
+        m.record_request(rt.name, route, served, time.perf_counter() - started)
+        if teacher_res is not None and not isinstance(teacher_res, BaseException):
+            m.record_teacher_call(rt.name, teacher_res.provider, cost, teacher_res.latency_s)
+            rt.note_teacher_cost(cost)
+        if student_answer is not None:
+            m.record_student_call(rt.name, student_answer.latency_s)
+        if served == "student":
+            m.record_savings(rt.name, rt.avg_teacher_cost())
+        if comparison is not None:
+            m.record_agreement(rt.name, comparison.score)
+            view = rt.engine.view()
+            m.set_task_state(rt.name, phase=view.phase, sampling_rate=view.sampling_rate,
+                             confidence=view.confidence,
+                             confidence_lower_bound=view.confidence_lower_bound)
+        for kind in new_alarms:
+            self.alerts.emit(alerts_mod.Alert(
+                kind=kind, task=rt.name, message=f"{kind} on task {rt.name}",
+                details={"comparisons": rt.engine.view().comparisons}))
+        if cost > 0:
+            spend = self.budget.windows(rt.name, now)
+            for alert in alerts_mod.budget_alerts(rt.name, spend=spend,
+                                                  caps=self.budget.caps(rt.name)):
+                self.alerts.emit(alert)
+
+
+__all__ = ["Gateway", "Result", "glue"]

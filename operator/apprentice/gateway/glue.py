@@ -1,0 +1,174 @@
+"""The gateway's hold on the pure engine: one mutable cell per task, one for the budget.
+
+The engine is functional (every step returns a new state); the gateway keeps the
+current value here and swaps it in place. All methods are synchronous and never
+await, so on the event loop each one is atomic with respect to other requests:
+that is what makes ``reserve`` race-free without a lock (the budget invariant of
+:mod:`apprentice.engine.budget` needs the operations applied one at a time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apprentice.config import ApprenticeConfig, TaskConfig
+from apprentice.engine import budget as budget_mod
+from apprentice.engine import lifecycle
+from apprentice.reporting import status as status_mod
+from apprentice.store import records
+
+_WINDOW_NAMES = {budget_mod.Window.day: "daily", budget_mod.Window.week: "weekly",
+                 budget_mod.Window.month: "monthly"}
+
+
+class TaskEngine:
+    """One task's engine state (``lifecycle.TaskState``) behind small verbs."""
+
+    def __init__(self, cfg: ApprenticeConfig, task: TaskConfig,
+                 saved: dict[str, Any] | None) -> None:
+        self.params = lifecycle.TaskParams.from_config(cfg, task)
+        state = (lifecycle.TaskState.from_dict(saved, self.params) if saved
+                 else lifecycle.initial(self.params))
+        if state.training_in_progress:
+            # The process died mid-run: that run produced nothing; the next batch retrains.
+            state = lifecycle.training_finished(state, ok=False)
+        self.state = state
+        self.requests = 0  # the request index alarms carry (set from the store on start)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        return self.state.paused
+
+    @property
+    def active_version(self) -> str | None:
+        return self.state.active_version
+
+    def phase_name(self) -> str:
+        return self.state.phase.value
+
+    def sampling_rate(self) -> float:
+        return self.state.sampling_rate
+
+    def training_due(self) -> tuple[bool, str | None]:
+        due = lifecycle.training_due(self.state)
+        return due.due, due.reason
+
+    def to_json(self) -> dict[str, Any]:
+        return self.state.to_dict()
+
+    def view(self, *, paused: bool | None = None) -> status_mod.EngineView:
+        s = self.state
+        c = s.confidence
+        due = lifecycle.training_due(s)
+        return status_mod.EngineView(
+            phase=s.phase.value, coaching=s.coaching, emergency=s.emergency,
+            paused=s.paused if paused is None else paused, confidence=c.mean,
+            confidence_lower_bound=c.lower_bound, sampling_rate=s.sampling_rate,
+            trend=c.trend, drift_at=c.drift_at if s.drift else None,
+            shift_at=c.shift_at if s.shift else None, anti_correlation=c.anti_correlation,
+            comparisons=s.comparisons, requests=self.requests, training_due=due.due,
+            training_reason=due.reason,
+            alarms=[{"kind": a.kind.value, "index": a.index, "comparisons": a.comparisons,
+                     "at": datetime.fromtimestamp(a.at, UTC).isoformat() if a.at else None}
+                    for a in s.alarms],
+        )
+
+    # -- decisions and updates -------------------------------------------------------------
+
+    def route(self, request_id: str, *, student_ready: bool, teacher_allowed: bool = True
+              ) -> lifecycle.Decision:
+        return lifecycle.route(self.state, request_id, student_available=student_ready,
+                               teacher_allowed=teacher_allowed)
+
+    def record(self, *, score: float | None, example_added: bool, now: datetime) -> list[str]:
+        """Account one finished request; returns the kinds of alarms it raised."""
+        self.requests += 1
+        raised: list[str] = []
+        if score is not None:
+            self.state, alarms = lifecycle.observe(
+                self.state, score, index=self.requests - 1, now=now.timestamp())
+            raised = [a.kind.value for a in alarms]
+        if example_added:
+            self.state = lifecycle.record_example(self.state)
+        return raised
+
+    def add_example(self) -> None:
+        self.state = lifecycle.record_example(self.state)
+
+    def sync_examples(self, total: int) -> None:
+        """Start-up: the store's example count is the truth (a crash can lose one update)."""
+        self.state = dataclasses.replace(self.state, examples=total)
+
+    def sync_version(self, active: str | None) -> None:
+        """Start-up: the store's promoted version is the truth."""
+        if active != self.state.active_version:
+            if active is None:
+                self.state = dataclasses.replace(self.state, active_version=None)
+            else:
+                self.state = lifecycle.version_promoted(self.state, active)
+
+    def set_paused(self, paused: bool) -> None:
+        self.state = lifecycle.pause(self.state) if paused else lifecycle.resume(self.state)
+
+    def training_started(self) -> None:
+        self.state = lifecycle.training_started(self.state)
+
+    def training_finished(self, ok: bool) -> None:
+        self.state = lifecycle.training_finished(self.state, ok=ok)
+
+    def version_promoted(self, version: str) -> None:
+        self.state = lifecycle.version_promoted(self.state, version)
+
+    def version_rejected(self, version: str) -> None:
+        self.state = lifecycle.version_rejected(self.state, version)
+
+
+class Budget:
+    """The in-memory spend ledger, rebuilt from the store's ledger on start."""
+
+    def __init__(self, cfg: ApprenticeConfig,
+                 entries: list[records.SpendRecord] | None = None) -> None:
+        self.limits = budget_mod.BudgetLimits.from_config(cfg)
+        rows = [(e.at.timestamp(), e.task or budget_mod.GLOBAL, e.amount)
+                for e in entries or [] if e.task is not None]
+        self.ledger = budget_mod.from_entries(self.limits, rows)
+        self.cfg = cfg
+
+    def reserve(self, task: str, estimate: float, now: datetime) -> int | None:
+        """A reservation id, or ``None`` when the call would cross a cap."""
+        try:
+            self.ledger, res = budget_mod.reserve(self.ledger, task, estimate, now.timestamp())
+        except budget_mod.BudgetExhausted:
+            return None
+        return res.id
+
+    def settle(self, token: int, actual: float, now: datetime) -> None:
+        self.ledger = budget_mod.settle(self.ledger, token, actual, now.timestamp())
+
+    def release(self, token: int) -> None:
+        if token in self.ledger.open:
+            self.ledger = budget_mod.release(self.ledger, token)
+
+    def may_call(self, task: str, now: datetime) -> bool:
+        return budget_mod.may_call(self.ledger, task, now.timestamp())
+
+    def exhausted(self, task: str, now: datetime) -> bool:
+        return not self.may_call(task, now)
+
+    def windows(self, task: str, now: datetime) -> dict[str, float]:
+        got = budget_mod.spend(self.ledger, now.timestamp(), task)
+        return {_WINDOW_NAMES[w]: v for w, v in got.items()}
+
+    def caps(self, task: str) -> dict[str, float | None]:
+        caps = status_mod.effective_caps(self.cfg.task(task).budget, self.cfg.budget)
+        return {"daily": caps.daily, "weekly": caps.weekly, "monthly": caps.monthly}
+
+
+def window_starts(cfg: ApprenticeConfig, now: datetime) -> list[datetime]:
+    """A time no later than the start of the current day, week and month (replay from it)."""
+    start = now - timedelta(days=now.day + 7)
+    return [start]

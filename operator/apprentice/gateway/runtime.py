@@ -1,0 +1,334 @@
+"""What the gateway holds while it runs: the store, clients, per-task state, the orchestrator.
+
+:class:`Runtime` owns start-up and shut-down and every non-request operation
+(status, versions, dataset export, pause, training hooks); the request path itself
+is in :mod:`apprentice.gateway.service`, which subclasses it.
+
+Start-up is the restart story: the store is opened (migrated), each task's
+engine state is loaded from its last request transaction, the budget ledger is
+rebuilt from the store's spend ledger, and the active adapter of every task is
+loaded into its student, so a ``serve`` killed with SIGKILL resumes with the same
+phase, window, spend and versions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from apprentice.config import ApprenticeConfig, TaskConfig
+from apprentice.gateway import errors, glue
+from apprentice.evaluators import base as evaluators_base
+from apprentice.gateway.validation import TaskSchemas
+from apprentice.gateway.writer import StoreWriter
+from apprentice.orchestration import local as local_orch
+from apprentice.orchestration.seam import OrchestrationError, ValidationResult, VersionInfo
+from apprentice.reporting import alerts as alerts_mod
+from apprentice.reporting import metrics as metrics_mod
+from apprentice.reporting import status as status_mod
+from apprentice.store import open_store, records
+from apprentice.students import base as students
+from apprentice.teachers import base as teachers_base
+from apprentice.orchestration import datasets as export_mod
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class TaskRuntime:
+    """One task's live state: engine, compiled schemas, student, evaluator, counters."""
+
+    def __init__(self, cfg: TaskConfig, engine: glue.TaskEngine, heldout_fraction: float) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.schemas = TaskSchemas.for_task(cfg)
+        self.engine = engine
+        self.heldout_fraction = heldout_fraction
+        self.student: students.Student | None = None
+        self.evaluator: Any = None
+        self.paused = False
+        self.budget_flagged = False
+        self.lock = asyncio.Lock()
+        self.examples = {"train": 0, "heldout": 0}
+        self.training: asyncio.Task[Any] | None = None
+        self._costs: deque[float] = deque(maxlen=200)
+
+    def student_ready(self) -> bool:
+        return self.student is not None and self.student.active_version() is not None
+
+    async def evaluate(
+        self, student_output: dict[str, Any] | None, teacher_output: dict[str, Any],
+        task_input: dict[str, Any],
+    ) -> Any:
+        return await self.evaluator.evaluate(
+            self.cfg, student_output, teacher_output, task_input=task_input
+        )
+
+    def make_example(
+        self, task_input: dict[str, Any], answer: Any, rid: str, now: datetime
+    ) -> records.ExampleRecord:
+        digest = records.input_hash(task_input)
+        return records.ExampleRecord(
+            task=self.name, input=task_input, output=answer.output, input_hash=digest,
+            split=records.assign_split(digest, self.heldout_fraction),
+            teacher_provider=answer.provider, teacher_model=answer.model, created_at=now,
+            cost=answer.cost, request_id=rid,
+        )
+
+    def count_example(self, split: str) -> None:
+        self.examples[split] = self.examples.get(split, 0) + 1
+
+    def note_teacher_cost(self, cost: float) -> None:
+        self._costs.append(cost)
+
+    def avg_teacher_cost(self) -> float:
+        return sum(self._costs) / len(self._costs) if self._costs else 0.0
+
+    def training_in_progress(self) -> bool:
+        return self.training is not None and not self.training.done()
+
+
+class Runtime:
+    """Start/stop and every operation besides answering a request."""
+
+    def __init__(self, cfg: ApprenticeConfig, *, base_dir: Path | None = None) -> None:
+        self.config = cfg
+        self.base_dir = base_dir
+        self.store: Any = None
+        self.metrics = metrics_mod.Metrics()
+        self.alerts = alerts_mod.Alerter(cfg.alerts, metrics=self.metrics)
+        self.writer = StoreWriter()
+        self.teachers: Any = None
+        self.budget: glue.Budget = glue.Budget(cfg)
+        self.tasks: dict[str, TaskRuntime] = {}
+        self.orchestrator: local_orch.LocalOrchestrator | None = None
+        self.serving = False
+        self._started = False
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self, *, serving: bool = True) -> None:
+        """Open everything; ``serving=False`` (CLI admin commands) skips clients and models."""
+        if self._started:
+            return
+        cfg = self.config
+        self.store = await asyncio.to_thread(open_store, cfg.store.url)
+        now = datetime.now(UTC)
+        since = min(glue.window_starts(cfg, now)) - timedelta(days=1)
+        spend = await asyncio.to_thread(self.store.spend_entries, None, since)
+        self.budget = glue.Budget(cfg, spend)
+        heldout = cfg.local.training.heldout_fraction
+        for task in cfg.tasks:
+            saved = await asyncio.to_thread(self.store.load_task_state, task.name)
+            rt = TaskRuntime(task, glue.TaskEngine(cfg, task, saved), heldout)
+            counts = await asyncio.to_thread(self.store.example_counts, task.name)
+            rt.examples = dict(counts)
+            rt.engine.sync_examples(sum(counts.values()))
+            active = await asyncio.to_thread(self.store.active_version, task.name)
+            rt.engine.sync_version(None if active is None else active.version)
+            rt.engine.requests = (await asyncio.to_thread(self.store.request_counts,
+                                                          task.name)).requests
+            rt.paused = rt.engine.paused
+            self.tasks[task.name] = rt
+        self.serving = serving
+        if serving:
+            self.teachers = teachers_base.build_pool(cfg.remote)
+            for rt in self.tasks.values():
+                rt.evaluator = evaluators_base.build_evaluator(
+                    rt.cfg, judge_factory=teachers_base.build_teacher,
+                    default_judge=cfg.remote.providers()[0])
+                rt.student = students.build_student(cfg.local)
+        self.orchestrator = local_orch.LocalOrchestrator(
+            cfg, self.store, hooks=self, students={n: t.student for n, t in self.tasks.items()},
+            evaluators={n: t.evaluator for n, t in self.tasks.items()}, alerts=self.alerts,
+            metrics=self.metrics,
+        )
+        if serving:
+            for rt in self.tasks.values():
+                await self.orchestrator.load_active(rt.name)
+            self.writer.start()
+            await self.alerts.start()
+        self._started = True
+
+    async def close(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        for rt in self.tasks.values():
+            if rt.training is not None and not rt.training.done():
+                rt.training.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await rt.training
+        if self.orchestrator is not None:
+            await self.orchestrator.aclose()
+        await self.writer.close()
+        await self.alerts.stop(drain_timeout_s=2.0)
+        for rt in self.tasks.values():
+            if rt.student is not None:
+                await rt.student.aclose()
+            if rt.evaluator is not None:
+                await rt.evaluator.aclose()
+        if self.teachers is not None:
+            await self.teachers.aclose()
+        if self.store is not None:
+            await asyncio.to_thread(self.store.close)
+
+    # -- read side -----------------------------------------------------------------------
+
+    def engine_state(self, task: str) -> Any:
+        return self.tasks[task].engine
+
+    def training_in_progress(self, task: str) -> bool:
+        return self.tasks[task].training_in_progress()
+
+    def training_due_or_running(self, task: str) -> bool:
+        rt = self.tasks[task]
+        return rt.training_in_progress() or (
+            self.config.gateway.orchestrator == "local" and rt.engine.training_due()[0]
+            and not rt.paused
+        )
+
+    def task_summaries(self) -> list[dict[str, Any]]:
+        return [{"name": rt.name, "description": rt.cfg.description,
+                 "phase": rt.engine.phase_name()} for rt in self.tasks.values()]
+
+    async def status(self, task: str) -> dict[str, Any]:
+        rt = self.tasks[task]
+        now = datetime.now(UTC)
+        counts = await asyncio.to_thread(self.store.request_counts, task)
+        active = await asyncio.to_thread(self.store.active_version, task)
+        windows = self.budget.windows(task, now)
+        savings = counts.student_answers * rt.avg_teacher_cost()
+        st = status_mod.build_task_status(
+            task, engine=rt.engine.view(paused=rt.paused),
+            counters=status_mod.StoreCounters(
+                train_examples=rt.examples.get("train", 0),
+                heldout_examples=rt.examples.get("heldout", 0),
+                teacher_calls=counts.teacher_calls, student_answers=counts.student_answers,
+                requests=counts.requests),
+            spend=status_mod.SpendWindows(windows["daily"], windows["weekly"],
+                                          windows["monthly"], self.config.budget.currency),
+            caps=status_mod.effective_caps(rt.cfg.budget, self.config.budget),
+            estimated_savings=savings,
+            active_version=None if active is None else active.version,
+            training_in_progress=rt.training_in_progress(),
+            budget_exhausted=self.budget.exhausted(task, now),
+        )
+        self.metrics.update_from_status(st)
+        return st.to_json()
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        details: dict[str, Any] = {"store": self.store is not None and self._started}
+        ready = bool(details["store"])
+        for rt in self.tasks.values():
+            if rt.student is None or rt.student.active_version() is None:
+                details[rt.name] = "phase 1: teacher serves"
+                continue
+            health = await rt.student.health()
+            details[rt.name] = health.detail
+            ready = ready and health.ready
+        return ready, details
+
+    def metrics_exposition(self) -> tuple[bytes, str]:
+        return self.metrics.render(), metrics_mod.CONTENT_TYPE
+
+    async def export_dataset(self, task: str, split: str, fmt: str) -> list[str]:
+        rt = self.tasks[task]
+        if split not in records.SPLITS:
+            raise errors.BadRequest(f"split must be train or heldout, got {split!r}")
+        if fmt not in export_mod.FORMATS:
+            raise errors.BadRequest(f"format must be one of {list(export_mod.FORMATS)}, got {fmt!r}")
+        rows = await asyncio.to_thread(lambda: list(self.store.iter_examples(task, split)))
+        return [export_mod.render_line(rt.cfg, row, fmt) for row in rows]
+
+    # -- versions (the seam) -------------------------------------------------------------
+
+    def _orch(self) -> local_orch.LocalOrchestrator:
+        assert self.orchestrator is not None, "start() first"
+        return self.orchestrator
+
+    async def versions(self, task: str) -> tuple[list[VersionInfo], str | None]:
+        return await self._guard(self._orch().versions(task))
+
+    async def register_version(self, task: str, path: str, metrics: dict[str, Any],
+                               version: str | None) -> VersionInfo:
+        return await self._guard(self._orch().register_version(task, path, metrics, version))
+
+    async def validate_version(self, task: str, version: str) -> ValidationResult:
+        return await self._guard(self._orch().validate(task, version))
+
+    async def promote(self, task: str, version: str) -> str:
+        return await self._guard(self._orch().promote(task, version))
+
+    async def rollback(self, task: str) -> str:
+        return await self._guard(self._orch().rollback(task))
+
+    async def _guard(self, coro: Awaitable[T]) -> T:
+        try:
+            return await coro
+        except OrchestrationError as exc:
+            cls = {"not_found": errors.NotFound, "bad_request": errors.BadRequest}.get(
+                exc.kind, errors.Conflict)
+            raise cls(str(exc)) from None
+
+    # -- engine hooks (called by the orchestrator and the admin API) ---------------------
+
+    async def _save_state(self, rt: TaskRuntime) -> None:
+        state = rt.engine.to_json()
+        if self.writer._worker is None:
+            await asyncio.to_thread(self.store.save_task_state, rt.name, state)
+        else:
+            await self.writer.submit(lambda: self.store.save_task_state(rt.name, state))
+
+    async def set_paused(self, task: str, paused: bool) -> None:
+        rt = self.tasks[task]
+        rt.paused = paused
+        rt.engine.set_paused(paused)
+        await self._save_state(rt)
+
+    async def training_started(self, task: str) -> None:
+        rt = self.tasks[task]
+        rt.engine.training_started()
+        await self._save_state(rt)
+
+    async def training_finished(self, task: str, ok: bool, reason: str | None) -> None:
+        rt = self.tasks[task]
+        rt.engine.training_finished(ok)
+        await self._save_state(rt)
+
+    async def version_promoted(self, task: str, version: str) -> None:
+        rt = self.tasks[task]
+        rt.engine.version_promoted(version)
+        await self._save_state(rt)
+
+    # -- training --------------------------------------------------------------------------
+
+    def maybe_train(self, rt: TaskRuntime) -> None:
+        """Start a run in the background when the engine says one is due (local mode)."""
+        if self.config.gateway.orchestrator != "local" or rt.paused or not self.serving:
+            return
+        if rt.training_in_progress():
+            return
+        due, reason = rt.engine.training_due()
+        if not due:
+            return
+        rt.training = asyncio.get_running_loop().create_task(
+            self._orch().train(rt.name, reason), name=f"train-{rt.name}")
+
+    async def wait_for_training_idle(self, task: str | None = None) -> None:
+        names = [task] if task is not None else list(self.tasks)
+        for name in names:
+            rt = self.tasks[name]
+            for _ in range(3):  # a run that ends with training still due is retried once
+                self.maybe_train(rt)
+                if not rt.training_in_progress():
+                    break
+                assert rt.training is not None
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(rt.training)

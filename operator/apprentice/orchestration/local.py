@@ -1,0 +1,321 @@
+"""LocalOrchestrator: the embedded default acts on the engine's training decisions itself.
+
+One run, from "training is due" to a served adapter::
+
+    export the train split (coaching weights) -> spec.json
+      -> ``python -m apprentice.training.run --spec spec.json``  (asyncio subprocess;
+         the request path never waits on it)
+      -> adapter + metadata.json in model_dir/<task>/v<N>/ -> store: candidate
+      -> validate: a *second* student instance loads the candidate (never the serving
+         one) and answers the held-out split; the task's evaluator scores it against
+         the teacher's answers; the current version is scored on the same examples
+      -> promote only if score >= threshold AND score >= current's score,
+         else rejected with the reason (alert) and never served
+      -> the serving student loads it; older versions stay on disk for rollback
+
+The threshold is the task's ``phase2_to_phase3`` unless ``validation_threshold``
+is given. With ``gateway.orchestrator: operator`` the same object serves the
+admin endpoints (register, validate, promote, roll back) but never trains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from apprentice.config import ApprenticeConfig
+from apprentice.orchestration import seam
+from apprentice.orchestration.seam import OrchestrationError, ValidationResult, VersionInfo
+from apprentice.reporting import alerts as alerts_mod
+from apprentice.store import base as store_base
+from apprentice.store import records
+from apprentice.students import base as student_base
+from apprentice.orchestration import datasets as corpus
+from apprentice.training.backends import base as training_base
+
+log = logging.getLogger(__name__)
+
+#: Held-out examples scored per validation (the most recent); bounds validation time.
+MAX_VALIDATION_EXAMPLES = 200
+
+
+class EngineHooks(Protocol):
+    """How the orchestrator tells the engine (held by the gateway) what happened."""
+
+    async def training_started(self, task: str) -> None: ...
+
+    async def training_finished(self, task: str, ok: bool, reason: str | None) -> None: ...
+
+    async def version_promoted(self, task: str, version: str) -> None: ...
+
+
+def _info(rec: records.ModelVersionRecord) -> VersionInfo:
+    return VersionInfo(
+        version=rec.version, state=rec.state, path=rec.path,
+        created_at=rec.created_at.isoformat(), heldout_score=rec.heldout_score,
+        reason=rec.reason, metrics=dict(rec.metrics),
+    )
+
+
+class LocalOrchestrator:
+    """The seam's embedded implementation (see the module docstring)."""
+
+    def __init__(
+        self,
+        cfg: ApprenticeConfig,
+        store: store_base.Store,
+        *,
+        hooks: EngineHooks,
+        students: Mapping[str, student_base.Student | None],
+        evaluators: Mapping[str, Any],
+        alerts: alerts_mod.Alerter | None = None,
+        metrics: Any = None,
+        student_factory: Callable[[], student_base.Student] | None = None,
+        validation_threshold: float | None = None,
+        python: str = sys.executable,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.hooks = hooks
+        self.students = dict(students)
+        self.evaluators = dict(evaluators)
+        self.alerts = alerts
+        self.metrics = metrics
+        self.student_factory = student_factory or (lambda: student_base.build_student(cfg.local))
+        self.validation_threshold = validation_threshold
+        self.python = python
+        self.model_dir = Path(cfg.local.model_dir)
+        self._procs: set[asyncio.subprocess.Process] = set()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    async def _db(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        try:
+            return await asyncio.to_thread(fn, *args, **kw)
+        except store_base.UnknownVersionError as exc:
+            raise OrchestrationError(str(exc), kind="not_found") from exc
+        except (store_base.InvalidTransitionError, store_base.VersionExistsError) as exc:
+            raise OrchestrationError(str(exc), kind="conflict") from exc
+
+    def _threshold(self, task: str) -> float:
+        if self.validation_threshold is not None:
+            return self.validation_threshold
+        return self.cfg.task(task).confidence_thresholds.phase2_to_phase3
+
+    async def load_active(self, task: str) -> None:
+        """Load the promoted version into the serving student (start-up after a restart)."""
+        student = self.students.get(task)
+        active = await self._db(self.store.active_version, task)
+        if student is None or active is None:
+            return
+        try:
+            await student.load_version(student_base.VersionRef(active.version, active.path))
+        except student_base.StudentError as exc:
+            log.error("task %s: cannot load active version %s: %s", task, active.version, exc)
+
+    # -- the seam --------------------------------------------------------------------------
+
+    async def versions(self, task: str) -> tuple[list[VersionInfo], str | None]:
+        found = await self._db(self.store.versions, task)
+        active = next((v.version for v in found if v.state == seam.PROMOTED), None)
+        return [_info(v) for v in found], active
+
+    async def register_version(
+        self, task: str, path: str, metrics: dict[str, Any], version: str | None = None
+    ) -> VersionInfo:
+        if version is not None:
+            try:
+                records.version_number(version)
+            except ValueError as exc:
+                raise OrchestrationError(str(exc), kind="bad_request") from None
+        name = version or await self._db(self.store.next_version_name, task)
+        meta: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            meta = training_base.TrainingResult.read_metadata(Path(path)).to_json()
+        now = datetime.now(UTC)
+        rec = records.ModelVersionRecord(
+            task=task, version=name, state="candidate", path=str(path),
+            base_model=meta.get("base_model") or self.cfg.local.base_model, created_at=now,
+            updated_at=now, metrics={**meta, **metrics},
+        )
+        return _info(await self._db(self.store.add_version, rec))
+
+    async def _score(self, task: str, ref: student_base.VersionRef,
+                     heldout: list[records.ExampleRecord]) -> float:
+        """Mean agreement of ``ref`` on ``heldout``, from a private student instance."""
+        evaluator = self.evaluators.get(task)
+        if evaluator is None:
+            raise OrchestrationError("validation needs a running gateway (no evaluator loaded)")
+        task_cfg = self.cfg.task(task)
+        student = self.student_factory()
+        try:
+            await student.load_version(ref)
+            total = 0.0
+            for example in heldout:
+                try:
+                    answer = await student.generate(task_cfg, example.input)
+                    out = answer.output
+                except student_base.StudentUnavailable:
+                    out = None
+                evaluation = await evaluator.evaluate(
+                    task_cfg, out, example.output, task_input=example.input)
+                total += evaluation.score
+            return total / len(heldout)
+        finally:
+            await student.aclose()
+
+    async def validate(self, task: str, version: str) -> ValidationResult:
+        rec = await self._db(self.store.version, task, version)
+        if rec.state not in (seam.CANDIDATE, seam.VALIDATING):
+            raise OrchestrationError(f"{task} {version} is {rec.state}; only candidates validate")
+        heldout = await self._db(self.store.examples, task, "heldout")
+        heldout = heldout[-MAX_VALIDATION_EXAMPLES:]
+        if not heldout:
+            return await self._reject(task, version, None, "no held-out examples to score on")
+        await self._db(self.store.update_version, task, version, state="validating")
+        try:
+            score = await self._score(task, student_base.VersionRef(version, rec.path), heldout)
+        except (student_base.StudentError, OSError) as exc:
+            return await self._reject(task, version, None, f"could not load or run: {exc}")
+        threshold = self._threshold(task)
+        if score < threshold:
+            return await self._reject(
+                task, version, score, f"held-out score {score:.3f} is below the threshold "
+                f"{threshold:.3f} ({len(heldout)} examples)")
+        current = await self._db(self.store.active_version, task)
+        if current is not None:
+            try:
+                current_score = await self._score(
+                    task, student_base.VersionRef(current.version, current.path), heldout)
+            except (student_base.StudentError, OSError):
+                current_score = None
+            if current_score is not None and score < current_score:
+                return await self._reject(
+                    task, version, score, f"held-out score {score:.3f} loses to the active "
+                    f"{current.version} ({current_score:.3f}) on the same {len(heldout)} examples")
+        await self._db(self.store.update_version, task, version, state="candidate",
+                       heldout_score=score, reason=None)
+        return ValidationResult(version, score, True, None)
+
+    async def _reject(self, task: str, version: str, score: float | None, reason: str
+                      ) -> ValidationResult:
+        await self._db(self.store.update_version, task, version, state="rejected",
+                       heldout_score=score, reason=reason)
+        if self.alerts is not None:
+            self.alerts.emit(alerts_mod.rejected_version(task, version, reason, score))
+        log.warning("task %s: version %s rejected: %s", task, version, reason)
+        return ValidationResult(version, score, False, reason)
+
+    async def promote(self, task: str, version: str) -> str:
+        rec = await self._db(self.store.version, task, version)
+        if rec.state == seam.REJECTED:
+            raise OrchestrationError(f"{task} {version} was rejected ({rec.reason}); "
+                                     "it is never served")
+        if rec.state in (seam.CANDIDATE, seam.VALIDATING) and rec.heldout_score is None:
+            raise OrchestrationError(f"{task} {version} has not passed validation; POST "
+                                     ".../validate first")
+        if rec.state == seam.PROMOTED:
+            return version
+        student = self.students.get(task)
+        if student is not None:
+            try:
+                await student.load_version(student_base.VersionRef(version, rec.path))
+            except student_base.StudentError as exc:
+                raise OrchestrationError(f"cannot load {task} {version}: {exc}") from exc
+        await self._db(self.store.update_version, task, version, state="promoted")
+        await self.hooks.version_promoted(task, version)
+        return version
+
+    async def rollback(self, task: str) -> str:
+        previous = await self._db(self.store.rollback, task)
+        if previous is None:
+            raise OrchestrationError(f"{task} has no previously promoted version to roll back to")
+        student = self.students.get(task)
+        if student is not None:
+            await student.load_version(student_base.VersionRef(previous.version, previous.path))
+        await self.hooks.version_promoted(task, previous.version)
+        return str(previous.version)
+
+    # -- training --------------------------------------------------------------------------
+
+    async def train(self, task: str, reason: str | None) -> VersionInfo | None:
+        """One whole run (train, register, validate, promote or reject); never raises."""
+        await self.hooks.training_started(task)
+        ok, why = False, "failed"  # type: bool, str | None
+        try:
+            info = await self._train(task, reason)
+            ok = info is not None
+            why = None if info is None else info.state
+            return info
+        except asyncio.CancelledError:
+            why = "cancelled"
+            raise
+        except Exception as exc:
+            log.exception("task %s: training run failed", task)
+            why = f"training failed: {exc}"
+            return None
+        finally:
+            with contextlib.suppress(Exception):
+                await self.hooks.training_finished(task, ok, why)
+
+    async def _train(self, task: str, reason: str | None) -> VersionInfo | None:
+        task_cfg = self.cfg.task(task)
+        version = await self._db(self.store.next_version_name, task)
+        out_dir = (self.model_dir / task / version).resolve()
+        run_dir = (self.model_dir / task / ".runs" / version).resolve()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        examples = await self._db(lambda: list(self.store.iter_examples(task, "train")))
+        dataset = corpus.build_dataset(task_cfg, examples, self.cfg.local.training)
+        data_path = dataset.write_jsonl(run_dir / "train.jsonl")
+        spec = corpus.training_spec(self.cfg.local, task_cfg, data_path, out_dir)
+        spec_path = run_dir / "spec.json"
+        spec_path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
+        started = time.monotonic()
+        code = await self._run_trainer(spec_path, run_dir / "train.log")
+        if code != 0:
+            if self.metrics is not None:
+                self.metrics.record_training_run(task, "failed")
+            tail = (run_dir / "train.log").read_text(encoding="utf-8", errors="replace")[-2000:]
+            raise RuntimeError(f"trainer exited with {code}; log tail:\n{tail}")
+        info = await self.register_version(
+            task, str(out_dir), {"reason": reason, "wall_s": time.monotonic() - started})
+        ids = [e.id for e in examples if e.id is not None]
+        await self._db(self.store.mark_trained, task, ids, version)
+        result = await self.validate(task, version)
+        if result.passed:
+            await self.promote(task, version)
+        if self.metrics is not None:
+            self.metrics.record_training_run(task, "promoted" if result.passed else "rejected")
+        found = await self._db(self.store.version, task, version)
+        return _info(found)
+
+    async def _run_trainer(self, spec_path: Path, log_path: Path) -> int:
+        with log_path.open("wb") as log_file:
+            proc = await asyncio.create_subprocess_exec(
+                self.python, "-m", "apprentice.training.run", "--spec", str(spec_path),
+                stdout=log_file, stderr=asyncio.subprocess.STDOUT,
+            )
+            self._procs.add(proc)
+            try:
+                return await proc.wait()
+            except asyncio.CancelledError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+                raise
+            finally:
+                self._procs.discard(proc)
+
+    async def aclose(self) -> None:
+        """Stop running trainers (their partial output is never registered)."""
+        for proc in list(self._procs):
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
