@@ -1,0 +1,163 @@
+"""Cross-field rules as CEL ``x-kubernetes-validations``, each with its Python twin.
+
+The API server cannot run pydantic validators, so each cross-field rule of the config
+models is restated here in CEL and attached to the generated schema of the model it
+belongs to (keyed by the model's class name, the name of its ``$defs`` entry). The
+Python twin restates the same rule over the camelCase object *after* schema defaults
+are applied (as the API server does before it runs CEL); tests hold the twins, the
+pydantic validators and the examples in agreement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["RULES", "CelRule", "rules_for"]
+
+Obj = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class CelRule:
+    """One CEL rule, its message and an equivalent Python predicate over ``self``."""
+
+    rule: str
+    message: str
+    check: Callable[[Obj], bool]
+
+    def schema(self) -> dict[str, str]:
+        return {"rule": self.rule, "message": self.message}
+
+
+def _le(small: str, big: str) -> CelRule:
+    return CelRule(
+        rule=f"!has(self.{small}) || !has(self.{big}) || self.{small} <= self.{big}",
+        message=f"{small} must not exceed {big}",
+        check=lambda s: s.get(small) is None or s.get(big) is None or s[small] <= s[big],
+    )
+
+
+_BUDGET = [_le("daily", "weekly"), _le("weekly", "monthly"), _le("daily", "monthly")]
+
+RULES: dict[str, list[CelRule]] = {
+    "ConfidenceThresholds": [
+        CelRule(
+            "self.emergencyThreshold < self.coachingTrigger",
+            "emergencyThreshold must be below coachingTrigger",
+            lambda s: s["emergencyThreshold"] < s["coachingTrigger"],
+        ),
+        CelRule(
+            "self.coachingTrigger < self.phase2ToPhase3",
+            "coachingTrigger must be below phase2ToPhase3",
+            lambda s: s["coachingTrigger"] < s["phase2ToPhase3"],
+        ),
+    ],
+    "BudgetCaps": _BUDGET,
+    "BudgetConfig": _BUDGET,
+    "ProviderConfig": [
+        CelRule(
+            "!has(self.apiKeyEnv) || !has(self.apiKeyFile)",
+            "set either apiKeyEnv or apiKeyFile, not both",
+            lambda s: s.get("apiKeyEnv") is None or s.get("apiKeyFile") is None,
+        ),
+        CelRule(
+            "self.provider != 'replay' || has(self.path)",
+            "the replay teacher needs path",
+            lambda s: s["provider"] != "replay" or s.get("path") is not None,
+        ),
+        CelRule(
+            "self.provider == 'replay' || has(self.model)",
+            "this provider needs a model name",
+            lambda s: s["provider"] == "replay" or s.get("model") is not None,
+        ),
+    ],
+    "TeacherSpec": [
+        CelRule(
+            "self.provider in ['replay', 'openai_compatible'] || has(self.secretRef)",
+            "this provider needs secretRef: {name, key} holding the API key",
+            lambda s: s["provider"] in ("replay", "openai_compatible") or "secretRef" in s,
+        ),
+        CelRule(
+            "self.provider != 'replay' || has(self.replayFrom)",
+            "the replay teacher needs replayFrom: {name, key} (a ConfigMap with answers JSONL)",
+            lambda s: s["provider"] != "replay" or "replayFrom" in s,
+        ),
+        CelRule(
+            "self.provider == 'replay' || has(self.model)",
+            "this provider needs a model name",
+            lambda s: s["provider"] == "replay" or s.get("model") is not None,
+        ),
+        CelRule(
+            "self.provider != 'openai_compatible' || has(self.baseUrl)",
+            "openai_compatible needs baseUrl",
+            lambda s: s["provider"] != "openai_compatible" or s.get("baseUrl") is not None,
+        ),
+    ],
+    "StudentSpec": [
+        CelRule(
+            "!has(self.backend) || (self.profile == 'gpu' ? self.backend == 'vllm'"
+            " : self.backend == 'transformers')",
+            "profile gpu runs backend vllm; profile cpu runs backend transformers",
+            lambda s: (
+                s.get("backend") is None
+                or s["backend"] == ("vllm" if s["profile"] == "gpu" else "transformers")
+            ),
+        ),
+    ],
+    "DistilledTaskSpec": [
+        CelRule(
+            "!has(self.gateway) || self.gateway.replicas <= 1"
+            " || (has(self.storage) && has(self.storage.postgres))",
+            "gateway.replicas > 1 needs storage.postgres (SQLite has one writer)",
+            lambda s: (
+                s.get("gateway", {}).get("replicas", 1) <= 1 or "postgres" in s.get("storage", {})
+            ),
+        ),
+        CelRule(
+            "!has(self.training) || !has(self.training.hyperparameters)"
+            " || self.training.hyperparameters.loraRank <= self.student.maxLoraRank",
+            "training.hyperparameters.loraRank must not exceed student.maxLoraRank",
+            lambda s: (
+                s.get("training", {}).get("hyperparameters", {}).get("loraRank", 16)
+                <= s["student"]["maxLoraRank"]
+            ),
+        ),
+        CelRule(
+            "!has(self.fineTuneBatchSize) || !has(self.training)"
+            " || !has(self.training.fineTuneBatchSize)",
+            "set training.fineTuneBatchSize only, not both",
+            lambda s: (
+                "fineTuneBatchSize" not in s or "fineTuneBatchSize" not in s.get("training", {})
+            ),
+        ),
+        CelRule(
+            "self.evaluator != 'structured_match' || (has(self.matchFields)"
+            " && size(self.matchFields) > 0)",
+            "structured_match needs matchFields",
+            lambda s: s["evaluator"] != "structured_match" or bool(s.get("matchFields")),
+        ),
+        CelRule(
+            "self.evaluator != 'custom' || (has(self.evaluatorOptions)"
+            " && has(self.evaluatorOptions.function))",
+            "custom needs evaluatorOptions.function: 'module:function'",
+            lambda s: (
+                s["evaluator"] != "custom"
+                or s.get("evaluatorOptions", {}).get("function") is not None
+            ),
+        ),
+    ],
+}
+
+#: Transition rules on single fields (``oldSelf``): the task name keys the gateway's store.
+IMMUTABLE_FIELDS: dict[str, list[str]] = {
+    "DistilledTaskSpec": ["name"],
+    "TrainingJobSpec": ["taskRef", "version"],
+    "ModelVersionSpec": ["taskRef", "version", "path"],
+}
+
+
+def rules_for(model_name: str) -> list[CelRule]:
+    """The CEL rules of one model (empty when it has none)."""
+    return RULES.get(model_name, [])

@@ -1,0 +1,486 @@
+"""Pure builders: a DistilledTask spec in, Kubernetes object dicts out (no API calls here).
+
+``get_*`` functions return one manifest each; :func:`build_children` returns every child
+of a DistilledTask in apply order. Everything carries an owner reference to the
+DistilledTask, so deleting it garbage-collects the children, and the standard
+``app.kubernetes.io`` labels. Secrets are referenced by name, never copied: the
+gateway's config names the *environment variables* the Secret keys fill.
+
+Security defaults for every pod: non-root, read-only root filesystem, all
+capabilities dropped, ``RuntimeDefault`` seccomp; writable paths are explicit volumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from apprentice import config
+from apprentice.config import ProviderKind
+from apprentice.kube import API_VERSION, CONFIG_HASH_ANNOTATION, TASK_LABEL
+from apprentice.kube.models import TEACHER_KEY_ENV, DistilledTaskSpec, KeyRef, Profile, Resources
+
+__all__ = [
+    "ADMIN_TOKEN_ENV",
+    "CONFIG_FILE",
+    "DATA_DIR",
+    "STORE_URL_ENV",
+    "Images",
+    "Manifest",
+    "Names",
+    "TaskObject",
+    "build_children",
+    "build_gateway_config",
+    "config_hash",
+    "container_security_context",
+    "get_admin_secret",
+    "get_config_map",
+    "get_deployment",
+    "get_pvc",
+    "get_service",
+    "labels",
+    "owner_reference",
+    "pod_security_context",
+]
+
+Manifest = dict[str, Any]
+
+ADMIN_TOKEN_ENV = "APPRENTICE_ADMIN_TOKEN"
+STORE_URL_ENV = "APPRENTICE_STORE_URL"
+CONFIG_DIR = "/etc/apprentice"
+CONFIG_FILE = f"{CONFIG_DIR}/apprentice.yaml"
+REPLAY_DIR = f"{CONFIG_DIR}/replay"
+DATA_DIR = "/var/lib/apprentice"
+MODELS_DIR = f"{DATA_DIR}/models"
+VLLM_PORT = 8000
+RUN_AS = 10001
+
+
+@dataclass(frozen=True)
+class Images:
+    """Operator-wide default images; a DistilledTask may override each one."""
+
+    gateway: str = "ghcr.io/apprentice-dev/apprentice-gateway:0.1.0"
+    vllm: str = "vllm/vllm-openai:v0.11.0"
+    trainer: str = "ghcr.io/apprentice-dev/apprentice-trainer:0.1.0"
+    pull_policy: str = "IfNotPresent"
+
+
+@dataclass(frozen=True)
+class TaskObject:
+    """The parts of a DistilledTask object the builders read."""
+
+    name: str
+    namespace: str
+    uid: str
+    spec: DistilledTaskSpec
+    images: Images = field(default_factory=Images)
+
+    @classmethod
+    def from_body(cls, body: Any, images: Images | None = None) -> TaskObject:
+        """Parse a DistilledTask body (raises pydantic's ValidationError on a bad spec)."""
+        meta = body["metadata"]
+        spec = DistilledTaskSpec.model_validate(dict(body["spec"]))
+        return cls(meta["name"], meta["namespace"], meta.get("uid", ""), spec, images or Images())
+
+    @property
+    def names(self) -> Names:
+        return Names(self.name)
+
+    @property
+    def admin_secret(self) -> KeyRef:
+        ref = self.spec.gateway.admin_token_secret_ref
+        return ref or KeyRef(name=self.names.admin_secret, key="token")
+
+    @property
+    def endpoint(self) -> str:
+        svc = self.names.service
+        return f"http://{svc}.{self.namespace}.svc:{self.spec.gateway.port}"
+
+
+@dataclass(frozen=True)
+class Names:
+    """Child object names, derived from the DistilledTask's name."""
+
+    task: str
+
+    @property
+    def config_map(self) -> str:
+        return f"{self.task}-gateway-config"
+
+    @property
+    def pvc(self) -> str:
+        return f"{self.task}-data"
+
+    @property
+    def deployment(self) -> str:
+        return f"{self.task}-inference"
+
+    @property
+    def service(self) -> str:
+        return f"{self.task}-gateway"
+
+    @property
+    def admin_secret(self) -> str:
+        return f"{self.task}-admin-token"
+
+
+def labels(task: str, component: str) -> dict[str, str]:
+    """Standard labels plus the task label the operator selects children by."""
+    return {
+        "app.kubernetes.io/name": "apprentice",
+        "app.kubernetes.io/instance": task,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/managed-by": "apprentice-operator",
+        TASK_LABEL: task,
+    }
+
+
+def _selector(task: str, component: str) -> dict[str, str]:
+    return {k: v for k, v in labels(task, component).items() if "managed-by" not in k}
+
+
+def owner_reference(kind: str, name: str, uid: str, api_version: str = API_VERSION) -> Manifest:
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _metadata(task: TaskObject, name: str, component: str) -> Manifest:
+    return {
+        "name": name,
+        "namespace": task.namespace,
+        "labels": labels(task.name, component),
+        "ownerReferences": [owner_reference("DistilledTask", task.name, task.uid)],
+    }
+
+
+def pod_security_context() -> Manifest:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS,
+        "runAsGroup": RUN_AS,
+        "fsGroup": RUN_AS,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> Manifest:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def build_gateway_config(task: TaskObject) -> dict[str, Any]:
+    """The gateway's apprentice.yaml for this one task (snake_case; no secret values)."""
+    spec = task.spec
+    task_keys = set(config.TaskConfig.model_fields)
+    task_block = spec.model_dump(mode="json", include=task_keys, exclude_none=True)
+    task_block.pop("budget", None)  # the task's caps are the gateway's global caps
+    gpu = spec.student.profile is Profile.gpu
+    local: dict[str, Any] = {
+        "backend": spec.student.effective_backend.value,
+        "base_model": spec.student.base_model,
+        "fine_tune_backend": spec.training.fine_tune_backend.value,
+        "fine_tune_batch_size": spec.effective_fine_tune_batch_size,
+        "model_dir": f"{MODELS_DIR}/",
+        "training": spec.training.hyperparameters.model_dump(mode="json", exclude_none=True),
+        "max_new_tokens": spec.student.max_new_tokens,
+        "timeout_s": spec.student.timeout_s,
+        "device": "auto" if gpu else "cpu",
+    }
+    if gpu:
+        local["base_url"] = f"http://127.0.0.1:{VLLM_PORT}/v1"
+    store = (
+        f"${{{STORE_URL_ENV}}}" if spec.storage.postgres else f"sqlite:///{DATA_DIR}/apprentice.db"
+    )
+    remote = spec.teacher.provider_config(f"{REPLAY_DIR}/{_replay_key(task)}")
+    return {
+        "tasks": [task_block],
+        "remote": remote.model_dump(mode="json", exclude_none=True),
+        "local": local,
+        "budget": spec.budget.model_dump(mode="json", exclude_none=True),
+        "store": {"url": store},
+        "gateway": {
+            "host": "0.0.0.0",
+            "port": spec.gateway.port,
+            "admin_token_env": ADMIN_TOKEN_ENV,
+            "orchestrator": "operator",
+        },
+    }
+
+
+def _replay_key(task: TaskObject) -> str:
+    ref = task.spec.teacher.replay_from
+    return ref.key if ref else "answers.jsonl"
+
+
+def get_config_map(task: TaskObject) -> Manifest:
+    """The gateway's config file; validated here so a bad one never reaches a pod."""
+    data = build_gateway_config(task)
+    config.ApprenticeConfig.model_validate(
+        config.expand_env(data, {STORE_URL_ENV: "postgresql://validate"})
+    )
+    text = yaml.safe_dump(data, sort_keys=False)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(task, task.names.config_map, "gateway"),
+        "data": {"apprentice.yaml": text},
+    }
+
+
+def config_hash(config_map: Manifest) -> str:
+    """Stable hash of the gateway config: a pod-template annotation, so a change rolls pods."""
+    text = json.dumps(config_map["data"], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def get_pvc(task: TaskObject) -> Manifest:
+    storage = task.spec.storage
+    spec: Manifest = {
+        "accessModes": [storage.access_mode],
+        "resources": {"requests": {"storage": storage.size}},
+    }
+    if storage.storage_class_name:
+        spec["storageClassName"] = storage.storage_class_name
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _metadata(task, task.names.pvc, "data"),
+        "spec": spec,
+    }
+
+
+def get_admin_secret(task: TaskObject, token: str) -> Manifest:
+    """The generated admin token, only when the spec names no Secret of its own."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _metadata(task, task.names.admin_secret, "gateway"),
+        "stringData": {"token": token},
+    }
+
+
+def _resources(given: Resources | None, default: Manifest) -> Manifest:
+    if given is None:
+        return default
+    out: Manifest = {}
+    if given.requests:
+        out["requests"] = dict(given.requests)
+    if given.limits:
+        out["limits"] = dict(given.limits)
+    return out
+
+
+def _secret_env(name: str, ref: KeyRef) -> Manifest:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+
+
+def gateway_env(task: TaskObject) -> list[Manifest]:
+    """Secret-backed env vars of the gateway (and the trainer): references, never values."""
+    spec = task.spec
+    env = [_secret_env(ADMIN_TOKEN_ENV, task.admin_secret), {"name": "HOME", "value": "/tmp"}]
+    if spec.teacher.secret_ref is not None:
+        env.append(_secret_env(TEACHER_KEY_ENV, spec.teacher.secret_ref))
+    if spec.storage.postgres is not None:
+        env.append(_secret_env(STORE_URL_ENV, spec.storage.postgres.dsn_secret_ref))
+    return env
+
+
+def _volumes(task: TaskObject) -> list[Manifest]:
+    vols: list[Manifest] = [
+        {"name": "config", "configMap": {"name": task.names.config_map}},
+        {"name": "tmp", "emptyDir": {}},
+        # Adapters live here for every profile: the trainer writes, the student loads.
+        {"name": "data", "persistentVolumeClaim": {"claimName": task.names.pvc}},
+    ]
+    replay = task.spec.teacher.replay_from
+    if task.spec.teacher.provider is ProviderKind.replay and replay is not None:
+        vols.append({"name": "replay", "configMap": {"name": replay.name}})
+    return vols
+
+
+def _gateway_container(task: TaskObject, mounts: list[Manifest]) -> Manifest:
+    spec = task.spec
+    probe = {
+        "httpGet": {"path": "/healthz", "port": "http"},
+        "periodSeconds": 10,
+        "timeoutSeconds": 5,
+        "failureThreshold": 6,
+    }
+    ready = {
+        "httpGet": {"path": "/readyz", "port": "http"},
+        "periodSeconds": 5,
+        "timeoutSeconds": 5,
+        "failureThreshold": 3,
+    }
+    cpu = spec.student.profile is Profile.cpu
+    default = (
+        {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}}
+        if cpu
+        else {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}}
+    )
+    return {
+        "name": "gateway",
+        "image": spec.gateway.image or task.images.gateway,
+        "imagePullPolicy": task.images.pull_policy,
+        "args": ["serve", "-c", CONFIG_FILE],
+        "command": ["apprentice"],
+        "ports": [{"name": "http", "containerPort": spec.gateway.port, "protocol": "TCP"}],
+        "env": gateway_env(task),
+        "readinessProbe": ready,
+        "livenessProbe": probe,
+        "startupProbe": {**probe, "periodSeconds": 5, "failureThreshold": 120},
+        "resources": _resources(spec.gateway.resources, default),
+        "securityContext": container_security_context(),
+        "volumeMounts": mounts,
+    }
+
+
+def _vllm_container(task: TaskObject) -> Manifest:
+    student = task.spec.student
+    args = [
+        "--model",
+        student.base_model,
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(VLLM_PORT),
+        "--enable-lora",
+        "--max-lora-rank",
+        str(student.max_lora_rank),
+        "--max-loras",
+        str(student.max_loras),
+        "--gpu-memory-utilization",
+        str(student.gpu_memory_utilization),
+    ]
+    if student.max_model_len:
+        args += ["--max-model-len", str(student.max_model_len)]
+    health = {"httpGet": {"path": "/health", "port": "vllm"}, "periodSeconds": 10}
+    return {
+        "name": "vllm",
+        "image": student.image or task.images.vllm,
+        "imagePullPolicy": task.images.pull_policy,
+        "args": args + list(student.extra_args),
+        "ports": [{"name": "vllm", "containerPort": VLLM_PORT, "protocol": "TCP"}],
+        "env": [
+            {"name": "VLLM_ALLOW_RUNTIME_LORA_UPDATING", "value": "True"},
+            {"name": "HF_HOME", "value": f"{DATA_DIR}/hf-cache"},
+            {"name": "HOME", "value": "/tmp"},
+        ],
+        "startupProbe": {**health, "failureThreshold": 180},  # model download + load
+        "readinessProbe": health,
+        "livenessProbe": {**health, "failureThreshold": 6},
+        "resources": _resources(
+            student.resources,
+            {
+                "requests": {"cpu": "2", "memory": "16Gi", "nvidia.com/gpu": 1},
+                "limits": {"memory": "32Gi", "nvidia.com/gpu": 1},
+            },
+        ),
+        "securityContext": container_security_context(),
+        "volumeMounts": [
+            {"name": "data", "mountPath": DATA_DIR},
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "shm", "mountPath": "/dev/shm"},
+        ],
+    }
+
+
+def get_deployment(task: TaskObject, config_digest: str) -> Manifest:
+    """The inference pod: vLLM + the gateway sidecar (gpu) or the gateway alone (cpu)."""
+    spec = task.spec
+    mounts: list[Manifest] = [
+        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "data", "mountPath": DATA_DIR},
+    ]
+    volumes = _volumes(task)
+    if any(v["name"] == "replay" for v in volumes):
+        mounts.append({"name": "replay", "mountPath": REPLAY_DIR, "readOnly": True})
+    containers = [_gateway_container(task, mounts)]
+    if spec.student.profile is Profile.gpu:
+        containers.append(_vllm_container(task))
+        volumes.append({"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}})
+    pod: Manifest = {
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security_context(),
+        "containers": containers,
+        "volumes": volumes,
+    }
+    if spec.student.node_selector:
+        pod["nodeSelector"] = dict(spec.student.node_selector)
+    if spec.student.tolerations:
+        pod["tolerations"] = [
+            t.model_dump(by_alias=True, exclude_none=True) for t in spec.student.tolerations
+        ]
+    # One SQLite writer and (usually) one GPU: the old pod must stop before the new starts.
+    single = spec.storage.postgres is None
+    strategy = (
+        {"type": "Recreate"}
+        if single
+        else {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+    )
+    selector = _selector(task.name, "inference")
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(task, task.names.deployment, "inference"),
+        "spec": {
+            "replicas": spec.gateway.replicas,
+            "selector": {"matchLabels": selector},
+            "strategy": strategy,
+            "template": {
+                "metadata": {
+                    "labels": labels(task.name, "inference"),
+                    "annotations": {
+                        CONFIG_HASH_ANNOTATION: config_digest,
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(spec.gateway.port),
+                        "prometheus.io/path": "/metrics",
+                    },
+                },
+                "spec": pod,
+            },
+        },
+    }
+
+
+def get_service(task: TaskObject) -> Manifest:
+    port = task.spec.gateway.port
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(task, task.names.service, "gateway"),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": _selector(task.name, "inference"),
+            "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def build_children(task: TaskObject) -> list[Manifest]:
+    """Every child of a DistilledTask in apply order (the admin Secret is separate)."""
+    config_map = get_config_map(task)
+    return [
+        config_map,
+        get_pvc(task),
+        get_deployment(task, config_hash(config_map)),
+        get_service(task),
+    ]

@@ -1,0 +1,372 @@
+"""Spec and status models of the three custom resources; the CRD schemas are generated from them.
+
+A ``DistilledTask`` spec *is* one task of ``apprentice.yaml`` (:class:`TaskConfig`, camelCase
+in the cluster) plus the parts a single process never needed: where the teacher's key lives
+(a Secret reference, never the key), which student server and image to run, how to train on
+a GPU node, and where to keep adapters and examples. Reusing the config models means the
+gateway inside the pod validates exactly what the API server validated.
+
+Status models mirror the gateway's ``TaskStatus`` JSON and kstatus conditions, so
+``kubectl wait --for=condition=Ready``, Argo CD and Flux read health without plugins.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from apprentice.config import (
+    BudgetConfig,
+    FineTuneBackend,
+    Model,
+    Price,
+    ProviderConfig,
+    ProviderKind,
+    RateLimits,
+    StudentBackend,
+    TaskConfig,
+    TrainingConfig,
+)
+from apprentice.config_errors import RuleError
+
+__all__ = [
+    "CONDITION_TYPES",
+    "Condition",
+    "DistilledTaskSpec",
+    "DistilledTaskStatus",
+    "ExampleCounts",
+    "GatewaySpec",
+    "KeyRef",
+    "ModelVersionSpec",
+    "ModelVersionState",
+    "ModelVersionStatus",
+    "PostgresSpec",
+    "Profile",
+    "Quantity",
+    "Resources",
+    "Spend",
+    "StorageSpec",
+    "StudentSpec",
+    "TeacherSpec",
+    "Toleration",
+    "TrainingJobSpec",
+    "TrainingJobState",
+    "TrainingJobStatus",
+    "TrainingSpec",
+]
+
+#: A Kubernetes quantity: ``1``, ``"500m"``, ``"16Gi"`` (int-or-string in the CRD).
+Quantity = int | str
+#: Where the gateway finds the teacher's key: an env var filled from the Secret, never a value.
+TEACHER_KEY_ENV = "APPRENTICE_TEACHER_API_KEY"
+
+K8S_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+
+
+class Profile(enum.StrEnum):
+    """gpu: vLLM serves the student beside the gateway; cpu: the gateway runs transformers."""
+
+    gpu = "gpu"
+    cpu = "cpu"
+
+
+class KeyRef(Model):
+    """One key of a Secret (or ConfigMap) in the task's namespace."""
+
+    name: str = Field(pattern=DNS_SUBDOMAIN, max_length=253, description="Object name.")
+    key: str = Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253, description="Key inside it.")
+
+
+class Toleration(Model):
+    """A pod toleration, as in the core API (only the fields schedulers read)."""
+
+    key: str | None = Field(default=None, description="Taint key; empty matches all keys.")
+    operator: Literal["Exists", "Equal"] | None = Field(default=None, description="Match rule.")
+    value: str | None = Field(default=None, description="Taint value for operator Equal.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(default=None)
+    toleration_seconds: int | None = Field(default=None, ge=0, description="NoExecute grace.")
+
+
+class Resources(Model):
+    """Container resource requests and limits (quantities, e.g. ``nvidia.com/gpu: 1``)."""
+
+    requests: dict[str, Quantity] = Field(default_factory=dict, description="Requests.")
+    limits: dict[str, Quantity] = Field(default_factory=dict, description="Limits.")
+
+
+class TeacherSpec(Model):
+    """The remote teacher; like ``remote:`` in apprentice.yaml, with the key in a Secret."""
+
+    provider: ProviderKind = Field(description="Which wire protocol to speak.")
+    model: str | None = Field(default=None, description="Provider's model name.")
+    secret_ref: KeyRef | None = Field(
+        default=None, description="Secret key holding the API key (not needed for replay)."
+    )
+    base_url: str | None = Field(default=None, description="Proxy, regional or test endpoint.")
+    weight: float = Field(default=1.0, gt=0, description="Share of teacher calls.")
+    price: Price | None = Field(default=None, description="Overrides the built-in price table.")
+    price_as: str | None = Field(default=None, description="Price as this model.")
+    rate_limits: RateLimits = Field(default_factory=RateLimits)
+    timeout_s: float = Field(default=60.0, gt=0, description="Per-attempt timeout, seconds.")
+    max_retries: int = Field(default=4, ge=0, le=20, description="Retries on transient errors.")
+    max_output_tokens: int = Field(default=1024, gt=0, description="Output token cap per call.")
+    replay_from: KeyRef | None = Field(
+        default=None, description="replay only: ConfigMap key holding the answers JSONL."
+    )
+
+    @model_validator(mode="after")
+    def _teacher_rules(self) -> TeacherSpec:
+        keyless = {ProviderKind.replay, ProviderKind.openai_compatible}
+        if self.provider not in keyless and self.secret_ref is None:
+            raise RuleError(
+                "secret_ref", f"provider {self.provider.value} needs secretRef: {{name, key}}"
+            )
+        if self.provider is ProviderKind.replay and self.replay_from is None:
+            raise RuleError("replay_from", "the replay teacher needs replayFrom: {name, key}")
+        self.provider_config()  # the config model's own rules (model name, base_url, ...)
+        return self
+
+    def provider_config(
+        self, replay_path: str = "/etc/apprentice/replay/answers.jsonl"
+    ) -> ProviderConfig:
+        """The gateway's ``remote:`` block: the key comes from an env var, never inline."""
+        data = self.model_dump(exclude={"secret_ref", "replay_from"}, exclude_none=True)
+        if self.secret_ref is not None:
+            data["api_key_env"] = TEACHER_KEY_ENV
+        if self.provider is ProviderKind.replay:
+            data["path"] = replay_path
+        return ProviderConfig.model_validate(data)
+
+
+class StudentSpec(Model):
+    """The student server: vLLM on a GPU, or in-process transformers on CPU."""
+
+    profile: Profile = Field(default=Profile.gpu, description="gpu (vLLM) or cpu (transformers).")
+    base_model: str = Field(description="Hugging Face id or path of the base model.")
+    backend: StudentBackend | None = Field(
+        default=None, description="vllm for gpu, transformers for cpu; derived when unset."
+    )
+    image: str | None = Field(default=None, description="vLLM image; operator default if unset.")
+    resources: Resources | None = Field(default=None, description="Student container resources.")
+    node_selector: dict[str, str] = Field(default_factory=dict, description="Pod node selector.")
+    tolerations: list[Toleration] = Field(default_factory=list, description="Pod tolerations.")
+    max_lora_rank: int = Field(default=64, ge=1, le=512, description="vLLM --max-lora-rank.")
+    max_loras: int = Field(default=2, ge=1, le=64, description="Adapters loaded at once.")
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1, description="vLLM share.")
+    max_model_len: int | None = Field(default=None, gt=0, description="vLLM context cap.")
+    extra_args: list[str] = Field(default_factory=list, description="More vLLM arguments.")
+    max_new_tokens: int = Field(default=256, gt=0, description="Generation cap per answer.")
+    timeout_s: float = Field(default=60.0, gt=0, description="Student call timeout, seconds.")
+
+    @model_validator(mode="after")
+    def _backend_matches_profile(self) -> StudentSpec:
+        if self.backend is not None and self.backend is not self.effective_backend:
+            want = self.effective_backend.value
+            raise RuleError("backend", f"profile {self.profile.value} runs backend {want}")
+        return self
+
+    @property
+    def effective_backend(self) -> StudentBackend:
+        if self.profile is Profile.cpu:
+            return StudentBackend.transformers
+        return StudentBackend.vllm
+
+
+class TrainingSpec(Model):
+    """How a TrainingJob runs: backend, hyper-parameters, GPU, image and Job limits."""
+
+    fine_tune_backend: FineTuneBackend = Field(default=FineTuneBackend.huggingface)
+    fine_tune_batch_size: int | None = Field(
+        default=None, gt=0, description="New examples that make a run due (default 100)."
+    )
+    hyperparameters: TrainingConfig = Field(default_factory=TrainingConfig)
+    image: str | None = Field(default=None, description="Trainer image; operator default if unset.")
+    resources: Resources | None = Field(default=None, description="Trainer resources.")
+    node_selector: dict[str, str] = Field(default_factory=dict, description="Job node selector.")
+    tolerations: list[Toleration] = Field(default_factory=list, description="Job tolerations.")
+    backoff_limit: int = Field(default=1, ge=0, le=10, description="Job retries before Failed.")
+    active_deadline_seconds: int = Field(default=6 * 3600, ge=60, description="Job deadline.")
+    ttl_seconds_after_finished: int | None = Field(
+        default=None, ge=0, description="Delete finished Jobs after this long (None: keep)."
+    )
+
+
+class PostgresSpec(Model):
+    """A shared PostgreSQL store, needed for more than one gateway replica."""
+
+    dsn_secret_ref: KeyRef = Field(description="Secret key holding postgresql://... DSN.")
+
+
+class StorageSpec(Model):
+    """Adapters and (with SQLite) the store live on one volume the trainer shares."""
+
+    size: str = Field(
+        default="10Gi", pattern=r"^[0-9]+(\.[0-9]+)?([EPTGMK]i?)?$", description="PVC size."
+    )
+    storage_class_name: str | None = Field(default=None, description="PVC storage class.")
+    access_mode: Literal["ReadWriteOnce", "ReadWriteMany"] = Field(
+        default="ReadWriteOnce",
+        description="ReadWriteMany lets the trainer run on another node than the student.",
+    )
+    postgres: PostgresSpec | None = Field(default=None, description="Store in PostgreSQL.")
+
+
+class GatewaySpec(Model):
+    """The routing sidecar: image, replicas and the admin token's Secret."""
+
+    image: str | None = Field(default=None, description="Gateway image; operator default.")
+    replicas: int = Field(default=1, ge=0, le=50, description="Inference pods (>1: PostgreSQL).")
+    port: int = Field(default=8080, ge=1, le=65535, description="Gateway HTTP port.")
+    admin_token_secret_ref: KeyRef | None = Field(
+        default=None, description="Admin token Secret; the operator creates one when unset."
+    )
+    resources: Resources | None = Field(default=None, description="Gateway resources.")
+
+
+class DistilledTaskSpec(TaskConfig):
+    """One task of apprentice.yaml, camelCase, plus teacher, student, training and storage."""
+
+    teacher: TeacherSpec
+    student: StudentSpec
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    storage: StorageSpec = Field(default_factory=StorageSpec)
+    gateway: GatewaySpec = Field(default_factory=GatewaySpec)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _cluster_rules(self) -> DistilledTaskSpec:
+        if self.gateway.replicas > 1 and self.storage.postgres is None:
+            raise RuleError("gateway", "replicas > 1 need storage.postgres (SQLite is one writer)")
+        rank = self.training.hyperparameters.lora_rank
+        if rank > self.student.max_lora_rank:
+            raise RuleError(
+                "training",
+                f"loraRank {rank} exceeds student.maxLoraRank "
+                f"{self.student.max_lora_rank}; raise maxLoraRank or lower loraRank",
+            )
+        if self.fine_tune_batch_size is not None and self.training.fine_tune_batch_size:
+            raise RuleError("fine_tune_batch_size", "set training.fineTuneBatchSize only")
+        return self
+
+    @property
+    def effective_fine_tune_batch_size(self) -> int:
+        return self.training.fine_tune_batch_size or self.fine_tune_batch_size or 100
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+CONDITION_TYPES: tuple[str, ...] = (
+    "Ready",
+    "Reconciling",
+    "Stalled",
+    "Training",
+    "Degraded",
+    "BudgetExhausted",
+)
+
+
+class Condition(Model):
+    """A kstatus condition."""
+
+    type: str = Field(description="Ready, Reconciling, Stalled, Training, Degraded, ...")
+    status: ConditionStatus
+    reason: str = Field(default="", description="CamelCase machine-readable reason.")
+    message: str = Field(default="", description="Human-readable detail.")
+    last_transition_time: str | None = Field(default=None, description="RFC 3339 time.")
+    observed_generation: int | None = Field(default=None, ge=0)
+
+
+class ExampleCounts(Model):
+    train: int = Field(default=0, ge=0)
+    heldout: int = Field(default=0, ge=0)
+
+
+class Spend(Model):
+    today: float = Field(default=0.0, ge=0)
+    week: float = Field(default=0.0, ge=0)
+    month: float = Field(default=0.0, ge=0)
+    currency: str = Field(default="USD")
+
+
+Phase = Literal["cold_start", "reinforcement", "steady_state"]
+
+
+class DistilledTaskStatus(Model):
+    """What the operator last read from the gateway, plus kstatus conditions."""
+
+    phase: Phase | None = None
+    phase_number: int | None = Field(default=None, ge=1, le=3)
+    confidence: float | None = None
+    confidence_lower_bound: float | None = None
+    sampling_rate: float | None = None
+    trend: float | None = None
+    drift: bool | None = None
+    shift: bool | None = None
+    coaching: bool | None = None
+    emergency: bool | None = None
+    examples: ExampleCounts | None = None
+    spend: Spend | None = None
+    estimated_savings: float | None = None
+    active_model_version: str | None = None
+    endpoint: str | None = Field(default=None, description="In-cluster gateway URL.")
+    observed_generation: int | None = None
+    last_alarm_index: int | None = Field(default=None, description="Last alarm evented.")
+    last_poll_time: str | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+class TrainingJobState(enum.StrEnum):
+    pending = "Pending"
+    running = "Running"
+    succeeded = "Succeeded"
+    failed = "Failed"
+
+
+class TrainingJobSpec(Model):
+    """One fine-tuning run of a DistilledTask."""
+
+    task_ref: str = Field(pattern=K8S_NAME, description="The DistilledTask's metadata.name.")
+    task: str = Field(description="The task name (spec.name of the DistilledTask).")
+    version: str = Field(pattern=r"^v[0-9]+$", description="Version the adapter becomes.")
+    reason: str | None = Field(default=None, description="Why the engine asked for it.")
+    examples: int | None = Field(default=None, ge=0, description="Train examples at start.")
+
+
+class TrainingJobStatus(Model):
+    state: TrainingJobState | None = None
+    job_name: str | None = None
+    start_time: str | None = None
+    completion_time: str | None = None
+    duration: str | None = Field(default=None, description="e.g. 12m3s")
+    message: str | None = None
+    model_version: str | None = None
+    observed_generation: int | None = None
+
+
+class ModelVersionState(enum.StrEnum):
+    candidate = "candidate"
+    validating = "validating"
+    promoted = "promoted"
+    rejected = "rejected"
+    retired = "retired"
+
+
+class ModelVersionSpec(Model):
+    """One trained adapter on the task's volume."""
+
+    task_ref: str = Field(pattern=K8S_NAME, description="The DistilledTask's metadata.name.")
+    task: str = Field(description="The task name.")
+    version: str = Field(pattern=r"^v[0-9]+$", description="Version name, e.g. v4.")
+    path: str = Field(description="Adapter directory on the model volume.")
+    training_job: str | None = Field(default=None, description="The TrainingJob that made it.")
+    metrics: dict[str, Any] = Field(default_factory=dict, description="Trainer metrics.")
+
+
+class ModelVersionStatus(Model):
+    state: ModelVersionState | None = None
+    heldout_score: float | None = None
+    passed: bool | None = None
+    reason: str | None = None
+    promoted_at: str | None = None

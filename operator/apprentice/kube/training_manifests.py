@@ -1,0 +1,185 @@
+"""Pure builders for one training run: the TrainingJob, its ``batch/v1`` Job, the ModelVersion.
+
+Ownership follows lifetime: a TrainingJob and every ModelVersion are owned by the
+DistilledTask (deleting the task removes its history); the Job is owned by its
+TrainingJob. The trainer reads the same gateway config file the gateway serves from,
+pulls the dataset from the gateway's admin export with the admin token (an env var
+from the Secret), and writes the adapter and ``metrics.json`` under :func:`adapter_path`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apprentice.kube import API_VERSION, TASK_LABEL, TRAINING_JOB_LABEL
+from apprentice.kube.manifests import (
+    CONFIG_DIR,
+    CONFIG_FILE,
+    DATA_DIR,
+    MODELS_DIR,
+    Manifest,
+    TaskObject,
+    _resources,
+    container_security_context,
+    gateway_env,
+    labels,
+    owner_reference,
+    pod_security_context,
+)
+from apprentice.kube.models import ModelVersionSpec, Profile, TrainingJobSpec
+
+__all__ = [
+    "adapter_path",
+    "get_job",
+    "get_model_version",
+    "get_training_job",
+    "job_name",
+    "model_version_name",
+    "training_job_name",
+]
+
+
+def training_job_name(task: str, version: str) -> str:
+    return f"{task}-{version}"
+
+
+def job_name(training_job: str) -> str:
+    return f"{training_job}-train"
+
+
+def model_version_name(task: str, version: str) -> str:
+    return f"{task}-{version}"
+
+
+def adapter_path(task_name: str, version: str) -> str:
+    """Where the trainer writes a version's adapter on the shared volume."""
+    return f"{MODELS_DIR}/{task_name}/{version}"
+
+
+def get_training_job(
+    task: TaskObject, version: str, *, reason: str | None, examples: int | None
+) -> Manifest:
+    """A TrainingJob for the next version, owned by the DistilledTask."""
+    spec = TrainingJobSpec(
+        task_ref=task.name, task=task.spec.name, version=version, reason=reason, examples=examples
+    )
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "TrainingJob",
+        "metadata": {
+            "name": training_job_name(task.name, version),
+            "namespace": task.namespace,
+            "labels": labels(task.name, "training"),
+            "ownerReferences": [owner_reference("DistilledTask", task.name, task.uid)],
+        },
+        "spec": spec.model_dump(by_alias=True, mode="json", exclude_none=True),
+    }
+
+
+def get_job(
+    task: TaskObject, training_job: str, training_job_uid: str, version: str, gateway_url: str
+) -> Manifest:
+    """The ``batch/v1`` Job that trains one version on the trainer image."""
+    spec = task.spec
+    training = spec.training
+    gpu = spec.student.profile is Profile.gpu
+    default = (
+        {
+            "requests": {"cpu": "4", "memory": "32Gi", "nvidia.com/gpu": 1},
+            "limits": {"memory": "64Gi", "nvidia.com/gpu": 1},
+        }
+        if gpu
+        else {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}}
+    )
+    meta_labels = {**labels(task.name, "training"), TRAINING_JOB_LABEL: training_job}
+    output = adapter_path(spec.name, version)
+    container: Manifest = {
+        "name": "trainer",
+        "image": training.image or task.images.trainer,
+        "imagePullPolicy": task.images.pull_policy,
+        "command": ["python", "-m", "apprentice.training.job"],
+        "args": [
+            "--config",
+            CONFIG_FILE,
+            "--task",
+            spec.name,
+            "--version",
+            version,
+            "--gateway-url",
+            gateway_url,
+            "--output",
+            output,
+        ],
+        "env": [*gateway_env(task), {"name": "HF_HOME", "value": f"{DATA_DIR}/hf-cache"}],
+        "resources": _resources(training.resources, default),
+        "securityContext": container_security_context(),
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "data", "mountPath": DATA_DIR},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    pod: Manifest = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security_context(),
+        "containers": [container],
+        "volumes": [
+            {"name": "config", "configMap": {"name": task.names.config_map}},
+            {"name": "data", "persistentVolumeClaim": {"claimName": task.names.pvc}},
+            {"name": "tmp", "emptyDir": {}},
+        ],
+    }
+    if training.node_selector:
+        pod["nodeSelector"] = dict(training.node_selector)
+    if training.tolerations:
+        pod["tolerations"] = [
+            t.model_dump(by_alias=True, exclude_none=True) for t in training.tolerations
+        ]
+    job_spec: dict[str, Any] = {
+        "backoffLimit": training.backoff_limit,
+        "activeDeadlineSeconds": training.active_deadline_seconds,
+        "template": {"metadata": {"labels": meta_labels}, "spec": pod},
+    }
+    if training.ttl_seconds_after_finished is not None:
+        job_spec["ttlSecondsAfterFinished"] = training.ttl_seconds_after_finished
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(training_job),
+            "namespace": task.namespace,
+            "labels": meta_labels,
+            "ownerReferences": [owner_reference("TrainingJob", training_job, training_job_uid)],
+        },
+        "spec": job_spec,
+    }
+
+
+def get_model_version(
+    task: TaskObject, training_job: str, version: str, metrics: dict[str, Any] | None = None
+) -> Manifest:
+    """The ModelVersion of a finished run, owned by the DistilledTask."""
+    spec = ModelVersionSpec(
+        task_ref=task.name,
+        task=task.spec.name,
+        version=version,
+        path=adapter_path(task.spec.name, version),
+        training_job=training_job,
+        metrics=metrics or {},
+    )
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ModelVersion",
+        "metadata": {
+            "name": model_version_name(task.name, version),
+            "namespace": task.namespace,
+            "labels": {
+                **labels(task.name, "model"),
+                TRAINING_JOB_LABEL: training_job,
+                TASK_LABEL: task.name,
+            },
+            "ownerReferences": [owner_reference("DistilledTask", task.name, task.uid)],
+        },
+        "spec": spec.model_dump(by_alias=True, mode="json", exclude_none=True),
+    }
