@@ -22,7 +22,9 @@ Detectors (exposed separately, each with the comparison count at which it fired)
 ---------------------------------------------------------------------------------
 - drift (gradual): Page-Hinkley on disagreement ``1 - score``: the cumulative
   sum of ``x - running_mean - delta`` minus its minimum exceeds ``threshold``.
-  It resets after firing.
+  It resets after firing. ``delta`` and ``threshold`` are for streams whose
+  sd is at most ``NOISE_REF`` (0.05); noisier windows scale both by sd / 0.05,
+  i.e. the test runs on standardised scores (see :func:`_noise_scale`).
 - shift (sudden): the last ``shift_window`` scores against the rest of the
   window (the reference): the mean drops by more than ``shift_min_drop`` and
   the Welch z-statistic exceeds ``shift_z``. After a shift the pre-shift
@@ -31,7 +33,8 @@ Detectors (exposed separately, each with the comparison count at which it fired)
   test cannot fire again until a new reference has accumulated).
 - anti-correlation: the Wilson upper bound is under ``chance_agreement`` and
   the mean is under 0.8 x chance (agreement *well* under what guessing gets,
-  typically a label mapping flipped in the student).
+  typically a label mapping flipped in the student); it clears once the mean
+  is back at chance, so one episode raises one alarm.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ __all__ = [
 
 Z95 = 1.959963984540054
 _EPS_VAR = 1e-6  # keeps the shift z finite on noise-free streams
+NOISE_REF = 0.05  # score sd the DriftConfig defaults are tuned for; noisier scales them up
 
 Cons: TypeAlias = "tuple[float, Cons] | None"
 
@@ -250,6 +254,23 @@ def _check(score: float) -> float:
     return value
 
 
+def _noise_scale(state: ConfidenceState) -> float:
+    """How much noisier than ``NOISE_REF`` the window is (>= 1).
+
+    Page-Hinkley's delta and threshold are in score units, so a noisy stream (0/1
+    scores of exact_match have sd 0.17 at 97% agreement) crosses a threshold
+    tuned for smooth fractional scores by chance alone. Scaling both by the
+    window's standard deviation over ``NOISE_REF`` runs the test on standardised
+    scores whenever the stream is noisier than the config's defaults assume.
+    """
+    n = len(state.window)
+    if n < 2:
+        return 1.0
+    mean = state.total / n
+    var = max(0.0, state.total_sq / n - mean * mean)
+    return max(1.0, math.sqrt(var) / NOISE_REF)
+
+
 def observe(
     params: DetectorParams, state: ConfidenceState, score: float
 ) -> tuple[ConfidenceState, Signals]:
@@ -285,9 +306,10 @@ def observe(
     d = 1.0 - x
     ph_count = state.ph_count + 1
     ph_mean = state.ph_mean + (d - state.ph_mean) / ph_count
-    ph_cum = state.ph_cum + d - ph_mean - params.page_hinkley_delta
+    scale = _noise_scale(state)
+    ph_cum = state.ph_cum + d - ph_mean - params.page_hinkley_delta * scale
     ph_min = min(state.ph_min, ph_cum)
-    drift = ph_cum - ph_min > params.page_hinkley_threshold
+    drift = ph_cum - ph_min > params.page_hinkley_threshold * scale
     drift_at = state.drift_at
     if drift:
         drift_at = count
@@ -318,7 +340,10 @@ def observe(
 
     mean = total / n
     upper = wilson(mean, n, params.z)[1]
-    anti = n >= k and upper < params.chance_agreement and mean < 0.8 * params.chance_agreement
+    if state.anti_correlation:  # hysteresis: one alarm per episode, not one per wobble
+        anti = mean < params.chance_agreement
+    else:
+        anti = n >= k and upper < params.chance_agreement and mean < 0.8 * params.chance_agreement
     new = ConfidenceState(
         window=window,
         total=total,

@@ -214,6 +214,7 @@ class TaskState:
     training_in_progress: bool = False
     active_version: str | None = None
     last_rejected: str | None = None
+    remedial: bool = False  # a coaching/emergency run started in this episode
     alarms: tuple[Alarm, ...] = ()
 
     @property
@@ -253,6 +254,7 @@ class TaskState:
             "training_in_progress": self.training_in_progress,
             "active_version": self.active_version,
             "last_rejected": self.last_rejected,
+            "remedial": self.remedial,
             "alarms": [a.to_dict() for a in self.alarms],
         }
 
@@ -271,6 +273,7 @@ class TaskState:
             training_in_progress=bool(data.get("training_in_progress", False)),
             active_version=data.get("active_version"),
             last_rejected=data.get("last_rejected"),
+            remedial=bool(data.get("remedial", False)),
             alarms=tuple(Alarm.from_dict(a) for a in data.get("alarms", [])),
         )
 
@@ -352,6 +355,7 @@ def observe(
             else:
                 coaching = False
 
+    remedial = state.remedial and (coaching or emergency)
     kept = (state.alarms + tuple(alarms))[-MAX_ALARMS:] if alarms else state.alarms
     new = replace(
         state,
@@ -359,6 +363,7 @@ def observe(
         phase=phase,
         coaching=coaching,
         emergency=emergency,
+        remedial=remedial,
         alarms=kept,
     )
     return new, alarms
@@ -383,10 +388,13 @@ def training_due(state: TaskState) -> TrainingDue:
         if new >= p.fine_tune_batch_size:  # the first run failed or was rejected
             return TrainingDue(True, f"batch: {new} new examples")
         return TrainingDue(False)
-    if state.emergency and new >= p.min_retrain_examples:
-        return TrainingDue(True, f"emergency: {new} new examples")
-    if state.coaching and new >= p.min_retrain_examples:
-        return TrainingDue(True, f"coaching: {new} new examples")
+    # One early run per coaching/emergency episode; after it, the batch cadence,
+    # or a student that cannot learn the task would be retrained without end.
+    if not state.remedial and new >= p.min_retrain_examples:
+        if state.emergency:
+            return TrainingDue(True, f"emergency: {new} new examples")
+        if state.coaching:
+            return TrainingDue(True, f"coaching: {new} new examples")
     if new >= p.fine_tune_batch_size:
         return TrainingDue(True, f"batch: {new} new examples")
     return TrainingDue(False)
@@ -394,7 +402,12 @@ def training_due(state: TaskState) -> TrainingDue:
 
 def training_started(state: TaskState) -> TaskState:
     """A run started on every example so far."""
-    return replace(state, training_in_progress=True, trained_examples=state.examples)
+    return replace(
+        state,
+        training_in_progress=True,
+        trained_examples=state.examples,
+        remedial=state.remedial or state.coaching or state.emergency,
+    )
 
 
 def training_finished(state: TaskState, *, ok: bool = True) -> TaskState:

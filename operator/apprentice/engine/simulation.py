@@ -1,0 +1,168 @@
+"""Simulation: run the engine over a trace of agreement scores, as production would.
+
+A trace has one agreement score per incoming request: the score the student
+would get *if* the request were compared. The simulator routes every request
+with :func:`lifecycle.route`, and only feeds the score to the engine when the
+decision compares (teacher and student both called), exactly like the gateway.
+Every teacher call yields an example. Training is started as soon as it is due
+and finishes ``training_delay`` requests later with the candidate promoted
+(the simulator assumes it passes validation). The per-request sampling draw
+hashes ``f"{seed}:{index}"``, so a seed picks one reproducible draw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from apprentice.engine import lifecycle
+from apprentice.engine.lifecycle import Alarm, Phase, TaskParams
+
+__all__ = ["Event", "SimulationResult", "simulate"]
+
+# The timeline reports when the rate first falls to or under these levels.
+RATE_MILESTONES = (0.5, 0.25, 0.1, 0.05)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One line of the readable timeline."""
+
+    index: int
+    comparisons: int
+    kind: str  # phase | alarm | training | rate
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationResult:
+    requests: int
+    teacher_calls: int
+    student_answers: int
+    comparisons: int
+    graduated_at: int | None
+    final_phase: Phase
+    final_sampling_rate: float
+    final_confidence: float | None
+    final_lower_bound: float | None
+    alarms: tuple[Alarm, ...]
+    phases: tuple[tuple[int, Phase], ...]
+    trainings: int
+    events: tuple[Event, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``apprentice simulate --json`` object."""
+        return {
+            "requests": self.requests,
+            "teacher_calls": self.teacher_calls,
+            "student_answers": self.student_answers,
+            "comparisons": self.comparisons,
+            "graduated_at": self.graduated_at,
+            "final_phase": self.final_phase.value,
+            "final_sampling_rate": round(self.final_sampling_rate, 6),
+            "final_confidence": _round(self.final_confidence),
+            "final_lower_bound": _round(self.final_lower_bound),
+            "trainings": self.trainings,
+            "alarms": [
+                {"index": a.index, "comparisons": a.comparisons, "kind": a.kind.value}
+                for a in self.alarms
+            ],
+            "phases": [{"index": i, "phase": p.value} for i, p in self.phases],
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+def simulate(
+    params: TaskParams,
+    scores: Sequence[float],
+    *,
+    training_delay: int = 0,
+    seed: int = 0,
+) -> SimulationResult:
+    """Run the lifecycle over ``scores`` (one per request); pure and deterministic."""
+    if training_delay < 0:
+        raise ValueError(f"training_delay must be >= 0 requests, got {training_delay}")
+    state = lifecycle.initial(params)
+    teacher_calls = student_answers = trainings = 0
+    graduated_at: int | None = None
+    done_at: int | None = None
+    alarms: list[Alarm] = []
+    phases: list[tuple[int, Phase]] = [(0, state.phase)]
+    events: list[Event] = []
+    milestone = 0
+
+    def note(index: int, kind: str, text: str) -> None:
+        events.append(Event(index, state.comparisons, kind, text))
+
+    for index, score in enumerate(scores):
+        decision = lifecycle.route(
+            state,
+            f"{seed}:{index}",
+            student_available=state.active_version is not None,
+            teacher_allowed=True,
+        )
+        if decision.calls_teacher:
+            teacher_calls += 1
+            state = lifecycle.record_example(state)
+        if decision.serve == "student":
+            student_answers += 1
+        before = state.phase
+        if decision.compares:
+            state, raised = lifecycle.observe(state, score, index=index, now=float(index))
+            for alarm in raised:
+                alarms.append(alarm)
+                note(index, "alarm", f"{alarm.kind.value} alarm")
+
+        if state.training_in_progress and done_at is not None and index >= done_at:
+            version = f"v{trainings}"
+            state = lifecycle.version_promoted(lifecycle.training_finished(state), version)
+            note(index, "training", f"{version} promoted")
+            done_at = None
+        if not state.training_in_progress:
+            due = lifecycle.training_due(state)
+            if due.due:
+                state = lifecycle.training_started(state)
+                trainings += 1
+                done_at = index + training_delay
+                note(index, "training", f"training v{trainings} started ({due.reason})")
+                if training_delay == 0:
+                    version = f"v{trainings}"
+                    state = lifecycle.version_promoted(lifecycle.training_finished(state), version)
+                    note(index, "training", f"{version} promoted")
+                    done_at = None
+
+        if state.phase is not before:
+            phases.append((index, state.phase))
+            note(index, "phase", f"phase -> {state.phase.value} ({state.phase.number})")
+            if state.phase is Phase.steady_state and graduated_at is None:
+                graduated_at = index
+            milestone = 0
+        if state.phase is Phase.steady_state:
+            rate = state.sampling_rate
+            reached = milestone
+            while reached < len(RATE_MILESTONES) and rate <= RATE_MILESTONES[reached]:
+                reached += 1
+            if reached > milestone:
+                milestone = reached
+                note(index, "rate", f"sampling rate {rate:.3f}")
+
+    conf = state.confidence
+    return SimulationResult(
+        requests=len(scores),
+        teacher_calls=teacher_calls,
+        student_answers=student_answers,
+        comparisons=state.comparisons,
+        graduated_at=graduated_at,
+        final_phase=state.phase,
+        final_sampling_rate=state.sampling_rate,
+        final_confidence=conf.mean,
+        final_lower_bound=conf.lower_bound,
+        alarms=tuple(alarms),
+        phases=tuple(phases),
+        trainings=trainings,
+        events=tuple(events),
+    )
