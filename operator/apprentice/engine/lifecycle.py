@@ -194,6 +194,11 @@ class TaskParams:
         return self.detectors.recent
 
     @property
+    def coaching_exit(self) -> float:
+        """Coaching ends a quarter of the way up to ``phase2_to_phase3`` (no flapping)."""
+        return self.coaching_trigger + (self.phase2_to_phase3 - self.coaching_trigger) / 4.0
+
+    @property
     def min_retrain_examples(self) -> int:
         """New examples before coaching/emergency retrain: the same data gives the same student."""
         return max(1, self.fine_tune_batch_size // 5)
@@ -352,7 +357,7 @@ def observe(
                 if not coaching:
                     alarms.append(Alarm(AlarmKind.coaching, index, count, now))
                 coaching = True
-            else:
+            elif mean >= p.coaching_exit:
                 coaching = False
 
     remedial = state.remedial and (coaching or emergency)

@@ -10,7 +10,7 @@ the rolling window):
 The curve maps ``x = (confidence - coaching_trigger) / (full_confidence -
 coaching_trigger)`` clipped to [0, 1] onto [min_floor, 1]:
 
-- ``linear``:      ``1 - (1 - floor) * x``
+- ``linear``:      ``floor + (1 - floor) * (1 - x)``
 - ``exponential``: ``floor ** x`` (geometric: each step of confidence divides the rate)
 - ``step``:        1.0 below x = 1/3, ``max(floor, 0.25)`` below x = 2/3, then the floor.
 
@@ -104,7 +104,7 @@ def curve(policy: SamplingPolicy, confidence: float) -> float:
     x = 0.0 if x <= 0.0 else 1.0 if x >= 1.0 else x
     fn = policy.decay_function
     if fn is DecayFunction.linear:
-        value = 1.0 - (1.0 - floor) * x
+        value = floor + (1.0 - floor) * (1.0 - x)
     elif fn is DecayFunction.exponential:
         value = floor**x
     elif x < 1.0 / 3.0:
