@@ -132,30 +132,33 @@ async def run_batch(
     return answered, failed
 
 
-async def _main(args: argparse.Namespace, cfg: config.ApprenticeConfig) -> int:
+async def _main(
+    args: argparse.Namespace,
+    cfg: config.ApprenticeConfig,
+    inputs: list[tuple[dict[str, Any] | None, str | None]],
+    sink: IO[str],
+) -> int:
     from tqdm import tqdm
 
     from apprentice.gateway.facade import Apprentice
 
-    source: IO[str] = sys.stdin if args.input == "-" else Path(args.input).open(encoding="utf-8")
-    with source:
-        inputs = list(_read_inputs(source))
-    sink: IO[str] = (
-        sys.stdout if args.output == "-" else Path(args.output).open("w", encoding="utf-8")
+    bar = tqdm(
+        total=len(inputs), file=sys.stderr, unit="req", disable=args.no_progress, desc=args.task
     )
-    bar = tqdm(total=len(inputs), file=sys.stderr, unit="req", disable=args.no_progress,
-               desc=args.task)
     try:
         async with Apprentice.from_config(cfg) as app:
             app.check_task(args.task)
             answered, failed = await run_batch(
-                app, args.task, inputs, sink, concurrency=max(1, args.concurrency),
-                wait_for_training=args.wait_for_training, progress=bar,
+                app,
+                args.task,
+                inputs,
+                sink,
+                concurrency=max(1, args.concurrency),
+                wait_for_training=args.wait_for_training,
+                progress=bar,
             )
     finally:
         bar.close()
-        if sink is not sys.stdout:
-            sink.close()
     print(f"{answered} answered, {failed} failed", file=sys.stderr)
     return 0 if failed == 0 else 2
 
@@ -169,7 +172,15 @@ def run(args: argparse.Namespace) -> int:
         print(str(exc), file=sys.stderr)
         return 1
     try:
-        return asyncio.run(_main(args, cfg))
+        if args.input == "-":
+            inputs = list(_read_inputs(sys.stdin))
+        else:
+            with Path(args.input).open(encoding="utf-8") as source:
+                inputs = list(_read_inputs(source))
+        if args.output == "-":
+            return asyncio.run(_main(args, cfg, inputs, sys.stdout))
+        with Path(args.output).open("w", encoding="utf-8") as sink:
+            return asyncio.run(_main(args, cfg, inputs, sink))
     except errors.GatewayError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1

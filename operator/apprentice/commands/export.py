@@ -10,7 +10,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from apprentice import config
 
@@ -52,14 +52,11 @@ def run(args: argparse.Namespace) -> int:
     except errors.GatewayError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
-    sink: IO[str] = sys.stdout if args.output == "-" else Path(args.output).open(
-        "w", encoding="utf-8")
-    try:
-        for line in lines:
-            sink.write(line + "\n")
-    finally:
-        if sink is not sys.stdout:
-            sink.close()
+    text = "".join(line + "\n" for line in lines)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
     if args.output != "-":
         print(f"{len(lines)} examples -> {args.output}", file=sys.stderr)
     return 0

@@ -62,8 +62,9 @@ def _admin_call(cfg: config.ApprenticeConfig, url: str, method: str, path: str) 
     return body
 
 
-async def _offline(cfg: config.ApprenticeConfig, task: str, action: str, version: str | None
-                   ) -> Any:
+async def _offline(
+    cfg: config.ApprenticeConfig, task: str, action: str, version: str | None
+) -> Any:
     from apprentice.gateway.facade import Apprentice
 
     app = Apprentice.from_config(cfg)
@@ -86,8 +87,11 @@ def _do(args: argparse.Namespace, action: str, version: str | None = None) -> An
     cfg = config.load(args.config)
     if args.gateway:
         base = f"/admin/tasks/{args.task}"
-        path = {"versions": f"{base}/versions", "promote": f"{base}/versions/{version}/promote",
-                "rollback": f"{base}/rollback"}[action]
+        path = {
+            "versions": f"{base}/versions",
+            "promote": f"{base}/versions/{version}/promote",
+            "rollback": f"{base}/rollback",
+        }[action]
         return _admin_call(cfg, args.gateway, "GET" if action == "versions" else "POST", path)
     return asyncio.run(_offline(cfg, args.task, action, version))
 
@@ -121,8 +125,10 @@ def run_versions(args: argparse.Namespace) -> int:
     for row in rows:
         score = "-" if row["heldout_score"] is None else f"{row['heldout_score']:.3f}"
         mark = "*" if row["version"] == body["active"] else " "
-        print(f"{mark}{row['version']:<8} {row['state']:<10} {score:>8}  "
-              f"{row['created_at']:<25} {row['reason'] or ''}")
+        print(
+            f"{mark}{row['version']:<8} {row['state']:<10} {score:>8}  "
+            f"{row['created_at']:<25} {row['reason'] or ''}"
+        )
     return 0
 
 

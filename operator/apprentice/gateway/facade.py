@@ -27,17 +27,23 @@ T = TypeVar("T")
 class Apprentice:
     """The unified interface; use ``async with Apprentice.from_config(...) as app``."""
 
-    def __init__(self, cfg: ApprenticeConfig, *, base_dir: Path | None = None) -> None:
+    def __init__(self, cfg: ApprenticeConfig, **inject: Any) -> None:
         self.config = cfg
-        self.gateway = Gateway(cfg, base_dir=base_dir)
+        self.gateway = Gateway(cfg, **inject)
 
     @classmethod
-    def from_config(cls, source: str | Path | ApprenticeConfig) -> Apprentice:
-        """Build from a path to ``apprentice.yaml`` or an already loaded config."""
+    def from_config(cls, source: str | Path | ApprenticeConfig, **inject: Any) -> Apprentice:
+        """Build from a path to ``apprentice.yaml`` or an already loaded config.
+
+        ``inject`` (keyword-only, for tests, benchmarks and embedding): ``teachers``
+        (a TeacherPool), ``student_factory`` (TaskConfig -> Student),
+        ``trainer_command`` (argv the ``--spec`` is appended to) and
+        ``validation_threshold`` (held-out score a version needs; default the task's
+        ``phase2_to_phase3``).
+        """
         if isinstance(source, ApprenticeConfig):
-            return cls(source)
-        path = Path(source)
-        return cls(config_mod.load(path))
+            return cls(source, **inject)
+        return cls(config_mod.load(Path(source)), **inject)
 
     async def start(self) -> None:
         """Open the store, rebuild engine state and budget, load the active adapters."""
@@ -52,7 +58,9 @@ class Apprentice:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.close()

@@ -19,18 +19,25 @@ from apprentice.engine import lifecycle
 from apprentice.reporting import status as status_mod
 from apprentice.store import records
 
-_WINDOW_NAMES = {budget_mod.Window.day: "daily", budget_mod.Window.week: "weekly",
-                 budget_mod.Window.month: "monthly"}
+_WINDOW_NAMES = {
+    budget_mod.Window.day: "daily",
+    budget_mod.Window.week: "weekly",
+    budget_mod.Window.month: "monthly",
+}
 
 
 class TaskEngine:
     """One task's engine state (``lifecycle.TaskState``) behind small verbs."""
 
-    def __init__(self, cfg: ApprenticeConfig, task: TaskConfig,
-                 saved: dict[str, Any] | None) -> None:
+    def __init__(
+        self, cfg: ApprenticeConfig, task: TaskConfig, saved: dict[str, Any] | None
+    ) -> None:
         self.params = lifecycle.TaskParams.from_config(cfg, task)
-        state = (lifecycle.TaskState.from_dict(saved, self.params) if saved
-                 else lifecycle.initial(self.params))
+        state = (
+            lifecycle.TaskState.from_dict(saved, self.params)
+            if saved
+            else lifecycle.initial(self.params)
+        )
         if state.training_in_progress:
             # The process died mid-run: that run produced nothing; the next batch retrains.
             state = lifecycle.training_finished(state, ok=False)
@@ -65,24 +72,40 @@ class TaskEngine:
         c = s.confidence
         due = lifecycle.training_due(s)
         return status_mod.EngineView(
-            phase=s.phase.value, coaching=s.coaching, emergency=s.emergency,
-            paused=s.paused if paused is None else paused, confidence=c.mean,
-            confidence_lower_bound=c.lower_bound, sampling_rate=s.sampling_rate,
-            trend=c.trend, drift_at=c.drift_at if s.drift else None,
-            shift_at=c.shift_at if s.shift else None, anti_correlation=c.anti_correlation,
-            comparisons=s.comparisons, requests=self.requests, training_due=due.due,
+            phase=s.phase.value,
+            coaching=s.coaching,
+            emergency=s.emergency,
+            paused=s.paused if paused is None else paused,
+            confidence=c.mean,
+            confidence_lower_bound=c.lower_bound,
+            sampling_rate=s.sampling_rate,
+            trend=c.trend,
+            drift_at=c.drift_at if s.drift else None,
+            shift_at=c.shift_at if s.shift else None,
+            anti_correlation=c.anti_correlation,
+            comparisons=s.comparisons,
+            requests=self.requests,
+            training_due=due.due,
             training_reason=due.reason,
-            alarms=[{"kind": a.kind.value, "index": a.index, "comparisons": a.comparisons,
-                     "at": datetime.fromtimestamp(a.at, UTC).isoformat() if a.at else None}
-                    for a in s.alarms],
+            alarms=[
+                {
+                    "kind": a.kind.value,
+                    "index": a.index,
+                    "comparisons": a.comparisons,
+                    "at": datetime.fromtimestamp(a.at, UTC).isoformat() if a.at else None,
+                }
+                for a in s.alarms
+            ],
         )
 
     # -- decisions and updates -------------------------------------------------------------
 
-    def route(self, request_id: str, *, student_ready: bool, teacher_allowed: bool = True
-              ) -> lifecycle.Decision:
-        return lifecycle.route(self.state, request_id, student_available=student_ready,
-                               teacher_allowed=teacher_allowed)
+    def route(
+        self, request_id: str, *, student_ready: bool, teacher_allowed: bool = True
+    ) -> lifecycle.Decision:
+        return lifecycle.route(
+            self.state, request_id, student_available=student_ready, teacher_allowed=teacher_allowed
+        )
 
     def record(self, *, score: float | None, example_added: bool, now: datetime) -> list[str]:
         """Account one finished request; returns the kinds of alarms it raised."""
@@ -90,7 +113,8 @@ class TaskEngine:
         raised: list[str] = []
         if score is not None:
             self.state, alarms = lifecycle.observe(
-                self.state, score, index=self.requests - 1, now=now.timestamp())
+                self.state, score, index=self.requests - 1, now=now.timestamp()
+            )
             raised = [a.kind.value for a in alarms]
         if example_added:
             self.state = lifecycle.record_example(self.state)
@@ -130,11 +154,15 @@ class TaskEngine:
 class Budget:
     """The in-memory spend ledger, rebuilt from the store's ledger on start."""
 
-    def __init__(self, cfg: ApprenticeConfig,
-                 entries: list[records.SpendRecord] | None = None) -> None:
+    def __init__(
+        self, cfg: ApprenticeConfig, entries: list[records.SpendRecord] | None = None
+    ) -> None:
         self.limits = budget_mod.BudgetLimits.from_config(cfg)
-        rows = [(e.at.timestamp(), e.task or budget_mod.GLOBAL, e.amount)
-                for e in entries or [] if e.task is not None]
+        rows = [
+            (e.at.timestamp(), e.task or budget_mod.GLOBAL, e.amount)
+            for e in entries or []
+            if e.task is not None
+        ]
         self.ledger = budget_mod.from_entries(self.limits, rows)
         self.cfg = cfg
 

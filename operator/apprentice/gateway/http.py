@@ -65,8 +65,13 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "bad_request")
-        body = {"error": {"type": kind, "message": f"{exc.reason}: {request.method} "
-                          f"{request.path}", "details": None}}
+        body = {
+            "error": {
+                "type": kind,
+                "message": f"{exc.reason}: {request.method} {request.path}",
+                "details": None,
+            }
+        }
         return _json(body, exc.status)
 
 
@@ -138,8 +143,9 @@ class Routes:
         task = self._task(request)
         body = await _read_json(request, self.limit)
         if "input" not in body:
-            raise errors.BadRequest('request body must be {"input": {...}}', details={
-                "keys": sorted(body)})
+            raise errors.BadRequest(
+                'request body must be {"input": {...}}', details={"keys": sorted(body)}
+            )
         result = await self._limited(task, body["input"])
         return _json({"output": result.output, "request_id": result.request_id})
 
@@ -152,19 +158,23 @@ class Routes:
         task_input = _chat_input(body.get("messages"))
         result = await self._limited(task, task_input)
         content = prompts.render_output(result.output)
-        return _json({
-            "id": f"chatcmpl-{result.request_id}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": task,
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": content},
-                "finish_reason": "stop",
-                "logprobs": None,
-            }],
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-        })
+        return _json(
+            {
+                "id": f"chatcmpl-{result.request_id}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": task,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": content},
+                        "finish_reason": "stop",
+                        "logprobs": None,
+                    }
+                ],
+                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            }
+        )
 
     async def list_tasks(self, request: web.Request) -> web.Response:
         return _json({"tasks": self.gw.task_summaries()})

@@ -17,16 +17,17 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from apprentice.config import ApprenticeConfig, TaskConfig
-from apprentice.gateway import errors, glue
 from apprentice.evaluators import base as evaluators_base
+from apprentice.gateway import errors, glue
 from apprentice.gateway.validation import TaskSchemas
 from apprentice.gateway.writer import StoreWriter
+from apprentice.orchestration import datasets as export_mod
 from apprentice.orchestration import local as local_orch
 from apprentice.orchestration.seam import OrchestrationError, ValidationResult, VersionInfo
 from apprentice.reporting import alerts as alerts_mod
@@ -35,7 +36,6 @@ from apprentice.reporting import status as status_mod
 from apprentice.store import open_store, records
 from apprentice.students import base as students
 from apprentice.teachers import base as teachers_base
-from apprentice.orchestration import datasets as export_mod
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -63,7 +63,9 @@ class TaskRuntime:
         return self.student is not None and self.student.active_version() is not None
 
     async def evaluate(
-        self, student_output: dict[str, Any] | None, teacher_output: dict[str, Any],
+        self,
+        student_output: dict[str, Any] | None,
+        teacher_output: dict[str, Any],
         task_input: dict[str, Any],
     ) -> Any:
         return await self.evaluator.evaluate(
@@ -75,10 +77,16 @@ class TaskRuntime:
     ) -> records.ExampleRecord:
         digest = records.input_hash(task_input)
         return records.ExampleRecord(
-            task=self.name, input=task_input, output=answer.output, input_hash=digest,
+            task=self.name,
+            input=task_input,
+            output=answer.output,
+            input_hash=digest,
             split=records.assign_split(digest, self.heldout_fraction),
-            teacher_provider=answer.provider, teacher_model=answer.model, created_at=now,
-            cost=answer.cost, request_id=rid,
+            teacher_provider=answer.provider,
+            teacher_model=answer.model,
+            created_at=now,
+            cost=answer.cost,
+            request_id=rid,
         )
 
     def count_example(self, split: str) -> None:
@@ -97,9 +105,22 @@ class TaskRuntime:
 class Runtime:
     """Start/stop and every operation besides answering a request."""
 
-    def __init__(self, cfg: ApprenticeConfig, *, base_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        cfg: ApprenticeConfig,
+        *,
+        base_dir: Path | None = None,
+        teachers: teachers_base.TeacherPool | None = None,
+        student_factory: Callable[[TaskConfig], students.Student] | None = None,
+        trainer_command: Sequence[str] | None = None,
+        validation_threshold: float | None = None,
+    ) -> None:
         self.config = cfg
         self.base_dir = base_dir
+        self._injected_teachers = teachers
+        self.student_factory = student_factory or (lambda _t: students.build_student(cfg.local))
+        self.trainer_command = trainer_command
+        self.validation_threshold = validation_threshold
         self.store: Any = None
         self.metrics = metrics_mod.Metrics()
         self.alerts = alerts_mod.Alerter(cfg.alerts, metrics=self.metrics)
@@ -132,22 +153,32 @@ class Runtime:
             rt.engine.sync_examples(sum(counts.values()))
             active = await asyncio.to_thread(self.store.active_version, task.name)
             rt.engine.sync_version(None if active is None else active.version)
-            rt.engine.requests = (await asyncio.to_thread(self.store.request_counts,
-                                                          task.name)).requests
+            rt.engine.requests = (
+                await asyncio.to_thread(self.store.request_counts, task.name)
+            ).requests
             rt.paused = rt.engine.paused
             self.tasks[task.name] = rt
         self.serving = serving
         if serving:
-            self.teachers = teachers_base.build_pool(cfg.remote)
+            self.teachers = self._injected_teachers or teachers_base.build_pool(cfg.remote)
             for rt in self.tasks.values():
                 rt.evaluator = evaluators_base.build_evaluator(
-                    rt.cfg, judge_factory=teachers_base.build_teacher,
-                    default_judge=cfg.remote.providers()[0])
-                rt.student = students.build_student(cfg.local)
+                    rt.cfg,
+                    judge_factory=teachers_base.build_teacher,
+                    default_judge=cfg.remote.providers()[0],
+                )
+                rt.student = self.student_factory(rt.cfg)
         self.orchestrator = local_orch.LocalOrchestrator(
-            cfg, self.store, hooks=self, students={n: t.student for n, t in self.tasks.items()},
-            evaluators={n: t.evaluator for n, t in self.tasks.items()}, alerts=self.alerts,
+            cfg,
+            self.store,
+            hooks=self,
+            students={n: t.student for n, t in self.tasks.items()},
+            evaluators={n: t.evaluator for n, t in self.tasks.items()},
+            alerts=self.alerts,
             metrics=self.metrics,
+            student_factory=self.student_factory,
+            validation_threshold=self.validation_threshold,
+            trainer_command=self.trainer_command,
         )
         if serving:
             for rt in self.tasks.values():
@@ -190,13 +221,16 @@ class Runtime:
     def training_due_or_running(self, task: str) -> bool:
         rt = self.tasks[task]
         return rt.training_in_progress() or (
-            self.config.gateway.orchestrator == "local" and rt.engine.training_due()[0]
+            self.config.gateway.orchestrator == "local"
+            and rt.engine.training_due()[0]
             and not rt.paused
         )
 
     def task_summaries(self) -> list[dict[str, Any]]:
-        return [{"name": rt.name, "description": rt.cfg.description,
-                 "phase": rt.engine.phase_name()} for rt in self.tasks.values()]
+        return [
+            {"name": rt.name, "description": rt.cfg.description, "phase": rt.engine.phase_name()}
+            for rt in self.tasks.values()
+        ]
 
     async def status(self, task: str) -> dict[str, Any]:
         rt = self.tasks[task]
@@ -206,14 +240,18 @@ class Runtime:
         windows = self.budget.windows(task, now)
         savings = counts.student_answers * rt.avg_teacher_cost()
         st = status_mod.build_task_status(
-            task, engine=rt.engine.view(paused=rt.paused),
+            task,
+            engine=rt.engine.view(paused=rt.paused),
             counters=status_mod.StoreCounters(
                 train_examples=rt.examples.get("train", 0),
                 heldout_examples=rt.examples.get("heldout", 0),
-                teacher_calls=counts.teacher_calls, student_answers=counts.student_answers,
-                requests=counts.requests),
-            spend=status_mod.SpendWindows(windows["daily"], windows["weekly"],
-                                          windows["monthly"], self.config.budget.currency),
+                teacher_calls=counts.teacher_calls,
+                student_answers=counts.student_answers,
+                requests=counts.requests,
+            ),
+            spend=status_mod.SpendWindows(
+                windows["daily"], windows["weekly"], windows["monthly"], self.config.budget.currency
+            ),
             caps=status_mod.effective_caps(rt.cfg.budget, self.config.budget),
             estimated_savings=savings,
             active_version=None if active is None else active.version,
@@ -243,7 +281,9 @@ class Runtime:
         if split not in records.SPLITS:
             raise errors.BadRequest(f"split must be train or heldout, got {split!r}")
         if fmt not in export_mod.FORMATS:
-            raise errors.BadRequest(f"format must be one of {list(export_mod.FORMATS)}, got {fmt!r}")
+            raise errors.BadRequest(
+                f"format must be one of {list(export_mod.FORMATS)}, got {fmt!r}"
+            )
         rows = await asyncio.to_thread(lambda: list(self.store.iter_examples(task, split)))
         return [export_mod.render_line(rt.cfg, row, fmt) for row in rows]
 
@@ -256,8 +296,9 @@ class Runtime:
     async def versions(self, task: str) -> tuple[list[VersionInfo], str | None]:
         return await self._guard(self._orch().versions(task))
 
-    async def register_version(self, task: str, path: str, metrics: dict[str, Any],
-                               version: str | None) -> VersionInfo:
+    async def register_version(
+        self, task: str, path: str, metrics: dict[str, Any], version: str | None
+    ) -> VersionInfo:
         return await self._guard(self._orch().register_version(task, path, metrics, version))
 
     async def validate_version(self, task: str, version: str) -> ValidationResult:
@@ -274,7 +315,8 @@ class Runtime:
             return await coro
         except OrchestrationError as exc:
             cls = {"not_found": errors.NotFound, "bad_request": errors.BadRequest}.get(
-                exc.kind, errors.Conflict)
+                exc.kind, errors.Conflict
+            )
             raise cls(str(exc)) from None
 
     # -- engine hooks (called by the orchestrator and the admin API) ---------------------
@@ -319,7 +361,8 @@ class Runtime:
         if not due:
             return
         rt.training = asyncio.get_running_loop().create_task(
-            self._orch().train(rt.name, reason), name=f"train-{rt.name}")
+            self._orch().train(rt.name, reason), name=f"train-{rt.name}"
+        )
 
     async def wait_for_training_idle(self, task: str | None = None) -> None:
         names = [task] if task is not None else list(self.tasks)

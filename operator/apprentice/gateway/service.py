@@ -25,10 +25,8 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from apprentice.config import ApprenticeConfig
 from apprentice.gateway import errors, glue
 from apprentice.gateway.runtime import Runtime, TaskRuntime
 from apprentice.reporting import alerts as alerts_mod
@@ -61,9 +59,6 @@ def _reason(exc: BaseException) -> str:
 
 class Gateway(Runtime):
     """Executes the engine's per-request decisions; see the module docstring."""
-
-    def __init__(self, cfg: ApprenticeConfig, *, base_dir: Path | None = None) -> None:
-        super().__init__(cfg, base_dir=base_dir)
 
     def check_task(self, name: str) -> TaskRuntime:
         rt = self.tasks.get(name)
@@ -104,25 +99,34 @@ class Gateway(Runtime):
                 self.budget.release(token)
             raise
 
-    def _over_budget(self, rt: TaskRuntime, rid: str, student_ready: bool, estimate: float,
-                     now: datetime) -> str:
+    def _over_budget(
+        self, rt: TaskRuntime, rid: str, student_ready: bool, estimate: float, now: datetime
+    ) -> str:
         """A cap would be crossed: the student serves (flagged, alerted) or 429."""
         allowed = student_ready and self.config.budget.pause_remote_when_exhausted
         decision = rt.engine.route(rid, student_ready=allowed, teacher_allowed=False)
-        self.alerts.emit(alerts_mod.Alert(
-            kind="budget_100", task=rt.name,
-            message=f"budget cap reached for {rt.name}: "
-            + ("the student serves (flagged)" if decision.calls_student else "requests refused"),
-            details={"estimate": estimate},
-        ))
+        self.alerts.emit(
+            alerts_mod.Alert(
+                kind="budget_100",
+                task=rt.name,
+                message=f"budget cap reached for {rt.name}: "
+                + (
+                    "the student serves (flagged)" if decision.calls_student else "requests refused"
+                ),
+                details={"estimate": estimate},
+            )
+        )
         if decision.calls_student:
             rt.budget_flagged = True
             return "local_only"
         self.metrics.record_error(rt.name, "budget_exhausted")
         raise errors.BudgetExhausted(
             f"the teacher budget for {rt.name} is exhausted and no student model is ready",
-            details={"task": rt.name, "spend": self.budget.windows(rt.name, now),
-                     "caps": self.budget.caps(rt.name)},
+            details={
+                "task": rt.name,
+                "spend": self.budget.windows(rt.name, now),
+                "caps": self.budget.caps(rt.name),
+            },
         )
 
     async def _call_teacher(self, rt: TaskRuntime, task_input: dict[str, Any], rid: str) -> Any:
@@ -138,8 +142,14 @@ class Gateway(Runtime):
         )
 
     async def _execute(
-        self, rt: TaskRuntime, task_input: dict[str, Any], rid: str, route: str, token: Any,
-        now: datetime, started: float,
+        self,
+        rt: TaskRuntime,
+        task_input: dict[str, Any],
+        rid: str,
+        route: str,
+        token: Any,
+        now: datetime,
+        started: float,
     ) -> Result:
         want_teacher = route != "local_only"
         want_student = route != "remote_only"
@@ -154,9 +164,12 @@ class Gateway(Runtime):
 
         student_answer = student_res if isinstance(student_res, students.StudentAnswer) else None
         student_output = None
-        if student_answer is not None and student_answer.output is not None:
-            if rt.schemas.output.is_valid(student_answer.output):
-                student_output = student_answer.output
+        if (
+            student_answer is not None
+            and student_answer.output is not None
+            and rt.schemas.output.is_valid(student_answer.output)
+        ):
+            student_output = student_answer.output
 
         # The student failed or answered nonsense on the local path: ask the teacher.
         if route == "local_only" and student_output is None:
@@ -177,7 +190,8 @@ class Gateway(Runtime):
                 teacher_answer = teacher_res
             else:
                 teacher_res = teacher_errors.InvalidOutput(
-                    "teacher output failed the output schema", provider=teacher_res.provider)
+                    "teacher output failed the output schema", provider=teacher_res.provider
+                )
         # Served: the teacher's answer when it was called and answered, else the student's.
         if teacher_answer is not None:
             output, served = teacher_answer.output, "teacher"
@@ -193,20 +207,38 @@ class Gateway(Runtime):
         if teacher_answer is not None and student_answer is not None:
             evaluation = await rt.evaluate(student_output, teacher_answer.output, task_input)
             comparison = records.ComparisonRecord(
-                task=rt.name, request_id=rid, at=now, score=evaluation.score,
-                details=evaluation.details, student_version=student_answer.version,
-                phase=rt.engine.phase_name(), sampling_rate=rt.engine.sampling_rate(),
+                task=rt.name,
+                request_id=rid,
+                at=now,
+                score=evaluation.score,
+                details=evaluation.details,
+                student_version=student_answer.version,
+                phase=rt.engine.phase_name(),
+                sampling_rate=rt.engine.sampling_rate(),
             )
         cost = teacher_answer.cost if teacher_answer is not None else 0.0
         if teacher_res is not None and not isinstance(teacher_res, BaseException):
             cost = teacher_res.cost
         return await self._commit(
-            rt, task_input, rid, route, served, output, teacher_res, teacher_answer,
-            student_answer, comparison, cost, token, now, started,
+            rt,
+            task_input,
+            rid,
+            route,
+            served,
+            output,
+            teacher_res,
+            teacher_answer,
+            student_answer,
+            comparison,
+            cost,
+            token,
+            now,
+            started,
         )
 
-    def _fallback_token(self, rt: TaskRuntime, task_input: dict[str, Any], rid: str,
-                        now: datetime) -> Any:
+    def _fallback_token(
+        self, rt: TaskRuntime, task_input: dict[str, Any], rid: str, now: datetime
+    ) -> Any:
         estimate = self.teachers.estimate_cost(rt.cfg, task_input, request_id=rid)
         return self.budget.reserve(rt.name, estimate, now)
 
@@ -219,23 +251,36 @@ class Gateway(Runtime):
         else:
             reason, msg = "NoStudent", "no student"
         self.metrics.record_error(rt.name, "student_unavailable")
-        return errors.StudentUnavailable(reason, f"{msg}; the teacher could not be asked "
-                                         "(budget exhausted)")
+        return errors.StudentUnavailable(
+            reason, f"{msg}; the teacher could not be asked (budget exhausted)"
+        )
 
     def _failure(self, rt: TaskRuntime, err: Any, teacher_called: bool) -> errors.GatewayError:
         if teacher_called and isinstance(err, BaseException):
             reason = _reason(err)
             self.metrics.record_error(rt.name, "teacher_unavailable")
             return errors.TeacherUnavailable(
-                reason, str(err) or reason,
+                reason,
+                str(err) or reason,
                 retryable=isinstance(err, (*_RETRYABLE, TimeoutError)),
             )
         return self._student_error(rt, err)
 
     async def _commit(
-        self, rt: TaskRuntime, task_input: dict[str, Any], rid: str, route: str, served: str,
-        output: dict[str, Any], teacher_res: Any, teacher_answer: Any, student_answer: Any,
-        comparison: records.ComparisonRecord | None, cost: float, token: Any, now: datetime,
+        self,
+        rt: TaskRuntime,
+        task_input: dict[str, Any],
+        rid: str,
+        route: str,
+        served: str,
+        output: dict[str, Any],
+        teacher_res: Any,
+        teacher_answer: Any,
+        student_answer: Any,
+        comparison: records.ComparisonRecord | None,
+        cost: float,
+        token: Any,
+        now: datetime,
         started: float,
     ) -> Result:
         paid = teacher_res is not None and not isinstance(teacher_res, BaseException)
@@ -244,33 +289,57 @@ class Gateway(Runtime):
             example = rt.make_example(task_input, teacher_answer, rid, now)
         spend = []
         if paid:
-            spend.append(records.SpendRecord(
-                task=rt.name, at=now, amount=cost, request_id=rid,
-                provider=teacher_res.provider, model=teacher_res.model,
-                input_tokens=teacher_res.usage.input_tokens,
-                output_tokens=teacher_res.usage.output_tokens,
-            ))
+            spend.append(
+                records.SpendRecord(
+                    task=rt.name,
+                    at=now,
+                    amount=cost,
+                    request_id=rid,
+                    provider=teacher_res.provider,
+                    model=teacher_res.model,
+                    input_tokens=teacher_res.usage.input_tokens,
+                    output_tokens=teacher_res.usage.output_tokens,
+                )
+            )
         if token is not None:
             self.budget.settle(token, cost if paid else 0.0, now)
         # Engine update and the write are queued together, synchronously: order preserved.
         new_alarms = rt.engine.record(
             score=None if comparison is None else comparison.score,
-            example_added=False, now=now,
+            example_added=False,
+            now=now,
         )
         latency_ms = (time.perf_counter() - started) * 1000
         request = records.RequestRecord(
-            id=rid, task=rt.name, received_at=now, route=route,  # type: ignore[arg-type]
+            id=rid,
+            task=rt.name,
+            received_at=now,
+            route=route,  # type: ignore[arg-type]
             served_by=served,  # type: ignore[arg-type]
             teacher_model=teacher_res.model if paid else None,
             teacher_provider=teacher_res.provider if paid else None,
             student_version=student_answer.version if student_answer is not None else None,
-            latency_ms=latency_ms, cost=cost if paid else 0.0,
+            latency_ms=latency_ms,
+            cost=cost if paid else 0.0,
         )
         state = rt.engine.to_json()
-        future = self.writer.submit(lambda: self.store.record_request(
-            request, example=example, comparison=comparison, spend=spend, task_state=state))
-        self._after_request(rt, route, served, cost if paid else 0.0, comparison, teacher_res,
-                            student_answer, new_alarms, started, now)
+        future = self.writer.submit(
+            lambda: self.store.record_request(
+                request, example=example, comparison=comparison, spend=spend, task_state=state
+            )
+        )
+        self._after_request(
+            rt,
+            route,
+            served,
+            cost if paid else 0.0,
+            comparison,
+            teacher_res,
+            student_answer,
+            new_alarms,
+            started,
+            now,
+        )
         result = await future
         if example is not None and result.example_added:
             # Counted once the store says it is new (duplicates collapse); the saved state
@@ -281,9 +350,17 @@ class Gateway(Runtime):
         return Result(output, rid)
 
     def _after_request(
-        self, rt: TaskRuntime, route: str, served: str, cost: float,
-        comparison: records.ComparisonRecord | None, teacher_res: Any, student_answer: Any,
-        new_alarms: list[str], started: float, now: datetime,
+        self,
+        rt: TaskRuntime,
+        route: str,
+        served: str,
+        cost: float,
+        comparison: records.ComparisonRecord | None,
+        teacher_res: Any,
+        student_answer: Any,
+        new_alarms: list[str],
+        started: float,
+        now: datetime,
     ) -> None:
         m = self.metrics
         m.record_request(rt.name, route, served, time.perf_counter() - started)
@@ -297,17 +374,27 @@ class Gateway(Runtime):
         if comparison is not None:
             m.record_agreement(rt.name, comparison.score)
             view = rt.engine.view()
-            m.set_task_state(rt.name, phase=view.phase, sampling_rate=view.sampling_rate,
-                             confidence=view.confidence,
-                             confidence_lower_bound=view.confidence_lower_bound)
+            m.set_task_state(
+                rt.name,
+                phase=view.phase,
+                sampling_rate=view.sampling_rate,
+                confidence=view.confidence,
+                confidence_lower_bound=view.confidence_lower_bound,
+            )
         for kind in new_alarms:
-            self.alerts.emit(alerts_mod.Alert(
-                kind=kind, task=rt.name, message=f"{kind} on task {rt.name}",
-                details={"comparisons": rt.engine.view().comparisons}))
+            self.alerts.emit(
+                alerts_mod.Alert(
+                    kind=kind,
+                    task=rt.name,
+                    message=f"{kind} on task {rt.name}",
+                    details={"comparisons": rt.engine.view().comparisons},
+                )
+            )
         if cost > 0:
             spend = self.budget.windows(rt.name, now)
-            for alert in alerts_mod.budget_alerts(rt.name, spend=spend,
-                                                  caps=self.budget.caps(rt.name)):
+            for alert in alerts_mod.budget_alerts(
+                rt.name, spend=spend, caps=self.budget.caps(rt.name)
+            ):
                 self.alerts.emit(alert)
 
 

@@ -43,10 +43,14 @@ def render_line(task: TaskConfig, example: records.ExampleRecord, fmt: str) -> s
         body = {
             "messages": conversation(task, example),
             "metadata": {
-                "task": task.name, "split": example.split, "input_hash": example.input_hash,
+                "task": task.name,
+                "split": example.split,
+                "input_hash": example.input_hash,
                 "teacher_provider": example.teacher_provider,
-                "teacher_model": example.teacher_model, "request_id": example.request_id,
-                "created_at": example.created_at.isoformat(), "weight": example.weight,
+                "teacher_model": example.teacher_model,
+                "request_id": example.request_id,
+                "created_at": example.created_at.isoformat(),
+                "weight": example.weight,
             },
         }
     return json.dumps(body, ensure_ascii=False)

@@ -26,19 +26,19 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from apprentice.config import ApprenticeConfig
+from apprentice.config import ApprenticeConfig, TaskConfig
+from apprentice.orchestration import datasets as corpus
 from apprentice.orchestration import seam
 from apprentice.orchestration.seam import OrchestrationError, ValidationResult, VersionInfo
 from apprentice.reporting import alerts as alerts_mod
 from apprentice.store import base as store_base
 from apprentice.store import records
 from apprentice.students import base as student_base
-from apprentice.orchestration import datasets as corpus
 from apprentice.training.backends import base as training_base
 
 log = logging.getLogger(__name__)
@@ -59,9 +59,13 @@ class EngineHooks(Protocol):
 
 def _info(rec: records.ModelVersionRecord) -> VersionInfo:
     return VersionInfo(
-        version=rec.version, state=rec.state, path=rec.path,
-        created_at=rec.created_at.isoformat(), heldout_score=rec.heldout_score,
-        reason=rec.reason, metrics=dict(rec.metrics),
+        version=rec.version,
+        state=rec.state,
+        path=rec.path,
+        created_at=rec.created_at.isoformat(),
+        heldout_score=rec.heldout_score,
+        reason=rec.reason,
+        metrics=dict(rec.metrics),
     )
 
 
@@ -78,9 +82,9 @@ class LocalOrchestrator:
         evaluators: Mapping[str, Any],
         alerts: alerts_mod.Alerter | None = None,
         metrics: Any = None,
-        student_factory: Callable[[], student_base.Student] | None = None,
+        student_factory: Callable[[TaskConfig], student_base.Student] | None = None,
         validation_threshold: float | None = None,
-        python: str = sys.executable,
+        trainer_command: Sequence[str] | None = None,
     ) -> None:
         self.cfg = cfg
         self.store = store
@@ -89,9 +93,14 @@ class LocalOrchestrator:
         self.evaluators = dict(evaluators)
         self.alerts = alerts
         self.metrics = metrics
-        self.student_factory = student_factory or (lambda: student_base.build_student(cfg.local))
+        self.student_factory = student_factory or (
+            lambda _task: student_base.build_student(cfg.local)
+        )
         self.validation_threshold = validation_threshold
-        self.python = python
+        # The trainer entry point; ``--spec FILE`` is appended. Tests swap in a stand-in.
+        self.trainer_command = list(
+            trainer_command or (sys.executable, "-m", "apprentice.training.run")
+        )
         self.model_dir = Path(cfg.local.model_dir)
         self._procs: set[asyncio.subprocess.Process] = set()
 
@@ -142,20 +151,26 @@ class LocalOrchestrator:
             meta = training_base.TrainingResult.read_metadata(Path(path)).to_json()
         now = datetime.now(UTC)
         rec = records.ModelVersionRecord(
-            task=task, version=name, state="candidate", path=str(path),
-            base_model=meta.get("base_model") or self.cfg.local.base_model, created_at=now,
-            updated_at=now, metrics={**meta, **metrics},
+            task=task,
+            version=name,
+            state="candidate",
+            path=str(path),
+            base_model=meta.get("base_model") or self.cfg.local.base_model,
+            created_at=now,
+            updated_at=now,
+            metrics={**meta, **metrics},
         )
         return _info(await self._db(self.store.add_version, rec))
 
-    async def _score(self, task: str, ref: student_base.VersionRef,
-                     heldout: list[records.ExampleRecord]) -> float:
+    async def _score(
+        self, task: str, ref: student_base.VersionRef, heldout: list[records.ExampleRecord]
+    ) -> float:
         """Mean agreement of ``ref`` on ``heldout``, from a private student instance."""
         evaluator = self.evaluators.get(task)
         if evaluator is None:
             raise OrchestrationError("validation needs a running gateway (no evaluator loaded)")
         task_cfg = self.cfg.task(task)
-        student = self.student_factory()
+        student = self.student_factory(task_cfg)
         try:
             await student.load_version(ref)
             total = 0.0
@@ -166,7 +181,8 @@ class LocalOrchestrator:
                 except student_base.StudentUnavailable:
                     out = None
                 evaluation = await evaluator.evaluate(
-                    task_cfg, out, example.output, task_input=example.input)
+                    task_cfg, out, example.output, task_input=example.input
+                )
                 total += evaluation.score
             return total / len(heldout)
         finally:
@@ -188,27 +204,49 @@ class LocalOrchestrator:
         threshold = self._threshold(task)
         if score < threshold:
             return await self._reject(
-                task, version, score, f"held-out score {score:.3f} is below the threshold "
-                f"{threshold:.3f} ({len(heldout)} examples)")
+                task,
+                version,
+                score,
+                f"held-out score {score:.3f} is below the threshold "
+                f"{threshold:.3f} ({len(heldout)} examples)",
+            )
         current = await self._db(self.store.active_version, task)
         if current is not None:
             try:
                 current_score = await self._score(
-                    task, student_base.VersionRef(current.version, current.path), heldout)
+                    task, student_base.VersionRef(current.version, current.path), heldout
+                )
             except (student_base.StudentError, OSError):
                 current_score = None
             if current_score is not None and score < current_score:
                 return await self._reject(
-                    task, version, score, f"held-out score {score:.3f} loses to the active "
-                    f"{current.version} ({current_score:.3f}) on the same {len(heldout)} examples")
-        await self._db(self.store.update_version, task, version, state="candidate",
-                       heldout_score=score, reason=None)
+                    task,
+                    version,
+                    score,
+                    f"held-out score {score:.3f} loses to the active "
+                    f"{current.version} ({current_score:.3f}) on the same {len(heldout)} examples",
+                )
+        await self._db(
+            self.store.update_version,
+            task,
+            version,
+            state="candidate",
+            heldout_score=score,
+            reason=None,
+        )
         return ValidationResult(version, score, True, None)
 
-    async def _reject(self, task: str, version: str, score: float | None, reason: str
-                      ) -> ValidationResult:
-        await self._db(self.store.update_version, task, version, state="rejected",
-                       heldout_score=score, reason=reason)
+    async def _reject(
+        self, task: str, version: str, score: float | None, reason: str
+    ) -> ValidationResult:
+        await self._db(
+            self.store.update_version,
+            task,
+            version,
+            state="rejected",
+            heldout_score=score,
+            reason=reason,
+        )
         if self.alerts is not None:
             self.alerts.emit(alerts_mod.rejected_version(task, version, reason, score))
         log.warning("task %s: version %s rejected: %s", task, version, reason)
@@ -217,11 +255,13 @@ class LocalOrchestrator:
     async def promote(self, task: str, version: str) -> str:
         rec = await self._db(self.store.version, task, version)
         if rec.state == seam.REJECTED:
-            raise OrchestrationError(f"{task} {version} was rejected ({rec.reason}); "
-                                     "it is never served")
+            raise OrchestrationError(
+                f"{task} {version} was rejected ({rec.reason}); it is never served"
+            )
         if rec.state in (seam.CANDIDATE, seam.VALIDATING) and rec.heldout_score is None:
-            raise OrchestrationError(f"{task} {version} has not passed validation; POST "
-                                     ".../validate first")
+            raise OrchestrationError(
+                f"{task} {version} has not passed validation; POST .../validate first"
+            )
         if rec.state == seam.PROMOTED:
             return version
         student = self.students.get(task)
@@ -285,8 +325,9 @@ class LocalOrchestrator:
                 self.metrics.record_training_run(task, "failed")
             tail = (run_dir / "train.log").read_text(encoding="utf-8", errors="replace")[-2000:]
             raise RuntimeError(f"trainer exited with {code}; log tail:\n{tail}")
-        info = await self.register_version(
-            task, str(out_dir), {"reason": reason, "wall_s": time.monotonic() - started})
+        await self.register_version(
+            task, str(out_dir), {"reason": reason, "wall_s": time.monotonic() - started}
+        )
         ids = [e.id for e in examples if e.id is not None]
         await self._db(self.store.mark_trained, task, ids, version)
         result = await self.validate(task, version)
@@ -300,8 +341,11 @@ class LocalOrchestrator:
     async def _run_trainer(self, spec_path: Path, log_path: Path) -> int:
         with log_path.open("wb") as log_file:
             proc = await asyncio.create_subprocess_exec(
-                self.python, "-m", "apprentice.training.run", "--spec", str(spec_path),
-                stdout=log_file, stderr=asyncio.subprocess.STDOUT,
+                *self.trainer_command,
+                "--spec",
+                str(spec_path),
+                stdout=log_file,
+                stderr=asyncio.subprocess.STDOUT,
             )
             self._procs.add(proc)
             try:
