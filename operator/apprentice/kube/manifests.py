@@ -29,6 +29,7 @@ __all__ = [
     "CONFIG_FILE",
     "DATA_DIR",
     "STORE_URL_ENV",
+    "Defaults",
     "Images",
     "Manifest",
     "Names",
@@ -61,13 +62,20 @@ RUN_AS = 10001
 
 
 @dataclass(frozen=True)
-class Images:
-    """Operator-wide default images; a DistilledTask may override each one."""
+class Defaults:
+    """Operator-wide defaults (from the chart's values); a DistilledTask may override each."""
 
-    gateway: str = "ghcr.io/apprentice-dev/apprentice-gateway:0.1.0"
-    vllm: str = "vllm/vllm-openai:v0.11.0"
-    trainer: str = "ghcr.io/apprentice-dev/apprentice-trainer:0.1.0"
+    gateway_image: str = "ghcr.io/apprentice-dev/apprentice-gateway:0.1.0"
+    vllm_image: str = "vllm/vllm-openai:v0.11.0"
+    trainer_image: str = "ghcr.io/apprentice-dev/apprentice-trainer:0.1.0"
     pull_policy: str = "IfNotPresent"
+    gpu_resource: str = "nvidia.com/gpu"
+    gpu_node_selector: dict[str, str] = field(default_factory=dict)
+    gpu_tolerations: list[dict[str, Any]] = field(default_factory=list)
+    postgres: KeyRef | None = None  # the store of tasks that name none
+
+
+Images = Defaults  # the earlier name
 
 
 @dataclass(frozen=True)
@@ -78,14 +86,34 @@ class TaskObject:
     namespace: str
     uid: str
     spec: DistilledTaskSpec
-    images: Images = field(default_factory=Images)
+    defaults: Defaults = field(default_factory=Defaults)
 
     @classmethod
-    def from_body(cls, body: Any, images: Images | None = None) -> TaskObject:
+    def from_body(cls, body: Any, defaults: Defaults | None = None) -> TaskObject:
         """Parse a DistilledTask body (raises pydantic's ValidationError on a bad spec)."""
         meta = body["metadata"]
         spec = DistilledTaskSpec.model_validate(dict(body["spec"]))
-        return cls(meta["name"], meta["namespace"], meta.get("uid", ""), spec, images or Images())
+        uid = meta.get("uid", "")
+        return cls(meta["name"], meta["namespace"], uid, spec, defaults or Defaults())
+
+    @property
+    def postgres(self) -> KeyRef | None:
+        """The Secret key with the store DSN, or None for SQLite on the volume."""
+        if self.spec.storage.postgres is not None:
+            return self.spec.storage.postgres.dsn_secret_ref
+        return self.defaults.postgres
+
+    def gpu_placement(self, node_selector: dict[str, str], tolerations: list[Any]) -> Manifest:
+        """nodeSelector/tolerations for a GPU pod: the spec's, else the operator's defaults."""
+        out: Manifest = {}
+        selector = dict(node_selector) or dict(self.defaults.gpu_node_selector)
+        if selector:
+            out["nodeSelector"] = selector
+        tols = [t.model_dump(by_alias=True, exclude_none=True) for t in tolerations]
+        tols = tols or list(self.defaults.gpu_tolerations)
+        if tols:
+            out["tolerations"] = tols
+        return out
 
     @property
     def names(self) -> Names:
@@ -287,6 +315,15 @@ def _resources(given: Resources | None, default: Manifest) -> Manifest:
     return out
 
 
+def _placement(node_selector: dict[str, str], tolerations: list[Any]) -> Manifest:
+    out: Manifest = {}
+    if node_selector:
+        out["nodeSelector"] = dict(node_selector)
+    if tolerations:
+        out["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in tolerations]
+    return out
+
+
 def _secret_env(name: str, ref: KeyRef) -> Manifest:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
 
@@ -297,8 +334,8 @@ def gateway_env(task: TaskObject) -> list[Manifest]:
     env = [_secret_env(ADMIN_TOKEN_ENV, task.admin_secret), {"name": "HOME", "value": "/tmp"}]
     if spec.teacher.secret_ref is not None:
         env.append(_secret_env(TEACHER_KEY_ENV, spec.teacher.secret_ref))
-    if spec.storage.postgres is not None:
-        env.append(_secret_env(STORE_URL_ENV, spec.storage.postgres.dsn_secret_ref))
+    if task.postgres is not None:
+        env.append(_secret_env(STORE_URL_ENV, task.postgres))
     return env
 
 
@@ -337,8 +374,8 @@ def _gateway_container(task: TaskObject, mounts: list[Manifest]) -> Manifest:
     )
     return {
         "name": "gateway",
-        "image": spec.gateway.image or task.images.gateway,
-        "imagePullPolicy": task.images.pull_policy,
+        "image": spec.gateway.image or task.defaults.gateway_image,
+        "imagePullPolicy": task.defaults.pull_policy,
         "args": ["serve", "-c", CONFIG_FILE],
         "command": ["apprentice"],
         "ports": [{"name": "http", "containerPort": spec.gateway.port, "protocol": "TCP"}],
@@ -374,8 +411,8 @@ def _vllm_container(task: TaskObject) -> Manifest:
     health = {"httpGet": {"path": "/health", "port": "vllm"}, "periodSeconds": 10}
     return {
         "name": "vllm",
-        "image": student.image or task.images.vllm,
-        "imagePullPolicy": task.images.pull_policy,
+        "image": student.image or task.defaults.vllm_image,
+        "imagePullPolicy": task.defaults.pull_policy,
         "args": args + list(student.extra_args),
         "ports": [{"name": "vllm", "containerPort": VLLM_PORT, "protocol": "TCP"}],
         "env": [
@@ -389,8 +426,8 @@ def _vllm_container(task: TaskObject) -> Manifest:
         "resources": _resources(
             student.resources,
             {
-                "requests": {"cpu": "2", "memory": "16Gi", "nvidia.com/gpu": 1},
-                "limits": {"memory": "32Gi", "nvidia.com/gpu": 1},
+                "requests": {"cpu": "2", "memory": "16Gi", task.defaults.gpu_resource: 1},
+                "limits": {"memory": "32Gi", task.defaults.gpu_resource: 1},
             },
         ),
         "securityContext": container_security_context(),
@@ -423,14 +460,12 @@ def get_deployment(task: TaskObject, config_digest: str) -> Manifest:
         "containers": containers,
         "volumes": volumes,
     }
-    if spec.student.node_selector:
-        pod["nodeSelector"] = dict(spec.student.node_selector)
-    if spec.student.tolerations:
-        pod["tolerations"] = [
-            t.model_dump(by_alias=True, exclude_none=True) for t in spec.student.tolerations
-        ]
+    if spec.student.profile is Profile.gpu:
+        pod.update(task.gpu_placement(spec.student.node_selector, spec.student.tolerations))
+    else:
+        pod.update(_placement(spec.student.node_selector, spec.student.tolerations))
     # One SQLite writer and (usually) one GPU: the old pod must stop before the new starts.
-    single = spec.storage.postgres is None
+    single = task.postgres is None
     strategy = (
         {"type": "Recreate"}
         if single

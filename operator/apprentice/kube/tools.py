@@ -63,8 +63,10 @@ def ensure_tools(dest: Path) -> dict[str, Path]:
     tarball = _tarball()
     source = f"{DISTRIBUTION} {tarball.stat().st_size}\n"
     stamp = dest / ".source"
-    if stamp.is_file() and stamp.read_text() == source and all(
-        p.is_file() and os.access(p, os.X_OK) for p in paths.values()
+    if (
+        stamp.is_file()
+        and stamp.read_text() == source
+        and all(p.is_file() and os.access(p, os.X_OK) for p in paths.values())
     ):
         return paths  # unpacking 120 MB again would only cost time
     layer: zipfile.ZipFile | None = None

@@ -19,6 +19,7 @@ from apprentice.kube.manifests import (
     MODELS_DIR,
     Manifest,
     TaskObject,
+    _placement,
     _resources,
     container_security_context,
     gateway_env,
@@ -85,8 +86,8 @@ def get_job(
     gpu = spec.student.profile is Profile.gpu
     default = (
         {
-            "requests": {"cpu": "4", "memory": "32Gi", "nvidia.com/gpu": 1},
-            "limits": {"memory": "64Gi", "nvidia.com/gpu": 1},
+            "requests": {"cpu": "4", "memory": "32Gi", task.defaults.gpu_resource: 1},
+            "limits": {"memory": "64Gi", task.defaults.gpu_resource: 1},
         }
         if gpu
         else {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}}
@@ -95,8 +96,8 @@ def get_job(
     output = adapter_path(spec.name, version)
     container: Manifest = {
         "name": "trainer",
-        "image": training.image or task.images.trainer,
-        "imagePullPolicy": task.images.pull_policy,
+        "image": training.image or task.defaults.trainer_image,
+        "imagePullPolicy": task.defaults.pull_policy,
         "command": ["python", "-m", "apprentice.training.job"],
         "args": [
             "--config",
@@ -130,12 +131,10 @@ def get_job(
             {"name": "tmp", "emptyDir": {}},
         ],
     }
-    if training.node_selector:
-        pod["nodeSelector"] = dict(training.node_selector)
-    if training.tolerations:
-        pod["tolerations"] = [
-            t.model_dump(by_alias=True, exclude_none=True) for t in training.tolerations
-        ]
+    if gpu:
+        pod.update(task.gpu_placement(training.node_selector, training.tolerations))
+    else:
+        pod.update(_placement(training.node_selector, training.tolerations))
     job_spec: dict[str, Any] = {
         "backoffLimit": training.backoff_limit,
         "activeDeadlineSeconds": training.active_deadline_seconds,
