@@ -183,7 +183,7 @@ def map_error(status: int, body: Any) -> TeacherError:
         if any("PerDay" in q for q in quota_ids) or "credits are depleted" in message.lower():
             return QuotaExhausted(
                 f"quota exhausted ({detail}); wait for the daily reset or raise the quota / "
-                "billing in Google AI Studio: retrying now cannot help",
+                "billing in Google AI Studio: retrying cannot help before the reset",
                 provider="google",
                 status=status,
             )
