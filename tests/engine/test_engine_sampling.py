@@ -15,7 +15,9 @@ floors = st.floats(0.001, 1.0, allow_nan=False)
 functions = st.sampled_from(list(DecayFunction))
 
 
-def policy(fn: DecayFunction = DecayFunction.exponential, floor: float = 0.02) -> sampling.SamplingPolicy:
+def policy(
+    fn: DecayFunction = DecayFunction.exponential, floor: float = 0.02
+) -> sampling.SamplingPolicy:
     return sampling.SamplingPolicy(decay_function=fn, min_floor=floor)
 
 

@@ -1,0 +1,128 @@
+"""Budget: caps hold under any interleaving; windows roll over; replay rebuilds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from apprentice.engine import budget
+from apprentice.engine.budget import Caps, Window
+
+T0 = datetime(2025, 3, 7, 22, 0, tzinfo=UTC).timestamp()  # a Friday, 22:00 UTC
+LIMITS = budget.BudgetLimits(
+    global_caps=Caps(daily=10.0, weekly=30.0, monthly=60.0),
+    task_caps={"a": Caps(daily=4.0), "b": Caps(weekly=12.0)},
+)
+TASKS = ("a", "b", "c")
+
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("reserve"), st.sampled_from(TASKS), st.floats(0.0, 3.0)),
+        st.tuples(st.just("settle"), st.integers(0, 20), st.floats(0.0, 1.0)),
+        st.tuples(st.just("release"), st.integers(0, 20), st.just(0.0)),
+        st.tuples(st.just("tick"), st.just(""), st.floats(0.0, 3 * 86400.0)),
+    ),
+    max_size=80,
+)
+
+
+def _assert_within_caps(ledger: budget.Ledger, now: float) -> None:
+    keys = budget.window_keys(ledger.limits, now)
+    for scope in (*TASKS, budget.GLOBAL):
+        caps = ledger.limits.caps(scope)
+        pending = ledger.pending.get(scope, 0.0)
+        for w in budget.WINDOWS:
+            cap = caps.get(w)
+            if cap is None:
+                continue
+            entry = ledger.spent.get((scope, w))
+            spent = entry[1] if entry and entry[0] == keys[w] else 0.0
+            assert spent + pending <= cap + 1e-9, (scope, w, spent, pending, cap)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops)
+def test_spend_never_exceeds_any_cap_under_any_interleaving(operations):
+    ledger = budget.empty(LIMITS)
+    now = T0
+    open_ids: list[int] = []
+    for op, arg, value in operations:
+        if op == "tick":
+            now += value
+        elif op == "reserve":
+            try:
+                ledger, res = budget.reserve(ledger, arg, value, now)
+                open_ids.append(res.id)
+            except budget.BudgetExhausted:
+                assert not budget.may_call(ledger, arg, now, value)
+        elif open_ids:
+            rid = open_ids.pop(arg % len(open_ids))
+            if op == "settle":
+                amount = ledger.open[rid].amount * value  # actual <= reserved
+                ledger = budget.settle(ledger, rid, amount, now)
+            else:
+                ledger = budget.release(ledger, rid)
+        _assert_within_caps(ledger, now)
+    # Every settled cent is in the all-time totals, per task and globally.
+    assert ledger.totals.get(budget.GLOBAL, 0.0) == pytest.approx(
+        sum(v for k, v in ledger.totals.items() if k != budget.GLOBAL)
+    )
+
+
+def test_a_reservation_that_would_cross_a_cap_is_refused():
+    ledger, res = budget.reserve(budget.empty(LIMITS), "a", 3.0, T0)
+    with pytest.raises(budget.BudgetExhausted, match="task 'a' day cap") as info:
+        budget.reserve(ledger, "a", 1.5, T0)
+    assert info.value.window is Window.day
+    ledger = budget.settle(ledger, res.id, 2.0, T0)
+    ledger, _ = budget.reserve(ledger, "a", 1.5, T0)  # 2.0 spent + 1.5 fits under 4.0
+
+
+def test_the_day_rolls_over_in_the_configured_zone():
+    tokyo = budget.BudgetLimits(global_caps=Caps(daily=1.0), timezone="Asia/Tokyo")
+    ledger = budget.record(budget.empty(tokyo), "a", 1.0, T0)  # 07:00 Saturday in Tokyo
+    assert not budget.may_call(ledger, "a", T0)
+    # 14:59 UTC is 23:59 in Tokyo: same day; 15:00 UTC is the next day there.
+    assert not budget.may_call(ledger, "a", T0 + 16 * 3600 + 59 * 60)
+    assert budget.may_call(ledger, "a", T0 + 17 * 3600)
+    utc = budget.BudgetLimits(global_caps=Caps(daily=1.0))
+    assert budget.may_call(budget.record(budget.empty(utc), "a", 1.0, T0), "a", T0 + 2 * 3600)
+
+
+def test_week_keys_are_iso_weeks():
+    keys = budget.window_keys(LIMITS, datetime(2024, 12, 30, 12, tzinfo=UTC).timestamp())
+    assert keys == {Window.day: "2024-12-30", Window.week: "2025-W01", Window.month: "2024-12"}
+
+
+def test_replay_of_the_spend_ledger_rebuilds_the_current_windows():
+    entries = [(T0 - 40 * 86400, "a", 5.0), (T0, "b", 2.0), (T0 - 3600, "a", 1.0)]
+    ledger = budget.from_entries(LIMITS, reversed(entries))
+    assert budget.spend(ledger, T0) == {Window.day: 3.0, Window.week: 3.0, Window.month: 3.0}
+    assert budget.spend(ledger, T0, "a")[Window.day] == 1.0
+
+
+def test_view_reports_fractions_for_alerts():
+    ledger = budget.record(budget.empty(LIMITS), "a", 3.2, T0)
+    view = budget.view(ledger, T0, "a")
+    assert view.fraction_used == pytest.approx(0.8)
+    assert not view.exhausted
+    view = budget.view(budget.record(ledger, "a", 0.8, T0), T0, "a")
+    assert view.exhausted and view.today == pytest.approx(4.0)
+    assert view.to_dict()["caps"] == {"daily": 4.0, "weekly": None, "monthly": None}
+
+
+def test_settling_twice_is_an_error():
+    ledger, res = budget.reserve(budget.empty(LIMITS), "a", 1.0, T0)
+    ledger = budget.settle(ledger, res.id, 0.5, T0)
+    with pytest.raises(budget.UnknownReservation):
+        budget.settle(ledger, res.id, 0.5, T0)
+    with pytest.raises(ValueError, match="non-negative"):
+        budget.reserve(ledger, "a", -1.0, T0)
+
+
+def test_savings_estimate():
+    assert budget.savings(900, 100, 5.0, local_cost=10.0) == pytest.approx(35.0)
+    assert budget.savings(10, 0, 0.0, local_cost=1.0) == -1.0
