@@ -15,10 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import gw_rules as rules
+
 from apprentice import prompts
 from apprentice.config import TaskConfig
 from apprentice.students import base as students
-import gw_rules as rules
 
 
 class RuleStudent:

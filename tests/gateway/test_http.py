@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import gw_rules
+
 from conftest import ADMIN_TOKEN, make_config
 
 
