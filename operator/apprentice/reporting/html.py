@@ -39,7 +39,7 @@ margin:14px 0}
 .card .v{font-size:20px;font-weight:600;margin-top:2px;font-variant-numeric:tabular-nums}
 .card .s{font-size:12px;color:#7b8794}
 .good{color:#1b6e43}.bad{color:#a61b29}
-img{display:block;max-width:100%;margin:6px 0 4px}
+img{display:block;width:100%;margin:18px 0 4px}
 table{border-collapse:collapse;width:100%;font-size:13px;font-variant-numeric:tabular-nums}
 th{text-align:left;font-weight:600;color:#52606d;border-bottom:2px solid #e4e7eb;padding:6px 10px}
 td{border-bottom:1px solid #eef0f3;padding:6px 10px;vertical-align:top}
@@ -49,7 +49,7 @@ footer{color:#9aa5b1;font-size:12px;text-align:center;padding:0 0 30px}
 
 
 def _money(value: float) -> str:
-    return f"${value:,.2f}" if value >= 1 else f"${value:,.4f}"
+    return f"${value:,.2f}" if value >= 1 or value == 0 else f"${value:,.4f}"
 
 
 def _pct(value: float | None) -> str:
@@ -169,18 +169,17 @@ def _alarms_table(tr: TaskReport) -> str:
 
 
 _CAPTIONS = {
-    "cumulative_spend": "Spend",
-    "spend_buckets": "",
-    "confidence": "Agreement and confidence",
-    "sampling": "Sampling rate",
+    "cumulative_spend": "cumulative teacher spend against all-teacher",
+    "spend_buckets": "spend per time bucket",
+    "confidence": "agreement and confidence over time",
+    "sampling": "sampling rate over time",
 }
 
 
 def _task_section(tr: TaskReport) -> str:
     images = plots.render_all(tr.timeline, tr.thresholds)
     figs = "".join(
-        (f"<h3>{_CAPTIONS[name]}</h3>" if _CAPTIONS.get(name) else "")
-        + f'<img alt="{escape(name)}" src="data:image/png;base64,{data}">'
+        f'<img alt="{escape(_CAPTIONS.get(name, name))}" src="data:image/png;base64,{data}">'
         for name, data in images.items()
     )
     return (

@@ -118,11 +118,12 @@ def _context(ax: Any, t: TaskTimeline, *, label_versions: bool = True) -> None:
 
 
 def _legend(ax: Any) -> None:
-    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    # Below the axes, so every figure keeps the same plot width in the report.
+    ax.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4)
 
 
 def plot_cumulative_spend(plt: Any, t: TaskTimeline) -> str:
-    fig, ax = plt.subplots(figsize=(9.5, 3.4))
+    fig, ax = plt.subplots(figsize=(10, 3.4))
     x = range(len(t.cumulative_spend))
     ax.plot(x, t.cumulative_all_teacher, color=COLORS["estimate"], linestyle="--", linewidth=1.6,
             label="all-teacher (estimate)")  # fmt: skip
@@ -140,7 +141,7 @@ def plot_cumulative_spend(plt: Any, t: TaskTimeline) -> str:
 
 
 def plot_spend_buckets(plt: Any, t: TaskTimeline) -> str:
-    fig, ax = plt.subplots(figsize=(9.5, 3.0))
+    fig, ax = plt.subplots(figsize=(10, 3.0))
     labels = [b.start[11:16] if t.bucket != "day" else b.start[:10] for b in t.spend_buckets]
     if t.bucket == "hour":
         labels = [b.start[5:13].replace("T", " ") + "h" for b in t.spend_buckets]
@@ -160,7 +161,7 @@ def plot_spend_buckets(plt: Any, t: TaskTimeline) -> str:
 
 
 def plot_confidence(plt: Any, t: TaskTimeline, th: Thresholds) -> str:
-    fig, ax = plt.subplots(figsize=(9.5, 3.8))
+    fig, ax = plt.subplots(figsize=(10, 3.8))
     ax.set_ylim(-0.03, 1.06)
     ax.set_xlim(0, max(1, t.requests))
     if t.agreement:
@@ -194,7 +195,7 @@ def plot_confidence(plt: Any, t: TaskTimeline, th: Thresholds) -> str:
 
 
 def plot_sampling(plt: Any, t: TaskTimeline, th: Thresholds) -> str:
-    fig, ax = plt.subplots(figsize=(9.5, 3.0))
+    fig, ax = plt.subplots(figsize=(10, 3.0))
     ax.set_ylim(0, 1.05)
     ax.set_xlim(0, max(1, t.requests))
     ax.plot(range(len(t.teacher_share)), t.teacher_share, color=COLORS["teacher"], linewidth=1.4,
