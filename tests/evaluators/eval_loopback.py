@@ -2,7 +2,9 @@
 
 Each model name is a judge whose behaviour the test sets: a score (a proper
 JSON grade), a raw text (a reply that is not a grade), or an HTTP status (an
-API error in OpenAI's error shape). Every response body is parsed by the
+API error in OpenAI's error shape). The judges are the real teacher clients
+(``apprentice.teachers.build_teacher``, ``openai_compatible`` at the loopback
+``base_url``), so the whole path from evaluator to wire is exercised. Every response body is parsed by the
 official ``openai`` SDK's own types before it is sent, so the fake cannot drift
 from the real wire format; every request body is kept for assertions.
 """
@@ -15,16 +17,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion
 
 from apprentice.config import ProviderConfig
-from apprentice.prompts import ChatMessage
-from apprentice.teachers.base import Completion, Teacher, Usage
-from apprentice.teachers.errors import ProviderError
+from apprentice.teachers.base import Teacher, build_teacher
 
 PROMPT_TOKENS = 1000
 COMPLETION_TOKENS = 50
@@ -32,60 +31,17 @@ PRICE_IN, PRICE_OUT = 2.0, 8.0  # per million tokens
 CALL_COST = (PROMPT_TOKENS * PRICE_IN + COMPLETION_TOKENS * PRICE_OUT) / 1e6
 
 
-class OpenAIWireTeacher:
-    """Minimal OpenAI-protocol teacher client used until apprentice.teachers builds one."""
+async def no_sleep(seconds: float) -> None:
+    """Retries back off in virtual time: the tests never wait real seconds."""
+    SLEPT.append(seconds)
 
-    provider = "openai_compatible"
 
-    def __init__(self, config: ProviderConfig) -> None:
-        assert config.base_url and config.model
-        self.model = config.model
-        self.name = f"openai_compatible:{config.model}"
-        self._client = httpx.AsyncClient(base_url=config.base_url, timeout=10)
-
-    async def complete(
-        self,
-        messages: list[ChatMessage],
-        *,
-        json_schema: dict[str, Any] | None = None,
-        max_tokens: int | None = None,
-    ) -> Completion:
-        body: dict[str, Any] = {"model": self.model, "messages": list(messages)}
-        if max_tokens is not None:
-            body["max_tokens"] = max_tokens
-        if json_schema is not None:
-            body["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "grade", "schema": json_schema},
-            }
-        response = await self._client.post("/chat/completions", json=body)
-        if response.status_code != 200:
-            raise ProviderError(f"HTTP {response.status_code}", provider=self.provider)
-        data = response.json()
-        usage = Usage(data["usage"]["prompt_tokens"], data["usage"]["completion_tokens"])
-        cost = (usage.input_tokens * PRICE_IN + usage.output_tokens * PRICE_OUT) / 1e6
-        text = data["choices"][0]["message"]["content"]
-        return Completion(text, usage, cost, self.provider, self.model)
-
-    async def embed(self, texts: list[str]) -> list[list[float]]:
-        response = await self._client.post(
-            "/embeddings", json={"model": self.model, "input": texts}
-        )
-        return [row["embedding"] for row in response.json()["data"]]
-
-    async def generate(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
-
-    def estimate_cost(self, *args: Any) -> float:
-        return CALL_COST
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+SLEPT: list[float] = []
 
 
 def wire_factory(config: ProviderConfig) -> Teacher:
-    teacher: Teacher = OpenAIWireTeacher(config)  # type: ignore[assignment]
-    return teacher
+    """The real teacher client (``apprentice.teachers.build_teacher``) aimed at the loopback."""
+    return build_teacher(config, env={}, sleep=no_sleep)
 
 
 @dataclass

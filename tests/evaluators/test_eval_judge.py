@@ -74,6 +74,7 @@ async def test_single_judge_sends_rubric_schema_and_both_answers(server: JudgeSe
     assert "I reset my password" in user["content"]
     assert user["content"].index("Reference answer") < user["content"].index("Candidate answer")
     assert request["response_format"]["json_schema"]["schema"] == judge_mod.JUDGE_SCHEMA
+    assert request["max_tokens"] == 512  # openai_compatible servers get max_tokens
 
 
 async def test_default_rubric_when_none_configured(server: JudgeServer) -> None:

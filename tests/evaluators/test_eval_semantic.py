@@ -172,7 +172,9 @@ async def test_teacher_embeddings_endpoint(server: JudgeServer) -> None:
     await evaluator.aclose()
     assert result.score == pytest.approx(2**-0.5)
     assert result.details["embedding"] == "teacher"
-    assert server.requests == [{"model": "embed-model", "input": ["refund please", "money back"]}]
+    [request] = server.requests
+    assert request["model"] == "embed-model"
+    assert request["input"] == ["refund please", "money back"]
 
 
 async def test_negative_cosine_is_clipped_to_zero(server: JudgeServer) -> None:
