@@ -184,8 +184,9 @@ class Budget:
     def may_call(self, task: str, now: datetime) -> bool:
         return budget_mod.may_call(self.ledger, task, now.timestamp())
 
-    def exhausted(self, task: str, now: datetime) -> bool:
-        return not self.may_call(task, now)
+    def exhausted(self, task: str, now: datetime, typical_cost: float = 0.0) -> bool:
+        """No room left for a typical teacher call (``typical_cost``: recent average)."""
+        return not budget_mod.may_call(self.ledger, task, now.timestamp(), typical_cost)
 
     def windows(self, task: str, now: datetime) -> dict[str, float]:
         got = budget_mod.spend(self.ledger, now.timestamp(), task)

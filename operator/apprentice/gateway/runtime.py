@@ -256,7 +256,7 @@ class Runtime:
             estimated_savings=savings,
             active_version=None if active is None else active.version,
             training_in_progress=rt.training_in_progress(),
-            budget_exhausted=self.budget.exhausted(task, now),
+            budget_exhausted=self.budget.exhausted(task, now, rt.avg_teacher_cost()),
         )
         self.metrics.update_from_status(st)
         return st.to_json()
