@@ -335,7 +335,7 @@ async def test_malformed_twice_is_invalid_output(setup: Any, task: TaskConfig) -
 async def test_timeout_retried_then_typed_error(
     setup: Any, task: TaskConfig, clock: FakeClock
 ) -> None:
-    case, fake, teacher = setup
+    _case, fake, teacher = setup
     fake.script(Reply(hang=True), Reply(hang=True))
     with pytest.raises(errors.Timeout) as info:
         await teacher(timeout_s=0.2, max_retries=1).generate(task, INPUT)
@@ -344,14 +344,14 @@ async def test_timeout_retried_then_typed_error(
 
 
 async def test_timeout_then_success(setup: Any, task: TaskConfig) -> None:
-    case, fake, teacher = setup
+    _case, fake, teacher = setup
     fake.script(Reply(hang=True))
     answer = await teacher(timeout_s=0.2).generate(task, INPUT)
     assert answer.output == GOOD and answer.attempts == 2
 
 
 async def test_non_json_body_from_a_proxy(setup: Any, task: TaskConfig) -> None:
-    case, fake, teacher = setup
+    _case, fake, teacher = setup
     fake.script(Reply(status=200, raw="<html>captive portal</html>"))
     answer = await teacher().generate(task, INPUT)
     assert answer.attempts == 2
