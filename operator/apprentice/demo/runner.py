@@ -1,0 +1,202 @@
+"""``apprentice demo``: the whole lifecycle, offline, in a few minutes.
+
+Writes the workload and config into a directory, streams every input through the
+:class:`~apprentice.gateway.facade.Apprentice` facade exactly like
+``apprentice batch --wait-for-training`` (a request is not started while a
+training run is due or running, so the run is reproducible), then measures what
+the README promises from the store the gateway wrote:
+
+- ``spend_reduction_last_1000``: 1 - teacher spend over the last 1,000 requests /
+  what those requests would have cost all-teacher (the average teacher cost of
+  the run per request: the replay teacher prices every call like the frontier model);
+- ``heldout_agreement``: the promoted version's score on the held-out split.
+"""
+
+from __future__ import annotations
+
+import resource
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from apprentice.demo import scenario, workload
+from apprentice.demo.scenario import TASK, DemoSettings
+
+__all__ = ["DemoResult", "last_window_reduction", "prepare", "run_demo"]
+
+LAST = 1000
+_MARK = "written by `apprentice demo`"
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """The demo's numbers; the first six keys are the documented ``--json`` contract."""
+
+    requests: int
+    teacher_calls: int
+    final_phase: str
+    spend_reduction_last_1000: float | None
+    heldout_agreement: float | None
+    seconds: float
+    steady_state_at: int | None
+    active_version: str | None
+    versions: list[dict[str, Any]]
+    teacher_spend: float
+    all_teacher_estimate: float
+    peak_rss_mb: float
+    directory: str
+    report: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _peak_rss_mb() -> float:
+    """Peak RSS of this process and, separately, of its largest child (the trainer)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, child) / 1024, 1)  # Linux reports KiB
+
+
+def prepare(directory: Path, requests: int, seed: int, settings: DemoSettings) -> Path:
+    """Write data and config; clear the state of an earlier demo run in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cfg_path = directory / "apprentice.yaml"
+    if cfg_path.exists():
+        if _MARK not in cfg_path.read_text(encoding="utf-8")[:200]:
+            raise FileExistsError(
+                f"{cfg_path} exists and was not written by apprentice demo; "
+                "pass --dir with an empty or earlier demo directory"
+            )
+        for name in ("apprentice.db", "apprentice.db-wal", "apprentice.db-shm", "report.html"):
+            (directory / name).unlink(missing_ok=True)
+        shutil.rmtree(directory / "models", ignore_errors=True)
+    workload.write_workload(directory, requests, seed)
+    scenario.write_config(directory, settings)
+    return cfg_path
+
+
+def last_window_reduction(
+    costs: list[float], teacher_called: list[bool], avg_cost: float
+) -> float | None:
+    """1 - actual / all-teacher spend over the given requests (None with no price known)."""
+    if not costs or avg_cost <= 0:
+        return None
+    actual = sum(c for c, called in zip(costs, teacher_called, strict=True) if called)
+    return round(1.0 - actual / (avg_cost * len(costs)), 4)
+
+
+async def run_demo(
+    directory: Path,
+    *,
+    requests: int = 3000,
+    seed: int = 7,
+    settings: DemoSettings | None = None,
+    progress: bool = True,
+    write_report: bool = True,
+    on_phase: Callable[[int, str], None] | None = None,
+) -> DemoResult:
+    """Run the demo in ``directory`` and return its numbers."""
+    from apprentice.gateway.facade import Apprentice
+
+    started = time.perf_counter()
+    chosen = settings or DemoSettings()
+    cfg_path = prepare(directory, requests, seed, chosen)
+    inputs = [t.input for t in workload.generate(requests, seed)]
+
+    bar: Any = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(inputs), file=sys.stderr, unit="req", desc="cold_start",
+                   dynamic_ncols=True)  # fmt: skip
+    steady_at: int | None = None
+    phase = "cold_start"
+    try:
+        async with Apprentice.from_config(cfg_path) as app:
+            for index, task_input in enumerate(inputs):
+                if app.training_due_or_running(TASK):
+                    if bar is not None:
+                        bar.set_description("training")
+                    await app.wait_for_training_idle(TASK)
+                await app.run(TASK, task_input)
+                now_phase = app.engine_state(TASK).phase_name()
+                if now_phase != phase:
+                    phase = now_phase
+                    if on_phase is not None:
+                        on_phase(index, phase)
+                    if phase == "steady_state" and steady_at is None:
+                        steady_at = index
+                if bar is not None:
+                    bar.set_description(phase, refresh=False)
+                    bar.update(1)
+            status = await app.status(TASK)
+            store = app.store
+            summary = _summarise(store, status, requests)
+            report_path = None
+            if write_report:
+                report_path = _write_report(store, app.config, directory)
+    finally:
+        if bar is not None:
+            bar.close()
+    return DemoResult(
+        requests=requests,
+        teacher_calls=summary["teacher_calls"],
+        final_phase=status["phase"],
+        spend_reduction_last_1000=summary["reduction"],
+        heldout_agreement=summary["heldout"],
+        seconds=round(time.perf_counter() - started, 1),
+        steady_state_at=steady_at,
+        active_version=status.get("active_version"),
+        versions=summary["versions"],
+        teacher_spend=summary["spend"],
+        all_teacher_estimate=summary["estimate"],
+        peak_rss_mb=_peak_rss_mb(),
+        directory=str(directory),
+        report=None if report_path is None else str(report_path),
+    )
+
+
+def _summarise(store: Any, status: dict[str, Any], requests: int) -> dict[str, Any]:
+    rows = store.requests(TASK, limit=requests)
+    paid = [r for r in rows if r.teacher_called and r.error is None]
+    avg = sum(r.cost for r in paid) / len(paid) if paid else 0.0
+    last = rows[-LAST:]
+    active = store.active_version(TASK)
+    return {
+        "teacher_calls": sum(1 for r in rows if r.teacher_called),
+        "reduction": last_window_reduction(
+            [r.cost for r in last], [r.teacher_called for r in last], avg
+        ),
+        "heldout": None
+        if active is None or active.heldout_score is None
+        else round(active.heldout_score, 4),
+        "versions": [
+            {
+                "version": v.version,
+                "state": v.state,
+                "heldout_score": v.heldout_score,
+                "reason": v.reason,
+            }
+            for v in store.versions(TASK)
+        ],
+        "spend": round(sum(r.cost for r in rows), 6),
+        "estimate": round(avg * len(rows), 6),
+    }
+
+
+def _write_report(store: Any, cfg: Any, directory: Path) -> Path | None:
+    from apprentice.reporting import html, plots, snapshot
+    from apprentice.reporting import report as report_mod
+
+    statuses = snapshot.statuses_from_store(cfg, store).tasks
+    data = report_mod.build_report(store, cfg, statuses=statuses)
+    try:
+        return html.write_html(data, directory / "report.html")
+    except plots.PlotsUnavailable as exc:
+        print(f"note: no HTML report: {exc}", file=sys.stderr)
+        return None
