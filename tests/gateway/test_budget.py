@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import gw_rules
+
 from conftest import make_config
 
 
