@@ -1,0 +1,98 @@
+"""The demo's workload and config: deterministic, learnable, valid, and what the teacher replays."""
+
+from __future__ import annotations
+
+import collections
+import json
+from pathlib import Path
+
+import pytest
+
+from apprentice import schemas
+from apprentice.demo import runner, scenario, workload
+from apprentice.teachers import replay
+
+
+def test_same_seed_same_tickets_and_all_distinct() -> None:
+    a, b = workload.generate(2000, seed=7), workload.generate(2000, seed=7)
+    assert [t.input for t in a] == [t.input for t in b]
+    assert len({json.dumps(t.input, sort_keys=True) for t in a}) == 2000
+    assert [t.input for t in workload.generate(50, seed=8)] != [t.input for t in a[:50]]
+
+
+def test_tickets_are_short_varied_and_balanced() -> None:
+    tickets = workload.generate(3000)
+    lengths = [len(t.input["text"]) for t in tickets]
+    assert min(lengths) >= 30 and max(lengths) <= 170
+    assert 70 <= sum(lengths) / len(lengths) <= 130
+    cats = collections.Counter(t.output["category"] for t in tickets)
+    assert set(cats) == set(workload.CATEGORIES)
+    assert min(cats.values()) > 3000 / len(workload.CATEGORIES) * 0.7
+    assert set(collections.Counter(t.output["priority"] for t in tickets)) == {1, 2, 3, 4}
+    meta = tickets[0].input["metadata"]
+    assert set(meta) == {"channel", "customer_tier", "region"}
+
+
+@pytest.mark.parametrize(
+    ("urgency", "tier", "priority"),
+    [("critical", "free", 1), ("high", "pro", 2), ("high", "enterprise", 1),
+     ("normal", "enterprise", 2), ("low", "free", 4), ("low", "enterprise", 3)],
+)  # fmt: skip
+def test_priority_rule(urgency: str, tier: str, priority: int) -> None:
+    task_input = {"text": "x", "metadata": {"customer_tier": tier}}
+    assert workload.label(task_input, category="billing", urgency=urgency)["priority"] == priority
+
+
+def test_answers_validate_against_the_demo_output_schema(tmp_path: Path) -> None:
+    cfg = scenario.write_config(tmp_path)
+    task = cfg.task(scenario.TASK)
+    _, answers = workload.write_workload(tmp_path, 300)
+    for line in answers.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        assert schemas.validation_errors(task.input_schema, row["input"]) == []
+        assert schemas.validation_errors(task.output_schema, row["output"]) == []
+
+
+def test_replay_teacher_reads_the_answers(tmp_path: Path) -> None:
+    inputs, answers = workload.write_workload(tmp_path, 200)
+    index = replay.load_answers(answers)
+    assert len(index) == 200
+    first = json.loads(inputs.read_text(encoding="utf-8").splitlines()[0])
+    key = (None, json.dumps(first, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+    assert index[key]["category"] in workload.CATEGORIES
+
+
+def test_config_is_valid_and_self_contained(tmp_path: Path) -> None:
+    cfg = scenario.write_config(tmp_path, scenario.DemoSettings(phase1_to_phase2=120))
+    assert cfg.remote.provider.value == "replay"
+    assert cfg.remote.price_as == "claude-sonnet-4-5"
+    assert cfg.local.base_model == "apprentice/tiny"
+    assert cfg.local.backend.value == "transformers"
+    assert cfg.task(scenario.TASK).confidence_thresholds.phase1_to_phase2 == 120
+    assert cfg.store.url == f"sqlite:///{tmp_path.resolve() / 'apprentice.db'}"
+    assert Path(cfg.local.model_dir).is_absolute()
+    assert "apprentice demo" in (tmp_path / "apprentice.yaml").read_text(encoding="utf-8")
+
+
+def test_prepare_refuses_a_foreign_config(tmp_path: Path) -> None:
+    (tmp_path / "apprentice.yaml").write_text("tasks: []\n", encoding="utf-8")
+    with pytest.raises(FileExistsError, match="not written by apprentice demo"):
+        runner.prepare(tmp_path, 100, 7, scenario.DemoSettings())
+
+
+def test_prepare_clears_an_earlier_demo(tmp_path: Path) -> None:
+    runner.prepare(tmp_path, 100, 7, scenario.DemoSettings())
+    (tmp_path / "apprentice.db").write_text("old", encoding="utf-8")
+    (tmp_path / "models" / "classify_ticket").mkdir(parents=True)
+    runner.prepare(tmp_path, 150, 7, scenario.DemoSettings())
+    assert not (tmp_path / "apprentice.db").exists()
+    assert not (tmp_path / "models").exists()
+    assert len((tmp_path / "inputs.jsonl").read_text(encoding="utf-8").splitlines()) == 150
+
+
+def test_last_window_reduction() -> None:
+    costs = [0.01, 0.0, 0.0, 0.0]
+    called = [True, False, False, False]
+    assert runner.last_window_reduction(costs, called, 0.01) == 0.75
+    assert runner.last_window_reduction([], [], 0.01) is None
+    assert runner.last_window_reduction(costs, called, 0.0) is None
