@@ -435,3 +435,35 @@ def test_everything_survives_a_reopen(store_url: str) -> None:
         assert second.load_task_state("classify") == {"phase": "steady_state"}
         assert second.request_counts("classify").requests == 1
         assert second.spend_total(T0, T0 + timedelta(hours=1)) == pytest.approx(0.01)
+
+
+def test_readers_do_not_wait_for_an_open_write_transaction(store: Store) -> None:
+    assert isinstance(store, SqlStore)
+    full_request(store, "r0", "committed")
+    inside, release = threading.Event(), threading.Event()
+
+    def slow_writer() -> None:
+        with store._write() as tx:
+            tx.execute(
+                "INSERT INTO task_state (task, state, updated_at) VALUES (?, ?, 0)",
+                ("uncommitted", "{}"),
+            )
+            inside.set()
+            release.wait()
+
+    writer = threading.Thread(target=slow_writer)
+    writer.start()
+    assert inside.wait(timeout=30)
+    seen: list[Any] = []
+    reader = threading.Thread(
+        target=lambda: seen.append((store.request_counts("classify").requests, store.tasks()))
+    )
+    reader.start()
+    reader.join(timeout=30)  # a guard against a hang, not a synchronisation
+    finished_while_writing = not reader.is_alive()
+    release.set()
+    writer.join()
+    reader.join()
+    assert finished_while_writing
+    assert seen == [(1, ["classify"])]  # the uncommitted row is invisible
+    assert store.tasks() == ["classify", "uncommitted"]

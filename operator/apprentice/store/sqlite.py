@@ -10,10 +10,14 @@ Settings and why:
   record must never be lost, so the extra fsync per request is the price.
   (Against a killed process alone NORMAL would suffice: the OS keeps the WAL.)
 - ``busy_timeout``: other processes' writes wait instead of failing.
-- One connection guarded by a lock: sqlite3 connections are not safe to share
-  between threads mid-transaction, and SQLite runs one writer at a time anyway.
-  Write transactions start with ``BEGIN IMMEDIATE`` so a writer takes the
-  lock up front instead of failing half-way on an upgrade.
+- One write connection guarded by a lock: sqlite3 connections are not safe
+  to share between threads mid-transaction, and SQLite runs one writer at a
+  time anyway. Write transactions start with ``BEGIN IMMEDIATE`` so a writer
+  takes the lock up front instead of failing half-way on an upgrade.
+- One read-only connection per reading thread: under WAL, reports and status
+  read a consistent snapshot without waiting for the writer's fsync. (An
+  in-memory store has one connection for everything: nothing else could
+  see it.)
 """
 
 from __future__ import annotations
@@ -61,11 +65,15 @@ class SqliteStore(SqlStore):
         except sqlite3.Error as error:
             raise StoreError(f"cannot open SQLite store {path!r}: {error}") from error
         self._lock = threading.RLock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()  # not self._lock: a writer holds that one
         conn = self._conn
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if path != ":memory:":
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
+                conn.close()
                 raise StoreError(f"SQLite store {path!r} could not switch to WAL (got {mode})")
         conn.execute("PRAGMA synchronous = FULL")
 
@@ -104,8 +112,29 @@ class SqliteStore(SqlStore):
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Tx]:
-        with self._lock:
-            yield Tx(self._connection().cursor(), self.dialect)
+        if self.path == ":memory:":
+            with self._lock:
+                yield Tx(self._connection().cursor(), self.dialect)
+            return
+        self._connection()  # raises once closed
+        reader: sqlite3.Connection | None = getattr(self._local, "reader", None)
+        if reader is None:
+            reader = sqlite3.connect(
+                self.path,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,  # used by this thread only; closed by close()
+            )
+            reader.execute("PRAGMA query_only = ON")
+            with self._readers_lock:
+                self._readers.append(reader)
+            self._local.reader = reader
+        # One snapshot for the whole read, even when it runs several queries.
+        reader.execute("BEGIN")
+        try:
+            yield Tx(reader.cursor(), self.dialect)
+        finally:
+            reader.execute("COMMIT")
 
     def _is_unique_violation(self, error: BaseException) -> bool:
         return isinstance(error, sqlite3.IntegrityError) and "UNIQUE" in str(error).upper()
@@ -115,3 +144,7 @@ class SqliteStore(SqlStore):
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for reader in readers:
+            reader.close()
