@@ -106,6 +106,9 @@ class BudgetLimits:
     task_caps: Mapping[str, Caps] = field(default_factory=dict)
     timezone: str = "UTC"
     currency: str = "USD"
+    _capped: Mapping[str, tuple[tuple[int, Window, float], ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_config(cls, cfg: ApprenticeConfig) -> BudgetLimits:
@@ -119,6 +122,26 @@ class BudgetLimits:
 
     def caps(self, scope: str) -> Caps:
         return self.global_caps if scope == GLOBAL else self.task_caps.get(scope, Caps())
+
+    def capped(self, scope: str) -> tuple[tuple[int, Window, float], ...]:
+        """``(key position, window, cap)`` for each capped window of a scope."""
+        found = self._capped.get(scope)
+        return _capped(self.caps(scope)) if found is None else found
+
+    def __post_init__(self) -> None:
+        table = {name: _capped(caps) for name, caps in self.task_caps.items()}
+        table[GLOBAL] = _capped(self.global_caps)
+        object.__setattr__(self, "_capped", table)  # derived once; the hot path reads it
+
+
+@lru_cache(maxsize=1024)
+def _capped(caps: Caps) -> tuple[tuple[int, Window, float], ...]:
+    out = []
+    for i, w in enumerate(WINDOWS):
+        cap = caps.get(w)
+        if cap is not None:
+            out.append((i, w, cap))
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,15 +219,16 @@ def spend(ledger: Ledger, now: float, task: str | None = None) -> dict[Window, f
 
 
 def _check(ledger: Ledger, task: str, amount: float, now: float, strict: bool) -> None:
-    keys = window_keys(ledger.limits, now)
+    keys = _keys(ledger.limits.timezone, math.floor(now / 60.0))
+    spent, limits = ledger.spent, ledger.limits
     for scope in (task, GLOBAL):
-        caps = ledger.limits.caps(scope)
+        capped = limits.capped(scope)
+        if not capped:
+            continue
         pending = ledger.pending.get(scope, 0.0)
-        for w in WINDOWS:
-            cap = caps.get(w)
-            if cap is None:
-                continue
-            committed = _current(ledger, scope, w, keys[w]) + pending
+        for i, w, cap in capped:
+            entry = spent.get((scope, w))
+            committed = pending + (entry[1] if entry is not None and entry[0] == keys[i] else 0.0)
             if committed + amount > cap or (strict and committed >= cap):
                 raise BudgetExhausted(scope, w, cap, committed, amount)
 

@@ -152,6 +152,12 @@ class Signals:
     anti_correlation: bool = False  # became anti-correlated with this observation
 
 
+# The eight possible outcomes, built once: observe() is on the hot path.
+_SIGNALS = {
+    (d, s, a): Signals(d, s, a) for d in (False, True) for s in (False, True) for a in (False, True)
+}
+
+
 @dataclass(frozen=True, slots=True)
 class ConfidenceState:
     """Rolling window plus detector state. Build with :func:`empty`."""
@@ -339,11 +345,11 @@ def observe(
         n = k
 
     mean = total / n
-    upper = wilson(mean, n, params.z)[1]
+    chance = params.chance_agreement
     if state.anti_correlation:  # hysteresis: one alarm per episode, not one per wobble
-        anti = mean < params.chance_agreement
+        anti = mean < chance
     else:
-        anti = n >= k and upper < params.chance_agreement and mean < 0.8 * params.chance_agreement
+        anti = n >= k and mean < 0.8 * chance and wilson(mean, n, params.z)[1] < chance
     new = ConfidenceState(
         window=window,
         total=total,
@@ -363,6 +369,4 @@ def observe(
         anti_correlation=anti,
         z=params.z,
     )
-    return new, Signals(
-        drift=drift, shift=shift, anti_correlation=anti and not state.anti_correlation
-    )
+    return new, _SIGNALS[drift, shift, anti and not state.anti_correlation]

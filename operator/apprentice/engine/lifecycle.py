@@ -221,6 +221,9 @@ class TaskState:
     last_rejected: str | None = None
     remedial: bool = False  # a coaching/emergency run started in this episode
     alarms: tuple[Alarm, ...] = ()
+    # Memo of current_sampling(): a pure function of the fields above. init=False
+    # keeps dataclasses.replace() from copying it into a changed state.
+    _sampling: sampling.Sampling | None = field(default=None, init=False, compare=False, repr=False)
 
     @property
     def phase_number(self) -> int:
@@ -298,10 +301,14 @@ def _alert(state: TaskState) -> bool:
 
 def current_sampling(state: TaskState) -> sampling.Sampling:
     """The task's sampling rate now and why."""
-    c = state.confidence
-    return sampling.decide(
-        state.params.policy, state.phase.number, c.mean, c.trend, alert=_alert(state)
-    )
+    memo = state._sampling
+    if memo is None:
+        c = state.confidence
+        memo = sampling.decide(
+            state.params.policy, state.phase.number, c.mean, c.trend, alert=_alert(state)
+        )
+        object.__setattr__(state, "_sampling", memo)  # memoisation, invisible to callers
+    return memo
 
 
 def route(
@@ -362,12 +369,18 @@ def observe(
 
     remedial = state.remedial and (coaching or emergency)
     kept = (state.alarms + tuple(alarms))[-MAX_ALARMS:] if alarms else state.alarms
-    new = replace(
-        state,
-        confidence=conf,
+    new = TaskState(  # spelled out: this is the hot path and replace() is slow
+        params=p,
         phase=phase,
+        confidence=conf,
         coaching=coaching,
         emergency=emergency,
+        paused=state.paused,
+        examples=state.examples,
+        trained_examples=state.trained_examples,
+        training_in_progress=state.training_in_progress,
+        active_version=state.active_version,
+        last_rejected=state.last_rejected,
         remedial=remedial,
         alarms=kept,
     )
