@@ -120,8 +120,8 @@ class TaskEngine:
             self.state = lifecycle.record_example(self.state)
         return raised
 
-    def add_example(self) -> None:
-        self.state = lifecycle.record_example(self.state)
+    def add_example(self, count: int = 1) -> None:
+        self.state = lifecycle.record_example(self.state, count)
 
     def sync_examples(self, total: int) -> None:
         """Start-up: the store's example count is the truth (a crash can lose one update)."""

@@ -51,6 +51,7 @@ class TaskRuntime:
         self.engine = engine
         self.heldout_fraction = heldout_fraction
         self.student: students.Student | None = None
+        self.student_error: str | None = None
         self.evaluator: Any = None
         self.paused = False
         self.budget_flagged = False
@@ -167,7 +168,11 @@ class Runtime:
                     judge_factory=teachers_base.build_teacher,
                     default_judge=cfg.remote.providers()[0],
                 )
-                rt.student = self.student_factory(rt.cfg)
+                try:
+                    rt.student = self.student_factory(rt.cfg)
+                except Exception as exc:  # the teacher can still serve; /readyz tells
+                    rt.student_error = f"{type(exc).__name__}: {exc}"
+                    log.error("task %s: no student backend: %s", rt.name, rt.student_error)
         self.orchestrator = local_orch.LocalOrchestrator(
             cfg,
             self.store,
@@ -265,6 +270,10 @@ class Runtime:
         details: dict[str, Any] = {"store": self.store is not None and self._started}
         ready = bool(details["store"])
         for rt in self.tasks.values():
+            if rt.student is None and rt.engine.active_version is not None:
+                details[rt.name] = f"student backend failed: {rt.student_error}"
+                ready = False
+                continue
             if rt.student is None or rt.student.active_version() is None:
                 details[rt.name] = "phase 1: teacher serves"
                 continue

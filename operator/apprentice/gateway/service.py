@@ -306,7 +306,7 @@ class Gateway(Runtime):
         # Engine update and the write are queued together, synchronously: order preserved.
         new_alarms = rt.engine.record(
             score=None if comparison is None else comparison.score,
-            example_added=False,
+            example_added=example is not None,
             now=now,
         )
         latency_ms = (time.perf_counter() - started) * 1000
@@ -341,11 +341,14 @@ class Gateway(Runtime):
             now,
         )
         result = await future
-        if example is not None and result.example_added:
-            # Counted once the store says it is new (duplicates collapse); the saved state
-            # catches up with the next write, and start-up re-reads the store's counts.
-            rt.count_example(example.split)
-            rt.engine.add_example()
+        if example is not None:
+            # Counted before the write so the state saved in the same transaction includes
+            # this example; a duplicate (the store collapsed it) is taken back here, and
+            # start-up re-reads the store's counts anyway.
+            if result.example_added:
+                rt.count_example(example.split)
+            else:
+                rt.engine.add_example(-1)
         self.maybe_train(rt)
         return Result(output, rid)
 
