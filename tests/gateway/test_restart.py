@@ -86,6 +86,12 @@ async def _batch(
         await asyncio.gather(*(one(c, i) for i in range(start, stop)))
 
 
+async def _state(url: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=10) as c:
+        body: dict[str, Any] = (await c.get(f"{url}/v1/tasks/classify/state")).json()
+        return body
+
+
 async def test_sigkill_mid_batch_loses_nothing_accepted(tmp_path: Path) -> None:
     d = config_dict(tmp_path, task={"confidence_thresholds": {"phase1_to_phase2": 10_000}})
     d["local"] = {**d["local"], "backend": "vllm", "base_url": "http://127.0.0.1:9/v1"}
@@ -113,7 +119,7 @@ async def test_sigkill_mid_batch_loses_nothing_accepted(tmp_path: Path) -> None:
     second = Server(cfg_path, log)
     second.wait_ready()
     try:
-        st = httpx.get(f"{second.url}/v1/tasks/classify/state").json()
+        st = await _state(second.url)
         assert st["phase"] == "cold_start"
         assert st["requests"] == counts.requests
         assert st["teacher_calls"] == counts.teacher_calls
@@ -121,7 +127,7 @@ async def test_sigkill_mid_batch_loses_nothing_accepted(tmp_path: Path) -> None:
         assert abs(st["spend"]["today"] - sum(e.amount for e in spend.values())) < 1e-6
         await _batch(second.url, 200, 260, accepted)
         assert len(accepted) == len(killed_at) + 60
-        st = httpx.get(f"{second.url}/v1/tasks/classify/state").json()
+        st = await _state(second.url)
         assert st["teacher_calls"] == counts.teacher_calls + 60
     finally:
         second.proc.send_signal(signal.SIGTERM)
