@@ -187,3 +187,30 @@ def test_openai_strict_only_when_the_schema_allows() -> None:
     assert not openai.strict_compatible({"type": "object", "properties": {}})
     nested = {**closed, "properties": {"a": {"type": "array", "items": {"type": "object"}}}}
     assert not openai.strict_compatible(nested)
+
+
+def test_reference_config_builds_and_refuses_a_missing_key() -> None:
+    from apprentice import config
+
+    cfg = config.load(Path(__file__).parents[2] / "apprentice.yaml")
+    pool = base.build_pool(cfg.remote, env={"ANTHROPIC_API_KEY": "a", "OPENAI_API_KEY": "b"})
+    assert [t.name for t in pool.teachers] == [
+        "anthropic:claude-sonnet-4-5-20250929",
+        "openai:gpt-4o",
+    ]
+    with pytest.raises(errors.TeacherConfigError, match="OPENAI_API_KEY"):
+        base.build_pool(cfg.remote, env={"ANTHROPIC_API_KEY": "a"})
+
+
+def test_public_surface() -> None:
+    import apprentice.teachers as teachers
+
+    assert sorted(teachers.__all__) == [
+        "Completion", "Teacher", "TeacherAnswer", "TeacherPool", "Usage", "build_pool",
+        "build_teacher",
+    ]  # fmt: skip
+    assert sorted(errors.__all__) == [
+        "AuthError", "BadRequest", "EmbeddingsUnsupported", "InvalidOutput", "Overloaded",
+        "ProviderError", "QuotaExhausted", "RateLimited", "ReplayMiss", "TeacherConfigError",
+        "TeacherError", "Timeout", "error_for_status", "scrub",
+    ]  # fmt: skip
