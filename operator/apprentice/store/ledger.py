@@ -1,0 +1,340 @@
+"""The request transaction and everything counted from it: examples, spend, reports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from apprentice.prompts import canonical_json
+from apprentice.store import codec, schema
+from apprentice.store.base import DuplicateRequestError
+from apprentice.store.records import (
+    ComparisonRecord,
+    ExampleRecord,
+    HourBucket,
+    RecordResult,
+    RequestCounts,
+    RequestRecord,
+    SpendKind,
+    SpendRecord,
+    Split,
+)
+from apprentice.store.sqlcore import SqlCore, Tx
+
+_REQUEST_COLUMNS = (
+    "id, task, received_at, route, served_by, teacher_model, teacher_provider,"
+    " student_version, latency_ms, error, cost"
+)
+_EXAMPLE_COLUMNS = (
+    "task, input, output, input_hash, split, teacher_provider, teacher_model, created_at,"
+    " cost, request_id, weight, trained_in_version, id"
+)
+_COMPARISON_COLUMNS = (
+    "task, request_id, at, score, details, student_version, phase, sampling_rate, id"
+)
+_SPEND_COLUMNS = (
+    "task, at, amount, kind, request_id, provider, model, input_tokens, output_tokens, id"
+)
+
+
+class Ledger(SqlCore):
+    """Requests, examples, comparisons, spend and the per-hour series."""
+
+    # -- the request transaction --------------------------------------------------------------
+
+    def record_request(
+        self,
+        request: RequestRecord,
+        *,
+        example: ExampleRecord | None = None,
+        comparison: ComparisonRecord | None = None,
+        spend: Sequence[SpendRecord] = (),
+        task_state: dict[str, Any] | None = None,
+    ) -> RecordResult:
+        with self._write() as tx:
+            self._insert_request(tx, request)
+            example_id, added = (None, False)
+            if example is not None:
+                example_id, added = self._insert_example(tx, example)
+            comparison_id = None
+            if comparison is not None:
+                comparison_id = self._insert_comparison(tx, comparison)
+            self._insert_spend(tx, spend)
+            tx.execute(
+                "INSERT INTO task_counters (task, requests, teacher_calls, student_answers,"
+                " errors, comparisons) VALUES (?, 1, ?, ?, ?, ?)"
+                " ON CONFLICT (task) DO UPDATE SET"
+                " requests = task_counters.requests + 1,"
+                " teacher_calls = task_counters.teacher_calls + excluded.teacher_calls,"
+                " student_answers = task_counters.student_answers + excluded.student_answers,"
+                " errors = task_counters.errors + excluded.errors,"
+                " comparisons = task_counters.comparisons + excluded.comparisons",
+                (
+                    request.task,
+                    int(request.teacher_called),
+                    int(request.served_by == "student"),
+                    int(request.error is not None),
+                    int(comparison is not None),
+                ),
+            )
+            if task_state is not None:
+                self._upsert_state(tx, request.task, task_state, request.received_at)
+        return RecordResult(example_id=example_id, example_added=added, comparison_id=comparison_id)
+
+    def _insert_request(self, tx: Tx, r: RequestRecord) -> None:
+        try:
+            tx.execute(
+                f"INSERT INTO requests ({_REQUEST_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    r.id,
+                    r.task,
+                    codec.to_micros(r.received_at),
+                    r.route,
+                    r.served_by,
+                    r.teacher_model,
+                    r.teacher_provider,
+                    r.student_version,
+                    float(r.latency_ms),
+                    r.error,
+                    float(r.cost),
+                ),
+            )
+        except Exception as error:
+            if self._is_unique_violation(error):
+                raise DuplicateRequestError(
+                    f"request {r.id!r} of task {r.task!r} is already recorded; request ids "
+                    "must be unique"
+                ) from error
+            raise
+
+    def _insert_example(self, tx: Tx, e: ExampleRecord) -> tuple[int, bool]:
+        row = tx.one(
+            "INSERT INTO examples (task, input, output, input_hash, split, teacher_provider,"
+            " teacher_model, created_at, cost, request_id, weight, trained_in_version)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (task, input_hash) DO NOTHING RETURNING id",
+            (
+                e.task,
+                canonical_json(e.input),
+                canonical_json(e.output),
+                e.input_hash,
+                e.split,
+                e.teacher_provider,
+                e.teacher_model,
+                codec.to_micros(e.created_at),
+                float(e.cost),
+                e.request_id,
+                float(e.weight),
+                e.trained_in_version,
+            ),
+        )
+        if row is not None:
+            return int(row[0]), True
+        existing = tx.one(
+            "SELECT id FROM examples WHERE task = ? AND input_hash = ?", (e.task, e.input_hash)
+        )
+        assert existing is not None  # the conflict above proves the row exists
+        return int(existing[0]), False
+
+    def _insert_comparison(self, tx: Tx, c: ComparisonRecord) -> int:
+        row = tx.one(
+            "INSERT INTO comparisons (task, request_id, at, score, details, student_version,"
+            " phase, sampling_rate) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (
+                c.task,
+                c.request_id,
+                codec.to_micros(c.at),
+                float(c.score),
+                canonical_json(c.details),
+                c.student_version,
+                c.phase,
+                c.sampling_rate,
+            ),
+        )
+        assert row is not None
+        return int(row[0])
+
+    def _insert_spend(self, tx: Tx, entries: Sequence[SpendRecord]) -> None:
+        for s in entries:
+            tx.execute(
+                "INSERT INTO spend (task, at, amount, kind, request_id, provider, model,"
+                " input_tokens, output_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    s.task,
+                    codec.to_micros(s.at),
+                    float(s.amount),
+                    s.kind,
+                    s.request_id,
+                    s.provider,
+                    s.model,
+                    int(s.input_tokens),
+                    int(s.output_tokens),
+                ),
+            )
+
+    def record_spend(self, entries: Sequence[SpendRecord]) -> None:
+        with self._write() as tx:
+            self._insert_spend(tx, entries)
+
+    # -- examples -----------------------------------------------------------------------------
+
+    def examples(
+        self,
+        task: str,
+        split: Split | None = None,
+        limit: int | None = None,
+        after_id: int | None = None,
+    ) -> list[ExampleRecord]:
+        where: list[str] = ["task = ?"]
+        params: list[Any] = [task]
+        if split is not None:
+            where.append("split = ?")
+            params.append(split)
+        if after_id is not None:
+            where.append("id > ?")
+            params.append(after_id)
+        sql = f"SELECT {_EXAMPLE_COLUMNS} FROM examples WHERE {' AND '.join(where)} ORDER BY id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self._read() as tx:
+            rows = tx.all(sql, params)
+        return [codec.example(row) for row in rows]
+
+    def example_counts(self, task: str) -> dict[Split, int]:
+        with self._read() as tx:
+            rows = tx.all(
+                "SELECT split, COUNT(*) FROM examples WHERE task = ? GROUP BY split", (task,)
+            )
+        counts: dict[Split, int] = {"train": 0, "heldout": 0}
+        for split, count in rows:
+            counts[cast(Split, split)] = int(count)
+        return counts
+
+    def mark_trained(self, task: str, ids: Iterable[int], version: str) -> int:
+        marked = 0
+        id_list = [int(i) for i in ids]
+        with self._write() as tx:
+            for start in range(0, len(id_list), 500):
+                chunk = id_list[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                marked += tx.execute(
+                    "UPDATE examples SET trained_in_version = ? WHERE task = ?"
+                    f" AND trained_in_version IS NULL AND id IN ({marks})",
+                    (version, task, *chunk),
+                )
+        return marked
+
+    # -- comparisons, requests, spend ---------------------------------------------------------
+
+    def comparisons(
+        self, task: str, since: datetime | None = None, limit: int | None = None
+    ) -> list[ComparisonRecord]:
+        rows = self._tail("comparisons", _COMPARISON_COLUMNS, "at", "id", task, since, limit)
+        return [codec.comparison(row) for row in rows]
+
+    def requests(
+        self, task: str, since: datetime | None = None, limit: int | None = None
+    ) -> list[RequestRecord]:
+        rows = self._tail("requests", _REQUEST_COLUMNS, "received_at", "id", task, since, limit)
+        return [codec.request(row) for row in rows]
+
+    def request_counts(self, task: str) -> RequestCounts:
+        with self._read() as tx:
+            row = tx.one(
+                "SELECT requests, teacher_calls, student_answers, errors, comparisons"
+                " FROM task_counters WHERE task = ?",
+                (task,),
+            )
+        if row is None:
+            return RequestCounts()
+        return RequestCounts(*(int(v) for v in row))
+
+    def spend_entries(
+        self, task: str | None = None, since: datetime | None = None
+    ) -> list[SpendRecord]:
+        rows = self._tail("spend", _SPEND_COLUMNS, "at", "id", task, since, None)
+        return [codec.spend(row) for row in rows]
+
+    def spend_total(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        task: str | None = None,
+        kind: SpendKind | None = None,
+    ) -> float:
+        where: list[str] = ["at >= ?", "at < ?"]
+        params: list[Any] = [codec.to_micros(start), codec.to_micros(end)]
+        if task is not None:
+            where.append("task = ?")
+            params.append(task)
+        if kind is not None:
+            where.append("kind = ?")
+            params.append(kind)
+        with self._read() as tx:
+            row = tx.one(f"SELECT SUM(amount) FROM spend WHERE {' AND '.join(where)}", params)
+        return float(row[0]) if row and row[0] is not None else 0.0
+
+    def spend_by_task(self, start: datetime, end: datetime) -> dict[str, float]:
+        with self._read() as tx:
+            rows = tx.all(
+                "SELECT task, SUM(amount) FROM spend WHERE at >= ? AND at < ?"
+                " AND task IS NOT NULL GROUP BY task",
+                (codec.to_micros(start), codec.to_micros(end)),
+            )
+        return {str(task): float(total) for task, total in rows}
+
+    def hourly(
+        self,
+        task: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[HourBucket]:
+        def window(column: str) -> tuple[str, list[Any]]:
+            where: list[str] = []
+            params: list[Any] = []
+            if task is not None:
+                where.append("task = ?")
+                params.append(task)
+            if since is not None:
+                where.append(f"{column} >= ?")
+                params.append(codec.to_micros(since))
+            if until is not None:
+                where.append(f"{column} < ?")
+                params.append(codec.to_micros(until))
+            return (" WHERE " + " AND ".join(where) if where else ""), params
+
+        hour = schema.MICROS_PER_HOUR
+        buckets: dict[int, dict[str, Any]] = {}
+        with self._read() as tx:
+            where, params = window("received_at")
+            for h, n, teacher, student, errors in tx.all(
+                f"SELECT received_at / {hour} AS h, COUNT(*),"
+                " SUM(CASE WHEN route <> 'local_only' THEN 1 ELSE 0 END),"
+                " SUM(CASE WHEN served_by = 'student' THEN 1 ELSE 0 END),"
+                " SUM(CASE WHEN error IS NOT NULL THEN 1 ELSE 0 END)"
+                f" FROM requests{where} GROUP BY h",
+                params,
+            ):
+                buckets.setdefault(int(h), {}).update(
+                    requests=int(n),
+                    teacher_calls=int(teacher),
+                    student_answers=int(student),
+                    errors=int(errors),
+                )
+            where, params = window("at")
+            for h, total in tx.all(
+                f"SELECT at / {hour} AS h, SUM(amount) FROM spend{where} GROUP BY h", params
+            ):
+                buckets.setdefault(int(h), {})["spend"] = float(total)
+            for h, n, mean in tx.all(
+                f"SELECT at / {hour} AS h, COUNT(*), AVG(score) FROM comparisons{where} GROUP BY h",
+                params,
+            ):
+                buckets.setdefault(int(h), {}).update(comparisons=int(n), mean_score=float(mean))
+        return [
+            HourBucket(start=codec.from_micros(h * hour), **fields)
+            for h, fields in sorted(buckets.items())
+        ]
