@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -46,8 +46,6 @@ def make_task(server: JudgeServer, models: list[str], **options: Any) -> TaskCon
 STUDENT = {"summary": "Customer cannot log in after the password reset."}
 TEACHER = {"summary": "The user is locked out following a password reset."}
 INPUT = {"text": "I reset my password and now I can't log in!"}
-
-Build = Callable[..., Any]
 
 
 async def test_single_judge_sends_rubric_schema_and_both_answers(server: JudgeServer) -> None:
@@ -237,7 +235,7 @@ async def test_invalid_student_scores_zero_without_paying_a_judge(server: JudgeS
 
 async def test_default_judge_is_used_when_no_judges_are_listed(server: JudgeServer) -> None:
     server.behaviours = {"teacher-model": 0.4}
-    task = TaskConfig(name="t", evaluator="llm_judge")  # type: ignore[arg-type]
+    task = TaskConfig(name="t", evaluator="llm_judge")
     default = ProviderConfig.model_validate(judge_config(server, "teacher-model"))
     evaluator = build_evaluator(task, judge_factory=wire_factory, default_judge=default)
     result = await evaluator.evaluate(task, {"a": 1}, {"a": 2})
@@ -247,7 +245,7 @@ async def test_default_judge_is_used_when_no_judges_are_listed(server: JudgeServ
 
 
 def test_config_errors_are_clear() -> None:
-    task = TaskConfig(name="t", evaluator="llm_judge")  # type: ignore[arg-type]
+    task = TaskConfig(name="t", evaluator="llm_judge")
     with pytest.raises(EvaluatorConfigError, match=r"evaluator_options\.judges"):
         build_evaluator(task, judge_factory=wire_factory)
     lonely = TaskConfig.model_validate(

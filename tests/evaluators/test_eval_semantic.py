@@ -11,7 +11,13 @@ import pytest
 from eval_loopback import JudgeServer, judge_config, judge_server, wire_factory
 
 from apprentice.config import TaskConfig
-from apprentice.evaluators import EvaluatorConfigError, EvaluatorNotSync, build_evaluator, semantic
+from apprentice.evaluators import (
+    EvaluatorConfigError,
+    EvaluatorError,
+    EvaluatorNotSync,
+    build_evaluator,
+    semantic,
+)
 from apprentice.evaluators import evaluate_sync as evaluate_sync_
 
 PARAPHRASES = [
@@ -116,7 +122,7 @@ async def test_identical_answers_score_one_and_invalid_student_zero(
 async def test_structured_outputs_compare_as_canonical_json(
     embedder: semantic.LocalEmbedder,
 ) -> None:
-    task = TaskConfig(name="entities", evaluator="semantic_similarity")  # type: ignore[arg-type]
+    task = TaskConfig(name="entities", evaluator="semantic_similarity")
     evaluator = build_evaluator(task, embedder=embedder)
     close = await evaluator.evaluate(
         task,
@@ -144,7 +150,7 @@ def test_cosine_maths() -> None:
     assert semantic.cosine([1.0, 0.0], [0.0, 3.0]) == pytest.approx(0.0)
     assert semantic.cosine([1.0, 1.0], [-1.0, -1.0]) == pytest.approx(-1.0)
     assert semantic.cosine([0.0, 0.0], [1.0, 0.0]) == 0.0
-    with pytest.raises(semantic.EvaluatorError):
+    with pytest.raises(EvaluatorError):
         semantic.cosine([1.0], [1.0, 2.0])
 
 
