@@ -55,6 +55,9 @@ SOURCE = textwrap.dedent(
     def bad_tuple(student, teacher):
         return (0.5, "why")
 
+    def opaque(student, teacher):
+        return (0.5, {"when": object()})
+
     def raises(student, teacher):
         raise KeyError("category")
 
@@ -128,6 +131,7 @@ def test_invalid_student_is_zero_without_calling(module: str) -> None:
         ("boolean", "returned bool"),
         ("bad_tuple", r"not \(score, details: dict\)"),
         ("raises", "raised KeyError"),
+        ("opaque", "not JSON"),
     ],
 )
 def test_bad_results_are_typed_errors_naming_the_function(

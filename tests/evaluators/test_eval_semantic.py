@@ -78,6 +78,8 @@ async def test_the_shared_model_is_the_default_and_loads_once(
 ) -> None:
     task = summary_task()
     evaluator = build_evaluator(task)
+    assert isinstance(evaluator, semantic.SemanticSimilarity)
+    await evaluator.warm_up()
     result = await evaluator.evaluate(
         task,
         {"summary": "Customer wants a refund."},

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import math
 from collections.abc import Callable
 from typing import Any
@@ -89,6 +90,14 @@ def _as_evaluation(result: Any, entry_point: str) -> Evaluation:
                 f"(score, details: dict): {result!r:.200}"
             )
         score, details = result
+        try:
+            # Details are stored with the comparison; catch the problem here, named.
+            json.dumps(details)
+        except (TypeError, ValueError) as exc:
+            raise CustomEvaluatorError(
+                f"custom evaluator {entry_point!r} returned details that are not JSON ({exc}); "
+                "return plain dicts, lists, strings and numbers"
+            ) from exc
     if isinstance(score, bool) or not isinstance(score, int | float):
         raise CustomEvaluatorError(
             f"custom evaluator {entry_point!r} returned {type(score).__name__} {score!r:.100}; "

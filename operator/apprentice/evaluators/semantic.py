@@ -209,6 +209,15 @@ class SemanticSimilarity:
             self._owned = judge_factory(provider)
             self._embedder = self._owned
 
+    async def warm_up(self) -> None:
+        """Load the packaged model now (in a worker thread), not on the first comparison.
+
+        The first load takes seconds; a gateway can call this at start-up so the
+        first phase-2 request does not pay for it. A no-op for teacher embeddings.
+        """
+        if isinstance(self._embedder, LocalEmbedder):
+            await asyncio.to_thread(self._embedder.embed_sync, ["warm up"])
+
     async def evaluate(
         self,
         task: TaskConfig,
