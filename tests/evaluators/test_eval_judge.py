@@ -287,3 +287,13 @@ def test_aggregate_maths() -> None:
         judge_mod.aggregate([])
     assert judge_mod.aggregate([0.55, 0.45])[2]["confidence_level"] == "medium"  # close, split
     assert judge_mod.aggregate([0.6, 1.0])[2]["confidence_level"] == "medium"  # apart, unanimous
+
+
+async def test_aclose_releases_the_judges_once(server: JudgeServer) -> None:
+    server.behaviours = {"a": 0.5, "b": 0.5}
+    task = make_task(server, ["a", "b"], judge_mode="ensemble")
+    evaluator = build_evaluator(task, judge_factory=wire_factory)
+    assert isinstance(evaluator, judge_mod.LLMJudge) and len(evaluator.judges) == 2
+    await evaluator.aclose()
+    await evaluator.aclose()  # idempotent
+    assert evaluator.judges == []
