@@ -130,16 +130,21 @@ class Gateway(Runtime):
         )
 
     async def _call_teacher(self, rt: TaskRuntime, task_input: dict[str, Any], rid: str) -> Any:
-        return await asyncio.wait_for(
-            self.teachers.generate(rt.cfg, task_input, request_id=rid),
-            self.config.gateway.request_timeout_s,
-        )
+        async with asyncio.timeout(self.config.gateway.request_timeout_s):
+            return await self.teachers.generate(rt.cfg, task_input, request_id=rid)
 
     async def _call_student(self, rt: TaskRuntime, task_input: dict[str, Any]) -> Any:
         assert rt.student is not None
-        return await asyncio.wait_for(
-            rt.student.generate(rt.cfg, task_input), self.config.local.timeout_s
-        )
+        # asyncio.timeout, not wait_for: no extra task per request on the hot path.
+        async with asyncio.timeout(self.config.local.timeout_s):
+            return await rt.student.generate(rt.cfg, task_input)
+
+    @staticmethod
+    async def _settled(call: Any) -> Any:
+        try:
+            return await call
+        except Exception as exc:
+            return exc
 
     async def _execute(
         self,
@@ -153,14 +158,18 @@ class Gateway(Runtime):
     ) -> Result:
         want_teacher = route != "local_only"
         want_student = route != "remote_only"
-        calls: list[Any] = []
-        if want_teacher:
-            calls.append(self._call_teacher(rt, task_input, rid))
-        if want_student:
-            calls.append(self._call_student(rt, task_input))
-        got = await asyncio.gather(*calls, return_exceptions=True)
-        teacher_res: Any = got[0] if want_teacher else None
-        student_res: Any = got[-1] if want_student else None
+        teacher_res: Any = None
+        student_res: Any = None
+        if want_teacher and want_student:  # both at once: the slower one sets the latency
+            teacher_res, student_res = await asyncio.gather(
+                self._call_teacher(rt, task_input, rid),
+                self._call_student(rt, task_input),
+                return_exceptions=True,
+            )
+        elif want_teacher:
+            teacher_res = await self._settled(self._call_teacher(rt, task_input, rid))
+        else:
+            student_res = await self._settled(self._call_student(rt, task_input))
 
         student_answer = student_res if isinstance(student_res, students.StudentAnswer) else None
         student_output = None
@@ -304,6 +313,7 @@ class Gateway(Runtime):
         if token is not None:
             self.budget.settle(token, cost if paid else 0.0, now)
         # Engine update and the write are queued together, synchronously: order preserved.
+        before = rt.engine.state
         new_alarms = rt.engine.record(
             score=None if comparison is None else comparison.score,
             example_added=example is not None,
@@ -322,7 +332,8 @@ class Gateway(Runtime):
             latency_ms=latency_ms,
             cost=cost if paid else 0.0,
         )
-        state = rt.engine.to_json()
+        # An unchanged engine state (a local-only answer in steady state) is not rewritten.
+        state = None if rt.engine.state is before else rt.engine.to_json()
         future = self.writer.submit(
             lambda: self.store.record_request(
                 request, example=example, comparison=comparison, spend=spend, task_state=state

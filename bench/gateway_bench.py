@@ -1,0 +1,442 @@
+"""Gateway benchmark: the gateway's own cost on the local-only path.
+
+With an in-process student that answers instantly, in ONE run:
+
+1. ``max_rps``: closed-loop maximum throughput (64 requests in flight) through
+   the HTTP gateway and through the Python facade;
+2. open-loop latency at 100, 500 and 1,000 requests/s offered, for
+   - ``direct``: calling the student directly (in-process, the baseline),
+   - ``bare_http``: a bare aiohttp server that only calls the student,
+   - ``gateway``: ``POST /v1/tasks/{task}`` through the whole request path
+     (validation, engine route, student, engine update, store transaction),
+   reporting p50/p99 and the *added* latency (gateway minus direct);
+3. memory per 10,000 stored examples: the gateway's RSS growth and the SQLite
+   file growth while 10,000 teacher answers are stored through the path.
+
+The HTTP servers run in a child process (one core), the load generator in this
+one (the other core). The task sits in steady state with a sampling floor of
+1e-4, so practically every request is local-only. The store is SQLite with
+``synchronous=FULL`` on tmpfs (``/dev/shm``): each request's transaction still
+commits, but the VM disk's fsync (~6 ms here) is not what is measured; the
+same run also reports the store's commit rate on the real disk for reference.
+
+Writes bench/results/gateway.json and gateway.md.
+Run: ``.venv/bin/python bench/gateway_bench.py [--seconds 4]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from apprentice import config as config_mod
+from apprentice.config import TaskConfig
+from apprentice.engine import lifecycle
+from apprentice.store import open_store, records
+from apprentice.students import base as students
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TASK = "classify"
+RATES = (100, 500, 1000)
+
+
+def _input(i: int) -> dict[str, Any]:
+    return {"text": f"ticket {i % 1000} cannot log in since the update"}
+
+
+class InstantStudent:
+    """A student that answers at once (no model): isolates the gateway's cost."""
+
+    def __init__(self) -> None:
+        self.version: str | None = None
+
+    async def generate(self, task: TaskConfig, task_input: dict[str, Any]) -> Any:
+        return students.StudentAnswer({"label": "login"}, '{"label":"login"}', self.version, 0.0)
+
+    async def health(self) -> students.Health:
+        return students.Health(True, "ok")
+
+    async def load_version(self, version: students.VersionRef) -> None:
+        self.version = version.name
+
+    async def unload_version(self, name: str) -> None:
+        self.version = None
+
+    def active_version(self) -> str | None:
+        return self.version
+
+    async def aclose(self) -> None:
+        return None
+
+
+def write_setup(directory: Path, *, steady: bool = True) -> Path:
+    """Config, replay answers and a store whose task is in steady state with v1."""
+    answers = directory / "answers.jsonl"
+    with answers.open("w") as f:
+        for i in range(10_000 if not steady else 1000):
+            inp = (
+                {"text": f"ticket {i} cannot log in since the update"}
+                if not steady
+                else (_input(i))
+            )
+            f.write(json.dumps({"input": inp, "output": {"label": "login"}}) + "\n")
+    cfg_dict = {
+        "tasks": [
+            {
+                "name": TASK,
+                "input_schema": {"text": "str"},
+                "output_schema": {"label": "str"},
+                "evaluator": "exact_match",
+                "sampling": {"min_floor": 0.0001},
+            }
+        ],
+        "remote": {"provider": "replay", "path": str(answers), "price_as": "gpt-4o"},
+        "local": {"model_dir": str(directory / "models")},
+        "store": {"url": f"sqlite:///{directory}/apprentice.db"},
+        "gateway": {"max_concurrency": 4096, "orchestrator": "operator"},
+    }
+    cfg_path = directory / "apprentice.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg_dict))
+    if steady:
+        cfg = config_mod.load(cfg_path)
+        params = lifecycle.TaskParams.from_config(cfg, TASK)
+        state = lifecycle.version_promoted(lifecycle.initial(params), "v1")
+        for i in range(params.detectors.window_size):
+            state, _ = lifecycle.observe(state, 1.0, index=i)
+        assert state.phase is lifecycle.Phase.steady_state
+        adapter = directory / "models" / TASK / "v1"
+        adapter.mkdir(parents=True)
+        now = datetime.now(UTC)
+        with open_store(cfg.store.url) as store:
+            store.add_version(
+                records.ModelVersionRecord(
+                    task=TASK,
+                    version="v1",
+                    state="candidate",
+                    path=str(adapter),
+                    base_model="bench",
+                    created_at=now,
+                    updated_at=now,
+                    heldout_score=1.0,
+                )
+            )
+            store.update_version(TASK, "v1", state="promoted")
+            store.save_task_state(TASK, state.to_dict())
+    return cfg_path
+
+
+# -- child: the servers ----------------------------------------------------------------------
+
+
+async def serve(cfg_path: Path, mode: str) -> None:
+    from aiohttp import web
+
+    from apprentice.gateway.facade import Apprentice
+    from apprentice.gateway.http import build_app
+
+    student = InstantStudent()
+    if mode == "gateway":
+        app = Apprentice.from_config(cfg_path, student_factory=lambda _t: student)
+        await app.start()
+        web_app = build_app(app.gateway)
+    else:
+        task = config_mod.load(cfg_path).task(TASK)
+
+        async def handle(request: web.Request) -> web.Response:
+            body = await request.json()
+            answer = await student.generate(task, body["input"])
+            return web.json_response({"output": answer.output, "request_id": uuid.uuid4().hex})
+
+        web_app = web.Application()
+        web_app.router.add_post("/v1/tasks/{task}", handle)
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    print(port, flush=True)
+    await asyncio.Event().wait()
+
+
+# -- parent: load generation ------------------------------------------------------------------
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _summary(lat_s: list[float], errors: int, seconds: float) -> dict[str, Any]:
+    ms = [v * 1000 for v in lat_s]
+    return {
+        "requests": len(ms),
+        "errors": errors,
+        "achieved_rps": round(len(ms) / seconds, 1),
+        "p50_ms": round(_pct(ms, 0.50), 3),
+        "p99_ms": round(_pct(ms, 0.99), 3),
+        "mean_ms": round(statistics.fmean(ms), 3),
+    }
+
+
+async def open_loop(call: Any, rate: int, seconds: float) -> dict[str, Any]:
+    """Requests fired at fixed times; latency counts from the scheduled time."""
+    n = int(rate * seconds)
+    lat: list[float] = []
+    errors = 0
+    loop = asyncio.get_running_loop()
+    t0 = loop.time() + 0.05
+
+    async def one(i: int, at: float) -> None:
+        nonlocal errors
+        try:
+            await call(i)
+        except Exception:
+            errors += 1
+            return
+        lat.append(loop.time() - at)
+
+    tasks = []
+    for i in range(n):
+        at = t0 + i / rate
+        delay = at - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.ensure_future(one(i, at)))
+    await asyncio.gather(*tasks)
+    return _summary(lat, errors, seconds)
+
+
+async def closed_loop(call: Any, seconds: float, workers: int = 64) -> float:
+    done = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def worker(w: int) -> None:
+        nonlocal done
+        i = w
+        while time.perf_counter() < stop_at:
+            await call(i)
+            done += 1
+            i += workers
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(workers)))
+    return done / (time.perf_counter() - started)
+
+
+def start_server(cfg_path: Path, mode: str) -> tuple[subprocess.Popen[bytes], str]:
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve", mode, "--config", str(cfg_path)],
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline())
+    return proc, f"http://127.0.0.1:{port}/v1/tasks/{TASK}"
+
+
+async def http_phase(cfg_path: Path, mode: str, seconds: float) -> dict[str, Any]:
+    import aiohttp
+
+    proc, url = start_server(cfg_path, mode)
+    try:
+        conn = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=conn) as session:
+
+            async def call(i: int) -> None:
+                async with session.post(url, json={"input": _input(i)}) as resp:
+                    if resp.status != 200:
+                        raise RuntimeError(await resp.text())
+                    await resp.read()
+
+            for i in range(300):  # warm-up: connections, caches
+                await call(i)
+            out: dict[str, Any] = {"max_rps": round(await closed_loop(call, seconds), 1)}
+            for rate in RATES:
+                out[str(rate)] = await open_loop(call, rate, seconds)
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+async def direct_phase(seconds: float) -> dict[str, Any]:
+    student = InstantStudent()
+    task = TaskConfig(name=TASK)
+
+    async def call(i: int) -> None:
+        await student.generate(task, _input(i))
+
+    return {str(rate): await open_loop(call, rate, seconds) for rate in RATES}
+
+
+async def facade_phase(cfg_path: Path, seconds: float) -> float:
+    from apprentice.gateway.facade import Apprentice
+
+    async with Apprentice.from_config(cfg_path, student_factory=lambda _t: InstantStudent()) as app:
+
+        async def call(i: int) -> None:
+            await app.run(TASK, _input(i))
+
+        return await closed_loop(call, seconds)
+
+
+def _rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def memory_phase(directory: Path) -> dict[str, Any]:
+    from apprentice.gateway.facade import Apprentice
+
+    cfg_path = write_setup(directory, steady=False)
+    db = directory / "apprentice.db"
+    async with Apprentice.from_config(cfg_path, student_factory=lambda _t: InstantStudent()) as app:
+        for i in range(200):  # warm-up
+            await app.run(TASK, {"text": f"ticket {i} cannot log in since the update"})
+        rss0, size0 = _rss_kib(), db.stat().st_size
+        stored0 = sum(app.store.example_counts(TASK).values())
+        sem = asyncio.Semaphore(32)
+
+        async def one(i: int) -> None:
+            async with sem:
+                await app.run(TASK, {"text": f"ticket {i} cannot log in since the update"})
+
+        await asyncio.gather(*(one(i) for i in range(200, 10_000)))
+        stored = sum(app.store.example_counts(TASK).values()) - stored0
+        wal = db.with_name(db.name + "-wal")
+        size1 = db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+        rss1 = _rss_kib()
+    per = 10_000 / max(1, stored)
+    return {
+        "examples_stored": stored,
+        "rss_growth_mib_per_10k_examples": round((rss1 - rss0) / 1024 * per, 2),
+        "store_mib_per_10k_examples": round((size1 - size0) / 2**20 * per, 2),
+    }
+
+
+def disk_commit_rate(directory: Path, n: int = 200) -> float:
+    store = open_store(f"sqlite:///{directory}/disk.db")
+    started = time.perf_counter()
+    for _ in range(n):
+        store.record_request(
+            records.RequestRecord(
+                id=uuid.uuid4().hex,
+                task=TASK,
+                received_at=datetime.now(UTC),
+                route="local_only",
+                served_by="student",
+            )
+        )
+    rate = n / (time.perf_counter() - started)
+    store.close()
+    return rate
+
+
+def render_md(r: dict[str, Any]) -> str:
+    g, b, d = r["http"]["gateway"], r["http"]["bare_http"], r["direct"]
+    lines = [
+        "# Gateway benchmark",
+        "",
+        f"{r['machine']}; {r['seconds']} s per measurement; store: {r['store']}.",
+        "",
+        "| | requests/s |",
+        "|---|---:|",
+        f"| max throughput, HTTP gateway (local-only path) | {g['max_rps']:.0f} |",
+        f"| max throughput, bare aiohttp + student (no gateway) | {b['max_rps']:.0f} |",
+        f"| max throughput, Python facade `app.run` | {r['facade_max_rps']:.0f} |",
+        f"| SQLite commits/s on the VM disk (fsync per request) | {r['disk_commits_per_s']:.0f} |",
+        "",
+        "Open-loop latency (ms) at offered load:",
+        "",
+        "| offered rps | direct p50 | direct p99 | bare HTTP p50 | bare HTTP p99 | gateway p50 | "
+        "gateway p99 | **added p50** | **added p99** | gateway achieved rps |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for rate in RATES:
+        k = str(rate)
+        lines.append(
+            f"| {rate} | {d[k]['p50_ms']} | {d[k]['p99_ms']} | {b[k]['p50_ms']} | {b[k]['p99_ms']} "
+            f"| {g[k]['p50_ms']} | {g[k]['p99_ms']} | **{r['added'][k]['p50_ms']}** | "
+            f"**{r['added'][k]['p99_ms']}** | {g[k]['achieved_rps']} |"
+        )
+    m = r["memory"]
+    lines += [
+        "",
+        f"Memory per 10,000 stored examples: RSS growth "
+        f"{m['rss_growth_mib_per_10k_examples']} MiB, SQLite growth "
+        f"{m['store_mib_per_10k_examples']} MiB ({m['examples_stored']} stored).",
+        "",
+        f"Targets: >= 2,000 requests/s ({'met' if r['targets']['throughput'] else 'NOT met'})"
+        f", p99 added latency < 5 ms at 500 requests/s "
+        f"({'met' if r['targets']['p99_500'] else 'NOT met'}).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+async def main_async(seconds: float, base: Path | None) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(dir=base) as tmp, tempfile.TemporaryDirectory() as disk:
+        root = Path(tmp)
+        (root / "gw").mkdir()
+        (root / "mem").mkdir()
+        cfg_path = write_setup(root / "gw")
+        result: dict[str, Any] = {
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
+            f"{platform.python_version()}",
+            "seconds": seconds,
+            "store": "SQLite (WAL, synchronous=FULL) on tmpfs" if base else "SQLite on disk",
+            "direct": await direct_phase(seconds),
+            "http": {
+                "bare_http": await http_phase(cfg_path, "bare", seconds),
+                "gateway": await http_phase(cfg_path, "gateway", seconds),
+            },
+            "facade_max_rps": round(await facade_phase(cfg_path, seconds), 1),
+            "memory": await memory_phase(root / "mem"),
+            "disk_commits_per_s": round(disk_commit_rate(Path(disk)), 1),
+        }
+    g, d = result["http"]["gateway"], result["direct"]
+    result["added"] = {
+        str(rate): {q: round(g[str(rate)][q] - d[str(rate)][q], 3) for q in ("p50_ms", "p99_ms")}
+        for rate in RATES
+    }
+    result["targets"] = {
+        "throughput": g["max_rps"] >= 2000,
+        "p99_500": result["added"]["500"]["p99_ms"] < 5.0,
+    }
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--serve", choices=["gateway", "bare"])
+    parser.add_argument("--config")
+    args = parser.parse_args()
+    if args.serve:
+        asyncio.run(serve(Path(args.config), args.serve))
+        return
+    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
+    result = asyncio.run(main_async(args.seconds, base))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "gateway.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "gateway.md").write_text(render_md(result))
+    print(render_md(result))
+
+
+if __name__ == "__main__":
+    main()
