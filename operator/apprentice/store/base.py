@@ -14,6 +14,7 @@ Errors (all raised ``from`` the driver's error where there is one)::
 
     StoreError
      ├── UnsupportedStoreUrl      the url's scheme names no backend
+     ├── StoreUnavailableError    the database failed (connection lost, disk full, locked)
      ├── MigrationError           the schema is newer than this code, or a step failed
      ├── DuplicateRequestError    a request id was recorded twice
      ├── UnknownVersionError      no such model version for the task
@@ -60,6 +61,13 @@ class StoreError(Exception):
 
 class UnsupportedStoreUrl(StoreError):
     """The store url's scheme names no backend."""
+
+
+class StoreUnavailableError(StoreError):
+    """The database itself failed: connection lost, disk full, lock timeout.
+
+    The write did not happen (its transaction rolled back); retrying later may work.
+    """
 
 
 class MigrationError(StoreError):

@@ -43,10 +43,10 @@ class Lifecycle(SqlCore):
     def add_version(self, version: ModelVersionRecord) -> ModelVersionRecord:
         v = version
         number = version_number(v.version)
-        try:
-            with self._write() as tx:
-                if v.state == "promoted":
-                    self._retire_promoted(tx, v.task, v.version, v.updated_at)
+        with self._write() as tx:
+            if v.state == "promoted":
+                self._retire_promoted(tx, v.task, v.version, v.updated_at)
+            try:
                 tx.execute(
                     f"INSERT INTO model_versions ({_VERSION_COLUMNS}, number)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -65,13 +65,13 @@ class Lifecycle(SqlCore):
                         number,
                     ),
                 )
-        except Exception as error:
-            if self._is_unique_violation(error):
-                raise VersionExistsError(
-                    f"model version {v.version} of task {v.task!r} already exists: use "
-                    "next_version_name() for a fresh name"
-                ) from error
-            raise
+            except Exception as error:
+                if self._is_unique_violation(error):
+                    raise VersionExistsError(
+                        f"model version {v.version} of task {v.task!r} already exists: use "
+                        "next_version_name() for a fresh name"
+                    ) from error
+                raise
         return self.version(v.task, v.version)
 
     def _retire_promoted(self, tx: Tx, task: str, keep: str, at: datetime) -> None:

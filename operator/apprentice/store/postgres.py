@@ -19,13 +19,14 @@ import psycopg
 from psycopg import conninfo, errors
 
 from apprentice.store import schema
-from apprentice.store.base import MigrationError, StoreError
+from apprentice.store.base import MigrationError, StoreError, StoreUnavailableError
 from apprentice.store.sql import SqlStore, Tx
 
 # Any constant shared by every Apprentice process: "apprenti" in ASCII.
 MIGRATION_LOCK_KEY = 0x61707072656E7469
 DEFAULT_POOL_SIZE = 4
 CONNECT_TIMEOUT_S = 10
+APPLICATION_NAME = "apprentice"  # shows in pg_stat_activity
 
 
 def describe(dsn: str) -> str:
@@ -62,10 +63,10 @@ class PostgresStore(SqlStore):
             with store._write() as tx:
                 tx.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK_KEY,))
                 store._migrate(tx)
-        except MigrationError:
+        except (MigrationError, StoreUnavailableError):
             store.close()
             raise
-        except psycopg.Error as error:
+        except StoreError as error:
             store.close()
             raise MigrationError(
                 f"migrating the PostgreSQL store at {store._where} failed: {error}"
@@ -74,9 +75,14 @@ class PostgresStore(SqlStore):
 
     def _new_connection(self) -> psycopg.Connection[tuple[object, ...]]:
         try:
-            return psycopg.connect(self._dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+            return psycopg.connect(
+                self._dsn,
+                autocommit=True,
+                connect_timeout=CONNECT_TIMEOUT_S,
+                application_name=APPLICATION_NAME,
+            )
         except psycopg.OperationalError as error:
-            raise StoreError(
+            raise StoreUnavailableError(
                 f"cannot connect to the PostgreSQL store at {self._where}: {error}; "
                 "check store.url and that the server is running"
             ) from error
@@ -101,13 +107,31 @@ class PostgresStore(SqlStore):
                         self._idle.append(conn)
 
     @contextlib.contextmanager
+    def _translated(self) -> Iterator[None]:
+        """psycopg's errors -> ours, naming the server without the DSN's password."""
+        try:
+            yield
+        except psycopg.OperationalError as error:
+            raise StoreUnavailableError(
+                f"the PostgreSQL store at {self._where} failed: {error}; the write did not "
+                "happen, retry once the server is reachable"
+            ) from error
+        except psycopg.Error as error:
+            raise StoreError(f"the PostgreSQL store at {self._where} failed: {error}") from error
+
+    @contextlib.contextmanager
     def _write(self) -> Iterator[Tx]:
-        with self._connection() as conn, conn.transaction(), conn.cursor() as cursor:
+        with (
+            self._translated(),
+            self._connection() as conn,
+            conn.transaction(),
+            conn.cursor() as cursor,
+        ):
             yield Tx(cursor, self.dialect)
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Tx]:
-        with self._connection() as conn, conn.cursor() as cursor:
+        with self._translated(), self._connection() as conn, conn.cursor() as cursor:
             yield Tx(cursor, self.dialect)
 
     def _is_unique_violation(self, error: BaseException) -> bool:

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from apprentice.store import schema
-from apprentice.store.base import MigrationError, StoreError
+from apprentice.store.base import MigrationError, StoreError, StoreUnavailableError
 from apprentice.store.sql import SqlStore, Tx
 
 BUSY_TIMEOUT_MS = 30_000
@@ -51,14 +51,15 @@ class SqliteStore(SqlStore):
 
     dialect = schema.SQLITE
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
             self._conn: sqlite3.Connection | None = sqlite3.connect(
                 path,
-                timeout=BUSY_TIMEOUT_MS / 1000,
+                timeout=busy_timeout_ms / 1000,
                 isolation_level=None,  # we issue BEGIN/COMMIT ourselves
                 check_same_thread=False,  # guarded by self._lock instead
             )
@@ -69,7 +70,7 @@ class SqliteStore(SqlStore):
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()  # not self._lock: a writer holds that one
         conn = self._conn
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         if path != ":memory:":
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
@@ -78,12 +79,12 @@ class SqliteStore(SqlStore):
         conn.execute("PRAGMA synchronous = FULL")
 
     @classmethod
-    def open(cls, url: str) -> SqliteStore:
-        store = cls(path_from_url(url))
+    def open(cls, url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> SqliteStore:
+        store = cls(path_from_url(url), busy_timeout_ms=busy_timeout_ms)
         try:
             with store._write() as tx:
                 store._migrate(tx)
-        except MigrationError:
+        except (MigrationError, StoreUnavailableError):
             store.close()
             raise
         except sqlite3.Error as error:
@@ -99,29 +100,54 @@ class SqliteStore(SqlStore):
         return self._conn
 
     @contextlib.contextmanager
+    def _translated(self) -> Iterator[None]:
+        """sqlite3's errors -> ours, naming the file (never a secret: it is a path)."""
+        try:
+            yield
+        except sqlite3.OperationalError as error:
+            raise StoreUnavailableError(
+                f"SQLite store {self.path!r} failed: {error} (disk full, read-only, or "
+                f"locked by another process for over {self.busy_timeout_ms} ms?)"
+            ) from error
+        except sqlite3.Error as error:
+            raise StoreError(f"SQLite store {self.path!r} failed: {error}") from error
+
+    @contextlib.contextmanager
     def _write(self) -> Iterator[Tx]:
-        with self._lock:
+        with self._lock, self._translated():
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield Tx(conn.cursor(), self.dialect)
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # also after a failed COMMIT
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Tx]:
         if self.path == ":memory:":
-            with self._lock:
+            with self._lock, self._translated():
                 yield Tx(self._connection().cursor(), self.dialect)
             return
         self._connection()  # raises once closed
+        with self._translated():
+            reader = self._reader()
+            # One snapshot for the whole read, even when it runs several queries.
+            reader.execute("BEGIN")
+            try:
+                yield Tx(reader.cursor(), self.dialect)
+            finally:
+                reader.execute("COMMIT")
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read-only connection, opened on first use."""
         reader: sqlite3.Connection | None = getattr(self._local, "reader", None)
         if reader is None:
             reader = sqlite3.connect(
                 self.path,
-                timeout=BUSY_TIMEOUT_MS / 1000,
+                timeout=self.busy_timeout_ms / 1000,
                 isolation_level=None,
                 check_same_thread=False,  # used by this thread only; closed by close()
             )
@@ -129,12 +155,7 @@ class SqliteStore(SqlStore):
             with self._readers_lock:
                 self._readers.append(reader)
             self._local.reader = reader
-        # One snapshot for the whole read, even when it runs several queries.
-        reader.execute("BEGIN")
-        try:
-            yield Tx(reader.cursor(), self.dialect)
-        finally:
-            reader.execute("COMMIT")
+        return reader
 
     def _is_unique_violation(self, error: BaseException) -> bool:
         return isinstance(error, sqlite3.IntegrityError) and "UNIQUE" in str(error).upper()
