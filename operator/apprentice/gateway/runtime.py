@@ -141,6 +141,7 @@ class Runtime:
             return
         cfg = self.config
         self.store = await asyncio.to_thread(open_store, cfg.store.url)
+        self.writer = StoreWriter(self.store)
         now = datetime.now(UTC)
         since = min(glue.window_starts(cfg, now)) - timedelta(days=1)
         spend = await asyncio.to_thread(self.store.spend_entries, None, since)

@@ -334,10 +334,8 @@ class Gateway(Runtime):
         )
         # An unchanged engine state (a local-only answer in steady state) is not rewritten.
         state = None if rt.engine.state is before else rt.engine.to_json()
-        future = self.writer.submit(
-            lambda: self.store.record_request(
-                request, example=example, comparison=comparison, spend=spend, task_state=state
-            )
+        future = self.writer.submit_request(
+            request=request, example=example, comparison=comparison, spend=spend, task_state=state
         )
         self._after_request(
             rt,

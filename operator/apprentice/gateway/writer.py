@@ -18,9 +18,17 @@ from typing import Any
 
 
 class StoreWriter:
-    """Runs blocking store calls one at a time, in submission order, off the event loop."""
+    """Runs blocking store calls one at a time, in submission order, off the event loop.
 
-    def __init__(self) -> None:
+    Request transactions submitted with :meth:`submit_request` are group-committed
+    when the store offers ``record_requests(writes) -> list[RecordResult | Exception]``
+    (one durable commit for every request queued meanwhile, each still atomic on its
+    own); otherwise each is its own ``record_request`` transaction.
+    """
+
+    def __init__(self, store: Any = None) -> None:
+        self._group = getattr(store, "record_requests", None)
+        self._store = store
         self._queue: collections.deque[tuple[Callable[[], Any], asyncio.Future[Any]]] = (
             collections.deque()
         )
@@ -41,6 +49,11 @@ class StoreWriter:
         self._wakeup.set()
         return future
 
+    def submit_request(self, **write: Any) -> asyncio.Future[Any]:
+        """Queue one request transaction (``Store.record_request`` keyword arguments)."""
+        call = _RequestWrite(self._store, write)
+        return self.submit(call)
+
     async def _run(self) -> None:
         while True:
             await self._wakeup.wait()
@@ -49,7 +62,7 @@ class StoreWriter:
                 # Take everything queued: one thread hop runs the whole batch in order.
                 batch = list(self._queue)
                 self._queue.clear()
-                outcomes = await asyncio.to_thread(_run_batch, [c for c, _ in batch])
+                outcomes = await asyncio.to_thread(_run_batch, [c for c, _ in batch], self._group)
                 for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
                     if future.done():
                         continue
@@ -75,11 +88,40 @@ class StoreWriter:
             self._worker = None
 
 
-def _run_batch(calls: list[Callable[[], Any]]) -> list[tuple[bool, Any]]:
+class _RequestWrite:
+    """A queued ``record_request``; callable alone, or grouped with its neighbours."""
+
+    def __init__(self, store: Any, write: dict[str, Any]) -> None:
+        self.store = store
+        self.write = write
+
+    def __call__(self) -> Any:
+        request = self.write["request"]
+        rest = {k: v for k, v in self.write.items() if k != "request"}
+        return self.store.record_request(request, **rest)
+
+
+def _run_batch(
+    calls: list[Callable[[], Any]], group: Callable[[list[dict[str, Any]]], list[Any]] | None
+) -> list[tuple[bool, Any]]:
     out: list[tuple[bool, Any]] = []
-    for call in calls:
+    i = 0
+    while i < len(calls):
+        j = i
+        while group is not None and j < len(calls) and isinstance(calls[j], _RequestWrite):
+            j += 1
+        if j - i > 1 and group is not None:
+            writes = [c.write for c in calls[i:j] if isinstance(c, _RequestWrite)]
+            try:
+                results = group(writes)
+                out.extend((not isinstance(r, Exception), r) for r in results)
+            except Exception as exc:  # the whole group failed: everyone hears it
+                out.extend((False, exc) for _ in writes)
+            i = j
+            continue
         try:
-            out.append((True, call()))
+            out.append((True, calls[i]()))
         except Exception as exc:  # each caller gets its own failure
             out.append((False, exc))
+        i += 1
     return out

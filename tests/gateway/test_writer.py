@@ -1,0 +1,55 @@
+"""The ordered store writer: order, per-call failures, group commit when offered."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from apprentice.gateway.writer import StoreWriter
+
+
+class Recorder:
+    def __init__(self, grouped: bool) -> None:
+        self.log: list[Any] = []
+        self.groups: list[int] = []
+        if grouped:
+            self.record_requests = self._group
+
+    def record_request(self, request: Any, **rest: Any) -> Any:
+        if request == "dup":
+            raise ValueError("duplicate request id")
+        self.log.append(request)
+        return f"ok:{request}"
+
+    def _group(self, writes: list[dict[str, Any]]) -> list[Any]:
+        self.groups.append(len(writes))
+        out: list[Any] = []
+        for w in writes:
+            try:
+                out.append(self.record_request(w["request"]))
+            except ValueError as exc:
+                out.append(exc)
+        return out
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+async def test_writes_keep_order_and_failures_stay_per_call(grouped: bool) -> None:
+    store = Recorder(grouped)
+    writer = StoreWriter(store)
+    writer.start()
+    futures = [writer.submit_request(request=f"r{i}") for i in range(5)]
+    futures.append(writer.submit_request(request="dup"))
+    futures.append(writer.submit(lambda: store.log.append("state") or "saved"))
+    futures.extend(writer.submit_request(request=f"r{i}") for i in range(5, 8))
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    assert results[:5] == [f"ok:r{i}" for i in range(5)]
+    assert isinstance(results[5], ValueError)
+    assert results[6] == "saved"
+    assert store.log == ["r0", "r1", "r2", "r3", "r4", "state", "r5", "r6", "r7"]
+    if grouped:
+        assert store.groups == [6, 3]  # one commit per run of queued requests
+    await writer.close()
+    with pytest.raises(RuntimeError):
+        writer.submit(lambda: None)
