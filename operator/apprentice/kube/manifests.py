@@ -69,6 +69,7 @@ class Defaults:
     vllm_image: str = "vllm/vllm-openai:v0.11.0"
     trainer_image: str = "ghcr.io/apprentice-dev/apprentice-trainer:0.1.0"
     pull_policy: str = "IfNotPresent"
+    pull_secrets: tuple[str, ...] = ()
     gpu_resource: str = "nvidia.com/gpu"
     gpu_node_selector: dict[str, str] = field(default_factory=dict)
     gpu_tolerations: list[dict[str, Any]] = field(default_factory=list)
@@ -315,6 +316,11 @@ def _resources(given: Resources | None, default: Manifest) -> Manifest:
     return out
 
 
+def pull_secrets(task: TaskObject) -> Manifest:
+    names = task.defaults.pull_secrets
+    return {"imagePullSecrets": [{"name": n} for n in names]} if names else {}
+
+
 def _placement(node_selector: dict[str, str], tolerations: list[Any]) -> Manifest:
     out: Manifest = {}
     if node_selector:
@@ -455,6 +461,7 @@ def get_deployment(task: TaskObject, config_digest: str) -> Manifest:
         containers.append(_vllm_container(task))
         volumes.append({"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}})
     pod: Manifest = {
+        **pull_secrets(task),
         "automountServiceAccountToken": False,
         "securityContext": pod_security_context(),
         "containers": containers,

@@ -26,6 +26,7 @@ from apprentice.kube.manifests import (
     labels,
     owner_reference,
     pod_security_context,
+    pull_secrets,
 )
 from apprentice.kube.models import ModelVersionSpec, Profile, TrainingJobSpec
 
@@ -121,6 +122,7 @@ def get_job(
         ],
     }
     pod: Manifest = {
+        **pull_secrets(task),
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
         "securityContext": pod_security_context(),

@@ -1,0 +1,49 @@
+"""Thin kopf handlers, one module per resource; each exposes ``register(registry, settings)``.
+
+Handlers parse, call the pure builders and :mod:`apprentice.kube.reconcile`, and execute;
+every foreign error is translated here into kopf's retry semantics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from apprentice.kube import client as k8s
+from apprentice.kube.gateway_client import GatewayError, GatewayUnavailable
+
+__all__ = ["emit", "now", "spec_problem", "translated"]
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@contextlib.contextmanager
+def translated(delay: float) -> Iterator[None]:
+    """API and gateway errors as kopf outcomes: transient ones retry after ``delay``."""
+    try:
+        yield
+    except (k8s.KubeUnavailable, k8s.Conflict, GatewayUnavailable) as exc:
+        raise kopf.TemporaryError(str(exc), delay=delay) from exc
+    except (k8s.KubeError, GatewayError) as exc:
+        raise kopf.PermanentError(str(exc)) from exc
+
+
+def spec_problem(exc: ValidationError) -> str:
+    """A one-line summary of an invalid spec: the paths and what is wrong."""
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err.get("loc", ())) or "spec"
+        parts.append(f"spec.{where}: {err.get('msg')}")
+    return "; ".join(parts)
+
+
+def emit(body: Any, type_: str, reason: str, message: str) -> None:
+    """A Kubernetes Event on ``body`` (messages never carry secrets: see the tests)."""
+    kopf.event(body, type=type_, reason=reason, message=message[:1000])

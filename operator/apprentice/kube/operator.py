@@ -1,0 +1,126 @@
+"""Wiring and entry point: ``python -m apprentice.kube.operator``.
+
+:func:`build_registry` registers every handler on a fresh registry (no import-time
+side effects, so tests run several operators in one process); :func:`run` starts kopf
+with a :class:`~apprentice.kube.runtime.Runtime` in ``memo``. With a peering name, kopf
+peering makes replicas take turns: only the highest-priority live replica handles
+anything, timers included. Without one the operator runs standalone (one replica).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+import kopf
+
+from apprentice.kube import GROUP
+from apprentice.kube.client import KubeClient
+from apprentice.kube.handlers import tasks, training, versions
+from apprentice.kube.runtime import OperatorSettings, Runtime, settings_from_env
+
+__all__ = ["build_registry", "configure", "main", "run"]
+
+LoginFn = Callable[..., Any]
+TweakFn = Callable[[kopf.OperatorSettings], None]
+
+
+def configure(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
+    """kopf settings: our own finalizer and annotation prefix, peering, quiet events."""
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING  # handler log lines are not Events
+    settings.peering.mandatory = ours.peering is not None
+    settings.peering.standalone = ours.peering is None
+    settings.peering.name = ours.peering or "default"
+    settings.peering.clusterwide = ours.clusterwide
+    settings.peering.stealth = True
+    settings.watching.server_timeout = 300
+    settings.execution.max_workers = 4
+
+
+def build_registry(
+    ours: OperatorSettings, *, login: LoginFn | None = None, tweak: TweakFn | None = None
+) -> kopf.OperatorRegistry:
+    """Every Apprentice handler, ``login`` for the credentials; ``tweak`` edits kopf settings."""
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure(settings, ours)
+        if tweak is not None:
+            tweak(settings)
+
+    if login is not None:
+        kopf.on.login(registry=registry)(login)
+    tasks.register(registry, ours)
+    training.register(registry, ours)
+    versions.register(registry, ours)
+    return registry
+
+
+def _default_login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    info: kopf.ConnectionInfo | None = kopf.login_with_service_account(**kwargs)
+    return info or kopf.login_with_kubeconfig(**kwargs)
+
+
+async def run(
+    ours: OperatorSettings,
+    *,
+    kube: KubeClient,
+    login: LoginFn | None = None,
+    stop_flag: asyncio.Event | None = None,
+    ready_flag: asyncio.Event | None = None,
+    runtime: Runtime | None = None,
+    tweak: TweakFn | None = None,
+) -> None:
+    """Run the operator until ``stop_flag`` is set (or forever)."""
+    rt = runtime or Runtime(kube=kube, settings=ours)
+    liveness = f"http://0.0.0.0:{ours.health_port}/healthz" if ours.health_port else None
+    await kopf.operator(
+        registry=build_registry(ours, login=login or _default_login, tweak=tweak),
+        memo=kopf.Memo(runtime=rt),
+        clusterwide=ours.clusterwide,
+        namespaces=list(ours.namespaces),
+        standalone=ours.peering is None,
+        peering_name=ours.peering,
+        liveness_endpoint=liveness,
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+    )
+
+
+def main() -> None:
+    ours = settings_from_env(os.environ)
+    logging.basicConfig(
+        level=ours.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    if ours.metrics_port:
+        import prometheus_client
+
+        prometheus_client.start_http_server(ours.metrics_port)
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        kube = KubeClient.in_cluster()
+    else:
+        info = kopf.login_with_kubeconfig(
+            logger=logging.getLogger("apprentice.kube"), settings=kopf.OperatorSettings()
+        )
+        if info is None:
+            raise SystemExit("no in-cluster service account and no kubeconfig: nothing to talk to")
+        kube = KubeClient(
+            info.server,
+            token=info.token,
+            ca_path=str(info.ca_path) if info.ca_path else None,
+            insecure=bool(info.insecure),
+        )
+    asyncio.run(run(ours, kube=kube))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""Pure reconciliation logic: desired-vs-actual, status from the gateway state, conditions.
+
+No I/O here (the clock is passed in), so every decision the handlers execute is unit
+tested as data.
+
+Conditions follow kstatus: ``Ready`` (the gateway answers), ``Reconciling`` (children
+applied but not yet serving), ``Stalled`` (the spec cannot be reconciled), ``Training``,
+``Degraded`` (emergency, or the last training failed; the current version keeps
+serving) and ``BudgetExhausted``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+__all__ = [
+    "JobOutcome",
+    "condition",
+    "differs",
+    "events_for",
+    "format_duration",
+    "job_outcome",
+    "next_version",
+    "set_condition",
+    "status_from_state",
+]
+
+Obj = dict[str, Any]
+JobOutcome = Literal["pending", "running", "succeeded", "failed"]
+
+
+def rfc3339(now: dt.datetime) -> str:
+    return now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def differs(desired: Any, actual: Any) -> bool:
+    """Whether ``actual`` lacks anything ``desired`` sets (extra server fields are fine)."""
+    if isinstance(desired, Mapping):
+        if not isinstance(actual, Mapping):
+            return True
+        return any(differs(v, actual.get(k)) for k, v in desired.items())
+    if isinstance(desired, list):
+        if not isinstance(actual, list) or len(desired) != len(actual):
+            return True
+        return any(differs(d, a) for d, a in zip(desired, actual, strict=True))
+    if isinstance(desired, bool) or isinstance(actual, bool):
+        return desired is not actual
+    if isinstance(desired, int) and isinstance(actual, str):  # quantities: 1 comes back "1"
+        return str(desired) != actual
+    if isinstance(desired, int | float) and isinstance(actual, int | float):
+        return float(desired) != float(actual)
+    return bool(desired != actual)
+
+
+def condition(conditions: Iterable[Mapping[str, Any]], kind: str) -> Mapping[str, Any] | None:
+    for cond in conditions:
+        if cond.get("type") == kind:
+            return cond
+    return None
+
+
+def set_condition(
+    conditions: Iterable[Mapping[str, Any]],
+    kind: str,
+    status: bool | None,
+    reason: str,
+    message: str,
+    *,
+    generation: int | None,
+    now: dt.datetime,
+) -> list[Obj]:
+    """A new list with one condition set; lastTransitionTime moves only when status does."""
+    text = "Unknown" if status is None else ("True" if status else "False")
+    out: list[Obj] = []
+    found = False
+    for cond in conditions:
+        if cond.get("type") != kind:
+            out.append(dict(cond))
+            continue
+        found = True
+        changed = cond.get("status") != text
+        when = rfc3339(now) if changed else cond.get("lastTransitionTime") or rfc3339(now)
+        out.append(_cond(kind, text, reason, message, generation, when))
+    if not found:
+        out.append(_cond(kind, text, reason, message, generation, rfc3339(now)))
+    return out
+
+
+def _cond(
+    kind: str, status: str, reason: str, message: str, generation: int | None, when: str
+) -> Obj:
+    cond: Obj = {
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": when,
+    }
+    if generation is not None:
+        cond["observedGeneration"] = generation
+    return cond
+
+
+def status_from_state(state: Mapping[str, Any]) -> Obj:
+    """The DistilledTask status fields of a gateway TaskStatus (snake_case to camelCase)."""
+    spend = state.get("spend") or {}
+    examples = state.get("examples") or {}
+    return {
+        "phase": state.get("phase"),
+        "phaseNumber": state.get("phase_number"),
+        "confidence": state.get("confidence"),
+        "confidenceLowerBound": state.get("confidence_lower_bound"),
+        "samplingRate": state.get("sampling_rate"),
+        "trend": state.get("trend"),
+        "drift": state.get("drift"),
+        "shift": state.get("shift"),
+        "coaching": state.get("coaching"),
+        "emergency": state.get("emergency"),
+        "examples": {
+            "train": int(examples.get("train", 0)),
+            "heldout": int(examples.get("heldout", 0)),
+        },
+        "spend": {
+            "today": float(spend.get("today", 0.0)),
+            "week": float(spend.get("week", 0.0)),
+            "month": float(spend.get("month", 0.0)),
+            "currency": str(spend.get("currency", "USD")),
+        },
+        "estimatedSavings": state.get("estimated_savings"),
+        "activeModelVersion": state.get("active_version"),
+    }
+
+
+def state_conditions(
+    conditions: list[Obj],
+    state: Mapping[str, Any],
+    *,
+    generation: int | None,
+    training_running: bool,
+    now: dt.datetime,
+) -> list[Obj]:
+    """Conditions after a successful read of the gateway state."""
+    conds = set_condition(
+        conditions,
+        "Ready",
+        True,
+        "GatewayServing",
+        f"phase {state.get('phase')}",
+        generation=generation,
+        now=now,
+    )
+    conds = set_condition(
+        conds, "Reconciling", False, "Reconciled", "", generation=generation, now=now
+    )
+    conds = set_condition(conds, "Stalled", False, "Reconciled", "", generation=generation, now=now)
+    exhausted = bool(state.get("budget_exhausted"))
+    conds = set_condition(
+        conds,
+        "BudgetExhausted",
+        exhausted,
+        "CapReached" if exhausted else "WithinBudget",
+        _spend_text(state) if exhausted else "",
+        generation=generation,
+        now=now,
+    )
+    training = training_running or bool(state.get("training_in_progress"))
+    conds = set_condition(
+        conds,
+        "Training",
+        training,
+        "TrainingRunning" if training else "Idle",
+        "",
+        generation=generation,
+        now=now,
+    )
+    degraded = condition(conds, "Degraded")
+    if state.get("emergency"):
+        conds = set_condition(
+            conds,
+            "Degraded",
+            True,
+            "Emergency",
+            "confidence fell under emergencyThreshold: the teacher serves",
+            generation=generation,
+            now=now,
+        )
+    elif degraded is None or degraded.get("reason") == "Emergency":
+        conds = set_condition(
+            conds, "Degraded", False, "Healthy", "", generation=generation, now=now
+        )
+    return conds  # a TrainingFailed Degraded stays until a version is promoted
+
+
+def _spend_text(state: Mapping[str, Any]) -> str:
+    spend = state.get("spend") or {}
+    return (
+        f"spend today {spend.get('today', 0)} week {spend.get('week', 0)} "
+        f"month {spend.get('month', 0)} {spend.get('currency', 'USD')}"
+    )
+
+
+def events_for(old: Mapping[str, Any], state: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(type, reason, message) Events for what changed since the last poll."""
+    events: list[tuple[str, str, str]] = []
+    if old.get("phase") and state.get("phase") and old.get("phase") != state.get("phase"):
+        events.append(("Normal", "PhaseChanged", f"{old['phase']} -> {state['phase']}"))
+    last = old.get("lastAlarmIndex")
+    for alarm in state.get("alarms") or []:
+        index = alarm.get("index")
+        if isinstance(index, int) and (last is None or index > last):
+            events.append(
+                (
+                    "Warning",
+                    "Alarm",
+                    f"{alarm.get('kind')} at request {index} "
+                    f"({alarm.get('comparisons')} comparisons)",
+                )
+            )
+    return events
+
+
+def last_alarm_index(state: Mapping[str, Any], previous: int | None) -> int | None:
+    indexes = [a["index"] for a in state.get("alarms") or [] if isinstance(a.get("index"), int)]
+    return max([*indexes, *([previous] if previous is not None else [])], default=None)
+
+
+_VERSION = re.compile(r"^v(\d+)$")
+
+
+def next_version(existing: Iterable[str]) -> str:
+    """The version after every known one: v1, v2, ... (gaps are never reused)."""
+    numbers = [int(m.group(1)) for v in existing if (m := _VERSION.match(v))]
+    return f"v{max(numbers, default=0) + 1}"
+
+
+def job_outcome(job: Mapping[str, Any]) -> tuple[JobOutcome, str]:
+    """A batch/v1 Job's outcome from its conditions and counters, with the reason."""
+    status = job.get("status") or {}
+    for cond in status.get("conditions") or []:
+        if cond.get("status") != "True":
+            continue
+        if cond.get("type") in ("Complete", "SuccessCriteriaMet"):
+            return "succeeded", cond.get("message") or "the trainer finished"
+        if cond.get("type") in ("Failed", "FailureTarget"):
+            reason = cond.get("reason") or "Failed"
+            return "failed", f"{reason}: {cond.get('message') or 'the trainer failed'}"
+    if status.get("succeeded"):
+        return "succeeded", "the trainer finished"
+    if status.get("active"):
+        return "running", ""
+    return "pending", ""
+
+
+def parse_time(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def format_duration(start: str | None, end: str | None, now: dt.datetime) -> str | None:
+    """``1h2m3s`` between two RFC 3339 times (``end`` defaults to now)."""
+    begin = parse_time(start)
+    if begin is None:
+        return None
+    seconds = max(0, int(((parse_time(end) or now) - begin).total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"

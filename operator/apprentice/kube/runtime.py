@@ -1,0 +1,136 @@
+"""Operator settings (from the chart's env vars) and the runtime handed to every handler.
+
+No module globals: :class:`Runtime` travels in kopf's ``memo``, so a test builds one
+pointing at an emulator and a loopback gateway, and production builds one from the
+pod's environment.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from apprentice.kube import client as k8s
+from apprentice.kube.gateway_client import GatewayClient
+from apprentice.kube.manifests import Defaults, TaskObject
+from apprentice.kube.models import KeyRef
+
+__all__ = ["OperatorSettings", "Runtime", "runtime_of", "settings_from_env"]
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """How the operator runs; every field has the chart's default."""
+
+    namespaces: tuple[str, ...] = ()  # empty: every namespace (cluster-wide)
+    peering: str | None = None  # kopf peering object name; None: standalone (one replica)
+    poll_interval_s: float = 30.0  # seconds between reads of each gateway's state
+    defaults: Defaults = field(default_factory=Defaults)
+    metrics_port: int | None = None  # Prometheus metrics; None: off
+    health_port: int | None = None  # kopf liveness endpoint /healthz; None: off
+    log_level: str = "info"
+    gateway_url: str | None = None  # override every task's in-cluster URL (tests, dev)
+    gateway_timeout_s: float = 10.0  # state/admin calls; validation gets longer
+    retry_delay_s: float = 30.0  # back-off after a temporary failure
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+
+def _json(env: Mapping[str, str], key: str, default: Any) -> Any:
+    text = env.get(key, "").strip()
+    if not text:
+        return default
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{key} must be JSON, e.g. {json.dumps(default)}: {exc}") from exc
+
+
+def settings_from_env(env: Mapping[str, str]) -> OperatorSettings:
+    """Settings from the ``APPRENTICE_*`` variables the chart's Deployment sets."""
+    base = Defaults()
+    postgres = None
+    if env.get("APPRENTICE_POSTGRES_SECRET"):
+        name, _, key = env["APPRENTICE_POSTGRES_SECRET"].partition("/")
+        postgres = KeyRef(name=name, key=key or "dsn")
+    defaults = Defaults(
+        gateway_image=env.get("APPRENTICE_GATEWAY_IMAGE") or base.gateway_image,
+        vllm_image=env.get("APPRENTICE_VLLM_IMAGE") or base.vllm_image,
+        trainer_image=env.get("APPRENTICE_TRAINER_IMAGE") or base.trainer_image,
+        pull_policy=env.get("APPRENTICE_IMAGE_PULL_POLICY") or base.pull_policy,
+        pull_secrets=tuple(s for s in env.get("APPRENTICE_IMAGE_PULL_SECRETS", "").split(",") if s),
+        gpu_resource=env.get("APPRENTICE_GPU_RESOURCE") or base.gpu_resource,
+        gpu_node_selector=_json(env, "APPRENTICE_GPU_NODE_SELECTOR", {}),
+        gpu_tolerations=_json(env, "APPRENTICE_GPU_TOLERATIONS", []),
+        postgres=postgres,
+    )
+
+    def port(key: str) -> int | None:
+        return int(env[key]) if env.get(key) else None
+
+    return OperatorSettings(
+        namespaces=tuple(n for n in env.get("APPRENTICE_WATCH_NAMESPACES", "").split(",") if n),
+        peering=env.get("APPRENTICE_PEERING") or None,
+        poll_interval_s=float(env.get("APPRENTICE_POLL_INTERVAL") or 30.0),
+        defaults=defaults,
+        metrics_port=port("APPRENTICE_METRICS_PORT"),
+        health_port=port("APPRENTICE_HEALTH_PORT"),
+        log_level=env.get("APPRENTICE_LOG_LEVEL") or "info",
+        gateway_url=env.get("APPRENTICE_GATEWAY_URL") or None,
+    )
+
+
+@dataclass
+class Runtime:
+    """What handlers share: the API client, the settings, the gateway transport."""
+
+    kube: k8s.KubeClient
+    settings: OperatorSettings
+    gateway_transport: httpx.AsyncBaseTransport | None = None
+
+    def task(self, body: Any) -> TaskObject:
+        return TaskObject.from_body(body, self.settings.defaults)
+
+    async def admin_token(self, task: TaskObject) -> str | None:
+        """The gateway admin token from the task's Secret (never logged or stored)."""
+        ref = task.admin_secret
+        secret = await self.kube.get(k8s.SECRETS, task.namespace, ref.name)
+        return secret_value(secret, ref) if secret else None
+
+    def gateway(self, task: TaskObject, token: str | None) -> GatewayClient:
+        url = self.settings.gateway_url or task.endpoint
+        return GatewayClient(
+            url,
+            task.spec.name,
+            token,
+            timeout_s=self.settings.gateway_timeout_s,
+            transport=self.gateway_transport,
+        )
+
+
+def secret_value(secret: Mapping[str, Any], ref: KeyRef) -> str | None:
+    """One key of a Secret: ``data`` is base64 (the API server's form), ``stringData`` plain."""
+    data = secret.get("data") or {}
+    if ref.key in data:
+        try:
+            return base64.b64decode(data[ref.key]).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+    value = (secret.get("stringData") or {}).get(ref.key)
+    return str(value) if value is not None else None
+
+
+def runtime_of(memo: Any) -> Runtime:
+    """The runtime kopf carries in ``memo``."""
+    rt = getattr(memo, "runtime", None)
+    if not isinstance(rt, Runtime):
+        raise RuntimeError("the operator was started without a Runtime in memo.runtime")
+    return rt

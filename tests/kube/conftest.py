@@ -1,0 +1,123 @@
+"""Fixtures: KMock's Kubernetes emulator, a loopback gateway, and the real operator.
+
+The operator is ``kopf.operator(...)`` running as a task in the test's own event loop,
+logged in to the emulator; it is stopped through its stop flag at teardown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import kopf
+import pytest
+from aiohttp.test_utils import TestServer
+from kube_gateway import FakeGateway
+from kube_support import ADMIN_TOKEN, CRD_RESOURCES, NS, TEACHER_KEY
+
+from apprentice.kube import client as k8s
+from apprentice.kube import operator
+from apprentice.kube.manifests import Defaults
+from apprentice.kube.runtime import OperatorSettings, Runtime
+
+
+@pytest.fixture()
+async def emulator(kmock: Any) -> Any:
+    """KMock with our CRDs and the built-in resources declared for discovery."""
+    for path, kind in {**CRD_RESOURCES, "batch/v1/jobs": "Job"}.items():
+        kmock.resources[path] = kmock.ResourceInfo(
+            kind=kind,
+            namespaced=True,
+            singular=kind.lower(),
+            subresources={"status"},
+            verbs={"get", "list", "watch", "create", "patch", "update", "delete"},
+        )
+    return kmock
+
+
+@pytest.fixture()
+async def kube(emulator: Any) -> AsyncIterator[k8s.KubeClient]:
+    client = k8s.KubeClient(str(emulator.url))
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture()
+async def gateway() -> AsyncIterator[tuple[FakeGateway, str]]:
+    fake = FakeGateway(task="classify_ticket", token=ADMIN_TOKEN)
+    server = TestServer(fake.app())
+    await server.start_server()
+    yield fake, str(server.make_url("")).rstrip("/")
+    await server.close()
+
+
+@pytest.fixture()
+async def secrets(kube: k8s.KubeClient) -> None:
+    """The user's Secrets: the teacher key and a pre-made admin token."""
+    for name, key, value in (
+        ("anthropic", "api-key", TEACHER_KEY),
+        ("gateway-admin", "token", ADMIN_TOKEN),
+    ):
+        await kube.create(
+            NS,
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": name, "namespace": NS},
+                "data": {key: base64.b64encode(value.encode()).decode()},
+            },
+        )
+
+
+@pytest.fixture()
+async def running_operator(
+    emulator: Any,
+    kube: k8s.KubeClient,
+    gateway: Any,
+    secrets: None,
+    caplog: pytest.LogCaptureFixture,
+) -> AsyncIterator[OperatorSettings]:
+    """The real operator against the emulator, polling the loopback gateway."""
+    caplog.set_level(logging.INFO)
+    settings = OperatorSettings(
+        namespaces=(NS,),
+        poll_interval_s=0.25,
+        retry_delay_s=0.2,
+        gateway_url=gateway[1],
+        defaults=Defaults(),
+    )
+    url = str(emulator.url)
+
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return kopf.ConnectionInfo(server=url)
+
+    stop, ready = asyncio.Event(), asyncio.Event()
+    registry_runtime = Runtime(kube=kube, settings=settings)
+    task = asyncio.create_task(
+        operator.run(
+            settings,
+            kube=kube,
+            login=login,
+            stop_flag=stop,
+            ready_flag=ready,
+            runtime=registry_runtime,
+            tweak=_fast,
+        )
+    )
+    await asyncio.wait_for(ready.wait(), 20)
+    yield settings
+    stop.set()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, 20)
+
+
+def _fast(settings: kopf.OperatorSettings) -> None:
+    """Emulator-friendly timings: it sends no resourceVersions to wait for."""
+    settings.scanning.disabled = True  # KMock cannot serve /api/v1/namespaces listings
+    settings.persistence.consistency_timeout = 0.2
+    settings.watching.reconnect_backoff = 0.1
+    settings.posting.default_backoffs = [0.05]
