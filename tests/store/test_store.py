@@ -467,3 +467,33 @@ def test_readers_do_not_wait_for_an_open_write_transaction(store: Store) -> None
     assert finished_while_writing
     assert seen == [(1, ["classify"])]  # the uncommitted row is invisible
     assert store.tasks() == ["classify", "uncommitted"]
+
+
+def test_group_commit_keeps_each_write_atomic(store: Store) -> None:
+    full_request(store, "r0", "earlier")
+    writes: list[dict[str, Any]] = [
+        {"request": request("g1"), "example": example("a"), "spend": [spend(1.0)]},
+        # Duplicate request id: refused alone.
+        {"request": request("r0"), "example": example("lost"), "spend": [spend(100.0)]},
+        # Fails after its request row and example were written: rolled back alone.
+        {
+            "request": request("g2"),
+            "example": example("lost too"),
+            "comparison": comparison("g2", 0.5, bad={1}),
+        },
+        # Same input as g1 inside the same commit: collapses.
+        {"request": request("g3"), "example": example("a"), "task_state": {"last": "g3"}},
+    ]
+    results = store.record_requests(writes)
+    assert isinstance(results[1], DuplicateRequestError)
+    assert isinstance(results[2], TypeError)
+    first, last = results[0], results[3]
+    assert not isinstance(first, Exception) and not isinstance(last, Exception)
+    assert first.example_added and not last.example_added
+    assert last.example_id == first.example_id
+    assert sorted(r.id for r in store.requests("classify")) == ["g1", "g3", "r0"]
+    assert sorted(e.input["text"] for e in store.examples("classify")) == ["a", "earlier"]
+    assert store.spend_total(T0, T0 + timedelta(seconds=1)) == pytest.approx(1.01)
+    assert store.request_counts("classify").requests == 3
+    assert store.load_task_state("classify") == {"last": "g3"}
+    assert store.record_requests([]) == []

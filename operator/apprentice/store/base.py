@@ -25,7 +25,7 @@ Errors (all raised ``from`` the driver's error where there is one)::
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -113,6 +113,17 @@ class Store(abc.ABC):
         stays, ``example_added`` is False and counts do not change. A request
         id recorded twice raises :class:`DuplicateRequestError`.
         ``task_state`` (a JSON object) replaces the task's saved engine state.
+        """
+
+    @abc.abstractmethod
+    def record_requests(
+        self, writes: Sequence[Mapping[str, Any]]
+    ) -> list[RecordResult | Exception]:
+        """Group commit: each write (``record_request``'s keyword arguments, ``request``
+        included) atomic on its own, all of them in ONE durable commit.
+
+        A write that fails is rolled back alone and its exception returned in
+        its place; if the commit fails, the call raises and nothing was kept.
         """
 
     @abc.abstractmethod

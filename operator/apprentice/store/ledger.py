@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -53,33 +53,78 @@ class Ledger(SqlCore):
         task_state: dict[str, Any] | None = None,
     ) -> RecordResult:
         with self._write() as tx:
-            self._insert_request(tx, request)
-            example_id, added = (None, False)
-            if example is not None:
-                example_id, added = self._insert_example(tx, example)
-            comparison_id = None
-            if comparison is not None:
-                comparison_id = self._insert_comparison(tx, comparison)
-            self._insert_spend(tx, spend)
-            tx.execute(
-                "INSERT INTO task_counters (task, requests, teacher_calls, student_answers,"
-                " errors, comparisons) VALUES (?, 1, ?, ?, ?, ?)"
-                " ON CONFLICT (task) DO UPDATE SET"
-                " requests = task_counters.requests + 1,"
-                " teacher_calls = task_counters.teacher_calls + excluded.teacher_calls,"
-                " student_answers = task_counters.student_answers + excluded.student_answers,"
-                " errors = task_counters.errors + excluded.errors,"
-                " comparisons = task_counters.comparisons + excluded.comparisons",
-                (
-                    request.task,
-                    int(request.teacher_called),
-                    int(request.served_by == "student"),
-                    int(request.error is not None),
-                    int(comparison is not None),
-                ),
-            )
-            if task_state is not None:
-                self._upsert_state(tx, request.task, task_state, request.received_at)
+            return self._record(tx, request, example, comparison, spend, task_state)
+
+    def record_requests(
+        self, writes: Sequence[Mapping[str, Any]]
+    ) -> list[RecordResult | Exception]:
+        """Group commit: many request transactions, ONE durable commit.
+
+        Each item holds :meth:`record_request`'s keyword arguments (``request``
+        included). Each write is still atomic on its own (a savepoint): one
+        that fails is rolled back alone and its exception is returned in its
+        place; the others commit together. If the commit itself fails, the
+        whole call raises and nothing of it was kept. The gateway's writer
+        uses this to pay one fsync for every request queued meanwhile.
+        """
+        results: list[RecordResult | Exception] = []
+        with self._write() as tx:
+            for write in writes:
+                tx.execute("SAVEPOINT request_write")
+                try:
+                    with self._translated():
+                        result = self._record(
+                            tx,
+                            write["request"],
+                            write.get("example"),
+                            write.get("comparison"),
+                            write.get("spend", ()),
+                            write.get("task_state"),
+                        )
+                except Exception as error:
+                    tx.execute("ROLLBACK TO SAVEPOINT request_write")
+                    results.append(error)
+                else:
+                    results.append(result)
+                tx.execute("RELEASE SAVEPOINT request_write")
+        return results
+
+    def _record(
+        self,
+        tx: Tx,
+        request: RequestRecord,
+        example: ExampleRecord | None,
+        comparison: ComparisonRecord | None,
+        spend: Sequence[SpendRecord],
+        task_state: dict[str, Any] | None,
+    ) -> RecordResult:
+        self._insert_request(tx, request)
+        example_id, added = (None, False)
+        if example is not None:
+            example_id, added = self._insert_example(tx, example)
+        comparison_id = None
+        if comparison is not None:
+            comparison_id = self._insert_comparison(tx, comparison)
+        self._insert_spend(tx, spend)
+        tx.execute(
+            "INSERT INTO task_counters (task, requests, teacher_calls, student_answers,"
+            " errors, comparisons) VALUES (?, 1, ?, ?, ?, ?)"
+            " ON CONFLICT (task) DO UPDATE SET"
+            " requests = task_counters.requests + 1,"
+            " teacher_calls = task_counters.teacher_calls + excluded.teacher_calls,"
+            " student_answers = task_counters.student_answers + excluded.student_answers,"
+            " errors = task_counters.errors + excluded.errors,"
+            " comparisons = task_counters.comparisons + excluded.comparisons",
+            (
+                request.task,
+                int(request.teacher_called),
+                int(request.served_by == "student"),
+                int(request.error is not None),
+                int(comparison is not None),
+            ),
+        )
+        if task_state is not None:
+            self._upsert_state(tx, request.task, task_state, request.received_at)
         return RecordResult(example_id=example_id, example_added=added, comparison_id=comparison_id)
 
     def _insert_request(self, tx: Tx, r: RequestRecord) -> None:

@@ -74,6 +74,10 @@ class SqlCore(Store):
         """A read-only view (may be a transaction)."""
 
     @abc.abstractmethod
+    def _translated(self) -> contextlib.AbstractContextManager[None]:
+        """Re-raise the driver's errors as :class:`StoreError` / ``StoreUnavailableError``."""
+
+    @abc.abstractmethod
     def _is_unique_violation(self, error: BaseException) -> bool:
         """Whether the driver error is a primary/unique key violation."""
 
