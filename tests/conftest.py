@@ -78,8 +78,17 @@ def _throwaway_server() -> Iterator[str]:
     options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
     try:
         run(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-N")
-        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-o",
-            options, "start")  # fmt: skip
+        run(
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(base / "log"),
+            "-w",
+            "-o",
+            options,
+            "start",
+        )
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     except subprocess.CalledProcessError as error:
         log = base / "log"

@@ -9,15 +9,18 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from apprentice.store import open_store
 
 WRITER = Path(__file__).with_name("crash_writer.py")
 ACKS_BEFORE_KILL = 60
 
 
-def test_sigkill_loses_no_acknowledged_write(store_url: str) -> None:
+@pytest.mark.parametrize("mode", ["single", "group"])
+def test_sigkill_loses_no_acknowledged_write(store_url: str, mode: str) -> None:
     child = subprocess.Popen(
-        [sys.executable, str(WRITER), store_url],
+        [sys.executable, str(WRITER), store_url, mode],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},

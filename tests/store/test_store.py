@@ -296,9 +296,12 @@ def test_version_lifecycle_promotion_retires_and_rollback_restores(store: Store)
         store.add_version(version(name, at=T0 + timedelta(hours=i)))
         store.update_version("classify", name, state="validating")
         store.update_version(
-            "classify", name, state="promoted", heldout_score=0.9 + i / 100,
+            "classify",
+            name,
+            state="promoted",
+            heldout_score=0.9 + i / 100,
             at=T0 + timedelta(hours=i, minutes=30),
-        )  # fmt: skip
+        )
     states = {v.version: v.state for v in store.versions("classify")}
     assert states == {"v1": "retired", "v2": "retired", "v3": "promoted"}
     active = store.active_version("classify")
@@ -346,9 +349,14 @@ def test_task_state_round_trips_and_is_replaced(store: Store) -> None:
 def test_events_filter_by_task_time_and_kind(store: Store) -> None:
     for i, kind in enumerate(["phase", "drift", "phase", "promotion"]):
         store.add_event(
-            EventRecord(task="classify", at=T0 + timedelta(minutes=i), kind=kind,
-                        message=f"{kind} {i}", data={"i": i})
-        )  # fmt: skip
+            EventRecord(
+                task="classify",
+                at=T0 + timedelta(minutes=i),
+                kind=kind,
+                message=f"{kind} {i}",
+                data={"i": i},
+            )
+        )
     store.add_event(EventRecord(task=None, at=T0, kind="budget", message="global cap 80%"))
     assert [e.message for e in store.events("classify", kinds=["phase"])] == ["phase 0", "phase 2"]
     since = store.events("classify", since=T0 + timedelta(minutes=2))
