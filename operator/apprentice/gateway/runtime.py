@@ -344,10 +344,11 @@ class Runtime:
         rt.engine.set_paused(paused)
         await self._save_state(rt)
 
-    async def training_started(self, task: str) -> None:
+    async def training_started(self, task: str) -> int | None:
         rt = self.tasks[task]
         rt.engine.training_started()
-        await self._save_state(rt)
+        await self._save_state(rt)  # ordered after every queued request write
+        return rt.engine.state.trained_examples
 
     async def training_finished(self, task: str, ok: bool, reason: str | None) -> None:
         rt = self.tasks[task]

@@ -50,7 +50,9 @@ MAX_VALIDATION_EXAMPLES = 200
 class EngineHooks(Protocol):
     """How the orchestrator tells the engine (held by the gateway) what happened."""
 
-    async def training_started(self, task: str) -> None: ...
+    async def training_started(self, task: str) -> int | None:
+        """Mark the run started; returns how many examples (oldest first) it covers."""
+        ...
 
     async def training_finished(self, task: str, ok: bool, reason: str | None) -> None: ...
 
@@ -288,10 +290,10 @@ class LocalOrchestrator:
 
     async def train(self, task: str, reason: str | None) -> VersionInfo | None:
         """One whole run (train, register, validate, promote or reject); never raises."""
-        await self.hooks.training_started(task)
+        covered = await self.hooks.training_started(task)
         ok, why = False, "failed"  # type: bool, str | None
         try:
-            info = await self._train(task, reason)
+            info = await self._train(task, reason, covered)
             ok = info is not None
             why = None if info is None else info.state
             return info
@@ -306,13 +308,21 @@ class LocalOrchestrator:
             with contextlib.suppress(Exception):
                 await self.hooks.training_finished(task, ok, why)
 
-    async def _train(self, task: str, reason: str | None) -> VersionInfo | None:
+    async def _train(
+        self, task: str, reason: str | None, covered: int | None
+    ) -> VersionInfo | None:
         task_cfg = self.cfg.task(task)
         version = await self._db(self.store.next_version_name, task)
         out_dir = (self.model_dir / task / version).resolve()
         run_dir = (self.model_dir / task / ".runs" / version).resolve()
         run_dir.mkdir(parents=True, exist_ok=True)
-        examples = await self._db(lambda: list(self.store.iter_examples(task, "train")))
+        # Exactly the examples the engine counted when the run became due (oldest first),
+        # not whatever arrived since: a backfill trains the same data every time.
+        if covered is None:
+            examples = await self._db(lambda: list(self.store.iter_examples(task, "train")))
+        else:
+            examples = await self._db(self.store.examples, task, None, covered)
+            examples = [e for e in examples if e.split == "train"]
         dataset = corpus.build_dataset(task_cfg, examples, self.cfg.local.training)
         data_path = dataset.write_jsonl(run_dir / "train.jsonl")
         spec = corpus.training_spec(self.cfg.local, task_cfg, data_path, out_dir)
@@ -326,7 +336,9 @@ class LocalOrchestrator:
             tail = (run_dir / "train.log").read_text(encoding="utf-8", errors="replace")[-2000:]
             raise RuntimeError(f"trainer exited with {code}; log tail:\n{tail}")
         await self.register_version(
-            task, str(out_dir), {"reason": reason, "wall_s": time.monotonic() - started}
+            task,
+            str(out_dir),
+            {"reason": reason, "wall_s": time.monotonic() - started, "examples_seen": covered},
         )
         ids = [e.id for e in examples if e.id is not None]
         await self._db(self.store.mark_trained, task, ids, version)
