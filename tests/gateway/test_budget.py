@@ -13,10 +13,10 @@ from conftest import make_config
 
 
 async def test_200_concurrent_requests_never_spend_past_the_cap(
-    harness_factory: Any, tmp_path: Path
+    harness_factory: Any, tmp_path: Path, store_url: str
 ) -> None:
     # One replay answer costs ~0.0002 USD at gpt-4o prices; the cap admits ~70 of 200.
-    cfg = make_config(tmp_path, task={"budget": {"daily": 0.015}})
+    cfg = make_config(tmp_path, store_url=store_url, task={"budget": {"daily": 0.015}})
     h = await harness_factory(cfg)
     client = await h.serve()
 

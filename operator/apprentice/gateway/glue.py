@@ -177,6 +177,10 @@ class Budget:
     def settle(self, token: int, actual: float, now: datetime) -> None:
         self.ledger = budget_mod.settle(self.ledger, token, actual, now.timestamp())
 
+    def record(self, task: str, amount: float, now: datetime) -> None:
+        """Spend that had no reservation (judge calls)."""
+        self.ledger = budget_mod.record(self.ledger, task, amount, now.timestamp())
+
     def release(self, token: int) -> None:
         if token in self.ledger.open:
             self.ledger = budget_mod.release(self.ledger, token)

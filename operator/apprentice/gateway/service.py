@@ -213,8 +213,16 @@ class Gateway(Runtime):
             raise self._failure(rt, err, want_teacher)
 
         comparison = None
+        evaluation = None
+        judge_cost = 0.0
         if teacher_answer is not None and student_answer is not None:
-            evaluation = await rt.evaluate(student_output, teacher_answer.output, task_input)
+            try:
+                evaluation = await rt.evaluate(student_output, teacher_answer.output, task_input)
+            except Exception as exc:  # a judge outage must not fail the caller's request
+                log.warning("task %s: evaluator failed, no comparison: %s", rt.name, exc)
+                evaluation = None
+        if evaluation is not None and student_answer is not None:
+            judge_cost = evaluation.cost
             comparison = records.ComparisonRecord(
                 task=rt.name,
                 request_id=rid,
@@ -243,6 +251,7 @@ class Gateway(Runtime):
             token,
             now,
             started,
+            judge_cost,
         )
 
     def _fallback_token(
@@ -291,6 +300,7 @@ class Gateway(Runtime):
         token: Any,
         now: datetime,
         started: float,
+        judge_cost: float = 0.0,
     ) -> Result:
         paid = teacher_res is not None and not isinstance(teacher_res, BaseException)
         example = None
@@ -310,6 +320,13 @@ class Gateway(Runtime):
                     output_tokens=teacher_res.usage.output_tokens,
                 )
             )
+        if judge_cost > 0:  # judge calls are spend too (not reserved: they follow a comparison)
+            spend.append(
+                records.SpendRecord(
+                    task=rt.name, at=now, amount=judge_cost, kind="judge", request_id=rid
+                )
+            )
+            self.budget.record(rt.name, judge_cost, now)
         if token is not None:
             self.budget.settle(token, cost if paid else 0.0, now)
         # Engine update and the write are queued together, synchronously: order preserved.
