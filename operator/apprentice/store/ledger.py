@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from apprentice.prompts import canonical_json
 from apprentice.store import codec, schema
-from apprentice.store.base import DuplicateRequestError
+from apprentice.store.base import DuplicateRequestError, StoreUnavailableError
 from apprentice.store.records import (
     ComparisonRecord,
     ExampleRecord,
@@ -67,27 +67,40 @@ class Ledger(SqlCore):
         whole call raises and nothing of it was kept. The gateway's writer
         uses this to pay one fsync for every request queued meanwhile.
         """
+        batch = list(writes)
+        if not batch:
+            return []
+        # Optimistic first: no savepoints. PostgreSQL slows down sharply past
+        # 64 subtransactions in one transaction, and a failing write is rare.
+        try:
+            with self._write() as tx:
+                return [self._record_write(tx, write) for write in batch]
+        except StoreUnavailableError:
+            raise  # the database failed, not a write: retrying would not help
+        except Exception:
+            pass  # some write failed and the whole batch rolled back: isolate it
         results: list[RecordResult | Exception] = []
         with self._write() as tx:
-            for write in writes:
+            for write in batch:
                 tx.execute("SAVEPOINT request_write")
                 try:
                     with self._translated():
-                        result = self._record(
-                            tx,
-                            write["request"],
-                            write.get("example"),
-                            write.get("comparison"),
-                            write.get("spend", ()),
-                            write.get("task_state"),
-                        )
+                        results.append(self._record_write(tx, write))
                 except Exception as error:
                     tx.execute("ROLLBACK TO SAVEPOINT request_write")
                     results.append(error)
-                else:
-                    results.append(result)
                 tx.execute("RELEASE SAVEPOINT request_write")
         return results
+
+    def _record_write(self, tx: Tx, write: Mapping[str, Any]) -> RecordResult:
+        return self._record(
+            tx,
+            write["request"],
+            write.get("example"),
+            write.get("comparison"),
+            write.get("spend", ()),
+            write.get("task_state"),
+        )
 
     def _record(
         self,
