@@ -338,6 +338,10 @@ class Runtime:
         else:
             await self.writer.submit(lambda: self.store.save_task_state(rt.name, state))
 
+    def coaching(self, task: str) -> bool:
+        state = self.tasks[task].engine.state
+        return bool(state.coaching or state.emergency)
+
     async def set_paused(self, task: str, paused: bool) -> None:
         rt = self.tasks[task]
         rt.paused = paused

@@ -1,85 +1,57 @@
-"""Examples -> training data, at the orchestrator's side of the seam.
+"""Examples -> training data and trainer specs, at the orchestrator's side of the seam.
 
-Delegates to :mod:`apprentice.training` when it provides the export formats and
-the trainer spec; the small fallbacks here keep the same shapes (the prompt is
-always :func:`apprentice.prompts.build_messages`, the target
-:func:`apprentice.prompts.render_output`) so the student is trained on exactly
-what it is later asked.
+The rules (train split only, schema-valid teacher answers, duplicates collapsed,
+coaching weights) and the formats live in :mod:`apprentice.training`; this
+module only joins them with what the store knows (the student's score on each
+example's request, for coaching) and writes the spec the trainer subprocess reads.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from apprentice import prompts
-from apprentice.config import LocalConfig, TaskConfig, TrainingConfig
+from apprentice.config import LocalConfig, TaskConfig
 from apprentice.store import records
-from apprentice.training.dataset import TrainingDataset
+from apprentice.training import corpus, export
+from apprentice.training.run import TrainingSpec
 
-FORMATS = ("chat", "openai", "alpaca")
-
-
-def conversation(task: TaskConfig, example: records.ExampleRecord) -> list[prompts.ChatMessage]:
-    messages = prompts.build_messages(task, example.input)
-    messages.append({"role": "assistant", "content": prompts.render_output(example.output)})
-    return messages
+FORMATS = tuple(f.value for f in export.ExportFormat)
 
 
 def render_line(task: TaskConfig, example: records.ExampleRecord, fmt: str) -> str:
     """One JSONL line of ``example`` in ``fmt`` (chat | openai | alpaca)."""
-    if fmt == "alpaca":
-        body: dict[str, Any] = {
-            "instruction": prompts.system_prompt(task),
-            "input": prompts.user_prompt(example.input),
-            "output": prompts.render_output(example.output),
-        }
-    elif fmt == "openai":
-        body = {"messages": conversation(task, example)}
-    else:
-        body = {
-            "messages": conversation(task, example),
-            "metadata": {
-                "task": task.name,
-                "split": example.split,
-                "input_hash": example.input_hash,
-                "teacher_provider": example.teacher_provider,
-                "teacher_model": example.teacher_model,
-                "request_id": example.request_id,
-                "created_at": example.created_at.isoformat(),
-                "weight": example.weight,
-            },
-        }
-    return json.dumps(body, ensure_ascii=False)
+    return json.dumps(export.record(task, example.input, example.output, fmt), ensure_ascii=False)
 
 
-def build_dataset(
-    task: TaskConfig, examples: Sequence[records.ExampleRecord], training: TrainingConfig
-) -> TrainingDataset:
-    """The train split as conversations; an example with weight w > 1 repeats ceil(w) times."""
-    convs: list[list[prompts.ChatMessage]] = []
+def select(
+    task: TaskConfig,
+    examples: Sequence[records.ExampleRecord],
+    local: LocalConfig,
+    *,
+    coaching: bool = False,
+    scores: Mapping[str, float] | None = None,
+) -> corpus.Selection:
+    """The run's dataset; ``scores`` (request id -> agreement) marks what the student got wrong."""
+    rows: list[dict[str, Any]] = []
     for example in examples:
-        if example.split != "train":
-            continue  # held-out examples are never trained on
-        repeats = max(1, math.ceil(example.weight)) if example.weight > 1 else 1
-        convs.extend(conversation(task, example) for _ in range(repeats))
-    return TrainingDataset.from_conversations(convs)
+        row = asdict(example)
+        if scores and example.request_id is not None and example.request_id in scores:
+            row["student_score"] = scores[example.request_id]
+        rows.append(row)
+    return corpus.select(task, rows, hyper=local.training, coaching=coaching)
 
 
-def training_spec(
-    local: LocalConfig, task: TaskConfig, dataset: Path, out_dir: Path
-) -> dict[str, Any]:
+def training_spec(local: LocalConfig, dataset: Path, out_dir: Path) -> TrainingSpec:
     """What ``python -m apprentice.training.run --spec`` reads."""
-    return {
-        "task": task.name,
-        "dataset": str(dataset),
-        "out_dir": str(out_dir),
-        "base_model": local.base_model,
-        "backend": local.fine_tune_backend.value,
-        "device": local.device,
-        "hyper": local.training.model_dump(mode="json"),
-        "local": local.model_dump(mode="json"),
-    }
+    return TrainingSpec(
+        dataset=str(dataset),
+        out_dir=str(out_dir),
+        base_model=local.base_model,
+        backend=local.fine_tune_backend,
+        hyper=local.training,
+        device=local.device,
+    )

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import sys
 import time
@@ -57,6 +56,10 @@ class EngineHooks(Protocol):
     async def training_finished(self, task: str, ok: bool, reason: str | None) -> None: ...
 
     async def version_promoted(self, task: str, version: str) -> None: ...
+
+    def coaching(self, task: str) -> bool:
+        """Whether the task is coaching (examples the student got wrong weigh more)."""
+        ...
 
 
 def _info(rec: records.ModelVersionRecord) -> VersionInfo:
@@ -323,11 +326,18 @@ class LocalOrchestrator:
         else:
             examples = await self._db(self.store.examples, task, None, covered)
             examples = [e for e in examples if e.split == "train"]
-        dataset = corpus.build_dataset(task_cfg, examples, self.cfg.local.training)
-        data_path = dataset.write_jsonl(run_dir / "train.jsonl")
-        spec = corpus.training_spec(self.cfg.local, task_cfg, data_path, out_dir)
-        spec_path = run_dir / "spec.json"
-        spec_path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
+        coaching = self.hooks.coaching(task)
+        scores: dict[str, float] = {}
+        if coaching:
+            found = await self._db(self.store.comparisons, task)
+            scores = {c.request_id: c.score for c in found}
+        selection = corpus.select(
+            task_cfg, examples, self.cfg.local, coaching=coaching, scores=scores
+        )
+        data_path = selection.dataset.write_jsonl(run_dir / "train.jsonl")
+        spec_path = corpus.training_spec(self.cfg.local, data_path, out_dir).write(
+            run_dir / "spec.json"
+        )
         started = time.monotonic()
         code = await self._run_trainer(spec_path, run_dir / "train.log")
         if code != 0:
