@@ -1,0 +1,90 @@
+"""What the HTTP student backends share: one client, one error translation.
+
+Every transport failure becomes :class:`~apprentice.students.base.StudentUnavailable`
+with the backend's name and the URL path (never headers: they may carry keys).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+
+from apprentice.config import LocalConfig, TaskConfig
+from apprentice.students.base import StudentAnswer, StudentUnavailable, answer_from_text
+
+__all__ = ["HTTPStudentBase"]
+
+
+class HTTPStudentBase:
+    """A student served over HTTP; subclasses say how to ask it."""
+
+    backend = "http"
+
+    def __init__(
+        self, local: LocalConfig, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        if not local.base_url:
+            raise ValueError(f"local.backend {self.backend} needs local.base_url")
+        self.local = local
+        self.base_url = local.base_url.rstrip("/")
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(local.timeout_s, connect=min(10.0, local.timeout_s)),
+            transport=transport,
+        )
+        self._active: str | None = None
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    async def request(
+        self, method: str, path: str, *, json_body: Any = None, ok: tuple[int, ...] = (200,)
+    ) -> httpx.Response:
+        """Send one request; transport errors and unexpected 5xx become StudentUnavailable."""
+        try:
+            response = await self._client.request(method, self.url(path), json=json_body)
+        except httpx.TimeoutException as exc:
+            raise StudentUnavailable(
+                f"{self.backend} student timed out after {self.local.timeout_s}s on {path}"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise StudentUnavailable(
+                f"{self.backend} student at {self.base_url} is unreachable ({type(exc).__name__}); "
+                "is the server running?"
+            ) from exc
+        if response.status_code >= 500 and response.status_code not in ok:
+            raise StudentUnavailable(
+                f"{self.backend} student answered {response.status_code} on {path}: "
+                f"{error_message(response)}"
+            )
+        return response
+
+    def answer(self, task: TaskConfig, text: str, started: float) -> StudentAnswer:
+        return answer_from_text(task, text, version=self._active, started=started)
+
+    def active_version(self) -> str | None:
+        return self._active
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    @staticmethod
+    def now() -> float:
+        return time.perf_counter()
+
+
+def error_message(response: httpx.Response) -> str:
+    """The server's error text: ``{"error": {"message"}}``, ``{"error": str}`` or the body."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return response.text[:300]
+    if isinstance(body, dict):
+        err = body.get("error", body.get("message", body.get("detail")))
+        if isinstance(err, dict):
+            return str(err.get("message", err))[:300]
+        if err is not None:
+            return str(err)[:300]
+    return str(body)[:300]

@@ -1,0 +1,126 @@
+"""llama.cpp's ``llama-server``: ``/v1/chat/completions`` and ``/health``.
+
+``/health`` answers 503 ``{"error": {"message": "Loading model"}}`` while the
+model loads: not ready, not down. llama-server reads LoRA adapters (GGUF) at
+start-up (``--lora FILE``) and switches between them at run time through
+``/lora-adapters`` scales; a version is one of those adapters, matched by path.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+from typing import Any
+
+from apprentice import prompts
+from apprentice.config import TaskConfig
+from apprentice.students.base import (
+    Health,
+    NoStudent,
+    StudentAnswer,
+    StudentUnavailable,
+    VersionLoadError,
+    VersionRef,
+)
+from apprentice.students.http import HTTPStudentBase, error_message
+
+__all__ = ["LlamaCppStudent"]
+
+
+def _matches(adapter_path: str, version_path: str) -> bool:
+    """An adapter file belongs to a version when it is that file or lies in that folder."""
+    adapter, version = PurePath(adapter_path), PurePath(version_path)
+    return adapter == version or version in adapter.parents
+
+
+class LlamaCppStudent(HTTPStudentBase):
+    backend = "llama_cpp"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        root = self.base_url
+        self.base_url = root[: -len("/v1")] if root.endswith("/v1") else root
+        self._adapter_ids: dict[str, int] = {}
+
+    def request_body(self, task: TaskConfig, task_input: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "model": self._active or "student",
+            "messages": prompts.build_messages(task, task_input),
+            "temperature": 0,
+            "max_tokens": self.local.max_new_tokens,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": task.name, "schema": task.output_schema},
+            },
+        }
+
+    async def generate(self, task: TaskConfig, task_input: dict[str, Any]) -> StudentAnswer:
+        if self._active is None:
+            raise NoStudent()
+        started = self.now()
+        response = await self.request(
+            "POST", "/v1/chat/completions", json_body=self.request_body(task, task_input)
+        )
+        if response.status_code == 503:
+            raise StudentUnavailable(f"llama.cpp is not ready: {error_message(response)}")
+        if response.status_code != 200:
+            raise StudentUnavailable(
+                f"llama.cpp answered {response.status_code}: {error_message(response)}"
+            )
+        try:
+            text = response.json()["choices"][0]["message"]["content"] or ""
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise StudentUnavailable(
+                "llama.cpp answered without choices[0].message.content"
+            ) from exc
+        return self.answer(task, str(text), started)
+
+    async def health(self) -> Health:
+        try:
+            response = await self.request("GET", "/health", ok=(503,))
+        except StudentUnavailable as exc:
+            return Health(False, str(exc))
+        if response.status_code == 200:
+            return Health(True, f"llama.cpp ready; active adapter {self._active or 'none'}")
+        return Health(False, f"llama.cpp not ready: {error_message(response)}")
+
+    async def _adapters(self) -> list[dict[str, Any]]:
+        response = await self.request("GET", "/lora-adapters")
+        if response.status_code != 200:
+            raise VersionLoadError(
+                f"llama.cpp /lora-adapters answered {response.status_code}; start llama-server "
+                "with --lora ADAPTER.gguf for each version it should serve"
+            )
+        body = response.json()
+        return [a for a in body if isinstance(a, dict)] if isinstance(body, list) else []
+
+    async def _set_scales(self, active_id: int | None, adapters: list[dict[str, Any]]) -> None:
+        scales = [{"id": a["id"], "scale": 1.0 if a["id"] == active_id else 0.0} for a in adapters]
+        response = await self.request("POST", "/lora-adapters", json_body=scales)
+        if response.status_code != 200:
+            raise VersionLoadError(
+                f"llama.cpp refused the adapter scales ({response.status_code}: "
+                f"{error_message(response)})"
+            )
+
+    async def load_version(self, version: VersionRef) -> None:
+        adapters = await self._adapters()
+        found = [a for a in adapters if _matches(str(a.get("path", "")), version.path)]
+        if not found:
+            known = ", ".join(str(a.get("path")) for a in adapters) or "none"
+            raise VersionLoadError(
+                f"llama.cpp has no adapter under {version.path} (loaded: {known}); llama-server "
+                f"reads adapters at start-up only: restart it with --lora {version.path}/"
+                "adapter.gguf (convert with convert_lora_to_gguf.py)"
+            )
+        adapter_id = int(found[0]["id"])
+        await self._set_scales(adapter_id, adapters)
+        self._adapter_ids[version.name] = adapter_id
+        self._active = version.name
+
+    async def unload_version(self, name: str) -> None:
+        if name not in self._adapter_ids:
+            return
+        del self._adapter_ids[name]
+        if self._active == name:
+            await self._set_scales(None, await self._adapters())
+            self._active = None

@@ -1,0 +1,214 @@
+"""LoRA with transformers + peft, CPU or GPU: the embedded default's fine-tuner.
+
+A plain training loop rather than ``transformers.Trainer``: the loss covers the
+assistant's answer only (the prompt is given, not learnt), batches are grouped
+by length so little is spent on padding, and there is nothing to configure
+that a task config does not already say.
+
+``apprentice/tiny`` has random weights, so there is nothing for a low-rank
+update alone to adapt: for it the adapter also trains the embeddings and the
+output head (peft ``modules_to_save``) and :func:`effective_hyper` raises the
+learning rate and the number of passes to what a from-scratch model needs
+(recorded in the metadata as the hyper-parameters actually used).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from apprentice.config import TrainingConfig
+from apprentice.students import tiny
+from apprentice.training.backends.base import (
+    Progress,
+    TrainingFailed,
+    TrainingResult,
+)
+from apprentice.training.dataset import TrainingDataset
+
+__all__ = ["TINY_MIN_STEPS", "HuggingFaceFineTuner", "effective_hyper"]
+
+ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+# A from-scratch byte model needs a few hundred optimiser steps whatever the
+# dataset size; fewer and it has only learnt the JSON punctuation.
+TINY_MIN_STEPS = 360
+TINY_LEARNING_RATE = 3e-3
+TINY_BATCH_SIZE = 16
+
+
+def effective_hyper(base_model: str, hyper: TrainingConfig, n_examples: int) -> TrainingConfig:
+    """The hyper-parameters a run really uses (differs from config for apprentice/tiny only)."""
+    if not tiny.is_tiny(base_model) or n_examples == 0:
+        return hyper
+    batch = TINY_BATCH_SIZE
+    steps_per_epoch = math.ceil(n_examples / batch)
+    epochs = max(hyper.epochs, math.ceil(TINY_MIN_STEPS / steps_per_epoch))
+    return hyper.model_copy(
+        update={
+            "learning_rate": max(hyper.learning_rate, TINY_LEARNING_RATE),
+            "epochs": min(epochs, 100),
+            "batch_size": batch,
+            "lora_dropout": 0.0,
+        }
+    )
+
+
+def _encode(
+    codec: tiny.Codec, dataset: TrainingDataset, max_len: int
+) -> list[tuple[list[int], int]]:
+    """(ids, number of prompt ids) per example, cut from the prompt's left to ``max_len``."""
+    encoded = []
+    for conversation in dataset.conversations:
+        chat = tiny.encode_chat(codec, conversation)
+        if not chat.target_ids:
+            raise TrainingFailed("an example has an empty assistant answer; nothing to learn")
+        ids = chat.prompt_ids + chat.target_ids
+        n_prompt = len(chat.prompt_ids)
+        if len(ids) > max_len:
+            cut = len(ids) - max_len
+            if cut >= n_prompt:
+                raise TrainingFailed(
+                    f"an answer of {len(chat.target_ids)} tokens does not fit "
+                    f"max_seq_length={max_len}; raise local.training.max_seq_length"
+                )
+            ids, n_prompt = ids[cut:], n_prompt - cut
+        encoded.append((ids, n_prompt))
+    return encoded
+
+
+def _batches(
+    encoded: list[tuple[list[int], int]], batch_size: int, rng: random.Random
+) -> list[list[int]]:
+    """Index batches of similar length, in shuffled order (less padding, still random)."""
+    order = list(range(len(encoded)))
+    rng.shuffle(order)
+    chunk = batch_size * 8
+    batches: list[list[int]] = []
+    for start in range(0, len(order), chunk):
+        window = sorted(order[start : start + chunk], key=lambda i: len(encoded[i][0]))
+        batches.extend(window[i : i + batch_size] for i in range(0, len(window), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+class HuggingFaceFineTuner:
+    """transformers + peft LoRA on CPU or GPU."""
+
+    def __init__(self, device: str = "auto") -> None:
+        self.device = device
+
+    def train(
+        self,
+        dataset: TrainingDataset,
+        *,
+        base_model: str,
+        hyper: TrainingConfig,
+        out_dir: Path,
+        progress: Progress | None = None,
+    ) -> TrainingResult:
+        import torch
+        from peft import LoraConfig, get_peft_model
+
+        if len(dataset) == 0:
+            raise TrainingFailed("the dataset is empty; collect teacher examples first")
+        started = time.perf_counter()
+        used = effective_hyper(base_model, hyper, len(dataset))
+        torch.manual_seed(used.seed)
+        rng = random.Random(used.seed)
+        device = tiny.resolve_device(self.device)
+        model, codec = tiny.load_base(base_model, device)
+        encoded = _encode(codec, dataset, used.max_seq_length)
+        lora = LoraConfig(
+            r=used.lora_rank,
+            lora_alpha=used.lora_alpha,
+            lora_dropout=used.lora_dropout,
+            target_modules=used.target_modules or ALL_LINEAR,
+            modules_to_save=["embed_tokens", "lm_head"] if tiny.is_tiny(base_model) else None,
+            task_type="CAUSAL_LM",
+        )
+        peft_model: Any = get_peft_model(model, lora)
+        params = [p for p in peft_model.parameters() if p.requires_grad]
+        optimiser = torch.optim.AdamW(params, lr=used.learning_rate, weight_decay=0.0)
+        steps_per_epoch = math.ceil(len(encoded) / used.batch_size)
+        total_steps = steps_per_epoch * used.epochs
+        warmup = max(1, total_steps // 20)
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            remaining = (total_steps - step) / max(1, total_steps - warmup)
+            return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (1 - remaining)))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, schedule)
+        pad = codec.pad_id
+        peft_model.train()
+        loss_curve: list[float] = []
+        step = 0
+        for epoch in range(used.epochs):
+            epoch_losses: list[float] = []
+            for batch in _batches(encoded, used.batch_size, rng):
+                width = max(len(encoded[i][0]) for i in batch)
+                ids = torch.full((len(batch), width), pad, dtype=torch.long)
+                labels = torch.full((len(batch), width), -100, dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                for row, i in enumerate(batch):
+                    seq, n_prompt = encoded[i]
+                    ids[row, : len(seq)] = torch.tensor(seq)
+                    labels[row, n_prompt : len(seq)] = torch.tensor(seq[n_prompt:])
+                    mask[row, : len(seq)] = 1
+                out = peft_model(
+                    input_ids=ids.to(device),
+                    attention_mask=mask.to(device),
+                    labels=labels.to(device),
+                )
+                loss = out.loss
+                if not torch.isfinite(loss):
+                    raise TrainingFailed(
+                        f"loss became {float(loss)} at step {step}; lower the learning rate"
+                    )
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimiser.step()
+                scheduler.step()
+                step += 1
+                epoch_losses.append(float(loss))
+            mean = sum(epoch_losses) / len(epoch_losses)
+            loss_curve.append(round(mean, 5))
+            if progress is not None:
+                progress(
+                    {
+                        "event": "epoch",
+                        "epoch": epoch + 1,
+                        "epochs": used.epochs,
+                        "step": step,
+                        "steps": total_steps,
+                        "loss": round(mean, 5),
+                        "elapsed_s": round(time.perf_counter() - started, 2),
+                    }
+                )
+        out_dir.mkdir(parents=True, exist_ok=True)
+        peft_model.save_pretrained(str(out_dir))
+        duration = time.perf_counter() - started
+        result = TrainingResult(
+            adapter_dir=str(out_dir),
+            base_model=base_model,
+            examples_used=dataset.unique_examples,
+            data_hash=dataset.data_hash,
+            hyper_parameters={
+                **used.model_dump(mode="json"),
+                "requested": hyper.model_dump(mode="json"),
+                "backend": "huggingface",
+                "device": device,
+                "steps": total_steps,
+                "training_rows": len(dataset),
+            },
+            loss_curve=loss_curve,
+            duration_s=round(duration, 3),
+            metrics={"final_loss": loss_curve[-1], "steps": total_steps},
+        )
+        result.write_metadata(out_dir)
+        return result

@@ -1,0 +1,228 @@
+"""vLLM, Ollama and llama.cpp students against loopback servers that speak each protocol."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from student_servers import LlamaCppFake, OllamaFake, VLLMFake, serve
+
+from apprentice import config, prompts
+from apprentice.students import base, vllm
+from apprentice.students.base import (
+    NoStudent,
+    StudentUnavailable,
+    VersionLoadError,
+    VersionRef,
+    build_student,
+)
+
+TASK = config.TaskConfig.model_validate(
+    {
+        "name": "classify_ticket",
+        "description": "Classify support tickets by category and priority",
+        "input_schema": {"text": "str", "metadata": "dict"},
+        "output_schema": {"category": "str", "priority": "int", "confidence": "float"},
+        "evaluator": "structured_match",
+        "match_fields": ["category", "priority"],
+    }
+)
+INPUT = {"text": "I was charged twice", "metadata": {"tier": "pro"}}
+
+
+def local(backend: str, url: str, **extra: object) -> config.LocalConfig:
+    return config.LocalConfig.model_validate(
+        {"backend": backend, "base_url": url, "base_model": "llama3.1:8b", **extra}
+    )
+
+
+def adapter_dir(tmp_path: Path, name: str, rank: int = 16) -> Path:
+    path = tmp_path / name
+    path.mkdir()
+    (path / "adapter_config.json").write_text(json.dumps({"r": rank, "lora_alpha": 32}))
+    (path / "adapter_model.safetensors").write_bytes(b"weights-" + name.encode())
+    return path
+
+
+# --- vLLM ---------------------------------------------------------------------------------
+
+
+async def test_vllm_loads_adapter_at_runtime_and_answers_with_it(tmp_path: Path) -> None:
+    fake = VLLMFake()
+    async with serve(fake.app()) as url:
+        student = build_student(local("vllm", f"{url}/v1"))
+        assert isinstance(student, vllm.VLLMStudent)
+        with pytest.raises(NoStudent):
+            await student.generate(TASK, INPUT)
+        path = adapter_dir(tmp_path, "v1")
+        await student.load_version(VersionRef("v1", str(path)))
+        assert fake.bodies("/v1/load_lora_adapter") == [{"lora_name": "v1", "lora_path": str(path)}]
+        answer = await student.generate(TASK, INPUT)
+        assert answer.output == {"category": "billing", "confidence": 0.9, "priority": 2}
+        assert answer.version == "v1" and answer.error is None and answer.latency_s >= 0
+        sent = fake.bodies("/v1/chat/completions")[0]
+        assert sent["model"] == "v1"
+        assert sent["messages"] == prompts.build_messages(TASK, INPUT)
+        assert sent["temperature"] == 0
+        assert sent["response_format"]["json_schema"]["schema"] == TASK.output_schema
+        assert (await student.health()).ready
+        await student.aclose()
+
+
+async def test_vllm_switches_versions_and_unloads(tmp_path: Path) -> None:
+    fake = VLLMFake()
+    async with serve(fake.app()) as url:
+        student = build_student(local("vllm", url))
+        await student.load_version(VersionRef("v1", str(adapter_dir(tmp_path, "v1"))))
+        await student.load_version(VersionRef("v2", str(adapter_dir(tmp_path, "v2"))))
+        assert student.active_version() == "v2" and set(fake.adapters) == {"v1", "v2"}
+        await student.generate(TASK, INPUT)
+        assert fake.bodies("/v1/chat/completions")[-1]["model"] == "v2"
+        # rollback: v1 is still loaded on the server, so no second load call
+        await student.load_version(VersionRef("v1", fake.adapters["v1"]))
+        assert student.active_version() == "v1"
+        assert len(fake.bodies("/v1/load_lora_adapter")) == 2
+        await student.unload_version("v2")
+        assert fake.bodies("/v1/unload_lora_adapter") == [{"lora_name": "v2"}]
+        assert set(fake.adapters) == {"v1"} and student.active_version() == "v1"
+        await student.unload_version("v1")
+        assert student.active_version() is None
+        await student.aclose()
+
+
+async def test_vllm_adapter_already_on_server_is_accepted(tmp_path: Path) -> None:
+    fake = VLLMFake(adapters={"v1": "/models/v1"})
+    async with serve(fake.app()) as url:
+        student = build_student(local("vllm", url))
+        await student.load_version(VersionRef("v1", "/models/v1"))
+        assert student.active_version() == "v1"
+        await student.aclose()
+
+
+async def test_vllm_without_runtime_lora_says_how_to_enable_it(tmp_path: Path) -> None:
+    fake = VLLMFake(runtime_lora=False)
+    async with serve(fake.app()) as url:
+        student = build_student(local("vllm", url))
+        with pytest.raises(VersionLoadError, match="VLLM_ALLOW_RUNTIME_LORA_UPDATING=True"):
+            await student.load_version(VersionRef("v1", str(adapter_dir(tmp_path, "v1"))))
+        assert student.active_version() is None
+        await student.aclose()
+
+
+async def test_vllm_rejects_unsupported_lora_ranks(tmp_path: Path) -> None:
+    with pytest.raises(vllm.LoRARankError, match="8/16/32/64/128/256/320/512"):
+        build_student(local("vllm", "http://127.0.0.1:9", training={"lora_rank": 12}))
+    fake = VLLMFake()
+    async with serve(fake.app()) as url:
+        student = build_student(local("vllm", url))
+        with pytest.raises(vllm.LoRARankError, match="rank 24"):
+            await student.load_version(VersionRef("v9", str(adapter_dir(tmp_path, "v9", 24))))
+        assert fake.bodies("/v1/load_lora_adapter") == []
+        await student.aclose()
+
+
+async def test_invalid_student_json_is_an_answer_not_a_crash(tmp_path: Path) -> None:
+    fake = VLLMFake(answer="category: billing")
+    async with serve(fake.app()) as url:
+        student = build_student(local("vllm", url))
+        await student.load_version(VersionRef("v1", str(adapter_dir(tmp_path, "v1"))))
+        answer = await student.generate(TASK, INPUT)
+        assert answer.output is None and answer.error and "invalid JSON" in answer.error
+        assert answer.raw_text == "category: billing"
+        fake.answer = '{"category": "billing", "priority": "high", "confidence": 0.5}'
+        answer = await student.generate(TASK, INPUT)
+        assert answer.output is None and answer.error and "schema-invalid" in answer.error
+        await student.aclose()
+
+
+async def test_student_down_is_unavailable_and_not_ready() -> None:
+    fake = VLLMFake()
+    async with serve(fake.app()) as url:
+        pass  # the server is gone now: the port refuses connections
+    student = build_student(local("vllm", url, timeout_s=2))
+    health = await student.health()
+    assert not health.ready and "unreachable" in health.detail
+    assert isinstance(student, vllm.VLLMStudent)
+    student._active = "v1"  # as if loaded before the server died
+    with pytest.raises(StudentUnavailable, match="unreachable"):
+        await student.generate(TASK, INPUT)
+    await student.aclose()
+
+
+# --- Ollama -------------------------------------------------------------------------------
+
+
+async def test_ollama_creates_version_from_adapter_and_chats_with_schema(tmp_path: Path) -> None:
+    fake = OllamaFake()
+    async with serve(fake.app()) as url:
+        student = build_student(local("ollama", url))
+        assert (await student.health()).ready
+        path = adapter_dir(tmp_path, "classify-v1")
+        await student.load_version(VersionRef("classify-v1", str(path)))
+        create = fake.bodies("/api/create")[0]
+        assert create["model"] == "classify-v1" and create["from"] == "llama3.1:8b"
+        assert list(create["adapters"]) == ["adapter_model.safetensors"]
+        assert create["adapters"]["adapter_model.safetensors"] in fake.blobs
+        answer = await student.generate(TASK, INPUT)
+        assert answer.output == {"category": "billing", "confidence": 0.9, "priority": 2}
+        chat = fake.bodies("/api/chat")[0]
+        assert chat["model"] == "classify-v1" and chat["stream"] is False
+        assert chat["format"] == TASK.output_schema
+        assert chat["messages"] == prompts.build_messages(TASK, INPUT)
+        await student.unload_version("classify-v1")
+        assert fake.bodies("/api/generate") == [{"model": "classify-v1", "keep_alive": 0}]
+        assert student.active_version() is None
+        await student.aclose()
+
+
+async def test_ollama_existing_model_is_used_and_missing_one_is_explained(tmp_path: Path) -> None:
+    fake = OllamaFake(models={"llama3.1:8b", "classify-v2"})
+    async with serve(fake.app()) as url:
+        student = build_student(local("ollama", url))
+        await student.load_version(VersionRef("classify-v2", "/elsewhere/v2"))
+        assert student.active_version() == "classify-v2" and fake.bodies("/api/create") == []
+        with pytest.raises(VersionLoadError, match="ollama create classify-v3"):
+            await student.load_version(VersionRef("classify-v3", str(tmp_path / "nothing")))
+        assert student.active_version() == "classify-v2"
+        await student.aclose()
+
+
+# --- llama.cpp ----------------------------------------------------------------------------
+
+
+async def test_llama_cpp_loading_then_ready_and_adapter_scales(tmp_path: Path) -> None:
+    fake = LlamaCppFake(
+        adapters=[
+            {"id": 0, "path": "/models/classify/v1/adapter.gguf", "scale": 0.0},
+            {"id": 1, "path": "/models/classify/v2/adapter.gguf", "scale": 0.0},
+        ]
+    )
+    async with serve(fake.app()) as url:
+        student = build_student(local("llama_cpp", url))
+        health = await student.health()
+        assert not health.ready and "Loading model" in health.detail
+        await student.load_version(VersionRef("v2", "/models/classify/v2"))
+        with pytest.raises(StudentUnavailable, match="Loading model"):
+            await student.generate(TASK, INPUT)
+        fake.loading = False
+        assert (await student.health()).ready
+        assert [a["scale"] for a in fake.adapters] == [0.0, 1.0]
+        answer = await student.generate(TASK, INPUT)
+        assert answer.output is not None and answer.version == "v2"
+        sent = fake.bodies("/v1/chat/completions")[-1]
+        assert sent["response_format"]["json_schema"]["schema"] == TASK.output_schema
+        await student.load_version(VersionRef("v1", "/models/classify/v1"))
+        assert [a["scale"] for a in fake.adapters] == [1.0, 0.0]
+        await student.unload_version("v1")
+        assert [a["scale"] for a in fake.adapters] == [0.0, 0.0]
+        assert student.active_version() is None
+        with pytest.raises(VersionLoadError, match="--lora"):
+            await student.load_version(VersionRef("v3", "/models/classify/v3"))
+        await student.aclose()
+
+
+def test_http_backends_need_a_base_url() -> None:
+    with pytest.raises(ValueError, match="base_url"):
+        build_student(config.LocalConfig(backend=config.StudentBackend.ollama))
+    assert base.Student  # the protocol is importable for type checks
