@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,13 +71,34 @@ class SqliteStore(SqlStore):
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()  # not self._lock: a writer holds that one
         conn = self._conn
-        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        if path != ":memory:":
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
+        with self._translated():
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+                if path != ":memory:":
+                    self._enable_wal(conn)
+                conn.execute("PRAGMA synchronous = FULL")
+            except BaseException:
                 conn.close()
-                raise StoreError(f"SQLite store {path!r} could not switch to WAL (got {mode})")
-        conn.execute("PRAGMA synchronous = FULL")
+                raise
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch the file to WAL (a no-op once it is), waiting out other openers.
+
+        Changing the journal mode needs an exclusive lock, and SQLite reports
+        "database is locked" at once instead of calling the busy handler when
+        several processes open a fresh file together, so retry here.
+        """
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        while True:
+            try:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                break
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)  # back off from a lock another opener holds
+        if str(mode).lower() != "wal":
+            raise StoreError(f"SQLite store {self.path!r} could not switch to WAL (got {mode})")
 
     @classmethod
     def open(cls, url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> SqliteStore:
