@@ -78,13 +78,15 @@ def test_postgres_reconnects_after_losing_its_connections(
 ) -> None:
     with open_store(postgresql_url) as store:
         store.record_request(request("r1"))
+        # The timeout argument makes it wait until the backend is gone, so the
+        # next query surely meets a dead connection.
         with psycopg.connect(pg_server_dsn, autocommit=True) as admin:
             killed = admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
                 " WHERE application_name = %s",
                 (APPLICATION_NAME,),
             ).fetchall()
-        assert killed  # the pooled connection was there to kill
+        assert killed and all(ok for (ok,) in killed)  # the pooled connection was there
         with pytest.raises(StoreUnavailableError, match="retry"):
             store.record_request(request("r2"))
         store.record_request(request("r2"))  # a fresh connection replaces the broken one
