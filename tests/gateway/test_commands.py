@@ -158,3 +158,18 @@ def test_cli_batch_export_versions_promote_rollback(tmp_path: Path) -> None:
     assert run.returncode == 1 and "no previously promoted version" in run.stderr
     run = _cli("versions", "-c", str(cfg), "--task", "nope", cwd=tmp_path)
     assert run.returncode == 1 and "no task named 'nope'" in run.stderr
+
+
+def test_serve_without_a_teacher_key_says_how_to_fix(tmp_path: Path) -> None:
+    d = config_dict(tmp_path)
+    d["remote"] = {
+        "provider": "anthropic",
+        "model": "claude-sonnet-4-5-20250929",
+        "api_key_env": "GW_TEST_NO_SUCH_KEY",
+    }
+    cfg = tmp_path / "apprentice.yaml"
+    cfg.write_text(yaml.safe_dump(d))
+    run = _cli("serve", "-c", str(cfg), "--port", "0", cwd=tmp_path)
+    assert run.returncode == 1
+    assert "GW_TEST_NO_SUCH_KEY is not set" in run.stderr
+    assert "Traceback" not in run.stderr

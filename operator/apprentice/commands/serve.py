@@ -65,5 +65,14 @@ def run(args: argparse.Namespace) -> int:
         return 1
     host = args.host or cfg.gateway.host
     port = cfg.gateway.port if args.port is None else args.port
-    asyncio.run(serve(cfg, host, port))
+    from apprentice.gateway import errors
+
+    try:
+        asyncio.run(serve(cfg, host, port))
+    except errors.GatewayError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the port is taken, say
+        print(f"error: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+        return 1
     return 0

@@ -13,7 +13,8 @@
     ├── BudgetExhausted               429     budget_exhausted
     ├── TeacherUnavailable            502|503 teacher_unavailable  (details.reason: AuthError, ...)
     ├── StudentUnavailable            503     student_unavailable
-    └── Overloaded                    503     overloaded
+    ├── Overloaded                    503     overloaded
+    └── StartupError                  -       the app cannot start (config, key, store)
 
 The Python facade raises the same classes the HTTP layer renders, so a script
 and an HTTP client see the same failure with the same words. Messages never carry
@@ -32,6 +33,7 @@ __all__ = [
     "InvalidInput",
     "NotFound",
     "Overloaded",
+    "StartupError",
     "StudentUnavailable",
     "TeacherUnavailable",
     "TooLarge",
@@ -144,3 +146,10 @@ class StudentUnavailable(GatewayError):
 class Overloaded(GatewayError):
     status = 503
     type = "overloaded"
+
+
+class StartupError(GatewayError):
+    """Start-up failed (a teacher without a key, an unreachable store...); says how to fix."""
+
+    status = 503
+    type = "startup_failed"

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from apprentice.config import ApprenticeConfig, TaskConfig
 from apprentice.evaluators import base as evaluators_base
+from apprentice.evaluators.base import EvaluatorError
 from apprentice.gateway import errors, glue
 from apprentice.gateway.validation import TaskSchemas
 from apprentice.gateway.writer import StoreWriter
@@ -33,9 +34,10 @@ from apprentice.orchestration.seam import OrchestrationError, ValidationResult, 
 from apprentice.reporting import alerts as alerts_mod
 from apprentice.reporting import metrics as metrics_mod
 from apprentice.reporting import status as status_mod
-from apprentice.store import open_store, records
+from apprentice.store import StoreError, open_store, records
 from apprentice.students import base as students
 from apprentice.teachers import base as teachers_base
+from apprentice.teachers.errors import TeacherError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -136,9 +138,27 @@ class Runtime:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self, *, serving: bool = True) -> None:
-        """Open everything; ``serving=False`` (CLI admin commands) skips clients and models."""
+        """Open everything; ``serving=False`` (CLI admin commands) skips clients and models.
+
+        Raises :class:`~apprentice.gateway.errors.StartupError` with the fix when the
+        store cannot be opened or a teacher or evaluator cannot be built.
+        """
         if self._started:
             return
+        try:
+            await self._start(serving)
+        except (StoreError, TeacherError, EvaluatorError, OSError) as exc:
+            await self._abort()
+            raise errors.StartupError(f"cannot start: {exc}") from exc
+
+    async def _abort(self) -> None:
+        if self.teachers is not None:
+            await self.teachers.aclose()
+        if self.store is not None:
+            await asyncio.to_thread(self.store.close)
+            self.store = None
+
+    async def _start(self, serving: bool) -> None:
         cfg = self.config
         self.store = await asyncio.to_thread(open_store, cfg.store.url)
         self.writer = StoreWriter(self.store)
