@@ -1,0 +1,253 @@
+"""``python -m apprentice.training.job``: the Kubernetes trainer Job.
+
+Pulls the task's train split from the gateway's admin export
+(``GET /admin/tasks/{task}/dataset?split=train&format=chat``), trains with the
+configured backend, and writes the adapter, ``metadata.json`` and
+``metrics.json`` to the output directory on the model volume. The operator
+then registers the version with the gateway. Every setting is a flag or an
+environment variable (the Job's manifest sets the latter):
+
+====================  ===============================  ===========================
+flag                  environment                      meaning
+====================  ===============================  ===========================
+--gateway-url         APPRENTICE_GATEWAY_URL           gateway base URL
+--task                APPRENTICE_TASK                  task name
+--token-file          APPRENTICE_ADMIN_TOKEN_FILE      admin token file (Secret mount)
+(none)                APPRENTICE_ADMIN_TOKEN           admin token, when no file
+--output-dir          APPRENTICE_OUTPUT_DIR            e.g. /models/<task>/v4
+--base-model          APPRENTICE_BASE_MODEL            default apprentice/tiny
+--backend             APPRENTICE_FINE_TUNE_BACKEND     huggingface|unsloth|axolotl|openai
+--training            APPRENTICE_TRAINING              TrainingConfig as JSON
+--device              APPRENTICE_DEVICE                auto|cpu|cuda
+====================  ===============================  ===========================
+
+Exit codes: 0 trained; 1 training or gateway failure; 2 bad settings. The
+reason is printed to stderr and written to ``/dev/termination-log`` (what
+Kubernetes shows in the pod status) when that file is writable. The admin
+token never appears in any message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from apprentice.config import FineTuneBackend, TrainingConfig
+from apprentice.training.backends.base import TrainingError
+from apprentice.training.dataset import DatasetError, TrainingDataset
+
+__all__ = ["JobError", "JobSettings", "fetch_dataset", "main", "settings_from"]
+
+METRICS_FILE = "metrics.json"
+TERMINATION_LOG = Path("/dev/termination-log")
+
+
+class JobError(Exception):
+    """A failure with a message for the operator (exit code in ``code``)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class JobSettings:
+    """Resolved settings of one trainer Job (``repr`` hides the token)."""
+
+    def __init__(
+        self,
+        *,
+        gateway_url: str,
+        task: str,
+        token: str,
+        output_dir: Path,
+        base_model: str,
+        backend: FineTuneBackend,
+        hyper: TrainingConfig,
+        device: str,
+    ) -> None:
+        self.gateway_url = gateway_url.rstrip("/")
+        self.task = task
+        self.token = token
+        self.output_dir = output_dir
+        self.base_model = base_model
+        self.backend = backend
+        self.hyper = hyper
+        self.device = device
+
+    def __repr__(self) -> str:
+        return f"JobSettings(task={self.task!r}, gateway={self.gateway_url!r}, token=***)"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m apprentice.training.job",
+        description="Train one adapter from the gateway's dataset export (Kubernetes Job).",
+    )
+    parser.add_argument("--gateway-url")
+    parser.add_argument("--task")
+    parser.add_argument("--token-file")
+    parser.add_argument("--output-dir")
+    parser.add_argument("--base-model")
+    parser.add_argument("--backend")
+    parser.add_argument("--training", help="TrainingConfig as JSON.")
+    parser.add_argument("--device")
+    return parser
+
+
+def settings_from(argv: list[str] | None, env: Mapping[str, str]) -> JobSettings:
+    """Flags win over environment variables; missing required ones raise JobError(code=2)."""
+    args = _parser().parse_args(argv)
+
+    def pick(flag: str | None, name: str, default: str | None = None) -> str | None:
+        return flag or env.get(name) or default
+
+    missing = []
+    gateway = pick(args.gateway_url, "APPRENTICE_GATEWAY_URL")
+    task = pick(args.task, "APPRENTICE_TASK")
+    out = pick(args.output_dir, "APPRENTICE_OUTPUT_DIR")
+    for value, what in ((gateway, "--gateway-url"), (task, "--task"), (out, "--output-dir")):
+        if not value:
+            missing.append(what)
+    if missing:
+        raise JobError(f"missing settings: {', '.join(missing)} (or their APPRENTICE_* env)", 2)
+    token_file = pick(args.token_file, "APPRENTICE_ADMIN_TOKEN_FILE")
+    if token_file:
+        try:
+            token = Path(token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise JobError(f"cannot read admin token file {token_file}: {exc.strerror}", 2) from exc
+    else:
+        token = env.get("APPRENTICE_ADMIN_TOKEN", "").strip()
+    if not token:
+        raise JobError(
+            "no admin token: mount the gateway's admin token Secret and pass --token-file "
+            "(or APPRENTICE_ADMIN_TOKEN_FILE / APPRENTICE_ADMIN_TOKEN)",
+            2,
+        )
+    try:
+        backend = FineTuneBackend(
+            pick(args.backend, "APPRENTICE_FINE_TUNE_BACKEND") or "huggingface"
+        )
+    except ValueError as exc:
+        raise JobError(f"{exc}; use one of {[b.value for b in FineTuneBackend]}", 2) from exc
+    try:
+        hyper = TrainingConfig.model_validate_json(
+            pick(args.training, "APPRENTICE_TRAINING", "{}") or "{}"
+        )
+    except ValidationError as exc:
+        raise JobError(f"invalid training settings: {exc}", 2) from exc
+    assert gateway and task and out
+    return JobSettings(
+        gateway_url=gateway,
+        task=task,
+        token=token,
+        output_dir=Path(out),
+        base_model=pick(args.base_model, "APPRENTICE_BASE_MODEL", "apprentice/tiny") or "",
+        backend=backend,
+        hyper=hyper,
+        device=pick(args.device, "APPRENTICE_DEVICE", "auto") or "auto",
+    )
+
+
+def fetch_dataset(
+    settings: JobSettings, *, transport: httpx.BaseTransport | None = None
+) -> TrainingDataset:
+    """The train split as chat JSONL from the gateway's admin export."""
+    url = f"{settings.gateway_url}/admin/tasks/{settings.task}/dataset"
+    try:
+        with httpx.Client(timeout=httpx.Timeout(300.0, connect=10.0), transport=transport) as c:
+            response = c.get(
+                url,
+                params={"split": "train", "format": "chat"},
+                headers={"Authorization": f"Bearer {settings.token}"},
+            )
+    except httpx.HTTPError as exc:
+        raise JobError(f"gateway {settings.gateway_url} unreachable: {type(exc).__name__}") from exc
+    if response.status_code == 401:
+        raise JobError("the gateway rejected the admin token (401); check the Secret it comes from")
+    if response.status_code == 404:
+        raise JobError(f"the gateway does not know task {settings.task!r} (404)")
+    if response.status_code != 200:
+        raise JobError(f"dataset export answered {response.status_code}: {response.text[:200]}")
+    try:
+        dataset = TrainingDataset.from_jsonl_text(response.text, f"{url}?split=train")
+    except DatasetError as exc:
+        raise JobError(f"the dataset export is not chat JSONL: {exc}") from exc
+    if len(dataset) == 0:
+        raise JobError(f"the train split of {settings.task!r} is empty; nothing to train on")
+    return dataset
+
+
+def _emit(event: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(event, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def run(settings: JobSettings, *, transport: httpx.BaseTransport | None = None) -> dict[str, Any]:
+    """Fetch, train, write; returns the metrics written to ``metrics.json``."""
+    from apprentice.training.backends import get_fine_tuner
+
+    dataset = fetch_dataset(settings, transport=transport)
+    _emit({"event": "dataset", "task": settings.task, "examples": len(dataset)})
+    tuner = get_fine_tuner(settings.backend)
+    if settings.backend is FineTuneBackend.huggingface:
+        from apprentice.training.backends.huggingface import HuggingFaceFineTuner
+
+        tuner = HuggingFaceFineTuner(device=settings.device)
+    try:
+        result = tuner.train(
+            dataset,
+            base_model=settings.base_model,
+            hyper=settings.hyper,
+            out_dir=settings.output_dir,
+            progress=_emit,
+        )
+    except TrainingError as exc:
+        raise JobError(f"training failed ({type(exc).__name__}): {exc}") from exc
+    metrics = {"task": settings.task, **result.to_json()}
+    path = settings.output_dir / METRICS_FILE
+    path.write_text(json.dumps(metrics, indent=2, sort_keys=True), encoding="utf-8")
+    return metrics
+
+
+def _terminate(message: str) -> None:
+    sys.stderr.write(f"apprentice trainer job failed: {message}\n")
+    try:
+        with TERMINATION_LOG.open("w", encoding="utf-8") as log:
+            log.write(message[:4000])
+    except OSError:
+        pass  # not in a pod: stderr is enough
+
+
+def main(
+    argv: list[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    transport: httpx.BaseTransport | None = None,
+) -> int:
+    environ = os.environ if env is None else env
+    if environ.get("APPRENTICE_ALLOW_DOWNLOAD", "") not in {"1", "true", "yes"}:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        settings = settings_from(argv, environ)
+        metrics = run(settings, transport=transport)
+    except JobError as exc:
+        _terminate(str(exc))
+        return exc.code
+    except Exception as exc:  # the last line of defence: a clear reason, never a hang
+        _terminate(f"unexpected {type(exc).__name__}: {exc}")
+        return 1
+    _emit({"event": "done", "adapter_dir": metrics["adapter_dir"], "metrics": METRICS_FILE})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
