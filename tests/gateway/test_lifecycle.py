@@ -61,6 +61,7 @@ async def test_phase_1_to_2_to_3_with_training_and_promotion(
     assert state["teacher_calls"] - calls_before < 30
     assert state["student_answers"] > 0
     assert state["estimated_savings"] > 0
+    await h.gw.flush()
     served = h.gw.store.requests("classify")
     assert {r.route for r in served[-40:]} >= {"local_only"}
     # Every teacher answer paid for became an example (or collapsed into a duplicate).

@@ -84,6 +84,7 @@ async def test_real_tiny_model_graduates_through_the_http_api(tmp_path: Path) ->
         before = app.store.request_counts("classify")
         for j in range(i, i + 20):  # phase 3: the trained student serves
             await send(j)
+        await app.gateway.flush()
         after = app.store.request_counts("classify")
         assert after.student_answers - before.student_answers >= 10
     finally:

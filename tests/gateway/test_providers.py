@@ -197,6 +197,7 @@ async def test_teacher_failure_with_a_student_is_answered_by_the_student(
     resp = await client.post("/v1/tasks/classify", json={"input": inp})
     assert resp.status == 200
     assert (await resp.json())["output"] == {"label": inp["text"].split()[0]}
+    await h.gw.flush()
     last = h.gw.store.requests("classify")[-1]
     assert last.served_by == "student" and last.cost == 0.0
 

@@ -82,6 +82,10 @@ class Apprentice:
         """Whether ``task`` has a training run running, or due and about to start."""
         return self.gateway.training_due_or_running(task)
 
+    async def flush(self) -> None:
+        """Wait until every store write queued so far is committed (before reading the store)."""
+        await self.gateway.flush()
+
     def task_names(self) -> list[str]:
         return [t.name for t in self.config.tasks]
 

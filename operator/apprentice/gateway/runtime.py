@@ -57,7 +57,6 @@ class TaskRuntime:
         self.evaluator: Any = None
         self.paused = False
         self.budget_flagged = False
-        self.lock = asyncio.Lock()
         self.examples = {"train": 0, "heldout": 0}
         self.training: asyncio.Task[Any] | None = None
         self._costs: deque[float] = deque(maxlen=200)
@@ -258,8 +257,14 @@ class Runtime:
             for rt in self.tasks.values()
         ]
 
+    async def flush(self) -> None:
+        """Wait until every store write queued so far is committed."""
+        if self.writer._worker is not None:
+            await self.writer.submit(lambda: None)
+
     async def status(self, task: str) -> dict[str, Any]:
         rt = self.tasks[task]
+        await self.flush()  # local-only answers do not wait for their commit; status does
         now = datetime.now(UTC)
         counts = await asyncio.to_thread(self.store.request_counts, task)
         active = await asyncio.to_thread(self.store.active_version, task)

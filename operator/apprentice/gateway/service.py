@@ -11,10 +11,15 @@
       -> budget settle actual (release on failure) -> same-shaped response
 
 Concurrency: engine and budget state are plain objects mutated only by
-synchronous code on the event loop (no ``await`` between a check and its update),
-so concurrent requests cannot interleave inside a reservation or an observation;
-the per-task ``asyncio.Lock`` serialises the longer sections that do await
-(training hooks, promotion). Store writes go through one ordered writer.
+synchronous code on the event loop (no ``await`` between a check and its
+update), so concurrent requests cannot interleave inside a reservation or an
+observation: on one event loop that *is* the lock, without its cost on every
+request. Store writes go through one ordered writer (group commit).
+
+Durability: a request that produced something that must never be lost (an
+example, a spend line, a comparison, an engine state change) answers only after
+its transaction is durable. A pure local answer in steady state carries none of
+these; it answers at once and its row commits with the next group.
 """
 
 from __future__ import annotations
@@ -55,6 +60,11 @@ def _reason(exc: BaseException) -> str:
             if type(exc).__name__ == name or any(c.__name__ == name for c in type(exc).__mro__):
                 return name
     return "ProviderError"
+
+
+def _log_failure(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("store write of a local-only request failed: %s", future.exception())
 
 
 class Gateway(Runtime):
@@ -366,6 +376,12 @@ class Gateway(Runtime):
             started,
             now,
         )
+        if example is None and not spend and comparison is None and state is None:
+            # Nothing here may be lost (no example, spend, comparison or engine change):
+            # answer without waiting for the fsync. The write stays queued in order and
+            # commits within milliseconds; a crash can lose at most this request's row.
+            future.add_done_callback(_log_failure)
+            return Result(output, rid)
         result = await future
         if example is not None:
             # Counted before the write so the state saved in the same transaction includes
