@@ -10,9 +10,11 @@ import asyncio
 import base64
 import contextlib
 import logging
+import warnings
 from collections.abc import AsyncIterator
 from typing import Any
 
+import kmock
 import kopf
 import pytest
 from aiohttp.test_utils import TestServer
@@ -25,18 +27,36 @@ from apprentice.kube.manifests import Defaults
 from apprentice.kube.runtime import OperatorSettings, Runtime
 
 
+class Emulator(kmock.KubernetesEmulator):
+    """KMock plus ``generateName`` (kopf names its Events that way)."""
+
+    _generated: int = 0
+
+    async def _handle(self, request: Any) -> Any:
+        meta = request.data.get("metadata") if isinstance(request.data, dict) else None
+        creating = request.action == kmock.action.CREATE
+        if creating and meta and not meta.get("name") and meta.get("generateName"):
+            Emulator._generated += 1
+            meta["name"] = f"{meta['generateName']}{Emulator._generated:05d}"
+        return await super()._handle(request)
+
+
 @pytest.fixture()
-async def emulator(kmock: Any) -> Any:
-    """KMock with our CRDs and the built-in resources declared for discovery."""
-    for path, kind in {**CRD_RESOURCES, "batch/v1/jobs": "Job"}.items():
-        kmock.resources[path] = kmock.ResourceInfo(
-            kind=kind,
-            namespaced=True,
-            singular=kind.lower(),
-            subresources={"status"},
-            verbs={"get", "list", "watch", "create", "patch", "update", "delete"},
-        )
-    return kmock
+async def emulator() -> AsyncIterator[Any]:
+    """KMock's emulator with our CRDs and the built-in resources declared for discovery."""
+    async with Emulator() as emu, kmock.Server(emu):
+        with warnings.catch_warnings():  # kmock reads its bundle with a deprecated call
+            warnings.simplefilter("ignore", DeprecationWarning)
+            emu.resources.load_bundled()
+        for path, kind in CRD_RESOURCES.items():
+            emu.resources[path] = kmock.ResourceInfo(
+                kind=kind,
+                namespaced=True,
+                singular=kind.lower(),
+                subresources={"status"},
+                verbs={"get", "list", "watch", "create", "patch", "update", "delete"},
+            )
+        yield emu
 
 
 @pytest.fixture()
@@ -96,6 +116,7 @@ async def running_operator(
         return kopf.ConnectionInfo(server=url)
 
     stop, ready = asyncio.Event(), asyncio.Event()
+    ignored: set[asyncio.Task[Any]] = set()
     registry_runtime = Runtime(kube=kube, settings=settings)
     task = asyncio.create_task(
         operator.run(
@@ -106,11 +127,17 @@ async def running_operator(
             ready_flag=ready,
             runtime=registry_runtime,
             tweak=_fast,
+            ignored=ignored,
         )
     )
     await asyncio.wait_for(ready.wait(), 20)
     yield settings
-    stop.set()
+    current = asyncio.current_task()
+    if current is not None:
+        ignored.add(current)  # the teardown is not one of the operator's tasks
+    # Cancelling (what SIGTERM does) stops timers at once; the stop flag would let the
+    # running timers finish their intervals first.
+    task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.wait_for(task, 20)
 
@@ -121,3 +148,5 @@ def _fast(settings: kopf.OperatorSettings) -> None:
     settings.persistence.consistency_timeout = 0.2
     settings.watching.reconnect_backoff = 0.1
     settings.posting.default_backoffs = [0.05]
+    settings.queueing.exit_timeout = 0.2
+    settings.background.instant_exit_timeout = 0.2

@@ -96,10 +96,10 @@ class FakeGateway:
     async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
         body = await request.json() if request.can_read_body else None
         self.calls.append((request.method, request.path, body))
-        if request.path.startswith("/admin/"):
-            if request.headers.get("Authorization") != f"Bearer {self.token}":
-                self.unauthorized += 1
-                return _error(401, "unauthorized", "missing or wrong admin token")
+        authorized = request.headers.get("Authorization") == f"Bearer {self.token}"
+        if request.path.startswith("/admin/") and not authorized:
+            self.unauthorized += 1
+            return _error(401, "unauthorized", "missing or wrong admin token")
         if request.match_info.get("task") not in (None, self.task):
             return _error(404, "unknown_task", f"no task {request.match_info['task']}")
         response: web.StreamResponse = await handler(request)

@@ -16,16 +16,16 @@ CRD_RESOURCES = {
 }
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+async def eventually(check: Callable[[], Any], within: float = 15.0, what: str = "") -> Any:
+    """Poll ``check`` until it returns something truthy; fail after ``within`` seconds."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while True:
         value = check()
         if value:
             return value
         if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
+            raise AssertionError(f"timed out after {within}s waiting for {what or check}")
         await asyncio.sleep(0.02)  # a polling step, not a synchronisation point
 
 

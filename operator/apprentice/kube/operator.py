@@ -79,11 +79,16 @@ async def run(
     ready_flag: asyncio.Event | None = None,
     runtime: Runtime | None = None,
     tweak: TweakFn | None = None,
+    ignored: set[asyncio.Task[Any]] | None = None,
 ) -> None:
     """Run the operator until ``stop_flag`` is set (or forever)."""
     rt = runtime or Runtime(kube=kube, settings=ours)
     liveness = f"http://0.0.0.0:{ours.health_port}/healthz" if ours.health_port else None
-    await kopf.operator(
+    # kopf treats every task created after its start as its own and cancels the leftovers
+    # when it stops; ``ignored`` lets an embedding program (a test's teardown) opt out.
+    exempt: set[asyncio.Task[Any]] = ignored if ignored is not None else set()
+    exempt |= asyncio.all_tasks()
+    root_tasks = await kopf.spawn_tasks(
         registry=build_registry(ours, login=login or _default_login, tweak=tweak),
         memo=kopf.Memo(runtime=rt),
         clusterwide=ours.clusterwide,
@@ -94,6 +99,7 @@ async def run(
         stop_flag=stop_flag,
         ready_flag=ready_flag,
     )
+    await kopf.run_tasks(root_tasks, ignored=exempt)
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
+from apprentice import config_errors
 from apprentice.kube import client as k8s
 from apprentice.kube.gateway_client import GatewayError, GatewayUnavailable
 
@@ -37,11 +38,8 @@ def translated(delay: float) -> Iterator[None]:
 
 def spec_problem(exc: ValidationError) -> str:
     """A one-line summary of an invalid spec: the paths and what is wrong."""
-    parts = []
-    for err in exc.errors()[:5]:
-        where = ".".join(str(p) for p in err.get("loc", ())) or "spec"
-        parts.append(f"spec.{where}: {err.get('msg')}")
-    return "; ".join(parts)
+    issues = config_errors.issues_from(exc)[:5]
+    return "; ".join(f"spec.{i.path}: {i.message}" for i in issues)
 
 
 def emit(body: Any, type_: str, reason: str, message: str) -> None:

@@ -114,8 +114,11 @@ async def poll_gateway(
                 return
             running = await _training_running(rt, task)
             if state.get("training_due") and not running and not state.get("training_in_progress"):
-                await _start_training(rt, task, body, gateway, state)
-                running = True
+                try:
+                    await _start_training(rt, task, body, gateway, state)
+                    running = True
+                except GatewayError as exc:  # status still gets updated; retried next poll
+                    emit(body, "Warning", "TrainingNotStarted", str(exc))
     for type_, reason, message in reconcile.events_for(status, state):
         emit(body, type_, reason, message)
     fields = reconcile.status_from_state(state)
@@ -143,10 +146,15 @@ async def _start_training(
     version = reconcile.next_version(known)
     examples = (state.get("examples") or {}).get("train")
     reason = state.get("training_reason") or "training due"
-    await rt.kube.create(
-        task.namespace, get_training_job(task, version, reason=reason, examples=examples)
-    )
+    # The gateway hears first: if it refuses, no Job runs that it would not expect.
     await gateway.training_started()
+    try:
+        await rt.kube.create(
+            task.namespace, get_training_job(task, version, reason=reason, examples=examples)
+        )
+    except k8s.KubeError as exc:
+        await gateway.training_finished(False, f"TrainingJob not created: {exc}")
+        raise
     emit(body, "Normal", "TrainingStarted", f"{version}: {reason} ({examples} examples)")
 
 

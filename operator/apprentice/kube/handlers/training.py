@@ -81,12 +81,14 @@ async def job_changed(
                 duration=reconcile.format_duration(start, end, now()),
             )
             await _finish(rt, tj, outcome == "succeeded", message, update)
-        await rt.kube.patch(k8s.TRAINING_JOBS, namespace, name, {"status": update}, status=True)
+        else:
+            await rt.kube.patch(k8s.TRAINING_JOBS, namespace, name, {"status": update}, status=True)
 
 
 async def _finish(
     rt: Runtime, tj: dict[str, Any], ok: bool, message: str, update: dict[str, Any]
 ) -> None:
+    """Record the outcome on the TrainingJob first, then on the task and the gateway."""
     namespace, name = tj["metadata"]["namespace"], tj["metadata"]["name"]
     spec = tj["spec"]
     dt_body = await _task_body(rt, namespace, spec["taskRef"])
@@ -97,10 +99,13 @@ async def _finish(
         )
         await apply(rt.kube, mv)
         update.update(state=TrainingJobState.succeeded.value, modelVersion=mv["metadata"]["name"])
+    else:
+        update["state"] = TrainingJobState.failed.value
+    await rt.kube.patch(k8s.TRAINING_JOBS, namespace, name, {"status": update}, status=True)
+    if ok:
         emit(dt_body, "Normal", "TrainingSucceeded", f"{spec['version']}: {message}")
         emit(tj, "Normal", "Succeeded", message)
     else:
-        update["state"] = TrainingJobState.failed.value
         conditions = (dt_body.get("status") or {}).get("conditions") or []
         generation = dt_body["metadata"].get("generation")
         text = f"training {spec['version']} failed: {message}; the current version keeps serving"
