@@ -12,11 +12,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import signal
 import sys
 from typing import Any
 
 from apprentice import config
+
+
+SWITCH_INTERVAL_S = 0.0005
 
 
 def register(sub: Any) -> None:
@@ -50,6 +54,13 @@ async def serve(cfg: config.ApprenticeConfig, host: str, port: int) -> None:
         server = getattr(site, "_server", None)
         if server is not None and server.sockets:
             bound = server.sockets[0].getsockname()[1]
+        # Start-up objects (config, models, compiled schemas) move to the permanent
+        # generation: collections then scan only request garbage (shorter GC pauses, p99).
+        gc.collect()
+        gc.freeze()
+        # The store writer is a thread: with the default 5 ms GIL switch interval a
+        # commit's Python half can hold requests on the event loop for up to 5 ms.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         print(f"apprentice gateway listening on http://{host}:{bound}", flush=True)
         try:
             await stop.wait()
