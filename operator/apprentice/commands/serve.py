@@ -19,7 +19,6 @@ from typing import Any
 
 from apprentice import config
 
-
 SWITCH_INTERVAL_S = 0.0005
 
 
