@@ -8,7 +8,7 @@ Runs ``apprentice demo --json`` in a subprocess and samples the resident memory
 of its whole process tree (gateway plus the training subprocess) every 100 ms,
 so the figure is the true peak of the sum, not of the largest single process.
 Writes bench/results/demo.json and demo.md.
-Run: ``.venv/bin/python bench/demo_bench.py [--requests 3000]``.
+Run: ``.venv/bin/python bench/demo_bench.py [--requests 2500]``.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def tree_rss_mb(root: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--requests", type=int, default=2500)
     parser.add_argument("--dir", help="demo directory (default: a temp dir)")
     args = parser.parse_args()
     directory = args.dir or tempfile.mkdtemp(prefix="apprentice-demo-bench-")

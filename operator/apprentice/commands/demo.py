@@ -33,7 +33,7 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--dir", help="keep config, data, store, models and report here (default: a temp dir)"
     )
-    parser.add_argument("--requests", type=int, default=3000, help="workload size (default 3000)")
+    parser.add_argument("--requests", type=int, default=2500, help="workload size (default 2500)")
     parser.add_argument("--seed", type=int, default=7, help="workload seed (default 7)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -93,7 +93,7 @@ def last_window_reduction(
 async def run_demo(
     directory: Path,
     *,
-    requests: int = 3000,
+    requests: int = 2500,
     seed: int = 7,
     settings: DemoSettings | None = None,
     progress: bool = True,
