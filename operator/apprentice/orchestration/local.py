@@ -165,7 +165,17 @@ class LocalOrchestrator:
             updated_at=now,
             metrics={**meta, **metrics},
         )
-        return _info(await self._db(self.store.add_version, rec))
+        try:
+            return _info(await asyncio.to_thread(self.store.add_version, rec))
+        except store_base.VersionExistsError:
+            # A retried registration (the operator reconciles) is answered, not refused.
+            existing = await self._db(self.store.version, task, name)
+            if Path(existing.path) == Path(path):
+                return _info(existing)
+            raise OrchestrationError(
+                f"{task} {name} already exists with adapter {existing.path}; pick another "
+                "version name or omit it"
+            ) from None
 
     async def _score(
         self, task: str, ref: student_base.VersionRef, heldout: list[records.ExampleRecord]
