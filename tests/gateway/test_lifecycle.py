@@ -161,11 +161,13 @@ async def test_operator_mode_register_validate_promote_rollback(
     )
     assert resp.status == 201
     assert (await resp.json())["state"] == "candidate"
-    again = await client.post(f"{base}/versions", headers=admin_env,
-                              json={"version": "v1", "path": str(good)})
+    again = await client.post(
+        f"{base}/versions", headers=admin_env, json={"version": "v1", "path": str(good)}
+    )
     assert again.status == 201 and (await again.json())["version"] == "v1"  # idempotent
-    clash = await client.post(f"{base}/versions", headers=admin_env,
-                              json={"version": "v1", "path": str(tmp_path)})
+    clash = await client.post(
+        f"{base}/versions", headers=admin_env, json={"version": "v1", "path": str(tmp_path)}
+    )
     assert clash.status == 409
     resp = await client.post(f"{base}/training/finished", headers=admin_env, json={"ok": True})
     assert resp.status == 200
