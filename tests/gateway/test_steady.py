@@ -58,7 +58,7 @@ async def test_phase_3_student_serves(harness_factory: Any, tmp_path: Path) -> N
     seed_steady_state(cfg, tmp_path, "first_word")
     h = await harness_factory(cfg)
     client = await h.serve()
-    status, body, last = await _local_request(client, h, 0)
+    status, _body, last = await _local_request(client, h, 0)
     assert status == 200 and last.route == "local_only" and last.served_by == "student"
     assert last.cost == 0.0 and last.student_version == "v1"
     state = await (await client.get("/v1/tasks/classify/state")).json()
@@ -72,7 +72,11 @@ async def test_invalid_local_answer_falls_back_to_the_teacher_and_scores_0(
     seed_steady_state(cfg, tmp_path, "invalid")
     h = await harness_factory(cfg)
     client = await h.serve()
-    status, body, last = await _local_request(client, h, 0)
+    for i in range(5):
+        inp = gw_rules.make_input(i)
+        resp = await client.post("/v1/tasks/classify", json={"input": inp})
+        assert (await resp.json())["output"] == gw_rules.teacher_output(inp)
+    await h.gw.flush()
     compared = [r for r in h.gw.store.requests("classify") if r.route == "both"]
     assert compared, "a local-only answer that failed validation must be compared"
     first = compared[0]
