@@ -108,12 +108,16 @@ class Apprentice:
 class SyncApprentice:
     """A blocking wrapper for scripts: its own event loop on a background thread."""
 
-    def __init__(self, source: str | Path | ApprenticeConfig) -> None:
+    def __init__(self, source: str | Path | ApprenticeConfig, **inject: Any) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        self.app = Apprentice.from_config(source)
-        self._call(self.app.start())
+        self.app = Apprentice.from_config(source, **inject)
+        try:
+            self._call(self.app.start())
+        except BaseException:
+            self._stop_loop()
+            raise
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
@@ -121,12 +125,23 @@ class SyncApprentice:
     def run(self, task: str, task_input: dict[str, Any]) -> Result:
         return self._call(self.app.run(task, task_input))
 
+    def status(self, task: str) -> dict[str, Any]:
+        return self._call(self.app.status(task))
+
+    def wait_for_training_idle(self, task: str | None = None) -> None:
+        self._call(self.app.wait_for_training_idle(task))
+
     def close(self) -> None:
         if self._loop.is_running():
-            self._call(self.app.close())
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-            self._loop.close()
+            try:
+                self._call(self.app.close())
+            finally:
+                self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
 
     def __enter__(self) -> SyncApprentice:
         return self
