@@ -24,9 +24,11 @@ from apprentice.training.backends import (
     BackendUnavailable,
     TrainingFailed,
     TrainingResult,
+    axolotl,
     get_fine_tuner,
+    openai_ft,
+    unsloth,
 )
-from apprentice.training.backends import axolotl, openai_ft, unsloth
 from apprentice.training.dataset import TrainingDataset
 
 HYPER = config.TrainingConfig(lora_rank=32, lora_alpha=64, epochs=2, batch_size=4)

@@ -182,7 +182,7 @@ class LlamaGreedy:
             logits = _rms(x[-1:], self.norm, self.eps) @ self.head
             token = int(logits.argmax(-1))
             out.append(token)
-            if stop(token) or pos >= total:
+            if stop(token) or len(out) >= max_new_tokens or pos >= total:
                 return out
             x = self._step(self.embed[token : token + 1], pos, kcache, vcache)
             pos += 1

@@ -42,6 +42,9 @@ class TrainingSpec(BaseModel):
     hyper: TrainingConfig = Field(default_factory=TrainingConfig)
     device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N.")
     threads: int | None = Field(default=None, gt=0, description="torch CPU threads.")
+    max_steps: int | None = Field(
+        default=None, gt=0, description="huggingface: cap on optimiser steps (smoke runs)."
+    )
 
     def write(self, path: str | Path) -> Path:
         file = Path(path)
@@ -79,7 +82,7 @@ def train_from_spec(spec: TrainingSpec) -> dict[str, Any]:
     if spec.backend is FineTuneBackend.huggingface:
         from apprentice.training.backends.huggingface import HuggingFaceFineTuner
 
-        tuner = HuggingFaceFineTuner(device=spec.device)
+        tuner = HuggingFaceFineTuner(device=spec.device, max_steps=spec.max_steps)
     _emit(
         {
             "event": "start",

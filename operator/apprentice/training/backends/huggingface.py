@@ -97,8 +97,9 @@ def _batches(
 class HuggingFaceFineTuner:
     """transformers + peft LoRA on CPU or GPU."""
 
-    def __init__(self, device: str = "auto") -> None:
+    def __init__(self, device: str = "auto", *, max_steps: int | None = None) -> None:
         self.device = device
+        self.max_steps = max_steps  # a cap for smoke runs; None: epochs decide
 
     def train(
         self,
@@ -134,6 +135,9 @@ class HuggingFaceFineTuner:
         optimiser = torch.optim.AdamW(params, lr=used.learning_rate, weight_decay=0.0)
         steps_per_epoch = math.ceil(len(encoded) / used.batch_size)
         total_steps = steps_per_epoch * used.epochs
+        if self.max_steps is not None and self.max_steps < total_steps:
+            total_steps = max(1, self.max_steps)
+            used = used.model_copy(update={"epochs": math.ceil(total_steps / steps_per_epoch)})
         warmup = max(1, total_steps // 20)
 
         def schedule(step: int) -> float:
@@ -150,6 +154,8 @@ class HuggingFaceFineTuner:
         for epoch in range(used.epochs):
             epoch_losses: list[float] = []
             for batch in _batches(encoded, used.batch_size, rng):
+                if step >= total_steps:
+                    break
                 width = max(len(encoded[i][0]) for i in batch)
                 ids = torch.full((len(batch), width), pad, dtype=torch.long)
                 labels = torch.full((len(batch), width), -100, dtype=torch.long)
@@ -175,7 +181,7 @@ class HuggingFaceFineTuner:
                 optimiser.step()
                 scheduler.step()
                 step += 1
-                epoch_losses.append(float(loss))
+                epoch_losses.append(float(loss.detach()))
             mean = sum(epoch_losses) / len(epoch_losses)
             loss_curve.append(round(mean, 5))
             if progress is not None:
@@ -191,7 +197,9 @@ class HuggingFaceFineTuner:
                     }
                 )
         out_dir.mkdir(parents=True, exist_ok=True)
-        peft_model.save_pretrained(str(out_dir))
+        # save_embedding_layers=False: no Hub lookup of the base's vocabulary (offline);
+        # trained embeddings are saved anyway as modules_to_save.
+        peft_model.save_pretrained(str(out_dir), save_embedding_layers=False)
         duration = time.perf_counter() - started
         result = TrainingResult(
             adapter_dir=str(out_dir),
