@@ -1,0 +1,212 @@
+"""Pure reconciliation decisions."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from kube_gateway import task_state
+
+from apprentice.kube import reconcile
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+T1 = T0 + dt.timedelta(minutes=5)
+
+
+@pytest.mark.parametrize(
+    ("desired", "actual", "differs"),
+    [
+        ({"a": 1}, {"a": 1, "server": "added"}, False),
+        ({"a": {"b": [1, 2]}}, {"a": {"b": [1, 2]}}, False),
+        ({"a": {"b": [1, 2]}}, {"a": {"b": [2, 1]}}, True),
+        ({"limits": {"nvidia.com/gpu": 1}}, {"limits": {"nvidia.com/gpu": "1"}}, False),
+        ({"a": True}, {"a": 1}, True),
+        ({"a": 1}, {}, True),
+        ({"a": [{"x": 1}]}, {"a": [{"x": 1, "y": 2}]}, False),
+    ],
+)
+def test_differs_compares_only_what_the_operator_sets(
+    desired: object, actual: object, differs: bool
+) -> None:
+    assert reconcile.differs(desired, actual) is differs
+
+
+def test_set_condition_moves_transition_time_only_on_status_change() -> None:
+    conds = reconcile.set_condition([], "Ready", False, "Starting", "", generation=1, now=T0)
+    conds = reconcile.set_condition(conds, "Ready", False, "Starting", "x", generation=2, now=T1)
+    assert conds == [
+        {
+            "type": "Ready",
+            "status": "False",
+            "reason": "Starting",
+            "message": "x",
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+            "observedGeneration": 2,
+        }
+    ]
+    conds = reconcile.set_condition(conds, "Ready", True, "Up", "", generation=2, now=T1)
+    assert conds[0]["lastTransitionTime"] == "2026-01-01T00:05:00Z"
+    assert conds[0]["status"] == "True"
+
+
+def test_status_from_state_maps_the_contract_to_camel_case() -> None:
+    state = task_state(
+        "t",
+        phase="steady_state",
+        phase_number=3,
+        confidence=0.9,
+        confidence_lower_bound=0.85,
+        sampling_rate=0.1,
+        estimated_savings=12.5,
+        active_version="v2",
+    )
+    status = reconcile.status_from_state(state)
+    assert status == {
+        "phase": "steady_state",
+        "phaseNumber": 3,
+        "confidence": 0.9,
+        "confidenceLowerBound": 0.85,
+        "samplingRate": 0.1,
+        "trend": 0.0,
+        "drift": False,
+        "shift": False,
+        "coaching": False,
+        "emergency": False,
+        "examples": {"train": 12, "heldout": 2},
+        "spend": {"today": 0.42, "week": 1.5, "month": 3.25, "currency": "USD"},
+        "estimatedSavings": 12.5,
+        "activeModelVersion": "v2",
+    }
+
+
+@pytest.mark.parametrize(
+    ("state", "expect"),
+    [
+        (
+            task_state("t"),
+            {
+                "Ready": "True",
+                "BudgetExhausted": "False",
+                "Training": "False",
+                "Degraded": "False",
+                "Reconciling": "False",
+                "Stalled": "False",
+            },
+        ),
+        (
+            task_state("t", budget_exhausted=True, training_in_progress=True, emergency=True),
+            {"BudgetExhausted": "True", "Training": "True", "Degraded": "True"},
+        ),
+    ],
+)
+def test_state_conditions(state: dict[str, object], expect: dict[str, str]) -> None:
+    conds = reconcile.state_conditions([], state, generation=1, training_running=False, now=T0)
+    got = {c["type"]: c["status"] for c in conds}
+    assert expect.items() <= got.items()
+
+
+def test_a_training_failure_survives_polls_until_promotion() -> None:
+    failed = reconcile.set_condition(
+        [], "Degraded", True, "TrainingFailed", "oom", generation=1, now=T0
+    )
+    after = reconcile.state_conditions(
+        failed, task_state("t"), generation=1, training_running=False, now=T1
+    )
+    assert reconcile.condition(after, "Degraded") == failed[0]
+    healed = reconcile.set_condition(
+        reconcile.state_conditions(
+            failed, task_state("t", emergency=True), generation=1, training_running=False, now=T1
+        ),
+        "Degraded",
+        True,
+        "Emergency",
+        "",
+        generation=1,
+        now=T1,
+    )
+    assert reconcile.condition(healed, "Degraded")["reason"] == "Emergency"
+
+
+def test_events_for_phase_changes_and_new_alarms_only() -> None:
+    alarms = [
+        {"kind": "drift", "index": 10, "comparisons": 5},
+        {"kind": "shift", "index": 20, "comparisons": 9},
+    ]
+    state = task_state("t", phase="reinforcement", alarms=alarms)
+    events = reconcile.events_for({"phase": "cold_start", "lastAlarmIndex": 10}, state)
+    assert events == [
+        ("Normal", "PhaseChanged", "cold_start -> reinforcement"),
+        ("Warning", "Alarm", "shift at request 20 (9 comparisons)"),
+    ]
+    assert reconcile.last_alarm_index(state, 10) == 20
+    assert reconcile.events_for({}, task_state("t")) == []
+
+
+@pytest.mark.parametrize(
+    ("existing", "expect"),
+    [
+        ([], "v1"),
+        (["v1", "v2"], "v3"),
+        (["v9", "v10", "weird"], "v11"),
+        (["v2", "v2"], "v3"),
+    ],
+)
+def test_next_version(existing: list[str], expect: str) -> None:
+    assert reconcile.next_version(existing) == expect
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        ({}, "pending"),
+        ({"active": 1}, "running"),
+        ({"succeeded": 1}, "succeeded"),
+        ({"conditions": [{"type": "Complete", "status": "True"}]}, "succeeded"),
+        (
+            {
+                "conditions": [
+                    {
+                        "type": "Failed",
+                        "status": "True",
+                        "reason": "DeadlineExceeded",
+                        "message": "too slow",
+                    }
+                ]
+            },
+            "failed",
+        ),
+        ({"active": 1, "conditions": [{"type": "Failed", "status": "False"}]}, "running"),
+    ],
+)
+def test_job_outcome(status: dict[str, object], outcome: str) -> None:
+    assert reconcile.job_outcome({"status": status})[0] == outcome
+
+
+def test_failed_job_reason_is_kept() -> None:
+    job = {
+        "status": {
+            "conditions": [
+                {
+                    "type": "Failed",
+                    "status": "True",
+                    "reason": "DeadlineExceeded",
+                    "message": "too slow",
+                }
+            ]
+        }
+    }
+    assert reconcile.job_outcome(job) == ("failed", "DeadlineExceeded: too slow")
+
+
+@pytest.mark.parametrize(
+    ("end", "text"),
+    [
+        ("2026-01-01T00:00:42Z", "42s"),
+        ("2026-01-01T00:05:03Z", "5m3s"),
+        ("2026-01-01T02:00:01Z", "2h0m1s"),
+        (None, "5m0s"),
+    ],
+)
+def test_format_duration(end: str | None, text: str) -> None:
+    assert reconcile.format_duration("2026-01-01T00:00:00Z", end, T1) == text
+    assert reconcile.format_duration(None, end, T1) is None
