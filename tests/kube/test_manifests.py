@@ -41,7 +41,7 @@ def postgres_task() -> TaskObject:
             "postgres": {"dsnSecretRef": {"name": "db", "key": "dsn"}},
             "accessMode": "ReadWriteMany",
         },
-        gateway={"replicas": 3},
+        gateway={"replicas": 3, "adminTokenSecretRef": {"name": "gateway-admin", "key": "token"}},
     )
 
 
