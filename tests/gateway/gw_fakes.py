@@ -25,13 +25,18 @@ from apprentice.students import base as students
 class RuleStudent:
     """A student whose adapter is a rule name; ``calls`` counts generations."""
 
-    def __init__(self, *, delay_s: float = 0.0, fail: bool = False) -> None:
+    def __init__(
+        self, *, delay_s: float = 0.0, fail: bool = False, gate: asyncio.Event | None = None
+    ) -> None:
         self.active: students.VersionRef | None = None
         self.rule: str | None = None
         self.delay_s = delay_s
         self.fail = fail
         self.calls = 0
         self.loaded: list[str] = []
+        self.gate = gate  # when set, generate() waits on it (requests held in flight)
+        self.inside = 0
+        self.inside_changed = asyncio.Event()
 
     async def generate(
         self, task: TaskConfig, task_input: dict[str, Any]
@@ -44,6 +49,10 @@ class RuleStudent:
         started = time.perf_counter()
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
+        if self.gate is not None:
+            self.inside += 1
+            self.inside_changed.set()
+            await self.gate.wait()
         fn = rules.RULES[self.rule]
         text = (
             "not json" if fn is None else prompts.render_output({"label": fn(task_input["text"])})

@@ -72,10 +72,14 @@ async def test_invalid_local_answer_falls_back_to_the_teacher_and_scores_0(
     seed_steady_state(cfg, tmp_path, "invalid")
     h = await harness_factory(cfg)
     client = await h.serve()
-    for i in range(5):
+    for i in range(12):
         inp = gw_rules.make_input(i)
         resp = await client.post("/v1/tasks/classify", json={"input": inp})
         assert (await resp.json())["output"] == gw_rules.teacher_output(inp)
+    state = await (await client.get("/v1/tasks/classify/state")).json()
+    assert state["emergency"] is True and state["phase"] == "reinforcement"
+    assert any(a["kind"] == "emergency" for a in state["alarms"])
+    assert h.gw.metrics.value("apprentice_alerts_total", {"kind": "emergency"}) == 1.0
     await h.gw.flush()
     compared = [r for r in h.gw.store.requests("classify") if r.route == "both"]
     assert compared, "a local-only answer that failed validation must be compared"
@@ -113,3 +117,34 @@ async def test_student_down_and_budget_gone_is_503(harness_factory: Any, tmp_pat
     assert body["error"]["type"] == "student_unavailable"
     assert body["error"]["details"]["reason"] == "StudentUnavailable"
     assert h.gw.store.spend_entries("classify") == []
+
+
+async def test_past_max_concurrency_requests_get_503_overloaded(
+    harness_factory: Any, tmp_path: Path
+) -> None:
+    import asyncio
+
+    cfg = make_config(
+        tmp_path, gateway={"max_concurrency": 2, "admin_token_env": "GW_TEST_ADMIN_TOKEN"}
+    )
+    seed_steady_state(cfg, tmp_path, "first_word")
+    gate = asyncio.Event()
+    h = await harness_factory(cfg, student=lambda: gw_fakes.RuleStudent(gate=gate))
+    client = await h.serve()
+    student = h.students["classify"]
+    held = [
+        asyncio.ensure_future(
+            client.post("/v1/tasks/classify", json={"input": gw_rules.make_input(i)})
+        )
+        for i in range(2)
+    ]
+    while student.inside < 2:  # both requests are inside the student now
+        student.inside_changed.clear()
+        await student.inside_changed.wait()
+    resp = await client.post("/v1/tasks/classify", json={"input": gw_rules.make_input(9)})
+    assert resp.status == 503
+    assert resp.headers["Retry-After"] == "1"
+    assert (await resp.json())["error"]["type"] == "overloaded"
+    assert (await client.get("/healthz")).status == 200  # probes are not counted
+    gate.set()
+    assert [r.status for r in await asyncio.gather(*held)] == [200, 200]
