@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -328,6 +329,10 @@ class LocalOrchestrator:
         version = await self._db(self.store.next_version_name, task)
         out_dir = (self.model_dir / task / version).resolve()
         run_dir = (self.model_dir / task / ".runs" / version).resolve()
+        # A directory without a store row is what a killed run left behind: start clean.
+        for stale in (out_dir, run_dir):
+            if stale.exists():
+                await asyncio.to_thread(shutil.rmtree, stale)
         run_dir.mkdir(parents=True, exist_ok=True)
         # Exactly the examples the engine counted when the run became due (oldest first),
         # not whatever arrived since: a backfill trains the same data every time.
