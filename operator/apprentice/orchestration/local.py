@@ -47,6 +47,25 @@ log = logging.getLogger(__name__)
 MAX_VALIDATION_EXAMPLES = 200
 
 
+def _death_signal() -> Callable[[], None] | None:
+    """Linux: a pre-exec hook making the trainer get SIGKILL when the gateway dies (even
+    by SIGKILL), so a restarted gateway never races an orphaned run writing into the same
+    directory. libc is resolved here, in the parent: the hook itself only makes one
+    system call, which is safe between fork and exec even with threads running."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import signal
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    kill = int(signal.SIGKILL)
+
+    def hook() -> None:
+        prctl(1, kill)  # PR_SET_PDEATHSIG
+
+    return hook
+
+
 class EngineHooks(Protocol):
     """How the orchestrator tells the engine (held by the gateway) what happened."""
 
@@ -381,6 +400,7 @@ class LocalOrchestrator:
                 *self.trainer_command,
                 "--spec",
                 str(spec_path),
+                preexec_fn=_death_signal(),
                 stdout=log_file,
                 stderr=asyncio.subprocess.STDOUT,
             )
