@@ -105,6 +105,9 @@ async def test_listing_state_health_metrics(harness_factory: Any) -> None:
     text = await metrics.text()
     assert metrics.headers["Content-Type"].startswith("text/plain")
     assert 'apprentice_requests_total{route="remote_only",task="classify"} 1.0' in text
+    assert 'apprentice_phase{task="classify"} 1.0' in text
+    assert 'apprentice_budget_spend_usd{scope="classify",window="daily"}' in text
+    assert "apprentice_teacher_cost_usd_total" in text
 
 
 async def test_openapi_describes_every_route_and_task_schema(harness_factory: Any) -> None:

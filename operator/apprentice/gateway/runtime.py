@@ -309,6 +309,22 @@ class Runtime:
         return ready, details
 
     def metrics_exposition(self) -> tuple[bytes, str]:
+        """The Prometheus text, with the state gauges refreshed from memory (no store reads)."""
+        now = datetime.now(UTC)
+        for rt in self.tasks.values():
+            s = rt.engine.state
+            self.metrics.set_task_state(
+                rt.name,
+                phase=s.phase.value,
+                sampling_rate=s.sampling_rate,
+                confidence=s.confidence.mean,
+                confidence_lower_bound=s.confidence.lower_bound,
+            )
+            self.metrics.set_examples(
+                rt.name, rt.examples.get("train", 0), rt.examples.get("heldout", 0)
+            )
+            for window, usd in self.budget.windows(rt.name, now).items():
+                self.metrics.set_budget_spend(rt.name, window, usd)
         return self.metrics.render(), metrics_mod.CONTENT_TYPE
 
     async def export_dataset(self, task: str, split: str, fmt: str) -> list[str]:
