@@ -131,7 +131,13 @@ class Gateway(Runtime):
             return "local_only"
         self.metrics.record_error(rt.name, "budget_exhausted")
         raise errors.BudgetExhausted(
-            f"the teacher budget for {rt.name} is exhausted and no student model is ready",
+            f"the teacher budget for {rt.name} is exhausted and no student may answer instead "
+            + (
+                "(budget.pause_remote_when_exhausted is false)"
+                if student_ready
+                else "(no model version is promoted yet)"
+            )
+            + "; raise the caps or wait for the window to roll over",
             details={
                 "task": rt.name,
                 "spend": self.budget.windows(rt.name, now),
