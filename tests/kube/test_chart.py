@@ -129,7 +129,7 @@ def test_values_schema_rejects_unknown_keys(helm: Path, tmp_path: Path) -> None:
 def env_of(docs: list[dict[str, Any]]) -> dict[str, str]:
     (deploy,) = by_kind(docs, "Deployment")
     (container,) = deploy["spec"]["template"]["spec"]["containers"]
-    return {e["name"]: e["value"] for e in container["env"]}
+    return {e["name"]: e.get("value") for e in container["env"]}
 
 
 def test_images_default_to_the_app_version(helm: Path, tmp_path: Path) -> None:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 from collections.abc import Callable
 from typing import Any
 
 import kopf
+from kopf._core.engines import peering  # Identity has no public alias
 
 from apprentice.kube import GROUP
 from apprentice.kube.client import KubeClient
@@ -88,6 +90,9 @@ async def run(
     # when it stops; ``ignored`` lets an embedding program (a test's teardown) opt out.
     exempt: set[asyncio.Task[Any]] = ignored if ignored is not None else set()
     exempt |= asyncio.all_tasks()
+    priority = ours.peering_priority
+    if priority is None:  # replicas of equal priority would all pause: pick a random one
+        priority = random.SystemRandom().randrange(1, 2**31)
     root_tasks = await kopf.spawn_tasks(
         registry=build_registry(ours, login=login or _default_login, tweak=tweak),
         memo=kopf.Memo(runtime=rt),
@@ -95,6 +100,8 @@ async def run(
         namespaces=list(ours.namespaces),
         standalone=ours.peering is None,
         peering_name=ours.peering,
+        priority=priority,
+        identity=peering.Identity(ours.identity) if ours.identity else None,
         liveness_endpoint=liveness,
         stop_flag=stop_flag,
         ready_flag=ready_flag,

@@ -30,6 +30,9 @@ class OperatorSettings:
 
     namespaces: tuple[str, ...] = ()  # empty: every namespace (cluster-wide)
     peering: str | None = None  # kopf peering object name; None: standalone (one replica)
+    # Replicas of equal priority would all pause, so each picks a random one unless set.
+    peering_priority: int | None = None
+    identity: str | None = None  # this replica's peering identity; None: host@pid
     poll_interval_s: float = 30.0  # seconds between reads of each gateway's state
     defaults: Defaults = field(default_factory=Defaults)
     metrics_port: int | None = None  # Prometheus metrics; None: off
@@ -79,6 +82,7 @@ def settings_from_env(env: Mapping[str, str]) -> OperatorSettings:
     return OperatorSettings(
         namespaces=tuple(n for n in env.get("APPRENTICE_WATCH_NAMESPACES", "").split(",") if n),
         peering=env.get("APPRENTICE_PEERING") or None,
+        identity=env.get("POD_NAME") or None,
         poll_interval_s=float(env.get("APPRENTICE_POLL_INTERVAL") or 30.0),
         defaults=defaults,
         metrics_port=port("APPRENTICE_METRICS_PORT"),
