@@ -7,23 +7,32 @@ The server is a real subprocess; the test waits on its "listening" line and on
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import gw_rules
 import httpx
+import pytest
 import yaml
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
-from apprentice.store import open_store
+from apprentice.store import open_store, records
 from conftest import config_dict
 
 
 class Server:
+    """``apprentice serve`` as a child process; waits are async (the test loop also runs
+    the loopback vLLM server the child calls while it starts)."""
+
     def __init__(self, cfg_path: Path, log: Path) -> None:
         self.log = log.open("ab")
         self.proc = subprocess.Popen(
@@ -32,20 +41,26 @@ class Server:
             stderr=self.log,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().decode()  # blocks until bound (or the child dies)
-        assert "listening on" in line, f"serve did not start: {line!r}, see {log}"
-        self.url = line.strip().rsplit(" ", 1)[-1]
+        self.url = ""
 
-    def wait_ready(self, timeout_s: float = 30.0) -> None:
+    async def started(self, timeout_s: float = 60.0) -> Server:
+        """Read the child's "listening on" line, then poll /readyz (bounded)."""
+        assert self.proc.stdout is not None
+        line = (
+            await asyncio.wait_for(asyncio.to_thread(self.proc.stdout.readline), timeout_s)
+        ).decode()
+        assert "listening on" in line, f"serve did not start: {line!r}, see {self.log.name}"
+        self.url = line.strip().rsplit(" ", 1)[-1]
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert self.proc.poll() is None, "serve exited"
+        async with httpx.AsyncClient(timeout=5) as client:
+            while time.monotonic() < deadline:
+                try:
+                    if (await client.get(f"{self.url}/readyz")).status_code == 200:
+                        return self
+                except httpx.TransportError:
+                    pass
+                assert self.proc.poll() is None, "serve exited"
+                await asyncio.sleep(0.02)  # poll interval, not synchronisation
         raise AssertionError("serve never became ready")
 
     def kill(self) -> None:
@@ -92,15 +107,105 @@ async def _state(url: str) -> dict[str, Any]:
         return body
 
 
-async def test_sigkill_mid_batch_loses_nothing_accepted(tmp_path: Path) -> None:
-    d = config_dict(tmp_path, task={"confidence_thresholds": {"phase1_to_phase2": 10_000}})
-    d["local"] = {**d["local"], "backend": "vllm", "base_url": "http://127.0.0.1:9/v1"}
+class VLLMFake:
+    """A loopback server speaking vLLM's OpenAI API with runtime LoRA loading.
+
+    Its "adapters" answer ``label = first word`` (the teacher's rule), so a promoted
+    version agrees with the teacher and the task moves through phases 2 and 3.
+    """
+
+    def __init__(self) -> None:
+        self.loads: list[str] = []
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.Response(status=200)
+
+    async def load(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.loads.append(body["lora_name"])
+        return web.Response(text=f"Success: LoRA adapter '{body['lora_name']}' added.")
+
+    async def chat(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        task_input = json.loads(body["messages"][-1]["content"])
+        content = json.dumps(gw_rules.teacher_output(task_input))
+        return web.json_response(
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "usage": {"prompt_tokens": 9, "completion_tokens": 9, "total_tokens": 18},
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": content},
+                    }
+                ],
+            }
+        )
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/health", self.health)
+        app.router.add_post("/v1/load_lora_adapter", self.load)
+        app.router.add_post("/v1/chat/completions", self.chat)
+        return app
+
+
+@pytest.fixture
+async def vllm() -> AsyncIterator[tuple[VLLMFake, str]]:
+    fake = VLLMFake()
+    server = TestServer(fake.app(), host="127.0.0.1")
+    await server.start_server()
+    yield fake, f"http://127.0.0.1:{server.port}/v1"
+    await server.close()
+
+
+def _seed_promoted_v1(url: str, tmp_path: Path) -> None:
+    path = tmp_path / "models" / "classify" / "v1"
+    path.mkdir(parents=True)
+    now = datetime.now(UTC)
+    with open_store(url) as store:
+        store.add_version(
+            records.ModelVersionRecord(
+                task="classify",
+                version="v1",
+                state="candidate",
+                path=str(path),
+                base_model="apprentice/tiny",
+                created_at=now,
+                updated_at=now,
+                heldout_score=1.0,
+            )
+        )
+        store.update_version("classify", "v1", state="promoted")
+
+
+@pytest.mark.parametrize("phase", ["cold_start", "reinforcement"])
+async def test_sigkill_mid_batch_loses_nothing_accepted(
+    tmp_path: Path, vllm: tuple[VLLMFake, str], phase: str
+) -> None:
+    fake, vllm_url = vllm
+    # phase2_to_phase3 0.99 is out of reach for a 100-wide window (Wilson bound of 100/100
+    # is 0.963): the task stays in its phase, so every answer is paid and compared.
+    thresholds = {
+        "phase1_to_phase2": 10_000,
+        "phase2_to_phase3": 0.99,
+        "coaching_trigger": 0.6,
+        "emergency_threshold": 0.4,
+    }
+    d = config_dict(tmp_path, task={"confidence_thresholds": thresholds})
+    d["local"] = {**d["local"], "backend": "vllm", "base_url": vllm_url}
+    d["sampling"] = {**d["sampling"], "window_size": 100}
     cfg_path = tmp_path / "apprentice.yaml"
     cfg_path.write_text(yaml.safe_dump(d))
     log = tmp_path / "serve.log"
+    if phase == "reinforcement":
+        _seed_promoted_v1(d["store"]["url"], tmp_path)
 
-    first = Server(cfg_path, log)
-    first.wait_ready()
+    first = await Server(cfg_path, log).started()
     accepted: dict[str, dict[str, Any]] = {}
     await _batch(first.url, 0, 200, accepted, kill_after=60, server=first)
     assert first.proc.returncode == -signal.SIGKILL
@@ -111,16 +216,23 @@ async def test_sigkill_mid_batch_loses_nothing_accepted(tmp_path: Path) -> None:
         examples = {e.request_id for e in store.examples("classify")}
         state = store.load_task_state("classify")
         counts = store.request_counts("classify")
+        comparisons = len(store.comparisons("classify"))
+        versions = [(v.version, v.state) for v in store.versions("classify")]
     assert set(killed_at) <= set(spend)  # every answered request's spend is durable
     assert set(killed_at) <= examples  # and its example
     # The engine state saved by the last transaction counts exactly the stored examples.
     assert state is not None and state["examples"] == len(examples)
+    assert state["phase"] == phase
+    assert state["confidence"]["comparisons"] == comparisons  # the window survived
+    if phase == "reinforcement":
+        assert comparisons >= 60 and fake.loads == ["v1"]
 
-    second = Server(cfg_path, log)
-    second.wait_ready()
+    second = await Server(cfg_path, log).started()
     try:
         st = await _state(second.url)
-        assert st["phase"] == "cold_start"
+        assert st["phase"] == phase
+        assert st["comparisons"] == comparisons
+        assert st["active_version"] == (None if phase == "cold_start" else "v1")
         assert st["requests"] == counts.requests
         assert st["teacher_calls"] == counts.teacher_calls
         assert st["examples"]["train"] + st["examples"]["heldout"] == len(examples)
@@ -136,3 +248,6 @@ async def test_sigkill_mid_batch_loses_nothing_accepted(tmp_path: Path) -> None:
     with open_store(d["store"]["url"]) as store:
         assert set(accepted) <= {e.request_id for e in store.spend_entries("classify")}
         assert set(accepted) <= {e.request_id for e in store.examples("classify")}
+        assert [(v.version, v.state) for v in store.versions("classify")] == versions
+    if phase == "reinforcement":
+        assert fake.loads == ["v1", "v1"]  # the active adapter was loaded again on restart
