@@ -102,6 +102,8 @@ class Gateway(Runtime):
             token = self.budget.reserve(rt.name, estimate, now)
             if token is None:
                 route = self._over_budget(rt, request_id, student_ready, estimate, now)
+            else:
+                rt.budget_flagged = False
         try:
             return await self._execute(rt, task_input, request_id, route, token, now, started)
         except BaseException:
