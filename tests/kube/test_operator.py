@@ -13,6 +13,7 @@ from typing import Any
 
 from kube_samples import classify
 from kube_support import ADMIN_TOKEN, NS, TEACHER_KEY, eventually, live
+from prometheus_client import REGISTRY
 
 from apprentice.kube import CONFIG_HASH_ANNOTATION
 from apprentice.kube import client as k8s
@@ -234,6 +235,7 @@ async def test_training_due_runs_a_job_then_validates_and_promotes(
     running_operator: Any, emulator: Any, kube: k8s.KubeClient, gateway: Any
 ) -> None:
     fake = gateway[0]
+    promoted_before = _sample("apprentice_operator_model_versions_total", verdict="promoted")
     await create_and_wait_ready(kube, emulator)
     fake.state.update(training_due=True, training_reason="50 examples collected")
     tj = await eventually(lambda: live(emulator, TJ, f"{NAME}-v1"), what="TrainingJob")
@@ -273,6 +275,12 @@ async def test_training_due_runs_a_job_then_validates_and_promotes(
         lambda: {"TrainingStarted", "TrainingSucceeded", "Promoted"} <= event_reasons(emulator)
     )
     assert fake.unauthorized == 0
+    promoted = _sample("apprentice_operator_model_versions_total", verdict="promoted")
+    assert promoted == promoted_before + 1
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 async def test_rejected_version_is_not_promoted(

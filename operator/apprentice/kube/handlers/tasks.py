@@ -14,7 +14,7 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from apprentice.kube import GROUP, TASK_LABEL, VERSION, reconcile
+from apprentice.kube import GROUP, TASK_LABEL, VERSION, metrics, reconcile
 from apprentice.kube import client as k8s
 from apprentice.kube.apply import apply
 from apprentice.kube.gateway_client import GatewayError
@@ -44,6 +44,7 @@ async def reconcile_task(
             conditions, "Stalled", True, "InvalidSpec", message, generation=generation, now=now()
         )
         emit(body, "Warning", "InvalidSpec", message)
+        metrics.RECONCILES.labels("invalid").inc()
         raise kopf.PermanentError(message) from exc
     with translated(rt.settings.retry_delay_s):
         if task.spec.gateway.admin_token_secret_ref is None:
@@ -53,6 +54,7 @@ async def reconcile_task(
             for m in build_children(task)
         }
     changed = sorted(k for k, v in outcomes.items() if v != "unchanged")
+    metrics.RECONCILES.labels("applied" if changed else "unchanged").inc()
     if changed:
         emit(body, "Normal", "Applied", ", ".join(f"{outcomes[k]} {k}" for k in changed))
     conds = reconcile.set_condition(
@@ -100,6 +102,7 @@ async def poll_gateway(
             try:
                 state = await gateway.state()
             except GatewayError as exc:
+                metrics.GATEWAY_POLLS.labels("unavailable").inc()
                 conds = reconcile.set_condition(
                     conditions,
                     "Ready",
@@ -112,6 +115,7 @@ async def poll_gateway(
                 patch.status["conditions"] = conds
                 logger.info("gateway of %s not answering yet: %s", task.name, exc)
                 return
+            metrics.GATEWAY_POLLS.labels("ok").inc()
             running = await _training_running(rt, task)
             if state.get("training_due") and not running and not state.get("training_in_progress"):
                 try:
@@ -155,6 +159,7 @@ async def _start_training(
     except k8s.KubeError as exc:
         await gateway.training_finished(False, f"TrainingJob not created: {exc}")
         raise
+    metrics.TRAINING_RUNS.labels("started").inc()
     emit(body, "Normal", "TrainingStarted", f"{version}: {reason} ({examples} examples)")
 
 

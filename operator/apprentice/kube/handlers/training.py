@@ -11,7 +11,7 @@ from typing import Any
 
 import kopf
 
-from apprentice.kube import GROUP, TRAINING_JOB_LABEL, VERSION, reconcile
+from apprentice.kube import GROUP, TRAINING_JOB_LABEL, VERSION, metrics, reconcile
 from apprentice.kube import client as k8s
 from apprentice.kube.apply import apply
 from apprentice.kube.gateway_client import GatewayError
@@ -102,6 +102,7 @@ async def _finish(
     else:
         update["state"] = TrainingJobState.failed.value
     await rt.kube.patch(k8s.TRAINING_JOBS, namespace, name, {"status": update}, status=True)
+    metrics.TRAINING_RUNS.labels("succeeded" if ok else "failed").inc()
     if ok:
         emit(dt_body, "Normal", "TrainingSucceeded", f"{spec['version']}: {message}")
         emit(tj, "Normal", "Succeeded", message)

@@ -10,7 +10,7 @@ from typing import Any
 
 import kopf
 
-from apprentice.kube import GROUP, TASK_LABEL, VERSION, reconcile
+from apprentice.kube import GROUP, TASK_LABEL, VERSION, metrics, reconcile
 from apprentice.kube import client as k8s
 from apprentice.kube.gateway_client import GatewayError
 from apprentice.kube.handlers import emit, now, translated
@@ -55,6 +55,7 @@ async def validate_version(
             if not verdict.get("passed"):
                 reason = verdict.get("reason") or "did not beat the threshold"
                 patch.status.update(state=ModelVersionState.rejected.value, reason=reason)
+                metrics.PROMOTIONS.labels("rejected").inc()
                 emit(body, "Warning", "Rejected", f"{version} scored {score}: {reason}")
                 emit(dt_body, "Warning", "VersionRejected", f"{version} scored {score}: {reason}")
                 return
@@ -62,6 +63,7 @@ async def validate_version(
     when = reconcile.rfc3339(now())
     patch.status.update(state=ModelVersionState.promoted.value, promotedAt=when, reason=None)
     await _after_promotion(rt, dt_body, meta["name"], version)
+    metrics.PROMOTIONS.labels("promoted").inc()
     emit(body, "Normal", "Promoted", f"{version} scored {score} and now serves")
     emit(dt_body, "Normal", "Promoted", f"{version} scored {score} and now serves")
 
