@@ -120,9 +120,15 @@ async def run_demo(
         async with Apprentice.from_config(cfg_path) as app:
             for index, task_input in enumerate(inputs):
                 if app.training_due_or_running(TASK):
+                    waited = time.perf_counter()
                     if bar is not None:
                         bar.set_description("training")
+                        bar.write(
+                            f"request {index:,}: training the student on the teacher's answers"
+                        )
                     await app.wait_for_training_idle(TASK)
+                    if bar is not None:
+                        bar.write(_training_note(app.store, time.perf_counter() - waited))
                 await app.run(TASK, task_input)
                 now_phase = app.engine_state(TASK).phase_name()
                 if now_phase != phase:
@@ -159,6 +165,16 @@ async def run_demo(
         directory=str(directory),
         report=None if report_path is None else str(report_path),
     )
+
+
+def _training_note(store: Any, seconds: float) -> str:
+    versions = store.versions(TASK)
+    if not versions:
+        return f"training ended after {seconds:.0f} s without a model version"
+    v = versions[-1]
+    score = "n/a" if v.heldout_score is None else f"{v.heldout_score:.3f}"
+    why = f" ({v.reason})" if v.state == "rejected" and v.reason else ""
+    return f"{v.version} {v.state}{why}: held-out agreement {score}, {seconds:.0f} s"
 
 
 def _summarise(store: Any, status: dict[str, Any], requests: int) -> dict[str, Any]:
