@@ -32,16 +32,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from apprentice.gateway import errors, glue
-from apprentice.gateway.runtime import Runtime, TaskRuntime
+from apprentice.gateway import errors, failures, glue
+from apprentice.gateway.runtime import Runtime
+from apprentice.gateway.tasks import TaskRuntime
 from apprentice.reporting import alerts as alerts_mod
 from apprentice.store import records
 from apprentice.students import base as students
 from apprentice.teachers import errors as teacher_errors
 
 log = logging.getLogger(__name__)
-
-_RETRYABLE = (teacher_errors.RateLimited, teacher_errors.Overloaded, teacher_errors.Timeout)
 
 
 @dataclass(frozen=True)
@@ -50,16 +49,6 @@ class Result:
 
     output: dict[str, Any]
     request_id: str
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "Timeout"
-    if isinstance(exc, teacher_errors.TeacherError):
-        for name in errors.PROVIDER_REASONS:
-            if type(exc).__name__ == name or any(c.__name__ == name for c in type(exc).__mro__):
-                return name
-    return "ProviderError"
 
 
 def _log_failure(future: asyncio.Future[Any]) -> None:
@@ -279,27 +268,13 @@ class Gateway(Runtime):
         return self.budget.reserve(rt.name, estimate, now)
 
     def _student_error(self, rt: TaskRuntime, res: Any) -> errors.GatewayError:
-        if isinstance(res, students.StudentAnswer):
-            reason, msg = "InvalidOutput", res.error or "invalid output"
-        elif isinstance(res, BaseException):
-            reason = "Timeout" if isinstance(res, TimeoutError) else type(res).__name__
-            msg = str(res) or reason
-        else:
-            reason, msg = "NoStudent", "no student"
         self.metrics.record_error(rt.name, "student_unavailable")
-        return errors.StudentUnavailable(
-            reason, f"{msg}; the teacher could not be asked (budget exhausted)"
-        )
+        return failures.student_error(res)
 
     def _failure(self, rt: TaskRuntime, err: Any, teacher_called: bool) -> errors.GatewayError:
         if teacher_called and isinstance(err, BaseException):
-            reason = _reason(err)
             self.metrics.record_error(rt.name, "teacher_unavailable")
-            return errors.TeacherUnavailable(
-                reason,
-                str(err) or reason,
-                retryable=isinstance(err, (*_RETRYABLE, TimeoutError)),
-            )
+            return failures.teacher_error(err)
         return self._student_error(rt, err)
 
     async def _commit(

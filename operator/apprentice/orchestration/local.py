@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from apprentice.config import ApprenticeConfig, TaskConfig
 from apprentice.orchestration import datasets as corpus
 from apprentice.orchestration import seam
+from apprentice.orchestration import trainer as trainer_mod
 from apprentice.orchestration.seam import OrchestrationError, ValidationResult, VersionInfo
 from apprentice.reporting import alerts as alerts_mod
 from apprentice.store import base as store_base
@@ -45,25 +46,6 @@ log = logging.getLogger(__name__)
 
 #: Held-out examples scored per validation (the most recent); bounds validation time.
 MAX_VALIDATION_EXAMPLES = 200
-
-
-def _death_signal() -> Callable[[], None] | None:
-    """Linux: a pre-exec hook making the trainer get SIGKILL when the gateway dies (even
-    by SIGKILL), so a restarted gateway never races an orphaned run writing into the same
-    directory. libc is resolved here, in the parent: the hook itself only makes one
-    system call, which is safe between fork and exec even with threads running."""
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-    import signal
-
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    kill = int(signal.SIGKILL)
-
-    def hook() -> None:
-        prctl(1, kill)  # PR_SET_PDEATHSIG
-
-    return hook
 
 
 class EngineHooks(Protocol):
@@ -127,7 +109,7 @@ class LocalOrchestrator:
             trainer_command or (sys.executable, "-m", "apprentice.training.run")
         )
         self.model_dir = Path(cfg.local.model_dir)
-        self._procs: set[asyncio.subprocess.Process] = set()
+        self.trainer = trainer_mod.TrainerProcesses()
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -285,7 +267,24 @@ class LocalOrchestrator:
         if self.alerts is not None:
             self.alerts.emit(alerts_mod.rejected_version(task, version, reason, score))
         log.warning("task %s: version %s rejected: %s", task, version, reason)
+        await self._unload_candidate(task, version)
         return ValidationResult(version, score, False, reason)
+
+    async def _unload_candidate(self, task: str, version: str) -> None:
+        """Free a rejected candidate's slot on a shared student server (vLLM's max_loras).
+
+        Only rejected candidates: the active version must never be unloaded behind the
+        serving instance's back, and a passing candidate is about to be served.
+        """
+        if self.evaluators.get(task) is None:
+            return  # offline (CLI): nothing was loaded
+        student = self.student_factory(self.cfg.task(task))
+        try:
+            await student.unload_version(version)
+        except student_base.StudentError as exc:
+            log.info("task %s: could not unload rejected %s: %s", task, version, exc)
+        finally:
+            await student.aclose()
 
     async def promote(self, task: str, version: str) -> str:
         rec = await self._db(self.store.version, task, version)
@@ -395,28 +394,8 @@ class LocalOrchestrator:
         return _info(found)
 
     async def _run_trainer(self, spec_path: Path, log_path: Path) -> int:
-        with log_path.open("wb") as log_file:
-            proc = await asyncio.create_subprocess_exec(
-                *self.trainer_command,
-                "--spec",
-                str(spec_path),
-                preexec_fn=_death_signal(),
-                stdout=log_file,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-            self._procs.add(proc)
-            try:
-                return await proc.wait()
-            except asyncio.CancelledError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
-                raise
-            finally:
-                self._procs.discard(proc)
+        return await self.trainer.run([*self.trainer_command, "--spec", str(spec_path)], log_path)
 
     async def aclose(self) -> None:
         """Stop running trainers (their partial output is never registered)."""
-        for proc in list(self._procs):
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+        self.trainer.kill_all()
