@@ -95,6 +95,7 @@ class Apprentice:
 
     async def status(self, task: str) -> dict[str, Any]:
         """The contract's TaskStatus JSON for ``task``."""
+        self.gateway.check_task(task)
         return await self.gateway.status(task)
 
     def training_in_progress(self, task: str) -> bool:

@@ -71,6 +71,7 @@ class Runtime:
         self.orchestrator: local_orch.LocalOrchestrator | None = None
         self.serving = False
         self._started = False
+        self._background: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -146,6 +147,9 @@ class Runtime:
         if serving:
             for rt in self.tasks.values():
                 await self.orchestrator.load_active(rt.name)
+                warm_up = getattr(rt.evaluator, "warm_up", None)
+                if warm_up is not None:  # e.g. the MiniLM model: load it off the request path
+                    self._background.add(asyncio.get_running_loop().create_task(warm_up()))
             self.writer.start()
             await self.alerts.start()
         self._started = True
@@ -154,6 +158,8 @@ class Runtime:
         if not self._started:
             return
         self._started = False
+        for job in self._background:
+            job.cancel()
         for rt in self.tasks.values():
             if rt.training is not None and not rt.training.done():
                 rt.training.cancel()
