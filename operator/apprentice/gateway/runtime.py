@@ -160,6 +160,9 @@ class Runtime:
         self._started = False
         for job in self._background:
             job.cancel()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+            self._background.clear()
         for rt in self.tasks.values():
             if rt.training is not None and not rt.training.done():
                 rt.training.cancel()
