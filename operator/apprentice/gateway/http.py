@@ -155,6 +155,11 @@ class Routes:
         if not isinstance(task, str):
             raise errors.BadRequest('"model" must be the task name, e.g. "classify_ticket"')
         self.gw.check_task(task)
+        if body.get("stream"):
+            raise errors.BadRequest(
+                "stream: true is not supported: a task answer is one validated JSON object; "
+                "call without streaming"
+            )
         task_input = _chat_input(body.get("messages"))
         result = await self._limited(task, task_input)
         content = prompts.render_output(result.output)
