@@ -106,25 +106,21 @@ def test_state_conditions(state: dict[str, object], expect: dict[str, str]) -> N
 
 
 def test_a_training_failure_survives_polls_until_promotion() -> None:
-    failed = reconcile.set_condition(
-        [], "Degraded", True, "TrainingFailed", "oom", generation=1, now=T0
+    kwargs = {"generation": 1, "training_running": False, "now": T1}
+    failed = reconcile.state_conditions([], task_state("t"), training_failure="v2: OOM", **kwargs)  # type: ignore[arg-type]
+    degraded = reconcile.condition(failed, "Degraded")
+    assert degraded is not None
+    assert (degraded["status"], degraded["reason"], degraded["message"]) == (
+        "True",
+        "TrainingFailed",
+        "v2: OOM",
     )
-    after = reconcile.state_conditions(
-        failed, task_state("t"), generation=1, training_running=False, now=T1
-    )
-    assert reconcile.condition(after, "Degraded") == failed[0]
-    healed = reconcile.set_condition(
-        reconcile.state_conditions(
-            failed, task_state("t", emergency=True), generation=1, training_running=False, now=T1
-        ),
-        "Degraded",
-        True,
-        "Emergency",
-        "",
-        generation=1,
-        now=T1,
-    )
-    assert reconcile.condition(healed, "Degraded")["reason"] == "Emergency"
+    emergency = reconcile.state_conditions(
+        failed, task_state("t", emergency=True), training_failure="v2: OOM", **kwargs
+    )  # type: ignore[arg-type]
+    assert reconcile.condition(emergency, "Degraded")["reason"] == "Emergency"  # type: ignore[index]
+    healed = reconcile.state_conditions(failed, task_state("t"), **kwargs)  # type: ignore[arg-type]
+    assert reconcile.condition(healed, "Degraded")["status"] == "False"  # type: ignore[index]
 
 
 def test_events_for_phase_changes_and_new_alarms_only() -> None:

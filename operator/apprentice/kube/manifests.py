@@ -3,26 +3,46 @@
 ``get_*`` functions return one manifest each; :func:`build_children` returns every child
 of a DistilledTask in apply order. Everything carries an owner reference to the
 DistilledTask, so deleting it garbage-collects the children, and the standard
-``app.kubernetes.io`` labels. Secrets are referenced by name, never copied: the
-gateway's config names the *environment variables* the Secret keys fill.
-
-Security defaults for every pod: non-root, read-only root filesystem, all
-capabilities dropped, ``RuntimeDefault`` seccomp; writable paths are explicit volumes.
+``app.kubernetes.io`` labels. The gateway's config names the *environment variables*
+that Secret keys fill, never a secret value. Shared pieces live in
+:mod:`apprentice.kube.objects` (re-exported here).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from apprentice import config
 from apprentice.config import ProviderKind
-from apprentice.kube import API_VERSION, CONFIG_HASH_ANNOTATION, TASK_LABEL
-from apprentice.kube.models import TEACHER_KEY_ENV, DistilledTaskSpec, KeyRef, Profile, Resources
+from apprentice.kube import CONFIG_HASH_ANNOTATION
+from apprentice.kube.models import Profile
+from apprentice.kube.objects import (
+    ADMIN_TOKEN_ENV,
+    CONFIG_DIR,
+    CONFIG_FILE,
+    DATA_DIR,
+    MODELS_DIR,
+    REPLAY_DIR,
+    STORE_URL_ENV,
+    Defaults,
+    Manifest,
+    Names,
+    TaskObject,
+    container_security_context,
+    gateway_env,
+    labels,
+    metadata,
+    owner_reference,
+    placement,
+    pod_security_context,
+    pull_secrets,
+    resources,
+    selector,
+)
 
 __all__ = [
     "ADMIN_TOKEN_ENV",
@@ -30,7 +50,6 @@ __all__ = [
     "DATA_DIR",
     "STORE_URL_ENV",
     "Defaults",
-    "Images",
     "Manifest",
     "Names",
     "TaskObject",
@@ -48,169 +67,7 @@ __all__ = [
     "pod_security_context",
 ]
 
-Manifest = dict[str, Any]
-
-ADMIN_TOKEN_ENV = "APPRENTICE_ADMIN_TOKEN"
-STORE_URL_ENV = "APPRENTICE_STORE_URL"
-CONFIG_DIR = "/etc/apprentice"
-CONFIG_FILE = f"{CONFIG_DIR}/apprentice.yaml"
-REPLAY_DIR = f"{CONFIG_DIR}/replay"
-DATA_DIR = "/var/lib/apprentice"
-MODELS_DIR = f"{DATA_DIR}/models"
 VLLM_PORT = 8000
-RUN_AS = 10001
-
-
-@dataclass(frozen=True)
-class Defaults:
-    """Operator-wide defaults (from the chart's values); a DistilledTask may override each."""
-
-    gateway_image: str = "ghcr.io/apprentice-dev/apprentice-gateway:0.1.0"
-    vllm_image: str = "vllm/vllm-openai:v0.11.0"
-    trainer_image: str = "ghcr.io/apprentice-dev/apprentice-trainer:0.1.0"
-    pull_policy: str = "IfNotPresent"
-    pull_secrets: tuple[str, ...] = ()
-    gpu_resource: str = "nvidia.com/gpu"
-    gpu_node_selector: dict[str, str] = field(default_factory=dict)
-    gpu_tolerations: list[dict[str, Any]] = field(default_factory=list)
-    postgres: KeyRef | None = None  # the store of tasks that name none
-
-
-Images = Defaults  # the earlier name
-
-
-@dataclass(frozen=True)
-class TaskObject:
-    """The parts of a DistilledTask object the builders read."""
-
-    name: str
-    namespace: str
-    uid: str
-    spec: DistilledTaskSpec
-    defaults: Defaults = field(default_factory=Defaults)
-
-    @classmethod
-    def from_body(cls, body: Any, defaults: Defaults | None = None) -> TaskObject:
-        """Parse a DistilledTask body (raises pydantic's ValidationError on a bad spec)."""
-        meta = body["metadata"]
-        spec = DistilledTaskSpec.model_validate(dict(body["spec"]))
-        uid = meta.get("uid", "")
-        return cls(meta["name"], meta["namespace"], uid, spec, defaults or Defaults())
-
-    @property
-    def postgres(self) -> KeyRef | None:
-        """The Secret key with the store DSN, or None for SQLite on the volume."""
-        if self.spec.storage.postgres is not None:
-            return self.spec.storage.postgres.dsn_secret_ref
-        return self.defaults.postgres
-
-    def gpu_placement(self, node_selector: dict[str, str], tolerations: list[Any]) -> Manifest:
-        """nodeSelector/tolerations for a GPU pod: the spec's, else the operator's defaults."""
-        out: Manifest = {}
-        selector = dict(node_selector) or dict(self.defaults.gpu_node_selector)
-        if selector:
-            out["nodeSelector"] = selector
-        tols = [t.model_dump(by_alias=True, exclude_none=True) for t in tolerations]
-        tols = tols or list(self.defaults.gpu_tolerations)
-        if tols:
-            out["tolerations"] = tols
-        return out
-
-    @property
-    def names(self) -> Names:
-        return Names(self.name)
-
-    @property
-    def admin_secret(self) -> KeyRef:
-        ref = self.spec.gateway.admin_token_secret_ref
-        return ref or KeyRef(name=self.names.admin_secret, key="token")
-
-    @property
-    def endpoint(self) -> str:
-        svc = self.names.service
-        return f"http://{svc}.{self.namespace}.svc:{self.spec.gateway.port}"
-
-
-@dataclass(frozen=True)
-class Names:
-    """Child object names, derived from the DistilledTask's name."""
-
-    task: str
-
-    @property
-    def config_map(self) -> str:
-        return f"{self.task}-gateway-config"
-
-    @property
-    def pvc(self) -> str:
-        return f"{self.task}-data"
-
-    @property
-    def deployment(self) -> str:
-        return f"{self.task}-inference"
-
-    @property
-    def service(self) -> str:
-        return f"{self.task}-gateway"
-
-    @property
-    def admin_secret(self) -> str:
-        return f"{self.task}-admin-token"
-
-
-def labels(task: str, component: str) -> dict[str, str]:
-    """Standard labels plus the task label the operator selects children by."""
-    return {
-        "app.kubernetes.io/name": "apprentice",
-        "app.kubernetes.io/instance": task,
-        "app.kubernetes.io/component": component,
-        "app.kubernetes.io/managed-by": "apprentice-operator",
-        TASK_LABEL: task,
-    }
-
-
-def _selector(task: str, component: str) -> dict[str, str]:
-    return {k: v for k, v in labels(task, component).items() if "managed-by" not in k}
-
-
-def owner_reference(kind: str, name: str, uid: str, api_version: str = API_VERSION) -> Manifest:
-    return {
-        "apiVersion": api_version,
-        "kind": kind,
-        "name": name,
-        "uid": uid,
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
-def _metadata(task: TaskObject, name: str, component: str) -> Manifest:
-    return {
-        "name": name,
-        "namespace": task.namespace,
-        "labels": labels(task.name, component),
-        "ownerReferences": [owner_reference("DistilledTask", task.name, task.uid)],
-    }
-
-
-def pod_security_context() -> Manifest:
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": RUN_AS,
-        "runAsGroup": RUN_AS,
-        "fsGroup": RUN_AS,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
-def container_security_context() -> Manifest:
-    return {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
 
 
 def build_gateway_config(task: TaskObject) -> dict[str, Any]:
@@ -267,7 +124,7 @@ def get_config_map(task: TaskObject) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _metadata(task, task.names.config_map, "gateway"),
+        "metadata": metadata(task, task.names.config_map, "gateway"),
         "data": {"apprentice.yaml": text},
     }
 
@@ -289,7 +146,7 @@ def get_pvc(task: TaskObject) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": _metadata(task, task.names.pvc, "data"),
+        "metadata": metadata(task, task.names.pvc, "data"),
         "spec": spec,
     }
 
@@ -300,49 +157,9 @@ def get_admin_secret(task: TaskObject, token: str) -> Manifest:
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": _metadata(task, task.names.admin_secret, "gateway"),
+        "metadata": metadata(task, task.names.admin_secret, "gateway"),
         "stringData": {"token": token},
     }
-
-
-def _resources(given: Resources | None, default: Manifest) -> Manifest:
-    if given is None:
-        return default
-    out: Manifest = {}
-    if given.requests:
-        out["requests"] = dict(given.requests)
-    if given.limits:
-        out["limits"] = dict(given.limits)
-    return out
-
-
-def pull_secrets(task: TaskObject) -> Manifest:
-    names = task.defaults.pull_secrets
-    return {"imagePullSecrets": [{"name": n} for n in names]} if names else {}
-
-
-def _placement(node_selector: dict[str, str], tolerations: list[Any]) -> Manifest:
-    out: Manifest = {}
-    if node_selector:
-        out["nodeSelector"] = dict(node_selector)
-    if tolerations:
-        out["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in tolerations]
-    return out
-
-
-def _secret_env(name: str, ref: KeyRef) -> Manifest:
-    return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
-
-
-def gateway_env(task: TaskObject) -> list[Manifest]:
-    """Secret-backed env vars of the gateway (and the trainer): references, never values."""
-    spec = task.spec
-    env = [_secret_env(ADMIN_TOKEN_ENV, task.admin_secret), {"name": "HOME", "value": "/tmp"}]
-    if spec.teacher.secret_ref is not None:
-        env.append(_secret_env(TEACHER_KEY_ENV, spec.teacher.secret_ref))
-    if task.postgres is not None:
-        env.append(_secret_env(STORE_URL_ENV, task.postgres))
-    return env
 
 
 def _volumes(task: TaskObject) -> list[Manifest]:
@@ -389,7 +206,7 @@ def _gateway_container(task: TaskObject, mounts: list[Manifest]) -> Manifest:
         "readinessProbe": ready,
         "livenessProbe": probe,
         "startupProbe": {**probe, "periodSeconds": 5, "failureThreshold": 120},
-        "resources": _resources(spec.gateway.resources, default),
+        "resources": resources(spec.gateway.resources, default),
         "securityContext": container_security_context(),
         "volumeMounts": mounts,
     }
@@ -429,7 +246,7 @@ def _vllm_container(task: TaskObject) -> Manifest:
         "startupProbe": {**health, "failureThreshold": 180},  # model download + load
         "readinessProbe": health,
         "livenessProbe": {**health, "failureThreshold": 6},
-        "resources": _resources(
+        "resources": resources(
             student.resources,
             {
                 "requests": {"cpu": "2", "memory": "16Gi", task.defaults.gpu_resource: 1},
@@ -470,7 +287,7 @@ def get_deployment(task: TaskObject, config_digest: str) -> Manifest:
     if spec.student.profile is Profile.gpu:
         pod.update(task.gpu_placement(spec.student.node_selector, spec.student.tolerations))
     else:
-        pod.update(_placement(spec.student.node_selector, spec.student.tolerations))
+        pod.update(placement(spec.student.node_selector, spec.student.tolerations))
     # One SQLite writer and (usually) one GPU: the old pod must stop before the new starts.
     single = task.postgres is None
     strategy = (
@@ -478,14 +295,14 @@ def get_deployment(task: TaskObject, config_digest: str) -> Manifest:
         if single
         else {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
     )
-    selector = _selector(task.name, "inference")
+    pod_labels = selector(task.name, "inference")
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(task, task.names.deployment, "inference"),
+        "metadata": metadata(task, task.names.deployment, "inference"),
         "spec": {
             "replicas": spec.gateway.replicas,
-            "selector": {"matchLabels": selector},
+            "selector": {"matchLabels": pod_labels},
             "strategy": strategy,
             "template": {
                 "metadata": {
@@ -508,10 +325,10 @@ def get_service(task: TaskObject) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(task, task.names.service, "gateway"),
+        "metadata": metadata(task, task.names.service, "gateway"),
         "spec": {
             "type": "ClusterIP",
-            "selector": _selector(task.name, "inference"),
+            "selector": selector(task.name, "inference"),
             "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
         },
     }

@@ -313,6 +313,9 @@ class DistilledTaskStatus(Model):
     endpoint: str | None = Field(default=None, description="In-cluster gateway URL.")
     observed_generation: int | None = None
     last_alarm_index: int | None = Field(default=None, description="Last alarm evented.")
+    last_training_failure: str | None = Field(
+        default=None, description="Why the last training failed; cleared by a promotion."
+    )
     last_poll_time: str | None = None
     conditions: list[Condition] = Field(default_factory=list)
 

@@ -141,8 +141,13 @@ def state_conditions(
     generation: int | None,
     training_running: bool,
     now: dt.datetime,
+    training_failure: str | None = None,
 ) -> list[Obj]:
-    """Conditions after a successful read of the gateway state."""
+    """Conditions after a successful read of the gateway state.
+
+    ``training_failure`` (``status.lastTrainingFailure``) keeps ``Degraded`` true between
+    a failed training and the next promotion, whatever the gateway reports meanwhile.
+    """
     conds = set_condition(
         conditions,
         "Ready",
@@ -176,7 +181,6 @@ def state_conditions(
         generation=generation,
         now=now,
     )
-    degraded = condition(conds, "Degraded")
     if state.get("emergency"):
         conds = set_condition(
             conds,
@@ -187,11 +191,21 @@ def state_conditions(
             generation=generation,
             now=now,
         )
-    elif degraded is None or degraded.get("reason") == "Emergency":
+    elif training_failure:
+        conds = set_condition(
+            conds,
+            "Degraded",
+            True,
+            "TrainingFailed",
+            training_failure,
+            generation=generation,
+            now=now,
+        )
+    else:
         conds = set_condition(
             conds, "Degraded", False, "Healthy", "", generation=generation, now=now
         )
-    return conds  # a TrainingFailed Degraded stays until a version is promoted
+    return conds
 
 
 def _spend_text(state: Mapping[str, Any]) -> str:

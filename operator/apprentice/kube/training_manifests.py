@@ -12,23 +12,23 @@ from __future__ import annotations
 from typing import Any
 
 from apprentice.kube import API_VERSION, TASK_LABEL, TRAINING_JOB_LABEL
-from apprentice.kube.manifests import (
+from apprentice.kube.models import ModelVersionSpec, Profile, TrainingJobSpec
+from apprentice.kube.objects import (
     CONFIG_DIR,
     CONFIG_FILE,
     DATA_DIR,
     MODELS_DIR,
     Manifest,
     TaskObject,
-    _placement,
-    _resources,
     container_security_context,
     gateway_env,
     labels,
     owner_reference,
+    placement,
     pod_security_context,
     pull_secrets,
+    resources,
 )
-from apprentice.kube.models import ModelVersionSpec, Profile, TrainingJobSpec
 
 __all__ = [
     "adapter_path",
@@ -113,7 +113,7 @@ def get_job(
             output,
         ],
         "env": [*gateway_env(task), {"name": "HF_HOME", "value": f"{DATA_DIR}/hf-cache"}],
-        "resources": _resources(training.resources, default),
+        "resources": resources(training.resources, default),
         "securityContext": container_security_context(),
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
@@ -136,7 +136,7 @@ def get_job(
     if gpu:
         pod.update(task.gpu_placement(training.node_selector, training.tolerations))
     else:
-        pod.update(_placement(training.node_selector, training.tolerations))
+        pod.update(placement(training.node_selector, training.tolerations))
     job_spec: dict[str, Any] = {
         "backoffLimit": training.backoff_limit,
         "activeDeadlineSeconds": training.active_deadline_seconds,

@@ -130,7 +130,12 @@ async def poll_gateway(
     fields["lastPollTime"] = reconcile.rfc3339(now())
     fields["endpoint"] = task.endpoint
     fields["conditions"] = reconcile.state_conditions(
-        conditions, state, generation=generation, training_running=running, now=now()
+        conditions,
+        state,
+        generation=generation,
+        training_running=running,
+        now=now(),
+        training_failure=status.get("lastTrainingFailure"),
     )
     patch.status.update(fields)
 

@@ -120,7 +120,7 @@ async def _finish(
             k8s.DISTILLED_TASKS,
             namespace,
             task.name,
-            {"status": {"conditions": conds}},
+            {"status": {"conditions": conds, "lastTrainingFailure": text}},
             status=True,
         )
         emit(dt_body, "Warning", "TrainingFailed", text)

@@ -100,7 +100,13 @@ async def _after_promotion(
         k8s.DISTILLED_TASKS,
         namespace,
         name,
-        {"status": {"activeModelVersion": version, "conditions": conds}},
+        {
+            "status": {
+                "activeModelVersion": version,
+                "conditions": conds,
+                "lastTrainingFailure": None,
+            }
+        },
         status=True,
     )
 

@@ -1,0 +1,240 @@
+"""Shared parts of every manifest: operator defaults, the parsed task, names, labels,
+owner references, security contexts, and Secret-backed environment variables.
+
+Security defaults for every pod: non-root, read-only root filesystem, all capabilities
+dropped, ``RuntimeDefault`` seccomp; writable paths are explicit volumes. Secrets are
+referenced by name and key, never copied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from apprentice.kube import API_VERSION, TASK_LABEL
+from apprentice.kube.models import TEACHER_KEY_ENV, DistilledTaskSpec, KeyRef, Resources
+
+__all__ = [
+    "ADMIN_TOKEN_ENV",
+    "CONFIG_DIR",
+    "CONFIG_FILE",
+    "DATA_DIR",
+    "MODELS_DIR",
+    "REPLAY_DIR",
+    "STORE_URL_ENV",
+    "Defaults",
+    "Manifest",
+    "Names",
+    "TaskObject",
+    "container_security_context",
+    "gateway_env",
+    "labels",
+    "metadata",
+    "owner_reference",
+    "placement",
+    "pod_security_context",
+    "pull_secrets",
+    "resources",
+    "secret_env",
+    "selector",
+]
+
+Manifest = dict[str, Any]
+
+ADMIN_TOKEN_ENV = "APPRENTICE_ADMIN_TOKEN"
+STORE_URL_ENV = "APPRENTICE_STORE_URL"
+CONFIG_DIR = "/etc/apprentice"
+CONFIG_FILE = f"{CONFIG_DIR}/apprentice.yaml"
+REPLAY_DIR = f"{CONFIG_DIR}/replay"
+DATA_DIR = "/var/lib/apprentice"
+MODELS_DIR = f"{DATA_DIR}/models"
+RUN_AS = 10001
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Operator-wide defaults (from the chart's values); a DistilledTask may override each."""
+
+    gateway_image: str = "ghcr.io/apprentice-dev/apprentice-gateway:0.1.0"
+    vllm_image: str = "vllm/vllm-openai:v0.11.0"
+    trainer_image: str = "ghcr.io/apprentice-dev/apprentice-trainer:0.1.0"
+    pull_policy: str = "IfNotPresent"
+    pull_secrets: tuple[str, ...] = ()
+    gpu_resource: str = "nvidia.com/gpu"
+    gpu_node_selector: dict[str, str] = field(default_factory=dict)
+    gpu_tolerations: list[dict[str, Any]] = field(default_factory=list)
+    postgres: KeyRef | None = None  # the store of tasks that name none
+
+
+@dataclass(frozen=True)
+class TaskObject:
+    """The parts of a DistilledTask object the builders read."""
+
+    name: str
+    namespace: str
+    uid: str
+    spec: DistilledTaskSpec
+    defaults: Defaults = field(default_factory=Defaults)
+
+    @classmethod
+    def from_body(cls, body: Any, defaults: Defaults | None = None) -> TaskObject:
+        """Parse a DistilledTask body (raises pydantic's ValidationError on a bad spec)."""
+        meta = body["metadata"]
+        spec = DistilledTaskSpec.model_validate(dict(body["spec"]))
+        uid = meta.get("uid", "")
+        return cls(meta["name"], meta["namespace"], uid, spec, defaults or Defaults())
+
+    @property
+    def postgres(self) -> KeyRef | None:
+        """The Secret key with the store DSN, or None for SQLite on the volume."""
+        if self.spec.storage.postgres is not None:
+            return self.spec.storage.postgres.dsn_secret_ref
+        return self.defaults.postgres
+
+    def gpu_placement(self, node_selector: dict[str, str], tolerations: list[Any]) -> Manifest:
+        """nodeSelector/tolerations for a GPU pod: the spec's, else the operator's defaults."""
+        out: Manifest = {}
+        selector = dict(node_selector) or dict(self.defaults.gpu_node_selector)
+        if selector:
+            out["nodeSelector"] = selector
+        tols = [t.model_dump(by_alias=True, exclude_none=True) for t in tolerations]
+        tols = tols or list(self.defaults.gpu_tolerations)
+        if tols:
+            out["tolerations"] = tols
+        return out
+
+    @property
+    def names(self) -> Names:
+        return Names(self.name)
+
+    @property
+    def admin_secret(self) -> KeyRef:
+        ref = self.spec.gateway.admin_token_secret_ref
+        return ref or KeyRef(name=self.names.admin_secret, key="token")
+
+    @property
+    def endpoint(self) -> str:
+        svc = self.names.service
+        return f"http://{svc}.{self.namespace}.svc:{self.spec.gateway.port}"
+
+
+@dataclass(frozen=True)
+class Names:
+    """Child object names, derived from the DistilledTask's name."""
+
+    task: str
+
+    @property
+    def config_map(self) -> str:
+        return f"{self.task}-gateway-config"
+
+    @property
+    def pvc(self) -> str:
+        return f"{self.task}-data"
+
+    @property
+    def deployment(self) -> str:
+        return f"{self.task}-inference"
+
+    @property
+    def service(self) -> str:
+        return f"{self.task}-gateway"
+
+    @property
+    def admin_secret(self) -> str:
+        return f"{self.task}-admin-token"
+
+
+def labels(task: str, component: str) -> dict[str, str]:
+    """Standard labels plus the task label the operator selects children by."""
+    return {
+        "app.kubernetes.io/name": "apprentice",
+        "app.kubernetes.io/instance": task,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/managed-by": "apprentice-operator",
+        TASK_LABEL: task,
+    }
+
+
+def selector(task: str, component: str) -> dict[str, str]:
+    return {k: v for k, v in labels(task, component).items() if "managed-by" not in k}
+
+
+def owner_reference(kind: str, name: str, uid: str, api_version: str = API_VERSION) -> Manifest:
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def metadata(task: TaskObject, name: str, component: str) -> Manifest:
+    return {
+        "name": name,
+        "namespace": task.namespace,
+        "labels": labels(task.name, component),
+        "ownerReferences": [owner_reference("DistilledTask", task.name, task.uid)],
+    }
+
+
+def pod_security_context() -> Manifest:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS,
+        "runAsGroup": RUN_AS,
+        "fsGroup": RUN_AS,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> Manifest:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def resources(given: Resources | None, default: Manifest) -> Manifest:
+    if given is None:
+        return default
+    out: Manifest = {}
+    if given.requests:
+        out["requests"] = dict(given.requests)
+    if given.limits:
+        out["limits"] = dict(given.limits)
+    return out
+
+
+def pull_secrets(task: TaskObject) -> Manifest:
+    names = task.defaults.pull_secrets
+    return {"imagePullSecrets": [{"name": n} for n in names]} if names else {}
+
+
+def placement(node_selector: dict[str, str], tolerations: list[Any]) -> Manifest:
+    out: Manifest = {}
+    if node_selector:
+        out["nodeSelector"] = dict(node_selector)
+    if tolerations:
+        out["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in tolerations]
+    return out
+
+
+def secret_env(name: str, ref: KeyRef) -> Manifest:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+
+
+def gateway_env(task: TaskObject) -> list[Manifest]:
+    """Secret-backed env vars of the gateway (and the trainer): references, never values."""
+    spec = task.spec
+    env = [secret_env(ADMIN_TOKEN_ENV, task.admin_secret), {"name": "HOME", "value": "/tmp"}]
+    if spec.teacher.secret_ref is not None:
+        env.append(secret_env(TEACHER_KEY_ENV, spec.teacher.secret_ref))
+    if task.postgres is not None:
+        env.append(secret_env(STORE_URL_ENV, task.postgres))
+    return env
