@@ -167,3 +167,20 @@ async def test_admin_pause_resume_and_dataset(harness_factory: Any, admin_env: A
             assert len(lines) == counts[split]
     resp = await client.get("/admin/tasks/classify/dataset?split=bogus", headers=admin_env)
     assert resp.status == 400
+
+
+async def test_a_bug_is_a_json_500_with_the_traceback_in_the_log(
+    harness_factory: Any, caplog: Any
+) -> None:
+    h = await harness_factory()
+    client = await h.serve()
+
+    def broken() -> list[dict[str, Any]]:
+        raise RuntimeError("simulated bug")
+
+    h.gw.task_summaries = broken  # a bug stands in: nothing the caller did
+    resp = await client.get("/v1/tasks")
+    assert resp.status == 500
+    assert (await resp.json())["error"]["type"] == "internal_error"
+    assert "simulated bug" not in await resp.text()
+    assert "simulated bug" in caplog.text

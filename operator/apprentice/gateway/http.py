@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,7 @@ from apprentice.gateway.service import Gateway
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+log = logging.getLogger(__name__)
 GATEWAY_KEY: web.AppKey[Gateway] = web.AppKey("gateway", Gateway)
 _JSON = "application/json"
 
@@ -73,6 +75,17 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             }
         }
         return _json(body, exc.status)
+    except Exception:
+        # A bug, not the caller's fault: log it with the traceback, answer JSON anyway.
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        body = {
+            "error": {
+                "type": "internal_error",
+                "message": "internal error; see the gateway log",
+                "details": None,
+            }
+        }
+        return _json(body, 500)
 
 
 async def _read_json(request: web.Request, limit: int) -> dict[str, Any]:
