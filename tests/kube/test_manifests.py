@@ -243,18 +243,29 @@ class TestTraining:
         pod = spec["template"]["spec"]
         (trainer,) = pod["containers"]
         assert trainer["command"] == ["python", "-m", "apprentice.training.job"]
-        assert trainer["args"] == [
-            "--config",
-            "/etc/apprentice/apprentice.yaml",
-            "--task",
-            "classify_ticket",
-            "--version",
-            "v2",
-            "--gateway-url",
-            "http://gw:8080",
-            "--output",
-            "/var/lib/apprentice/models/classify_ticket/v2",
-        ]
+        assert "args" not in trainer
+        variables = env(trainer)
+        assert {
+            k: variables[k]
+            for k in (
+                "APPRENTICE_GATEWAY_URL",
+                "APPRENTICE_TASK",
+                "APPRENTICE_OUTPUT_DIR",
+                "APPRENTICE_BASE_MODEL",
+                "APPRENTICE_FINE_TUNE_BACKEND",
+                "APPRENTICE_DEVICE",
+            )
+        } == {
+            "APPRENTICE_GATEWAY_URL": "http://gw:8080",
+            "APPRENTICE_TASK": "classify_ticket",
+            "APPRENTICE_OUTPUT_DIR": "/var/lib/apprentice/models/classify_ticket/v2",
+            "APPRENTICE_BASE_MODEL": "meta-llama/Llama-3.2-1B-Instruct",
+            "APPRENTICE_FINE_TUNE_BACKEND": "huggingface",
+            "APPRENTICE_DEVICE": "cuda",
+        }
+        assert config.TrainingConfig.model_validate_json(variables["APPRENTICE_TRAINING"]) == (
+            t.spec.training.hyperparameters
+        )
         assert trainer["resources"]["limits"]["nvidia.com/gpu"] == 1
         assert env(trainer)["APPRENTICE_ADMIN_TOKEN"] == {
             "secretKeyRef": {"name": "gateway-admin", "key": "token"}

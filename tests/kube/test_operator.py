@@ -314,6 +314,31 @@ async def test_failed_job_degrades_the_task_and_keeps_the_current_version(
     job_name = next(
         n for (r, _, n), o in emulator.objects.items() if r.plural == "jobs" and not o.deleted
     )
+    await kube.create(
+        NS,
+        {  # what the Job controller and kubelet would leave behind
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": f"{job_name}-x7k2p",
+                "namespace": NS,
+                "labels": {"job-name": job_name},
+            },
+            "status": {
+                "containerStatuses": [
+                    {
+                        "name": "trainer",
+                        "state": {
+                            "terminated": {
+                                "exitCode": 1,
+                                "message": "training failed: CUDA out of memory\n",
+                            }
+                        },
+                    }
+                ]
+            },
+        },
+    )
     await _mark_job(kube, job_name, "Failed", failed=2)
     degraded = await eventually(
         lambda: (
@@ -322,6 +347,9 @@ async def test_failed_job_degrades_the_task_and_keeps_the_current_version(
         )
     )
     assert degraded["status"] == "True" and "exited with 3" in degraded["message"]
+    assert degraded["message"].endswith(
+        "trainer: training failed: CUDA out of memory; the current version keeps serving"
+    )
     tj_name = job_name.removesuffix("-train")
     assert status_of(emulator, TJ, tj_name)["state"] == "Failed"  # recorded before the task
     finished = await eventually(

@@ -79,6 +79,10 @@ app.kubernetes.io/component: operator
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create, patch, delete]
+# Trainer pods: read their termination message when training fails.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list]
 - apiGroups: ["", events.k8s.io]
   resources: [events]
   verbs: [create, patch]

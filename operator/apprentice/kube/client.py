@@ -30,6 +30,7 @@ __all__ = [
     "EVENTS",
     "JOBS",
     "MODEL_VERSIONS",
+    "PODS",
     "PVCS",
     "SECRETS",
     "SERVICES",
@@ -97,6 +98,7 @@ SECRETS = ApiResource("", "v1", "secrets", "Secret")
 SERVICES = ApiResource("", "v1", "services", "Service")
 PVCS = ApiResource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim")
 EVENTS = ApiResource("", "v1", "events", "Event")
+PODS = ApiResource("", "v1", "pods", "Pod")
 DEPLOYMENTS = ApiResource("apps", "v1", "deployments", "Deployment")
 JOBS = ApiResource("batch", "v1", "jobs", "Job")
 DISTILLED_TASKS = ApiResource("apprentice.dev", "v1alpha1", "distilledtasks", "DistilledTask")
@@ -110,6 +112,7 @@ _BY_KIND = {
         SECRETS,
         SERVICES,
         PVCS,
+        PODS,
         EVENTS,
         DEPLOYMENTS,
         JOBS,

@@ -2,9 +2,10 @@
 
 Ownership follows lifetime: a TrainingJob and every ModelVersion are owned by the
 DistilledTask (deleting the task removes its history); the Job is owned by its
-TrainingJob. The trainer reads the same gateway config file the gateway serves from,
-pulls the dataset from the gateway's admin export with the admin token (an env var
-from the Secret), and writes the adapter and ``metrics.json`` under :func:`adapter_path`.
+TrainingJob. The trainer (``python -m apprentice.training.job``) takes its settings from
+``APPRENTICE_*`` variables, pulls the dataset from the gateway's admin export with the
+admin token (an env var from the Secret), writes the adapter and ``metrics.json`` under
+:func:`adapter_path`, and leaves the reason of a failure in its termination message.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from typing import Any
 from apprentice.kube import API_VERSION, TASK_LABEL, TRAINING_JOB_LABEL
 from apprentice.kube.models import ModelVersionSpec, Profile, TrainingJobSpec
 from apprentice.kube.objects import (
-    CONFIG_DIR,
-    CONFIG_FILE,
     DATA_DIR,
     MODELS_DIR,
     Manifest,
@@ -100,23 +99,22 @@ def get_job(
         "image": training.image or task.defaults.trainer_image,
         "imagePullPolicy": task.defaults.pull_policy,
         "command": ["python", "-m", "apprentice.training.job"],
-        "args": [
-            "--config",
-            CONFIG_FILE,
-            "--task",
-            spec.name,
-            "--version",
-            version,
-            "--gateway-url",
-            gateway_url,
-            "--output",
-            output,
+        # The trainer's settings are its APPRENTICE_* variables (see apprentice.training.job).
+        "env": [
+            *gateway_env(task),
+            {"name": "APPRENTICE_GATEWAY_URL", "value": gateway_url},
+            {"name": "APPRENTICE_TASK", "value": spec.name},
+            {"name": "APPRENTICE_OUTPUT_DIR", "value": output},
+            {"name": "APPRENTICE_BASE_MODEL", "value": spec.student.base_model},
+            {"name": "APPRENTICE_FINE_TUNE_BACKEND", "value": training.fine_tune_backend.value},
+            {"name": "APPRENTICE_TRAINING", "value": training.hyperparameters.model_dump_json()},
+            {"name": "APPRENTICE_DEVICE", "value": "cuda" if gpu else "cpu"},
+            {"name": "HF_HOME", "value": f"{DATA_DIR}/hf-cache"},
         ],
-        "env": [*gateway_env(task), {"name": "HF_HOME", "value": f"{DATA_DIR}/hf-cache"}],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "resources": resources(training.resources, default),
         "securityContext": container_security_context(),
         "volumeMounts": [
-            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
             {"name": "data", "mountPath": DATA_DIR},
             {"name": "tmp", "mountPath": "/tmp"},
         ],
@@ -128,7 +126,6 @@ def get_job(
         "securityContext": pod_security_context(),
         "containers": [container],
         "volumes": [
-            {"name": "config", "configMap": {"name": task.names.config_map}},
             {"name": "data", "persistentVolumeClaim": {"claimName": task.names.pvc}},
             {"name": "tmp", "emptyDir": {}},
         ],

@@ -73,6 +73,8 @@ async def job_changed(
         }
         if outcome == "running":
             update["state"] = TrainingJobState.running.value
+        if outcome == "failed":
+            message = await _with_trainer_message(rt, namespace, body, message)
         if outcome in ("succeeded", "failed"):
             end = reconcile.rfc3339(now())
             update.update(
@@ -83,6 +85,17 @@ async def job_changed(
             await _finish(rt, tj, outcome == "succeeded", message, update)
         else:
             await rt.kube.patch(k8s.TRAINING_JOBS, namespace, name, {"status": update}, status=True)
+
+
+async def _with_trainer_message(rt: Runtime, namespace: str, job: Any, message: str) -> str:
+    """The Job's failure reason plus what the trainer wrote to its termination message."""
+    pods = await rt.kube.list(k8s.PODS, namespace, {"job-name": job["metadata"]["name"]})
+    for pod in sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or ""):
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            said = ((status.get("state") or {}).get("terminated") or {}).get("message")
+            if said:
+                message = f"{message}; trainer: {said.strip()[-500:]}"
+    return message
 
 
 async def _finish(
