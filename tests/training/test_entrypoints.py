@@ -43,6 +43,8 @@ def test_tiny_profile_trains_long_enough_and_says_so() -> None:
     used = effective_hyper("apprentice/tiny", hyper, 240)
     assert used.learning_rate > hyper.learning_rate and used.epochs * 15 >= 360
     assert effective_hyper("meta-llama/Llama-3.2-1B", hyper, 240) == hyper
+    big = effective_hyper("apprentice/tiny", hyper, 5000)  # 313 steps an epoch
+    assert big.epochs == 2
 
 
 @pytest.mark.slow

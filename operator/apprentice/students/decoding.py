@@ -69,16 +69,6 @@ class Decoder(Protocol):
         ...
 
 
-def _rms(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    x32 = x.float()
-    return weight * (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
-
-
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-
-
 class LlamaGreedy:
     """Greedy decoding for a plain ``LlamaForCausalLM`` (adapter already merged)."""
 
@@ -92,10 +82,18 @@ class LlamaGreedy:
         self.max_pos = int(cfg.max_position_embeddings)
         with torch.no_grad():
             self.embed = inner.embed_tokens.weight.detach().clone()
+            # Rows of q/k reordered per head from rotate_half's [reals | imags] to interleaved
+            # pairs, so RoPE is one complex multiply (dot products are unchanged).
+            half = self.head_dim // 2
+            within = [i // 2 + (i % 2) * half for i in range(self.head_dim)]
+            q_perm = [h * self.head_dim + j for h in range(self.n_heads) for j in within]
+            k_perm = [h * self.head_dim + j for h in range(self.n_kv) for j in within]
             self.layers = []
             for layer in inner.layers:
                 attn, mlp = layer.self_attn, layer.mlp
-                wqkv = torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight])
+                wqkv = torch.cat(
+                    [attn.q_proj.weight[q_perm], attn.k_proj.weight[k_perm], attn.v_proj.weight]
+                )
                 wgu = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
                 self.layers.append(
                     (
@@ -114,10 +112,7 @@ class LlamaGreedy:
             scale = float(getattr(rotary, "attention_scaling", 1.0))
             pos = torch.arange(self.max_pos, dtype=torch.float32, device=inv_freq.device)
             freqs = torch.outer(pos, inv_freq)
-            emb = torch.cat([freqs, freqs], dim=-1)
-            dtype = self.embed.dtype
-            self.cos = (emb.cos() * scale).to(dtype)
-            self.sin = (emb.sin() * scale).to(dtype)
+            self.rope = torch.polar(torch.full_like(freqs, scale), freqs).unsqueeze(1)
         self.q_size = self.n_heads * self.head_dim
         self.kv_size = self.n_kv * self.head_dim
         self.scale = 1.0 / math.sqrt(self.head_dim)
@@ -139,15 +134,16 @@ class LlamaGreedy:
         """Run ``x`` (T, H) at positions start.. through the layers; fills the caches."""
         t = x.shape[0]
         end = start + t
-        cos = self.cos[start:end].unsqueeze(1)
-        sin = self.sin[start:end].unsqueeze(1)
+        rope = self.rope[start:end]
+        qk_size = self.q_size + self.kv_size
+        n_qk = self.n_heads + self.n_kv
+        shape = (x.shape[-1],)
         for i, (ln1, wqkv, wo, ln2, wgu, wdown) in enumerate(self.layers):
-            h = _rms(x, ln1, self.eps) @ wqkv
-            q = h[:, : self.q_size].view(t, self.n_heads, self.head_dim)
-            k = h[:, self.q_size : self.q_size + self.kv_size].view(t, self.n_kv, self.head_dim)
-            v = h[:, self.q_size + self.kv_size :].view(t, self.n_kv, self.head_dim)
-            q = q * cos + _rotate_half(q) * sin
-            k = k * cos + _rotate_half(k) * sin
+            h = F.rms_norm(x, shape, ln1, self.eps) @ wqkv
+            pairs = torch.view_as_complex(h[:, :qk_size].reshape(t, n_qk, -1, 2))
+            qk = torch.view_as_real(pairs * rope).reshape(t, n_qk, self.head_dim)
+            q, k = qk[:, : self.n_heads], qk[:, self.n_heads :]
+            v = h[:, qk_size:].view(t, self.n_kv, self.head_dim)
             kcache[i][start:end] = k
             vcache[i][start:end] = v
             keys = kcache[i][:end].transpose(0, 1)
@@ -160,7 +156,7 @@ class LlamaGreedy:
                 q.transpose(0, 1), keys, values, is_causal=t > 1, scale=self.scale
             )
             x = x + attn.transpose(0, 1).reshape(t, self.q_size) @ wo
-            g = _rms(x, ln2, self.eps) @ wgu
+            g = F.rms_norm(x, shape, ln2, self.eps) @ wgu
             half = g.shape[-1] // 2
             x = x + (F.silu(g[:, :half]) * g[:, half:]) @ wdown
         return x
@@ -179,7 +175,7 @@ class LlamaGreedy:
         pos = len(prompt_ids)
         out: list[int] = []
         while True:
-            logits = _rms(x[-1:], self.norm, self.eps) @ self.head
+            logits = F.rms_norm(x[-1:], (x.shape[-1],), self.norm, self.eps) @ self.head
             token = int(logits.argmax(-1))
             out.append(token)
             if stop(token) or len(out) >= max_new_tokens or pos >= total:

@@ -17,6 +17,8 @@ import dataclasses
 import time
 from typing import Any
 
+import torch
+
 from apprentice import prompts
 from apprentice.config import LocalConfig, TaskConfig
 from apprentice.students import decoding, tiny
@@ -31,6 +33,8 @@ from apprentice.students.base import (
 )
 
 __all__ = ["LoadedVersion", "TransformersStudent", "load_merged"]
+
+SMALL_MODEL = 50_000_000  # parameters
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -118,6 +122,10 @@ class TransformersStudent:
 
     def _load(self, version: VersionRef) -> LoadedVersion:
         model, codec = load_merged(self.local.base_model, version.path, self.device)
+        if self.device == "cpu" and sum(p.numel() for p in model.parameters()) < SMALL_MODEL:
+            # Batch-1 decoding of a small model is a chain of tiny ops: one thread is
+            # as fast, and never fights a training subprocess for the cores.
+            torch.set_num_threads(1)
         positions = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
         return LoadedVersion(
             version.name, version.path, codec, decoding.make_decoder(model), positions

@@ -29,12 +29,14 @@ from apprentice.training.backends.base import (
 )
 from apprentice.training.dataset import TrainingDataset
 
-__all__ = ["TINY_MIN_STEPS", "HuggingFaceFineTuner", "effective_hyper"]
+__all__ = ["TINY_MAX_STEPS", "TINY_MIN_STEPS", "HuggingFaceFineTuner", "effective_hyper"]
 
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 # A from-scratch byte model needs a few hundred optimiser steps whatever the
 # dataset size; fewer and it has only learnt the JSON punctuation.
 TINY_MIN_STEPS = 360
+# ... and more than this only costs time: retraining on a grown store stays bounded.
+TINY_MAX_STEPS = 720
 TINY_LEARNING_RATE = 3e-3
 TINY_BATCH_SIZE = 16
 
@@ -45,7 +47,10 @@ def effective_hyper(base_model: str, hyper: TrainingConfig, n_examples: int) -> 
         return hyper
     batch = TINY_BATCH_SIZE
     steps_per_epoch = math.ceil(n_examples / batch)
-    epochs = max(hyper.epochs, math.ceil(TINY_MIN_STEPS / steps_per_epoch))
+    epochs = max(
+        math.ceil(TINY_MIN_STEPS / steps_per_epoch),
+        min(hyper.epochs, max(1, TINY_MAX_STEPS // steps_per_epoch)),
+    )
     return hyper.model_copy(
         update={
             "learning_rate": max(hyper.learning_rate, TINY_LEARNING_RATE),
@@ -157,19 +162,16 @@ class HuggingFaceFineTuner:
                 if step >= total_steps:
                     break
                 width = max(len(encoded[i][0]) for i in batch)
+                # Right padding and no attention mask: causal attention never lets a
+                # real token see the pads after it, pads carry no loss, and the plain
+                # causal kernel is both faster and free of fully masked (NaN) rows.
                 ids = torch.full((len(batch), width), pad, dtype=torch.long)
                 labels = torch.full((len(batch), width), -100, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
                 for row, i in enumerate(batch):
                     seq, n_prompt = encoded[i]
                     ids[row, : len(seq)] = torch.tensor(seq)
                     labels[row, n_prompt : len(seq)] = torch.tensor(seq[n_prompt:])
-                    mask[row, : len(seq)] = 1
-                out = peft_model(
-                    input_ids=ids.to(device),
-                    attention_mask=mask.to(device),
-                    labels=labels.to(device),
-                )
+                out = peft_model(input_ids=ids.to(device), labels=labels.to(device))
                 loss = out.loss
                 if not torch.isfinite(loss):
                     raise TrainingFailed(
