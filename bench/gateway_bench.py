@@ -366,7 +366,9 @@ def render_md(r: dict[str, Any]) -> str:
         "# Gateway benchmark",
         "",
         f"{r['machine']}; {r['seconds']} s per measurement (latency: median of {TRIALS} runs "
-        f"by p99); store: {r['store']}.",
+        f"by p99); store: {r['store']}. Load average when the run started: "
+        f"{r['load_average_at_start']} (a shared VM: other jobs ran too; the p99 of each "
+        "trial is in gateway.json).",
         "",
         "| | requests/s |",
         "|---|---:|",
@@ -413,6 +415,7 @@ async def main_async(seconds: float, base: Path | None) -> dict[str, Any]:
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
             f"{platform.python_version()}",
             "seconds": seconds,
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
             "store": "SQLite (WAL, synchronous=FULL, group commit) on "
             + ("tmpfs" if base else "the VM disk"),
             "direct": await direct_phase(seconds),
