@@ -77,6 +77,7 @@ def main() -> int:
     cmd = [str(exe), "demo", "--json", "--no-progress", "--dir", directory,
            "--requests", str(args.requests)]  # fmt: skip
     peak = 0.0
+    load_before = os.getloadavg()
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stop = threading.Event()
@@ -113,6 +114,8 @@ def main() -> int:
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             "python": platform.python_version(),
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
         },
         "command": " ".join(cmd[1:]),
         "result": result,
