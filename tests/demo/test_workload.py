@@ -96,3 +96,27 @@ def test_last_window_reduction() -> None:
     assert runner.last_window_reduction(costs, called, 0.01) == 0.75
     assert runner.last_window_reduction([], [], 0.01) is None
     assert runner.last_window_reduction(costs, called, 0.0) is None
+
+
+def test_summary_table_names_every_number() -> None:
+    from apprentice.commands.demo import _table
+
+    result = {
+        "requests": 2500,
+        "teacher_calls": 1088,
+        "final_phase": "steady_state",
+        "spend_reduction_last_1000": 0.973,
+        "heldout_agreement": 0.9908,
+        "seconds": 147.9,
+        "steady_state_at": 1049,
+        "active_version": "v1",
+        "teacher_spend": 0.6287,
+        "all_teacher_estimate": 1.4446,
+        "peak_rss_mb": 783.0,
+        "directory": "/tmp/d",
+        "report": "/tmp/d/report.html",
+    }
+    text = _table(result)
+    for needle in ("2,500", "1,088", "steady_state", "97.3%", "99.1%", "147.9", "1,049",
+                   "/tmp/d/report.html", "apprentice status -c /tmp/d/apprentice.yaml"):  # fmt: skip
+        assert needle in text

@@ -59,7 +59,7 @@ def _table(result: dict[str, Any]) -> str:
         ["held-out agreement", pct(result["heldout_agreement"])],
         ["active model version", result["active_version"] or "none"],
         ["seconds", f"{result['seconds']:.1f}"],
-        ["peak memory", f"{result['peak_rss_mb']:,.0f} MB"],
+        ["peak memory, largest process", f"{result['peak_rss_mb']:,.0f} MB"],
     ]
     lines = [format_table(["apprentice demo", "result"], rows)]
     lines.append(f"\ndirectory: {result['directory']}")
