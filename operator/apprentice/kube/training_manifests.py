@@ -109,6 +109,9 @@ def get_job(
             {"name": "APPRENTICE_FINE_TUNE_BACKEND", "value": training.fine_tune_backend.value},
             {"name": "APPRENTICE_TRAINING", "value": training.hyperparameters.model_dump_json()},
             {"name": "APPRENTICE_DEVICE", "value": "cuda" if gpu else "cpu"},
+            # In a cluster the trainer fetches a Hugging Face base model itself (offline
+            # is the default only for the embedded mode, where nothing may download).
+            {"name": "APPRENTICE_ALLOW_DOWNLOAD", "value": "1"},
             {"name": "HF_HOME", "value": f"{DATA_DIR}/hf-cache"},
         ],
         "terminationMessagePolicy": "FallbackToLogsOnError",
