@@ -305,7 +305,12 @@ def current_sampling(state: TaskState) -> sampling.Sampling:
     if memo is None:
         c = state.confidence
         memo = sampling.decide(
-            state.params.policy, state.phase.number, c.mean, c.trend, alert=_alert(state)
+            state.params.policy,
+            state.phase.number,
+            c.mean,
+            c.trend,
+            alert=_alert(state),
+            lower_bound=c.lower_bound,
         )
         object.__setattr__(state, "_sampling", memo)  # memoisation, invisible to callers
     return memo

@@ -124,8 +124,16 @@ def decide(
     trend: float = 0.0,
     *,
     alert: bool = False,
+    lower_bound: float | None = None,
 ) -> Sampling:
-    """The rate for a task in ``phase`` (1, 2 or 3) with this confidence and trend."""
+    """The rate for a task in ``phase`` (1, 2 or 3) with this confidence and trend.
+
+    Coaching and emergency follow the mean ``confidence``; the position on the decay
+    curve follows ``lower_bound`` when given, so the teacher is withdrawn only as fast
+    as the evidence accumulates: right after graduation the bound sits near
+    ``phase2_to_phase3`` and the rate starts well above the floor, then falls as
+    comparisons confirm the agreement, instead of jumping from 1.0 to the floor.
+    """
     if phase == 1:
         return Sampling(1.0, Mode.teacher_only)
     if phase == 2:
@@ -139,9 +147,10 @@ def decide(
         return Sampling(1.0, Mode.coaching)
     if alert:
         return Sampling(1.0, Mode.alert)
+    position = confidence if lower_bound is None or math.isnan(lower_bound) else lower_bound
     if trend < -policy.trend_sensitivity:
-        return Sampling(curve(policy, confidence + trend), Mode.raised)
-    return Sampling(curve(policy, confidence), Mode.curve)
+        return Sampling(curve(policy, position + trend), Mode.raised)
+    return Sampling(curve(policy, position), Mode.curve)
 
 
 def rate(
