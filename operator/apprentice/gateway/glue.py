@@ -10,12 +10,13 @@ that is what makes ``reserve`` race-free without a lock (the budget invariant of
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from apprentice.config import ApprenticeConfig, TaskConfig
 from apprentice.engine import budget as budget_mod
 from apprentice.engine import lifecycle
+from apprentice.reporting import snapshot
 from apprentice.reporting import status as status_mod
 from apprentice.store import records
 
@@ -68,35 +69,8 @@ class TaskEngine:
         return self.state.to_dict()
 
     def view(self, *, paused: bool | None = None) -> status_mod.EngineView:
-        s = self.state
-        c = s.confidence
-        due = lifecycle.training_due(s)
-        return status_mod.EngineView(
-            phase=s.phase.value,
-            coaching=s.coaching,
-            emergency=s.emergency,
-            paused=s.paused if paused is None else paused,
-            confidence=c.mean,
-            confidence_lower_bound=c.lower_bound,
-            sampling_rate=s.sampling_rate,
-            trend=c.trend,
-            drift_at=c.drift_at if s.drift else None,
-            shift_at=c.shift_at if s.shift else None,
-            anti_correlation=c.anti_correlation,
-            comparisons=s.comparisons,
-            requests=self.requests,
-            training_due=due.due,
-            training_reason=due.reason,
-            alarms=[
-                {
-                    "kind": a.kind.value,
-                    "index": a.index,
-                    "comparisons": a.comparisons,
-                    "at": datetime.fromtimestamp(a.at, UTC).isoformat() if a.at else None,
-                }
-                for a in s.alarms
-            ],
-        )
+        """The same view ``apprentice status`` builds from the store, by construction."""
+        return snapshot.engine_view(self.state, requests=self.requests, paused=paused)
 
     # -- decisions and updates -------------------------------------------------------------
 
