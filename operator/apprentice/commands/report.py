@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from apprentice import config
+from apprentice.commands._store_args import load_config_for_tasks
 
 
 def register(sub: Any) -> None:
@@ -33,15 +33,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.html and not args.json:
         print("error: pass --html report.html and/or --json", file=sys.stderr)
         return 1
-    try:
-        cfg = config.load(args.config)
-    except config.ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
-    known = [t.name for t in cfg.tasks]
-    unknown = [t for t in args.task or [] if t not in known]
-    if unknown:
-        print(f"error: unknown task(s) {unknown}; configured: {known}", file=sys.stderr)
+    cfg = load_config_for_tasks(args.config, args.task)
+    if cfg is None:
         return 1
     try:
         with open_store(cfg.store.url) as store:

@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from apprentice import config
+from apprentice.commands._store_args import load_config_for_tasks
 
 
 def register(sub: Any) -> None:
@@ -31,15 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from apprentice.reporting.status import StatusReport
     from apprentice.store import StoreError, open_store
 
-    try:
-        cfg = config.load(args.config)
-    except config.ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
-    known = [t.name for t in cfg.tasks]
-    unknown = [t for t in args.task or [] if t not in known]
-    if unknown:
-        print(f"error: unknown task(s) {unknown}; configured: {known}", file=sys.stderr)
+    cfg = load_config_for_tasks(args.config, args.task)
+    if cfg is None:
         return 1
     try:
         with open_store(cfg.store.url) as store:
@@ -47,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     except StoreError as exc:
         print(f"error: cannot read the store: {exc}", file=sys.stderr)
         return 1
-    report = StatusReport(tasks={k: v for k, v in full.tasks.items() if k in (args.task or known)})
+    wanted = args.task or [t.name for t in cfg.tasks]
+    report = StatusReport(tasks={k: v for k, v in full.tasks.items() if k in wanted})
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
