@@ -25,6 +25,7 @@ from apprentice.training.backends.base import (
     Progress,
     TrainingFailed,
     TrainingResult,
+    finish_run,
 )
 from apprentice.training.dataset import TrainingDataset
 
@@ -135,15 +136,13 @@ class AxolotlFineTuner:
             raise TrainingFailed(f"axolotl train exited with {code}:\n{last}")
         if not (out_dir / "adapter_config.json").exists():
             raise TrainingFailed(f"axolotl finished but wrote no adapter_config.json to {out_dir}")
-        result = TrainingResult(
-            adapter_dir=str(out_dir),
+        return finish_run(
+            dataset,
+            adapter_dir=out_dir,
             base_model=base_model,
-            examples_used=dataset.unique_examples,
-            data_hash=dataset.data_hash,
             hyper_parameters={**hyper.model_dump(mode="json"), "backend": "axolotl"},
             loss_curve=losses,
-            duration_s=round(time.perf_counter() - started, 3),
+            started=started,
             metrics={"final_loss": losses[-1] if losses else None, "config": str(config_path)},
+            out_dir=out_dir,
         )
-        result.write_metadata(out_dir)
-        return result

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,6 +27,7 @@ __all__ = [
     "TrainingError",
     "TrainingFailed",
     "TrainingResult",
+    "finish_run",
 ]
 
 METADATA_FILE = "metadata.json"
@@ -76,6 +78,37 @@ class TrainingResult:
         raw = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in raw.items() if k in fields})
+
+
+def finish_run(
+    dataset: TrainingDataset,
+    *,
+    adapter_dir: str | Path,
+    base_model: str,
+    hyper_parameters: dict[str, Any],
+    loss_curve: list[float],
+    started: float,
+    metrics: dict[str, Any],
+    out_dir: Path,
+) -> TrainingResult:
+    """The run's ``TrainingResult``, written to ``out_dir/metadata.json``.
+
+    Every backend ends the same way, so the dataset fields, the duration (from
+    ``started``, a ``time.perf_counter()`` reading) and the metadata file are
+    filled in one place and read back identically whichever backend trained.
+    """
+    result = TrainingResult(
+        adapter_dir=str(adapter_dir),
+        base_model=base_model,
+        examples_used=dataset.unique_examples,
+        data_hash=dataset.data_hash,
+        hyper_parameters=hyper_parameters,
+        loss_curve=loss_curve,
+        duration_s=round(time.perf_counter() - started, 3),
+        metrics=metrics,
+    )
+    result.write_metadata(out_dir)
+    return result
 
 
 class FineTuner(Protocol):

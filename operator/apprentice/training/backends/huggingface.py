@@ -26,6 +26,7 @@ from apprentice.training.backends.base import (
     Progress,
     TrainingFailed,
     TrainingResult,
+    finish_run,
 )
 from apprentice.training.dataset import TrainingDataset
 
@@ -207,12 +208,10 @@ class HuggingFaceFineTuner:
         # save_embedding_layers=False: no Hub lookup of the base's vocabulary (offline);
         # trained embeddings are saved anyway as modules_to_save.
         peft_model.save_pretrained(str(out_dir), save_embedding_layers=False)
-        duration = time.perf_counter() - started
-        result = TrainingResult(
-            adapter_dir=str(out_dir),
+        return finish_run(
+            dataset,
+            adapter_dir=out_dir,
             base_model=base_model,
-            examples_used=dataset.unique_examples,
-            data_hash=dataset.data_hash,
             hyper_parameters={
                 **used.model_dump(mode="json"),
                 "requested": hyper.model_dump(mode="json"),
@@ -223,8 +222,7 @@ class HuggingFaceFineTuner:
                 "training_rows": len(dataset),
             },
             loss_curve=loss_curve,
-            duration_s=round(duration, 3),
+            started=started,
             metrics={"final_loss": loss_curve[-1], "steps": total_steps},
+            out_dir=out_dir,
         )
-        result.write_metadata(out_dir)
-        return result

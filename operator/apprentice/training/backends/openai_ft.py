@@ -23,6 +23,7 @@ from apprentice.training.backends.base import (
     Progress,
     TrainingFailed,
     TrainingResult,
+    finish_run,
 )
 from apprentice.training.dataset import TrainingDataset
 
@@ -147,14 +148,13 @@ class OpenAIFineTuner:
         model = job.get("fine_tuned_model")
         if not model:
             raise TrainingFailed(f"OpenAI job {job['id']} succeeded without a fine_tuned_model")
-        result = TrainingResult(
+        return finish_run(
+            dataset,
             adapter_dir=str(model),
             base_model=base_model,
-            examples_used=dataset.unique_examples,
-            data_hash=dataset.data_hash,
             hyper_parameters={**hyper.model_dump(mode="json"), "backend": "openai"},
             loss_curve=losses,
-            duration_s=round(time.perf_counter() - started, 3),
+            started=started,
             metrics={
                 "fine_tuned_model": model,
                 "job_id": job["id"],
@@ -163,9 +163,8 @@ class OpenAIFineTuner:
                 "serve_as": "openai_compatible",
                 "base_url": self.base_url,
             },
+            out_dir=out_dir,
         )
-        result.write_metadata(out_dir)
-        return result
 
     def _poll(
         self, client: httpx.Client, job: dict[str, Any], progress: Progress | None

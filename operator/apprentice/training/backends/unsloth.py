@@ -19,6 +19,7 @@ from apprentice.training.backends.base import (
     Progress,
     TrainingFailed,
     TrainingResult,
+    finish_run,
 )
 from apprentice.training.dataset import TrainingDataset
 
@@ -99,18 +100,16 @@ class UnslothFineTuner:
         tokenizer.save_pretrained(str(out_dir))
         if progress is not None:
             progress({"event": "trained", "loss": losses[-1]})
-        result = TrainingResult(
-            adapter_dir=str(out_dir),
+        return finish_run(
+            dataset,
+            adapter_dir=out_dir,
             base_model=base_model,
-            examples_used=dataset.unique_examples,
-            data_hash=dataset.data_hash,
             hyper_parameters={**hyper.model_dump(mode="json"), "backend": "unsloth"},
             loss_curve=losses,
-            duration_s=round(time.perf_counter() - started, 3),
+            started=started,
             metrics={
                 "final_loss": losses[-1],
                 "train_runtime": output.metrics.get("train_runtime"),
             },
+            out_dir=out_dir,
         )
-        result.write_metadata(out_dir)
-        return result
