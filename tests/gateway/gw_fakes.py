@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import gw_rules as rules
 
 from apprentice import prompts
 from apprentice.config import TaskConfig
+from apprentice.store import Store, records
 from apprentice.students import base as students
 
 
@@ -86,3 +88,21 @@ def write_adapter(path: Path, rule: str) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     (path / "adapter.json").write_text(json.dumps({"rule": rule}))
     return path
+
+
+def promote_v1(store: Store, path: Path) -> None:
+    """Record ``classify`` v1 at ``path`` as promoted, as a store after a restart has it."""
+    now = datetime.now(UTC)
+    store.add_version(
+        records.ModelVersionRecord(
+            task="classify",
+            version="v1",
+            state="candidate",
+            path=str(path),
+            base_model="apprentice/tiny",
+            created_at=now,
+            updated_at=now,
+            heldout_score=1.0,
+        )
+    )
+    store.update_version("classify", "v1", state="promoted")

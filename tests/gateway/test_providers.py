@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from apprentice.store import open_store, records
+from apprentice.store import open_store
 from conftest import make_config
 
 
@@ -99,21 +98,8 @@ def _remote(fake: FakeOpenAI) -> dict[str, Any]:
 def _promote_before_start(tmp_path: Path, url: str, rule: str) -> None:
     """A store that already serves v1 (as after a restart)."""
     path = gw_fakes.write_adapter(tmp_path / "models" / "classify" / "v1", rule)
-    now = datetime.now(UTC)
     with open_store(url) as store:
-        store.add_version(
-            records.ModelVersionRecord(
-                task="classify",
-                version="v1",
-                state="candidate",
-                path=str(path),
-                base_model="apprentice/tiny",
-                created_at=now,
-                updated_at=now,
-                heldout_score=1.0,
-            )
-        )
-        store.update_version("classify", "v1", state="promoted")
+        gw_fakes.promote_v1(store, path)
 
 
 async def test_openai_sdk_gets_the_task_output(harness_factory: Any) -> None:

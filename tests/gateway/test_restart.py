@@ -14,10 +14,10 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import gw_fakes
 import gw_rules
 import httpx
 import pytest
@@ -25,7 +25,7 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from apprentice.store import open_store, records
+from apprentice.store import open_store
 from conftest import config_dict
 
 
@@ -166,21 +166,8 @@ async def vllm() -> AsyncIterator[tuple[VLLMFake, str]]:
 def _seed_promoted_v1(url: str, tmp_path: Path) -> None:
     path = tmp_path / "models" / "classify" / "v1"
     path.mkdir(parents=True)
-    now = datetime.now(UTC)
     with open_store(url) as store:
-        store.add_version(
-            records.ModelVersionRecord(
-                task="classify",
-                version="v1",
-                state="candidate",
-                path=str(path),
-                base_model="apprentice/tiny",
-                created_at=now,
-                updated_at=now,
-                heldout_score=1.0,
-            )
-        )
-        store.update_version("classify", "v1", state="promoted")
+        gw_fakes.promote_v1(store, path)
 
 
 @pytest.mark.parametrize("phase", ["cold_start", "reinforcement"])

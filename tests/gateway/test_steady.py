@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import gw_rules
 
 from apprentice import config
 from apprentice.engine import lifecycle
-from apprentice.store import open_store, records
+from apprentice.store import open_store
 from conftest import make_config
 
 
@@ -23,21 +22,8 @@ def seed_steady_state(cfg: config.ApprenticeConfig, tmp_path: Path, rule: str) -
         state, _ = lifecycle.observe(state, 1.0, index=i)
     assert state.phase is lifecycle.Phase.steady_state
     path = gw_fakes.write_adapter(tmp_path / "models" / "classify" / "v1", rule)
-    now = datetime.now(UTC)
     with open_store(cfg.store.url) as store:
-        store.add_version(
-            records.ModelVersionRecord(
-                task="classify",
-                version="v1",
-                state="candidate",
-                path=str(path),
-                base_model="apprentice/tiny",
-                created_at=now,
-                updated_at=now,
-                heldout_score=1.0,
-            )
-        )
-        store.update_version("classify", "v1", state="promoted")
+        gw_fakes.promote_v1(store, path)
         store.save_task_state("classify", state.to_dict())
 
 
