@@ -43,6 +43,7 @@ __all__ = [
     "JudgeFactory",
     "JudgeTeacher",
     "PureEvaluator",
+    "ScoredEvaluator",
     "build_evaluator",
     "evaluate_sync",
     "invalid_student",
@@ -161,6 +162,35 @@ class PureEvaluator(Evaluator, Protocol):
     ) -> Evaluation:
         """Same result as :meth:`evaluate`, synchronously."""
         ...
+
+
+class ScoredEvaluator:
+    """``evaluate`` and ``aclose`` for an evaluator whose ``score`` needs no I/O.
+
+    Such an evaluator awaits nothing and holds no client, so both methods are the
+    same for every one of them (exact and structured match) and live here.
+    """
+
+    def score(
+        self,
+        task: TaskConfig,
+        student_output: dict[str, Any] | None,
+        teacher_output: dict[str, Any],
+    ) -> Evaluation:
+        raise NotImplementedError
+
+    async def evaluate(
+        self,
+        task: TaskConfig,
+        student_output: dict[str, Any] | None,
+        teacher_output: dict[str, Any],
+        *,
+        task_input: dict[str, Any] | None = None,
+    ) -> Evaluation:
+        return self.score(task, student_output, teacher_output)
+
+    async def aclose(self) -> None:
+        return None
 
 
 def build_evaluator(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from apprentice.config import EvaluatorKind, TaskConfig
-from apprentice.evaluators.base import Evaluation, invalid_student
+from apprentice.evaluators.base import Evaluation, ScoredEvaluator, invalid_student
 from apprentice.evaluators.values import Comparison, normalize
 from apprentice.prompts import canonical_json
 
@@ -20,7 +20,7 @@ __all__ = ["ExactMatch"]
 _SHOWN = 500  # characters of each answer kept in details: enough to see, bounded for the store
 
 
-class ExactMatch:
+class ExactMatch(ScoredEvaluator):
     """Score 1 when the normalised canonical JSON is identical, else 0."""
 
     kind = EvaluatorKind.exact_match
@@ -55,16 +55,3 @@ class ExactMatch:
                 or (key in student_output) != (key in teacher_output)
             ]
         return Evaluation(0.0, details)
-
-    async def evaluate(
-        self,
-        task: TaskConfig,
-        student_output: dict[str, Any] | None,
-        teacher_output: dict[str, Any],
-        *,
-        task_input: dict[str, Any] | None = None,
-    ) -> Evaluation:
-        return self.score(task, student_output, teacher_output)
-
-    async def aclose(self) -> None:
-        return None

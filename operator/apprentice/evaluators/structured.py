@@ -13,7 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 from apprentice.config import EvaluatorKind, TaskConfig
-from apprentice.evaluators.base import Evaluation, EvaluatorConfigError, invalid_student
+from apprentice.evaluators.base import (
+    Evaluation,
+    EvaluatorConfigError,
+    ScoredEvaluator,
+    invalid_student,
+)
 from apprentice.evaluators.values import MISSING, Comparison, lookup, values_equal
 
 __all__ = ["StructuredMatch"]
@@ -24,7 +29,7 @@ def _shown(value: Any) -> Any:
     return None if value is MISSING else value
 
 
-class StructuredMatch:
+class StructuredMatch(ScoredEvaluator):
     """Weighted per-field agreement; details name every field that differed."""
 
     kind = EvaluatorKind.structured_match
@@ -94,16 +99,3 @@ class StructuredMatch:
                 }
         score = min(1.0, max(0.0, matched_weight / total))
         return Evaluation(score, {"matched": matched, "differences": differences})
-
-    async def evaluate(
-        self,
-        task: TaskConfig,
-        student_output: dict[str, Any] | None,
-        teacher_output: dict[str, Any],
-        *,
-        task_input: dict[str, Any] | None = None,
-    ) -> Evaluation:
-        return self.score(task, student_output, teacher_output)
-
-    async def aclose(self) -> None:
-        return None
