@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import gw_rules
-
-from conftest import make_config
+from gw_config import make_config
 
 
 async def test_200_concurrent_requests_never_spend_past_the_cap(

@@ -13,10 +13,10 @@ from typing import Any
 import gw_fakes
 import gw_rules
 import yaml
+from gw_config import config_dict
 
 from apprentice.commands import batch
 from apprentice.store import open_store, records
-from conftest import config_dict
 
 
 async def test_batch_waits_for_training_deterministically(harness_factory: Any) -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 import gw_fakes
 import gw_rules
 import pytest
+from gw_config import make_config, trainer
 
 from apprentice.gateway import errors
 from apprentice.gateway.facade import Apprentice, SyncApprentice
-from conftest import make_config, trainer
 
 
 async def test_async_facade_answers_and_raises_typed_errors(tmp_path: Path) -> None:

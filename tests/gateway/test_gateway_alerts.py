@@ -11,8 +11,7 @@ import gw_rules
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-
-from conftest import make_config
+from gw_config import make_config
 
 
 class Webhook:

@@ -6,8 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import gw_rules
-
-from conftest import ADMIN_TOKEN, make_config
+from gw_config import ADMIN_TOKEN, make_config
 
 
 async def test_task_endpoint_answers_with_teacher_output_in_phase_1(harness_factory: Any) -> None:

@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import gw_rules
-
-from conftest import make_config, trainer
+from gw_config import make_config, trainer
 
 
 async def _send(client: Any, h: Any, start: int, n: int) -> list[dict[str, Any]]:

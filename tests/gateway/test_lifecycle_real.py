@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import yaml
 from aiohttp.test_utils import TestClient, TestServer
+from gw_config import config_dict
 
 from apprentice import config
 from apprentice.gateway.facade import Apprentice
 from apprentice.gateway.http import build_app
-from conftest import config_dict
 
 WORDS = {
     "invoice": "billing",

@@ -13,9 +13,9 @@ import openai
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from gw_config import make_config
 
 from apprentice.store import open_store
-from conftest import make_config
 
 
 class FakeOpenAI:

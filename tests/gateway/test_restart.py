@@ -24,9 +24,9 @@ import pytest
 import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from gw_config import config_dict
 
 from apprentice.store import open_store
-from conftest import config_dict
 
 
 class Server:

@@ -7,11 +7,11 @@ from typing import Any
 
 import gw_fakes
 import gw_rules
+from gw_config import make_config
 
 from apprentice import config
 from apprentice.engine import lifecycle
 from apprentice.store import open_store
-from conftest import make_config
 
 
 def seed_steady_state(cfg: config.ApprenticeConfig, tmp_path: Path, rule: str) -> None:

@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import dataclasses
 import gc
 import logging
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import kmock
@@ -21,11 +20,11 @@ import kopf
 import pytest
 from aiohttp.test_utils import TestServer
 from kube_gateway import FakeGateway
+from kube_operator import OperatorStarter, fast_settings
 from kube_support import ADMIN_TOKEN, CRD_RESOURCES, NS, TEACHER_KEY
 
 from apprentice.kube import client as k8s
 from apprentice.kube import operator
-from apprentice.kube.manifests import Defaults
 from apprentice.kube.runtime import OperatorSettings, Runtime
 
 
@@ -95,9 +94,6 @@ async def secrets(kube: k8s.KubeClient) -> None:
         )
 
 
-OperatorStarter = Callable[[OperatorSettings], Awaitable[None]]
-
-
 @pytest.fixture()
 async def start_operator(
     emulator: Any, kube: k8s.KubeClient, secrets: None, caplog: pytest.LogCaptureFixture
@@ -144,18 +140,6 @@ async def start_operator(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "coroutine 'stop_daemon'", RuntimeWarning)
         gc.collect()
-
-
-def fast_settings(gateway_url: str, **changes: Any) -> OperatorSettings:
-    """Fast polling against one loopback gateway."""
-    base = OperatorSettings(
-        namespaces=(NS,),
-        poll_interval_s=0.25,
-        retry_delay_s=0.2,
-        gateway_url=gateway_url,
-        defaults=Defaults(),
-    )
-    return dataclasses.replace(base, **changes)
 
 
 @pytest.fixture()

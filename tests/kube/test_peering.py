@@ -9,11 +9,11 @@ import kmock
 import pytest
 from aiohttp.test_utils import TestServer
 from kube_gateway import FakeGateway
+from kube_operator import OperatorStarter, fast_settings
 from kube_samples import classify
 from kube_support import ADMIN_TOKEN, NS, eventually, live
 
 from apprentice.kube import client as k8s
-from conftest import OperatorStarter, fast_settings
 
 PEERINGS = "kopf.dev/v1/kopfpeerings"
 
