@@ -16,7 +16,7 @@ from typing import Any
 import gw_fakes
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from gw_config import ADMIN_TOKEN, config_dict, make_config, trainer  # noqa: F401
+from gw_config import ADMIN_TOKEN, make_config, trainer
 
 from apprentice import config
 from apprentice.gateway.facade import Apprentice
