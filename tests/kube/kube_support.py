@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 NS = "ns1"
-TEACHER_KEY = "sk-ant-TEACHER-KEY-must-never-leak-7f3a"
+TEACHER_KEY = "fake-teacher-key-must-never-leak-7f3a"
 ADMIN_TOKEN = "admin-TOKEN-must-never-leak-91bc"
 CRD_RESOURCES = {
     "apprentice.dev/v1alpha1/distilledtasks": "DistilledTask",
