@@ -29,7 +29,7 @@ from apprentice.config import (
     TaskConfig,
     TrainingConfig,
 )
-from apprentice.config_errors import RuleError
+from apprentice.config.errors import RuleError
 
 __all__ = [
     "CONDITION_TYPES",

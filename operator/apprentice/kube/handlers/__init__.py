@@ -14,7 +14,7 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from apprentice import config_errors
+from apprentice.config import errors as config_errors
 from apprentice.kube import client as k8s
 from apprentice.kube.gateway_client import GatewayError, GatewayUnavailable
 

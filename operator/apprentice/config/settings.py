@@ -1,0 +1,155 @@
+"""Process-wide sections: the student and its training, sampling, budget, store, gateway, alerts."""
+
+from __future__ import annotations
+
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator, model_validator
+
+from apprentice.config.base import (
+    DecayFunction,
+    FineTuneBackend,
+    Fraction,
+    Model,
+    NonNegFloat,
+    StudentBackend,
+)
+from apprentice.config.errors import RuleError
+
+
+class TrainingConfig(Model):
+    """LoRA hyper-parameters; defaults sit in the range people use for 1B-8B bases."""
+
+    lora_rank: int = Field(default=16, gt=0, le=512, description="LoRA rank r.")
+    lora_alpha: int = Field(default=32, gt=0, description="LoRA alpha.")
+    lora_dropout: Fraction = Field(default=0.05, description="LoRA dropout.")
+    learning_rate: float = Field(default=2.0e-4, gt=0, le=1, description="Peak learning rate.")
+    epochs: int = Field(default=3, gt=0, le=100, description="Passes over the train split.")
+    batch_size: int = Field(default=8, gt=0, description="Examples per optimiser step.")
+    max_seq_length: int = Field(default=512, gt=0, description="Tokens per example.")
+    heldout_fraction: float = Field(default=0.1, gt=0, lt=1, description="Held-out share.")
+    target_modules: list[str] | None = Field(default=None, description="None: backend default.")
+    seed: int = Field(default=0, description="Training seed.")
+    coaching_weight: float = Field(
+        default=2.0, ge=1, description="Repeat factor for examples the student got wrong."
+    )
+
+
+class LocalConfig(Model):
+    """The student: base model, serving backend and fine-tuning backend."""
+
+    backend: StudentBackend = Field(default=StudentBackend.transformers)
+    base_url: str | None = Field(default=None, description="Student server URL.")
+    base_model: str = Field(default="apprentice/tiny", description="HF id, directory or tag.")
+    fine_tune_backend: FineTuneBackend = Field(default=FineTuneBackend.huggingface)
+    fine_tune_batch_size: int = Field(default=100, gt=0, description="New examples per run.")
+    model_dir: str = Field(default="./models/", description="Adapters, one folder per version.")
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    cost_per_hour: NonNegFloat = Field(default=0.0, description="Local compute, currency/hour.")
+    device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N.")
+    timeout_s: float = Field(default=60.0, gt=0, description="Student call timeout, seconds.")
+    max_new_tokens: int = Field(default=256, gt=0, description="Generation cap per answer.")
+
+
+class DriftConfig(Model):
+    """Detector parameters, scaled for agreement scores in [0, 1]."""
+
+    page_hinkley_delta: float = Field(default=0.005, ge=0, description="Tolerated change.")
+    page_hinkley_threshold: float = Field(default=1.5, gt=0, description="Alarm threshold.")
+    shift_window: int = Field(default=10, ge=3, description="Recent window of the shift test.")
+    shift_min_drop: float = Field(default=0.2, gt=0, le=1, description="Mean drop that counts.")
+    shift_z: float = Field(default=3.0, gt=0, description="z-score for the shift test.")
+    chance_agreement: Fraction = Field(
+        default=0.5, description="Agreement expected by chance; well under it is anti-correlation."
+    )
+
+
+class SamplingConfig(Model):
+    """How often the teacher is asked too, once the student serves (phase 3)."""
+
+    decay_function: DecayFunction = Field(default=DecayFunction.exponential)
+    min_floor: float = Field(default=0.02, gt=0, le=1, description="Lowest sampling rate.")
+    window_size: int = Field(default=100, ge=5, le=100000, description="Rolling window size.")
+    trend_sensitivity: float = Field(default=0.05, ge=0, le=1, description="Trend that reacts.")
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+
+
+class SamplingOverride(Model):
+    """Per-task override of the global sampling block; unset fields inherit."""
+
+    decay_function: DecayFunction | None = None
+    min_floor: float | None = Field(default=None, gt=0, le=1)
+    window_size: int | None = Field(default=None, ge=5, le=100000)
+    trend_sensitivity: float | None = Field(default=None, ge=0, le=1)
+
+
+class BudgetCaps(Model):
+    """Spend caps per calendar window; ``None`` means uncapped."""
+
+    daily: float | None = Field(default=None, gt=0, description="Cap per calendar day.")
+    weekly: float | None = Field(default=None, gt=0, description="Cap per ISO week.")
+    monthly: float | None = Field(default=None, gt=0, description="Cap per calendar month.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BudgetCaps:
+        pairs = [("daily", "weekly"), ("weekly", "monthly"), ("daily", "monthly")]
+        for small, big in pairs:
+            a, b = getattr(self, small), getattr(self, big)
+            if a is not None and b is not None and a > b:
+                raise RuleError(small, f"({a}) must not exceed {big} ({b})")
+        return self
+
+
+class BudgetConfig(BudgetCaps):
+    """Global caps, currency and the calendar's time zone."""
+
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    timezone: str = Field(default="UTC", description="IANA zone of the calendar windows.")
+    pause_remote_when_exhausted: bool = Field(
+        default=True, description="Serve from the student when a cap is reached."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as UTC") from exc
+        return value
+
+
+class StoreConfig(Model):
+    url: str = Field(
+        default="sqlite:///apprentice.db", description="sqlite:///path or postgresql://..."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgres://")):
+            raise ValueError(
+                f"store url must start with sqlite:/// or postgresql://, got {value!r}"
+            )
+        return value
+
+
+class GatewayConfig(Model):
+    host: str = Field(default="127.0.0.1", description="Bind address.")
+    port: int = Field(default=8080, ge=0, le=65535, description="Bind port (0: any).")
+    admin_token_env: str = Field(default="APPRENTICE_ADMIN_TOKEN", description="Admin token env.")
+    max_body_bytes: int = Field(default=1048576, gt=0, description="Largest request body.")
+    max_concurrency: int = Field(default=256, gt=0, description="Requests in flight.")
+    request_timeout_s: float = Field(default=120.0, gt=0, description="Whole-request timeout.")
+    orchestrator: Literal["local", "operator"] = Field(
+        default="local",
+        description="local: the gateway trains; operator: the kopf operator drives training.",
+    )
+
+
+class AlertsConfig(Model):
+    webhook_url: str | None = Field(default=None, description="Where alerts are POSTed.")
+    format: Literal["generic", "slack"] = Field(default="generic")
+    timeout_s: float = Field(default=10.0, gt=0)
+    max_retries: int = Field(default=3, ge=0)

@@ -1,0 +1,115 @@
+"""One task: its schemas, evaluator, thresholds and per-task overrides."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from apprentice import schemas
+from apprentice.config.base import EvaluatorKind, JudgeMode, Model, NonNegFloat
+from apprentice.config.errors import RuleError
+from apprentice.config.providers import ProviderConfig
+from apprentice.config.settings import BudgetCaps, SamplingConfig, SamplingOverride
+
+
+class ConfidenceThresholds(Model):
+    """When a task changes phase; agreement thresholds are in [0, 1]."""
+
+    phase1_to_phase2: int = Field(default=50, ge=1, description="Examples before training.")
+    phase2_to_phase3: float = Field(default=0.85, gt=0, le=1, description="Graduation bound.")
+    coaching_trigger: float = Field(default=0.70, gt=0, le=1, description="Coaching below this.")
+    emergency_threshold: float = Field(default=0.50, ge=0, le=1, description="Full remote.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ConfidenceThresholds:
+        if not self.coaching_trigger < self.phase2_to_phase3:
+            raise RuleError(
+                "coaching_trigger",
+                f"({self.coaching_trigger}) must be below phase2_to_phase3 "
+                f"({self.phase2_to_phase3})",
+            )
+        if not self.emergency_threshold < self.coaching_trigger:
+            raise RuleError(
+                "emergency_threshold",
+                f"({self.emergency_threshold}) must be below coaching_trigger "
+                f"({self.coaching_trigger})",
+            )
+        return self
+
+
+class EvaluatorOptions(Model):
+    """Knobs of the evaluators; each evaluator reads the ones it knows."""
+
+    weights: dict[str, float] = Field(default_factory=dict, description="Field weights.")
+    numeric_tolerance: NonNegFloat = Field(default=0.0, description="Absolute tolerance.")
+    case_insensitive: bool = Field(default=True, description="Compare strings ignoring case.")
+    normalize_whitespace: bool = Field(default=True, description="Collapse whitespace.")
+    lists_as_sets: bool = Field(default=False, description="Ignore list order and repeats.")
+    function: str | None = Field(default=None, description="custom: 'module:function'.")
+    embedding: Literal["local", "teacher"] = Field(default="local", description="semantic.")
+    judges: list[ProviderConfig] = Field(default_factory=list, description="llm_judge models.")
+    judge_mode: JudgeMode = Field(default=JudgeMode.single)
+    rubric: str | None = Field(default=None, description="llm_judge grading rubric.")
+    uncertain_range: tuple[float, float] = Field(
+        default=(0.3, 0.8), description="hierarchical: cheap-judge scores that go to the ensemble."
+    )
+
+    @field_validator("function")
+    @classmethod
+    def _entry_point(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[\w.]+:[\w.]+", value):
+            raise ValueError(f"{value!r} is not 'module:function', e.g. mypkg.scoring:score")
+        return value
+
+
+class TaskConfig(Model):
+    """One recurring structured operation."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$", description="Task name (URL-safe).")
+    description: str = Field(default="", description="What the task does; goes in the prompt.")
+    input_schema: dict[str, Any] = Field(default_factory=lambda: dict(schemas.ANY_OBJECT))
+    output_schema: dict[str, Any] = Field(default_factory=lambda: dict(schemas.ANY_OBJECT))
+    evaluator: EvaluatorKind = Field(default=EvaluatorKind.exact_match)
+    match_fields: list[str] | None = Field(default=None, description="structured_match fields.")
+    evaluator_options: EvaluatorOptions = Field(default_factory=EvaluatorOptions)
+    confidence_thresholds: ConfidenceThresholds = Field(default_factory=ConfidenceThresholds)
+    sampling: SamplingOverride = Field(default_factory=SamplingOverride)
+    budget: BudgetCaps = Field(default_factory=BudgetCaps)
+    fine_tune_batch_size: int | None = Field(default=None, gt=0, description="Overrides local.")
+    examples: list[dict[str, Any]] = Field(default_factory=list, description="Few-shot inputs.")
+
+    @field_validator("input_schema", "output_schema", mode="before")
+    @classmethod
+    def _schema(cls, value: Any) -> dict[str, Any]:
+        if value is None:
+            return dict(schemas.ANY_OBJECT)
+        if not isinstance(value, dict):
+            raise ValueError("a schema is a mapping: shorthand {text: str} or JSON Schema")
+        try:
+            return schemas.normalize(value, "schema")
+        except schemas.SchemaSyntaxError as exc:
+            raise ValueError(str(exc).removeprefix("schema: ").removeprefix("schema.")) from exc
+
+    @model_validator(mode="after")
+    def _evaluator_rules(self) -> TaskConfig:
+        kind = self.evaluator
+        if kind is EvaluatorKind.structured_match and not self.match_fields:
+            raise RuleError("match_fields", "structured_match needs match_fields: [field, ...]")
+        if kind is EvaluatorKind.custom and not self.evaluator_options.function:
+            raise RuleError(
+                "evaluator_options", "custom needs evaluator_options.function: 'module:function'"
+            )
+        props = self.output_schema.get("properties")
+        if self.match_fields and isinstance(props, dict):
+            unknown = [f for f in self.match_fields if f.split(".")[0] not in props]
+            if unknown:
+                raise RuleError(
+                    "match_fields", f"{unknown} are not in output_schema ({sorted(props)})"
+                )
+        return self
+
+    def effective_sampling(self, base: SamplingConfig) -> SamplingConfig:
+        """The global sampling block with this task's overrides applied."""
+        return base.model_copy(update=self.sampling.model_dump(exclude_none=True))
