@@ -45,6 +45,7 @@ __all__ = [
     "PureEvaluator",
     "ScoredEvaluator",
     "build_evaluator",
+    "estimate_cost",
     "evaluate_sync",
     "invalid_student",
 ]
@@ -150,6 +151,30 @@ class Evaluator(Protocol):
         ...
 
 
+def estimate_cost(
+    evaluator: Evaluator,
+    task: TaskConfig,
+    student_output: dict[str, Any] | None,
+    teacher_output: dict[str, Any],
+    *,
+    task_input: dict[str, Any] | None = None,
+) -> float:
+    """Worst-case budget cost of one :meth:`Evaluator.evaluate` call, for reservation.
+
+    Evaluators that call a model (``llm_judge``) define ``estimate_cost`` with
+    the same arguments; any other evaluator (exact, structured, custom, a
+    third-party one written before the method existed) spends nothing: 0.0.
+    Kept outside the :class:`Evaluator` protocol so older evaluators still match it.
+    """
+    method = getattr(evaluator, "estimate_cost", None)
+    if method is None:
+        return 0.0
+    value = float(method(task, student_output, teacher_output, task_input=task_input))
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"estimate_cost must be a finite number >= 0, got {value!r}")
+    return value
+
+
 @runtime_checkable
 class PureEvaluator(Evaluator, Protocol):
     """An evaluator that needs no network or model call, usable from plain functions."""
@@ -188,6 +213,17 @@ class ScoredEvaluator:
         task_input: dict[str, Any] | None = None,
     ) -> Evaluation:
         return self.score(task, student_output, teacher_output)
+
+    def estimate_cost(
+        self,
+        task: TaskConfig,
+        student_output: dict[str, Any] | None,
+        teacher_output: dict[str, Any],
+        *,
+        task_input: dict[str, Any] | None = None,
+    ) -> float:
+        """Scoring locally spends nothing from the budget."""
+        return 0.0
 
     async def aclose(self) -> None:
         return None

@@ -22,10 +22,12 @@ Modes (``evaluator_options.judge_mode``):
   not bought twice).
 
 Every judge call's cost is returned in :attr:`Evaluation.cost` so the gateway
-settles it against the budget. A judge that fails or answers something that is
-not a grade is left out (and named in ``details["failures"]``) as long as one
-grade remains; when none does, :class:`JudgeError` is raised with the money
-already spent in its ``cost``.
+settles it against the budget; :meth:`LLMJudge.estimate_cost` is the worst case
+the gateway reserves *before* judging (every judge the mode may ask, each at its
+prompt estimate plus the full output cap), so judging never crosses a cap.
+A judge that fails or answers something that is not a grade is left out (and
+named in ``details["failures"]``) as long as one grade remains; when none does,
+:class:`JudgeError` is raised with the money already spent in its ``cost``.
 """
 
 from __future__ import annotations
@@ -45,7 +47,10 @@ from apprentice.evaluators.base import (
     invalid_student,
 )
 from apprentice.prompts import ChatMessage, OutputParseError, canonical_json, parse_output
-from apprentice.teachers.base import Teacher
+from apprentice.teachers import pricing
+from apprentice.teachers.base import Teacher, Usage
+from apprentice.teachers.errors import TeacherConfigError
+from apprentice.teachers.remote import estimate_tokens
 
 __all__ = [
     "DEFAULT_RUBRIC",
@@ -81,6 +86,10 @@ DISAGREEMENT_THRESHOLD = 0.15
 
 _MAX_STDEV = 0.5  # the largest population stdev of numbers in [0, 1]
 _JUDGE_MAX_TOKENS = 512  # a score and a sentence or two of reason
+# The grade schema travels with the request (response_format / tool definition) and is
+# billed as input; the remote teachers' estimate adds the same 40-token margin.
+_SCHEMA_TOKENS = estimate_tokens([{"role": "system", "content": canonical_json(JUDGE_SCHEMA)}])
+_ESTIMATE_MARGIN = 40
 
 
 @dataclass(frozen=True)
@@ -142,6 +151,21 @@ def _bad(judge: str, why: str, cost: float) -> JudgeError:
     return error
 
 
+def _price(judge: Teacher, provider: ProviderConfig) -> pricing.ModelPrice | None:
+    """What the judge bills at: its own price, else its provider block's (None: unpriced).
+
+    Real judges always have one (``build_teacher`` refuses unpriced models); a
+    stand-in from a custom ``judge_factory`` may not, and then reserves nothing.
+    """
+    own = getattr(judge, "price", None)
+    if isinstance(own, pricing.ModelPrice):
+        return own
+    try:
+        return pricing.price_for(provider)
+    except TeacherConfigError:
+        return None
+
+
 def aggregate(scores: list[float]) -> tuple[float, float | None, dict[str, Any]]:
     """Median score, confidence (None for one grade) and the spread for details."""
     if not scores:
@@ -199,6 +223,33 @@ class LLMJudge:
 
             judge_factory = build_teacher
         self.judges: list[Teacher] = [judge_factory(provider) for provider in providers]
+        self._prices = [_price(j, p) for j, p in zip(self.judges, providers, strict=True)]
+
+    def estimate_cost(
+        self,
+        task: TaskConfig,
+        student_output: dict[str, Any] | None,
+        teacher_output: dict[str, Any],
+        *,
+        task_input: dict[str, Any] | None = None,
+    ) -> float:
+        """Worst-case USD of one :meth:`evaluate`: what the gateway reserves before judging.
+
+        Every judge the mode may ask (single: the first; ensemble: all;
+        hierarchical: the cheap one and then the rest, so all) at the prompt's
+        deliberately high token estimate plus the full output cap, at that
+        judge's price. An invalid student answer is scored without a call: 0.
+        """
+        if student_output is None:
+            return 0.0
+        messages = judge_messages(
+            task, student_output, teacher_output, rubric=self.rubric, task_input=task_input
+        )
+        prompt = estimate_tokens(messages) + _SCHEMA_TOKENS + _ESTIMATE_MARGIN
+        worst = Usage(input_tokens=prompt, output_tokens=_JUDGE_MAX_TOKENS)
+        return math.fsum(
+            pricing.cost(worst, price) for price in self._prices[: len(self.judges)] if price
+        )
 
     async def _grade(self, judge: Teacher, messages: list[ChatMessage]) -> Grade:
         completion = await judge.complete(
