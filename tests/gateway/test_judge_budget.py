@@ -18,6 +18,7 @@ import gw_rules
 import pytest
 from gw_config import make_config
 
+from apprentice.gateway import glue, judging
 from fakes.teachers import FakeTeacherServer
 
 JUDGE_PROMPT_TOKENS, JUDGE_COMPLETION_TOKENS = 120, 30
@@ -107,3 +108,54 @@ async def test_judge_spend_is_reserved_so_concurrent_requests_never_cross_the_ca
     assert not h.gw.budget.ledger.open
     daily = h.gw.budget.windows("classify", datetime.now(UTC))["daily"]
     assert daily == pytest.approx(total, abs=1e-9)
+
+
+async def test_a_failed_judge_call_still_books_what_it_billed_and_skips_the_comparison(
+    harness_factory: Any,
+    tmp_path: Path,
+    judge: FakeTeacherServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GW_TEST_JUDGE_KEY", "test-judge-key-not-real")
+    h = await harness_factory(judged_config(tmp_path, judge))
+    client = await h.serve()
+    for i in range(20):
+        resp = await client.post("/v1/tasks/classify", json={"input": gw_rules.make_input(i)})
+        assert resp.status == 200
+        await h.app.wait_for_training_idle("classify")
+    assert h.students["classify"].active_version() == "v1"
+    judge.answer = lambda _prompt: "I would rather not grade this."  # billed, but no grade
+    before = len(judge.received)
+    for i in range(20, 30):
+        resp = await client.post("/v1/tasks/classify", json={"input": gw_rules.make_input(i)})
+        assert resp.status == 200  # a judge failure never fails the caller
+    store = h.gw.store
+    judged = [e for e in store.spend_entries("classify") if e.kind == "judge"]
+    assert len(judged) == len(judge.received) - before > 0
+    assert all(e.amount == pytest.approx(JUDGE_CALL) for e in judged)
+    assert not {c.request_id for c in store.comparisons("classify")} & {
+        e.request_id for e in judged
+    }
+    assert not h.gw.budget.ledger.open
+    daily = h.gw.budget.windows("classify", datetime.now(UTC))["daily"]
+    assert daily == pytest.approx(math.fsum(e.amount for e in store.spend_entries("classify")))
+
+
+def test_settle_never_books_more_than_reserved_and_warns_on_an_overrun(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    budget = glue.Budget(make_config(tmp_path, task={"budget": {"daily": 1.0}}))
+    now = datetime.now(UTC)
+    token = budget.reserve("classify", 0.01, now)
+    assert token is not None
+    judging.settle(budget, "classify", token, 0.01, 0.004, now)  # the usual case: under
+    assert budget.windows("classify", now)["daily"] == pytest.approx(0.004)
+    token = budget.reserve("classify", 0.01, now)
+    judging.settle(budget, "classify", token, 0.01, 0.0, now)  # nothing billed: released
+    assert budget.windows("classify", now)["daily"] == pytest.approx(0.004)
+    token = budget.reserve("classify", 0.01, now)
+    with caplog.at_level("WARNING", logger="apprentice.gateway.judging"):
+        judging.settle(budget, "classify", token, 0.01, 0.015, now)  # an estimate bug
+    assert budget.windows("classify", now)["daily"] == pytest.approx(0.019)
+    assert "exceeded its reservation" in caplog.text
+    assert not budget.ledger.open

@@ -6,7 +6,7 @@
       -> engine route: remote_only | local_only | both
       -> teacher and/or student concurrently (timeouts)
       -> validate outputs (an invalid student answer is a disagreement, score 0)
-      -> both: evaluator score -> engine observe
+      -> both: reserve judge worst case, evaluator score, settle -> engine observe
       -> store ONE transaction (request, example, comparison, spend, engine state)
       -> budget settle actual (release on failure) -> same-shaped response
 
@@ -32,8 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from apprentice.evaluators import base as evaluators_base
-from apprentice.gateway import errors, failures, glue
+from apprentice.gateway import errors, failures, glue, judging
 from apprentice.gateway.runtime import Runtime
 from apprentice.gateway.tasks import TaskRuntime
 from apprentice.reporting import alerts as alerts_mod
@@ -224,8 +223,8 @@ class Gateway(Runtime):
         evaluation = None
         judge_cost = 0.0
         if teacher_answer is not None and student_answer is not None:
-            evaluation, judge_cost = await self._evaluate(
-                rt, student_output, teacher_answer.output, task_input, rid, now
+            evaluation, judge_cost = await judging.evaluate_reserved(
+                self.budget, rt, student_output, teacher_answer.output, task_input, rid, now
             )
         if evaluation is not None and student_answer is not None:
             comparison = records.ComparisonRecord(
@@ -258,74 +257,6 @@ class Gateway(Runtime):
             started,
             judge_cost,
         )
-
-    async def _evaluate(
-        self,
-        rt: TaskRuntime,
-        student_output: dict[str, Any] | None,
-        teacher_output: dict[str, Any],
-        task_input: dict[str, Any],
-        rid: str,
-        now: datetime,
-    ) -> tuple[Any, float]:
-        """Score one comparison with its worst-case judge cost reserved first.
-
-        Judge calls are spend like teacher calls: reserved before, settled
-        after, so concurrent comparisons cannot push spend past a cap. When the
-        budget has no room for the judge the comparison is skipped (the caller
-        still gets its answer). Returns the evaluation (None: no comparison)
-        and the judge cost settled, for the spend ledger.
-        """
-        try:
-            estimate = evaluators_base.estimate_cost(
-                rt.evaluator, rt.cfg, student_output, teacher_output, task_input=task_input
-            )
-        except Exception as exc:  # an estimate bug must not fail the caller's request
-            log.warning("task %s: no judge cost estimate, no comparison: %s", rt.name, exc)
-            return None, 0.0
-        token = None
-        if estimate > 0:
-            token = self.budget.reserve(rt.name, estimate, now)
-            if token is None:
-                log.info(
-                    "task %s: request %s not compared: the budget has no room for the "
-                    "judge's worst case (%.6f)",
-                    rt.name,
-                    rid,
-                    estimate,
-                )
-                return None, 0.0
-        evaluation = None
-        try:
-            evaluation = await rt.evaluate(student_output, teacher_output, task_input)
-            actual = evaluation.cost
-        except Exception as exc:  # a judge outage must not fail the caller's request
-            log.warning("task %s: evaluator failed, no comparison: %s", rt.name, exc)
-            actual = float(getattr(exc, "cost", 0.0) or 0.0)
-        except BaseException:
-            if token is not None:
-                self.budget.release(token)
-            raise
-        self._settle_judge(rt, token, estimate, actual, now)
-        return evaluation, actual
-
-    def _settle_judge(
-        self, rt: TaskRuntime, token: int | None, reserved: float, actual: float, now: datetime
-    ) -> None:
-        """Book ``actual`` against the judge reservation; never settle more than reserved."""
-        if token is not None:
-            if actual <= 0:
-                self.budget.release(token)
-                return
-            self.budget.settle(token, min(actual, reserved), now)
-        if actual > reserved:  # the estimate is a worst case: this is a bug to report
-            log.warning(
-                "task %s: judge cost %.6f exceeded its reservation %.6f; booking the difference",
-                rt.name,
-                actual,
-                reserved,
-            )
-            self.budget.record(rt.name, actual - reserved, now)
 
     def _fallback_token(
         self, rt: TaskRuntime, task_input: dict[str, Any], rid: str, now: datetime
