@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from apprentice import prompts
 from apprentice.config import LocalConfig, TaskConfig
 from apprentice.students.base import StudentAnswer, StudentUnavailable, answer_from_text
 
@@ -60,6 +61,38 @@ class HTTPStudentBase:
                 f"{error_message(response)}"
             )
         return response
+
+    async def chat_completion(
+        self, task: TaskConfig, task_input: dict[str, Any], model: str
+    ) -> StudentAnswer:
+        """One answer from an OpenAI-compatible server (vLLM, llama.cpp), JSON-constrained."""
+        started = self.now()
+        body = {
+            "model": model,
+            "messages": prompts.build_messages(task, task_input),
+            "temperature": 0,
+            "max_tokens": self.local.max_new_tokens,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": task.name, "schema": task.output_schema},
+            },
+        }
+        response = await self.request("POST", "/v1/chat/completions", json_body=body)
+        if response.status_code == 404:
+            raise StudentUnavailable(
+                f"{self.backend} does not know the model {model!r}: {error_message(response)}"
+            )
+        if response.status_code != 200:
+            raise StudentUnavailable(
+                f"{self.backend} answered {response.status_code}: {error_message(response)}"
+            )
+        try:
+            text = response.json()["choices"][0]["message"]["content"] or ""
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise StudentUnavailable(
+                f"{self.backend} answered without choices[0].message.content"
+            ) from exc
+        return self.answer(task, str(text), started)
 
     def answer(self, task: TaskConfig, text: str, started: float) -> StudentAnswer:
         return answer_from_text(task, text, version=self._active, started=started)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Any
 
-from apprentice import prompts
 from apprentice.config import TaskConfig
 from apprentice.students.base import (
     Health,
@@ -41,38 +40,11 @@ class LlamaCppStudent(HTTPStudentBase):
         self.base_url = root[: -len("/v1")] if root.endswith("/v1") else root
         self._adapter_ids: dict[str, int] = {}
 
-    def request_body(self, task: TaskConfig, task_input: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "model": self._active or "student",
-            "messages": prompts.build_messages(task, task_input),
-            "temperature": 0,
-            "max_tokens": self.local.max_new_tokens,
-            "response_format": {
-                "type": "json_schema",
-                "json_schema": {"name": task.name, "schema": task.output_schema},
-            },
-        }
-
     async def generate(self, task: TaskConfig, task_input: dict[str, Any]) -> StudentAnswer:
+        # The active adapter is chosen by scale (see load_version), not by model name.
         if self._active is None:
             raise NoStudent()
-        started = self.now()
-        response = await self.request(
-            "POST", "/v1/chat/completions", json_body=self.request_body(task, task_input)
-        )
-        if response.status_code == 503:
-            raise StudentUnavailable(f"llama.cpp is not ready: {error_message(response)}")
-        if response.status_code != 200:
-            raise StudentUnavailable(
-                f"llama.cpp answered {response.status_code}: {error_message(response)}"
-            )
-        try:
-            text = response.json()["choices"][0]["message"]["content"] or ""
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise StudentUnavailable(
-                "llama.cpp answered without choices[0].message.content"
-            ) from exc
-        return self.answer(task, str(text), started)
+        return await self.chat_completion(task, task_input, self._active)
 
     async def health(self) -> Health:
         try:

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 
-from apprentice import prompts
 from apprentice.config import LocalConfig, TaskConfig
 from apprentice.students.base import (
     Health,
@@ -75,41 +74,11 @@ class VLLMStudent(HTTPStudentBase):
         self.base_url = _server_root(self.base_url)
         self._loaded: set[str] = set()
 
-    def request_body(
-        self, task: TaskConfig, task_input: dict[str, Any], model: str
-    ) -> dict[str, Any]:
-        return {
-            "model": model,
-            "messages": prompts.build_messages(task, task_input),
-            "temperature": 0,
-            "max_tokens": self.local.max_new_tokens,
-            "response_format": {
-                "type": "json_schema",
-                "json_schema": {"name": task.name, "schema": task.output_schema},
-            },
-        }
-
     async def generate(self, task: TaskConfig, task_input: dict[str, Any]) -> StudentAnswer:
-        model = self._active
-        if model is None:
+        # Adapters are addressed by name: the active version is the model to ask.
+        if self._active is None:
             raise NoStudent()
-        started = self.now()
-        response = await self.request(
-            "POST", "/v1/chat/completions", json_body=self.request_body(task, task_input, model)
-        )
-        if response.status_code == 404:
-            raise StudentUnavailable(
-                f"vLLM does not know the adapter {model!r}: {error_message(response)}"
-            )
-        if response.status_code != 200:
-            raise StudentUnavailable(
-                f"vLLM answered {response.status_code}: {error_message(response)}"
-            )
-        try:
-            text = response.json()["choices"][0]["message"]["content"] or ""
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise StudentUnavailable("vLLM answered without choices[0].message.content") from exc
-        return self.answer(task, str(text), started)
+        return await self.chat_completion(task, task_input, self._active)
 
     async def health(self) -> Health:
         try:
