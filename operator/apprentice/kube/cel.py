@@ -14,7 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RULES", "CelRule", "rules_for"]
+from apprentice.kube.models import MAX_TASK_NAME
+
+__all__ = ["ROOT_RULES", "RULES", "CelRule", "name_problem", "rules_for"]
 
 Obj = Mapping[str, Any]
 
@@ -38,6 +40,36 @@ def _le(small: str, big: str) -> CelRule:
         check=lambda s: s.get(small) is None or s.get(big) is None or s[small] <= s[big],
     )
 
+
+_REPLICAS = "!has(self.gateway) || !has(self.gateway.replicas) || self.gateway.replicas <= 1"
+
+
+def _one_replica(s: Obj) -> bool:
+    return bool(s.get("gateway", {}).get("replicas", 1) <= 1)
+
+
+def _name(s: Obj) -> str:
+    return str(s.get("metadata", {}).get("name", ""))
+
+
+#: Rules on a whole object (the schema root, where CEL may read ``self.metadata.name``),
+#: keyed by kind: a DistilledTask's name prefixes every child's name.
+ROOT_RULES: dict[str, list[CelRule]] = {
+    "DistilledTask": [
+        CelRule(
+            f"size(self.metadata.name) <= {MAX_TASK_NAME}",
+            f"metadata.name must be at most {MAX_TASK_NAME} characters: children are named"
+            " <name>-gateway-config and <name>-v<N>-train, which must fit in 63",
+            lambda s: len(_name(s)) <= MAX_TASK_NAME,
+        ),
+        CelRule(
+            "self.metadata.name.matches('^[a-z]')",
+            "metadata.name must start with a lowercase letter: it names the task's Service"
+            " <name>-gateway (a DNS-1035 label)",
+            lambda s: _name(s)[:1].isalpha() and _name(s)[:1].islower(),
+        ),
+    ],
+}
 
 _BUDGET = [_le("daily", "weekly"), _le("weekly", "monthly"), _le("daily", "monthly")]
 
@@ -97,31 +129,36 @@ RULES: dict[str, list[CelRule]] = {
     ],
     "StudentSpec": [
         CelRule(
-            "!has(self.backend) || (self.profile == 'gpu' ? self.backend == 'vllm'"
-            " : self.backend == 'transformers')",
+            "!has(self.backend) || ((has(self.profile) ? self.profile : 'gpu') == 'gpu'"
+            " ? self.backend == 'vllm' : self.backend == 'transformers')",
             "profile gpu runs backend vllm; profile cpu runs backend transformers",
             lambda s: (
                 s.get("backend") is None
-                or s["backend"] == ("vllm" if s["profile"] == "gpu" else "transformers")
+                or s["backend"] == ("vllm" if s.get("profile", "gpu") == "gpu" else "transformers")
             ),
         ),
     ],
     "DistilledTaskSpec": [
         CelRule(
-            "!has(self.gateway) || self.gateway.replicas <= 1"
-            " || (has(self.storage) && has(self.storage.postgres))",
+            f"{_REPLICAS} || (has(self.storage) && has(self.storage.postgres))",
             "gateway.replicas > 1 needs storage.postgres (SQLite has one writer)",
-            lambda s: (
-                s.get("gateway", {}).get("replicas", 1) <= 1 or "postgres" in s.get("storage", {})
-            ),
+            lambda s: _one_replica(s) or "postgres" in s.get("storage", {}),
+        ),
+        CelRule(
+            f"{_REPLICAS} || (has(self.storage) && has(self.storage.accessMode)"
+            " && self.storage.accessMode == 'ReadWriteMany')",
+            "gateway.replicas > 1 needs storage.accessMode ReadWriteMany (every replica mounts"
+            " the task's volume, maybe on another node)",
+            lambda s: _one_replica(s) or s.get("storage", {}).get("accessMode") == "ReadWriteMany",
         ),
         CelRule(
             "!has(self.training) || !has(self.training.hyperparameters)"
+            " || !has(self.training.hyperparameters.loraRank) || !has(self.student.maxLoraRank)"
             " || self.training.hyperparameters.loraRank <= self.student.maxLoraRank",
             "training.hyperparameters.loraRank must not exceed student.maxLoraRank",
             lambda s: (
                 s.get("training", {}).get("hyperparameters", {}).get("loraRank", 16)
-                <= s["student"]["maxLoraRank"]
+                <= s["student"].get("maxLoraRank", 64)
             ),
         ),
         CelRule(
@@ -133,17 +170,17 @@ RULES: dict[str, list[CelRule]] = {
             ),
         ),
         CelRule(
-            "self.evaluator != 'structured_match' || (has(self.matchFields)"
-            " && size(self.matchFields) > 0)",
+            "!has(self.evaluator) || self.evaluator != 'structured_match'"
+            " || (has(self.matchFields) && size(self.matchFields) > 0)",
             "structured_match needs matchFields",
-            lambda s: s["evaluator"] != "structured_match" or bool(s.get("matchFields")),
+            lambda s: s.get("evaluator") != "structured_match" or bool(s.get("matchFields")),
         ),
         CelRule(
-            "self.evaluator != 'custom' || (has(self.evaluatorOptions)"
-            " && has(self.evaluatorOptions.function))",
+            "!has(self.evaluator) || self.evaluator != 'custom'"
+            " || (has(self.evaluatorOptions) && has(self.evaluatorOptions.function))",
             "custom needs evaluatorOptions.function: 'module:function'",
             lambda s: (
-                s["evaluator"] != "custom"
+                s.get("evaluator") != "custom"
                 or s.get("evaluatorOptions", {}).get("function") is not None
             ),
         ),
@@ -161,3 +198,9 @@ IMMUTABLE_FIELDS: dict[str, list[str]] = {
 def rules_for(model_name: str) -> list[CelRule]:
     """The CEL rules of one model (empty when it has none)."""
     return RULES.get(model_name, [])
+
+
+def name_problem(kind: str, name: str) -> str | None:
+    """The message of the first root rule ``name`` breaks (the operator's own check)."""
+    obj = {"metadata": {"name": name}}
+    return next((r.message for r in ROOT_RULES.get(kind, []) if not r.check(obj)), None)

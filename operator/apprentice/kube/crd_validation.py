@@ -21,7 +21,11 @@ from apprentice.kube import cel
 __all__ = ["apply_defaults", "json_schema", "validate"]
 
 Schema = dict[str, Any]
-_TWINS = {rule.rule: rule for rules in cel.RULES.values() for rule in rules}
+_TWINS = {
+    rule.rule: rule
+    for rules in [*cel.RULES.values(), *cel.ROOT_RULES.values()]
+    for rule in rules
+}
 
 
 def json_schema(node: Schema) -> Schema:

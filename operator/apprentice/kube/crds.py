@@ -57,7 +57,12 @@ _KEEP = (
 )
 
 
-def _scalar_default(value: Any) -> bool:
+def _plain_default(value: Any) -> bool:
+    """A default the API server can apply: scalars, and empty or plain lists and dicts."""
+    if isinstance(value, list):
+        return all(_plain_default(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain_default(v) for k, v in value.items())
     return isinstance(value, bool | int | float | str)
 
 
@@ -70,11 +75,13 @@ def structural(model: type[BaseModel]) -> Schema:
 
 def _convert(node: Schema, defs: dict[str, Schema], name: str | None = None) -> Schema:
     if "$ref" in node:
+        # The keywords beside a $ref (default, description, ...) belong to the field, not
+        # the referenced type: keep them all, or a field's default silently disappears.
         ref = node["$ref"].rsplit("/", 1)[-1]
         inlined = _convert(defs[ref], defs, ref)
-        if "description" in node:
-            inlined["description"] = node["description"]
-        return inlined
+        siblings = _convert({k: v for k, v in node.items() if k != "$ref"}, defs)
+        siblings.pop("x-kubernetes-preserve-unknown-fields", None)
+        return {**inlined, **siblings}
     if "allOf" in node and len(node["allOf"]) == 1:
         merged = {**node["allOf"][0], **{k: v for k, v in node.items() if k != "allOf"}}
         return _convert(merged, defs, name)
@@ -87,8 +94,9 @@ def _convert(node: Schema, defs: dict[str, Schema], name: str | None = None) -> 
         if bound in node:
             out[flag] = node[bound]
             out[bound] = True
-    if "default" in node and _scalar_default(node["default"]):
+    if "default" in node and _plain_default(node["default"]):
         out["default"] = node["default"]
+    out.update({k: v for k, v in node.items() if k.startswith("x-kubernetes-")})
     kind = node.get("type")
     if kind == "object":
         _object(node, out, defs)
@@ -121,10 +129,28 @@ def _object(node: Schema, out: Schema, defs: dict[str, Schema]) -> None:
         required = [k for k in node.get("required", []) if k in props]
         if required:
             out["required"] = required
+        for key, prop in out["properties"].items():
+            if key not in required:
+                _implicit_default(prop)
     elif isinstance(extra, dict) and extra:
         out["additionalProperties"] = _convert(extra, defs)
     else:  # free-form: a task's JSON Schemas, metrics, few-shot inputs
         out["x-kubernetes-preserve-unknown-fields"] = True
+
+
+def _implicit_default(prop: Schema) -> None:
+    """``{}``/``[]`` for an optional, non-nullable object or list field (a default_factory).
+
+    pydantic builds such a field from its factory but writes no default into the JSON
+    Schema; the API server must build it too, so that nested defaults apply and the object
+    CEL rules see is the one the gateway validates (a test compares the two).
+    """
+    if "default" in prop or prop.get("nullable"):
+        return
+    if prop.get("type") == "object":
+        prop["default"] = {}
+    elif prop.get("type") == "array":
+        prop["default"] = []
 
 
 def _any_of(node: Schema, defs: dict[str, Schema]) -> Schema:
@@ -139,10 +165,11 @@ def _any_of(node: Schema, defs: dict[str, Schema]) -> Schema:
         raise ValueError(f"no structural form for anyOf {node['anyOf']!r}")
     if nullable:
         out["nullable"] = True
-    for key in ("description", "pattern", "minimum", "maximum"):
+    for key in ("description", "pattern", "minimum", "maximum", "format"):
         if key in node:
             out[key] = node[key]
-    if "default" in node and _scalar_default(node["default"]):
+    out.update({k: v for k, v in node.items() if k.startswith("x-kubernetes-")})
+    if "default" in node and node["default"] is not None and _plain_default(node["default"]):
         out["default"] = node["default"]
     return out
 
@@ -228,6 +255,9 @@ def build(
             "status": structural(status),
         },
     }
+    root_rules = [r.schema() for r in cel.ROOT_RULES.get(kind, [])]
+    if root_rules:
+        schema["x-kubernetes-validations"] = root_rules
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

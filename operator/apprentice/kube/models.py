@@ -38,6 +38,7 @@ __all__ = [
     "DistilledTaskStatus",
     "ExampleCounts",
     "GatewaySpec",
+    "MAX_TASK_NAME",
     "KeyRef",
     "ModelVersionSpec",
     "ModelVersionState",
@@ -63,6 +64,10 @@ Quantity = int | str
 TEACHER_KEY_ENV = "APPRENTICE_TEACHER_API_KEY"
 
 K8S_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+#: Longest DistilledTask name: its longest child name, ``<name>-gateway-config`` (15 more),
+#: and its training Job, ``<name>-v<N>-train`` (12 more up to v9999), stay within the 63
+#: characters of a DNS-1123 label (a Job's name becomes a label value of its pods).
+MAX_TASK_NAME = 48
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
 
@@ -160,6 +165,13 @@ class StudentSpec(Model):
     extra_args: list[str] = Field(default_factory=list, description="More vLLM arguments.")
     max_new_tokens: int = Field(default=256, gt=0, description="Generation cap per answer.")
     timeout_s: float = Field(default=60.0, gt=0, description="Student call timeout, seconds.")
+    hf_token_secret_ref: KeyRef | None = Field(
+        default=None,
+        description=(
+            "Secret key with a Hugging Face token, for gated base models: HF_TOKEN of the "
+            "vLLM and trainer containers (a secretKeyRef; the operator never reads it)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _backend_matches_profile(self) -> StudentSpec:
@@ -240,6 +252,12 @@ class DistilledTaskSpec(TaskConfig):
     def _cluster_rules(self) -> DistilledTaskSpec:
         if self.gateway.replicas > 1 and self.storage.postgres is None:
             raise RuleError("gateway", "replicas > 1 need storage.postgres (SQLite is one writer)")
+        if self.gateway.replicas > 1 and self.storage.access_mode != "ReadWriteMany":
+            raise RuleError(
+                "gateway",
+                "replicas > 1 need storage.accessMode ReadWriteMany "
+                "(every replica mounts the task's volume, maybe on another node)",
+            )
         rank = self.training.hyperparameters.lora_rank
         if rank > self.student.max_lora_rank:
             raise RuleError(
@@ -268,14 +286,32 @@ CONDITION_TYPES: tuple[str, ...] = (
 
 
 class Condition(Model):
-    """A kstatus condition."""
+    """A kstatus condition (the shape of ``metav1.Condition``)."""
 
-    type: str = Field(description="Ready, Reconciling, Stalled, Training, Degraded, ...")
+    type: str = Field(
+        min_length=1, max_length=316, description="Ready, Reconciling, Stalled, Training, ..."
+    )
     status: ConditionStatus
-    reason: str = Field(default="", description="CamelCase machine-readable reason.")
-    message: str = Field(default="", description="Human-readable detail.")
-    last_transition_time: str | None = Field(default=None, description="RFC 3339 time.")
+    reason: str = Field(
+        min_length=1, max_length=1024, description="CamelCase machine-readable reason."
+    )
+    message: str = Field(default="", max_length=32768, description="Human-readable detail.")
+    last_transition_time: str = Field(
+        description="When status last changed (RFC 3339).", json_schema_extra={"format": "date-time"}
+    )
     observed_generation: int | None = Field(default=None, ge=0)
+
+
+def _conditions() -> Any:
+    """The ``conditions`` field: a list-map keyed by type, so patches merge per condition."""
+    return Field(
+        default_factory=list,
+        description="kstatus conditions, one per type.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        },
+    )
 
 
 class ExampleCounts(Model):
@@ -316,8 +352,7 @@ class DistilledTaskStatus(Model):
     last_training_failure: str | None = Field(
         default=None, description="Why the last training failed; cleared by a promotion."
     )
-    last_poll_time: str | None = None
-    conditions: list[Condition] = Field(default_factory=list)
+    conditions: list[Condition] = _conditions()
 
 
 class TrainingJobState(enum.StrEnum):
@@ -346,6 +381,7 @@ class TrainingJobStatus(Model):
     message: str | None = None
     model_version: str | None = None
     observed_generation: int | None = None
+    conditions: list[Condition] = _conditions()
 
 
 class ModelVersionState(enum.StrEnum):
@@ -373,3 +409,5 @@ class ModelVersionStatus(Model):
     passed: bool | None = None
     reason: str | None = None
     promoted_at: str | None = None
+    observed_generation: int | None = None
+    conditions: list[Condition] = _conditions()
