@@ -33,12 +33,12 @@ from apprentice.config.errors import RuleError
 
 __all__ = [
     "CONDITION_TYPES",
+    "MAX_TASK_NAME",
     "Condition",
     "DistilledTaskSpec",
     "DistilledTaskStatus",
     "ExampleCounts",
     "GatewaySpec",
-    "MAX_TASK_NAME",
     "KeyRef",
     "ModelVersionSpec",
     "ModelVersionState",
@@ -297,7 +297,8 @@ class Condition(Model):
     )
     message: str = Field(default="", max_length=32768, description="Human-readable detail.")
     last_transition_time: str = Field(
-        description="When status last changed (RFC 3339).", json_schema_extra={"format": "date-time"}
+        description="When status last changed (RFC 3339).",
+        json_schema_extra={"format": "date-time"},
     )
     observed_generation: int | None = Field(default=None, ge=0)
 
