@@ -212,5 +212,5 @@ def test_public_surface() -> None:
     assert sorted(errors.__all__) == [
         "AuthError", "BadRequest", "EmbeddingsUnsupported", "InvalidOutput", "Overloaded",
         "ProviderError", "QuotaExhausted", "RateLimited", "ReplayMiss", "TeacherConfigError",
-        "TeacherError", "Timeout", "error_for_status", "scrub",
+        "TeacherError", "Timeout", "error_for_status", "register_secret", "scrub",
     ]  # fmt: skip

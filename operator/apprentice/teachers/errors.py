@@ -18,7 +18,12 @@ gateway, the evaluators and the budget code handle one set of types::
     └── TeacherConfigError        refused at build time (no key, no price)
 
 Messages never carry the API key: they are built from status codes and the
-provider's error text, which is scrubbed of anything that looks like a key.
+provider's error text, which is scrubbed twice: of the value of every key this
+process loaded (:func:`register_secret`, called for each key in the pool, judges
+and embeddings included), and of anything shaped like a provider key. Scrubbing
+by value is what catches a key of a shape no pattern knows (a hex key, a
+self-hosted gateway's token); the patterns catch keys of other processes and the
+partly masked forms providers echo (``sk-ab***yz``).
 """
 
 from __future__ import annotations
@@ -39,19 +44,38 @@ __all__ = [
     "TeacherError",
     "Timeout",
     "error_for_status",
+    "register_secret",
     "scrub",
 ]
 
 # Provider error texts sometimes echo a (partial) key: "Incorrect API key provided: sk-ab***yz".
+# OpenAI / Anthropic / DeepSeek (sk-, sk-proj-, sk-ant-api03-), Gemini (AIza), Groq (gsk_),
+# xAI (xai-), Hugging Face (hf_), Replicate (r8_), Perplexity (pplx-), then any value
+# after "key=", "token:", "Bearer ".
 _KEYLIKE = re.compile(
-    r"(sk-[A-Za-z0-9_\-*]{4,}|AIza[0-9A-Za-z_\-]{10,}|(?:key|token)[=:]\s*[A-Za-z0-9_\-*]{8,})"
+    r"(?:\b(?:sk|xai|pplx)-|\b(?:gsk|hf|r8)_|\bAIza)[A-Za-z0-9_\-*.]{4,}"
+    r"|(?:key|token)[\"']?\s*[=:]\s*[\"']?[A-Za-z0-9_\-*./+]{8,}"
+    r"|\b[Bb]earer\s+[A-Za-z0-9_\-*./+=]{8,}"
 )
+
+#: Values of the keys this process loaded. Shorter ones are ignored: replacing a
+#: four-letter "key" everywhere would mangle messages and protect nothing.
+_SECRETS: set[str] = set()
+_MIN_SECRET = 8
+
+
+def register_secret(value: str) -> None:
+    """Scrub ``value`` from every message from now on (called when a key is loaded)."""
+    value = value.strip()
+    if len(value) >= _MIN_SECRET:
+        _SECRETS.add(value)
 
 
 def scrub(text: str, *secrets: str) -> str:
-    """Remove the given secrets and anything key-shaped from ``text``."""
-    for secret in secrets:
-        if secret:
+    """Remove every registered secret, the given ones and anything key-shaped from ``text``."""
+    # Longest first, so a key that contains another is removed whole.
+    for secret in sorted({*_SECRETS, *(s for s in secrets if s)}, key=len, reverse=True):
+        if secret in text:
             text = text.replace(secret, "[redacted]")
     return _KEYLIKE.sub("[redacted]", text)
 

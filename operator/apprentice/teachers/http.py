@@ -21,9 +21,11 @@ import email.utils
 import logging
 import math
 import random
+import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,13 @@ import httpx
 
 from apprentice.config import ProviderConfig, RateLimits
 from apprentice.teachers.base import Clock, Sleep
-from apprentice.teachers.errors import ProviderError, RateLimited, TeacherConfigError, TeacherError
+from apprentice.teachers.errors import (
+    ProviderError,
+    RateLimited,
+    TeacherConfigError,
+    TeacherError,
+    register_secret,
+)
 from apprentice.teachers.errors import Timeout as TeacherTimeout
 
 __all__ = [
@@ -57,6 +65,7 @@ class ApiKey:
     def __init__(self, value: str, source: str) -> None:
         self._value = value
         self.source = source
+        register_secret(value)  # every error message is scrubbed of it from now on
 
     def reveal(self) -> str:
         """The key itself, for the request header only."""
@@ -136,27 +145,43 @@ def parse_duration(text: str) -> float | None:
     return None if number else total
 
 
-def retry_after_s(headers: Mapping[str, str]) -> float | None:
-    """The wait a response asks for: ``retry-after-ms``, else ``retry-after`` (secs or date)."""
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
+_DELAY = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
+def _http_date(text: str) -> float | None:
+    """An HTTP date (RFC 9110: IMF-fixdate, or the obsolete forms) as a Unix time."""
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # "-0000": the RFC's HTTP dates are always GMT
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+def retry_after_s(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """The wait a response asks for, in seconds, or ``None`` when it asks for none.
+
+    ``retry-after-ms`` (OpenAI, Anthropic) wins; then ``retry-after`` in either of its
+    two forms, delay-seconds or an HTTP date (measured against the response's own
+    ``date`` header when it has a valid one, so a skewed local clock does not
+    matter). Anything else (``soon``, a negative number, a garbled date) is treated
+    as absent: the caller falls back to its own backoff instead of failing.
+    """
+    ms = headers.get("retry-after-ms", "").strip()
+    if _DELAY.fullmatch(ms):
+        return float(ms) / 1000
+    raw = headers.get("retry-after", "").strip()
     if not raw:
         return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    when = email.utils.parsedate_to_datetime(raw) if raw else None
+    if _DELAY.fullmatch(raw):
+        return float(raw)
+    when = _http_date(raw)
     if when is None:
         return None
-    date = headers.get("date")
-    now = email.utils.parsedate_to_datetime(date).timestamp() if date else time.time()
-    return max(0.0, when.timestamp() - now)
+    sent = _http_date(headers.get("date", ""))
+    reference = sent if sent is not None else (time.time() if now is None else now)
+    return max(0.0, when - reference)
 
 
 @dataclass(frozen=True)
@@ -308,8 +333,15 @@ class HttpPolicy:
         map_error: ErrorMapper,
         read_hints: HintReader,
         tokens: int,
+        failed: Callable[[TeacherError, BaseException | None], None] | None = None,
+        before_retry: Callable[[], Awaitable[bool]] | None = None,
     ) -> tuple[Any, int]:
-        """The decoded JSON body of the first successful attempt, and the attempts made."""
+        """The decoded JSON body of the first successful attempt, and the attempts made.
+
+        Cost accounting (see :mod:`apprentice.teachers.billing`): ``failed`` hears
+        every failed attempt (it books those the provider may have billed);
+        ``before_retry`` must say yes before each retry (the budget covers it).
+        """
         attempt = 0
         while True:
             attempt += 1
@@ -317,8 +349,12 @@ class HttpPolicy:
             error, cause = await self._attempt(url, body, headers, map_error, read_hints)
             if error is None:
                 return cause, attempt
+            if failed is not None:
+                failed(error, cause)
             retries_done = attempt - 1
             if not error.retryable or retries_done >= self.retry.max_retries:
+                raise error from cause
+            if before_retry is not None and not await before_retry():
                 raise error from cause
             delay = self.retry.delay_s(retries_done, error.retry_after_s, self.rng)
             if delay > self.retry.max_retry_after_s:
