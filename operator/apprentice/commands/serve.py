@@ -34,8 +34,7 @@ def register(sub: Any) -> None:
 
 async def serve(cfg: config.ApprenticeConfig, host: str, port: int) -> None:
     """Start the app and the HTTP server; return when SIGTERM/SIGINT arrives."""
-    from aiohttp import web
-
+    from apprentice.gateway import server
     from apprentice.gateway.facade import Apprentice
     from apprentice.gateway.http import build_app
 
@@ -45,14 +44,9 @@ async def serve(cfg: config.ApprenticeConfig, host: str, port: int) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     async with Apprentice.from_config(cfg) as app:
-        runner = web.AppRunner(build_app(app.gateway), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound = port
-        server = getattr(site, "_server", None)
-        if server is not None and server.sockets:
-            bound = server.sockets[0].getsockname()[1]
+        # Slow-client limits (header/body timeouts, max_connections) live in listen().
+        listener = await server.listen(build_app(app.gateway), cfg.gateway, host, port)
+        bound = listener.port
         # Start-up objects (config, models, compiled schemas) move to the permanent
         # generation: collections then scan only request garbage (shorter GC pauses, p99).
         gc.collect()
@@ -64,7 +58,7 @@ async def serve(cfg: config.ApprenticeConfig, host: str, port: int) -> None:
         try:
             await stop.wait()
         finally:
-            await runner.cleanup()
+            await listener.close()
 
 
 def run(args: argparse.Namespace) -> int:

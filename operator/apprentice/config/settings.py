@@ -142,6 +142,25 @@ class GatewayConfig(Model):
     max_body_bytes: int = Field(default=1048576, gt=0, description="Largest request body.")
     max_concurrency: int = Field(default=256, gt=0, description="Requests in flight.")
     request_timeout_s: float = Field(default=120.0, gt=0, description="Whole-request timeout.")
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a client has to send a request line and headers, counted from "
+        "when the connection opens or its previous answer ends; a stalled or idle connection "
+        "is closed after it.",
+    )
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds to receive a whole request body; a slower client gets 408 and "
+        "its connection is closed.",
+    )
+    max_connections: int = Field(
+        default=1024,
+        gt=0,
+        description="Open client connections; past it a new connection gets 503 with "
+        "Retry-After and is closed at once.",
+    )
     orchestrator: Literal["local", "operator"] = Field(
         default="local",
         description="local: the gateway trains; operator: the kopf operator drives training.",

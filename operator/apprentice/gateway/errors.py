@@ -7,6 +7,7 @@
     ├── Unauthorized                  401     unauthorized
     ├── NotFound                      404     not_found
     │   └── UnknownTask               404     unknown_task
+    ├── BodyTimeout (gateway.reading) 408     request_timeout
     ├── Conflict                      409     conflict
     ├── TooLarge                      413     too_large
     ├── InvalidInput                  422     invalid_input
@@ -15,6 +16,9 @@
     ├── StudentUnavailable            503     student_unavailable
     ├── Overloaded                    503     overloaded
     └── StartupError                  -       the app cannot start (config, key, store)
+
+Every 503 carries ``Retry-After``: the provider's own back-off when the teacher
+reported one (``retry_after_s``), else one second.
 
 The Python facade raises the same classes the HTTP layer renders, so a script
 and an HTTP client see the same failure with the same words. Messages never carry
@@ -59,6 +63,9 @@ class GatewayError(Exception):
 
     status: int = 500
     type: str = "internal_error"
+
+    retry_after_s: float | None = None
+    """For a 503: how long the caller should wait, when known (else one second)."""
 
     def __init__(self, message: str, *, details: Any = None, status: int | None = None) -> None:
         super().__init__(message)
@@ -123,15 +130,25 @@ class TeacherUnavailable(GatewayError):
     status = 502
     type = "teacher_unavailable"
 
-    def __init__(self, reason: str, message: str, *, retryable: bool = False) -> None:
-        # Transient causes (rate limits, overload, timeouts) are 503 so clients retry;
-        # permanent ones (auth, quota, bad request, invalid output) are 502.
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        *,
+        retryable: bool = False,
+        retry_after_s: float | None = None,
+    ) -> None:
+        # Transient causes (rate limits, overload, timeouts, provider 5xx, an unreachable
+        # provider) are 503 so clients retry; permanent ones (auth, quota, bad request,
+        # invalid output) are 502.
         super().__init__(
             f"teacher failed ({reason}): {message}",
             details={"reason": reason},
             status=503 if retryable else 502,
         )
         self.reason = reason
+        if retryable:
+            self.retry_after_s = retry_after_s
 
 
 class StudentUnavailable(GatewayError):

@@ -2,8 +2,10 @@
 
 Provider errors arrive as the teachers' taxonomy; the reason a caller sees is the
 taxonomy's class name (AuthError, RateLimited, ...). Transient causes answer 503
-(retry later); permanent ones 502. Messages come from the teachers' scrubbed
-messages, so no key can leak through them.
+(retry later): every error the teachers' HTTP policy would retry (rate limits,
+overload, timeouts, provider 5xx, connection refused), with the provider's own
+back-off passed on as ``Retry-After`` when it sent one. Permanent ones answer 502.
+Messages come from the teachers' scrubbed messages, so no key can leak through them.
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ from typing import Any
 from apprentice.gateway import errors
 from apprentice.students import base as students
 from apprentice.teachers import errors as teacher_errors
-
-_RETRYABLE = (teacher_errors.RateLimited, teacher_errors.Overloaded, teacher_errors.Timeout)
 
 
 def reason(exc: BaseException) -> str:
@@ -30,9 +30,13 @@ def reason(exc: BaseException) -> str:
 
 def teacher_error(exc: BaseException) -> errors.TeacherUnavailable:
     why = reason(exc)
-    return errors.TeacherUnavailable(
-        why, str(exc) or why, retryable=isinstance(exc, (*_RETRYABLE, TimeoutError))
-    )
+    if isinstance(exc, teacher_errors.TeacherError):
+        retryable, after = exc.retryable, exc.retry_after_s
+    else:
+        retryable, after = isinstance(exc, TimeoutError), None
+    # A message from outside the taxonomy (a bug's str) is scrubbed like a provider's.
+    message = teacher_errors.scrub(str(exc)) or why
+    return errors.TeacherUnavailable(why, message, retryable=retryable, retry_after_s=after)
 
 
 def student_error(res: Any) -> errors.StudentUnavailable:

@@ -4,7 +4,9 @@ Handlers are thin: parse, call :class:`~apprentice.gateway.service.Gateway`, ren
 Every failure leaves as the contract's JSON error body via one middleware, so a
 client never sees an HTML error page.
 
-Limits (from ``gateway`` in the config):
+Limits (from ``gateway`` in the config; the slow-client ones, ``header_timeout_s``,
+``body_timeout_s`` and ``max_connections``, are in :mod:`apprentice.gateway.server`
+and :mod:`apprentice.gateway.reading`):
 
 - ``max_body_bytes``: a larger body is refused with 413 ``too_large`` before it is
   read (Content-Length) or while it is read (chunked uploads).
@@ -13,6 +15,14 @@ Limits (from ``gateway`` in the config):
   front of a slow teacher only turns overload into timeouts, and callers (the
   OpenAI SDK included) already retry 503 with backoff. Health, metrics and admin
   requests are not counted, so probes keep answering under load.
+
+Request bodies are parsed with the pydantic models of :mod:`apprentice.gateway.bodies`,
+the same ones ``/openapi.json`` publishes. A method a path does not serve is 405
+with ``Allow``.
+
+Open by default: the task API, the OpenAI-compatible API and ``/v1/tasks/{task}/state``
+(which shows spend) answer anyone who can reach the socket; only ``/admin`` needs
+a token. Bind to loopback (the default) or put the gateway behind a network policy.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -28,7 +39,7 @@ from typing import Any
 from aiohttp import web
 
 from apprentice import prompts
-from apprentice.gateway import errors, openapi
+from apprentice.gateway import bodies, errors, openapi, reading
 from apprentice.gateway.service import Gateway
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -51,8 +62,19 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
+    except reading.BodyTimeout as exc:
+        # Answer, then hang up: waiting for the rest of the body is what the client
+        # was holding the connection with.
+        resp = _json(exc.body(), exc.status, {"Connection": "close"})
+        await resp.prepare(request)
+        await resp.write_eof()
+        request.protocol.force_close()
+        return resp
     except errors.GatewayError as exc:
-        headers = {"Retry-After": "1"} if exc.status == 503 else None
+        headers = None
+        if exc.status == 503:
+            after = exc.retry_after_s
+            headers = {"Retry-After": str(max(1, math.ceil(after)) if after else 1)}
         if exc.status == 401:
             headers = {"WWW-Authenticate": "Bearer"}
         return _json(exc.body(), exc.status, headers)
@@ -67,14 +89,20 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "bad_request")
+        details = None
+        headers = None
+        if isinstance(exc, web.HTTPMethodNotAllowed):
+            allowed = sorted(exc.allowed_methods)
+            details = {"allowed": allowed}
+            headers = {"Allow": ", ".join(allowed)}
         body = {
             "error": {
                 "type": kind,
                 "message": f"{exc.reason}: {request.method} {request.path}",
-                "details": None,
+                "details": details,
             }
         }
-        return _json(body, exc.status)
+        return _json(body, exc.status, headers)
     except Exception:
         # A bug, not the caller's fault: log it with the traceback, answer JSON anyway.
         log.exception("unhandled error on %s %s", request.method, request.path)
@@ -88,23 +116,6 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _json(body, 500)
 
 
-async def _read_json(request: web.Request, limit: int) -> dict[str, Any]:
-    length = request.content_length
-    if length is not None and length > limit:
-        raise errors.TooLarge(
-            f"request body is {length} bytes; gateway.max_body_bytes is {limit}",
-            details={"max_body_bytes": limit, "content_length": length},
-        )
-    raw = await request.read()
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise errors.BadRequest(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise errors.BadRequest(f"request body must be a JSON object, got {type(body).__name__}")
-    return body
-
-
 class Routes:
     """Handlers bound to one gateway; ``build_app`` wires them."""
 
@@ -112,6 +123,7 @@ class Routes:
         self.gw = gateway
         cfg = gateway.config.gateway
         self.limit = cfg.max_body_bytes
+        self.body_timeout_s = cfg.body_timeout_s
         self.max_inflight = cfg.max_concurrency
         self.inflight = 0
         self.token_env = cfg.admin_token_env
@@ -138,10 +150,14 @@ class Routes:
             )
         header = request.headers.get("Authorization", "")
         scheme, _, given = header.partition(" ")
+        try:
+            presented = given.strip().encode()
+        except UnicodeEncodeError:  # aiohttp keeps undecodable header bytes as surrogates
+            raise errors.Unauthorized(
+                "the Authorization header is not valid UTF-8; send 'Bearer <token>'"
+            ) from None
         # compare_digest keeps the check constant-time; the token is never echoed.
-        ok = scheme.lower() == "bearer" and hmac.compare_digest(
-            given.strip().encode(), expected.encode()
-        )
+        ok = scheme.lower() == "bearer" and hmac.compare_digest(presented, expected.encode())
         if not ok:
             raise errors.Unauthorized("missing or wrong admin token (Authorization: Bearer ...)")
 
@@ -152,28 +168,21 @@ class Routes:
 
     # -- public --------------------------------------------------------------------------
 
+    async def _body(self, request: web.Request, model: type[bodies.M]) -> bodies.M:
+        raw = await reading.read_json(request, self.limit, self.body_timeout_s)
+        return bodies.parse(model, raw)
+
     async def run_task(self, request: web.Request) -> web.Response:
         task = self._task(request)
-        body = await _read_json(request, self.limit)
-        if "input" not in body:
-            raise errors.BadRequest(
-                'request body must be {"input": {...}}', details={"keys": sorted(body)}
-            )
-        result = await self._limited(task, body["input"])
+        body = await self._body(request, bodies.TaskRequest)
+        result = await self._limited(task, body.input)
         return _json({"output": result.output, "request_id": result.request_id})
 
     async def chat_completions(self, request: web.Request) -> web.Response:
-        body = await _read_json(request, self.limit)
-        task = body.get("model")
-        if not isinstance(task, str):
-            raise errors.BadRequest('"model" must be the task name, e.g. "classify_ticket"')
+        body = await self._body(request, bodies.ChatCompletionRequest)
+        task = body.model
         self.gw.check_task(task)
-        if body.get("stream"):
-            raise errors.BadRequest(
-                "stream: true is not supported: a task answer is one validated JSON object; "
-                "call without streaming"
-            )
-        task_input = _chat_input(body.get("messages"))
+        task_input = _chat_input(body.messages)
         result = await self._limited(task, task_input)
         content = prompts.render_output(result.output)
         return _json(
@@ -240,17 +249,8 @@ class Routes:
     async def register_version(self, request: web.Request) -> web.Response:
         self._admin(request)
         task = self._task(request)
-        body = await _read_json(request, self.limit)
-        path = body.get("path")
-        if not isinstance(path, str) or not path:
-            raise errors.BadRequest('"path" (the adapter directory) is required')
-        metrics = body.get("metrics") or {}
-        if not isinstance(metrics, dict):
-            raise errors.BadRequest('"metrics" must be an object')
-        version = body.get("version")
-        if version is not None and not isinstance(version, str):
-            raise errors.BadRequest('"version" must be a string such as "v4"')
-        info = await self.gw.register_version(task, path, metrics, version)
+        body = await self._body(request, bodies.RegisterVersion)
+        info = await self.gw.register_version(task, body.path, body.metrics or {}, body.version)
         return _json(info.to_json(), 201)
 
     async def validate_version(self, request: web.Request) -> web.Response:
@@ -289,37 +289,28 @@ class Routes:
     async def training_finished(self, request: web.Request) -> web.Response:
         self._admin(request)
         task = self._task(request)
-        body = await _read_json(request, self.limit)
-        ok = body.get("ok")
-        if not isinstance(ok, bool):
-            raise errors.BadRequest('body must be {"ok": true|false, "reason"?: "..."}')
-        reason = body.get("reason")
-        await self.gw.training_finished(task, ok, reason if isinstance(reason, str) else None)
+        body = await self._body(request, bodies.TrainingFinished)
+        await self.gw.training_finished(task, body.ok, body.reason)
         return _json({"task": task, "training_in_progress": False})
 
 
-def _chat_input(messages: Any) -> dict[str, Any]:
+def _chat_input(messages: list[bodies.ChatMessage]) -> dict[str, Any]:
     """The task input is the JSON in the last user message (string or text parts)."""
-    if not isinstance(messages, list) or not messages:
-        raise errors.BadRequest('"messages" must be a non-empty list')
-    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    users = [(i, m) for i, m in enumerate(messages) if m.role == "user"]
     if not users:
         raise errors.BadRequest("no user message: the last user message carries the input JSON")
-    content = users[-1].get("content")
+    where, last = users[-1]
+    content = last.content
     if isinstance(content, list):
-        content = "".join(
-            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
-        )
-    if not isinstance(content, str):
-        raise errors.BadRequest("the last user message's content must be text holding JSON")
-    try:
-        value = json.loads(content)
-    except json.JSONDecodeError as exc:
-        raise errors.BadRequest(
-            f"the last user message must be the task input as a JSON object: {exc.msg}"
-        ) from None
+        content = "".join(p.text or "" for p in content if p.type == "text")
+    if content is None:
+        raise errors.BadRequest(f"messages[{where}].content is empty; it must hold the input JSON")
+    value = reading.loads(content, f"messages[{where}].content")
     if not isinstance(value, dict):
-        raise errors.BadRequest("the last user message must be a JSON object (the task input)")
+        raise errors.BadRequest(
+            f"messages[{where}].content must be a JSON object (the task input), "
+            f"got {type(value).__name__}"
+        )
     return value
 
 

@@ -1,5 +1,11 @@
 """The OpenAPI 3.1 document served at ``/openapi.json``, built from the config.
 
+Request bodies are the JSON Schemas of the pydantic models in
+:mod:`apprentice.gateway.bodies`, the same models the handlers parse with, so a
+body the document allows is a body the server accepts (and the other way round).
+Every status a handler can answer is listed on its operation, 503s with the
+``Retry-After`` header they always carry.
+
 Each task gets its own concrete path (``/v1/tasks/classify_ticket``) whose request
 and response bodies reference that task's input and output JSON Schemas, so a
 client generator produces typed calls per task; the templated path documents the
@@ -11,8 +17,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic.json_schema import models_json_schema
+
 from apprentice import __version__
 from apprentice.config import ApprenticeConfig
+from apprentice.gateway import bodies
 
 _ERROR_TYPES = [
     "bad_request",
@@ -27,7 +36,17 @@ _ERROR_TYPES = [
     "student_unavailable",
     "overloaded",
     "method_not_allowed",
+    "request_timeout",
 ]
+
+_REF_TEMPLATE = "#/components/schemas/{model}"
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying (the provider's back-off when known).",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -39,7 +58,25 @@ def _body(schema: dict[str, Any], content: str = "application/json") -> dict[str
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    return {str(c): {"description": "error", **_body(_ref("Error"))} for c in codes}
+    return {
+        str(c): {
+            "description": "error",
+            **_body(_ref("Error")),
+            **({"headers": _RETRY_AFTER} if c == 503 else {}),
+        }
+        for c in codes
+    }
+
+
+def _request(model: type[Any]) -> dict[str, Any]:
+    return {"required": True, **_body(_ref(model.__name__))}
+
+
+def _model_schemas() -> dict[str, Any]:
+    _, top = models_json_schema(
+        [(m, "validation") for m in bodies.MODELS], ref_template=_REF_TEMPLATE
+    )
+    return dict(top.get("$defs", {}))
 
 
 def _op(summary: str, ok: dict[str, Any], *codes: int, **extra: Any) -> dict[str, Any]:
@@ -72,11 +109,6 @@ def _components(cfg: ApprenticeConfig) -> dict[str, Any]:
                 }
             },
         },
-        "TaskRequest": {
-            "type": "object",
-            "required": ["input"],
-            "properties": {"input": {"type": "object"}},
-        },
         "TaskResponse": {
             "type": "object",
             "required": ["output", "request_id"],
@@ -95,15 +127,8 @@ def _components(cfg: ApprenticeConfig) -> dict[str, Any]:
                 "metrics": {"type": "object"},
             },
         },
-        "ChatCompletionRequest": {
-            "type": "object",
-            "required": ["model", "messages"],
-            "properties": {
-                "model": {"type": "string", "description": "The task name."},
-                "messages": {"type": "array", "items": {"type": "object"}},
-            },
-        },
         "ChatCompletion": {"type": "object", "description": "OpenAI ChatCompletion object."},
+        **_model_schemas(),
     }
     for task in cfg.tasks:
         schemas[f"{task.name}.input"] = task.input_schema
@@ -114,15 +139,23 @@ def _components(cfg: ApprenticeConfig) -> dict[str, Any]:
     }
 
 
-def document(cfg: ApprenticeConfig) -> dict[str, Any]:
-    """The whole OpenAPI document for ``cfg``."""
+# Statuses by kind of operation; each is a status some handler on it can answer.
+_RUN = (400, 404, 408, 413, 422, 429, 502, 503)
+_ADMIN_BODY = (400, 401, 404, 408, 409, 413)
+_ADMIN_PLAIN = (400, 401, 404, 409)
+
+
+def _task_request(task_name: str) -> dict[str, Any]:
+    """``TaskRequest`` with ``input`` narrowed to one task's input schema."""
+    schema = bodies.TaskRequest.model_json_schema(ref_template=_REF_TEMPLATE)
+    schema["properties"] = {**schema["properties"], "input": _ref(f"{task_name}.input")}
+    schema.pop("title", None)
+    return schema
+
+
+def _public_paths(cfg: ApprenticeConfig) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for task in cfg.tasks:
-        request = {
-            "type": "object",
-            "required": ["input"],
-            "properties": {"input": _ref(f"{task.name}.input")},
-        }
         response = {
             "type": "object",
             "required": ["output", "request_id"],
@@ -132,135 +165,129 @@ def document(cfg: ApprenticeConfig) -> dict[str, Any]:
             "post": _op(
                 task.description or f"Run {task.name}",
                 _body(response),
-                400,
-                413,
-                422,
-                429,
-                502,
-                503,
+                *_RUN,
                 operationId=f"run_{task.name}",
-                requestBody={"required": True, **_body(request)},
+                requestBody={"required": True, **_body(_task_request(task.name))},
             )
         }
-    paths.update(
-        {
-            "/v1/tasks/{task}": {
-                "post": _op(
-                    "Run any task",
-                    _body(_ref("TaskResponse")),
-                    400,
-                    404,
-                    413,
-                    422,
-                    429,
-                    502,
-                    503,
-                    parameters=[_TASK_PARAM],
-                    requestBody={"required": True, **_body(_ref("TaskRequest"))},
-                )
-            },
-            "/v1/chat/completions": {
-                "post": _op(
-                    "OpenAI-compatible: model = task, last user message = input JSON",
-                    _body(_ref("ChatCompletion")),
-                    400,
-                    404,
-                    413,
-                    422,
-                    429,
-                    502,
-                    503,
-                    requestBody={"required": True, **_body(_ref("ChatCompletionRequest"))},
-                )
-            },
-            "/v1/tasks": {"get": _op("List tasks", _body({"type": "object"}))},
-            "/v1/tasks/{task}/state": {
-                "get": _op("Task status", _body(_ref("TaskStatus")), 404, parameters=[_TASK_PARAM])
-            },
-            "/healthz": {"get": _op("Liveness", _body({"type": "object"}))},
-            "/readyz": {
-                "get": _op(
-                    "Readiness: store open and student healthy (or phase 1)",
-                    _body({"type": "object"}),
-                    503,
-                )
-            },
-            "/metrics": {"get": _op("Prometheus metrics", _body({"type": "string"}, "text/plain"))},
-            "/openapi.json": {"get": _op("This document", _body({"type": "object"}))},
-            "/admin/tasks/{task}/dataset": {
-                "get": _op(
-                    "Training data as JSONL",
-                    _body({"type": "string"}, "application/x-ndjson"),
-                    400,
-                    401,
-                    404,
-                    parameters=[
-                        _TASK_PARAM,
-                        {"name": "split", "in": "query", "schema": {"enum": ["train", "heldout"]}},
-                        {
-                            "name": "format",
-                            "in": "query",
-                            "schema": {"enum": ["chat", "openai", "alpaca"]},
+    paths["/v1/tasks/{task}"] = {
+        "post": _op(
+            "Run any task",
+            _body(_ref("TaskResponse")),
+            *_RUN,
+            parameters=[_TASK_PARAM],
+            requestBody=_request(bodies.TaskRequest),
+        )
+    }
+    paths["/v1/chat/completions"] = {
+        "post": _op(
+            "OpenAI-compatible: model = task, last user message = input JSON",
+            _body(_ref("ChatCompletion")),
+            *_RUN,
+            requestBody=_request(bodies.ChatCompletionRequest),
+        )
+    }
+    paths["/v1/tasks"] = {"get": _op("List tasks", _body({"type": "object"}))}
+    paths["/v1/tasks/{task}/state"] = {
+        "get": _op("Task status", _body(_ref("TaskStatus")), 404, parameters=[_TASK_PARAM])
+    }
+    paths["/healthz"] = {"get": _op("Liveness", _body({"type": "object"}))}
+    paths["/readyz"] = {
+        "get": _op(
+            "Readiness: store open and student healthy (or phase 1)",
+            _body({"type": "object"}),
+            503,
+        )
+    }
+    paths["/metrics"] = {"get": _op("Prometheus metrics", _body({"type": "string"}, "text/plain"))}
+    paths["/openapi.json"] = {"get": _op("This document", _body({"type": "object"}))}
+    return paths
+
+
+def _admin_paths() -> dict[str, Any]:
+    paths: dict[str, Any] = {
+        "/admin/tasks/{task}/dataset": {
+            "get": _op(
+                "Training data as JSONL",
+                _body({"type": "string"}, "application/x-ndjson"),
+                *_ADMIN_PLAIN,
+                parameters=[
+                    _TASK_PARAM,
+                    {"name": "split", "in": "query", "schema": {"enum": ["train", "heldout"]}},
+                    {
+                        "name": "format",
+                        "in": "query",
+                        "schema": {"enum": ["chat", "openai", "alpaca"]},
+                    },
+                ],
+                **_ADMIN,
+            )
+        },
+        "/admin/tasks/{task}/versions": {
+            "get": _op(
+                "Model versions",
+                _body(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "versions": {"type": "array", "items": _ref("Version")},
+                            "active": {"type": ["string", "null"]},
                         },
-                    ],
-                    **_ADMIN,
-                )
-            },
-            "/admin/tasks/{task}/versions": {
-                "get": _op(
-                    "Model versions",
-                    _body(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "versions": {"type": "array", "items": _ref("Version")},
-                                "active": {"type": ["string", "null"]},
-                            },
-                        }
-                    ),
-                    401,
-                    404,
-                    parameters=[_TASK_PARAM],
-                    **_ADMIN,
+                    }
                 ),
-                "post": _op(
-                    "Register a candidate version",
-                    _body(_ref("Version")),
-                    400,
-                    401,
-                    404,
-                    409,
-                    parameters=[_TASK_PARAM],
-                    **_ADMIN,
-                ),
+                *_ADMIN_PLAIN,
+                parameters=[_TASK_PARAM],
+                **_ADMIN,
+            ),
+            "post": {
+                "summary": "Register a candidate version",
+                "responses": {
+                    # Also 201 when the same registration is retried (it is idempotent).
+                    "201": {"description": "Registered", **_body(_ref("Version"))},
+                    **_errors(*_ADMIN_BODY),
+                },
+                "parameters": [_TASK_PARAM],
+                "requestBody": _request(bodies.RegisterVersion),
+                **_ADMIN,
             },
-        }
-    )
+        },
+    }
     for action in ("validate", "promote"):
         paths[f"/admin/tasks/{{task}}/versions/{{version}}/{action}"] = {
             "post": _op(
                 f"{action.capitalize()} a version",
                 _body({"type": "object"}),
-                401,
-                404,
-                409,
+                *_ADMIN_PLAIN,
                 parameters=[_TASK_PARAM, _VERSION_PARAM],
                 **_ADMIN,
             )
         }
-    for action in ("rollback", "pause", "resume", "training/started", "training/finished"):
+    for action in ("rollback", "pause", "resume", "training/started"):
         paths[f"/admin/tasks/{{task}}/{action}"] = {
             "post": _op(
                 action.replace("/", " "),
                 _body({"type": "object"}),
-                400,
-                401,
-                404,
-                409,
+                *_ADMIN_PLAIN,
                 parameters=[_TASK_PARAM],
                 **_ADMIN,
             )
         }
+    paths["/admin/tasks/{task}/training/finished"] = {
+        "post": _op(
+            "training finished",
+            _body({"type": "object"}),
+            *_ADMIN_BODY,
+            parameters=[_TASK_PARAM],
+            requestBody=_request(bodies.TrainingFinished),
+            **_ADMIN,
+        )
+    }
+    return paths
+
+
+def document(cfg: ApprenticeConfig) -> dict[str, Any]:
+    """The whole OpenAPI document for ``cfg``."""
+    paths = {**_public_paths(cfg), **_admin_paths()}
     return {
         "openapi": "3.1.0",
         "info": {

@@ -1,0 +1,134 @@
+"""Request bodies of the HTTP API as pydantic models: the handlers parse with them and
+``openapi`` publishes their JSON Schemas, so the document and the server cannot drift.
+
+A body that does not fit its model is a 400 ``bad_request`` whose message names
+each field at fault (``messages[0].content[1].text: Input should be a valid
+string``) and whose details list them. Unknown extra fields are ignored, as the
+OpenAI API does, so a client that sends ``temperature`` still works.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from apprentice.gateway import errors
+
+__all__ = [
+    "MODELS",
+    "VERSION_PATTERN",
+    "ChatCompletionRequest",
+    "ChatMessage",
+    "ContentPart",
+    "RegisterVersion",
+    "TaskRequest",
+    "TrainingFinished",
+    "parse",
+]
+
+#: ``v<N>``: at most nine ASCII digits, so the number always fits the store's integer.
+VERSION_PATTERN = r"^v[0-9]{1,9}$"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class TaskRequest(_Body):
+    """``POST /v1/tasks/{task}``."""
+
+    input: dict[str, Any] = Field(description="The task input; must match the task's schema.")
+
+
+class ContentPart(_Body):
+    """One part of a message's content; only ``text`` parts carry the input."""
+
+    type: str = Field(description='"text" parts are joined; other parts are ignored.')
+    text: str | None = Field(default=None, description="The text of a text part.")
+
+
+class ChatMessage(_Body):
+    role: str = Field(description='"user", "system", "assistant", ...')
+    content: str | list[ContentPart] | None = Field(
+        default=None, description="Text, or a list of content parts."
+    )
+
+
+class ChatCompletionRequest(_Body):
+    """``POST /v1/chat/completions``: ``model`` names the task, the last user message is
+    the task input as JSON text."""
+
+    model: str = Field(description="The task name.")
+    messages: list[ChatMessage] = Field(
+        min_length=1, description="The last user message holds the task input as JSON."
+    )
+    stream: Literal[False] | None = Field(
+        default=None,
+        description="Streaming is not offered: an answer is one validated JSON object.",
+    )
+
+
+class RegisterVersion(_Body):
+    """``POST /admin/tasks/{task}/versions``: record a trained adapter as a candidate."""
+
+    path: str = Field(min_length=1, description="The adapter directory.")
+    metrics: dict[str, Any] | None = Field(
+        default=None, description="Training metrics to keep with the version."
+    )
+    version: str | None = Field(
+        default=None,
+        pattern=VERSION_PATTERN,
+        description="Its name, v<N> (N up to 9 digits); the next free one if omitted.",
+    )
+
+
+class TrainingFinished(_Body):
+    """``POST /admin/tasks/{task}/training/finished``."""
+
+    ok: bool = Field(description="Whether the training run produced a version.")
+    reason: str | None = Field(default=None, description="Why it failed, if it did.")
+
+
+MODELS: tuple[type[BaseModel], ...] = (
+    TaskRequest,
+    ContentPart,
+    ChatMessage,
+    ChatCompletionRequest,
+    RegisterVersion,
+    TrainingFinished,
+)
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    return text or "<body>"
+
+
+def parse(model: type[M], body: dict[str, Any]) -> M:
+    """``body`` as ``model``, or a 400 naming every field at fault."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        problems = [
+            # Union members repeat the location with a tag (str | list[...]); keep the
+            # path a client wrote, not pydantic's internal branch names.
+            {"path": _where(tuple(p for p in e["loc"] if p not in _BRANCHES)), "message": e["msg"]}
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        unique = [
+            p
+            for p in {(p["path"], p["message"]): p for p in problems}.values()
+            # A union's other branch failing higher up only adds noise: keep the deepest.
+            if not any(q["path"].startswith((p["path"] + ".", p["path"] + "[")) for q in problems)
+        ]
+        raise errors.BadRequest(
+            f"request body does not match {model.__name__}: "
+            + "; ".join(f"{p['path']}: {p['message']}" for p in unique[:5]),
+            details=unique,
+        ) from None
+
+
+_BRANCHES = frozenset({"str", "list[ContentPart]", "none", "literal[False]", "dict[str,any]"})

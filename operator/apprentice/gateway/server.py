@@ -1,0 +1,144 @@
+"""The gateway app on a listening socket, with the limits that protect it from slow clients.
+
+A client that connects and then sends nothing, half a request head or half a body
+holds a socket, a buffer and a task for as long as the server lets it; a few
+hundred such clients starve everyone else. Three limits from ``gateway`` in the
+config bound that:
+
+- ``header_timeout_s``: the request line and headers must arrive within it, counted
+  from when the connection opens or its previous answer ended (aiohttp's
+  keep-alive timer, which also closes a connection that sits idle that long);
+- ``body_timeout_s``: the whole body must arrive within it, else 408 and the
+  connection is closed (see :mod:`apprentice.gateway.reading`);
+- ``max_connections``: open connections. One more is answered ``503`` with
+  ``Retry-After: 1`` and closed at once, before it costs a request handler.
+  Counting happens when the connection is accepted, so a burst cannot overshoot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from apprentice.config import GatewayConfig
+
+__all__ = ["Listener", "listen"]
+
+
+def _refusal(limit: int) -> bytes:
+    body = json.dumps(
+        {
+            "error": {
+                "type": "overloaded",
+                "message": f"{limit} connections open (gateway.max_connections); retry shortly",
+                "details": {"max_connections": limit},
+            }
+        }
+    ).encode()
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        f"Retry-After: 1\r\nConnection: close\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class _Gate:
+    """How many connections are open; shared by every protocol of one listener."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+        self.refused = 0
+        self.refusal = _refusal(limit)
+
+
+class _Refused(asyncio.Protocol):
+    """Answers 503 and hangs up; never reads the request."""
+
+    def __init__(self, gate: _Gate) -> None:
+        self._gate = gate
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        self._gate.refused += 1
+        transport.write(self._gate.refusal)
+        transport.close()
+
+
+class _Counted(asyncio.Protocol):
+    """aiohttp's request handler, counted in and out of the gate."""
+
+    __slots__ = ("_gate", "_inner")
+
+    def __init__(self, inner: asyncio.Protocol, gate: _Gate) -> None:
+        self._inner = inner
+        self._gate = gate
+        gate.open += 1
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._gate.open -= 1
+        self._inner.connection_lost(exc)
+
+
+@dataclass
+class Listener:
+    """A started gateway socket; ``close()`` stops accepting, then drains the app."""
+
+    runner: web.AppRunner
+    server: asyncio.Server
+    gate: _Gate
+
+    @property
+    def port(self) -> int:
+        sock: socket.socket = self.server.sockets[0]
+        return int(sock.getsockname()[1])
+
+    @property
+    def open_connections(self) -> int:
+        return self.gate.open
+
+    async def close(self) -> None:
+        self.server.close()
+        await self.runner.cleanup()
+        await self.server.wait_closed()
+
+
+async def listen(app: web.Application, cfg: GatewayConfig, host: str, port: int) -> Listener:
+    """Serve ``app`` on ``host:port`` (0: any free port) under ``cfg``'s client limits."""
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=cfg.header_timeout_s)
+    await runner.setup()
+    handlers = runner.server
+    assert handlers is not None
+    gate = _Gate(cfg.max_connections)
+
+    def protocol() -> asyncio.Protocol:
+        if gate.open >= gate.limit:
+            return _Refused(gate)
+        return _Counted(handlers(), gate)
+
+    loop = asyncio.get_running_loop()
+    try:
+        server = await loop.create_server(protocol, host, port, reuse_address=True)
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return Listener(runner, server, gate)
