@@ -82,7 +82,21 @@ def run(*cmd: str, input_text: str | None = None, timeout: float = 1800) -> str:
     return proc.stdout
 
 
+def namespaces() -> list[dict[str, Any]]:
+    """The namespaces that must exist before ``helm install``.
+
+    With ``watchNamespaces`` set the chart renders a Role, a RoleBinding and a KopfPeering
+    into each watched namespace; Helm does not create those namespaces (only the release's,
+    with ``--create-namespace``), so the install fails unless they exist first.
+    """
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        for name in (SYSTEM_NS, *HELM_VALUES["watchNamespaces"])
+    ]
+
+
 def helm_template(helm: str) -> list[dict[str, Any]]:
+    """What ``helm install`` creates: kopf's peering CRDs from crds/ first, then templates."""
     values = yaml.safe_dump(HELM_VALUES)
     out = run(
         helm,
@@ -91,6 +105,7 @@ def helm_template(helm: str) -> list[dict[str, Any]]:
         str(CHART),
         "--namespace",
         SYSTEM_NS,
+        "--include-crds",
         "-f",
         "-",
         input_text=values,
@@ -109,8 +124,8 @@ def task_manifests() -> list[dict[str, Any]]:
 
 
 def rendered_manifests(helm: str) -> list[dict[str, Any]]:
-    """Everything the suite applies, in order: the chart, then the task and its answers."""
-    return [*helm_template(helm), *task_manifests()]
+    """Everything the suite creates, in order: namespaces, the chart, the task and answers."""
+    return [*namespaces(), *helm_template(helm), *task_manifests()]
 
 
 class Cluster:
@@ -142,7 +157,12 @@ class Cluster:
             run("docker", "build", "-f", dockerfile, "-t", image, ".", timeout=3600)
             run("kind", "load", "docker-image", image, "--name", CLUSTER)
 
+    def create_namespaces(self) -> None:
+        """Idempotent: ``kubectl apply`` of the namespaces the chart's objects live in."""
+        self.kubectl("apply", "-f", "-", input_text=yaml.safe_dump_all(namespaces()))
+
     def install_chart(self) -> None:
+        self.create_namespaces()
         run(
             self.tools.helm,
             "upgrade",
@@ -151,7 +171,6 @@ class Cluster:
             str(CHART),
             "--namespace",
             SYSTEM_NS,
-            "--create-namespace",
             "--kube-context",
             f"kind-{CLUSTER}",
             "--wait",
@@ -163,14 +182,6 @@ class Cluster:
         )
 
     def apply_task(self) -> None:
-        self.kubectl(
-            "apply",
-            "-f",
-            "-",
-            input_text=yaml.safe_dump(
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": TASK_NS}}
-            ),
-        )
         self.kubectl("apply", "-f", "-", input_text=yaml.safe_dump_all(task_manifests()))
 
     def task(self) -> dict[str, Any]:

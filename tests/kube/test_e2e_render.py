@@ -48,3 +48,26 @@ def test_e2e_suite_imports_and_its_manifests_render_and_validate() -> None:
     }
     assert env["APPRENTICE_WATCH_NAMESPACES"] == kind.TASK_NS
     assert env["APPRENTICE_TRAINER_IMAGE"] in kind.IMAGES
+
+
+def test_every_namespace_exists_before_anything_is_created_in_it() -> None:
+    """Finding 13: the Role, RoleBinding and KopfPeering in `e2e` came before `e2e` did."""
+    kind = load("kind_cluster")
+    docs = kind.rendered_manifests(kind.Tools.unpack().helm)
+    created: set[str] = set()
+    in_task_ns = set()
+    for doc in docs:
+        meta = doc["metadata"]
+        if doc["kind"] == "Namespace":
+            created.add(meta["name"])
+            continue
+        namespace = meta.get("namespace")
+        if namespace is not None:
+            assert namespace in created, f"{doc['kind']}/{meta['name']} before namespace"
+            if namespace == kind.TASK_NS:
+                in_task_ns.add(doc["kind"])
+    assert {"Role", "RoleBinding", "KopfPeering", "DistilledTask"} <= in_task_ns
+    # The CRDs come before any object of their kinds (crds/ first, then templates).
+    order = [d["kind"] for d in docs]
+    last_crd = max(i for i, k in enumerate(order) if k == "CustomResourceDefinition")
+    assert order.index("KopfPeering") > last_crd and order.index("DistilledTask") > last_crd

@@ -1,0 +1,82 @@
+"""The chart's RBAC: what the operator calls, nothing more (finding 6).
+
+tests/cluster measures the verbs the operator really uses against a real API server; these
+tests pin the shape: cluster-wide only what kopf needs, Secrets never listed, owner
+references allowed to block deletion.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chart_support import by_kind, env_of, helm_binary, render, value_set
+
+
+@pytest.fixture(scope="module")
+def helm() -> Path:
+    return helm_binary()
+
+
+def grants(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    """(apiGroup, resource) -> verbs."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for res in rule["resources"]:
+                out.setdefault((group, res), set()).update(rule["verbs"])
+    return out
+
+
+def test_namespaced_mode_keeps_workload_rules_in_the_namespaces(helm: Path, tmp_path: Path) -> None:
+    docs = render(helm, tmp_path, value_set("namespaced"))
+    (cluster_role,) = by_kind(docs, "ClusterRole")
+    assert grants(cluster_role) == {
+        ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
+        ("", "namespaces"): {"list", "watch"},
+    }
+    roles = by_kind(docs, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    bindings = by_kind(docs, "RoleBinding")
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    for role in roles:
+        assert grants(role)[("kopf.dev", "kopfpeerings")] == {"list", "watch", "patch"}
+    assert len(by_kind(docs, "KopfPeering")) == 2 and not by_kind(docs, "ClusterKopfPeering")
+    env = env_of(docs)
+    assert env["APPRENTICE_WATCH_NAMESPACES"] == "team-a,team-b"
+    assert env["APPRENTICE_IMAGE_PULL_SECRETS"] == "regcred"
+
+
+@pytest.mark.parametrize("name", ["default", "namespaced"])
+def test_workload_rules_are_least_privilege(helm: Path, tmp_path: Path, name: str) -> None:
+    docs = render(helm, tmp_path, value_set(name))
+    roles = by_kind(docs, "Role") or by_kind(docs, "ClusterRole")
+    for role in roles:
+        g = grants(role)
+        for (group, res), verbs in g.items():
+            assert "*" not in verbs and res != "*" and group != "*"
+            assert "deletecollection" not in verbs and "escalate" not in verbs
+            if res.endswith("/finalizers"):
+                assert verbs == {"update"}
+            else:
+                assert "update" not in verbs, (res, verbs)  # patches, never full updates
+        # Secrets: read the admin token and create it; never list or watch every Secret.
+        assert g[("", "secrets")] == {"get", "create"}
+        # blockOwnerDeletion on children needs update of the owners' finalizers.
+        assert g[("apprentice.dev", "distilledtasks/finalizers")] == {"update"}
+        assert g[("apprentice.dev", "trainingjobs/finalizers")] == {"update"}
+        assert g[("", "events")] == {"create"}
+        assert g[("", "pods")] == {"list"}
+
+
+def test_clusterwide_mode_has_no_namespace_roles(helm: Path, tmp_path: Path) -> None:
+    docs = render(helm, tmp_path, {})
+    assert not by_kind(docs, "Role") and not by_kind(docs, "RoleBinding")
+    (cluster_role,) = by_kind(docs, "ClusterRole")
+    g = grants(cluster_role)
+    assert g[("kopf.dev", "clusterkopfpeerings")] == {"list", "watch", "patch"}
+    assert ("", "namespaces") not in g  # kopf lists namespaces only when serving some
+    standalone = render(helm, tmp_path, value_set("standalone"))
+    (cluster_role,) = by_kind(standalone, "ClusterRole")
+    assert ("kopf.dev", "clusterkopfpeerings") not in grants(cluster_role)
