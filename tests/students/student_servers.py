@@ -1,4 +1,6 @@
-"""Loopback servers that speak the student backends' protocols (vLLM, Ollama, llama.cpp).
+"""Loopback servers that speak the student backends' protocols (vLLM, llama.cpp).
+
+Ollama's is ``fakes.ollama`` (shared with the gateway's lifecycle test).
 
 Each records what it received, so tests assert on the wire, and its answers are
 the real JSON shapes (the OpenAI-compatible ones are checked with the ``openai``
@@ -8,7 +10,6 @@ SDK's own response type).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -127,82 +128,6 @@ class VLLMFake(Recorder):
                 status=404,
             )
         return web.json_response(chat_completion(model, self.answer))
-
-
-@dataclasses.dataclass
-class OllamaFake(Recorder):
-    models: set[str] = dataclasses.field(default_factory=lambda: {"llama3.1:8b"})
-    blobs: dict[str, bytes] = dataclasses.field(default_factory=dict)
-
-    def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_get("/api/version", self.version)
-        app.router.add_get("/api/tags", self.tags)
-        app.router.add_post("/api/chat", self.chat)
-        app.router.add_post("/api/blobs/{digest}", self.blob)
-        app.router.add_post("/api/create", self.create)
-        app.router.add_post("/api/generate", self.generate)
-        return app
-
-    async def version(self, request: web.Request) -> web.Response:
-        await _record(self, request)
-        return web.json_response({"version": "0.6.2"})
-
-    async def tags(self, request: web.Request) -> web.Response:
-        await _record(self, request)
-        models = [
-            {
-                "name": m if ":" in m else f"{m}:latest",
-                "model": m if ":" in m else f"{m}:latest",
-                "size": 1,
-                "digest": "abc",
-                "details": {},
-            }
-            for m in sorted(self.models)
-        ]
-        return web.json_response({"models": models})
-
-    async def blob(self, request: web.Request) -> web.Response:
-        data = await request.read()
-        self.requests.append((request.method, request.path, None))
-        digest = request.match_info["digest"]
-        if digest != "sha256:" + hashlib.sha256(data).hexdigest():
-            return web.json_response({"error": "digest mismatch"}, status=400)
-        self.blobs[digest] = data
-        return web.Response(status=201)
-
-    async def create(self, request: web.Request) -> web.Response:
-        body = await _record(self, request)
-        if body["from"] not in self.models:
-            return web.json_response({"error": f"model '{body['from']}' not found"}, status=404)
-        missing = [d for d in body.get("adapters", {}).values() if d not in self.blobs]
-        if missing:
-            return web.json_response({"error": f"blobs missing: {missing}"}, status=400)
-        self.models.add(body["model"])
-        return web.json_response({"status": "success"})
-
-    async def generate(self, request: web.Request) -> web.Response:
-        body = await _record(self, request)
-        return web.json_response(
-            {"model": body["model"], "response": "", "done": True, "done_reason": "unload"}
-        )
-
-    async def chat(self, request: web.Request) -> web.Response:
-        body = await _record(self, request)
-        model = body["model"]
-        if model not in self.models and f"{model}:latest" not in self.models:
-            return web.json_response({"error": f"model '{model}' not found"}, status=404)
-        return web.json_response(
-            {
-                "model": model,
-                "created_at": "2024-06-01T00:00:00Z",
-                "message": {"role": "assistant", "content": self.answer},
-                "done": True,
-                "done_reason": "stop",
-                "total_duration": 1000,
-                "eval_count": 20,
-            }
-        )
 
 
 @dataclasses.dataclass

@@ -42,6 +42,7 @@ class StudentBackend(enum.StrEnum):
     ollama = "ollama"
     llama_cpp = "llama_cpp"
     transformers = "transformers"
+    openai = "openai"
 
 
 class FineTuneBackend(enum.StrEnum):

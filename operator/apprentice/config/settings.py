@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
+from apprentice.config import base_models
 from apprentice.config.base import (
     DecayFunction,
     FineTuneBackend,
@@ -16,6 +17,7 @@ from apprentice.config.base import (
     StudentBackend,
 )
 from apprentice.config.errors import RuleError
+from apprentice.config.providers import Price
 
 
 class TrainingConfig(Model):
@@ -37,11 +39,26 @@ class TrainingConfig(Model):
 
 
 class LocalConfig(Model):
-    """The student: base model, serving backend and fine-tuning backend."""
+    """The student: base model, serving backend and fine-tuning backend.
+
+    ``base_model`` alone still works: an Ollama tag such as ``llama3.1:8b`` is
+    served as is and trained on its Hugging Face id (:mod:`.base_models`); any
+    other name is both. ``train_base`` and ``serve_base`` split the two when the
+    table does not know the model or the server names it differently.
+    """
 
     backend: StudentBackend = Field(default=StudentBackend.transformers)
-    base_url: str | None = Field(default=None, description="Student server URL.")
+    base_url: str | None = Field(
+        default=None, description="Student server URL (ollama: $OLLAMA_HOST or localhost:11434)."
+    )
     base_model: str = Field(default="apprentice/tiny", description="HF id, directory or tag.")
+    train_base: str | None = Field(
+        default=None, description="HF id or directory the adapter is trained on (default: derived)."
+    )
+    serve_base: str | None = Field(
+        default=None,
+        description="Ollama tag, vLLM model or GGUF file served (default: base_model).",
+    )
     fine_tune_backend: FineTuneBackend = Field(default=FineTuneBackend.huggingface)
     fine_tune_batch_size: int = Field(default=100, gt=0, description="New examples per run.")
     model_dir: str = Field(default="./models/", description="Adapters, one folder per version.")
@@ -50,6 +67,91 @@ class LocalConfig(Model):
     device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N.")
     timeout_s: float = Field(default=60.0, gt=0, description="Student call timeout, seconds.")
     max_new_tokens: int = Field(default=256, gt=0, description="Generation cap per answer.")
+    keep_versions: int = Field(
+        default=2, ge=0, le=100, description="Older versions a server keeps for a fast rollback."
+    )
+    api_key_env: str | None = Field(default=None, description="openai: env var of the API key.")
+    api_key_file: str | None = Field(default=None, description="openai: file of the API key.")
+    price: Price | None = Field(default=None, description="openai: overrides the ft: price.")
+    max_retries: int = Field(default=2, ge=0, le=20, description="openai: transient retries.")
+
+    def training_base(self) -> str:
+        """What the fine-tuner loads: ``train_base``, an Ollama tag's HF id, or ``base_model``."""
+        if self.train_base:
+            return self.train_base
+        if self._serves_ollama_tag():
+            found = base_models.ollama_base(self.base_model)
+            if found is not None:
+                return found.hf_id
+        return self.base_model
+
+    def serving_base(self) -> str:
+        """What the server applies adapters to: ``serve_base`` or ``base_model``."""
+        return self.serve_base or self.base_model
+
+    def _serves_ollama_tag(self) -> bool:
+        if not base_models.is_ollama_tag(self.base_model):
+            return False
+        return self.backend is StudentBackend.ollama or ":" in self.base_model
+
+    @model_validator(mode="after")
+    def _base_rules(self) -> LocalConfig:
+        if self.api_key_env and self.api_key_file:
+            raise RuleError("api_key_file", "set either api_key_env or api_key_file, not both")
+        openai_student = self.backend is StudentBackend.openai
+        openai_tune = self.fine_tune_backend is FineTuneBackend.openai
+        if openai_tune and not openai_student:
+            raise RuleError(
+                "backend",
+                f"an OpenAI fine-tune (an ft: model) is served by OpenAI only, not by "
+                f"{self.backend.value}; set local.backend: openai",
+            )
+        if openai_student and not openai_tune:
+            raise RuleError(
+                "fine_tune_backend",
+                "local.backend openai serves OpenAI fine-tunes only; set "
+                "local.fine_tune_backend: openai (or serve a local model: ollama, vllm, ...)",
+            )
+        if openai_tune:
+            return self
+        if self.backend is StudentBackend.vllm and self.training.lora_rank not in VLLM_LORA_RANKS:
+            allowed = "/".join(str(r) for r in VLLM_LORA_RANKS)
+            raise RuleError(
+                "training.lora_rank",
+                f"({self.training.lora_rank}) cannot be served by vLLM, which accepts LoRA "
+                f"ranks {allowed} only; set local.training.lora_rank to one of them (e.g. 16)",
+            )
+        if self.train_base is None and self._serves_ollama_tag():
+            found = base_models.ollama_base(self.base_model)
+            if found is None:
+                known = ", ".join(
+                    f"{m}:{s}" for m, f in base_models.OLLAMA_FAMILIES.items() for s in f if s
+                )[:300]
+                raise RuleError(
+                    "train_base",
+                    f"the Ollama tag {self.base_model!r} has no known Hugging Face id to train "
+                    f"an adapter on; set local.train_base to the Hugging Face weights of the "
+                    f"same model (e.g. meta-llama/Llama-3.1-8B-Instruct), or use a known tag "
+                    f"({known}, ...)",
+                )
+            ollama_arch = found.architecture
+            if (
+                self.backend is StudentBackend.ollama
+                and ollama_arch not in base_models.OLLAMA_ADAPTER_ARCHITECTURES
+            ):
+                raise RuleError(
+                    "base_model",
+                    f"({self.base_model}) is a {ollama_arch} model, and Ollama converts "
+                    f"safetensors LoRA adapters for the "
+                    f"{'/'.join(sorted(base_models.OLLAMA_ADAPTER_ARCHITECTURES))} architectures "
+                    f"only; use a llama3.x, mistral or gemma2 tag, or serve "
+                    f"{found.hf_id} with local.backend: vllm",
+                )
+        return self
+
+
+#: LoRA ranks vLLM serves (``--max-lora-rank`` choices).
+VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 
 
 class DriftConfig(Model):

@@ -50,7 +50,7 @@ def training_spec(local: LocalConfig, dataset: Path, out_dir: Path) -> TrainingS
     return TrainingSpec(
         dataset=str(dataset),
         out_dir=str(out_dir),
-        base_model=local.base_model,
+        base_model=local.training_base(),
         backend=local.fine_tune_backend,
         hyper=local.training,
         device=local.device,

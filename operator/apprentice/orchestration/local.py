@@ -101,7 +101,7 @@ class LocalOrchestrator:
         self.alerts = alerts
         self.metrics = metrics
         self.student_factory = student_factory or (
-            lambda _task: student_base.build_student(cfg.local)
+            lambda task: student_base.build_student(cfg.local, task=task.name)
         )
         self.validation_threshold = validation_threshold
         # The trainer entry point; ``--spec FILE`` is appended. Tests swap in a stand-in.

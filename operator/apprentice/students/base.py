@@ -69,6 +69,7 @@ class StudentAnswer:
     version: str | None
     latency_s: float
     error: str | None = None
+    cost: float = 0.0  # USD billed for the answer (a remote ``openai`` student); local: 0
 
     @property
     def ok(self) -> bool:
@@ -132,28 +133,38 @@ def answer_from_text(
 
 
 def build_student(
-    local: LocalConfig, *, transport: httpx.AsyncBaseTransport | None = None
+    local: LocalConfig,
+    *,
+    task: str | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> Student:
-    """The configured backend. ``transport`` replaces the network for HTTP backends (tests)."""
+    """The configured backend for ``task``.
+
+    ``task`` names the per-task models a shared server holds (Ollama); ``transport``
+    replaces the network for HTTP backends (tests).
+    """
     backend = local.backend
     if backend is StudentBackend.transformers:
         from apprentice.students import transformers_backend
 
         return transformers_backend.TransformersStudent(local)
+    if backend is StudentBackend.ollama:  # Ollama has a well-known default address
+        from apprentice.students import ollama
+
+        return ollama.OllamaStudent(local, task=task, transport=transport)
+    if backend is StudentBackend.openai:
+        from apprentice.students import openai_ft
+
+        return openai_ft.OpenAIStudent(local, transport=transport)
     if not local.base_url:
         raise ValueError(
             f"local.backend {backend.value} needs local.base_url, "
-            "e.g. http://localhost:8000/v1 (vllm), http://localhost:11434 (ollama), "
-            "http://localhost:8080 (llama_cpp)"
+            "e.g. http://localhost:8000/v1 (vllm), http://localhost:8080 (llama_cpp)"
         )
     if backend is StudentBackend.vllm:
         from apprentice.students import vllm
 
         return vllm.VLLMStudent(local, transport=transport)
-    if backend is StudentBackend.ollama:
-        from apprentice.students import ollama
-
-        return ollama.OllamaStudent(local, transport=transport)
     if backend is StudentBackend.llama_cpp:
         from apprentice.students import llama_cpp
 

@@ -23,14 +23,21 @@ class HTTPStudentBase:
     """A student served over HTTP; subclasses say how to ask it."""
 
     backend = "http"
+    #: How to bring the server up; appended to "unreachable" errors.
+    start_hint = "is the server running?"
 
     def __init__(
-        self, local: LocalConfig, *, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        local: LocalConfig,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        base_url: str | None = None,
     ) -> None:
-        if not local.base_url:
+        url = base_url or local.base_url
+        if not url:
             raise ValueError(f"local.backend {self.backend} needs local.base_url")
         self.local = local
-        self.base_url = local.base_url.rstrip("/")
+        self.base_url = url.rstrip("/")
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(local.timeout_s, connect=min(10.0, local.timeout_s)),
             transport=transport,
@@ -41,11 +48,19 @@ class HTTPStudentBase:
         return f"{self.base_url}/{path.lstrip('/')}"
 
     async def request(
-        self, method: str, path: str, *, json_body: Any = None, ok: tuple[int, ...] = (200,)
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        content: bytes | None = None,
+        ok: tuple[int, ...] = (200,),
     ) -> httpx.Response:
         """Send one request; transport errors and unexpected 5xx become StudentUnavailable."""
         try:
-            response = await self._client.request(method, self.url(path), json=json_body)
+            response = await self._client.request(
+                method, self.url(path), json=json_body, content=content
+            )
         except httpx.TimeoutException as exc:
             raise StudentUnavailable(
                 f"{self.backend} student timed out after {self.local.timeout_s}s on {path}"
@@ -53,7 +68,7 @@ class HTTPStudentBase:
         except httpx.HTTPError as exc:
             raise StudentUnavailable(
                 f"{self.backend} student at {self.base_url} is unreachable ({type(exc).__name__}); "
-                "is the server running?"
+                f"{self.start_hint}"
             ) from exc
         if response.status_code >= 500 and response.status_code not in ok:
             raise StudentUnavailable(

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from apprentice.config import LocalConfig, TaskConfig
+from apprentice.config.settings import VLLM_LORA_RANKS
 from apprentice.students.base import (
     Health,
     NoStudent,
@@ -28,7 +29,6 @@ from apprentice.students.http import HTTPStudentBase, error_message
 
 __all__ = ["VLLM_LORA_RANKS", "LoRARankError", "VLLMStudent", "check_lora_rank"]
 
-VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 _RUNTIME_HINT = (
     "start vLLM with --enable-lora and the environment VLLM_ALLOW_RUNTIME_LORA_UPDATING=True"
 )
