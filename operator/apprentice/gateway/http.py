@@ -62,9 +62,8 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except reading.BodyTimeout as exc:
-        # Answer, then hang up: waiting for the rest of the body is what the client
-        # was holding the connection with.
+    except reading.HangUp as exc:
+        # Answer, then hang up (see reading.HangUp).
         resp = _json(exc.body(), exc.status, {"Connection": "close"})
         await resp.prepare(request)
         await resp.write_eof()

@@ -31,7 +31,15 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from apprentice.gateway import errors
 
-__all__ = ["MAX_DEPTH", "BodyTimeout", "check_tree", "loads", "read_json"]
+__all__ = [
+    "MAX_DEPTH",
+    "BodyTimeout",
+    "HangUp",
+    "UnreadableBody",
+    "check_tree",
+    "loads",
+    "read_json",
+]
 
 #: Deepest nesting of arrays and objects accepted; task inputs are far shallower, and
 #: the JSON encoder, jsonschema and the store recurse once per level.
@@ -40,11 +48,26 @@ MAX_DEPTH = 64
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-class BodyTimeout(errors.GatewayError):
-    """The body did not arrive within ``gateway.body_timeout_s``; the connection closes."""
+class HangUp(errors.GatewayError):
+    """A failure after which the rest of the body cannot be read: answer, then close.
+
+    Waiting for the rest is what a stalled client holds the connection with, and a
+    body that does not decode would only fail again while aiohttp drained it.
+    """
+
+
+class BodyTimeout(HangUp):
+    """The body did not arrive within ``gateway.body_timeout_s``."""
 
     status = 408
     type = "request_timeout"
+
+
+class UnreadableBody(HangUp):
+    """The body's transfer or content encoding is broken."""
+
+    status = 400
+    type = "bad_request"
 
 
 def _no_constant(name: str) -> Any:
@@ -63,33 +86,33 @@ def _where(path: list[str | int]) -> str:
     return text or "<root>"
 
 
-def check_tree(value: Any, *, deep: bool, surrogates: bool) -> None:
+def check_tree(value: Any, *, deep: bool, surrogates: bool, what: str = "request body") -> None:
     """400 for nesting deeper than :data:`MAX_DEPTH` or a string with a lone surrogate."""
     stack: list[tuple[Any, list[str | int]]] = [(value, [])]
     while stack:
         node, path = stack.pop()
         if deep and len(path) > MAX_DEPTH:
             raise errors.BadRequest(
-                f"JSON nested deeper than {MAX_DEPTH} levels at {_where(path[:8])}...",
+                f"{what}: JSON nested deeper than {MAX_DEPTH} levels at {_where(path[:8])}...",
                 details={"max_depth": MAX_DEPTH},
             )
         if isinstance(node, dict):
             for key, item in node.items():
                 if surrogates:
-                    _text(key, path)
+                    _text(key, path, what)
                 stack.append((item, [*path, key]))
         elif isinstance(node, list):
             stack.extend((item, [*path, i]) for i, item in enumerate(node))
         elif surrogates and isinstance(node, str):
-            _text(node, path)
+            _text(node, path, what)
 
 
-def _text(text: str, path: list[str | int]) -> None:
+def _text(text: str, path: list[str | int], what: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise errors.BadRequest(
-            f"string at {_where(path)} holds a lone UTF-16 surrogate "
+            f"{what}: the string at {_where(path)} holds a lone UTF-16 surrogate "
             f"(\\u{ord(text[exc.start]):04x}); encode text as UTF-8 or as a surrogate pair",
             details={"path": _where(path)},
         ) from None
@@ -109,12 +132,15 @@ def loads(raw: bytes | str, what: str = "request body") -> Any:
             details={"max_depth": MAX_DEPTH},
         ) from None
     except ValueError as exc:  # NaN, float overflow, an int of more than 4,300 digits
-        raise errors.BadRequest(f"{what} holds a number that cannot be accepted: {exc}") from None
+        why = str(exc)
+        if "digits" in why:
+            why = "an integer longer than Python's limit of 4300 digits; send it as a string"
+        raise errors.BadRequest(f"{what} holds a number that cannot be accepted: {why}") from None
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
     deep = data.count(b"[") + data.count(b"{") > MAX_DEPTH
     surrogates = _SURROGATE_ESCAPE.search(data) is not None
     if deep or surrogates:
-        check_tree(value, deep=deep, surrogates=surrogates)
+        check_tree(value, deep=deep, surrogates=surrogates, what=what)
     return value
 
 
@@ -134,10 +160,13 @@ async def read_json(request: web.Request, limit: int, timeout_s: float) -> dict[
             f"request body not received within gateway.body_timeout_s ({timeout_s:g} s)",
             details={"body_timeout_s": timeout_s},
         ) from None
-    except HttpProcessingError as exc:  # a Content-Encoding that does not decode, say
+    except (HttpProcessingError, web.RequestPayloadError) as exc:
+        # A Content-Encoding that does not decode, a broken chunked encoding.
         encoding = request.headers.get("Content-Encoding", "identity")
-        raise errors.BadRequest(
-            f"request body could not be read (Content-Encoding: {encoding}): {exc.message}",
+        cause = exc.__cause__ or exc
+        raise UnreadableBody(
+            f"request body could not be read (Content-Encoding: {encoding}): "
+            f"{getattr(cause, 'message', None) or cause}".strip(),
             details={"content_encoding": encoding},
         ) from None
     body = loads(raw)
