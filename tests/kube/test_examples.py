@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -51,36 +50,3 @@ def test_cpu_example_replay_answers_are_mounted_from_its_configmap() -> None:
     assert cpu["ConfigMap"]["metadata"]["name"] == ref["name"]
     lines = cpu["ConfigMap"]["data"][ref["key"]].strip().splitlines()
     assert lines and all(yaml.safe_load(line).keys() == {"input", "output"} for line in lines)
-
-
-def test_argocd_health_check_covers_our_kinds_and_reads_conditions() -> None:
-    (cm,) = docs(ROOT / "examples" / "gitops" / "argocd-health.yaml")
-    kubernetes_validate.validate(cm, "1.33.0", strict=True)
-    keys = {k.removeprefix("resource.customizations.health."): v for k, v in cm["data"].items()}
-    assert set(keys) == {
-        "apprentice.dev_DistilledTask",
-        "apprentice.dev_TrainingJob",
-        "apprentice.dev_ModelVersion",
-    }
-    lua = keys["apprentice.dev_DistilledTask"]
-    for word in ('"Ready"', '"Stalled"', '"Degraded"', "observedGeneration", '"Healthy"'):
-        assert word in lua
-    for text in keys.values():  # every block opened is closed (a cheap syntax check)
-        script = re.sub(r'"[^"]*"', '""', text)
-        opened = len(re.findall(r"\b(?:if|for)\b", script)) - script.count("elseif")
-        one_line = len(re.findall(r"\bthen\b[^\n]*\bend\b", script))
-        assert len(re.findall(r"\bend\b", script)) == opened, script
-        assert one_line <= opened
-
-
-def test_flux_health_checks_name_the_example_tasks() -> None:
-    flux = {d["kind"]: d for d in docs(ROOT / "examples" / "gitops" / "flux-kustomization.yaml")}
-    checks = flux["Kustomization"]["spec"]["healthChecks"]
-    names = {
-        d["metadata"]["name"] for p in EXAMPLES for d in docs(p) if d["kind"] == "DistilledTask"
-    }
-    assert all(
-        c["kind"] == "DistilledTask" and c["apiVersion"] == "apprentice.dev/v1alpha1"
-        for c in checks
-    )
-    assert {c["name"] for c in checks} <= names
