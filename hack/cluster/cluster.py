@@ -4,7 +4,7 @@
 ``up`` builds the binaries once (``build.sh``), then starts etcd, kube-apiserver (RBAC on,
 ServiceAccount token signing, an audit log at Metadata level), kube-controller-manager
 (garbage collector, Job, Deployment, PV binder with the hostPath provisioner),
-kube-scheduler and kwok, which plays the kubelet of fake nodes (one CPU node, one with
+kube-scheduler and kwok, which plays the kubelet of fake nodes (two CPU nodes, one with
 ``nvidia.com/gpu``), so pods reach Running and a Job's pods complete. It writes an admin
 kubeconfig to ``.tools/cluster/kubeconfig`` and prints ``export KUBECONFIG=...``. A second
 ``up`` finds the running plane healthy and only prints that line. ``down`` stops every
@@ -36,8 +36,10 @@ KUBECONFIG = STATE / "kubeconfig"
 AUDIT_LOG = STATE / "logs" / "audit.log"
 START_TIMEOUT_S = 120.0
 # Fake nodes: name -> extra capacity. Every node also gets a generous CPU/memory/pods.
+# Three, so the chart's hard anti-affinity value set (three replicas) can be scheduled.
 NODES: dict[str, dict[str, str]] = {
     "kwok-cpu-0": {},
+    "kwok-cpu-1": {},
     "kwok-gpu-0": {"nvidia.com/gpu": os.environ.get("APPRENTICE_CLUSTER_GPUS", "1")},
 }
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")

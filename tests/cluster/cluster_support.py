@@ -1,0 +1,160 @@
+"""Helpers of the real-API-server tests: kubectl and helm against ``make cluster``'s plane.
+
+The control plane (etcd, kube-apiserver with RBAC, kube-controller-manager,
+kube-scheduler, kwok) is started by ``hack/cluster/cluster.py``; these helpers only
+drive the real ``kubectl`` and ``helm`` binaries at it. Waiting is always on a condition
+with a deadline (``kubectl wait`` or :func:`eventually`), never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "apprentice"
+CRDS = ROOT / "crds"
+EXAMPLES = ROOT / "examples" / "kubernetes"
+SCRIPT = ROOT / "hack" / "cluster" / "cluster.py"
+GROUP = "apprentice.dev"
+
+T = TypeVar("T")
+
+
+class CommandFailed(AssertionError):
+    """kubectl or helm exited non-zero; the message carries its stderr."""
+
+    def __init__(self, argv: list[str], out: subprocess.CompletedProcess[str]) -> None:
+        super().__init__(f"{' '.join(argv)} -> exit {out.returncode}\n{out.stderr or out.stdout}")
+        self.stderr = out.stderr
+        self.returncode = out.returncode
+
+
+def eventually(check: Callable[[], T | None], within: float, what: str, step: float = 0.25) -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    last: Any = None
+    while True:
+        last = check()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what} (last: {last!r})")
+        time.sleep(step)  # a polling step of a bounded wait, not a synchronisation point
+
+
+@dataclass
+class Cluster:
+    """One running control plane: its kubeconfig, audit log and the two CLIs."""
+
+    kubeconfig: Path
+    audit_log: Path
+    state_dir: Path
+    tools: Path = ROOT / ".tools"
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "HELM_CACHE_HOME": str(self.state_dir / "helm" / "cache"),
+            "HELM_CONFIG_HOME": str(self.state_dir / "helm" / "config"),
+            "HELM_DATA_HOME": str(self.state_dir / "helm" / "data"),
+        }
+
+    def run(
+        self,
+        tool: str,
+        *args: str,
+        stdin: str | None = None,
+        check: bool = True,
+        timeout: int = 180,
+    ) -> subprocess.CompletedProcess[str]:
+        argv = [str(self.tools / tool), *args]
+        if tool == "kubectl":
+            argv.insert(1, f"--cache-dir={self.state_dir / 'kubectl-cache'}")
+        out = subprocess.run(
+            argv,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+            check=False,
+        )
+        if check and out.returncode != 0:
+            raise CommandFailed(argv, out)
+        return out
+
+    def kubectl(self, *args: str, stdin: str | None = None, timeout: int = 180) -> str:
+        return self.run("kubectl", *args, stdin=stdin, timeout=timeout).stdout
+
+    def try_kubectl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return self.run("kubectl", *args, stdin=stdin, check=False)
+
+    def helm(self, *args: str, timeout: int = 300) -> str:
+        return self.run("helm", *args, timeout=timeout).stdout
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+        ns = ["-n", namespace] if namespace else []
+        out = self.run("kubectl", "get", kind, name, *ns, "-o", "json", check=False)
+        if out.returncode != 0:
+            if "NotFound" in out.stderr or "not found" in out.stderr:
+                return None
+            raise CommandFailed(["kubectl", "get", kind, name], out)
+        obj: dict[str, Any] = json.loads(out.stdout)
+        return obj
+
+    def items(self, kind: str, namespace: str, selector: str | None = None) -> list[dict[str, Any]]:
+        sel = ["-l", selector] if selector else []
+        data = json.loads(self.kubectl("get", kind, "-n", namespace, *sel, "-o", "json"))
+        return list(data["items"])
+
+    def apply(self, objs: dict[str, Any] | Iterable[dict[str, Any]], namespace: str) -> str:
+        docs = [objs] if isinstance(objs, dict) else list(objs)
+        return self.kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump_all(docs))
+
+    def create_namespace(self, name: str) -> str:
+        """A fresh namespace (deleted first if a previous run left it)."""
+        if self.get("namespace", name) is not None:
+            self.kubectl("delete", "namespace", name, "--wait=true", timeout=300)
+        self.kubectl("create", "namespace", name)
+        # The ServiceAccount controller creates "default"; pods cannot be admitted before.
+        eventually(lambda: self.get("serviceaccount", "default", name), 30, f"{name}/default SA")
+        return name
+
+    def ensure_crds(self) -> None:
+        """The committed CRDs, applied server-side (adopting any a Helm release left)."""
+        self.kubectl(
+            "apply", "--server-side", "--force-conflicts", "--field-manager=tests", "-f", str(CRDS)
+        )
+        self.kubectl(
+            "wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRDS), timeout=90
+        )
+
+    def audit_events(self) -> Iterator[dict[str, Any]]:
+        with self.audit_log.open() as lines:
+            for line in lines:
+                if line.strip():
+                    yield json.loads(line)
+
+
+def load_docs(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def example_task(name: str = "classify-ticket.yaml") -> dict[str, Any]:
+    """The DistilledTask of one example file."""
+    for doc in load_docs(EXAMPLES / name):
+        if doc["kind"] == "DistilledTask":
+            return doc
+    raise AssertionError(f"{name} holds no DistilledTask")
