@@ -9,15 +9,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import copy
 import gc
 import logging
 import warnings
 from collections.abc import AsyncIterator
 from typing import Any
 
+import attrs
 import kmock
 import kopf
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from kube_gateway import FakeGateway
 from kube_operator import OperatorStarter, fast_settings
@@ -29,7 +32,14 @@ from apprentice.kube.runtime import OperatorSettings, Runtime
 
 
 class Emulator(kmock.KubernetesEmulator):
-    """KMock plus ``generateName`` (kopf names its Events that way)."""
+    """KMock plus ``generateName`` (kopf names its Events that way) and server-side apply.
+
+    Server-side apply is emulated for a single field manager: an apply to a missing object
+    is a 404 as in KMock (the operator's client then creates it; a real server creates it
+    in the apply), and otherwise *replaces* the parts the operator owns (labels, annotations,
+    owner references, spec, data) with the applied ones, so fields left out disappear as
+    they do on a real API server; an apply that changes nothing writes nothing.
+    """
 
     _generated: int = 0
 
@@ -39,7 +49,45 @@ class Emulator(kmock.KubernetesEmulator):
         if creating and meta and not meta.get("name") and meta.get("generateName"):
             Emulator._generated += 1
             meta["name"] = f"{meta['generateName']}{Emulator._generated:05d}"
+        if "apply-patch" in request.headers.get("Content-Type", "") and not request.subresource:
+            request = self._server_side_apply(request)
+            if request.data is None:  # nothing changed: no write, no new version, no event
+                key = (request.resource, request.namespace, request.name)
+                return web.json_response(dict(self.objects[key].raw))
         return await super()._handle(request)
+
+    def _server_side_apply(self, request: Any) -> Any:
+        key = (request.resource, request.namespace, request.name)
+        if key not in self.objects or self.objects[key].deleted:
+            return request  # a 404, as KMock answers: the client then creates the object
+        live = dict(self.objects[key].raw)
+        wanted = copy.deepcopy(live)
+        applied = request.data
+        for part in ("labels", "annotations", "ownerReferences"):
+            if part in applied.get("metadata", {}):
+                wanted["metadata"][part] = applied["metadata"][part]
+        for part in ("spec", "data", "stringData"):
+            wanted.pop(part, None)
+            if part in applied:
+                wanted[part] = applied[part]
+        diff = _merge_diff(live, wanted)
+        if not diff:  # nothing changed: served as a read, no new version, no watch event
+            return attrs.evolve(request, data=None)
+        return attrs.evolve(request, data=diff)
+
+
+def _merge_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) that turns ``old`` into ``new``."""
+    out: dict[str, Any] = {k: None for k in old if k not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            nested = _merge_diff(before, value)
+            if nested:
+                out[key] = nested
+        elif key not in old or before != value:
+            out[key] = value
+    return out
 
 
 @pytest.fixture()

@@ -7,10 +7,12 @@ part where needed (they mark a Job finished, set ``generation``) and assert on s
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from typing import Any
 
+from kube_operator import fast_settings
 from kube_samples import classify
 from kube_support import ADMIN_TOKEN, NS, TEACHER_KEY, eventually, live
 from prometheus_client import REGISTRY
@@ -19,6 +21,7 @@ from apprentice.kube import CONFIG_HASH_ANNOTATION
 from apprentice.kube import client as k8s
 from apprentice.kube.apply import apply
 from apprentice.kube.manifests import TaskObject, build_children
+from apprentice.kube.runtime import Runtime
 
 DT = "apprentice.dev/v1alpha1/distilledtasks"
 TJ = "apprentice.dev/v1alpha1/trainingjobs"
@@ -89,10 +92,10 @@ async def test_children_have_the_builders_content_and_owner_references(
 async def test_generates_an_owned_admin_token_secret_when_none_is_named(
     running_operator: Any, emulator: Any, kube: k8s.KubeClient, gateway: Any
 ) -> None:
-    gateway[0].token = "will-not-match"  # the generated token is random
+    gateway[0].token = "will-not-match"  # without a token key the token is random
     await kube.create(NS, classify(gateway={}))
     secret = await eventually(lambda: live(emulator, "v1/secrets", f"{NAME}-admin-token"))
-    assert len(secret["stringData"]["token"]) >= 32
+    assert len(base64.b64decode(secret["data"]["token"])) >= 32
     assert secret["metadata"]["ownerReferences"][0]["name"] == NAME
     deploy = await eventually(lambda: live(emulator, "apps/v1/deployments", f"{NAME}-inference"))
     env = deploy["spec"]["template"]["spec"]["containers"][0]["env"]
@@ -100,6 +103,28 @@ async def test_generates_an_owned_admin_token_secret_when_none_is_named(
         "name": "APPRENTICE_ADMIN_TOKEN",
         "valueFrom": {"secretKeyRef": {"name": f"{NAME}-admin-token", "key": "token"}},
     } in env
+
+
+async def test_with_a_token_key_the_operator_never_reads_a_secret(
+    start_operator: Any, emulator: Any, kube: k8s.KubeClient, gateway: Any
+) -> None:
+    fake, url = gateway
+    settings = fast_settings(url, admin_token_key="operator-key-from-the-chart")
+    await start_operator(settings)
+    body = classify(gateway={})
+    task = TaskObject.from_body(body)
+    fake.token = Runtime(kube=kube, settings=settings).derived_token(task) or ""
+    await kube.create(NS, body)
+    secret = await eventually(lambda: live(emulator, "v1/secrets", f"{NAME}-admin-token"))
+    assert base64.b64decode(secret["data"]["token"]).decode() == fake.token
+    await eventually(lambda: cond(emulator, "Ready").get("status") == "True", what="Ready")
+    fake.state.update(training_due=True)  # admin calls with the derived token succeed
+    await eventually(lambda: live(emulator, TJ, f"{NAME}-v1"), what="TrainingJob")
+    assert fake.unauthorized == 0
+    calls = [r for r in emulator if r.resource is not None and r.resource.plural == "secrets"]
+    applies = [r for r in calls if str(r.method).upper().endswith("PATCH")]
+    reads = [r for r in calls if str(r.method).upper().endswith("GET")]
+    assert applies and reads == [], [(r.method, r.url) for r in reads]
 
 
 async def test_status_and_conditions_follow_the_gateway(
@@ -176,7 +201,7 @@ async def test_a_second_reconcile_changes_nothing(
     running_operator: Any, emulator: Any, kube: k8s.KubeClient
 ) -> None:
     await create_and_wait_ready(kube, emulator)
-    writes_before = _child_writes(emulator)
+    versions_before = child_versions(emulator)
     # A label change is an update kopf hands to the reconcile handler again.
     await kube.patch(k8s.DISTILLED_TASKS, NS, NAME, {"metadata": {"labels": {"team": "a"}}})
     await eventually(
@@ -188,25 +213,26 @@ async def test_a_second_reconcile_changes_nothing(
         ),
         what="update handled",
     )
-    assert _child_writes(emulator) == writes_before
-    # And applying the same manifests directly is a no-op too.
+    # Children were re-applied (server-side apply, every poll too) but none was rewritten.
+    assert child_versions(emulator) == versions_before
     task = TaskObject.from_body(live(emulator, DT, NAME))
-    assert [await apply(kube, m) for m in build_children(task)] == ["unchanged"] * 4
+    for manifest in build_children(task):
+        await apply(kube, manifest)
+    assert child_versions(emulator) == versions_before
 
 
 def _plain(value: Any) -> Any:
     return dict(value) if isinstance(value, Mapping) else str(value)
 
 
-def _child_writes(emulator: Any) -> int:
+def child_versions(emulator: Any) -> dict[str, int]:
+    """How many versions each child object has had (a write that changes nothing adds none)."""
     kinds = {"configmaps", "persistentvolumeclaims", "deployments", "services"}
-    return sum(
-        1
-        for r in emulator
-        if str(r.method).upper().endswith(("POST", "PATCH", "PUT"))
-        and r.resource is not None
-        and r.resource.plural in kinds
-    )
+    return {
+        f"{res.plural}/{name}": len(obj.history)
+        for (res, _, name), obj in emulator.objects.items()
+        if res.plural in kinds
+    }
 
 
 async def _mark_job(kube: k8s.KubeClient, name: str, condition: str, **counts: int) -> None:

@@ -1,8 +1,15 @@
-"""Idempotent apply: create what is missing, patch what differs, leave the rest alone.
+"""Level-triggered apply of a child object: server-side apply with the operator's field manager.
 
-A second reconcile of an unchanged DistilledTask makes no write at all: the desired
-manifest is compared with the live object first (only the fields the operator sets;
-fields the API server adds are ignored), and only a real difference is merge-patched.
+The whole desired manifest is sent every time (``PATCH`` with
+``application/apply-patch+yaml``, ``fieldManager=apprentice``, ``force=true``): the API
+server merges it, removes the fields this manager set before and no longer sets (a
+``rollingUpdate`` after a switch to ``Recreate``, a dropped ``nodeSelector``), restores
+hand-edited fields, recreates a deleted object, and writes nothing when nothing changed.
+So re-applying on a timer is cheap, and there is no GET-then-diff race.
+
+A PersistentVolumeClaim and a Job are created once and never re-applied: a bound claim's
+spec and a Job's template are immutable, and a later spec change must not fail every
+reconcile (a new training run gets a new Job).
 """
 
 from __future__ import annotations
@@ -10,44 +17,34 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from apprentice.kube import client as k8s
-from apprentice.kube.reconcile import differs
 
-__all__ = ["Outcome", "apply", "desired_fields"]
+__all__ = ["Outcome", "apply"]
 
-Outcome = Literal["created", "patched", "unchanged"]
+Outcome = Literal["applied", "unchanged"]
 
-#: Never patched after creation: a PVC's spec is immutable, a Secret's token must not change.
-_CREATE_ONLY = {"PersistentVolumeClaim", "Secret"}
+_CREATE_ONLY = {"PersistentVolumeClaim", "Job"}
 
 
-def desired_fields(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The parts of a manifest the operator owns (what a patch may rewrite)."""
-    meta = manifest.get("metadata", {})
-    owned: dict[str, Any] = {
-        "metadata": {k: meta[k] for k in ("labels", "annotations", "ownerReferences") if k in meta},
-    }
-    for key in ("spec", "data", "stringData"):
-        if key in manifest:
-            owned[key] = manifest[key]
-    return owned
-
-
-async def apply(kube: k8s.KubeClient, manifest: dict[str, Any]) -> Outcome:
-    """Create or patch one object so that it matches ``manifest``."""
-    res = k8s.resource_for(manifest)
-    namespace = manifest["metadata"]["namespace"]
-    name = manifest["metadata"]["name"]
-    live = await kube.get(res, namespace, name)
-    if live is None:
-        try:
-            await kube.create(namespace, manifest)
-        except k8s.Conflict:  # created concurrently (e.g. by a previous, interrupted run)
-            return "unchanged"
-        return "created"
+async def apply(
+    kube: k8s.KubeClient, manifest: dict[str, Any], seen: dict[str, str] | None = None
+) -> Outcome:
+    """Apply one object. ``seen`` (object key -> resourceVersion the last apply returned)
+    tells "applied" (the object changed, or was not seen before) from "unchanged"."""
+    meta = manifest["metadata"]
+    key = f"{manifest['kind']}/{meta['namespace']}/{meta['name']}"
     if manifest["kind"] in _CREATE_ONLY:
-        return "unchanged"
-    owned = desired_fields(manifest)
-    if not differs(owned, live):
-        return "unchanged"
-    await kube.patch(res, namespace, name, owned)
-    return "patched"
+        try:
+            live = await kube.create(meta["namespace"], manifest)
+        except k8s.Conflict:  # exists: nothing to do
+            return "unchanged"
+    else:
+        try:
+            live = await kube.apply(manifest)
+        except k8s.NotFound:  # servers without server-side apply creation (emulators)
+            live = await kube.create(meta["namespace"], manifest)
+    version = str((live.get("metadata") or {}).get("resourceVersion") or "")
+    if seen is None:
+        return "applied"
+    before = seen.get(key)
+    seen[key] = version
+    return "unchanged" if before is not None and before == version else "applied"

@@ -1,4 +1,4 @@
-"""A small async Kubernetes API client: get, list, create, merge-patch, delete.
+"""A small async Kubernetes API client: get, list, create, server-side apply, merge-patch, delete.
 
 kopf watches and patches the objects it handles; this client is for everything else the
 operator touches (children, TrainingJobs, ModelVersions, Secrets). It speaks plain REST
@@ -46,6 +46,9 @@ __all__ = [
 
 Obj = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"  # JSON is YAML: the body is sent as JSON
+#: The field manager of every server-side apply the operator makes.
+FIELD_MANAGER = "apprentice"
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
@@ -247,6 +250,20 @@ class KubeClient:
         """JSON merge patch (RFC 7386); ``status=True`` targets the status subresource."""
         url = res.path(namespace, name, "status" if status else None)
         return await self._call("PATCH", url, json=patch, content_type=MERGE_PATCH)
+
+    async def apply(
+        self, manifest: Obj, *, field_manager: str = FIELD_MANAGER, status: bool = False
+    ) -> Obj:
+        """Server-side apply (``force``): the server owns the merge, and fields this manager
+        set before but left out now are removed. ``status=True`` applies the status only."""
+        meta = manifest["metadata"]
+        url = resource_for(manifest).path(
+            meta["namespace"], meta["name"], "status" if status else None
+        )
+        params = {"fieldManager": field_manager, "force": "true"}
+        return await self._call(
+            "PATCH", url, json=manifest, params=params, content_type=APPLY_PATCH
+        )
 
     async def delete(self, res: ApiResource, namespace: str, name: str) -> None:
         with contextlib.suppress(NotFound):

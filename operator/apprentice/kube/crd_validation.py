@@ -22,9 +22,7 @@ __all__ = ["apply_defaults", "json_schema", "validate"]
 
 Schema = dict[str, Any]
 _TWINS = {
-    rule.rule: rule
-    for rules in [*cel.RULES.values(), *cel.ROOT_RULES.values()]
-    for rule in rules
+    rule.rule: rule for rules in [*cel.RULES.values(), *cel.ROOT_RULES.values()] for rule in rules
 }
 
 

@@ -10,6 +10,7 @@ that Secret keys fill, never a secret value. Shared pieces live in
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from typing import Any
@@ -34,6 +35,7 @@ from apprentice.kube.objects import (
     TaskObject,
     container_security_context,
     gateway_env,
+    hf_token_env,
     labels,
     metadata,
     owner_reference,
@@ -42,6 +44,7 @@ from apprentice.kube.objects import (
     pull_secrets,
     resources,
     selector,
+    unprivileged_env,
 )
 
 __all__ = [
@@ -129,9 +132,10 @@ def get_config_map(task: TaskObject) -> Manifest:
     }
 
 
-def config_hash(config_map: Manifest) -> str:
-    """Stable hash of the gateway config: a pod-template annotation, so a change rolls pods."""
-    text = json.dumps(config_map["data"], sort_keys=True)
+def config_hash(config_map: Manifest, secret: str = "") -> str:
+    """Stable hash of the gateway config (and of a generated admin token, whose change must
+    restart the pods that read it from their env): a pod-template annotation."""
+    text = json.dumps(config_map["data"], sort_keys=True) + secret
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -158,7 +162,7 @@ def get_admin_secret(task: TaskObject, token: str) -> Manifest:
         "kind": "Secret",
         "type": "Opaque",
         "metadata": metadata(task, task.names.admin_secret, "gateway"),
-        "stringData": {"token": token},
+        "data": {"token": base64.b64encode(token.encode()).decode()},
     }
 
 
@@ -241,7 +245,15 @@ def _vllm_container(task: TaskObject) -> Manifest:
         "env": [
             {"name": "VLLM_ALLOW_RUNTIME_LORA_UPDATING", "value": "True"},
             {"name": "HF_HOME", "value": f"{DATA_DIR}/hf-cache"},
-            {"name": "HOME", "value": "/tmp"},
+            *unprivileged_env(),
+            {"name": "XDG_CONFIG_HOME", "value": "/tmp/.config"},
+            {"name": "TRITON_CACHE_DIR", "value": "/tmp/triton"},
+            # The compile cache survives restarts on the task's volume.
+            {"name": "VLLM_CACHE_ROOT", "value": f"{DATA_DIR}/vllm-cache"},
+            {"name": "VLLM_CONFIG_ROOT", "value": "/tmp/.config/vllm"},
+            {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
+            {"name": "DO_NOT_TRACK", "value": "1"},
+            *hf_token_env(task),
         ],
         "startupProbe": {**health, "failureThreshold": 180},  # model download + load
         "readinessProbe": health,
@@ -334,12 +346,13 @@ def get_service(task: TaskObject) -> Manifest:
     }
 
 
-def build_children(task: TaskObject) -> list[Manifest]:
-    """Every child of a DistilledTask in apply order (the admin Secret is separate)."""
+def build_children(task: TaskObject, generated_token: str = "") -> list[Manifest]:
+    """Every child of a DistilledTask in apply order (the admin Secret is separate);
+    ``generated_token`` is the derived admin token, if the operator generates one."""
     config_map = get_config_map(task)
     return [
         config_map,
         get_pvc(task),
-        get_deployment(task, config_hash(config_map)),
+        get_deployment(task, config_hash(config_map, generated_token)),
         get_service(task),
     ]

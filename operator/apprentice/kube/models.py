@@ -30,6 +30,17 @@ from apprentice.config import (
     TrainingConfig,
 )
 from apprentice.config.errors import RuleError
+from apprentice.kube.status_models import (
+    CONDITION_TYPES,
+    Condition,
+    DistilledTaskStatus,
+    ExampleCounts,
+    ModelVersionState,
+    ModelVersionStatus,
+    Spend,
+    TrainingJobState,
+    TrainingJobStatus,
+)
 
 __all__ = [
     "CONDITION_TYPES",
@@ -274,95 +285,6 @@ class DistilledTaskSpec(TaskConfig):
         return self.training.fine_tune_batch_size or self.fine_tune_batch_size or 100
 
 
-ConditionStatus = Literal["True", "False", "Unknown"]
-CONDITION_TYPES: tuple[str, ...] = (
-    "Ready",
-    "Reconciling",
-    "Stalled",
-    "Training",
-    "Degraded",
-    "BudgetExhausted",
-)
-
-
-class Condition(Model):
-    """A kstatus condition (the shape of ``metav1.Condition``)."""
-
-    type: str = Field(
-        min_length=1, max_length=316, description="Ready, Reconciling, Stalled, Training, ..."
-    )
-    status: ConditionStatus
-    reason: str = Field(
-        min_length=1, max_length=1024, description="CamelCase machine-readable reason."
-    )
-    message: str = Field(default="", max_length=32768, description="Human-readable detail.")
-    last_transition_time: str = Field(
-        description="When status last changed (RFC 3339).",
-        json_schema_extra={"format": "date-time"},
-    )
-    observed_generation: int | None = Field(default=None, ge=0)
-
-
-def _conditions() -> Any:
-    """The ``conditions`` field: a list-map keyed by type, so patches merge per condition."""
-    return Field(
-        default_factory=list,
-        description="kstatus conditions, one per type.",
-        json_schema_extra={
-            "x-kubernetes-list-type": "map",
-            "x-kubernetes-list-map-keys": ["type"],
-        },
-    )
-
-
-class ExampleCounts(Model):
-    train: int = Field(default=0, ge=0)
-    heldout: int = Field(default=0, ge=0)
-
-
-class Spend(Model):
-    today: float = Field(default=0.0, ge=0)
-    week: float = Field(default=0.0, ge=0)
-    month: float = Field(default=0.0, ge=0)
-    currency: str = Field(default="USD")
-
-
-Phase = Literal["cold_start", "reinforcement", "steady_state"]
-
-
-class DistilledTaskStatus(Model):
-    """What the operator last read from the gateway, plus kstatus conditions."""
-
-    phase: Phase | None = None
-    phase_number: int | None = Field(default=None, ge=1, le=3)
-    confidence: float | None = None
-    confidence_lower_bound: float | None = None
-    sampling_rate: float | None = None
-    trend: float | None = None
-    drift: bool | None = None
-    shift: bool | None = None
-    coaching: bool | None = None
-    emergency: bool | None = None
-    examples: ExampleCounts | None = None
-    spend: Spend | None = None
-    estimated_savings: float | None = None
-    active_model_version: str | None = None
-    endpoint: str | None = Field(default=None, description="In-cluster gateway URL.")
-    observed_generation: int | None = None
-    last_alarm_index: int | None = Field(default=None, description="Last alarm evented.")
-    last_training_failure: str | None = Field(
-        default=None, description="Why the last training failed; cleared by a promotion."
-    )
-    conditions: list[Condition] = _conditions()
-
-
-class TrainingJobState(enum.StrEnum):
-    pending = "Pending"
-    running = "Running"
-    succeeded = "Succeeded"
-    failed = "Failed"
-
-
 class TrainingJobSpec(Model):
     """One fine-tuning run of a DistilledTask."""
 
@@ -371,26 +293,6 @@ class TrainingJobSpec(Model):
     version: str = Field(pattern=r"^v[0-9]+$", description="Version the adapter becomes.")
     reason: str | None = Field(default=None, description="Why the engine asked for it.")
     examples: int | None = Field(default=None, ge=0, description="Train examples at start.")
-
-
-class TrainingJobStatus(Model):
-    state: TrainingJobState | None = None
-    job_name: str | None = None
-    start_time: str | None = None
-    completion_time: str | None = None
-    duration: str | None = Field(default=None, description="e.g. 12m3s")
-    message: str | None = None
-    model_version: str | None = None
-    observed_generation: int | None = None
-    conditions: list[Condition] = _conditions()
-
-
-class ModelVersionState(enum.StrEnum):
-    candidate = "candidate"
-    validating = "validating"
-    promoted = "promoted"
-    rejected = "rejected"
-    retired = "retired"
 
 
 class ModelVersionSpec(Model):
@@ -402,13 +304,3 @@ class ModelVersionSpec(Model):
     path: str = Field(description="Adapter directory on the model volume.")
     training_job: str | None = Field(default=None, description="The TrainingJob that made it.")
     metrics: dict[str, Any] = Field(default_factory=dict, description="Trainer metrics.")
-
-
-class ModelVersionStatus(Model):
-    state: ModelVersionState | None = None
-    heldout_score: float | None = None
-    passed: bool | None = None
-    reason: str | None = None
-    promoted_at: str | None = None
-    observed_generation: int | None = None
-    conditions: list[Condition] = _conditions()

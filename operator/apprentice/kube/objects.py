@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from apprentice.kube import API_VERSION, TASK_LABEL
+from apprentice.kube import API_VERSION, TASK_LABEL, cel
 from apprentice.kube.models import TEACHER_KEY_ENV, DistilledTaskSpec, KeyRef, Resources
 
 __all__ = [
@@ -23,11 +23,14 @@ __all__ = [
     "REPLAY_DIR",
     "STORE_URL_ENV",
     "Defaults",
+    "InvalidTaskName",
     "Manifest",
     "Names",
     "TaskObject",
     "container_security_context",
     "gateway_env",
+    "hf_token_env",
+    "inference_affinity",
     "labels",
     "metadata",
     "owner_reference",
@@ -37,6 +40,7 @@ __all__ = [
     "resources",
     "secret_env",
     "selector",
+    "unprivileged_env",
 ]
 
 Manifest = dict[str, Any]
@@ -49,6 +53,10 @@ REPLAY_DIR = f"{CONFIG_DIR}/replay"
 DATA_DIR = "/var/lib/apprentice"
 MODELS_DIR = f"{DATA_DIR}/models"
 RUN_AS = 10001
+
+
+class InvalidTaskName(ValueError):
+    """A DistilledTask name that would make invalid child names (admission rejects it too)."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +86,12 @@ class TaskObject:
 
     @classmethod
     def from_body(cls, body: Any, defaults: Defaults | None = None) -> TaskObject:
-        """Parse a DistilledTask body (raises pydantic's ValidationError on a bad spec)."""
+        """Parse a DistilledTask body (raises pydantic's ValidationError on a bad spec, and
+        :class:`InvalidTaskName` on a name the CRD's admission rules would reject)."""
         meta = body["metadata"]
+        problem = cel.name_problem("DistilledTask", str(meta["name"]))
+        if problem is not None:
+            raise InvalidTaskName(problem)
         spec = DistilledTaskSpec.model_validate(dict(body["spec"]))
         uid = meta.get("uid", "")
         return cls(meta["name"], meta["namespace"], uid, spec, defaults or Defaults())
@@ -227,6 +239,42 @@ def placement(node_selector: dict[str, str], tolerations: list[Any]) -> Manifest
 
 def secret_env(name: str, ref: KeyRef) -> Manifest:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+
+
+def unprivileged_env() -> list[Manifest]:
+    """Env that lets torch run as UID 10001, which has no passwd entry in the vLLM image.
+
+    torch's compile step asks ``getpass.getuser()``, which reads ``LOGNAME``/``USER``
+    before the passwd database, and writes caches under ``$HOME`` and its own cache dir:
+    all point at the writable ``/tmp`` volume (the root filesystem is read-only).
+    """
+    return [
+        {"name": "HOME", "value": "/tmp"},
+        {"name": "USER", "value": "apprentice"},
+        {"name": "LOGNAME", "value": "apprentice"},
+        {"name": "XDG_CACHE_HOME", "value": "/tmp/.cache"},
+        {"name": "TORCHINDUCTOR_CACHE_DIR", "value": "/tmp/torchinductor"},
+    ]
+
+
+def hf_token_env(task: TaskObject) -> list[Manifest]:
+    """``HF_TOKEN`` from the task's Secret, for gated base models (a reference, never read)."""
+    ref = task.spec.student.hf_token_secret_ref
+    return [secret_env("HF_TOKEN", ref)] if ref is not None else []
+
+
+def inference_affinity(task: TaskObject) -> Manifest:
+    """Required co-location with the task's inference pod (a ReadWriteOnce volume is per node)."""
+    return {
+        "podAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "labelSelector": {"matchLabels": selector(task.name, "inference")},
+                    "topologyKey": "kubernetes.io/hostname",
+                }
+            ]
+        }
+    }
 
 
 def gateway_env(task: TaskObject) -> list[Manifest]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from apprentice.kube import client as k8s
 from apprentice.kube.gateway_client import GatewayClient
 from apprentice.kube.manifests import Defaults, TaskObject
 from apprentice.kube.models import KeyRef
+from apprentice.kube.task_status import Backoff
 
 __all__ = ["OperatorSettings", "Runtime", "runtime_of", "settings_from_env"]
 
@@ -38,9 +41,23 @@ class OperatorSettings:
     metrics_port: int | None = None  # Prometheus metrics; None: off
     health_port: int | None = None  # kopf liveness endpoint /healthz; None: off
     log_level: str = "info"
-    gateway_url: str | None = None  # override every task's in-cluster URL (tests, dev)
+    # For tests and development only (APPRENTICE_GATEWAY_URL): every task's gateway is
+    # reached at this URL instead of its in-cluster Service, by the operator and by the
+    # trainer Jobs it creates (their APPRENTICE_GATEWAY_URL), e.g. a gateway running as a
+    # local process next to a test control plane.
+    gateway_url: str | None = None
     gateway_timeout_s: float = 10.0  # state/admin calls; validation gets longer
-    retry_delay_s: float = 30.0  # back-off after a temporary failure
+    retry_delay_s: float = 30.0  # first back-off after a temporary failure; doubles per retry
+    max_retry_delay_s: float = 600.0  # the back-off's cap
+    # Key of the generated admin tokens (APPRENTICE_ADMIN_TOKEN_KEY, from the chart's
+    # Secret): a task's token is HMAC(key, namespace/name/uid), so the operator never reads
+    # a Secret back. None: a random token, read back from the Secret (needs ``get``).
+    admin_token_key: str | None = field(default=None, repr=False)
+    training_backoff: Backoff = field(default_factory=Backoff)
+
+    def retry_delay(self, retry: int) -> float:
+        """Exponential back-off: ``retry_delay_s * 2**retry``, capped."""
+        return float(min(self.max_retry_delay_s, self.retry_delay_s * 2 ** max(0, retry)))
 
     @property
     def clusterwide(self) -> bool:
@@ -89,6 +106,11 @@ def settings_from_env(env: Mapping[str, str]) -> OperatorSettings:
         health_port=port("APPRENTICE_HEALTH_PORT"),
         log_level=env.get("APPRENTICE_LOG_LEVEL") or "info",
         gateway_url=env.get("APPRENTICE_GATEWAY_URL") or None,
+        admin_token_key=env.get("APPRENTICE_ADMIN_TOKEN_KEY") or None,
+        training_backoff=Backoff(
+            base_s=float(env.get("APPRENTICE_TRAINING_BACKOFF") or 600.0),
+            max_failures=int(env.get("APPRENTICE_TRAINING_MAX_FAILURES") or 5),
+        ),
     )
 
 
@@ -99,18 +121,38 @@ class Runtime:
     kube: k8s.KubeClient
     settings: OperatorSettings
     gateway_transport: httpx.AsyncBaseTransport | None = None
+    #: resourceVersion of each child after its last apply (tells changed from unchanged).
+    applied: dict[str, str] = field(default_factory=dict)
 
     def task(self, body: Any) -> TaskObject:
         return TaskObject.from_body(body, self.settings.defaults)
 
+    def derived_token(self, task: TaskObject) -> str | None:
+        """The generated admin token of a task that names no Secret of its own, when the
+        operator has a token key (None otherwise)."""
+        key = self.settings.admin_token_key
+        if key is None or task.spec.gateway.admin_token_secret_ref is not None:
+            return None
+        message = f"{task.namespace}/{task.name}/{task.uid}".encode()
+        digest = hmac.new(key.encode(), message, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
     async def admin_token(self, task: TaskObject) -> str | None:
-        """The gateway admin token from the task's Secret (never logged or stored)."""
+        """The gateway admin token (never logged or stored): derived when it can be, else
+        read from the task's Secret (a user-named Secret, or no token key configured)."""
+        derived = self.derived_token(task)
+        if derived is not None:
+            return derived
         ref = task.admin_secret
         secret = await self.kube.get(k8s.SECRETS, task.namespace, ref.name)
         return secret_value(secret, ref) if secret else None
 
+    def gateway_url(self, task: TaskObject) -> str:
+        """The task's in-cluster gateway URL, or the test override (APPRENTICE_GATEWAY_URL)."""
+        return self.settings.gateway_url or task.endpoint
+
     def gateway(self, task: TaskObject, token: str | None) -> GatewayClient:
-        url = self.settings.gateway_url or task.endpoint
+        url = self.gateway_url(task)
         return GatewayClient(
             url,
             task.spec.name,

@@ -21,12 +21,15 @@ from apprentice.kube.objects import (
     TaskObject,
     container_security_context,
     gateway_env,
+    hf_token_env,
+    inference_affinity,
     labels,
     owner_reference,
     placement,
     pod_security_context,
     pull_secrets,
     resources,
+    unprivileged_env,
 )
 
 __all__ = [
@@ -113,6 +116,8 @@ def get_job(
             # is the default only for the embedded mode, where nothing may download).
             {"name": "APPRENTICE_ALLOW_DOWNLOAD", "value": "1"},
             {"name": "HF_HOME", "value": f"{DATA_DIR}/hf-cache"},
+            *[e for e in unprivileged_env() if e["name"] != "HOME"],  # gateway_env sets HOME
+            *hf_token_env(task),
         ],
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "resources": resources(training.resources, default),
@@ -137,6 +142,10 @@ def get_job(
         pod.update(task.gpu_placement(training.node_selector, training.tolerations))
     else:
         pod.update(placement(training.node_selector, training.tolerations))
+    if spec.storage.access_mode == "ReadWriteOnce":
+        # The volume attaches to one node: train where the inference pod runs (a gpu task
+        # then needs a node with two GPUs; see the chart's README on GPU topology).
+        pod["affinity"] = inference_affinity(task)
     job_spec: dict[str, Any] = {
         "backoffLimit": training.backoff_limit,
         "activeDeadlineSeconds": training.active_deadline_seconds,

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from apprentice.config import errors as config_errors
 from apprentice.kube import client as k8s
 from apprentice.kube.gateway_client import GatewayError, GatewayUnavailable
+from apprentice.kube.objects import InvalidTaskName
 
 __all__ = ["emit", "now", "spec_problem", "translated"]
 
@@ -27,7 +28,8 @@ def now() -> dt.datetime:
 
 @contextlib.contextmanager
 def translated(delay: float) -> Iterator[None]:
-    """API and gateway errors as kopf outcomes: transient ones retry after ``delay``."""
+    """API and gateway errors as kopf outcomes: transient ones (unavailable, 409 conflicts)
+    retry after ``delay`` (callers pass ``settings.retry_delay(retry)``: exponential)."""
     try:
         yield
     except (k8s.KubeUnavailable, k8s.Conflict, GatewayUnavailable) as exc:
@@ -36,8 +38,10 @@ def translated(delay: float) -> Iterator[None]:
         raise kopf.PermanentError(str(exc)) from exc
 
 
-def spec_problem(exc: ValidationError) -> str:
-    """A one-line summary of an invalid spec: the paths and what is wrong."""
+def spec_problem(exc: ValidationError | InvalidTaskName) -> str:
+    """A one-line summary of an invalid spec (or name): the paths and what is wrong."""
+    if isinstance(exc, InvalidTaskName):
+        return str(exc)
     issues = config_errors.issues_from(exc)[:5]
     return "; ".join(f"spec.{i.path}: {i.message}" for i in issues)
 

@@ -1,8 +1,17 @@
-"""DistilledTask: apply the children on create/update/resume; poll the gateway on a timer.
+"""DistilledTask: apply the children on every change and on a timer; one status writer.
+
+Level-triggered: the ``sync`` timer (every ``poll_interval_s``, 30 s by default) re-applies
+every child with server-side apply, so a deleted or hand-edited Deployment, Service or
+ConfigMap is restored within one interval; create/update/resume apply at once too.
+Server-side apply makes a re-apply of unchanged children a no-op on the server.
+
+The timer is the only writer of the DistilledTask status: it validates the spec, applies
+the children, reads the gateway's state and the task's TrainingJobs/ModelVersions, and
+patches only what changed (an idle task writes nothing). It also starts training when the
+engine says it is due, unless a run is in progress or earlier failures hold it back
+(exponential back-off, bounded: see :mod:`apprentice.kube.task_status`).
 
 The timer is leader-safe through kopf peering: a paused replica runs no handler at all.
-When the engine says training is due and no TrainingJob is running, the timer creates
-one (named after the next version), and the TrainingJob handlers take it from there.
 """
 
 from __future__ import annotations
@@ -14,142 +23,121 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from apprentice.kube import GROUP, TASK_LABEL, VERSION, metrics, reconcile
+from apprentice.kube import GROUP, TASK_LABEL, VERSION, metrics, reconcile, task_status
 from apprentice.kube import client as k8s
 from apprentice.kube.apply import apply
 from apprentice.kube.gateway_client import GatewayError
 from apprentice.kube.handlers import emit, now, spec_problem, translated
 from apprentice.kube.manifests import TaskObject, build_children, get_admin_secret
-from apprentice.kube.models import TrainingJobState
+from apprentice.kube.objects import InvalidTaskName
 from apprentice.kube.runtime import OperatorSettings, Runtime, runtime_of
 from apprentice.kube.training_manifests import get_training_job
 
 __all__ = ["register"]
 
-_TERMINAL = {TrainingJobState.succeeded.value, TrainingJobState.failed.value}
 
-
-async def reconcile_task(
-    body: Any, meta: Any, status: Any, patch: Any, memo: Any, **_: Any
-) -> None:
-    """Apply ConfigMap, PVC, Deployment and Service; a no-op when nothing changed."""
-    rt = runtime_of(memo)
-    generation = meta.get("generation")
-    conditions = list(status.get("conditions") or [])
-    try:
-        task = rt.task(body)
-    except ValidationError as exc:
-        message = spec_problem(exc)
-        patch.status["conditions"] = reconcile.set_condition(
-            conditions, "Stalled", True, "InvalidSpec", message, generation=generation, now=now()
-        )
-        emit(body, "Warning", "InvalidSpec", message)
-        metrics.RECONCILES.labels("invalid").inc()
-        raise kopf.PermanentError(message) from exc
-    with translated(rt.settings.retry_delay_s):
-        if task.spec.gateway.admin_token_secret_ref is None:
-            await apply(rt.kube, get_admin_secret(task, secrets.token_urlsafe(32)))
-        outcomes = {
-            f"{m['kind']}/{m['metadata']['name']}": await apply(rt.kube, m)
-            for m in build_children(task)
-        }
+async def apply_children(rt: Runtime, task: TaskObject, body: Any) -> list[str]:
+    """Server-side apply the admin Secret (when generated) and every child; the changed ones."""
+    outcomes: dict[str, str] = {}
+    if task.spec.gateway.admin_token_secret_ref is None:
+        token = rt.derived_token(task)
+        if token is not None:  # deterministic: re-applying it is idempotent
+            outcomes["Secret/" + task.names.admin_secret] = await apply(
+                rt.kube, get_admin_secret(task, token), rt.applied
+            )
+        else:  # random: created once, never replaced (the pods read it at start)
+            with contextlib.suppress(k8s.Conflict):
+                await rt.kube.create(
+                    task.namespace, get_admin_secret(task, secrets.token_urlsafe(32))
+                )
+    for manifest in build_children(task, rt.derived_token(task) or ""):
+        key = f"{manifest['kind']}/{manifest['metadata']['name']}"
+        outcomes[key] = await apply(rt.kube, manifest, rt.applied)
     changed = sorted(k for k, v in outcomes.items() if v != "unchanged")
     metrics.RECONCILES.labels("applied" if changed else "unchanged").inc()
     if changed:
-        emit(body, "Normal", "Applied", ", ".join(f"{outcomes[k]} {k}" for k in changed))
-    conds = reconcile.set_condition(
-        conditions, "Stalled", False, "Reconciled", "", generation=generation, now=now()
-    )
-    if reconcile.condition(conds, "Ready") is None or changed:
-        conds = reconcile.set_condition(
-            conds,
-            "Reconciling",
-            True,
-            "Applied",
-            "waiting for the gateway to answer",
-            generation=generation,
-            now=now(),
-        )
-        if reconcile.condition(conds, "Ready") is None:
-            conds = reconcile.set_condition(
-                conds,
-                "Ready",
-                False,
-                "Starting",
-                "the inference pod is starting",
-                generation=generation,
-                now=now(),
-            )
-    patch.status["conditions"] = conds
-    patch.status["observedGeneration"] = generation
-    patch.status["endpoint"] = task.endpoint
+        emit(body, "Normal", "Applied", "applied " + ", ".join(changed))
+    return changed
 
 
-async def poll_gateway(
-    body: Any, meta: Any, status: Any, patch: Any, memo: Any, logger: Any, **_: Any
-) -> None:
-    """Read the gateway's state into status; start training when the engine asks."""
+async def reconcile_task(body: Any, memo: Any, retry: int, **_: Any) -> None:
+    """Apply the children at once on create/update/resume (the timer writes the status)."""
     rt = runtime_of(memo)
     try:
         task = rt.task(body)
-    except ValidationError:
-        return  # the reconcile handler reports Stalled
+    except (ValidationError, InvalidTaskName) as exc:
+        message = spec_problem(exc)
+        emit(body, "Warning", "InvalidSpec", message)
+        metrics.RECONCILES.labels("invalid").inc()
+        raise kopf.PermanentError(message) from exc
+    with translated(rt.settings.retry_delay(retry)):
+        await apply_children(rt, task, body)
+
+
+async def sync_task(
+    body: Any, meta: Any, status: Any, patch: Any, memo: Any, logger: Any, retry: int, **_: Any
+) -> None:
+    """Validate, re-apply, read the gateway and the training objects, write what changed."""
+    rt = runtime_of(memo)
     generation = meta.get("generation")
-    conditions = list(status.get("conditions") or [])
-    with translated(rt.settings.retry_delay_s):
+    old = dict(status or {})
+
+    def write(**parts: Any) -> None:
+        desired = task_status.task_status(old, generation=generation, now=now(), **parts)
+        patch.status.update(task_status.status_patch(old, desired))
+
+    try:
+        task = rt.task(body)
+    except (ValidationError, InvalidTaskName) as exc:
+        write(endpoint=None, problem=spec_problem(exc))
+        return
+    try:
+        await apply_children(rt, task, body)
+    except (k8s.KubeUnavailable, k8s.Conflict) as exc:
+        raise kopf.TemporaryError(str(exc), delay=rt.settings.retry_delay(retry)) from exc
+    except k8s.KubeError as exc:  # e.g. 422 or 403: reported, retried next interval
+        write(endpoint=task.endpoint, problem=str(exc), problem_reason="ApplyFailed")
+        emit(body, "Warning", "ApplyFailed", str(exc))
+        return
+    with translated(rt.settings.retry_delay(retry)):
+        jobs = await rt.kube.list(k8s.TRAINING_JOBS, task.namespace, {TASK_LABEL: task.name})
+        versions = await rt.kube.list(k8s.MODEL_VERSIONS, task.namespace, {TASK_LABEL: task.name})
+        view = task_status.training_view(jobs, versions)
         token = await rt.admin_token(task)
         async with rt.gateway(task, token) as gateway:
             try:
                 state = await gateway.state()
             except GatewayError as exc:
                 metrics.GATEWAY_POLLS.labels("unavailable").inc()
-                conds = reconcile.set_condition(
-                    conditions,
-                    "Ready",
-                    False,
-                    "GatewayUnavailable",
-                    str(exc),
-                    generation=generation,
-                    now=now(),
-                )
-                patch.status["conditions"] = conds
                 logger.info("gateway of %s not answering yet: %s", task.name, exc)
+                write(endpoint=task.endpoint, gateway_error=str(exc))
                 return
             metrics.GATEWAY_POLLS.labels("ok").inc()
-            running = await _training_running(rt, task)
-            if state.get("training_due") and not running and not state.get("training_in_progress"):
+            blocked = view.blocked(now(), rt.settings.training_backoff)
+            due = state.get("training_due") and not state.get("training_in_progress")
+            if due and blocked is None:
                 try:
-                    await _start_training(rt, task, body, gateway, state)
-                    running = True
+                    await _start_training(rt, task, body, gateway, state, view.versions)
+                    view = task_status.TrainingView(running=True, versions=view.versions)
                 except GatewayError as exc:  # status still gets updated; retried next poll
                     emit(body, "Warning", "TrainingNotStarted", str(exc))
-    for type_, reason, message in reconcile.events_for(status, state):
+    for type_, reason, message in reconcile.events_for(old, state):
         emit(body, type_, reason, message)
-    fields = reconcile.status_from_state(state)
-    fields["lastAlarmIndex"] = reconcile.last_alarm_index(state, status.get("lastAlarmIndex"))
-    fields["lastPollTime"] = reconcile.rfc3339(now())
-    fields["endpoint"] = task.endpoint
-    fields["conditions"] = reconcile.state_conditions(
-        conditions,
-        state,
-        generation=generation,
-        training_running=running,
-        now=now(),
-        training_failure=status.get("lastTrainingFailure"),
+    write(
+        endpoint=task.endpoint,
+        state=state,
+        training=view,
+        blocked=blocked if due else None,
     )
-    patch.status.update(fields)
-
-
-async def _training_running(rt: Runtime, task: TaskObject) -> bool:
-    jobs = await rt.kube.list(k8s.TRAINING_JOBS, task.namespace, {TASK_LABEL: task.name})
-    return any((j.get("status") or {}).get("state") not in _TERMINAL for j in jobs)
+    index = reconcile.last_alarm_index(state, old.get("lastAlarmIndex"))
+    if index != old.get("lastAlarmIndex"):
+        patch.status["lastAlarmIndex"] = index
 
 
 async def _start_training(
-    rt: Runtime, task: TaskObject, body: Any, gateway: Any, state: dict[str, Any]
+    rt: Runtime, task: TaskObject, body: Any, gateway: Any, state: dict[str, Any], known: list[str]
 ) -> None:
-    jobs = await rt.kube.list(k8s.TRAINING_JOBS, task.namespace, {TASK_LABEL: task.name})
-    known = [j["spec"]["version"] for j in jobs]
+    known = list(known)
     with contextlib.suppress(GatewayError):  # the TrainingJobs alone still give a fresh name
         known += [v["version"] for v in (await gateway.versions()).get("versions", [])]
     version = reconcile.next_version(known)
@@ -179,4 +167,4 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
         id="poll",
         interval=settings.poll_interval_s,
         initial_delay=min(5.0, settings.poll_interval_s),
-    )(poll_gateway)
+    )(sync_task)

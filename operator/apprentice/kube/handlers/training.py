@@ -1,8 +1,15 @@
 """TrainingJob: create its batch/v1 Job, mirror the Job's status, finish the run.
 
-On success a ModelVersion is created (the version handlers validate and promote it);
-on failure the TrainingJob is Failed, the DistilledTask Degraded with the reason, and
-the version that was serving keeps serving.
+On success a ModelVersion is created (the version handlers validate and promote it); on
+failure the TrainingJob is Failed and the version that was serving keeps serving. These
+handlers write only TrainingJob status (with kstatus conditions and observedGeneration)
+and Events; the DistilledTask's timer reads the TrainingJobs to derive ``Training`` and
+``Degraded`` (one writer per status).
+
+A trainer pod that the scheduler cannot place (no free GPU, or no room on the node that
+holds the task's ReadWriteOnce volume) leaves the TrainingJob Pending with reason
+``WaitingForGPU``/``WaitingForNode`` and the scheduler's message: not a failure, nothing
+is re-created; the Job's ``activeDeadlineSeconds`` bounds the wait.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from typing import Any
 
 import kopf
 
-from apprentice.kube import GROUP, TRAINING_JOB_LABEL, VERSION, metrics, reconcile
+from apprentice.kube import GROUP, TRAINING_JOB_LABEL, VERSION, metrics, reconcile, task_status
 from apprentice.kube import client as k8s
 from apprentice.kube.apply import apply
 from apprentice.kube.gateway_client import GatewayError
@@ -22,6 +29,7 @@ from apprentice.kube.training_manifests import get_job, get_model_version, job_n
 
 __all__ = ["register"]
 
+Obj = dict[str, Any]
 _TERMINAL = {TrainingJobState.succeeded.value, TrainingJobState.failed.value}
 
 
@@ -32,32 +40,54 @@ async def _task_body(rt: Runtime, namespace: Any, name: str) -> dict[str, Any]:
     return body
 
 
+def _tj_status(tj: Obj, update: Obj, reason: str, message: str = "") -> Obj:
+    """``update`` plus the conditions and observedGeneration that go with its state."""
+    old = tj.get("status") or {}
+    state = update.get("state") or old.get("state") or TrainingJobState.pending.value
+    generation = (tj.get("metadata") or {}).get("generation")
+    conditions = task_status.training_job_conditions(
+        old.get("conditions") or [], state, reason, message, generation=generation, now=now()
+    )
+    return {**update, "conditions": conditions, "observedGeneration": generation}
+
+
 async def start_job(
-    spec: Any, meta: Any, status: Any, namespace: Any, patch: Any, memo: Any, **_: Any
+    body: Any,
+    spec: Any,
+    meta: Any,
+    status: Any,
+    namespace: Any,
+    patch: Any,
+    memo: Any,
+    retry: int,
+    **_: Any,
 ) -> None:
     """Create the Job of a new (or resumed, unfinished) TrainingJob."""
     if status.get("state") in _TERMINAL:
         return
     rt = runtime_of(memo)
-    with translated(rt.settings.retry_delay_s):
+    with translated(rt.settings.retry_delay(retry)):
         task = rt.task(await _task_body(rt, namespace, spec["taskRef"]))
-        job = get_job(task, meta["name"], meta.get("uid", ""), spec["version"], task.endpoint)
-        await apply(rt.kube, job)
-    patch.status["jobName"] = job["metadata"]["name"]
+        job = get_job(
+            task, meta["name"], meta.get("uid", ""), spec["version"], rt.gateway_url(task)
+        )
+        await apply(rt.kube, job)  # created once: a Job's template is immutable
+    update: Obj = {"jobName": job["metadata"]["name"]}
     if not status.get("state"):
-        patch.status["state"] = TrainingJobState.pending.value
-        patch.status["startTime"] = reconcile.rfc3339(now())
+        update["state"] = TrainingJobState.pending.value
+        update["startTime"] = reconcile.rfc3339(now())
+    patch.status.update(_tj_status(dict(body), update, "JobCreated", "the trainer Job exists"))
 
 
 async def job_changed(
-    body: Any, event: Any, namespace: Any, labels: Any, memo: Any, **_: Any
+    body: Any, event: Any, namespace: Any, labels: Any, memo: Any, retry: int, **_: Any
 ) -> None:
     """Mirror a training Job into its TrainingJob; finish the run once the Job ends."""
     if event.get("type") == "DELETED":
         return
     rt = runtime_of(memo)
     name = labels[TRAINING_JOB_LABEL]
-    with translated(rt.settings.retry_delay_s):
+    with translated(rt.settings.retry_delay(retry)):
         tj = await rt.kube.get(k8s.TRAINING_JOBS, namespace, name)
         if tj is None or body["metadata"]["name"] != job_name(name):
             return
@@ -65,26 +95,70 @@ async def job_changed(
         if tj_status.get("state") in _TERMINAL:
             return
         outcome, message = reconcile.job_outcome(body)
+        if outcome == "pending":
+            return  # the trainer pod's own handler reports why it waits
         start = tj_status.get("startTime") or reconcile.rfc3339(now())
-        update: dict[str, Any] = {
+        update: Obj = {
             "startTime": start,
             "jobName": body["metadata"]["name"],
             "duration": reconcile.format_duration(start, None, now()),
         }
         if outcome == "running":
             update["state"] = TrainingJobState.running.value
+            if tj_status.get("state") == TrainingJobState.running.value:
+                return  # nothing new: the duration column is computed on the next change
+            status = _tj_status(tj, update, "Running", "the trainer is running")
+            await rt.kube.patch(k8s.TRAINING_JOBS, namespace, name, {"status": status}, status=True)
+            return
         if outcome == "failed":
             message = await _with_trainer_message(rt, namespace, body, message)
-        if outcome in ("succeeded", "failed"):
-            end = reconcile.rfc3339(now())
-            update.update(
-                completionTime=end,
-                message=message,
-                duration=reconcile.format_duration(start, end, now()),
-            )
-            await _finish(rt, tj, outcome == "succeeded", message, update)
-        else:
-            await rt.kube.patch(k8s.TRAINING_JOBS, namespace, name, {"status": update}, status=True)
+        end = reconcile.rfc3339(now())
+        update.update(
+            completionTime=end,
+            message=message,
+            duration=reconcile.format_duration(start, end, now()),
+        )
+        await _finish(rt, tj, outcome == "succeeded", message, update)
+
+
+async def trainer_pod_changed(
+    body: Any, event: Any, namespace: Any, labels: Any, memo: Any, retry: int, **_: Any
+) -> None:
+    """A trainer pod the scheduler cannot place: the TrainingJob waits (not a failure)."""
+    if event.get("type") == "DELETED":
+        return
+    waiting = _unschedulable(body)
+    if waiting is None:
+        return
+    rt = runtime_of(memo)
+    name = labels[TRAINING_JOB_LABEL]
+    with translated(rt.settings.retry_delay(retry)):
+        tj = await rt.kube.get(k8s.TRAINING_JOBS, namespace, name)
+        if tj is None or (tj.get("status") or {}).get("state") in _TERMINAL:
+            return
+        reason = "WaitingForGPU" if _mentions_gpu(waiting, rt) else "WaitingForNode"
+        text = f"the trainer pod cannot be scheduled yet: {waiting}"
+        before = reconcile.condition(
+            (tj.get("status") or {}).get("conditions") or [], "Reconciling"
+        )
+        if before is not None and (before.get("reason"), before.get("message")) == (reason, text):
+            return
+        update = _tj_status(tj, {"state": TrainingJobState.pending.value}, reason, text)
+        await rt.kube.patch(k8s.TRAINING_JOBS, namespace, name, {"status": update}, status=True)
+        if before is None or before.get("reason") != reason:
+            emit(tj, "Warning", reason, text)
+
+
+def _unschedulable(pod: Any) -> str | None:
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        scheduled = (cond.get("type"), cond.get("status"), cond.get("reason"))
+        if scheduled == ("PodScheduled", "False", "Unschedulable"):
+            return str(cond.get("message") or "Unschedulable")
+    return None
+
+
+def _mentions_gpu(message: str, rt: Runtime) -> bool:
+    return rt.settings.defaults.gpu_resource in message or "gpu" in message.lower()
 
 
 async def _with_trainer_message(rt: Runtime, namespace: str, job: Any, message: str) -> str:
@@ -98,10 +172,8 @@ async def _with_trainer_message(rt: Runtime, namespace: str, job: Any, message: 
     return message
 
 
-async def _finish(
-    rt: Runtime, tj: dict[str, Any], ok: bool, message: str, update: dict[str, Any]
-) -> None:
-    """Record the outcome on the TrainingJob first, then on the task and the gateway."""
+async def _finish(rt: Runtime, tj: Obj, ok: bool, message: str, update: Obj) -> None:
+    """Record the outcome on the TrainingJob first, then tell the gateway."""
     namespace, name = tj["metadata"]["namespace"], tj["metadata"]["name"]
     spec = tj["spec"]
     dt_body = await _task_body(rt, namespace, spec["taskRef"])
@@ -112,30 +184,17 @@ async def _finish(
         )
         await apply(rt.kube, mv)
         update.update(state=TrainingJobState.succeeded.value, modelVersion=mv["metadata"]["name"])
+        status = _tj_status(tj, update, "Succeeded", message)
     else:
         update["state"] = TrainingJobState.failed.value
-    await rt.kube.patch(k8s.TRAINING_JOBS, namespace, name, {"status": update}, status=True)
+        status = _tj_status(tj, update, "TrainingFailed", message)
+    await rt.kube.patch(k8s.TRAINING_JOBS, namespace, name, {"status": status}, status=True)
     metrics.TRAINING_RUNS.labels("succeeded" if ok else "failed").inc()
     if ok:
         emit(dt_body, "Normal", "TrainingSucceeded", f"{spec['version']}: {message}")
         emit(tj, "Normal", "Succeeded", message)
     else:
-        conditions = (dt_body.get("status") or {}).get("conditions") or []
-        generation = dt_body["metadata"].get("generation")
         text = f"training {spec['version']} failed: {message}; the current version keeps serving"
-        conds = reconcile.set_condition(
-            conditions, "Degraded", True, "TrainingFailed", text, generation=generation, now=now()
-        )
-        conds = reconcile.set_condition(
-            conds, "Training", False, "TrainingFailed", message, generation=generation, now=now()
-        )
-        await rt.kube.patch(
-            k8s.DISTILLED_TASKS,
-            namespace,
-            task.name,
-            {"status": {"conditions": conds, "lastTrainingFailure": text}},
-            status=True,
-        )
         emit(dt_body, "Warning", "TrainingFailed", text)
         emit(tj, "Warning", "Failed", message)
     token = await rt.admin_token(task)
@@ -147,16 +206,15 @@ async def _finish(
 
 
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
-    """Register the TrainingJob and training-Job handlers on ``registry``."""
+    """Register the TrainingJob, training-Job and trainer-pod handlers on ``registry``."""
     del settings
     res = (GROUP, VERSION, "trainingjobs")
     for on in (kopf.on.create, kopf.on.resume):
         on(*res, registry=registry, id="start-job")(start_job)
-    kopf.on.event(
-        "batch",
-        "v1",
-        "jobs",
-        registry=registry,
-        id="job-changed",
-        labels={TRAINING_JOB_LABEL: kopf.PRESENT},
-    )(job_changed)
+    owned = {TRAINING_JOB_LABEL: kopf.PRESENT}
+    kopf.on.event("batch", "v1", "jobs", registry=registry, id="job-changed", labels=owned)(
+        job_changed
+    )
+    kopf.on.event("v1", "pods", registry=registry, id="trainer-pod", labels=owned)(
+        trainer_pod_changed
+    )

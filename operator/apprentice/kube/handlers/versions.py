@@ -1,7 +1,10 @@
 """ModelVersion: register with the gateway, validate on the held-out split, promote or reject.
 
 Promotion loads the adapter into the student server at runtime and switches the
-gateway; the previously promoted ModelVersion of the task is marked retired.
+gateway; the previously promoted ModelVersion of the task is marked retired. These
+handlers write ModelVersion status only (state, kstatus conditions, observedGeneration);
+the DistilledTask's timer reads ``activeModelVersion`` from the gateway and the
+ModelVersions (one writer per status).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from typing import Any
 
 import kopf
 
-from apprentice.kube import GROUP, TASK_LABEL, VERSION, metrics, reconcile
+from apprentice.kube import GROUP, TASK_LABEL, VERSION, metrics, reconcile, task_status
 from apprentice.kube import client as k8s
 from apprentice.kube.gateway_client import GatewayError
 from apprentice.kube.handlers import emit, now, translated
@@ -19,6 +22,7 @@ from apprentice.kube.runtime import OperatorSettings, Runtime, runtime_of
 
 __all__ = ["register"]
 
+Obj = dict[str, Any]
 _FINAL = {
     ModelVersionState.promoted.value,
     ModelVersionState.rejected.value,
@@ -26,15 +30,33 @@ _FINAL = {
 }
 
 
+def _mv_status(mv: Any, state: str, message: str, **fields: Any) -> Obj:
+    """``state`` and ``fields`` plus the conditions and observedGeneration that go with them."""
+    old = mv.get("status") or {}
+    generation = (mv.get("metadata") or {}).get("generation")
+    conditions = task_status.model_version_conditions(
+        old.get("conditions") or [], state, message, generation=generation, now=now()
+    )
+    return {**fields, "state": state, "conditions": conditions, "observedGeneration": generation}
+
+
 async def validate_version(
-    body: Any, spec: Any, meta: Any, status: Any, namespace: Any, patch: Any, memo: Any, **_: Any
+    body: Any,
+    spec: Any,
+    meta: Any,
+    status: Any,
+    namespace: Any,
+    patch: Any,
+    memo: Any,
+    retry: int,
+    **_: Any,
 ) -> None:
     """candidate -> validating -> promoted | rejected, as the gateway decides."""
     if status.get("state") in _FINAL:
         return
     rt = runtime_of(memo)
     version = spec["version"]
-    with translated(rt.settings.retry_delay_s):
+    with translated(rt.settings.retry_delay(retry)):
         dt_body = await rt.kube.get(k8s.DISTILLED_TASKS, namespace, spec["taskRef"])
         if dt_body is None:
             raise kopf.PermanentError(f"DistilledTask {spec['taskRef']} does not exist")
@@ -50,65 +72,51 @@ async def validate_version(
                     raise
             verdict = await gateway.validate(version)
             score = verdict.get("heldout_score")
-            patch.status["heldoutScore"] = score
-            patch.status["passed"] = bool(verdict.get("passed"))
-            if not verdict.get("passed"):
+            passed = bool(verdict.get("passed"))
+            if not passed:
                 reason = verdict.get("reason") or "did not beat the threshold"
-                patch.status.update(state=ModelVersionState.rejected.value, reason=reason)
+                patch.status.update(
+                    _mv_status(
+                        body,
+                        ModelVersionState.rejected.value,
+                        f"scored {score}: {reason}",
+                        heldoutScore=score,
+                        passed=False,
+                        reason=reason,
+                    )
+                )
                 metrics.PROMOTIONS.labels("rejected").inc()
                 emit(body, "Warning", "Rejected", f"{version} scored {score}: {reason}")
                 emit(dt_body, "Warning", "VersionRejected", f"{version} scored {score}: {reason}")
                 return
             await gateway.promote(version)
     when = reconcile.rfc3339(now())
-    patch.status.update(state=ModelVersionState.promoted.value, promotedAt=when, reason=None)
-    await _after_promotion(rt, dt_body, meta["name"], version)
+    patch.status.update(
+        _mv_status(
+            body,
+            ModelVersionState.promoted.value,
+            f"scored {score} and serves",
+            heldoutScore=score,
+            passed=True,
+            promotedAt=when,
+            reason=None,
+        )
+    )
+    await _retire_others(rt, dt_body, meta["name"])
     metrics.PROMOTIONS.labels("promoted").inc()
     emit(body, "Normal", "Promoted", f"{version} scored {score} and now serves")
     emit(dt_body, "Normal", "Promoted", f"{version} scored {score} and now serves")
 
 
-async def _after_promotion(
-    rt: Runtime, dt_body: dict[str, Any], promoted: str, version: str
-) -> None:
+async def _retire_others(rt: Runtime, dt_body: dict[str, Any], promoted: str) -> None:
     namespace, name = dt_body["metadata"]["namespace"], dt_body["metadata"]["name"]
     for mv in await rt.kube.list(k8s.MODEL_VERSIONS, namespace, {TASK_LABEL: name}):
         mv_name = mv["metadata"]["name"]
         if mv_name != promoted and (mv.get("status") or {}).get("state") == "promoted":
+            status = _mv_status(mv, ModelVersionState.retired.value, f"{promoted} replaced it")
             await rt.kube.patch(
-                k8s.MODEL_VERSIONS,
-                namespace,
-                mv_name,
-                {"status": {"state": ModelVersionState.retired.value}},
-                status=True,
+                k8s.MODEL_VERSIONS, namespace, mv_name, {"status": status}, status=True
             )
-    status = dt_body.get("status") or {}
-    generation = dt_body["metadata"].get("generation")
-    conds = reconcile.set_condition(
-        status.get("conditions") or [],
-        "Degraded",
-        False,
-        "Promoted",
-        f"{version} serves",
-        generation=generation,
-        now=now(),
-    )
-    conds = reconcile.set_condition(
-        conds, "Training", False, "Idle", "", generation=generation, now=now()
-    )
-    await rt.kube.patch(
-        k8s.DISTILLED_TASKS,
-        namespace,
-        name,
-        {
-            "status": {
-                "activeModelVersion": version,
-                "conditions": conds,
-                "lastTrainingFailure": None,
-            }
-        },
-        status=True,
-    )
 
 
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
