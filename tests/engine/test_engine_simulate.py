@@ -122,6 +122,30 @@ def test_the_timeline_names_phases_alarms_and_rates(capsys):
     assert "sampling rate 0.0" in out
 
 
+def test_simulate_states_the_detection_guarantee(capsys):
+    result = run_json(capsys, "stationary")
+    guarantee = result["guarantee"]
+    assert guarantee["drop_to"] == 0.70
+    assert guarantee["max_detection_delay"] == 5000
+    assert 0 < guarantee["detected_within"] <= 5000
+    code = cli.main(
+        [
+            "simulate",
+            "-c",
+            str(CONFIG),
+            "--task",
+            "classify_ticket",
+            "--trace",
+            str(TRACES / "stationary.jsonl"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert (
+        f"a drop to 0.70 is detected within {guarantee['detected_within']:,} requests (95%)" in out
+    )
+
+
 def test_generated_traces_are_deterministic():
     module = __import__("runpy").run_path(str(TRACES / "generate.py"))
     for name, make in module["TRACES"].items():

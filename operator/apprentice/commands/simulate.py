@@ -88,8 +88,19 @@ def render(result: simulation.SimulationResult, task: str) -> str:
         f"final rate     {result.final_sampling_rate:.3f}",
         f"confidence     {conf} (lower bound {low})",
         f"alarms         {len(result.alarms)}",
+        f"guarantee      {_guarantee(result)}",
     ]
     return "\n".join(out)
+
+
+def _guarantee(result: simulation.SimulationResult) -> str:
+    """The detection guarantee in words, at the final agreement and rate."""
+    if result.detected_within is None:
+        return "- (not in steady state: every request is compared)"
+    return (
+        f"a drop to {result.drop_to:.2f} is detected within {result.detected_within:,} "
+        f"requests (95%); max_detection_delay {result.max_detection_delay:,}"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

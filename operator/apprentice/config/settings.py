@@ -174,6 +174,12 @@ class SamplingConfig(Model):
     min_floor: float = Field(default=0.02, gt=0, le=1, description="Lowest sampling rate.")
     window_size: int = Field(default=100, ge=5, le=100000, description="Rolling window size.")
     trend_sensitivity: float = Field(default=0.05, ge=0, le=1, description="Trend that reacts.")
+    max_detection_delay: int = Field(
+        default=5000,
+        ge=10,
+        le=100_000_000,
+        description="Requests within which a drop to coaching_trigger is detected (95%).",
+    )
     drift: DriftConfig = Field(default_factory=DriftConfig)
 
 
@@ -184,6 +190,7 @@ class SamplingOverride(Model):
     min_floor: float | None = Field(default=None, gt=0, le=1)
     window_size: int | None = Field(default=None, ge=5, le=100000)
     trend_sensitivity: float | None = Field(default=None, ge=0, le=1)
+    max_detection_delay: int | None = Field(default=None, ge=10, le=100_000_000)
 
 
 class BudgetCaps(Model):

@@ -1,27 +1,36 @@
 """Sampling: how often the teacher is asked too, and which requests.
 
-The rate is a function of the phase and of the confidence (the mean agreement of
-the rolling window):
+The rate is a function of the phase and of the confidence window:
 
 - phase 1 (cold start): every request goes to the teacher, rate 1.0;
 - phase 2 (reinforcement): every request goes to both, rate 1.0;
-- phase 3 (steady state): ``rate = curve(confidence)``.
+- phase 3 (steady state): the decay curve from 1.0 down to the *target*.
 
-The curve maps ``x = (confidence - coaching_trigger) / (full_confidence -
-coaching_trigger)`` clipped to [0, 1] onto [min_floor, 1]:
+The target is what the task must pay for, not a constant: the larger of
+``min_floor`` and the smallest rate at which a drop from the current agreement
+to ``coaching_trigger`` is detected within ``max_detection_delay`` requests with
+95% probability (:mod:`apprentice.engine.detection`). With the defaults (5,000
+requests, floor 0.02) a student agreeing 95% or more sits on the floor; one
+agreeing 0.80 needs a quarter of its requests compared, because a drop of 0.10
+takes many comparisons to tell from noise.
 
-- ``linear``:      ``floor + (1 - floor) * (1 - x)``
-- ``exponential``: ``floor ** x`` (geometric: each step of confidence divides the rate)
-- ``step``:        1.0 below x = 1/3, ``max(floor, 0.25)`` below x = 2/3, then the floor.
+The decay curve shapes the fall from 1.0 to the target as evidence accumulates
+after graduation. Its position is ``x = (lower - coaching_trigger) / (full -
+coaching_trigger)`` clipped to [0, 1], where ``lower`` is the window's Wilson
+lower bound and ``full`` the bound a *full* window at the same mean would give:
+right after graduation half a window of comparisons backs the mean and the rate
+is well above the target; once the window is full, ``x`` is 1 and the rate is
+the target, whatever the agreement. Onto [target, 1]:
 
-``full_confidence`` is half way between ``phase2_to_phase3`` and 1 (0.925 for
-0.85): a task that just graduated still samples noticeably, and a student that
-agrees 97% of the time sits on the floor. Linear and exponential are continuous
-and non-increasing in confidence; all three equal 1.0 at ``coaching_trigger``, so
-entering coaching (rate 1.0 below ``coaching_trigger``) does not jump.
+- ``linear``:      ``target + (1 - target) * (1 - x)``
+- ``exponential``: ``target ** x`` (geometric: each step of evidence divides the rate)
+- ``step``:        1.0 below x = 1/3, ``max(target, 0.25)`` below x = 2/3, then the target.
+
+All three equal 1.0 at ``coaching_trigger``, so entering coaching (rate 1.0 under
+``coaching_trigger``) does not jump.
 
 A falling trend (fast minus slow moving average below ``-trend_sensitivity``)
-evaluates the curve at ``confidence + trend`` instead: the rate reacts to where
+evaluates the curve at ``lower + trend`` instead: the rate reacts to where
 agreement is heading before the window mean gets there.
 
 The per-request decision is ``uniform(request_id) < rate`` where ``uniform`` is
@@ -37,6 +46,8 @@ import math
 from dataclasses import dataclass
 
 from apprentice.config import ConfidenceThresholds, DecayFunction, SamplingConfig
+from apprentice.engine import detection
+from apprentice.engine.confidence import Z95, wilson
 
 __all__ = [
     "Mode",
@@ -44,8 +55,11 @@ __all__ = [
     "SamplingPolicy",
     "curve",
     "decide",
+    "guarantee",
+    "position",
     "rate",
     "sampled",
+    "target",
     "uniform",
 ]
 
@@ -71,7 +85,11 @@ class SamplingPolicy:
     trend_sensitivity: float = 0.05
     coaching_trigger: float = 0.70
     emergency_threshold: float = 0.50
-    full_confidence: float = 0.925
+    max_detection_delay: int = 5000
+    window_size: int = 100
+    shift_z: float = 3.0
+    shift_window: int = 10
+    z: float = Z95
 
     @classmethod
     def from_config(
@@ -84,7 +102,17 @@ class SamplingPolicy:
             trend_sensitivity=sampling.trend_sensitivity,
             coaching_trigger=thresholds.coaching_trigger,
             emergency_threshold=thresholds.emergency_threshold,
-            full_confidence=(thresholds.phase2_to_phase3 + 1.0) / 2.0,
+            max_detection_delay=sampling.max_detection_delay,
+            window_size=sampling.window_size,
+            shift_z=sampling.drift.shift_z,
+            shift_window=sampling.drift.shift_window,
+        )
+
+    def comparisons_to_detect(self, agreement: float) -> int:
+        """Comparisons needed to see a drop from ``agreement`` to ``coaching_trigger`` (95%)."""
+        recent = max(1, min(self.shift_window, self.window_size // 2))
+        return detection.comparisons_to_detect(
+            agreement, self.coaching_trigger, shift_z=self.shift_z, minimum=recent
         )
 
 
@@ -96,11 +124,37 @@ class Sampling:
     mode: Mode
 
 
-def curve(policy: SamplingPolicy, confidence: float) -> float:
-    """The decay curve alone: 1.0 at ``coaching_trigger``, the floor at ``full_confidence``."""
-    floor = policy.min_floor
-    span = policy.full_confidence - policy.coaching_trigger
-    x = (confidence - policy.coaching_trigger) / span if span > 0 else 1.0
+def target(policy: SamplingPolicy, agreement: float) -> float:
+    """The steady-state rate at this agreement: the floor or the guarantee, the larger."""
+    needed = policy.comparisons_to_detect(agreement)
+    return min(
+        1.0, max(policy.min_floor, detection.rate_for_delay(needed, policy.max_detection_delay))
+    )
+
+
+def guarantee(policy: SamplingPolicy, agreement: float, rate: float) -> int | None:
+    """Requests within which a drop to ``coaching_trigger`` is detected at ``rate`` (95%)."""
+    return detection.detection_delay(policy.comparisons_to_detect(agreement), rate)
+
+
+def position(policy: SamplingPolicy, mean: float, lower_bound: float | None) -> float:
+    """How far the evidence has carried the rate from 1.0 (0) to the target (1).
+
+    ``lower_bound`` against the bound a full window at ``mean`` gives; without a
+    bound the mean is taken as fully established.
+    """
+    c = policy.coaching_trigger
+    pos = mean if lower_bound is None or math.isnan(lower_bound) else lower_bound
+    full = wilson(mean, policy.window_size, policy.z)[0]
+    if pos <= c:
+        return 0.0
+    if full <= c or pos >= full:
+        return 1.0
+    return (pos - c) / (full - c)
+
+
+def curve(policy: SamplingPolicy, x: float, floor: float) -> float:
+    """The decay curve alone: 1.0 at ``x = 0``, ``floor`` (the target) at ``x = 1``."""
     x = 0.0 if x <= 0.0 else 1.0 if x >= 1.0 else x
     fn = policy.decay_function
     if fn is DecayFunction.linear:
@@ -113,7 +167,7 @@ def curve(policy: SamplingPolicy, confidence: float) -> float:
         value = max(floor, 0.25)
     else:
         value = floor
-    # Rounding must never take the rate under the floor or over 1.
+    # Rounding must never take the rate under the target or over 1.
     return min(1.0, max(floor, value))
 
 
@@ -128,11 +182,10 @@ def decide(
 ) -> Sampling:
     """The rate for a task in ``phase`` (1, 2 or 3) with this confidence and trend.
 
-    Coaching and emergency follow the mean ``confidence``; the position on the decay
-    curve follows ``lower_bound`` when given, so the teacher is withdrawn only as fast
-    as the evidence accumulates: right after graduation the bound sits near
-    ``phase2_to_phase3`` and the rate starts well above the floor, then falls as
-    comparisons confirm the agreement, instead of jumping from 1.0 to the floor.
+    Coaching and emergency follow the mean ``confidence``, and so does the
+    target (what the guarantee needs at this agreement); the position on the
+    decay curve follows ``lower_bound`` when given, so the teacher is withdrawn
+    only as fast as the evidence accumulates.
     """
     if phase == 1:
         return Sampling(1.0, Mode.teacher_only)
@@ -147,10 +200,12 @@ def decide(
         return Sampling(1.0, Mode.coaching)
     if alert:
         return Sampling(1.0, Mode.alert)
-    position = confidence if lower_bound is None or math.isnan(lower_bound) else lower_bound
+    floor = target(policy, confidence)
     if trend < -policy.trend_sensitivity:
-        return Sampling(curve(policy, position + trend), Mode.raised)
-    return Sampling(curve(policy, position), Mode.curve)
+        base = confidence if lower_bound is None or math.isnan(lower_bound) else lower_bound
+        x = position(policy, confidence, base + trend)
+        return Sampling(curve(policy, x, floor), Mode.raised)
+    return Sampling(curve(policy, position(policy, confidence, lower_bound), floor), Mode.curve)
 
 
 def rate(
@@ -160,9 +215,10 @@ def rate(
     trend: float = 0.0,
     *,
     alert: bool = False,
+    lower_bound: float | None = None,
 ) -> float:
     """Shorthand for ``decide(...).rate``."""
-    return decide(policy, phase, confidence, trend, alert=alert).rate
+    return decide(policy, phase, confidence, trend, alert=alert, lower_bound=lower_bound).rate
 
 
 _SCALE = float(1 << 64)

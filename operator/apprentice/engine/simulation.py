@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from apprentice.engine import lifecycle
+from apprentice.engine import lifecycle, sampling
 from apprentice.engine.lifecycle import Alarm, Phase, TaskParams
 
 __all__ = ["Event", "SimulationResult", "simulate"]
@@ -50,6 +50,11 @@ class SimulationResult:
     phases: tuple[tuple[int, Phase], ...]
     trainings: int
     events: tuple[Event, ...] = field(default=())
+    # The guarantee at the final agreement and rate: a drop to ``drop_to`` is
+    # detected within ``detected_within`` requests (95%); None outside steady state.
+    drop_to: float = 0.70
+    detected_within: int | None = None
+    max_detection_delay: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The ``apprentice simulate --json`` object."""
@@ -69,6 +74,11 @@ class SimulationResult:
                 for a in self.alarms
             ],
             "phases": [{"index": i, "phase": p.value} for i, p in self.phases],
+            "guarantee": {
+                "drop_to": self.drop_to,
+                "detected_within": self.detected_within,
+                "max_detection_delay": self.max_detection_delay,
+            },
         }
 
 
@@ -82,8 +92,14 @@ def simulate(
     *,
     training_delay: int = 0,
     seed: int = 0,
+    stop_at_alarm_from: int | None = None,
 ) -> SimulationResult:
-    """Run the lifecycle over ``scores`` (one per request); pure and deterministic."""
+    """Run the lifecycle over ``scores`` (one per request); pure and deterministic.
+
+    ``stop_at_alarm_from``: end the run at the first alarm raised at or after
+    that request (detection-delay experiments need nothing after it);
+    ``requests`` then counts the requests actually run.
+    """
     if training_delay < 0:
         raise ValueError(f"training_delay must be >= 0 requests, got {training_delay}")
     state = lifecycle.initial(params)
@@ -98,7 +114,9 @@ def simulate(
     def note(index: int, kind: str, text: str) -> None:
         events.append(Event(index, state.comparisons, kind, text))
 
+    ran = 0
     for index, score in enumerate(scores):
+        ran = index + 1
         decision = lifecycle.route(
             state,
             f"{seed}:{index}",
@@ -116,6 +134,8 @@ def simulate(
             for alarm in raised:
                 alarms.append(alarm)
                 note(index, "alarm", f"{alarm.kind.value} alarm")
+            if raised and stop_at_alarm_from is not None and index >= stop_at_alarm_from:
+                break
 
         if state.training_in_progress and done_at is not None and index >= done_at:
             version = f"v{trainings}"
@@ -151,8 +171,11 @@ def simulate(
                 note(index, "rate", f"sampling rate {rate:.3f}")
 
     conf = state.confidence
+    within = None
+    if state.phase is Phase.steady_state and conf.mean is not None:
+        within = sampling.guarantee(params.policy, conf.mean, state.sampling_rate)
     return SimulationResult(
-        requests=len(scores),
+        requests=ran,
         teacher_calls=teacher_calls,
         student_answers=student_answers,
         comparisons=state.comparisons,
@@ -165,4 +188,7 @@ def simulate(
         phases=tuple(phases),
         trainings=trainings,
         events=tuple(events),
+        drop_to=params.policy.coaching_trigger,
+        detected_within=within,
+        max_detection_delay=params.policy.max_detection_delay,
     )
