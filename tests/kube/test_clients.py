@@ -203,3 +203,24 @@ def test_kopf_is_configured_for_peering_and_our_finalizer(
     assert settings.peering.standalone is (not mandatory)
     assert settings.peering.clusterwide is clusterwide
     assert settings.posting.level == logging.WARNING
+
+
+async def test_apply_is_a_forced_server_side_apply_with_our_field_manager() -> None:
+    seen: list[httpx.Request] = []
+    kube = k8s.KubeClient("https://api", transport=transport(200, {"metadata": {}}, seen))
+    manifest = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "d", "namespace": "ns"},
+        "spec": {"replicas": 1},
+    }
+    await kube.apply(manifest)
+    request = seen[-1]
+    assert (request.method, request.url.path) == (
+        "PATCH",
+        "/apis/apps/v1/namespaces/ns/deployments/d",
+    )
+    assert request.headers["Content-Type"] == "application/apply-patch+yaml"
+    assert dict(request.url.params) == {"fieldManager": "apprentice", "force": "true"}
+    assert json.loads(request.content) == manifest  # the whole desired object, every time
+    await kube.aclose()

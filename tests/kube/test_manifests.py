@@ -302,3 +302,55 @@ def test_built_manifests_validate_against_kubernetes_schemas(build: Any) -> None
     ]
     for obj in objs:
         kubernetes_validate.validate(obj, "1.33.0", strict=True)
+
+
+class TestTopologyAndTokens:
+    """Issue 8 items 8 and 9: RWO co-scheduling, the Hugging Face token, torch without passwd."""
+
+    def test_rwo_volume_puts_the_trainer_on_the_inference_node(self) -> None:
+        job = training_manifests.get_job(task(), "classify-ticket-v1", "u", "v1", "http://gw")
+        rule = job["spec"]["template"]["spec"]["affinity"]["podAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        ]
+        deployment = manifests.get_deployment(task(), "h")
+        assert rule == [
+            {
+                "labelSelector": {"matchLabels": deployment["spec"]["selector"]["matchLabels"]},
+                "topologyKey": "kubernetes.io/hostname",
+            }
+        ]
+        shared = training_manifests.get_job(postgres_task(), "classify-ticket-v1", "u", "v1", "g")
+        assert "affinity" not in shared["spec"]["template"]["spec"]
+
+    def test_hf_token_is_a_secret_reference_in_vllm_and_the_trainer(self) -> None:
+        ref = {"name": "huggingface", "key": "token"}
+        t = task(student={"baseModel": "meta-llama/Llama-3.2-1B-Instruct", "hfTokenSecretRef": ref})
+        want = {"secretKeyRef": ref}
+        assert env(containers(manifests.get_deployment(t, "h"))["vllm"])["HF_TOKEN"] == want
+        job = training_manifests.get_job(t, "classify-ticket-v1", "u", "v1", "http://gw")
+        assert env(job["spec"]["template"]["spec"]["containers"][0])["HF_TOKEN"] == want
+        assert "HF_TOKEN" not in env(containers(manifests.get_deployment(task(), "h"))["vllm"])
+
+    def test_vllm_runs_as_a_user_without_a_passwd_entry(self) -> None:
+        vllm = containers(manifests.get_deployment(task(), "h"))["vllm"]
+        values = env(vllm)
+        assert (values["USER"], values["LOGNAME"], values["HOME"]) == ("apprentice",) * 2 + (
+            "/tmp",
+        )
+        for key in ("TORCHINDUCTOR_CACHE_DIR", "XDG_CACHE_HOME", "TRITON_CACHE_DIR"):
+            assert values[key].startswith("/tmp/")
+        assert values["VLLM_CACHE_ROOT"].startswith("/var/lib/apprentice/")
+        assert vllm["securityContext"] == SECURE
+        names = [e["name"] for e in vllm["env"]]
+        assert len(names) == len(set(names))
+
+    def test_generated_token_changes_roll_the_pods(self) -> None:
+        t = task(gateway={})
+        plain = manifests.build_children(t)[2]
+        keyed = manifests.build_children(t, "derived-token")[2]
+        annotation = CONFIG_HASH_ANNOTATION
+        assert (
+            plain["spec"]["template"]["metadata"]["annotations"][annotation]
+            != keyed["spec"]["template"]["metadata"]["annotations"][annotation]
+        )
+        assert "derived-token" not in str(keyed)
