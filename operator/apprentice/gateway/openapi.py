@@ -8,9 +8,11 @@ Every status a handler can answer is listed on its operation, 503s with the
 
 Each task gets its own concrete path (``/v1/tasks/classify_ticket``) whose request
 and response bodies reference that task's input and output JSON Schemas, so a
-client generator produces typed calls per task; the templated path documents the
-generic form. OpenAPI 3.1 uses JSON Schema 2020-12, the dialect task schemas are
-written in, so they are embedded unchanged.
+client generator produces typed calls per task. The server's templated route
+(``/v1/tasks/{task}``) is not documented as such: one schema cannot say which
+input each task accepts, and any name but a configured task's is a 404.
+OpenAPI 3.1 uses JSON Schema 2020-12, the dialect task schemas are written in, so
+they are embedded unchanged.
 """
 
 from __future__ import annotations
@@ -89,7 +91,12 @@ def _op(summary: str, ok: dict[str, Any], *codes: int, **extra: Any) -> dict[str
 
 _ADMIN: dict[str, Any] = {"security": [{"adminToken": []}]}
 _TASK_PARAM = {"name": "task", "in": "path", "required": True, "schema": {"type": "string"}}
-_VERSION_PARAM = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
+_VERSION_PARAM = {
+    "name": "version",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": bodies.VERSION_PATTERN},
+}
 
 
 def _components(cfg: ApprenticeConfig) -> dict[str, Any]:
@@ -170,15 +177,6 @@ def _public_paths(cfg: ApprenticeConfig) -> dict[str, Any]:
                 requestBody={"required": True, **_body(_task_request(task.name))},
             )
         }
-    paths["/v1/tasks/{task}"] = {
-        "post": _op(
-            "Run any task",
-            _body(_ref("TaskResponse")),
-            *_RUN,
-            parameters=[_TASK_PARAM],
-            requestBody=_request(bodies.TaskRequest),
-        )
-    }
     paths["/v1/chat/completions"] = {
         "post": _op(
             "OpenAI-compatible: model = task, last user message = input JSON",
@@ -288,6 +286,14 @@ def _admin_paths() -> dict[str, Any]:
 def document(cfg: ApprenticeConfig) -> dict[str, Any]:
     """The whole OpenAPI document for ``cfg``."""
     paths = {**_public_paths(cfg), **_admin_paths()}
+    # Any other task name is a 404 unknown_task: say which ones exist.
+    task_schema = {"type": "string", "enum": [t.name for t in cfg.tasks]}
+    for item in paths.values():
+        for op in item.values():
+            op["parameters"] = [
+                {**p, "schema": task_schema} if p["name"] == "task" else p
+                for p in op.get("parameters", [])
+            ]
     return {
         "openapi": "3.1.0",
         "info": {
