@@ -194,8 +194,12 @@ async def test_a_failing_judge_is_left_out_of_the_ensemble(server: JudgeServer) 
     failed = {f["judge"].split(":")[1]: f["error"] for f in result.details["failures"]}
     assert set(failed) == {"broken", "chatty"}
     assert "JudgeError" in failed["chatty"]
-    # The chatty judge was billed even though its reply was useless.
-    assert result.cost == pytest.approx(3 * CALL_COST)
+    # The chatty judge was billed even though its reply was useless; each 5xx attempt of
+    # the broken one may have been billed too, for an unknown amount: its worst case.
+    broken = len(server.asked("broken"))
+    assert broken >= 1
+    per_5xx = (result.cost - 3 * CALL_COST) / broken
+    assert per_5xx > CALL_COST  # a worst case, never free
 
 
 @pytest.mark.parametrize(
@@ -219,7 +223,9 @@ async def test_all_judges_down_raises_from_the_teacher_error(server: JudgeServer
         await evaluator.evaluate(task, STUDENT, TEACHER)
     await evaluator.aclose()
     assert isinstance(caught.value.__cause__, ProviderError)
-    assert caught.value.cost == 0.0
+    # A 5xx may come after the model ran: each attempt is booked at its worst case.
+    attempts = len(server.requests)
+    assert attempts >= 2 and caught.value.cost > 0
 
 
 async def test_invalid_student_scores_zero_without_paying_a_judge(server: JudgeServer) -> None:

@@ -18,13 +18,14 @@ import gw_rules
 import pytest
 from gw_config import make_config
 
-from apprentice.gateway import glue, judging
+from apprentice.gateway import judging, spending
+from apprentice.store import open_store
 from fakes.teachers import FakeTeacherServer
 
 JUDGE_PROMPT_TOKENS, JUDGE_COMPLETION_TOKENS = 120, 30
 # What one judge call bills at gpt-4o list prices (what the fake server reports as usage).
 JUDGE_CALL = (JUDGE_PROMPT_TOKENS * 2.50 + JUDGE_COMPLETION_TOKENS * 10.00) / 1e6
-DAILY_CAP = 0.03
+DAILY_CAP = 0.05  # room for held-out validation judging too (booked since)
 
 
 @pytest.fixture
@@ -81,7 +82,11 @@ async def test_judge_spend_is_reserved_so_concurrent_requests_never_cross_the_ca
     for i in range(20, 30):
         resp = await client.post("/v1/tasks/classify", json={"input": gw_rules.make_input(i)})
         assert resp.status == 200
-    judged = [e for e in store.spend_entries("classify") if e.kind == "judge"]
+    validation = [
+        e for e in store.spend_entries("classify") if e.kind == "judge" and not e.request_id
+    ]
+    assert len(validation) == validation_calls > 0  # validation's judge calls are booked too
+    judged = [e for e in store.spend_entries("classify") if e.kind == "judge" and e.request_id]
     compared = {c.request_id for c in store.comparisons("classify")}
     assert judged, "phase 2 compared nothing: the test would prove nothing"
     assert {e.request_id for e in judged} == compared
@@ -100,12 +105,13 @@ async def test_judge_spend_is_reserved_so_concurrent_requests_never_cross_the_ca
     spend = store.spend_entries("classify")
     total = math.fsum(e.amount for e in spend)
     assert total <= DAILY_CAP + 1e-12, total
-    judged = [e for e in spend if e.kind == "judge"]
+    judged = [e for e in spend if e.kind == "judge" and e.request_id]
     # Every judge call the server answered is in the ledger, and the burst judged some.
     assert len(judged) == len(judge.received) - validation_calls
     assert len(judge.received) > judge_calls
-    # The in-memory ledger agrees with the store and holds no forgotten reservation.
-    assert not h.gw.budget.ledger.open
+    # The store holds no forgotten reservation and the gateway's view agrees with it.
+    assert not store.reservations()
+    await h.gw.budget.refresh(datetime.now(UTC))
     daily = h.gw.budget.windows("classify", datetime.now(UTC))["daily"]
     assert daily == pytest.approx(total, abs=1e-9)
 
@@ -130,32 +136,39 @@ async def test_a_failed_judge_call_still_books_what_it_billed_and_skips_the_comp
         resp = await client.post("/v1/tasks/classify", json={"input": gw_rules.make_input(i)})
         assert resp.status == 200  # a judge failure never fails the caller
     store = h.gw.store
-    judged = [e for e in store.spend_entries("classify") if e.kind == "judge"]
+    judged = [e for e in store.spend_entries("classify") if e.kind == "judge" and e.request_id]
     assert len(judged) == len(judge.received) - before > 0
     assert all(e.amount == pytest.approx(JUDGE_CALL) for e in judged)
     assert not {c.request_id for c in store.comparisons("classify")} & {
         e.request_id for e in judged
     }
-    assert not h.gw.budget.ledger.open
+    assert not store.reservations()
+    await h.gw.budget.refresh(datetime.now(UTC))
     daily = h.gw.budget.windows("classify", datetime.now(UTC))["daily"]
     assert daily == pytest.approx(math.fsum(e.amount for e in store.spend_entries("classify")))
 
 
-def test_settle_never_books_more_than_reserved_and_warns_on_an_overrun(
+async def test_a_judge_overrun_is_booked_in_full_and_warned(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    budget = glue.Budget(make_config(tmp_path, task={"budget": {"daily": 1.0}}))
+    cfg = make_config(tmp_path, task={"budget": {"daily": 1.0}})
+    store = open_store(cfg.store.url)
+    budget = spending.SharedBudget(cfg, store)
     now = datetime.now(UTC)
-    token = budget.reserve("classify", 0.01, now)
-    assert token is not None
-    judging.settle(budget, "classify", token, 0.01, 0.004, now)  # the usual case: under
-    assert budget.windows("classify", now)["daily"] == pytest.approx(0.004)
-    token = budget.reserve("classify", 0.01, now)
-    judging.settle(budget, "classify", token, 0.01, 0.0, now)  # nothing billed: released
-    assert budget.windows("classify", now)["daily"] == pytest.approx(0.004)
-    token = budget.reserve("classify", 0.01, now)
+    hold = await budget.reserve("classify", 0.01, now, kind="judge")
+    assert hold is not None
+    await budget.settle(hold, 0.004, now)  # the usual case: under
+    hold = await budget.reserve("classify", 0.01, now, kind="judge")
+    assert hold is not None
+    await budget.settle(hold, 0.0, now)  # nothing billed: released
+    hold = await budget.reserve("classify", 0.01, now, kind="judge")
+    assert hold is not None
     with caplog.at_level("WARNING", logger="apprentice.gateway.judging"):
-        judging.settle(budget, "classify", token, 0.01, 0.015, now)  # an estimate bug
+        judging.overrun("classify", hold, 0.015)  # an estimate bug
+    await budget.settle(hold, 0.015, now)  # spend is a fact: booked in full
+    await budget.refresh(now)
     assert budget.windows("classify", now)["daily"] == pytest.approx(0.019)
+    assert math.fsum(e.amount for e in store.spend_entries("classify")) == pytest.approx(0.019)
     assert "exceeded its reservation" in caplog.text
-    assert not budget.ledger.open
+    assert not store.reservations()
+    store.close()

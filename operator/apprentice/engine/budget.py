@@ -30,6 +30,45 @@ So ``spent <= I <= cap`` always. The premise ``actual <= reserved`` is the
 caller's part (it reserves the worst case: prompt tokens plus ``max_output_tokens``);
 a larger actual is still booked (spend is a fact, never clipped), and further
 reservations are refused until the window rolls over.
+
+One cap across processes. The ledger above is a value; the gateway does not keep
+its own copy of the truth. Every reservation is a row in the store, written in a
+transaction that first locks the budget (SQLite: ``BEGIN IMMEDIATE`` on the one
+file; PostgreSQL: ``SELECT ... FOR UPDATE`` of the budget lock row), rebuilds the
+ledger from the store's window totals and open reservations (:func:`from_totals`)
+and applies :func:`reserve` to it. Settling deletes the reservation row in the
+same transaction that inserts the spend line, so spend plus open reservations,
+summed over every process, is exactly the ``I`` above.
+
+What is booked (the policy; "booked" means a spend line in the store):
+
+- **An answer** (valid, schema-invalid, or its repair attempt): its priced usage.
+  An invalid answer is a billed answer: it is booked and the request is recorded
+  as failed (``task_counters.errors``), with its route, error and cost.
+- **An answer without usage**, or with negative or absurd token counts: the
+  provider ran the model but did not say for how much. Booked at the worst case
+  of that attempt (prompt estimate plus ``max_output_tokens``), never as free and
+  never as a refund; odd numbers are a ``ProviderError`` naming the provider.
+- **An attempt that may have been billed without an answer**: a read or write
+  timeout, a connection dropped after the request was sent, a 5xx. Booked at the
+  worst case of that attempt. Before each retry the call's reservation must cover
+  what it may have cost so far plus the retry's worst case; when the cap has no
+  room for that, the call stops retrying and fails.
+- **A call cut off by the gateway's own timeout or a crash**: booked at its whole
+  reservation (the reserved worst case), since nothing tells what it cost.
+- **Released, nothing booked**, only when nothing can have been billed: the
+  connection was refused (or timed out while connecting), or the provider
+  answered 4xx before the model ran (auth, rate limit, bad request, quota).
+- **Judge calls** (live comparisons and held-out validation) and **teacher
+  embeddings**: the same rules; each is reserved before it runs.
+- **A crash**: reservations are rows. On restart a gateway settles the rows it
+  owned at their reserved worst case; any gateway settles rows whose lease
+  expired. A row whose answer was recorded no longer exists, so nothing is
+  booked twice.
+- **A failed store write after payment**: the spend line is written again on
+  its own; if that fails too it goes to a small append-only journal file that
+  is replayed at start; and if even that fails, the reservation row books the
+  worst case. The caller gets 503 ``store_unavailable`` with the paid answer.
 """
 
 from __future__ import annotations
@@ -38,7 +77,7 @@ import enum
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -56,7 +95,9 @@ __all__ = [
     "UnknownReservation",
     "Window",
     "empty",
+    "exhausted_caps",
     "from_entries",
+    "from_totals",
     "may_call",
     "record",
     "release",
@@ -65,6 +106,7 @@ __all__ = [
     "settle",
     "spend",
     "view",
+    "window_bounds",
     "window_keys",
 ]
 
@@ -204,6 +246,71 @@ def window_keys(limits: BudgetLimits, now: float) -> dict[Window, str]:
     """
     d, w, m = _keys(limits.timezone, math.floor(now / 60.0))
     return {Window.day: d, Window.week: w, Window.month: m}
+
+
+def window_bounds(limits: BudgetLimits, now: float) -> dict[Window, tuple[float, float]]:
+    """``[start, end)`` in Unix seconds of the current day, ISO week and month in the zone.
+
+    The end is when a cap of that window resets. Computed from wall-clock dates
+    in the zone, so a DST change makes a day 23 or 25 hours long, as it should.
+    """
+    zone = ZoneInfo(limits.timezone)
+    local = datetime.fromtimestamp(now, UTC).astimezone(zone)
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+    week = day - timedelta(days=day.weekday())
+    month = day.replace(day=1)
+    next_month = (month + timedelta(days=32)).replace(day=1)
+
+    def ts(naive: datetime) -> float:
+        return naive.replace(tzinfo=zone).timestamp()
+
+    return {
+        Window.day: (ts(day), ts(day + timedelta(days=1))),
+        Window.week: (ts(week), ts(week + timedelta(days=7))),
+        Window.month: (ts(month), ts(next_month)),
+    }
+
+
+def from_totals(
+    limits: BudgetLimits,
+    now: float,
+    spent: Mapping[str, Mapping[Window, float]],
+    pending: Mapping[str, float],
+) -> Ledger:
+    """The ledger a store transaction sees: current-window totals and open reservations.
+
+    ``spent[scope][window]`` is the spend of the window containing ``now``;
+    ``pending[scope]`` sums the open reservations of the scope (``GLOBAL``: all).
+    :func:`reserve` applied to it is exact, whatever other processes did before.
+    """
+    keys = window_keys(limits, now)
+    table: dict[tuple[str, Window], tuple[str, float]] = {}
+    for scope, windows in spent.items():
+        for w, amount in windows.items():
+            table[(scope, w)] = (keys[w], float(amount))
+    return Ledger(limits=limits, spent=table, pending={k: float(v) for k, v in pending.items()})
+
+
+def exhausted_caps(
+    ledger: Ledger, now: float, task: str | None = None, typical_cost: float = 0.0
+) -> list[tuple[str, Window, float]]:
+    """``(scope, window, resets_at)`` for each cap with no room for ``typical_cost``.
+
+    For status: which cap stops the teacher (the task's or the global one, daily,
+    weekly or monthly) and when it resets (Unix seconds). With ``task`` the
+    task's and the global caps are checked, without it only the global ones.
+    """
+    keys = window_keys(ledger.limits, now)
+    bounds = window_bounds(ledger.limits, now)
+    out: list[tuple[str, Window, float]] = []
+    scopes = (GLOBAL,) if task is None else (task, GLOBAL)
+    for scope in scopes:
+        pending = ledger.pending.get(scope, 0.0)
+        for _, w, cap in ledger.limits.capped(scope):
+            committed = pending + _current(ledger, scope, w, keys[w])
+            if committed >= cap or committed + typical_cost > cap:
+                out.append((scope, w, bounds[w][1]))
+    return out
 
 
 def _current(ledger: Ledger, scope: str, window: Window, key: str) -> float:

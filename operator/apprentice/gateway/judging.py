@@ -10,37 +10,40 @@ still gets its answer, the engine just learns nothing from this request.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from apprentice.config import TaskConfig
 from apprentice.evaluators import base as evaluators_base
-from apprentice.gateway import glue
+from apprentice.evaluators.base import EvaluatorError
+from apprentice.gateway.spending import Hold, SharedBudget
 from apprentice.gateway.tasks import TaskRuntime
+from apprentice.store import records
 
 log = logging.getLogger(__name__)
 
 
 async def evaluate_reserved(
-    budget: glue.Budget,
+    budget: SharedBudget,
     rt: TaskRuntime,
     student_output: dict[str, Any] | None,
     teacher_output: dict[str, Any],
     task_input: dict[str, Any],
     rid: str,
     now: datetime,
-) -> tuple[Any, float]:
-    """The evaluation (None: no comparison) and the judge cost settled, for the ledger."""
+) -> tuple[Any, records.SpendRecord | None]:
+    """The evaluation (None: no comparison) and the spend line settling the judge's hold."""
     try:
         estimate = evaluators_base.estimate_cost(
             rt.evaluator, rt.cfg, student_output, teacher_output, task_input=task_input
         )
     except Exception as exc:  # an estimate bug must not fail the caller's request
         log.warning("task %s: no judge cost estimate, no comparison: %s", rt.name, exc)
-        return None, 0.0
-    token = None
+        return None, None
+    hold = None
     if estimate > 0:
-        token = budget.reserve(rt.name, estimate, now)
-        if token is None:
+        hold = await budget.reserve(rt.name, estimate, now, kind="judge", request_id=rid)
+        if hold is None:
             log.info(
                 "task %s: request %s not compared: the budget has no room for the "
                 "judge's worst case (%.6f)",
@@ -48,7 +51,8 @@ async def evaluate_reserved(
                 rid,
                 estimate,
             )
-            return None, 0.0
+            return None, None
+        hold.called = True
     evaluation = None
     try:
         evaluation = await rt.evaluate(student_output, teacher_output, task_input)
@@ -56,33 +60,76 @@ async def evaluate_reserved(
     except Exception as exc:  # a judge outage must not fail the caller's request
         log.warning("task %s: evaluator failed, no comparison: %s", rt.name, exc)
         actual = float(getattr(exc, "cost", 0.0) or 0.0)  # JudgeError: what it still billed
-    except BaseException:
-        if token is not None:
-            budget.release(token)
-        raise
-    settle(budget, rt.name, token, estimate, actual, now)
-    return evaluation, actual
+    if actual > 0 and hold is None:  # an evaluator that spends without an estimate: a bug
+        log.warning("task %s: evaluator spent %.6f with no estimate", rt.name, actual)
+        return evaluation, budget.line(None, rt.name, actual, now, kind="judge", request_id=rid)
+    if hold is None:
+        return evaluation, None
+    overrun(rt.name, hold, actual)
+    line = budget.line(hold, rt.name, actual, now, kind="judge", request_id=rid)
+    return evaluation, line
 
 
-def settle(
-    budget: glue.Budget,
-    task: str,
-    token: int | None,
-    reserved: float,
-    actual: float,
-    now: datetime,
-) -> None:
-    """Book ``actual`` against the judge reservation; never settle more than reserved."""
-    if token is not None:
-        if actual <= 0:
-            budget.release(token)
-            return
-        budget.settle(token, min(actual, reserved), now)
-    if actual > reserved:  # the estimate is a worst case: going past it is a bug to report
+def overrun(task: str, hold: Hold, actual: float) -> None:
+    if actual > hold.amount:  # the estimate is a worst case: going past it is a bug to report
         log.warning(
-            "task %s: judge cost %.6f exceeded its reservation %.6f; booking the difference",
+            "task %s: judge cost %.6f exceeded its reservation %.6f; booking it all",
             task,
             actual,
-            reserved,
+            hold.amount,
         )
-        budget.record(task, actual - reserved, now)
+
+
+class BudgetedEvaluator:
+    """An evaluator whose model calls are reserved and booked: held-out validation's judge.
+
+    The orchestrator scores a candidate on held-out examples with the task's
+    evaluator; with ``llm_judge`` (or teacher embeddings) each of those calls is
+    spend like any other, so it goes through the same reserve-then-book steps.
+    When a cap has no room the validation fails with a clear error.
+    """
+
+    def __init__(self, inner: Any, budget: SharedBudget, task: str) -> None:
+        self.inner = inner
+        self.budget = budget
+        self.task = task
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def evaluate(
+        self,
+        task: TaskConfig,
+        student_output: dict[str, Any] | None,
+        teacher_output: dict[str, Any],
+        *,
+        task_input: dict[str, Any] | None = None,
+    ) -> Any:
+        estimate = evaluators_base.estimate_cost(
+            self.inner, task, student_output, teacher_output, task_input=task_input
+        )
+        if estimate <= 0:
+            return await self.inner.evaluate(
+                task, student_output, teacher_output, task_input=task_input
+            )
+        now = datetime.now(UTC)
+        hold = await self.budget.reserve(self.task, estimate, now, kind="judge")
+        if hold is None:
+            raise EvaluatorError(
+                f"task {self.task}: the budget has no room for a validation judge call "
+                f"({estimate:.6f}); raise the caps or wait for the window to roll over"
+            )
+        hold.called = True
+        try:
+            evaluation = await self.inner.evaluate(
+                task, student_output, teacher_output, task_input=task_input
+            )
+        except Exception as exc:
+            await self.budget.settle(hold, float(getattr(exc, "cost", 0.0) or 0.0), now)
+            raise
+        except BaseException:
+            await self.budget.worst_case(hold, now)
+            raise
+        overrun(self.task, hold, evaluation.cost)
+        await self.budget.settle(hold, evaluation.cost, now)
+        return evaluation

@@ -17,14 +17,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from apprentice.config import ApprenticeConfig, TaskConfig
 from apprentice.evaluators import base as evaluators_base
 from apprentice.evaluators.base import EvaluatorError
-from apprentice.gateway import errors, glue
+from apprentice.gateway import errors, glue, judging, settling, spending
+from apprentice.gateway.journal import SpendJournal
+from apprentice.gateway.journal import default_path as journal_path
 from apprentice.gateway.tasks import TaskRuntime
 from apprentice.gateway.writer import StoreWriter
 from apprentice.orchestration import datasets as export_mod
@@ -68,7 +70,8 @@ class Runtime:
         self.alerts = alerts_mod.Alerter(cfg.alerts, metrics=self.metrics)
         self.writer = StoreWriter()
         self.teachers: Any = None
-        self.budget: glue.Budget = glue.Budget(cfg)
+        self.budget = spending.SharedBudget(cfg)
+        self.settler = settling.Settler(self.budget, self.writer, None, SpendJournal(Path()))
         self.tasks: dict[str, TaskRuntime] = {}
         self.orchestrator: local_orch.LocalOrchestrator | None = None
         self.serving = False
@@ -102,10 +105,7 @@ class Runtime:
         cfg = self.config
         self.store = await asyncio.to_thread(open_store, cfg.store.url)
         self.writer = StoreWriter(self.store)
-        now = datetime.now(UTC)
-        since = min(glue.window_starts(cfg, now)) - timedelta(days=1)
-        spend = await asyncio.to_thread(self.store.spend_entries, None, since)
-        self.budget = glue.Budget(cfg, spend)
+        await self._start_budget()
         heldout = cfg.local.training.heldout_fraction
         for task in cfg.tasks:
             saved = await asyncio.to_thread(self.store.load_task_state, task.name)
@@ -139,7 +139,10 @@ class Runtime:
             self.store,
             hooks=self,
             students={n: t.student for n, t in self.tasks.items()},
-            evaluators={n: t.evaluator for n, t in self.tasks.items()},
+            evaluators={  # held-out validation's judge calls are reserved and booked
+                n: judging.BudgetedEvaluator(t.evaluator, self.budget, n) if t.evaluator else None
+                for n, t in self.tasks.items()
+            },
             alerts=self.alerts,
             metrics=self.metrics,
             student_factory=self.student_factory,
@@ -156,9 +159,33 @@ class Runtime:
             await self.alerts.start()
         self._started = True
 
+    async def _start_budget(self) -> None:
+        """The shared budget on the store; what a crash left unbooked is booked first.
+
+        The spend journal (lines the store refused after payment) is replayed at
+        exact cost, then the reservations this gateway held before it restarted,
+        and any whose lease expired, are booked at their worst case.
+        """
+        self.budget = spending.SharedBudget(self.config, self.store)
+        journal = SpendJournal(journal_path(self.config))
+        self.settler = settling.Settler(self.budget, self.writer, self.store, journal)
+        replayed = await asyncio.to_thread(journal.replay, self.store)
+        now = datetime.now(UTC)
+        recovered = await self.budget.recover(now)
+        if replayed or recovered:
+            log.warning(
+                "budget: %d journaled spend lines replayed, %d unsettled reservations booked "
+                "at their worst case (%.6f)",
+                replayed,
+                len(recovered),
+                sum(r.amount for r in recovered),
+            )
+        await self.budget.refresh(now)
+
     async def close(self) -> None:
         if not self._started:
             return
+        await self.settler.drain()
         self._started = False
         for job in self._background:
             job.cancel()
@@ -215,6 +242,7 @@ class Runtime:
         rt = self.tasks[task]
         await self.flush()  # local-only answers do not wait for their commit; status does
         now = datetime.now(UTC)
+        await self.budget.refresh(now)  # every gateway's spend, not only this one's
         counts = await asyncio.to_thread(self.store.request_counts, task)
         active = await asyncio.to_thread(self.store.active_version, task)
         windows = self.budget.windows(task, now)

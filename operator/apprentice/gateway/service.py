@@ -32,12 +32,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from apprentice.gateway import errors, failures, glue, judging
+from apprentice.gateway import errors, failures, glue, judging, settling, spending
 from apprentice.gateway.runtime import Runtime
 from apprentice.gateway.tasks import TaskRuntime
 from apprentice.reporting import alerts as alerts_mod
 from apprentice.store import records
 from apprentice.students import base as students
+from apprentice.teachers import billing
 from apprentice.teachers import errors as teacher_errors
 
 log = logging.getLogger(__name__)
@@ -85,20 +86,28 @@ class Gateway(Runtime):
         student_ready = rt.student_ready()
         decision = rt.engine.route(request_id, student_ready=student_ready)
         route = decision.route.value
-        token = None
+        token: spending.Hold | None = None
         if decision.calls_teacher:
+            self._check_storable(task_input)
             estimate = self.teachers.estimate_cost(rt.cfg, task_input, request_id=request_id)
-            token = self.budget.reserve(rt.name, estimate, now)
+            token = await self.budget.reserve(rt.name, estimate, now, request_id=request_id)
             if token is None:
                 route = self._over_budget(rt, request_id, student_ready, estimate, now)
             else:
                 rt.budget_flagged = False
+        holds: list[spending.Hold] = [] if token is None else [token]
         try:
-            return await self._execute(rt, task_input, request_id, route, token, now, started)
-        except BaseException:
-            if token is not None:
-                self.budget.release(token)
-            raise
+            return await self._execute(rt, task_input, request_id, route, holds, now, started)
+        finally:
+            for hold in holds:  # cut off (cancelled, a bug): never silently free
+                if not hold.done:
+                    self.settler.abandon(hold)
+
+    def _check_storable(self, task_input: dict[str, Any]) -> None:
+        """Never pay for what cannot be stored: refuse such an input before the teacher."""
+        problem = self.store.unstorable(task_input) if self.store is not None else None
+        if problem:
+            raise errors.BadRequest(problem, details=[{"path": "input", "message": problem}])
 
     def _over_budget(
         self, rt: TaskRuntime, rid: str, student_ready: bool, estimate: float, now: datetime
@@ -136,9 +145,16 @@ class Gateway(Runtime):
             },
         )
 
-    async def _call_teacher(self, rt: TaskRuntime, task_input: dict[str, Any], rid: str) -> Any:
-        async with asyncio.timeout(self.config.gateway.request_timeout_s):
-            return await self.teachers.generate(rt.cfg, task_input, request_id=rid)
+    async def _call_teacher(
+        self, rt: TaskRuntime, task_input: dict[str, Any], rid: str, hold: spending.Hold
+    ) -> Any:
+        hold.called = True  # from here on the provider may bill: never released blindly
+        cover = billing.current.set(spending.CallCover(self.budget, hold))
+        try:
+            async with asyncio.timeout(self.config.gateway.request_timeout_s):
+                return await self.teachers.generate(rt.cfg, task_input, request_id=rid)
+        finally:
+            billing.current.reset(cover)
 
     async def _call_student(self, rt: TaskRuntime, task_input: dict[str, Any]) -> Any:
         assert rt.student is not None
@@ -159,22 +175,25 @@ class Gateway(Runtime):
         task_input: dict[str, Any],
         rid: str,
         route: str,
-        token: Any,
+        holds: list[spending.Hold],
         now: datetime,
         started: float,
     ) -> Result:
+        token = holds[0] if holds else None
         want_teacher = route != "local_only"
         want_student = route != "remote_only"
         teacher_res: Any = None
         student_res: Any = None
         if want_teacher and want_student:  # both at once: the slower one sets the latency
+            assert token is not None
             teacher_res, student_res = await asyncio.gather(
-                self._call_teacher(rt, task_input, rid),
+                self._call_teacher(rt, task_input, rid, token),
                 self._call_student(rt, task_input),
                 return_exceptions=True,
             )
         elif want_teacher:
-            teacher_res = await self._settled(self._call_teacher(rt, task_input, rid))
+            assert token is not None
+            teacher_res = await self._settled(self._call_teacher(rt, task_input, rid, token))
         else:
             student_res = await self._settled(self._call_student(rt, task_input))
 
@@ -189,41 +208,46 @@ class Gateway(Runtime):
 
         # The student failed or answered nonsense on the local path: ask the teacher.
         if route == "local_only" and student_output is None:
-            fallback = self._fallback_token(rt, task_input, rid, now)
+            self._check_storable(task_input)
+            fallback = await self._fallback_token(rt, task_input, rid, now)
             if fallback is None:
+                await self.settler.failed(rt, rid, route, student_res, None, 0.0, now, started)
                 raise self._student_error(rt, student_res)
             token = fallback
+            holds.append(fallback)
             want_teacher = True
             try:
-                teacher_res = await self._call_teacher(rt, task_input, rid)
-            except BaseException as exc:
+                teacher_res = await self._call_teacher(rt, task_input, rid, fallback)
+            except Exception as exc:
                 teacher_res = exc
             route = "both" if student_answer is not None else "remote_only"
 
+        # What the teacher call may have cost, answer or not (the budget module's policy).
+        teacher_cost = settling.charge(teacher_res, token) if want_teacher else 0.0
         teacher_answer = None
         if want_teacher and not isinstance(teacher_res, BaseException):
             if rt.schemas.output.is_valid(teacher_res.output):
                 teacher_answer = teacher_res
-            else:
+            else:  # billed all the same: booked below, the request recorded as failed
                 teacher_res = teacher_errors.InvalidOutput(
                     "teacher output failed the output schema", provider=teacher_res.provider
                 )
+                teacher_res.cost = teacher_cost
         # Served: the teacher's answer when it was called and answered, else the student's.
         if teacher_answer is not None:
             output, served = teacher_answer.output, "teacher"
         elif student_output is not None:
             output, served = student_output, "student"
         else:
-            if token is not None:
-                self.budget.release(token)
             err = teacher_res if isinstance(teacher_res, BaseException) else student_res
+            await self.settler.failed(rt, rid, route, err, token, teacher_cost, now, started)
             raise self._failure(rt, err, want_teacher)
 
         comparison = None
         evaluation = None
-        judge_cost = 0.0
+        judge_line = None
         if teacher_answer is not None and student_answer is not None:
-            evaluation, judge_cost = await judging.evaluate_reserved(
+            evaluation, judge_line = await judging.evaluate_reserved(
                 self.budget, rt, student_output, teacher_answer.output, task_input, rid, now
             )
         if evaluation is not None and student_answer is not None:
@@ -237,9 +261,12 @@ class Gateway(Runtime):
                 phase=rt.engine.phase_name(),
                 sampling_rate=rt.engine.sampling_rate(),
             )
-        cost = teacher_answer.cost if teacher_answer is not None else 0.0
-        if teacher_res is not None and not isinstance(teacher_res, BaseException):
-            cost = teacher_res.cost
+        spend = []
+        if token is not None and want_teacher:
+            spend.append(settling.teacher_line(self.budget, rt, rid, token, teacher_res,
+                                               teacher_cost, now))  # fmt: skip
+        if judge_line is not None:
+            spend.append(judge_line)
         return await self._commit(
             rt,
             task_input,
@@ -251,18 +278,17 @@ class Gateway(Runtime):
             teacher_answer,
             student_answer,
             comparison,
-            cost,
-            token,
+            teacher_cost,
+            spend,
             now,
             started,
-            judge_cost,
         )
 
-    def _fallback_token(
+    async def _fallback_token(
         self, rt: TaskRuntime, task_input: dict[str, Any], rid: str, now: datetime
-    ) -> Any:
+    ) -> spending.Hold | None:
         estimate = self.teachers.estimate_cost(rt.cfg, task_input, request_id=rid)
-        return self.budget.reserve(rt.name, estimate, now)
+        return await self.budget.reserve(rt.name, estimate, now, request_id=rid)
 
     def _student_error(self, rt: TaskRuntime, res: Any) -> errors.GatewayError:
         self.metrics.record_error(rt.name, "student_unavailable")
@@ -287,37 +313,14 @@ class Gateway(Runtime):
         student_answer: Any,
         comparison: records.ComparisonRecord | None,
         cost: float,
-        token: Any,
+        spend: list[records.SpendRecord],
         now: datetime,
         started: float,
-        judge_cost: float = 0.0,
     ) -> Result:
         paid = teacher_res is not None and not isinstance(teacher_res, BaseException)
         example = None
         if teacher_answer is not None:
             example = rt.make_example(task_input, teacher_answer, rid, now)
-        spend = []
-        if paid:
-            spend.append(
-                records.SpendRecord(
-                    task=rt.name,
-                    at=now,
-                    amount=cost,
-                    request_id=rid,
-                    provider=teacher_res.provider,
-                    model=teacher_res.model,
-                    input_tokens=teacher_res.usage.input_tokens,
-                    output_tokens=teacher_res.usage.output_tokens,
-                )
-            )
-        if judge_cost > 0:  # judge calls are spend too (reserved and settled in _evaluate)
-            spend.append(
-                records.SpendRecord(
-                    task=rt.name, at=now, amount=judge_cost, kind="judge", request_id=rid
-                )
-            )
-        if token is not None:
-            self.budget.settle(token, cost if paid else 0.0, now)
         # Engine update and the write are queued together, synchronously: order preserved.
         before = rt.engine.state
         new_alarms = rt.engine.record(
@@ -333,10 +336,11 @@ class Gateway(Runtime):
             route=route,  # type: ignore[arg-type]
             served_by=served,  # type: ignore[arg-type]
             teacher_model=teacher_res.model if paid else None,
-            teacher_provider=teacher_res.provider if paid else None,
+            teacher_provider=settling.provider_of(teacher_res),
             student_version=student_answer.version if student_answer is not None else None,
             latency_ms=latency_ms,
-            cost=cost if paid else 0.0,
+            error=None if paid or teacher_res is None else failures.reason(teacher_res),
+            cost=cost,
         )
         # An unchanged engine state (a local-only answer in steady state) is not rewritten.
         state = None if rt.engine.state is before else rt.engine.to_json()
@@ -347,7 +351,7 @@ class Gateway(Runtime):
             rt,
             route,
             served,
-            cost if paid else 0.0,
+            cost,
             comparison,
             teacher_res,
             student_answer,
@@ -361,7 +365,10 @@ class Gateway(Runtime):
             # commits within milliseconds; a crash can lose at most this request's row.
             future.add_done_callback(_log_failure)
             return Result(output, rid)
-        result = await future
+        try:
+            result = await future
+        except Exception as exc:  # paid, then the store refused: book it, keep the answer
+            raise await self.settler.salvage(request, spend, output, exc) from exc
         if example is not None:
             # Counted before the write so the state saved in the same transaction includes
             # this example; a duplicate (the store collapsed it) is taken back here, and
@@ -391,6 +398,8 @@ class Gateway(Runtime):
         if teacher_res is not None and not isinstance(teacher_res, BaseException):
             m.record_teacher_call(rt.name, teacher_res.provider, cost, teacher_res.latency_s)
             rt.note_teacher_cost(cost)
+        elif cost > 0:  # a failed call that was billed all the same
+            m.record_teacher_call(rt.name, settling.provider_of(teacher_res) or "unknown", cost, 0)
         if student_answer is not None:
             m.record_student_call(rt.name, student_answer.latency_s)
         if served == "student":

@@ -28,7 +28,7 @@ Errors (all raised ``from`` the driver's error where there is one)::
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +41,7 @@ from apprentice.store.records import (
     RecordResult,
     RequestCounts,
     RequestRecord,
+    ReservationRecord,
     SpendKind,
     SpendRecord,
     Split,
@@ -131,7 +132,61 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def record_spend(self, entries: Sequence[SpendRecord]) -> None:
-        """Add spend outside a request (a judge call while validating), one transaction."""
+        """Add spend outside a request (a judge call while validating), one transaction.
+
+        Lines naming a ``reservation`` settle it (see :class:`SpendRecord`).
+        """
+
+    # -- budget (see apprentice.store.budget) ----------------------------------------------
+
+    @abc.abstractmethod
+    def budget_reserve(
+        self,
+        reservation: ReservationRecord,
+        *,
+        scopes: Sequence[str],
+        windows: Sequence[tuple[float, float]],
+        admit: Callable[[Any], None],
+    ) -> Any:
+        """Insert ``reservation`` if ``admit(totals)`` does not raise; one locked transaction.
+
+        ``totals`` (:class:`apprentice.store.budget.BudgetTotals`) is the spend of each
+        scope in each ``[start, end)`` window plus the open reservations, as no other
+        process can change them until this transaction ends. Expired reservations
+        are first booked at their worst case.
+        """
+
+    @abc.abstractmethod
+    def budget_extend(
+        self,
+        reservation_id: str,
+        more: float,
+        *,
+        scopes: Sequence[str],
+        windows: Sequence[tuple[float, float]],
+        admit: Callable[[Any], None],
+    ) -> bool:
+        """Grow an open reservation by ``more`` when ``admit`` allows; False when it is gone."""
+
+    @abc.abstractmethod
+    def budget_release(self, reservation_ids: Sequence[str]) -> int:
+        """Drop reservations whose calls cannot have been billed."""
+
+    @abc.abstractmethod
+    def budget_recover(self, *, owner: str | None, now: datetime) -> list[ReservationRecord]:
+        """Book the reservations of ``owner`` (a restart) and all expired ones at worst case."""
+
+    @abc.abstractmethod
+    def budget_totals(self, scopes: Sequence[str], windows: Sequence[tuple[float, float]]) -> Any:
+        """Window spend and open reservations (read-only)."""
+
+    @abc.abstractmethod
+    def reservations(self) -> list[ReservationRecord]:
+        """Open budget reservations, oldest first."""
+
+    def unstorable(self, value: Any) -> str | None:
+        """Why ``value`` (JSON) could not be stored here, or ``None``; checked before paying."""
+        return None
 
     # -- examples --------------------------------------------------------------------------
 

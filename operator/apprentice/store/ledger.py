@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from apprentice.prompts import canonical_json
-from apprentice.store import codec, schema
+from apprentice.store import budget, codec, schema
 from apprentice.store.base import DuplicateRequestError, StoreUnavailableError
 from apprentice.store.records import (
     ComparisonRecord,
@@ -53,6 +53,8 @@ class Ledger(SqlCore):
         task_state: dict[str, Any] | None = None,
     ) -> RecordResult:
         with self._write() as tx:
+            if spend:  # the budget lock first, as every budget transaction (no deadlock)
+                budget.lock(tx, self.dialect)
             return self._record(tx, request, example, comparison, spend, task_state)
 
     def record_requests(
@@ -72,8 +74,11 @@ class Ledger(SqlCore):
             return []
         # Optimistic first: no savepoints. PostgreSQL slows down sharply past
         # 64 subtransactions in one transaction, and a failing write is rare.
+        paying = any(write.get("spend") for write in batch)
         try:
             with self._write() as tx:
+                if paying:  # the budget lock first, as every budget transaction (no deadlock)
+                    budget.lock(tx, self.dialect)
                 return [self._record_write(tx, write) for write in batch]
         except StoreUnavailableError:
             raise  # the database failed, not a write: retrying would not help
@@ -81,6 +86,8 @@ class Ledger(SqlCore):
             pass  # some write failed and the whole batch rolled back: isolate it
         results: list[RecordResult | Exception] = []
         with self._write() as tx:
+            if paying:
+                budget.lock(tx, self.dialect)
             for write in batch:
                 tx.execute("SAVEPOINT request_write")
                 try:
@@ -215,22 +222,7 @@ class Ledger(SqlCore):
         return int(row[0])
 
     def _insert_spend(self, tx: Tx, entries: Sequence[SpendRecord]) -> None:
-        for s in entries:
-            tx.execute(
-                "INSERT INTO spend (task, at, amount, kind, request_id, provider, model,"
-                " input_tokens, output_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    s.task,
-                    codec.to_micros(s.at),
-                    float(s.amount),
-                    s.kind,
-                    s.request_id,
-                    s.provider,
-                    s.model,
-                    int(s.input_tokens),
-                    int(s.output_tokens),
-                ),
-            )
+        budget.insert_spend(tx, self.dialect, entries)
 
     def record_spend(self, entries: Sequence[SpendRecord]) -> None:
         with self._write() as tx:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 from psycopg import conninfo, errors
@@ -27,6 +28,24 @@ MIGRATION_LOCK_KEY = 0x61707072656E7469
 DEFAULT_POOL_SIZE = 4
 CONNECT_TIMEOUT_S = 10
 APPLICATION_NAME = "apprentice"  # shows in pg_stat_activity
+
+
+def _nul_path(value: Any, path: str) -> str | None:
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in str(key):
+                return f"{path} (a key)"
+            found = _nul_path(item, f"{path}.{key}")
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _nul_path(item, f"{path}[{i}]")
+            if found:
+                return found
+    return None
 
 
 def describe(dsn: str) -> str:
@@ -133,6 +152,16 @@ class PostgresStore(SqlStore):
     def _read(self) -> Iterator[Tx]:
         with self._translated(), self._connection() as conn, conn.cursor() as cursor:
             yield Tx(cursor, self.dialect)
+
+    def unstorable(self, value: Any) -> str | None:
+        """JSONB and TEXT refuse the NUL character (``\\u0000``) anywhere in a string."""
+        where = _nul_path(value, "input")
+        if where is None:
+            return None
+        return (
+            f"{where} contains the NUL character (\\u0000), which the PostgreSQL store cannot "
+            "keep; remove it (the teacher is not called for an input that could not be stored)"
+        )
 
     def _is_unique_violation(self, error: BaseException) -> bool:
         return isinstance(error, errors.UniqueViolation)

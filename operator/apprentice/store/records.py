@@ -23,7 +23,7 @@ from apprentice.prompts import canonical_json
 Route = Literal["remote_only", "local_only", "both"]
 ServedBy = Literal["teacher", "student"]
 Split = Literal["train", "heldout"]
-SpendKind = Literal["teacher", "judge"]
+SpendKind = Literal["teacher", "judge", "embedding"]
 VersionState = Literal["candidate", "validating", "promoted", "rejected", "retired"]
 
 ROUTES: tuple[Route, ...] = ("remote_only", "local_only", "both")
@@ -137,6 +137,28 @@ class SpendRecord:
     input_tokens: int = 0
     output_tokens: int = 0
     id: int | None = None
+    reservation: str | None = None
+    """The budget reservation this line settles (its row is deleted in the same
+    transaction). If that row is gone (a lease expired and booked it at its worst
+    case), the line is not written again: the worst case already covers it."""
+
+
+@dataclass(frozen=True)
+class ReservationRecord:
+    """A budget reservation held in the store while a paid call is in flight.
+
+    ``owner`` names the gateway holding it (restart settles its own rows),
+    ``expires_at`` when any gateway may settle it at ``amount`` (its worst case).
+    """
+
+    id: str
+    task: str
+    amount: float
+    owner: str
+    created_at: datetime
+    expires_at: datetime
+    kind: SpendKind = "teacher"
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)

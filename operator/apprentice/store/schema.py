@@ -155,4 +155,43 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     ),
 ]
 
+# Spend per scope (a task, or '*' for all) per quarter hour: every zone's offset
+# is a whole number of quarter hours, so any day, week or month in any zone is a
+# range of buckets, and a cap check sums at most ~3,000 rows however much was spent.
+BUCKET_MICROS = 900_000_000
+MIGRATIONS.append(
+    (
+        2,
+        [
+            """CREATE TABLE spend_buckets (
+                scope TEXT NOT NULL,
+                bucket BIGINT NOT NULL,
+                amount DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (scope, bucket)
+            )""",
+            f"""INSERT INTO spend_buckets (scope, bucket, amount)
+                SELECT task, at / {BUCKET_MICROS}, SUM(amount) FROM spend
+                WHERE task IS NOT NULL GROUP BY task, at / {BUCKET_MICROS}""",
+            f"""INSERT INTO spend_buckets (scope, bucket, amount)
+                SELECT '*', at / {BUCKET_MICROS}, SUM(amount) FROM spend
+                GROUP BY at / {BUCKET_MICROS}""",
+            """CREATE TABLE budget_reservations (
+                id TEXT PRIMARY KEY,
+                task TEXT NOT NULL,
+                amount DOUBLE PRECISION NOT NULL,
+                kind TEXT NOT NULL,
+                owner TEXT NOT NULL,
+                request_id TEXT,
+                created_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL
+            )""",
+            "CREATE INDEX budget_reservations_owner ON budget_reservations (owner)",
+            "CREATE INDEX budget_reservations_expiry ON budget_reservations (expires_at)",
+            # One row every budget transaction locks (PostgreSQL: SELECT ... FOR UPDATE).
+            "CREATE TABLE budget_lock (id INTEGER PRIMARY KEY, touched BIGINT NOT NULL)",
+            "INSERT INTO budget_lock (id, touched) VALUES (1, 0)",
+        ],
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

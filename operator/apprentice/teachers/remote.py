@@ -19,8 +19,9 @@ import httpx
 from apprentice import prompts, schemas
 from apprentice.config import ProviderConfig, TaskConfig
 from apprentice.prompts import ChatMessage
-from apprentice.teachers import pricing
+from apprentice.teachers import billing, pricing
 from apprentice.teachers.base import Clock, Completion, Sleep, TeacherAnswer, Usage
+from apprentice.teachers.billing import Bill
 from apprentice.teachers.errors import EmbeddingsUnsupported, InvalidOutput, TeacherError
 from apprentice.teachers.http import (
     ApiKey,
@@ -181,7 +182,10 @@ class RemoteTeacher:
     def policy(self) -> HttpPolicy:
         return self._http
 
-    async def _post(self, url: str, body: dict[str, Any], tokens: int) -> tuple[Any, int]:
+    async def _post(
+        self, url: str, body: dict[str, Any], tokens: int, bill: Bill | None = None,
+        attempt_worst: float = 0.0,
+    ) -> tuple[Any, int]:  # fmt: skip
         secret = self._key.reveal() if self._key else None
         headers = self.adapter.auth_headers(secret)
 
@@ -190,6 +194,13 @@ class RemoteTeacher:
                 response.status_code, response_json(response), response.headers
             )
 
+        def failed(error: TeacherError, cause: BaseException | None) -> None:
+            if bill is not None and billing.may_have_billed(error, cause):
+                bill.unknown += attempt_worst  # billed, amount unknown: its worst case
+
+        async def before_retry() -> bool:
+            return bill is None or await bill.allow(attempt_worst)
+
         return await self._http.post_json(
             url,
             body,
@@ -197,7 +208,14 @@ class RemoteTeacher:
             map_error=map_error,
             read_hints=self.adapter.rate_hints,
             tokens=tokens,
+            failed=failed,
+            before_retry=before_retry,
         )
+
+    def _attempt_worst(self, messages: list[ChatMessage], max_tokens: int) -> float:
+        """The most one attempt can bill: the (high) prompt estimate plus every output token."""
+        worst = Usage(input_tokens=estimate_tokens(messages), output_tokens=max_tokens)
+        return pricing.cost(worst, self.price)
 
     async def _chat(
         self,
@@ -205,7 +223,9 @@ class RemoteTeacher:
         json_schema: dict[str, Any] | None,
         schema_name: str,
         max_tokens: int,
+        bill: Bill,
     ) -> tuple[ChatResult, int]:
+        """One chat call (with its retries); every attempt's cost lands on ``bill``."""
         body = self.adapter.chat_request(
             self.model,
             messages,
@@ -214,10 +234,24 @@ class RemoteTeacher:
             max_tokens=max_tokens,
         )
         tokens = estimate_tokens(messages) + max_tokens
-        raw, attempts = await self._post(
-            self.adapter.chat_url(self._base_url, self.model), body, tokens
-        )
-        return self.adapter.chat_response(raw), attempts
+        worst = self._attempt_worst(messages, max_tokens)
+        try:
+            raw, attempts = await self._post(
+                self.adapter.chat_url(self._base_url, self.model), body, tokens, bill, worst
+            )
+            result = self.adapter.chat_response(raw)
+        except TeacherError as error:
+            raise billing.charge(error, bill) from error.__cause__
+        bill.attempts += attempts
+        odd = billing.check_usage(result.usage, self.provider)
+        if odd is not None:  # billed for sure, for how much nobody knows: the worst case
+            bill.unknown += worst
+            raise billing.odd_usage(self.provider, odd, bill.total)
+        if result.usage.total_tokens == 0:  # no usage block: never silently free
+            bill.unknown += worst
+        else:
+            bill.known += pricing.cost(result.usage, self.price)
+        return result, attempts
 
     async def generate(
         self, task: TaskConfig, task_input: dict[str, Any], *, request_id: str | None = None
@@ -225,13 +259,23 @@ class RemoteTeacher:
         started = self._clock()
         messages = prompts.build_messages(task, task_input)
         schema, cap = task.output_schema, self.config.max_output_tokens
-        result, attempts = await self._chat(messages, schema, task.name, cap)
+        bill = Bill()
+        result, attempts = await self._chat(messages, schema, task.name, cap, bill)
         usage = result.usage
         output, problems = _check(result.text, schema)
         if output is None:
             # One repair: most invalid answers are a missed field or a stray sentence.
             retry = repair_messages(messages, result.text, problems)
-            result, more = await self._chat(retry, schema, task.name, cap)
+            if not await bill.allow(self._attempt_worst(retry, cap)):
+                raise billing.charge(
+                    InvalidOutput(
+                        f"answer for task {task.name!r} is invalid and the budget has no room "
+                        f"for a repair request: {'; '.join(problems[:5])}",
+                        provider=self.provider,
+                    ),
+                    bill,
+                )
+            result, more = await self._chat(retry, schema, task.name, cap, bill)
             usage, attempts = usage + result.usage, attempts + more
             output, problems = _check(result.text, schema)
             if output is None:
@@ -242,12 +286,11 @@ class RemoteTeacher:
                     + "; simplify output_schema or use a stronger model",
                     provider=self.provider,
                 )
-                error.cost = pricing.cost(usage, self.price)
-                raise error
+                raise billing.charge(error, bill)
         return TeacherAnswer(
             output=output,
             usage=usage,
-            cost=pricing.cost(usage, self.price),
+            cost=bill.total,
             provider=self.provider,
             model=result.model or self.model,
             latency_s=self._clock() - started,
@@ -262,29 +305,49 @@ class RemoteTeacher:
         max_tokens: int | None = None,
     ) -> Completion:
         cap = max_tokens or self.config.max_output_tokens
-        result, _ = await self._chat(messages, json_schema, "answer", cap)
+        bill = Bill()
+        result, _ = await self._chat(messages, json_schema, "answer", cap, bill)
         return Completion(
             text=result.text,
             usage=result.usage,
-            cost=pricing.cost(result.usage, self.price),
+            cost=bill.total,
             provider=self.provider,
             model=result.model or self.model,
         )
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
+        vectors, _ = await self.embed_billed(texts)
+        return vectors
+
+    async def embed_billed(self, texts: list[str]) -> tuple[list[list[float]], float]:
+        """Embeddings and what they cost (priced input tokens; worst case when unreported)."""
         if self.embedding_model is None:
             raise EmbeddingsUnsupported(
                 f"{self.provider} has no embeddings API; use evaluator_options.embedding: local",
                 provider=self.provider,
             )
         if not texts:
-            return []
+            return [], 0.0
         body = self.adapter.embed_request(self.embedding_model, texts)
         tokens = math.ceil(sum(len(t) for t in texts) / 3)
-        raw, _ = await self._post(
-            self.adapter.embed_url(self._base_url, self.embedding_model), body, tokens
-        )
-        return self.adapter.embed_response(raw)
+        price = pricing.lookup(self.embedding_model) or self.price
+        worst = pricing.cost(Usage(tokens + 8 * len(texts), 0), price)
+        bill = Bill()
+        try:
+            raw, _ = await self._post(
+                self.adapter.embed_url(self._base_url, self.embedding_model), body, tokens, bill,
+                worst,
+            )  # fmt: skip
+        except TeacherError as error:
+            raise billing.charge(error, bill) from error.__cause__
+        # Embedding answers carry no usage we parse: bill the (high) estimate of the input.
+        return self.adapter.embed_response(raw), bill.total + worst
+
+    def estimate_embed_cost(self, texts: list[str]) -> float:
+        """Worst case of :meth:`embed_billed` without retries."""
+        price = pricing.lookup(self.embedding_model or "") or self.price
+        tokens = math.ceil(sum(len(t) for t in texts) / 3)
+        return pricing.cost(Usage(tokens + 8 * len(texts), 0), price)
 
     def estimate_cost(self, task: TaskConfig, task_input: dict[str, Any]) -> float:
         """Worst case: the first attempt and the repair request, both at max_output_tokens.

@@ -1,0 +1,231 @@
+"""The gateway's budget: every reservation a store row, one cap across every gateway.
+
+A cap held in memory is a cap per process; two gateways on one store spent twice
+the cap. So :class:`SharedBudget` reserves in the store (one locked transaction:
+see :mod:`apprentice.store.budget`), with the pure check of
+:func:`apprentice.engine.budget.reserve` applied to the totals the transaction
+sees. Settling is a spend line naming the reservation, written in the request's
+own transaction (the writer's group commit), so the booking and the request are
+one commit. The policy of what is booked when is in :mod:`apprentice.engine.budget`.
+
+Reads (status, metrics, alerts) use :attr:`SharedBudget.mirror`, a pure ledger
+refreshed from the store at every reservation and by :meth:`refresh`: it may lag
+other gateways by a moment, which only affects what is displayed, never a cap.
+
+Crashes: a reservation row outlives its process. :meth:`recover` (at start)
+books the rows this gateway (``owner``: ``APPRENTICE_INSTANCE_ID``, else the host
+name, which a restarted container keeps) left behind at their worst case, after
+replaying the spend journal (:mod:`apprentice.gateway.journal`) at exact cost.
+Any gateway books reservations whose lease expired (``ttl_s``) the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apprentice.config import ApprenticeConfig
+from apprentice.engine import budget as budget_mod
+from apprentice.gateway import glue
+from apprentice.store import records
+from apprentice.store.budget import BudgetTotals
+
+GLOBAL = budget_mod.GLOBAL
+
+
+def instance_id() -> str:
+    """Who owns this gateway's reservations across its restarts."""
+    return os.environ.get("APPRENTICE_INSTANCE_ID") or socket.gethostname() or "apprentice"
+
+
+@dataclass
+class Hold:
+    """One open reservation: what the call may cost at most (``amount`` grows on retries)."""
+
+    id: str
+    task: str
+    amount: float
+    kind: records.SpendKind = "teacher"
+    request_id: str | None = None
+    called: bool = False  # the paid call started: from now on it may have been billed
+    done: bool = False  # settled or released (a spend line written or queued)
+
+
+class CallCover:
+    """The :class:`apprentice.teachers.billing.Cover` of one call: grows its hold on retry."""
+
+    def __init__(self, budget: SharedBudget, hold: Hold) -> None:
+        self.budget = budget
+        self.hold = hold
+
+    async def cover(self, total: float) -> bool:
+        if total <= self.hold.amount:
+            return True
+        return await self.budget.extend(self.hold, total - self.hold.amount)
+
+
+class SharedBudget:
+    """Reserve, extend and release in the store; settle with spend lines; read the mirror."""
+
+    def __init__(
+        self,
+        cfg: ApprenticeConfig,
+        store: Any = None,
+        *,
+        owner: str | None = None,
+        ttl_s: float | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.limits = budget_mod.BudgetLimits.from_config(cfg)
+        self.owner = owner or instance_id()
+        # A lease outlives any call it covers: the request timeout, the judge, slack.
+        self.ttl_s = ttl_s if ttl_s is not None else max(600.0, 3 * cfg.gateway.request_timeout_s)
+        self.mirror = glue.Budget(cfg)
+
+    # -- writes (each one store transaction, off the event loop) ------------------------
+
+    def _admit(self, task: str, amount: float, now: float) -> Any:
+        def admit(totals: BudgetTotals) -> None:
+            ledger = self._ledger(totals, now)
+            budget_mod.reserve(ledger, task, amount, now)  # raises BudgetExhausted
+            self.mirror.ledger = ledger
+
+        return admit
+
+    def _ledger(self, totals: BudgetTotals, now: float) -> budget_mod.Ledger:
+        spent = {
+            scope: dict(zip(budget_mod.WINDOWS, values, strict=True))
+            for scope, values in totals.spent.items()
+        }
+        return budget_mod.from_totals(self.limits, now, spent, totals.pending)
+
+    def _windows(self, now: float) -> list[tuple[float, float]]:
+        bounds = budget_mod.window_bounds(self.limits, now)
+        return [bounds[w] for w in budget_mod.WINDOWS]
+
+    async def reserve(
+        self,
+        task: str,
+        estimate: float,
+        now: datetime,
+        *,
+        kind: records.SpendKind = "teacher",
+        request_id: str | None = None,
+    ) -> Hold | None:
+        """A hold of ``estimate`` for ``task``, or ``None`` when a cap would be crossed."""
+        amount = float(estimate)
+        if not (math.isfinite(amount) and amount >= 0):
+            raise ValueError(f"estimate must be a finite amount >= 0, got {estimate!r}")
+        hold = Hold(uuid.uuid4().hex, task, amount, kind, request_id)
+        t = now.timestamp()
+        row = records.ReservationRecord(
+            id=hold.id, task=task, amount=amount, owner=self.owner, created_at=now,
+            expires_at=now + timedelta(seconds=self.ttl_s), kind=kind, request_id=request_id,
+        )  # fmt: skip
+        try:
+            await asyncio.to_thread(
+                self.store.budget_reserve,
+                row,
+                scopes=[task, GLOBAL],
+                windows=self._windows(t),
+                admit=self._admit(task, amount, t),
+            )
+        except budget_mod.BudgetExhausted:
+            return None
+        return hold
+
+    async def extend(self, hold: Hold, more: float) -> bool:
+        """Grow ``hold`` by ``more`` if every cap has room (a retry that may be billed)."""
+        t = datetime.now(UTC).timestamp()
+        try:
+            ok = await asyncio.to_thread(
+                self.store.budget_extend,
+                hold.id,
+                more,
+                scopes=[hold.task, GLOBAL],
+                windows=self._windows(t),
+                admit=self._admit(hold.task, more, t),
+            )
+        except budget_mod.BudgetExhausted:
+            return False
+        if ok:
+            hold.amount += more
+        return bool(ok)
+
+    async def release(self, hold: Hold) -> None:
+        """Nothing can have been billed: give the amount back."""
+        hold.done = True
+        await asyncio.to_thread(self.store.budget_release, [hold.id])
+
+    def line(
+        self,
+        hold: Hold | None,
+        task: str,
+        amount: float,
+        now: datetime,
+        *,
+        kind: records.SpendKind = "teacher",
+        request_id: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+    ) -> records.SpendRecord:
+        """The spend line that settles ``hold`` at ``amount`` (write it with the request)."""
+        if hold is not None:
+            hold.done = True
+        if amount > 0:
+            self.mirror.record(task, amount, now)
+        return records.SpendRecord(
+            task=task, at=now, amount=amount, kind=kind, request_id=request_id,
+            provider=provider, model=model, input_tokens=max(0, input_tokens),
+            output_tokens=max(0, output_tokens), reservation=None if hold is None else hold.id,
+        )  # fmt: skip
+
+    async def settle(self, hold: Hold, amount: float, now: datetime, **fields: Any) -> None:
+        """Book ``amount`` against ``hold`` now, outside a request write (0: release)."""
+        if amount <= 0 and not hold.called:
+            await self.release(hold)
+            return
+        entry = self.line(hold, hold.task, amount, now, kind=hold.kind, **fields)
+        await asyncio.to_thread(self.store.record_spend, [entry])
+
+    async def worst_case(self, hold: Hold, now: datetime) -> None:
+        """The call's cost is unknown (cut off, crashed): book the whole reservation."""
+        await self.settle(hold, hold.amount, now, request_id=hold.request_id)
+
+    async def recover(self, now: datetime) -> list[records.ReservationRecord]:
+        """At start: book what this gateway (before its restart) and expired leases held."""
+        return list(await asyncio.to_thread(self.store.budget_recover, owner=self.owner, now=now))
+
+    async def refresh(self, now: datetime) -> None:
+        """Re-read the window totals of every scope (status, metrics)."""
+        t = now.timestamp()
+        scopes = [*self.limits.task_caps, GLOBAL]
+        totals = await asyncio.to_thread(self.store.budget_totals, scopes, self._windows(t))
+        self.mirror.ledger = self._ledger(totals, t)
+
+    # -- reads (the mirror) -------------------------------------------------------------
+
+    def windows(self, task: str, now: datetime) -> dict[str, float]:
+        return self.mirror.windows(task, now)
+
+    def caps(self, task: str) -> dict[str, float | None]:
+        return self.mirror.caps(task)
+
+    def exhausted(self, task: str, now: datetime, typical_cost: float = 0.0) -> bool:
+        return self.mirror.exhausted(task, now, typical_cost)
+
+    def exhausted_caps(
+        self, task: str | None, now: datetime, typical_cost: float = 0.0
+    ) -> list[tuple[str, budget_mod.Window, datetime]]:
+        """``(scope, window, resets_at)`` of each cap that stops the teacher (for status)."""
+        found = budget_mod.exhausted_caps(self.mirror.ledger, now.timestamp(), task, typical_cost)
+        return [(s, w, datetime.fromtimestamp(at, UTC)) for s, w, at in found]

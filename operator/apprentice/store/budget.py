@@ -1,0 +1,244 @@
+"""Budget rows: reservations and window totals, written under one lock across processes.
+
+Why in the store: a cap held in one process's memory is a cap per process, and
+two gateways on one store spend twice. So every budget change is a store
+transaction that first takes the budget lock (SQLite: the ``BEGIN IMMEDIATE``
+every write starts with already serialises writers of the file across
+processes; PostgreSQL: ``SELECT ... FOR UPDATE`` of the single ``budget_lock``
+row), reads spend of the current windows plus open reservations, asks the
+caller's pure check (:func:`apprentice.engine.budget.reserve`) and writes.
+Spend lines that settle a reservation delete its row in the same transaction,
+so "spent + reserved" never drops a cent between two steps.
+
+Lock order, to never deadlock on PostgreSQL: ``budget_lock`` first, then
+reservation and bucket rows. :func:`insert_spend` takes the lock itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from apprentice.store import codec, schema
+from apprentice.store.records import ReservationRecord, SpendKind, SpendRecord
+from apprentice.store.sqlcore import SqlCore, Tx
+
+GLOBAL = "*"
+_RESERVATION_COLUMNS = "id, task, amount, owner, created_at, expires_at, kind, request_id"
+
+Windows = Sequence[tuple[float, float]]
+"""``[start, end)`` Unix seconds of each budget window (day, week, month), in order."""
+
+
+@dataclass(frozen=True)
+class BudgetTotals:
+    """Spend per scope per window (in the order of the windows asked) and open reservations."""
+
+    spent: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    pending: Mapping[str, float] = field(default_factory=dict)
+
+
+def lock(tx: Tx, dialect: schema.Dialect) -> None:
+    """Take the budget lock for the rest of ``tx`` (a no-op on SQLite: already held)."""
+    if dialect.name == "postgresql":
+        tx.one("SELECT touched FROM budget_lock WHERE id = 1 FOR UPDATE")
+
+
+def _bucket(seconds: float) -> int:
+    return math.floor(round(seconds * 1_000_000) / schema.BUCKET_MICROS)
+
+
+def totals(tx: Tx, scopes: Sequence[str], windows: Windows) -> BudgetTotals:
+    """Current-window spend of each scope and the open reservations, as ``tx`` sees them."""
+    bounds = [(_bucket(a), _bucket(b)) for a, b in windows]
+    lowest = min(a for a, _ in bounds)
+    highest = max(b for _, b in bounds)
+    sums = ", ".join(
+        "SUM(CASE WHEN bucket >= ? AND bucket < ? THEN amount ELSE 0 END)" for _ in bounds
+    )
+    marks = ", ".join("?" for _ in scopes)
+    params: list[object] = [v for pair in bounds for v in pair]
+    rows = tx.all(
+        f"SELECT scope, {sums} FROM spend_buckets WHERE scope IN ({marks})"
+        " AND bucket >= ? AND bucket < ? GROUP BY scope",
+        [*params, *scopes, lowest, highest],
+    )
+    spent = {str(r[0]): tuple(float(v or 0.0) for v in r[1:]) for r in rows}
+    pending: dict[str, float] = {}
+    for task, amount in tx.all("SELECT task, SUM(amount) FROM budget_reservations GROUP BY task"):
+        pending[str(task)] = float(amount)
+    pending[GLOBAL] = math.fsum(pending.values())
+    return BudgetTotals(spent=spent, pending=pending)
+
+
+def insert_spend(tx: Tx, dialect: schema.Dialect, entries: Sequence[SpendRecord]) -> int:
+    """Insert ledger lines, add them to the window buckets, settle their reservations.
+
+    A line naming a reservation that no longer exists is skipped: that
+    reservation was already booked at its worst case (lease expiry, restart).
+    A zero line with a reservation just releases it. Returns how many lines were written.
+    """
+    if not entries:
+        return 0
+    lock(tx, dialect)
+    written = 0
+    for s in entries:
+        if s.reservation is not None:
+            gone = tx.execute("DELETE FROM budget_reservations WHERE id = ?", (s.reservation,))
+            if gone == 0 or s.amount == 0:
+                continue  # already booked at its worst case; or a release
+        at = codec.to_micros(s.at)
+        tx.execute(
+            "INSERT INTO spend (task, at, amount, kind, request_id, provider, model,"
+            " input_tokens, output_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                s.task,
+                at,
+                float(s.amount),
+                s.kind,
+                s.request_id,
+                s.provider,
+                s.model,
+                int(s.input_tokens),
+                int(s.output_tokens),
+            ),
+        )
+        scopes = [GLOBAL] if s.task is None else [s.task, GLOBAL]
+        for scope in scopes:
+            tx.execute(
+                "INSERT INTO spend_buckets (scope, bucket, amount) VALUES (?, ?, ?)"
+                " ON CONFLICT (scope, bucket) DO UPDATE SET"
+                " amount = spend_buckets.amount + excluded.amount",
+                (scope, at // schema.BUCKET_MICROS, float(s.amount)),
+            )
+        written += 1
+    return written
+
+
+def _reservation(row: tuple[object, ...]) -> ReservationRecord:
+    kind: SpendKind = row[6]  # type: ignore[assignment]
+    return ReservationRecord(
+        id=str(row[0]),
+        task=str(row[1]),
+        amount=float(row[2]),  # type: ignore[arg-type]
+        owner=str(row[3]),
+        created_at=codec.from_micros(int(row[4])),  # type: ignore[call-overload]
+        expires_at=codec.from_micros(int(row[5])),  # type: ignore[call-overload]
+        kind=kind,
+        request_id=None if row[7] is None else str(row[7]),
+    )
+
+
+def _worst_case(r: ReservationRecord, at: datetime) -> SpendRecord:
+    return SpendRecord(
+        task=r.task, at=at, amount=r.amount, kind=r.kind, request_id=r.request_id,
+        provider="unrecorded", reservation=r.id,
+    )  # fmt: skip
+
+
+class BudgetRows(SqlCore):
+    """The store's budget methods (see the module docstring)."""
+
+    def budget_reserve(
+        self,
+        reservation: ReservationRecord,
+        *,
+        scopes: Sequence[str],
+        windows: Windows,
+        admit: Callable[[BudgetTotals], None],
+    ) -> BudgetTotals:
+        """Insert ``reservation`` if ``admit(totals)`` does not raise, in one locked transaction.
+
+        Expired reservations of any gateway are settled at their worst case first.
+        Returns the totals the check saw (before this reservation).
+        """
+        with self._write() as tx:
+            lock(tx, self.dialect)
+            self._settle_rows(
+                tx,
+                "expires_at < ?",
+                (codec.to_micros(reservation.created_at),),
+                reservation.created_at,
+            )
+            seen = totals(tx, scopes, windows)
+            admit(seen)
+            tx.execute(
+                f"INSERT INTO budget_reservations ({_RESERVATION_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    reservation.id,
+                    reservation.task,
+                    float(reservation.amount),
+                    reservation.owner,
+                    codec.to_micros(reservation.created_at),
+                    codec.to_micros(reservation.expires_at),
+                    reservation.kind,
+                    reservation.request_id,
+                ),
+            )
+        return seen
+
+    def budget_extend(
+        self,
+        reservation_id: str,
+        more: float,
+        *,
+        scopes: Sequence[str],
+        windows: Windows,
+        admit: Callable[[BudgetTotals], None],
+    ) -> bool:
+        """Grow an open reservation by ``more`` if ``admit`` allows; False if it is gone."""
+        with self._write() as tx:
+            lock(tx, self.dialect)
+            if tx.one("SELECT id FROM budget_reservations WHERE id = ?", (reservation_id,)) is None:
+                return False
+            admit(totals(tx, scopes, windows))
+            tx.execute(
+                "UPDATE budget_reservations SET amount = amount + ? WHERE id = ?",
+                (float(more), reservation_id),
+            )
+        return True
+
+    def budget_release(self, reservation_ids: Sequence[str]) -> int:
+        """Drop reservations whose calls cannot have been billed; returns how many existed."""
+        if not reservation_ids:
+            return 0
+        with self._write() as tx:
+            lock(tx, self.dialect)
+            return sum(
+                tx.execute("DELETE FROM budget_reservations WHERE id = ?", (rid,))
+                for rid in reservation_ids
+            )
+
+    def budget_recover(self, *, owner: str | None, now: datetime) -> list[ReservationRecord]:
+        """Book at their worst case the reservations of ``owner`` and every expired one."""
+        with self._write() as tx:
+            lock(tx, self.dialect)
+            done = self._settle_rows(tx, "expires_at < ?", (codec.to_micros(now),), now)
+            if owner is not None:
+                done += self._settle_rows(tx, "owner = ?", (owner,), now)
+        return done
+
+    def budget_totals(self, scopes: Sequence[str], windows: Windows) -> BudgetTotals:
+        with self._read() as tx:
+            return totals(tx, scopes, windows)
+
+    def reservations(self) -> list[ReservationRecord]:
+        """Open reservations, oldest first (diagnostics and tests)."""
+        with self._read() as tx:
+            rows = tx.all(
+                f"SELECT {_RESERVATION_COLUMNS} FROM budget_reservations ORDER BY created_at, id"
+            )
+        return [_reservation(r) for r in rows]
+
+    def _settle_rows(
+        self, tx: Tx, where: str, params: Sequence[object], at: datetime
+    ) -> list[ReservationRecord]:
+        rows = tx.all(
+            f"SELECT {_RESERVATION_COLUMNS} FROM budget_reservations WHERE {where}", params
+        )
+        found = [_reservation(r) for r in rows]
+        insert_spend(tx, self.dialect, [_worst_case(r, at) for r in found])
+        return found
