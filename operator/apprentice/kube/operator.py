@@ -14,10 +14,9 @@ import logging
 import os
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import kopf
-from kopf._core.engines import peering  # Identity has no public alias
 
 from apprentice.kube import GROUP
 from apprentice.kube.client import KubeClient
@@ -101,7 +100,8 @@ async def run(
         standalone=ours.peering is None,
         peering_name=ours.peering,
         priority=priority,
-        identity=peering.Identity(ours.identity) if ours.identity else None,
+        # kopf's Identity is a NewType of str with no public alias: a plain str is one.
+        identity=cast(Any, ours.identity or None),
         liveness_endpoint=liveness,
         stop_flag=stop_flag,
         ready_flag=ready_flag,

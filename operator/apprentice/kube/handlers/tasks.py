@@ -75,10 +75,11 @@ async def reconcile_task(body: Any, memo: Any, retry: int, **_: Any) -> None:
 
 
 async def sync_task(
-    body: Any, meta: Any, status: Any, patch: Any, memo: Any, logger: Any, retry: int, **_: Any
+    body: Any, meta: Any, status: Any, patch: Any, memo: Any, logger: Any, **kwargs: Any
 ) -> None:
     """Validate, re-apply, read the gateway and the training objects, write what changed."""
     rt = runtime_of(memo)
+    retry = int(kwargs.get("retry") or 0)  # kopf passes it to timers, untyped
     generation = meta.get("generation")
     old = dict(status or {})
 

@@ -80,14 +80,14 @@ async def start_job(
 
 
 async def job_changed(
-    body: Any, event: Any, namespace: Any, labels: Any, memo: Any, retry: int, **_: Any
+    body: Any, event: Any, namespace: Any, labels: Any, memo: Any, **_: Any
 ) -> None:
     """Mirror a training Job into its TrainingJob; finish the run once the Job ends."""
     if event.get("type") == "DELETED":
         return
     rt = runtime_of(memo)
     name = labels[TRAINING_JOB_LABEL]
-    with translated(rt.settings.retry_delay(retry)):
+    with translated(rt.settings.retry_delay_s):  # event handlers are not retried by kopf
         tj = await rt.kube.get(k8s.TRAINING_JOBS, namespace, name)
         if tj is None or body["metadata"]["name"] != job_name(name):
             return
@@ -122,7 +122,7 @@ async def job_changed(
 
 
 async def trainer_pod_changed(
-    body: Any, event: Any, namespace: Any, labels: Any, memo: Any, retry: int, **_: Any
+    body: Any, event: Any, namespace: Any, labels: Any, memo: Any, **_: Any
 ) -> None:
     """A trainer pod the scheduler cannot place: the TrainingJob waits (not a failure)."""
     if event.get("type") == "DELETED":
@@ -132,7 +132,7 @@ async def trainer_pod_changed(
         return
     rt = runtime_of(memo)
     name = labels[TRAINING_JOB_LABEL]
-    with translated(rt.settings.retry_delay(retry)):
+    with translated(rt.settings.retry_delay_s):
         tj = await rt.kube.get(k8s.TRAINING_JOBS, namespace, name)
         if tj is None or (tj.get("status") or {}).get("state") in _TERMINAL:
             return
