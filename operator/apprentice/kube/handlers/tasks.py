@@ -104,7 +104,7 @@ async def sync_task(
         jobs = await rt.kube.list(k8s.TRAINING_JOBS, task.namespace, {TASK_LABEL: task.name})
         versions = await rt.kube.list(k8s.MODEL_VERSIONS, task.namespace, {TASK_LABEL: task.name})
         view = task_status.training_view(jobs, versions)
-        token = await rt.admin_token(task)
+        token = await _admin_token(rt, task, logger)
         async with rt.gateway(task, token) as gateway:
             try:
                 state = await gateway.state()
@@ -133,6 +133,22 @@ async def sync_task(
     index = reconcile.last_alarm_index(state, old.get("lastAlarmIndex"))
     if index != old.get("lastAlarmIndex"):
         patch.status["lastAlarmIndex"] = index
+
+
+async def _admin_token(rt: Runtime, task: TaskObject, logger: Any) -> str | None:
+    """The admin token; a Secret the operator may not read (403) costs only admin calls."""
+    try:
+        return await rt.admin_token(task)
+    except (k8s.KubeUnavailable, k8s.Conflict):
+        raise
+    except k8s.KubeError as exc:
+        logger.warning(
+            "admin token of %s not readable (%s): set APPRENTICE_ADMIN_TOKEN_KEY, or grant get "
+            "on the Secret that gateway.adminTokenSecretRef names",
+            task.name,
+            exc.reason,
+        )
+        return None
 
 
 async def _start_training(
