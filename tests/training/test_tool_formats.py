@@ -128,3 +128,12 @@ def test_axolotl_config_is_the_documented_chat_template_lora_layout(tmp_path: Pa
     ds = cfg["datasets"][0]
     assert ds["type"] == "chat_template" and ds["ds_type"] == "json"
     assert ds["message_property_mappings"] == {"role": "role", "content": "content"}
+
+
+def test_unsloth_states_its_precision_so_a_t4_is_not_asked_for_bf16(tmp_path: Path) -> None:
+    # TRL defaults to bf16, which cards before Ampere refuse (checked with trl's SFTConfig
+    # by tool_config_check.py); the run passes what the GPU supports.
+    assert unsloth.sft_arguments(HYPER, tmp_path, bf16=False)["fp16"] is True
+    on_a100 = unsloth.sft_arguments(HYPER, tmp_path, bf16=True)
+    assert on_a100["bf16"] is True and on_a100["fp16"] is False
+    assert "bf16" not in unsloth.sft_arguments(HYPER, tmp_path)

@@ -90,9 +90,18 @@ def model_arguments(base_model: str, hyper: TrainingConfig) -> dict[str, Any]:
     }
 
 
-def sft_arguments(hyper: TrainingConfig, out_dir: Path) -> dict[str, Any]:
-    """``trl.SFTConfig`` keyword arguments for one run."""
+def sft_arguments(
+    hyper: TrainingConfig, out_dir: Path, *, bf16: bool | None = None
+) -> dict[str, Any]:
+    """``trl.SFTConfig`` keyword arguments for one run.
+
+    ``bf16``: whether the GPU computes in bfloat16; TRL defaults to bf16, which a
+    T4 (or any card before Ampere) refuses, so the run says which it uses (fp16
+    otherwise). ``None`` leaves TRL's default (for files written off the GPU).
+    """
+    precision = {} if bf16 is None else {"bf16": bf16, "fp16": not bf16}
     return {
+        **precision,
         "output_dir": str(out_dir / "checkpoints"),
         "per_device_train_batch_size": hyper.batch_size,
         "num_train_epochs": hyper.epochs,
@@ -165,6 +174,7 @@ class UnslothFineTuner:
             raise TrainingFailed("the dataset is empty; collect teacher examples first")
         started = time.perf_counter()
         work = write_inputs(dataset, base_model, hyper, out_dir)
+        import torch
         from datasets import load_dataset  # type: ignore[import-not-found]
         from trl import SFTConfig, SFTTrainer  # type: ignore[import-not-found]
         from unsloth import FastLanguageModel  # type: ignore[import-not-found]
@@ -177,7 +187,7 @@ class UnslothFineTuner:
             model=model,
             processing_class=tokenizer,
             train_dataset=load_dataset("json", data_files=str(work / "train.jsonl"))["train"],
-            args=SFTConfig(**sft_arguments(hyper, out_dir)),
+            args=SFTConfig(**sft_arguments(hyper, out_dir, bf16=torch.cuda.is_bf16_supported())),
             callbacks=[loss_callback(progress or (lambda _e: None), losses)],
         )
         output = trainer.train()
