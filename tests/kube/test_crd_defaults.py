@@ -73,6 +73,17 @@ def test_schema_defaults_equal_pydantic_defaults(changes: dict[str, Any]) -> Non
     assert models.DistilledTaskSpec.model_validate(server) == model
 
 
+@pytest.mark.parametrize("kind", sorted(CRDS))
+def test_every_default_is_valid_as_written(kind: str) -> None:
+    """The API server rejects a CRD whose default breaks its own schema or a CEL rule."""
+    root = CRDS[kind]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert crd_validation.check_defaults(root) == []
+    # It would have caught the first attempt: ``confidenceThresholds: {default: {}}``.
+    thresholds = copy.deepcopy(_schema("DistilledTask")["properties"]["confidenceThresholds"])
+    thresholds["default"] = {}
+    assert any("no such key" in e for e in crd_validation.check_defaults(thresholds))
+
+
 def test_the_defaults_issue_8_lost_are_in_the_schema() -> None:
     server = crd_validation.apply_defaults(_schema("DistilledTask"), copy.deepcopy(MINIMAL))
     assert server["evaluator"] == "exact_match"
@@ -120,9 +131,7 @@ def test_cel_rules_without_has_guards_would_not_read_optional_fields() -> None:
         ("1-classify", "must start with a lowercase letter"),
     ],
 )
-def test_task_names_that_break_children_are_rejected_at_admission(
-    name: str, message: str
-) -> None:
+def test_task_names_that_break_children_are_rejected_at_admission(name: str, message: str) -> None:
     errors = crd_validation.validate(CRDS["DistilledTask"], _body(copy.deepcopy(MINIMAL), name))
     assert len(errors) == 1 and message in errors[0], errors
     assert cel.name_problem("DistilledTask", name) == errors[0].split(": ", 1)[1]

@@ -18,7 +18,7 @@ from jsonschema import Draft4Validator
 
 from apprentice.kube import cel
 
-__all__ = ["apply_defaults", "json_schema", "validate"]
+__all__ = ["apply_defaults", "check_defaults", "json_schema", "validate"]
 
 Schema = dict[str, Any]
 _TWINS = {
@@ -74,7 +74,12 @@ def _cel(node: Schema, value: Any, path: str, errors: list[str]) -> None:
         return
     for rule in node.get("x-kubernetes-validations") or []:
         twin = _TWINS.get(rule["rule"])
-        if twin is not None and not twin.check(value):
+        try:
+            broken = twin is not None and not twin.check(value)
+        except KeyError as exc:  # what CEL reports as "no such key"
+            errors.append(f"{path}: no such key: {exc.args[0]} evaluating rule: {rule['message']}")
+            continue
+        if broken:
             errors.append(f"{path}: {rule['message']}")
     if isinstance(value, dict):
         for key, prop in (node.get("properties") or {}).items():
@@ -103,4 +108,21 @@ def validate(crd: Schema, obj: Schema) -> list[str]:
         errors.append(f"{where}: {err.message}")
     if not errors:
         _cel(schema, defaulted, "", errors)
+    return errors
+
+
+def check_defaults(node: Schema, path: str = "") -> list[str]:
+    """Problems of the schema's own defaults, checked as the API server checks a CRD: each
+    default *as written* (nested defaults not applied) against its schema and CEL rules."""
+    errors: list[str] = []
+    if "default" in node:
+        value = node["default"]
+        validator = Draft4Validator(json_schema(node))
+        errors += [f"{path}.default: {e.message}" for e in validator.iter_errors(value)]
+        _cel(node, value, f"{path}.default", errors)
+    for key, prop in (node.get("properties") or {}).items():
+        errors += check_defaults(prop, f"{path}.{key}")
+    for key in ("items", "additionalProperties"):
+        if isinstance(node.get(key), dict):
+            errors += check_defaults(node[key], f"{path}.{key}")
     return errors

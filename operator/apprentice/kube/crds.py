@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from apprentice.kube import CATEGORY, GROUP, VERSION, cel, models
+from apprentice.kube import CATEGORY, GROUP, VERSION, cel, crd_validation, models
 
 __all__ = [
     "CRD_FILES",
@@ -139,7 +139,7 @@ def _object(node: Schema, out: Schema, defs: dict[str, Schema]) -> None:
 
 
 def _implicit_default(prop: Schema) -> None:
-    """``{}``/``[]`` for an optional, non-nullable object or list field (a default_factory).
+    """A default for an optional, non-nullable object or list field (a default_factory).
 
     pydantic builds such a field from its factory but writes no default into the JSON
     Schema; the API server must build it too, so that nested defaults apply and the object
@@ -148,7 +148,9 @@ def _implicit_default(prop: Schema) -> None:
     if "default" in prop or prop.get("nullable"):
         return
     if prop.get("type") == "object":
-        prop["default"] = {}
+        # Spelled out with its nested defaults: the API server validates a default (CEL
+        # included) as written, before any nested default is applied to it.
+        prop["default"] = crd_validation.apply_defaults(prop, {})
     elif prop.get("type") == "array":
         prop["default"] = []
 
