@@ -192,3 +192,26 @@ def test_http_backends_need_a_base_url() -> None:
         with pytest.raises(ValueError, match="base_url"):
             build_student(config.LocalConfig(backend=backend))
     assert base.Student  # the protocol is importable for type checks
+
+
+async def test_vllm_reloads_its_adapter_after_a_server_restart(tmp_path: Path) -> None:
+    fake = VLLMFake()
+    async with serve(fake.app()) as url:
+        student = build_student(local("vllm", url))
+        path = adapter_dir(tmp_path, "v1")
+        await student.load_version(VersionRef("v1", str(path)))
+        fake.adapters.clear()  # vLLM restarted: runtime adapters are gone
+        answer = await student.generate(TASK, INPUT)
+        assert answer.ok and answer.version == "v1"
+        assert len(fake.bodies("/v1/load_lora_adapter")) == 2 and fake.adapters == {"v1": str(path)}
+        await student.aclose()
+
+
+async def test_down_servers_name_the_backend_and_how_to_start_it() -> None:
+    async with serve(VLLMFake().app()) as url:
+        pass  # gone: the port refuses connections
+    for backend, hint in (("vllm", "vllm serve"), ("llama_cpp", "llama-server")):
+        student = build_student(local(backend, url, timeout_s=2))
+        health = await student.health()
+        assert not health.ready and backend in health.detail and hint in health.detail
+        await student.aclose()

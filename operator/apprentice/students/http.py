@@ -16,7 +16,11 @@ from apprentice import prompts
 from apprentice.config import LocalConfig, TaskConfig
 from apprentice.students.base import StudentAnswer, StudentUnavailable, answer_from_text
 
-__all__ = ["HTTPStudentBase"]
+__all__ = ["HTTPStudentBase", "ModelMissing"]
+
+
+class ModelMissing(StudentUnavailable):
+    """The server answered 404 for the model asked: it does not hold that version now."""
 
 
 class HTTPStudentBase:
@@ -94,8 +98,10 @@ class HTTPStudentBase:
         }
         response = await self.request("POST", "/v1/chat/completions", json_body=body)
         if response.status_code == 404:
-            raise StudentUnavailable(
-                f"{self.backend} does not know the model {model!r}: {error_message(response)}"
+            raise ModelMissing(
+                f"{self.backend} does not know the model {model!r}: {error_message(response)}; "
+                "the server restarted or the version was unloaded: promote or roll back to "
+                "load it again"
             )
         if response.status_code != 200:
             raise StudentUnavailable(

@@ -33,6 +33,9 @@ def _matches(adapter_path: str, version_path: str) -> bool:
 
 class LlamaCppStudent(HTTPStudentBase):
     backend = "llama_cpp"
+    start_hint = (
+        "start it with `llama-server -m BASE.gguf --lora ADAPTER.gguf ...`, or fix local.base_url"
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -25,7 +25,7 @@ from apprentice.students.base import (
     VersionLoadError,
     VersionRef,
 )
-from apprentice.students.http import HTTPStudentBase, error_message
+from apprentice.students.http import HTTPStudentBase, ModelMissing, error_message
 
 __all__ = ["VLLM_LORA_RANKS", "LoRARankError", "VLLMStudent", "check_lora_rank"]
 
@@ -65,6 +65,10 @@ def _adapter_rank(path: str) -> int | None:
 
 class VLLMStudent(HTTPStudentBase):
     backend = "vllm"
+    start_hint = (
+        "start it with `vllm serve <base> --enable-lora` (and "
+        "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True), or fix local.base_url"
+    )
 
     def __init__(
         self, local: LocalConfig, *, transport: httpx.AsyncBaseTransport | None = None
@@ -73,12 +77,22 @@ class VLLMStudent(HTTPStudentBase):
         check_lora_rank(local.training.lora_rank)
         self.base_url = _server_root(self.base_url)
         self._loaded: set[str] = set()
+        self._paths: dict[str, str] = {}  # version -> adapter path (to reload)
 
     async def generate(self, task: TaskConfig, task_input: dict[str, Any]) -> StudentAnswer:
         # Adapters are addressed by name: the active version is the model to ask.
-        if self._active is None:
+        version = self._active
+        if version is None:
             raise NoStudent()
-        return await self.chat_completion(task, task_input, self._active)
+        try:
+            return await self.chat_completion(task, task_input, version)
+        except ModelMissing:
+            if version not in self._paths:
+                raise
+        # vLLM forgets runtime adapters when it restarts: load the active one again, once.
+        self._loaded.discard(version)
+        await self.load_version(VersionRef(version, self._paths[version]))
+        return await self.chat_completion(task, task_input, version)
 
     async def health(self) -> Health:
         try:
@@ -110,6 +124,7 @@ class VLLMStudent(HTTPStudentBase):
                     f"volume and the rank <= --max-lora-rank; {_RUNTIME_HINT}"
                 )
             self._loaded.add(version.name)
+        self._paths[version.name] = version.path
         self._active = version.name
 
     async def unload_version(self, name: str) -> None:
