@@ -27,7 +27,7 @@ from apprentice.kube import GROUP, TASK_LABEL, VERSION, metrics, reconcile, task
 from apprentice.kube import client as k8s
 from apprentice.kube.apply import apply
 from apprentice.kube.gateway_client import GatewayError
-from apprentice.kube.handlers import emit, now, spec_problem, translated
+from apprentice.kube.handlers import emit, now, spec_problem, training, translated
 from apprentice.kube.manifests import TaskObject, build_children, get_admin_secret
 from apprentice.kube.objects import InvalidTaskName
 from apprentice.kube.runtime import OperatorSettings, Runtime, runtime_of
@@ -102,6 +102,7 @@ async def sync_task(
         return
     with translated(rt.settings.retry_delay(retry)):
         jobs = await rt.kube.list(k8s.TRAINING_JOBS, task.namespace, {TASK_LABEL: task.name})
+        jobs = [await training.check_waiting(rt, job) for job in jobs]
         versions = await rt.kube.list(k8s.MODEL_VERSIONS, task.namespace, {TASK_LABEL: task.name})
         view = task_status.training_view(jobs, versions)
         token = await _admin_token(rt, task, logger)

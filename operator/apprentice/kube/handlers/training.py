@@ -8,8 +8,9 @@ and Events; the DistilledTask's timer reads the TrainingJobs to derive ``Trainin
 
 A trainer pod that the scheduler cannot place (no free GPU, or no room on the node that
 holds the task's ReadWriteOnce volume) leaves the TrainingJob Pending with reason
-``WaitingForGPU``/``WaitingForNode`` and the scheduler's message: not a failure, nothing
-is re-created; the Job's ``activeDeadlineSeconds`` bounds the wait.
+``WaitingForGPU``/``WaitingForNode`` and the scheduler's message (:func:`check_waiting`,
+run by the task's timer): not a failure, nothing is re-created; the Job's
+``activeDeadlineSeconds`` bounds the wait.
 """
 
 from __future__ import annotations
@@ -121,32 +122,31 @@ async def job_changed(
         await _finish(rt, tj, outcome == "succeeded", message, update)
 
 
-async def trainer_pod_changed(
-    body: Any, event: Any, namespace: Any, labels: Any, memo: Any, **_: Any
-) -> None:
-    """A trainer pod the scheduler cannot place: the TrainingJob waits (not a failure)."""
-    if event.get("type") == "DELETED":
-        return
-    waiting = _unschedulable(body)
+async def check_waiting(rt: Runtime, tj: Obj) -> Obj:
+    """A running TrainingJob whose trainer pod the scheduler cannot place waits (not a
+    failure): state Pending, reason WaitingForGPU/WaitingForNode, one Event. Called by the
+    task's timer with a server-side label selector, so no cluster-wide pod watch is needed.
+    Returns the TrainingJob as it is now."""
+    status = tj.get("status") or {}
+    if status.get("state") in _TERMINAL:
+        return tj
+    namespace, name = tj["metadata"]["namespace"], tj["metadata"]["name"]
+    pods = await rt.kube.list(k8s.PODS, namespace, {TRAINING_JOB_LABEL: name})
+    waiting = next((w for p in pods if (w := _unschedulable(p)) is not None), None)
     if waiting is None:
-        return
-    rt = runtime_of(memo)
-    name = labels[TRAINING_JOB_LABEL]
-    with translated(rt.settings.retry_delay_s):
-        tj = await rt.kube.get(k8s.TRAINING_JOBS, namespace, name)
-        if tj is None or (tj.get("status") or {}).get("state") in _TERMINAL:
-            return
-        reason = "WaitingForGPU" if _mentions_gpu(waiting, rt) else "WaitingForNode"
-        text = f"the trainer pod cannot be scheduled yet: {waiting}"
-        before = reconcile.condition(
-            (tj.get("status") or {}).get("conditions") or [], "Reconciling"
-        )
-        if before is not None and (before.get("reason"), before.get("message")) == (reason, text):
-            return
-        update = _tj_status(tj, {"state": TrainingJobState.pending.value}, reason, text)
-        await rt.kube.patch(k8s.TRAINING_JOBS, namespace, name, {"status": update}, status=True)
-        if before is None or before.get("reason") != reason:
-            emit(tj, "Warning", reason, text)
+        return tj
+    reason = "WaitingForGPU" if _mentions_gpu(waiting, rt) else "WaitingForNode"
+    text = f"the trainer pod cannot be scheduled yet: {waiting}"
+    before = reconcile.condition(status.get("conditions") or [], "Reconciling")
+    if before is not None and (before.get("reason"), before.get("message")) == (reason, text):
+        return tj
+    update = _tj_status(tj, {"state": TrainingJobState.pending.value}, reason, text)
+    patched = await rt.kube.patch(
+        k8s.TRAINING_JOBS, namespace, name, {"status": update}, status=True
+    )
+    if before is None or before.get("reason") != reason:
+        emit(tj, "Warning", reason, text)
+    return patched or {**tj, "status": {**status, **update}}
 
 
 def _unschedulable(pod: Any) -> str | None:
@@ -206,7 +206,7 @@ async def _finish(rt: Runtime, tj: Obj, ok: bool, message: str, update: Obj) -> 
 
 
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
-    """Register the TrainingJob, training-Job and trainer-pod handlers on ``registry``."""
+    """Register the TrainingJob and training-Job handlers on ``registry``."""
     del settings
     res = (GROUP, VERSION, "trainingjobs")
     for on in (kopf.on.create, kopf.on.resume):
@@ -214,7 +214,4 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
     owned = {TRAINING_JOB_LABEL: kopf.PRESENT}
     kopf.on.event("batch", "v1", "jobs", registry=registry, id="job-changed", labels=owned)(
         job_changed
-    )
-    kopf.on.event("v1", "pods", registry=registry, id="trainer-pod", labels=owned)(
-        trainer_pod_changed
     )
