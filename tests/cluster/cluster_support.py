@@ -126,11 +126,20 @@ class Cluster:
     def create_namespace(self, name: str) -> str:
         """A fresh namespace (deleted first if a previous run left it)."""
         if self.get("namespace", name) is not None:
+            self.release_finalizers(name)  # a previous run's operator may be gone
             self.kubectl("delete", "namespace", name, "--wait=true", timeout=300)
         self.kubectl("create", "namespace", name)
         # The ServiceAccount controller creates "default"; pods cannot be admitted before.
         eventually(lambda: self.get("serviceaccount", "default", name), 30, f"{name}/default SA")
         return name
+
+    def release_finalizers(self, namespace: str) -> None:
+        """Drop the finalizers of Apprentice objects no operator is left to release."""
+        for kind in ("distilledtasks", "trainingjobs", "modelversions"):
+            out = self.run("kubectl", "get", kind, "-n", namespace, "-o", "name", check=False)
+            for ref in out.stdout.split():
+                patch = '{"metadata":{"finalizers":null}}'
+                self.run("kubectl", "patch", ref, "-n", namespace, "--type=merge", "-p", patch)
 
     def ensure_crds(self) -> None:
         """The committed CRDs, applied server-side (adopting any a Helm release left)."""

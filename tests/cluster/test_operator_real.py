@@ -153,6 +153,9 @@ def gateway(
 
     eventually(listening, 180, "the gateway to listen")
     yield proc
+    # While the operator still runs, so it releases its finalizers.
+    for kind in ("distilledtasks", "trainingjobs", "modelversions"):
+        cluster.kubectl("delete", kind, "--all", "-n", TASKS, "--wait=true", "--timeout=60s")
     proc.stop()
 
 
@@ -337,6 +340,43 @@ def test_a_restarted_operator_resumes(
     )
 
 
+def test_two_replicas_with_peering_take_turns(
+    cluster: Cluster,
+    release: dict[str, Any],
+    operator: Operator,
+    gateway: Process,
+    workdir: Path,
+    gateway_port: int,
+) -> None:
+    peering = operator.env["APPRENTICE_PEERING"]
+    assert peering, "the chart's default values enable peering"
+    second = _start(cluster, release, workdir, gateway_port, "replica-2")
+    try:
+        pausing = "Pausing operations in favour of"
+        eventually(
+            lambda: pausing in operator.proc.tail(10**7) + second.proc.tail(10**7),
+            60,
+            "one of the two replicas to pause in favour of the other",
+        )
+        peers = eventually(
+            lambda: len((cluster.get("clusterkopfpeering", peering) or {}).get("status", {})) >= 2,
+            30,
+            "both replicas in the ClusterKopfPeering",
+        )
+        assert peers
+        # The active replica still reconciles; the paused one does not fight it.
+        name = CHILDREN["service"]
+        before = _uid(cluster, "service", name)
+        cluster.kubectl("delete", "service", name, "-n", TASKS, "--wait=true")
+        eventually(
+            lambda: _uid(cluster, "service", name) not in (None, before),
+            RESTORE_WITHIN_S,
+            "the Service recreated by the active replica",
+        )
+    finally:
+        second.proc.stop()
+
+
 def test_training_job_to_promoted_model_version(
     cluster: Cluster, gateway: Process, workdir: Path, gateway_port: int
 ) -> None:
@@ -377,6 +417,43 @@ def test_training_job_to_promoted_model_version(
         30,
         f"status.activeModelVersion {version}",
     )
+
+
+def test_a_crashed_trainer_fails_its_training_job_and_the_version_keeps_serving(
+    cluster: Cluster, gateway: Process
+) -> None:
+    active = _dt(cluster).get("status", {}).get("activeModelVersion")
+    assert active, "runs after the promotion test"
+    tj = {
+        "apiVersion": "apprentice.dev/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": f"{TASK}-crash", "namespace": TASKS},
+        "spec": {"taskRef": TASK, "task": "classify_ticket", "version": "v99"},
+    }
+    cluster.apply(tj, TASKS)
+    selector = f"{GROUP}/training-job={TASK}-crash"
+    jobs = eventually(lambda: cluster.items("job", TASKS, selector), 60, "the crash Job")
+    job = jobs[0]["metadata"]["name"]
+
+    def failed() -> bool:  # every pod the Job starts (backoffLimit + 1) crashes
+        for pod in cluster.items("pod", TASKS, f"job-name={job}"):
+            notes = pod["metadata"].get("annotations", {})
+            if pod["status"].get("phase") == "Running" and not notes:
+                cluster.kubectl(
+                    "annotate", "pod", pod["metadata"]["name"], "-n", TASKS,
+                    "cluster.apprentice.dev/complete=false",
+                    "cluster.apprentice.dev/message=CUDA out of memory (simulated)",
+                )  # fmt: skip
+        state = (cluster.get("trainingjob", f"{TASK}-crash", TASKS) or {}).get("status", {})
+        return state.get("state") == "Failed"
+
+    eventually(failed, 120, "the TrainingJob Failed")
+    done = cluster.get("trainingjob", f"{TASK}-crash", TASKS)
+    assert done is not None
+    assert "CUDA out of memory (simulated)" in done["status"]["message"]
+    body = _dt(cluster)
+    assert _condition(body, "Degraded").get("status") == "True"
+    assert body["status"]["activeModelVersion"] == active
 
 
 def _granted(cluster: Cluster) -> set[tuple[str, str, str]]:
