@@ -19,6 +19,7 @@ from ticket_workload import TASK, workload
 
 from apprentice import config
 from apprentice.config import FineTuneBackend
+from apprentice.students import openai_ft as openai_student
 from apprentice.training import corpus
 from apprentice.training.backends import (
     BackendUnavailable,
@@ -241,9 +242,9 @@ async def test_openai_fine_tuning_upload_create_poll(
     assert result.adapter_dir == "ft:gpt-4o-mini-2024-07-18:acme:apprentice:xyz"
     assert result.loss_curve == [1.10, 0.25] and api.polls == 3
     assert "sk-test-secret" not in (tmp_path / "v1" / "metadata.json").read_text()
-    provider = openai_ft.student_provider(result.adapter_dir, base_url=result.metrics["base_url"])
-    assert provider.provider is config.ProviderKind.openai_compatible
-    assert provider.model == result.adapter_dir
+    # The version directory names the ft: model the openai student serves.
+    assert openai_student.ft_model(str(tmp_path / "v1")) == result.adapter_dir
+    assert result.metrics["serve_as"] == "openai"
 
 
 async def test_openai_failed_job_and_missing_key(

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from apprentice.config import LocalConfig, TaskConfig
+from apprentice.config import FineTuneBackend, LocalConfig, TaskConfig
 from apprentice.store import records
 from apprentice.training import corpus, export
 from apprentice.training.run import TrainingSpec
@@ -54,4 +54,7 @@ def training_spec(local: LocalConfig, dataset: Path, out_dir: Path) -> TrainingS
         backend=local.fine_tune_backend,
         hyper=local.training,
         device=local.device,
+        # the openai backend trains through the same key and endpoint its student uses
+        api_key_env=local.api_key_env,
+        base_url=local.base_url if local.fine_tune_backend is FineTuneBackend.openai else None,
     )

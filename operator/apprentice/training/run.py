@@ -45,6 +45,10 @@ class TrainingSpec(BaseModel):
     max_steps: int | None = Field(
         default=None, gt=0, description="huggingface: cap on optimiser steps (smoke runs)."
     )
+    api_key_env: str | None = Field(
+        default=None, description="openai: env var of the API key (default OPENAI_API_KEY)."
+    )
+    base_url: str | None = Field(default=None, description="openai: API root (proxy, tests).")
 
     def write(self, path: str | Path) -> Path:
         file = Path(path)
@@ -83,6 +87,12 @@ def train_from_spec(spec: TrainingSpec) -> dict[str, Any]:
         from apprentice.training.backends.huggingface import HuggingFaceFineTuner
 
         tuner = HuggingFaceFineTuner(device=spec.device, max_steps=spec.max_steps)
+    if spec.backend is FineTuneBackend.openai:
+        from apprentice.training.backends.openai_ft import OpenAIFineTuner
+
+        tuner = OpenAIFineTuner(
+            base_url=spec.base_url, api_key_env=spec.api_key_env or "OPENAI_API_KEY"
+        )
     _emit(
         {
             "event": "start",

@@ -1,9 +1,11 @@
 """OpenAI's fine-tuning API: upload the chat JSONL, create a job, poll it to the end.
 
 The result is not a local adapter but a remote model name
-(``ft:gpt-4o-mini-...:org::id``), served afterwards as an ``openai_compatible``
-student (:func:`student_provider`). The API key comes from the environment
-(``OPENAI_API_KEY`` by default) and never appears in errors or metadata.
+(``ft:gpt-4o-mini-...:org::id``), written as the version's ``adapter_dir`` and
+served afterwards by the ``openai`` student (``local.backend: openai``,
+:mod:`apprentice.students.openai_ft`). The API key comes from the environment
+(``local.api_key_env``, ``OPENAI_API_KEY`` by default) and never appears in
+errors or metadata.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from apprentice.config import ProviderConfig, ProviderKind, TrainingConfig
+from apprentice.config import TrainingConfig
 from apprentice.training.backends.base import (
     BackendUnavailable,
     Progress,
@@ -27,23 +29,11 @@ from apprentice.training.backends.base import (
 )
 from apprentice.training.dataset import TrainingDataset
 
-__all__ = ["OpenAIFineTuner", "student_provider"]
+__all__ = ["OpenAIFineTuner"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _DONE = {"succeeded", "failed", "cancelled"}
 _STEP_LOSS = re.compile(r"Step \d+/\d+: training loss=([0-9.]+)")
-
-
-def student_provider(
-    fine_tuned_model: str, *, base_url: str = DEFAULT_BASE_URL, api_key_env: str = "OPENAI_API_KEY"
-) -> ProviderConfig:
-    """The ``openai_compatible`` endpoint that serves a fine-tuned model."""
-    return ProviderConfig(
-        provider=ProviderKind.openai_compatible,
-        model=fine_tuned_model,
-        base_url=base_url,
-        api_key_env=api_key_env,
-    )
 
 
 class OpenAIFineTuner:
@@ -160,7 +150,7 @@ class OpenAIFineTuner:
                 "job_id": job["id"],
                 "training_file": upload["id"],
                 "trained_tokens": job.get("trained_tokens"),
-                "serve_as": "openai_compatible",
+                "serve_as": "openai",
                 "base_url": self.base_url,
             },
             out_dir=out_dir,
