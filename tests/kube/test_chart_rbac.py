@@ -61,13 +61,47 @@ def test_workload_rules_are_least_privilege(helm: Path, tmp_path: Path, name: st
                 assert verbs == {"update"}
             else:
                 assert "update" not in verbs, (res, verbs)  # patches, never full updates
-        # Secrets: read the admin token and create it; never list or watch every Secret.
-        assert g[("", "secrets")] == {"get", "create"}
+        # Secrets: the derived admin token is applied, never read; no list or watch.
+        assert g[("", "secrets")] == {"create", "patch"}
         # blockOwnerDeletion on children needs update of the owners' finalizers.
         assert g[("apprentice.dev", "distilledtasks/finalizers")] == {"update"}
         assert g[("apprentice.dev", "trainingjobs/finalizers")] == {"update"}
         assert g[("", "events")] == {"create"}
-        assert g[("", "pods")] == {"list"}
+        assert g[("", "pods")] == {"list", "watch"}
+        # Children are server-side applied and never read back or deleted.
+        for child in [("", "configmaps"), ("", "services"), ("apps", "deployments")]:
+            assert g[child] == {"create", "patch"}
+        assert g[("", "persistentvolumeclaims")] == {"create"}
+        assert g[("batch", "jobs")] == {"create", "list", "watch"}
+        assert "delete" not in set().union(*g.values())
+
+
+def test_reading_secrets_is_an_explicit_opt_in(helm: Path, tmp_path: Path) -> None:
+    """Only tasks with their own adminTokenSecretRef need it (the operator sends that token)."""
+    docs = render(helm, tmp_path, {"rbac": {"readAdminTokenSecrets": True}})
+    (cluster_role,) = by_kind(docs, "ClusterRole")
+    assert grants(cluster_role)[("", "secrets")] == {"create", "patch", "get"}
+
+
+def test_admin_tokens_are_derived_from_a_kept_key(helm: Path, tmp_path: Path) -> None:
+    docs = render(helm, tmp_path, {})
+    (deploy,) = by_kind(docs, "Deployment")
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    ref = env["APPRENTICE_ADMIN_TOKEN_KEY"]["valueFrom"]["secretKeyRef"]
+    (secret,) = by_kind(docs, "Secret")
+    assert ref == {"name": secret["metadata"]["name"], "key": "key"}
+    assert len(secret["data"]["key"]) >= 48 and secret["metadata"]["namespace"] == "apprentice"
+    assert env["APPRENTICE_TRAINING_BACKOFF"]["value"] == "600"
+    assert env["APPRENTICE_TRAINING_MAX_FAILURES"]["value"] == "5"
+    own = render(helm, tmp_path, {"adminTokenKey": {"existingSecret": "mine", "secretKey": "k"}})
+    assert not by_kind(own, "Secret")
+    (deploy,) = by_kind(own, "Deployment")
+    env = {e["name"]: e for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["APPRENTICE_ADMIN_TOKEN_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "mine",
+        "key": "k",
+    }
 
 
 def test_clusterwide_mode_has_no_namespace_roles(helm: Path, tmp_path: Path) -> None:

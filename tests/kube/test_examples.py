@@ -50,3 +50,26 @@ def test_cpu_example_replay_answers_are_mounted_from_its_configmap() -> None:
     assert cpu["ConfigMap"]["metadata"]["name"] == ref["name"]
     lines = cpu["ConfigMap"]["data"][ref["key"]].strip().splitlines()
     assert lines and all(yaml.safe_load(line).keys() == {"input", "output"} for line in lines)
+
+
+def test_the_gated_model_example_passes_its_hugging_face_token_by_reference() -> None:
+    """Finding 9: Llama 3.2 is gated; vLLM and the trainer get HF_TOKEN from the Secret."""
+    from apprentice.kube.training_manifests import get_job
+
+    (task,) = [
+        d
+        for d in docs(ROOT / "examples" / "kubernetes" / "classify-ticket.yaml")
+        if d["kind"] == "DistilledTask"
+    ]
+    assert task["spec"]["student"]["baseModel"].startswith("meta-llama/")
+    ref = task["spec"]["student"]["hfTokenSecretRef"]
+    body = {**task, "metadata": {**task["metadata"], "namespace": "ml", "uid": "u1"}}
+    obj = TaskObject.from_body(body)
+    (deploy,) = [c for c in build_children(obj) if c["kind"] == "Deployment"]
+    containers = {c["name"]: c for c in deploy["spec"]["template"]["spec"]["containers"]}
+    job = get_job(obj, "classify-ticket-v1", "u2", "v1", obj.endpoint)
+    (trainer,) = job["spec"]["template"]["spec"]["containers"]
+    wanted = {"secretKeyRef": {"name": ref["name"], "key": ref["key"]}}
+    for container in (containers["vllm"], trainer):
+        env = {e["name"]: e for e in container["env"]}
+        assert env["HF_TOKEN"]["valueFrom"] == wanted, container["name"]

@@ -54,55 +54,70 @@ app.kubernetes.io/component: operator
 {{- end }}
 {{- end }}
 
+{{/* The Secret holding the key the operator derives task admin tokens from. */}}
+{{- define "apprentice.adminTokenKeySecret" -}}
+{{- default (printf "%s-admin-token-key" (include "apprentice.fullname" .)) .Values.adminTokenKey.existingSecret }}
+{{- end }}
+
 {{- define "apprentice.peeringName" -}}
 {{- default (include "apprentice.fullname" .) .Values.peering.name }}
 {{- end }}
 
 {{/*
 The rules the operator needs on the namespaces it serves: exactly the calls it makes (kopf's
-watches and patches, and apprentice.kube.client's get/list/create/patch), nothing more. A
-test against a real API server compares these with the verbs the operator used.
+watches and patches, and apprentice.kube.client's calls), nothing more. The table of calls
+is in docs (charts/apprentice/README.md, RBAC); tests/cluster compares these rules with the
+verbs the operator used against a real API server.
 */}}
 {{- define "apprentice.workloadRules" -}}
 # kopf watches the three kinds and patches them (finalizer, progress annotations); the
-# operator reads a task by name, creates TrainingJobs and applies ModelVersions.
+# operator reads a task by name, creates TrainingJobs and applies (SSA) ModelVersions.
 - apiGroups: [apprentice.dev]
   resources: [distilledtasks]
   verbs: [get, list, watch, patch]
 - apiGroups: [apprentice.dev]
-  resources: [trainingjobs, modelversions]
+  resources: [trainingjobs]
   verbs: [get, list, watch, create, patch]
+# create: a server-side apply that creates an object is also authorised as create.
+- apiGroups: [apprentice.dev]
+  resources: [modelversions]
+  verbs: [list, watch, create, patch]
 - apiGroups: [apprentice.dev]
   resources: [distilledtasks/status, trainingjobs/status, modelversions/status]
   verbs: [patch]
 # Children carry ownerReferences with blockOwnerDeletion: the OwnerReferencesPermission-
 # Enforcement admission plugin (OpenShift, hardened clusters) wants update on the owner's
-# finalizers subresource for that.
+# finalizers subresource for that (an admission check: it shows in no audit log).
 - apiGroups: [apprentice.dev]
   resources: [distilledtasks/finalizers, trainingjobs/finalizers]
   verbs: [update]
-# A task's children, applied (read, then created or patched).
+# A task's children, server-side applied every poll (level-triggered): patch, and create
+# for the apply that creates. Never read back, never deleted (garbage collection does).
 - apiGroups: [""]
-  resources: [configmaps, services, persistentvolumeclaims]
-  verbs: [get, create, patch]
+  resources: [configmaps, services]
+  verbs: [create, patch]
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, create, patch]
-# Training Jobs: applied, and watched (kopf) to mirror their state into the TrainingJob.
+  verbs: [create, patch]
+# The task's volume: created once, never read or changed (a PVC spec is immutable).
+- apiGroups: [""]
+  resources: [persistentvolumeclaims]
+  verbs: [create]
+# Training Jobs: created once per run; watched (kopf) to mirror their state.
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, list, watch, create, patch]
-# A failed trainer pod's termination message (the reason shown in status).
+  verbs: [create, list, watch]
+# Trainer pods: watched to tell "waiting for a GPU" (Unschedulable), listed for a failed
+# trainer's termination message.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list]
-# Secrets: never list or watch. get: the gateway's admin token, which the operator sends to
-# the task's gateway admin API (state, promote, export). create: that token when the task
-# names no Secret of its own. Pods read every other Secret (teacher key, DSN) through
-# secretKeyRef, which needs no grant for the operator.
+  verbs: [list, watch]
+# Secrets: never listed or watched. The generated admin token Secret of a task is derived
+# from the chart's key (HMAC) and server-side applied (create, patch); it is never read.
+# Pods read every other Secret (teacher key, DSN, Hugging Face token) through secretKeyRef.
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, create]
+  verbs: [create, patch{{ if .Values.rbac.readAdminTokenSecrets }}, get{{ end }}]
 # kopf posts Events (core/v1) on the objects it handles.
 - apiGroups: [""]
   resources: [events]
