@@ -198,8 +198,14 @@ async def test_a_trainer_without_a_gpu_waits_instead_of_failing(
         )
     )
     assert training["status"] == "True" and "waiting for a GPU" in training["message"]
-    # The scheduler retries and updates the pod: still one Event, no second Job.
+    # The Job controller counts the waiting pod as active (not ready): still waiting, and
+    # the scheduler's retries change nothing either: one Event, no second Job.
+    job_status = {"status": {"active": 1, "ready": 0}}
+    await kube.patch(k8s.JOBS, NS, f"{NAME}-v1-train", job_status, status=True)
     await kube.patch(k8s.PODS, NS, pod["metadata"]["name"], {"metadata": {"labels": {"x": "1"}}})
+    polls = len(gateway[0].paths("GET"))
+    await eventually(lambda: len(gateway[0].paths("GET")) > polls + 3, what="more polls")
+    assert tj_cond("Reconciling")["reason"] == "WaitingForGPU"
     assert len([e for e in events(emulator) if e.get("reason") == "WaitingForGPU"]) == 1
     assert [n for (r, _, n), o in emulator.objects.items() if r.plural == "jobs"] == [
         f"{NAME}-v1-train"

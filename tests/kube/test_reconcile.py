@@ -156,6 +156,8 @@ def test_next_version(existing: list[str], expect: str) -> None:
     [
         ({}, "pending"),
         ({"active": 1}, "running"),
+        ({"active": 1, "ready": 1}, "running"),
+        ({"active": 1, "ready": 0}, "pending"),  # a pod waiting for a node or a GPU
         ({"succeeded": 1}, "succeeded"),
         ({"conditions": [{"type": "Complete", "status": "True"}]}, "succeeded"),
         (

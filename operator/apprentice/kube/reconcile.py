@@ -263,8 +263,8 @@ def job_outcome(job: Mapping[str, Any]) -> tuple[JobOutcome, str]:
             return "failed", f"{reason}: {cond.get('message') or 'the trainer failed'}"
     if status.get("succeeded"):
         return "succeeded", "the trainer finished"
-    if status.get("active"):
-        return "running", ""
+    if status.get("active") and status.get("ready", 1):  # "ready": 0 counts pods not yet
+        return "running", ""  # scheduled or started (Jobs count those as active too)
     return "pending", ""
 
 

@@ -17,6 +17,7 @@ The timer is leader-safe through kopf peering: a paused replica runs no handler 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import secrets
 from typing import Any
 
@@ -120,7 +121,7 @@ async def sync_task(
             if due and blocked is None:
                 try:
                     await _start_training(rt, task, body, gateway, state, view.versions)
-                    view = task_status.TrainingView(running=True, versions=view.versions)
+                    view = dataclasses.replace(view, running=True)
                 except GatewayError as exc:  # status still gets updated; retried next poll
                     emit(body, "Warning", "TrainingNotStarted", str(exc))
     for type_, reason, message in reconcile.events_for(old, state):
