@@ -53,9 +53,11 @@ __all__ = [
 # xAI (xai-), Hugging Face (hf_), Replicate (r8_), Perplexity (pplx-), then any value
 # after "key=", "token:", "Bearer ".
 _KEYLIKE = re.compile(
-    r"(?:\b(?:sk|xai|pplx)-|\b(?:gsk|hf|r8)_|\bAIza)[A-Za-z0-9_\-*.]{4,}"
-    r"|(?:key|token)[\"']?\s*[=:]\s*[\"']?[A-Za-z0-9_\-*./+]{8,}"
-    r"|\b[Bb]earer\s+[A-Za-z0-9_\-*./+=]{8,}"
+    r"(?:\b(?:sk|xai|pplx)-|\b(?:gsk|hf|r8)_|\bAIza)[A-Za-z0-9_\-*]{4,}"
+    # A value after "key=" / "token:" / "Bearer " counts only if it holds a digit, so
+    # prose ("invalid_api_key: Incorrect API key") survives.
+    r"|(?:key|token)[\"']?\s*[=:]\s*[\"']?(?=[A-Za-z_\-*./+]*[0-9])[A-Za-z0-9_\-*./+]{8,}"
+    r"|\b[Bb]earer\s+(?=[A-Za-z_\-*./+=]*[0-9])[A-Za-z0-9_\-*./+=]{8,}"
 )
 
 #: Values of the keys this process loaded. Shorter ones are ignored: replacing a

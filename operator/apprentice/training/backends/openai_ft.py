@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from apprentice.config import TrainingConfig
+from apprentice.teachers import errors as teacher_errors
 from apprentice.training.backends.base import (
     BackendUnavailable,
     Progress,
@@ -64,6 +65,7 @@ class OpenAIFineTuner:
             raise BackendUnavailable(
                 f"the openai fine-tuning backend needs an API key in ${self.api_key_env}"
             )
+        teacher_errors.register_secret(key)  # OpenAI echoes keys in 401 bodies
         return httpx.Client(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {key}"},
@@ -80,6 +82,7 @@ class OpenAIFineTuner:
             except ValueError:
                 message = response.text[:200]
             hint = " (check the API key)" if response.status_code == 401 else ""
+            message = teacher_errors.scrub(str(message))
             raise TrainingFailed(f"OpenAI {what} failed ({response.status_code}): {message}{hint}")
         body = response.json()
         if not isinstance(body, dict):
