@@ -15,9 +15,10 @@ import pytest
 from apprentice.kube import client as k8s
 from apprentice.kube import handlers
 from apprentice.kube.gateway_client import GatewayClient, GatewayError, GatewayUnavailable
+from apprentice.kube.manifests import TaskObject
 from apprentice.kube.models import KeyRef
 from apprentice.kube.operator import configure
-from apprentice.kube.runtime import OperatorSettings, secret_value, settings_from_env
+from apprentice.kube.runtime import OperatorSettings, Runtime, secret_value, settings_from_env
 
 TOKEN = "sa-token-never-in-repr"
 
@@ -185,6 +186,22 @@ def test_settings_from_the_charts_environment() -> None:
         settings_from_env({"APPRENTICE_GPU_NODE_SELECTOR": "gpu=yes"})
 
 
+def test_new_settings_token_key_backoff_and_the_test_gateway_override() -> None:
+    settings = settings_from_env(
+        {
+            "APPRENTICE_ADMIN_TOKEN_KEY": "k3y",
+            "APPRENTICE_TRAINING_BACKOFF": "60",
+            "APPRENTICE_TRAINING_MAX_FAILURES": "2",
+            "APPRENTICE_GATEWAY_URL": "http://127.0.0.1:9",
+        }
+    )
+    assert settings.admin_token_key == "k3y" and "k3y" not in repr(settings)
+    assert (settings.training_backoff.base_s, settings.training_backoff.max_failures) == (60, 2)
+    assert settings.gateway_url == "http://127.0.0.1:9"
+    # Temporary failures back off exponentially up to the cap.
+    assert [settings.retry_delay(n) for n in (0, 1, 2, 10)] == [30.0, 60.0, 120.0, 600.0]
+
+
 @pytest.mark.parametrize(
     ("ours", "mandatory", "clusterwide"),
     [
@@ -224,3 +241,25 @@ async def test_apply_is_a_forced_server_side_apply_with_our_field_manager() -> N
     assert dict(request.url.params) == {"fieldManager": "apprentice", "force": "true"}
     assert json.loads(request.content) == manifest  # the whole desired object, every time
     await kube.aclose()
+
+
+def test_derived_admin_tokens_are_per_task_object_and_need_the_key() -> None:
+    sample = {
+        "metadata": {"name": "t", "namespace": "ns", "uid": "u1"},
+        "spec": {
+            "name": "t",
+            "teacher": {"provider": "replay", "replayFrom": {"name": "a", "key": "k"}},
+            "student": {"baseModel": "b"},
+        },
+    }
+    kube = k8s.KubeClient("https://unused")
+    keyed = Runtime(kube=kube, settings=OperatorSettings(admin_token_key="k"))
+    token = keyed.derived_token(TaskObject.from_body(sample))
+    assert token and len(token) >= 43
+    recreated = {**sample, "metadata": {**sample["metadata"], "uid": "u2"}}
+    assert keyed.derived_token(TaskObject.from_body(recreated)) != token
+    plain = Runtime(kube=kube, settings=OperatorSettings())
+    assert plain.derived_token(TaskObject.from_body(sample)) is None
+    ref = {"adminTokenSecretRef": {"name": "s", "key": "t"}}
+    named = {**sample, "spec": {**sample["spec"], "gateway": ref}}
+    assert keyed.derived_token(TaskObject.from_body(named)) is None

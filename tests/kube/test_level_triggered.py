@@ -164,6 +164,9 @@ async def test_a_trainer_without_a_gpu_waits_instead_of_failing(
     await create_and_wait_ready(kube, emulator)
     fake.state.update(training_due=True)
     job = await eventually(lambda: live(emulator, "batch/v1/jobs", f"{NAME}-v1-train"))
+    trainer = job["spec"]["template"]["spec"]["containers"][0]
+    gateway_env = [e for e in trainer["env"] if e["name"] == "APPRENTICE_GATEWAY_URL"]
+    assert gateway_env == [{"name": "APPRENTICE_GATEWAY_URL", "value": gateway[1]}]  # override
     labels = job["spec"]["template"]["metadata"]["labels"]
     message = "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."
     pod = {
