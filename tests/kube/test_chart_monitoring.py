@@ -49,6 +49,14 @@ def inference_pod() -> dict[str, Any]:
     return pod
 
 
+def classify_body() -> dict[str, Any]:
+    path = ROOT / "examples" / "kubernetes" / "classify-ticket.yaml"
+    (task,) = [
+        d for d in yaml.safe_load_all(path.read_text()) if d and d["kind"] == "DistilledTask"
+    ]
+    return {**task, "metadata": {**task["metadata"], "namespace": "team-a", "uid": "u2"}}
+
+
 def known_metrics() -> set[str]:
     ours = set(METRIC_NAMES)
     for counter in vars(operator_metrics).values():
@@ -89,10 +97,15 @@ def test_gateway_pod_monitor_selects_the_operators_inference_pods(
         monitor["spec"]["selector"]["matchLabels"].items()
         <= inference_pod["metadata"]["labels"].items()
     )
-    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    endpoint, vllm_endpoint = monitor["spec"]["podMetricsEndpoints"]
     gateway = next(c for c in inference_pod["spec"]["containers"] if c["name"] == "gateway")
     assert endpoint["port"] in {p["name"] for p in gateway["ports"]}
     assert endpoint["path"] == "/metrics"
+    # The vLLM container of a gpu-profile pod names its port as the PodMonitor does.
+    children = build_children(TaskObject.from_body(classify_body()))
+    (deploy,) = [c for c in children if c["kind"] == "Deployment"]
+    (vllm,) = [c for c in deploy["spec"]["template"]["spec"]["containers"] if c["name"] == "vllm"]
+    assert vllm_endpoint["port"] in {p["name"] for p in vllm["ports"]}
     assert monitor["spec"]["namespaceSelector"] == {"any": True}
     (operator_labels,) = [
         d["spec"]["template"]["metadata"]["labels"] for d in by_kind(docs, "Deployment")
