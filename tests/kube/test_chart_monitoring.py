@@ -14,13 +14,14 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_support import CHART, by_kind, helm_binary, render, value_set
+from chart_support import CHART, by_kind, helm_binary, render, run_helm, value_set
 
 from apprentice.kube import metrics as operator_metrics
 from apprentice.kube.manifests import TaskObject, build_children
 from apprentice.reporting.metrics import METRIC_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
+NS = "apprentice"  # the release namespace chart_support.render uses
 CPU_TASK = ROOT / "examples" / "kubernetes" / "cpu-replay-task.yaml"
 #: Series a metric family exposes besides its name (histograms, counters).
 SUFFIXES = ("_bucket", "_sum", "_count", "_created")
@@ -166,8 +167,8 @@ def test_dashboard_is_valid_json_reading_real_metrics(helm: Path, tmp_path: Path
 def test_network_policy_lets_the_operator_reach_gateways_and_the_api(
     helm: Path, tmp_path: Path, inference_pod: dict[str, Any]
 ) -> None:
-    docs = render(helm, tmp_path, {**value_set("hardened"), "watchNamespaces": ["team-a"]})
-    (policy,) = by_kind(docs, "NetworkPolicy")
+    docs = render(helm, tmp_path, value_set("hardened"))
+    (policy,) = [p for p in by_kind(docs, "NetworkPolicy") if p["metadata"]["namespace"] == NS]
     (deploy,) = by_kind(docs, "Deployment")
     pod_labels = deploy["spec"]["template"]["metadata"]["labels"]
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
@@ -185,3 +186,45 @@ def test_network_policy_lets_the_operator_reach_gateways_and_the_api(
     ingress_ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
     assert ingress_ports == {8080, 9090}  # liveness probe and metrics, nothing else
     assert not by_kind(render(helm, tmp_path, {}), "NetworkPolicy")  # off by default
+
+
+def test_gateway_network_policy_admits_the_operator_trainers_and_named_clients(
+    helm: Path, tmp_path: Path, inference_pod: dict[str, Any]
+) -> None:
+    from apprentice.kube.training_manifests import get_job
+
+    docs = render(helm, tmp_path, value_set("hardened"))
+    (policy,) = [
+        p for p in by_kind(docs, "NetworkPolicy") if p["metadata"]["namespace"] == "team-a"
+    ]
+    labels = inference_pod["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    gateway = next(c for c in inference_pod["spec"]["containers"] if c["name"] == "gateway")
+    assert [p["port"] for p in rule["ports"]] == [gateway["ports"][0]["containerPort"]]
+    peers = rule["from"]
+    (deploy,) = by_kind(docs, "Deployment")
+    operator_labels = deploy["spec"]["template"]["metadata"]["labels"]
+    operator_peer = next(p for p in peers if "namespaceSelector" in p and "podSelector" in p)
+    assert operator_peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": NS}
+    assert operator_peer["podSelector"]["matchLabels"].items() <= operator_labels.items()
+    (task,) = [
+        d for d in yaml.safe_load_all(CPU_TASK.read_text()) if d and d["kind"] == "DistilledTask"
+    ]
+    body = {**task, "metadata": {**task["metadata"], "namespace": "team-a", "uid": "u1"}}
+    obj = TaskObject.from_body(body)
+    trainer_labels = get_job(obj, "t-v1", "u3", "v1", obj.endpoint)["spec"]["template"]["metadata"][
+        "labels"
+    ]
+    assert any(
+        set(p) == {"podSelector"}
+        and p["podSelector"]["matchLabels"].items() <= trainer_labels.items()
+        for p in peers
+    )
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "apps"}}} in peers
+    no_namespaces = {**value_set("hardened"), "watchNamespaces": []}
+    out = run_helm(helm, "template", "x", str(CHART), values=no_namespaces, tmp=tmp_path)
+    assert (
+        out.returncode != 0 and "networkPolicy.gateways.enabled needs watchNamespaces" in out.stderr
+    )
