@@ -17,7 +17,7 @@ from apprentice.kube import handlers
 from apprentice.kube.gateway_client import GatewayClient, GatewayError, GatewayUnavailable
 from apprentice.kube.manifests import TaskObject
 from apprentice.kube.models import KeyRef
-from apprentice.kube.operator import configure
+from apprentice.kube.operator import configure, require_crds
 from apprentice.kube.runtime import OperatorSettings, Runtime, secret_value, settings_from_env
 
 TOKEN = "sa-token-never-in-repr"
@@ -220,6 +220,26 @@ def test_kopf_is_configured_for_peering_and_our_finalizer(
     assert settings.peering.standalone is (not mandatory)
     assert settings.peering.clusterwide is clusterwide
     assert settings.posting.level == logging.WARNING
+    # No cluster-wide CRD/Namespace watches unless namespace globs need them.
+    assert settings.scanning.disabled is True
+
+
+def test_namespace_globs_keep_kopf_scanning() -> None:
+    settings = kopf.OperatorSettings()
+    configure(settings, OperatorSettings(namespaces=("team-*",)))
+    assert settings.scanning.disabled is False
+
+
+async def test_the_operator_refuses_to_start_without_its_crds() -> None:
+    seen: list[httpx.Request] = []
+    missing = k8s.KubeClient("https://api", transport=transport(404, {}, seen))
+    with pytest.raises(kopf.PermanentError, match="install the CRDs"):
+        await require_crds(missing)
+    assert seen[0].url.path == "/apis/apprentice.dev/v1alpha1"
+    served = {"resources": [{"name": n} for n in ("distilledtasks", "trainingjobs")]}
+    partial = k8s.KubeClient("https://api", transport=transport(200, served, seen))
+    with pytest.raises(kopf.PermanentError, match=r"^the API server does not serve modelversions"):
+        await require_crds(partial)
 
 
 async def test_apply_is_a_forced_server_side_apply_with_our_field_manager() -> None:

@@ -265,6 +265,15 @@ class KubeClient:
             "PATCH", url, json=manifest, params=params, content_type=APPLY_PATCH
         )
 
+    async def served(self, group_version: str) -> set[str]:
+        """The resource names (plurals and subresources) the server serves in one
+        group/version; empty when it serves none of them (404)."""
+        try:
+            data = await self._call("GET", f"/apis/{group_version}")
+        except NotFound:
+            return set()
+        return {str(r.get("name")) for r in data.get("resources") or []}
+
     async def delete(self, res: ApiResource, namespace: str, name: str) -> None:
         with contextlib.suppress(NotFound):
             await self._call("DELETE", res.path(namespace, name))

@@ -18,12 +18,12 @@ from typing import Any, cast
 
 import kopf
 
-from apprentice.kube import GROUP
+from apprentice.kube import GROUP, VERSION
 from apprentice.kube.client import KubeClient
 from apprentice.kube.handlers import tasks, training, versions
-from apprentice.kube.runtime import OperatorSettings, Runtime, settings_from_env
+from apprentice.kube.runtime import OperatorSettings, Runtime, runtime_of, settings_from_env
 
-__all__ = ["build_registry", "configure", "main", "run"]
+__all__ = ["build_registry", "configure", "main", "require_crds", "run"]
 
 LoginFn = Callable[..., Any]
 TweakFn = Callable[[kopf.OperatorSettings], None]
@@ -44,6 +44,21 @@ def configure(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
     settings.peering.stealth = True
     settings.watching.server_timeout = 300
     settings.execution.max_workers = 4
+    # No cluster-wide watch of CustomResourceDefinitions and Namespaces (so a namespaced
+    # install needs no ClusterRole): resources are discovered once at start, which
+    # :func:`require_crds` checks. Namespace globs still need the namespace watch.
+    settings.scanning.disabled = not any(set(n) & set("*?[!") for n in ours.namespaces)
+
+
+async def require_crds(kube: KubeClient) -> None:
+    """Fail the start (the pod restarts) when the CRDs are not installed yet."""
+    served = await kube.served(f"{GROUP}/{VERSION}")
+    missing = sorted({"distilledtasks", "trainingjobs", "modelversions"} - served)
+    if missing:
+        raise kopf.PermanentError(
+            f"the API server does not serve {', '.join(missing)}.{GROUP}/{VERSION}: "
+            "install the CRDs (crds/ or the chart with crds.enabled) before the operator"
+        )
 
 
 def build_registry(
@@ -53,10 +68,12 @@ def build_registry(
     registry = kopf.OperatorRegistry()
 
     @kopf.on.startup(registry=registry)
-    async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    async def _startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         configure(settings, ours)
         if tweak is not None:
             tweak(settings)
+        if settings.scanning.disabled:
+            await require_crds(runtime_of(memo).kube)
 
     if login is not None:
         kopf.on.login(registry=registry)(login)
