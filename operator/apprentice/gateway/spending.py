@@ -120,6 +120,20 @@ class SharedBudget:
         request_id: str | None = None,
     ) -> Hold | None:
         """A hold of ``estimate`` for ``task``, or ``None`` when a cap would be crossed."""
+        return await asyncio.to_thread(
+            self.reserve_now, task, estimate, now, kind=kind, request_id=request_id
+        )
+
+    def reserve_now(
+        self,
+        task: str,
+        estimate: float,
+        now: datetime,
+        *,
+        kind: records.SpendKind = "teacher",
+        request_id: str | None = None,
+    ) -> Hold | None:
+        """:meth:`reserve`, blocking (one store transaction on this thread)."""
         amount = float(estimate)
         if not (math.isfinite(amount) and amount >= 0):
             raise ValueError(f"estimate must be a finite amount >= 0, got {estimate!r}")
@@ -130,29 +144,25 @@ class SharedBudget:
             expires_at=now + timedelta(seconds=self.ttl_s), kind=kind, request_id=request_id,
         )  # fmt: skip
         try:
-            await asyncio.to_thread(
-                self.store.budget_reserve,
-                row,
-                scopes=[task, GLOBAL],
-                windows=self._windows(t),
+            self.store.budget_reserve(
+                row, scopes=[task, GLOBAL], windows=self._windows(t),
                 admit=self._admit(task, amount, t),
-            )
+            )  # fmt: skip
         except budget_mod.BudgetExhausted:
             return None
         return hold
 
     async def extend(self, hold: Hold, more: float) -> bool:
         """Grow ``hold`` by ``more`` if every cap has room (a retry that may be billed)."""
-        t = datetime.now(UTC).timestamp()
+        return await asyncio.to_thread(self.extend_now, hold, more, datetime.now(UTC))
+
+    def extend_now(self, hold: Hold, more: float, now: datetime) -> bool:
+        t = now.timestamp()
         try:
-            ok = await asyncio.to_thread(
-                self.store.budget_extend,
-                hold.id,
-                more,
-                scopes=[hold.task, GLOBAL],
-                windows=self._windows(t),
+            ok = self.store.budget_extend(
+                hold.id, more, scopes=[hold.task, GLOBAL], windows=self._windows(t),
                 admit=self._admit(hold.task, more, t),
-            )
+            )  # fmt: skip
         except budget_mod.BudgetExhausted:
             return False
         if ok:
@@ -161,8 +171,11 @@ class SharedBudget:
 
     async def release(self, hold: Hold) -> None:
         """Nothing can have been billed: give the amount back."""
+        await asyncio.to_thread(self.release_now, hold)
+
+    def release_now(self, hold: Hold) -> None:
         hold.done = True
-        await asyncio.to_thread(self.store.budget_release, [hold.id])
+        self.store.budget_release([hold.id])
 
     def line(
         self,
@@ -191,11 +204,14 @@ class SharedBudget:
 
     async def settle(self, hold: Hold, amount: float, now: datetime, **fields: Any) -> None:
         """Book ``amount`` against ``hold`` now, outside a request write (0: release)."""
+        await asyncio.to_thread(self.settle_now, hold, amount, now, **fields)
+
+    def settle_now(self, hold: Hold, amount: float, now: datetime, **fields: Any) -> None:
         if amount <= 0 and not hold.called:
-            await self.release(hold)
+            self.release_now(hold)
             return
         entry = self.line(hold, hold.task, amount, now, kind=hold.kind, **fields)
-        await asyncio.to_thread(self.store.record_spend, [entry])
+        self.store.record_spend([entry])
 
     async def worst_case(self, hold: Hold, now: datetime) -> None:
         """The call's cost is unknown (cut off, crashed): book the whole reservation."""
@@ -203,13 +219,19 @@ class SharedBudget:
 
     async def recover(self, now: datetime) -> list[records.ReservationRecord]:
         """At start: book what this gateway (before its restart) and expired leases held."""
-        return list(await asyncio.to_thread(self.store.budget_recover, owner=self.owner, now=now))
+        return await asyncio.to_thread(self.recover_now, now)
+
+    def recover_now(self, now: datetime) -> list[records.ReservationRecord]:
+        return list(self.store.budget_recover(owner=self.owner, now=now))
 
     async def refresh(self, now: datetime) -> None:
         """Re-read the window totals of every scope (status, metrics)."""
+        await asyncio.to_thread(self.refresh_now, now)
+
+    def refresh_now(self, now: datetime) -> None:
         t = now.timestamp()
         scopes = [*self.limits.task_caps, GLOBAL]
-        totals = await asyncio.to_thread(self.store.budget_totals, scopes, self._windows(t))
+        totals = self.store.budget_totals(scopes, self._windows(t))
         self.mirror.ledger = self._ledger(totals, t)
 
     # -- reads (the mirror) -------------------------------------------------------------

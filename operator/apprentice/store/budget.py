@@ -154,6 +154,7 @@ class BudgetRows(SqlCore):
         Expired reservations of any gateway are settled at their worst case first.
         Returns the totals the check saw (before this reservation).
         """
+        refused: Exception | None = None
         with self._write() as tx:
             lock(tx, self.dialect)
             self._settle_rows(
@@ -163,21 +164,27 @@ class BudgetRows(SqlCore):
                 reservation.created_at,
             )
             seen = totals(tx, scopes, windows)
-            admit(seen)
-            tx.execute(
-                f"INSERT INTO budget_reservations ({_RESERVATION_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    reservation.id,
-                    reservation.task,
-                    float(reservation.amount),
-                    reservation.owner,
-                    codec.to_micros(reservation.created_at),
-                    codec.to_micros(reservation.expires_at),
-                    reservation.kind,
-                    reservation.request_id,
-                ),
-            )
+            try:
+                admit(seen)
+            except Exception as exc:  # refused: still commit the expired rows booked above
+                refused = exc
+            if refused is None:
+                tx.execute(
+                    f"INSERT INTO budget_reservations ({_RESERVATION_COLUMNS})"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        reservation.id,
+                        reservation.task,
+                        float(reservation.amount),
+                        reservation.owner,
+                        codec.to_micros(reservation.created_at),
+                        codec.to_micros(reservation.expires_at),
+                        reservation.kind,
+                        reservation.request_id,
+                    ),
+                )
+        if refused is not None:
+            raise refused
         return seen
 
     def budget_extend(
