@@ -16,7 +16,8 @@ Built from ``docs/api.md`` and the server's handlers (``server/routes.go``,
   false`` answers one ``{"status": "success"}``; otherwise NDJSON progress.
 - ``DELETE /api/delete``: 200, or 404 ``model '...' not found``.
 - ``POST /api/chat``: 404 for an unknown model; no messages loads the model
-  (``done_reason: load``, or ``unload`` with ``keep_alive: 0``).
+  (``done_reason: load``, or ``unload`` with ``keep_alive: 0``); a model in
+  ``unloadable`` fails as a runner that cannot load it does (500).
 
 What a created model answers is up to the test (``answer(model, messages)``); the
 default is a fixed valid ticket classification. Each model records the adapter's
@@ -78,6 +79,8 @@ class OllamaServer:
     requests: list[tuple[str, str, Any]] = dataclasses.field(default_factory=list)
     answer: Answer = lambda _model, _messages: ANSWER
     version: str = "0.12.6"
+    #: models whose runner fails to load (an adapter that does not fit its base)
+    unloadable: set[str] = dataclasses.field(default_factory=set)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=256 * 1024 * 1024)
@@ -238,6 +241,10 @@ class OllamaServer:
             "message": {"role": "assistant", "content": ""},
             "done": True,
         }
+        if _full(name) in self.unloadable:
+            return self._error(
+                500, "llama runner process has terminated: error loading model: missing tensor"
+            )
         if not body.get("messages"):
             reply["done_reason"] = "unload" if body.get("keep_alive") == 0 else "load"
             return web.json_response(reply)

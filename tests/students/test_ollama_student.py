@@ -172,6 +172,18 @@ async def test_adapter_refused_for_an_unsupported_architecture(tmp_path: Path) -
         await s.aclose()
 
 
+async def test_a_model_that_cannot_load_never_goes_live(tmp_path: Path) -> None:
+    fake = OllamaServer(unloadable={"apprentice-classify_ticket:v2"})
+    async with serve(fake.app()) as url:
+        s = student(url)
+        await s.load_version(VersionRef("v1", str(write_peft_adapter(tmp_path / "v1"))))
+        with pytest.raises(VersionLoadError, match=r"cannot load it.*may not match llama3\.1:8b"):
+            await s.load_version(VersionRef("v2", str(write_peft_adapter(tmp_path / "v2"))))
+        assert s.active_version() == "v1"  # the old version keeps serving
+        assert (await s.generate(TASK, INPUT)).ok
+        await s.aclose()
+
+
 async def test_unreadable_adapters_are_explained(tmp_path: Path) -> None:
     fake = OllamaServer()
     pickled = tmp_path / "v1"
