@@ -1,4 +1,4 @@
-"""Level-triggered reconciliation and kstatus status against KMock (issue 8, items 3, 4, 5, 7, 8).
+"""Level-triggered reconciliation, status and Secrets against KMock (issue 8, items 3-8).
 
 The emulator applies server-side-apply requests by replacing what the operator owns (see
 ``conftest.Emulator``), so removed fields disappear here as on a real API server; the
@@ -7,13 +7,17 @@ tests in tests/cluster/ repeat the important ones against one.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
+from kube_operator import fast_settings
 from kube_samples import classify
 from kube_support import NS, eventually, live
 from test_operator import DT, MV, NAME, TJ, cond, create_and_wait_ready, events, status_of
 
 from apprentice.kube import client as k8s
+from apprentice.kube.manifests import TaskObject
+from apprentice.kube.runtime import Runtime
 
 DEPLOY = f"{NAME}-inference"
 POSTGRES = {"postgres": {"dsnSecretRef": {"name": "pg", "key": "dsn"}}}
@@ -243,3 +247,25 @@ async def test_training_job_and_model_version_carry_kstatus_conditions(
     assert all(
         c["reason"] and c["lastTransitionTime"] for c in [*tj["conditions"], *mv["conditions"]]
     )
+
+
+async def test_with_a_token_key_the_operator_never_reads_a_secret(
+    start_operator: Any, emulator: Any, kube: k8s.KubeClient, gateway: Any
+) -> None:
+    fake, url = gateway
+    settings = fast_settings(url, admin_token_key="operator-key-from-the-chart")
+    await start_operator(settings)
+    body = classify(gateway={})
+    task = TaskObject.from_body(body)
+    fake.token = Runtime(kube=kube, settings=settings).derived_token(task) or ""
+    await kube.create(NS, body)
+    secret = await eventually(lambda: live(emulator, "v1/secrets", f"{NAME}-admin-token"))
+    assert base64.b64decode(secret["data"]["token"]).decode() == fake.token
+    await eventually(lambda: cond(emulator, "Ready").get("status") == "True", what="Ready")
+    fake.state.update(training_due=True)  # admin calls with the derived token succeed
+    await eventually(lambda: live(emulator, TJ, f"{NAME}-v1"), what="TrainingJob")
+    assert fake.unauthorized == 0
+    calls = [r for r in emulator if r.resource is not None and r.resource.plural == "secrets"]
+    applies = [r for r in calls if str(r.method).upper().endswith("PATCH")]
+    reads = [r for r in calls if str(r.method).upper().endswith("GET")]
+    assert applies and reads == [], [(r.method, r.url) for r in reads]

@@ -12,7 +12,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from kube_operator import fast_settings
 from kube_samples import classify
 from kube_support import ADMIN_TOKEN, NS, TEACHER_KEY, eventually, live
 from prometheus_client import REGISTRY
@@ -21,7 +20,6 @@ from apprentice.kube import CONFIG_HASH_ANNOTATION
 from apprentice.kube import client as k8s
 from apprentice.kube.apply import apply
 from apprentice.kube.manifests import TaskObject, build_children
-from apprentice.kube.runtime import Runtime
 
 DT = "apprentice.dev/v1alpha1/distilledtasks"
 TJ = "apprentice.dev/v1alpha1/trainingjobs"
@@ -103,28 +101,6 @@ async def test_generates_an_owned_admin_token_secret_when_none_is_named(
         "name": "APPRENTICE_ADMIN_TOKEN",
         "valueFrom": {"secretKeyRef": {"name": f"{NAME}-admin-token", "key": "token"}},
     } in env
-
-
-async def test_with_a_token_key_the_operator_never_reads_a_secret(
-    start_operator: Any, emulator: Any, kube: k8s.KubeClient, gateway: Any
-) -> None:
-    fake, url = gateway
-    settings = fast_settings(url, admin_token_key="operator-key-from-the-chart")
-    await start_operator(settings)
-    body = classify(gateway={})
-    task = TaskObject.from_body(body)
-    fake.token = Runtime(kube=kube, settings=settings).derived_token(task) or ""
-    await kube.create(NS, body)
-    secret = await eventually(lambda: live(emulator, "v1/secrets", f"{NAME}-admin-token"))
-    assert base64.b64decode(secret["data"]["token"]).decode() == fake.token
-    await eventually(lambda: cond(emulator, "Ready").get("status") == "True", what="Ready")
-    fake.state.update(training_due=True)  # admin calls with the derived token succeed
-    await eventually(lambda: live(emulator, TJ, f"{NAME}-v1"), what="TrainingJob")
-    assert fake.unauthorized == 0
-    calls = [r for r in emulator if r.resource is not None and r.resource.plural == "secrets"]
-    applies = [r for r in calls if str(r.method).upper().endswith("PATCH")]
-    reads = [r for r in calls if str(r.method).upper().endswith("GET")]
-    assert applies and reads == [], [(r.method, r.url) for r in reads]
 
 
 async def test_status_and_conditions_follow_the_gateway(

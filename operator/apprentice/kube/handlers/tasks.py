@@ -98,8 +98,10 @@ async def sync_task(
     except (k8s.KubeUnavailable, k8s.Conflict) as exc:
         raise kopf.TemporaryError(str(exc), delay=rt.settings.retry_delay(retry)) from exc
     except k8s.KubeError as exc:  # e.g. 422 or 403: reported, retried next interval
+        stalled = reconcile.condition(old.get("conditions") or [], "Stalled") or {}
+        if stalled.get("message") != str(exc):  # one Event per new problem, not per poll
+            emit(body, "Warning", "ApplyFailed", str(exc))
         write(endpoint=task.endpoint, problem=str(exc), problem_reason="ApplyFailed")
-        emit(body, "Warning", "ApplyFailed", str(exc))
         return
     with translated(rt.settings.retry_delay(retry)):
         jobs = await rt.kube.list(k8s.TRAINING_JOBS, task.namespace, {TASK_LABEL: task.name})
