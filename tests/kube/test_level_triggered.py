@@ -269,3 +269,22 @@ async def test_with_a_token_key_the_operator_never_reads_a_secret(
     applies = [r for r in calls if str(r.method).upper().endswith("PATCH")]
     reads = [r for r in calls if str(r.method).upper().endswith("GET")]
     assert applies and reads == [], [(r.method, r.url) for r in reads]
+
+
+async def test_a_failed_run_is_not_retried_at_once(
+    running_operator: Any, emulator: Any, kube: k8s.KubeClient, gateway: Any
+) -> None:
+    fake = gateway[0]
+    await create_and_wait_ready(kube, emulator)
+    fake.state.update(training_due=True)
+    await eventually(lambda: live(emulator, "batch/v1/jobs", f"{NAME}-v1-train"))
+    failed = {"failed": 2, "conditions": [{"type": "Failed", "status": "True", "reason": "x"}]}
+    await kube.patch(k8s.JOBS, NS, f"{NAME}-v1-train", {"status": failed}, status=True)
+    await eventually(lambda: status_of(emulator, TJ, f"{NAME}-v1").get("state") == "Failed")
+    fake.state.update(training_due=True)  # the engine asks again at once
+    await eventually(lambda: cond(emulator, "Training").get("reason") == "BackingOff")
+    polls = len(fake.paths("GET"))
+    await eventually(lambda: len(fake.paths("GET")) > polls + 4, what="more polls")
+    assert live(emulator, TJ, f"{NAME}-v2") is None  # 10 minutes' back-off by default
+    assert "next attempt after" in cond(emulator, "Training")["message"]
+    assert cond(emulator, "Degraded")["reason"] == "TrainingFailed"

@@ -131,3 +131,21 @@ def test_training_job_and_model_version_conditions() -> None:
         "False",
         "Retired",
     )
+
+
+def test_a_held_back_run_says_why_in_the_training_condition() -> None:
+    view = training_view([_tj("v1", "Failed", "2026-01-01T11:55:00Z", message="OOM")], [])
+    blocked = view.blocked(NOW, Backoff())
+    status = task_status.task_status(
+        {},
+        generation=1,
+        now=NOW,
+        endpoint="e",
+        state={"phase": "cold_start"},
+        training=view,
+        blocked=blocked,
+    )
+    by = {c["type"]: c for c in status["conditions"]}
+    assert (by["Training"]["status"], by["Training"]["reason"]) == ("False", "BackingOff")
+    assert by["Training"]["message"].endswith("next attempt after 2026-01-01T12:05:00Z")
+    assert by["Degraded"]["reason"] == "TrainingFailed"

@@ -182,6 +182,9 @@ def task_status(
     )
     if view.waiting:
         put("Training", True, "WaitingForGPU", f"waiting for a GPU: {view.waiting}")
+    elif blocked and not view.running:  # due, but earlier failures hold the next run back
+        stopped = "automatic training stopped" in blocked
+        put("Training", False, "TrainingStopped" if stopped else "BackingOff", blocked)
     out["conditions"] = conds
     return out
 
