@@ -79,7 +79,7 @@ CASES: dict[tuple[str, str], Callable[[Obj], None]] = {
     ),
     ("spec", "gateway.replicas > 1 needs storage.accessMode ReadWriteMany"): _all(
         _set("spec.gateway", {"replicas": 2}),
-        _set("spec.storage.postgres", {"name": "db", "key": "dsn"}),
+        _set("spec.storage.postgres", {"dsnSecretRef": {"name": "db", "key": "dsn"}}),
     ),
     ("spec", "loraRank must not exceed"): _set("spec.training.hyperparameters.loraRank", 128),
     ("spec", "set training.fineTuneBatchSize only"): _set("spec.fineTuneBatchSize", 10),

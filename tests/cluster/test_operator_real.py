@@ -290,7 +290,7 @@ def test_a_storage_switch_and_back_leaves_no_stale_fields(
         return dict(deploy["spec"]["strategy"])
 
     assert strategy() == {"type": "Recreate"}
-    to_pg = {"spec": {"storage": {"postgres": {"name": "apprentice-db", "key": "dsn"}}}}
+    to_pg = {"spec": {"storage": {"postgres": {"dsnSecretRef": {"name": "db", "key": "dsn"}}}}}
     cluster.kubectl("patch", "dt", TASK, "-n", TASKS, "--type=merge", "-p", json.dumps(to_pg))
     eventually(lambda: strategy()["type"] == "RollingUpdate", RESTORE_WITHIN_S, "RollingUpdate")
     back = [{"op": "remove", "path": "/spec/storage/postgres"}]
