@@ -94,6 +94,29 @@ class TwoLedgers(RuleBasedStateMachine):
         self.open[hold.id] = hold
         return hold
 
+    @rule(
+        target=holds,
+        who=st.integers(0, 1),
+        asks=st.lists(
+            st.tuples(st.sampled_from(TASKS), st.floats(0.0, 0.7, allow_nan=False)),
+            min_size=1,
+            max_size=5,
+        ),
+    )
+    def reserve_together(self, who: int, asks: list[tuple[str, float]]) -> Any:
+        """A group commit of reservations (what the gateway's batcher sends)."""
+        self._sweep_model()
+        ledger = self.ledgers[who]
+        made = [ledger._ask(task, amount, self.now, "teacher", None) for task, amount in asks]
+        outcomes = self.stores[who].budget_reserve_many([ask for _, ask in made])
+        admitted = []
+        for (hold, _), outcome in zip(made, outcomes, strict=True):
+            if not isinstance(outcome, Exception):
+                self.owner_of[hold.id] = who
+                self.open[hold.id] = hold
+                admitted.append(hold)
+        return multiple(*admitted)
+
     @rule(hold=consumes(holds), fraction=st.floats(0.0, 1.0))
     def settle(self, hold: Hold, fraction: float) -> None:
         if hold.id in self.forgotten:

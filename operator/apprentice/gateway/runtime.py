@@ -200,6 +200,7 @@ class Runtime:
         if self.orchestrator is not None:
             await self.orchestrator.aclose()
         await self.writer.close()
+        await self.budget.close()
         await self.alerts.stop(drain_timeout_s=2.0)
         for rt in self.tasks.values():
             if rt.student is not None:

@@ -22,6 +22,7 @@ Any gateway books reservations whose lease expired (``ttl_s``) the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import socket
@@ -88,6 +89,15 @@ class SharedBudget:
         # A lease outlives any call it covers: the request timeout, the judge, slack.
         self.ttl_s = ttl_s if ttl_s is not None else max(600.0, 3 * cfg.gateway.request_timeout_s)
         self.mirror = glue.Budget(cfg)
+        self._batcher: _Batcher | None = None
+        self._returns: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        if self._returns:
+            await asyncio.gather(*list(self._returns), return_exceptions=True)
+        if self._batcher is not None:
+            await self._batcher.close()
+            self._batcher = None
 
     # -- writes (each one store transaction, off the event loop) ------------------------
 
@@ -119,10 +129,50 @@ class SharedBudget:
         kind: records.SpendKind = "teacher",
         request_id: str | None = None,
     ) -> Hold | None:
-        """A hold of ``estimate`` for ``task``, or ``None`` when a cap would be crossed."""
-        return await asyncio.to_thread(
-            self.reserve_now, task, estimate, now, kind=kind, request_id=request_id
-        )
+        """A hold of ``estimate`` for ``task``, or ``None`` when a cap would be crossed.
+
+        Reservations asked for meanwhile share one store transaction (one fsync):
+        each is still checked against the totals including those before it.
+        """
+        hold, ask = self._ask(task, estimate, now, kind, request_id)
+        if self._batcher is None:
+            self._batcher = _Batcher(self.store)
+        future = self._batcher.submit(ask)
+        try:
+            outcome = await asyncio.shield(future)
+        except asyncio.CancelledError:  # the caller left; a hold admitted later is given back
+            future.add_done_callback(lambda f: self._give_back(hold, f))
+            raise
+        if isinstance(outcome, budget_mod.BudgetExhausted):
+            return None
+        if isinstance(outcome, Exception):
+            raise outcome
+        return hold
+
+    def _give_back(self, hold: Hold, future: asyncio.Future[Any]) -> None:
+        if not future.cancelled() and not isinstance(future.result(), Exception):
+            task = asyncio.get_running_loop().create_task(self.release(hold))
+            self._returns.add(task)
+            task.add_done_callback(self._returns.discard)
+
+    def _ask(
+        self,
+        task: str,
+        estimate: float,
+        now: datetime,
+        kind: records.SpendKind,
+        request_id: str | None,
+    ) -> tuple[Hold, tuple[Any, ...]]:
+        amount = float(estimate)
+        if not (math.isfinite(amount) and amount >= 0):
+            raise ValueError(f"estimate must be a finite amount >= 0, got {estimate!r}")
+        hold = Hold(uuid.uuid4().hex, task, amount, kind, request_id)
+        t = now.timestamp()
+        row = records.ReservationRecord(
+            id=hold.id, task=task, amount=amount, owner=self.owner, created_at=now,
+            expires_at=now + timedelta(seconds=self.ttl_s), kind=kind, request_id=request_id,
+        )  # fmt: skip
+        return hold, (row, [task, GLOBAL], self._windows(t), self._admit(task, amount, t))
 
     def reserve_now(
         self,
@@ -134,20 +184,9 @@ class SharedBudget:
         request_id: str | None = None,
     ) -> Hold | None:
         """:meth:`reserve`, blocking (one store transaction on this thread)."""
-        amount = float(estimate)
-        if not (math.isfinite(amount) and amount >= 0):
-            raise ValueError(f"estimate must be a finite amount >= 0, got {estimate!r}")
-        hold = Hold(uuid.uuid4().hex, task, amount, kind, request_id)
-        t = now.timestamp()
-        row = records.ReservationRecord(
-            id=hold.id, task=task, amount=amount, owner=self.owner, created_at=now,
-            expires_at=now + timedelta(seconds=self.ttl_s), kind=kind, request_id=request_id,
-        )  # fmt: skip
+        hold, (row, scopes, windows, admit) = self._ask(task, estimate, now, kind, request_id)
         try:
-            self.store.budget_reserve(
-                row, scopes=[task, GLOBAL], windows=self._windows(t),
-                admit=self._admit(task, amount, t),
-            )  # fmt: skip
+            self.store.budget_reserve(row, scopes=scopes, windows=windows, admit=admit)
         except budget_mod.BudgetExhausted:
             return None
         return hold
@@ -251,3 +290,43 @@ class SharedBudget:
         """``(scope, window, resets_at)`` of each cap that stops the teacher (for status)."""
         found = budget_mod.exhausted_caps(self.mirror.ledger, now.timestamp(), task, typical_cost)
         return [(s, w, datetime.fromtimestamp(at, UTC)) for s, w, at in found]
+
+
+class _Batcher:
+    """Group commit for reservations: everything asked meanwhile, one store transaction."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._wakeup = asyncio.Event()
+        self._worker = asyncio.get_running_loop().create_task(self._run(), name="budget-batcher")
+
+    def submit(self, ask: tuple[Any, ...]) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((ask, future))
+        self._wakeup.set()
+        return future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                batch, self._queue = self._queue, []
+                try:
+                    outcomes = await asyncio.to_thread(
+                        self.store.budget_reserve_many, [ask for ask, _ in batch]
+                    )
+                except Exception as exc:  # the store failed: every asker hears it
+                    outcomes = [exc] * len(batch)
+                for (_, future), outcome in zip(batch, outcomes, strict=True):
+                    if not future.done():
+                        future.set_result(outcome)
+
+    async def close(self) -> None:
+        self._worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._worker
+        for _, future in self._queue:
+            if not future.done():
+                future.set_result(RuntimeError("the budget is closed"))

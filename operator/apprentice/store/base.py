@@ -157,6 +157,13 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def budget_reserve_many(
+        self, asks: Sequence[tuple[ReservationRecord, Sequence[str], Any, Callable[[Any], None]]]
+    ) -> list[Any]:
+        """:meth:`budget_reserve` for each ask ``(reservation, scopes, windows, admit)``, in
+        order, in ONE durable commit; a refused ask gets its exception in its place."""
+
+    @abc.abstractmethod
     def budget_extend(
         self,
         reservation_id: str,

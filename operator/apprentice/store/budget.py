@@ -32,6 +32,10 @@ Windows = Sequence[tuple[float, float]]
 """``[start, end)`` Unix seconds of each budget window (day, week, month), in order."""
 
 
+Admit = Callable[["BudgetTotals"], None]
+"""The caller's pure check: raises to refuse a reservation."""
+
+
 @dataclass(frozen=True)
 class BudgetTotals:
     """Spend per scope per window (in the order of the windows asked) and open reservations."""
@@ -117,6 +121,22 @@ def insert_spend(tx: Tx, dialect: schema.Dialect, entries: Sequence[SpendRecord]
     return written
 
 
+def _insert_reservation(tx: Tx, r: ReservationRecord) -> None:
+    tx.execute(
+        f"INSERT INTO budget_reservations ({_RESERVATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            r.id,
+            r.task,
+            float(r.amount),
+            r.owner,
+            codec.to_micros(r.created_at),
+            codec.to_micros(r.expires_at),
+            r.kind,
+            r.request_id,
+        ),
+    )
+
+
 def _reservation(row: tuple[object, ...]) -> ReservationRecord:
     kind: SpendKind = row[6]  # type: ignore[assignment]
     return ReservationRecord(
@@ -169,23 +189,37 @@ class BudgetRows(SqlCore):
             except Exception as exc:  # refused: still commit the expired rows booked above
                 refused = exc
             if refused is None:
-                tx.execute(
-                    f"INSERT INTO budget_reservations ({_RESERVATION_COLUMNS})"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        reservation.id,
-                        reservation.task,
-                        float(reservation.amount),
-                        reservation.owner,
-                        codec.to_micros(reservation.created_at),
-                        codec.to_micros(reservation.expires_at),
-                        reservation.kind,
-                        reservation.request_id,
-                    ),
-                )
+                _insert_reservation(tx, reservation)
         if refused is not None:
             raise refused
         return seen
+
+    def budget_reserve_many(
+        self, asks: Sequence[tuple[ReservationRecord, Sequence[str], Windows, Admit]]
+    ) -> list[BudgetTotals | Exception]:
+        """Group commit: :meth:`budget_reserve` for each ask, in order, in ONE transaction.
+
+        Each ask sees the reservations admitted before it in the same transaction,
+        so the batch is exactly the asks applied one by one. A refused ask gets its
+        exception in its place; the others commit together (one fsync for all).
+        """
+        out: list[BudgetTotals | Exception] = []
+        if not asks:
+            return out
+        with self._write() as tx:
+            lock(tx, self.dialect)
+            first = asks[0][0].created_at
+            self._settle_rows(tx, "expires_at < ?", (codec.to_micros(first),), first)
+            for reservation, scopes, windows, admit in asks:
+                seen = totals(tx, scopes, windows)
+                try:
+                    admit(seen)
+                except Exception as exc:
+                    out.append(exc)
+                    continue
+                _insert_reservation(tx, reservation)
+                out.append(seen)
+        return out
 
     def budget_extend(
         self,
