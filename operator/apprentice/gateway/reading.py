@@ -81,6 +81,10 @@ def _finite(text: str) -> float:
     return value
 
 
+# Built once: ``json.loads`` with hooks would build a decoder on every call.
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+
+
 def _where(path: list[str | int]) -> str:
     text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
     return text or "<root>"
@@ -121,7 +125,7 @@ def _text(text: str, path: list[str | int], what: str) -> None:
 def loads(raw: bytes | str, what: str = "request body") -> Any:
     """``raw`` as JSON under the rules in the module docstring; 400 otherwise."""
     try:
-        value = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
+        value = _DECODER.decode(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
     except json.JSONDecodeError as exc:
         raise errors.BadRequest(f"{what} is not valid JSON: {exc}") from None
     except UnicodeDecodeError as exc:
