@@ -15,6 +15,8 @@ import gw_rules
 import pytest
 from gw_config import ADMIN_TOKEN
 
+from apprentice.gateway import errors
+
 
 async def _error(resp: Any, status: int, *words: str) -> dict[str, Any]:
     text = await resp.text()
@@ -201,3 +203,15 @@ async def test_admin_bodies_are_required_where_the_handler_needs_them(
     for path in ("/admin/tasks/{task}/versions", "/admin/tasks/{task}/training/finished"):
         assert doc["paths"][path]["post"]["requestBody"]["required"] is True
     assert "requestBody" not in doc["paths"]["/admin/tasks/{task}/pause"]["post"]
+
+
+async def test_the_python_facade_refuses_what_http_refuses(harness_factory: Any) -> None:
+    h = await harness_factory()
+    with pytest.raises(errors.BadRequest, match=r"input: the string at text .*surrogate"):
+        await h.app.run("classify", {"text": "a\ud800"})
+    deep: Any = "x"
+    for _ in range(100):
+        deep = [deep]
+    with pytest.raises(errors.BadRequest, match="nested deeper than 64"):
+        await h.app.run("classify", {"text": "a", "x": deep})
+    assert h.gw.store.request_counts("classify").requests == 0

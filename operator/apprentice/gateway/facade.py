@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from apprentice import config as config_mod
 from apprentice.config import ApprenticeConfig
+from apprentice.gateway import reading
 from apprentice.gateway.service import Gateway, Result
 
 __all__ = ["Apprentice", "Result", "SyncApprentice"]
@@ -67,6 +68,9 @@ class Apprentice:
 
     async def run(self, task: str, task_input: dict[str, Any]) -> Result:
         """Answer one request; raises :mod:`apprentice.gateway.errors` on failure."""
+        # What HTTP refuses at its boundary (a lone surrogate no teacher can be sent,
+        # nesting deeper than any store will take) is refused here too, as a 400.
+        reading.check_tree(task_input, deep=True, surrogates=True, what="input")
         return await self.gateway.run(task, task_input)
 
     @property
