@@ -12,6 +12,7 @@ log) with the chart's rules.
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 from collections.abc import Iterator
@@ -58,6 +59,18 @@ class Operator:
     kubeconfig: Path
     username: str
     workdir: Path
+
+    @property
+    def identity(self) -> str:
+        return self.env["POD_NAME"]  # kopf's peering identity (the chart sets it per pod)
+
+    @property
+    def credential(self) -> str:
+        """The audit log's credential-id of this process's token (its JWT ``jti``)."""
+        token = json.loads(self.kubeconfig.read_text())["users"][0]["user"]["token"]
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return f"JTI={claims['jti']}"
 
 
 def _owned_crds(cluster: Cluster) -> None:
@@ -348,23 +361,22 @@ def test_two_replicas_with_peering_take_turns(
     workdir: Path,
     gateway_port: int,
 ) -> None:
+    """Both replicas join the peering; only the higher-priority one acts."""
     peering = operator.env["APPRENTICE_PEERING"]
     assert peering, "the chart's default values enable peering"
     second = _start(cluster, release, workdir, gateway_port, "replica-2")
     try:
-        pausing = "Pausing operations in favour of"
-        eventually(
-            lambda: pausing in operator.proc.tail(10**7) + second.proc.tail(10**7),
-            60,
-            "one of the two replicas to pause in favour of the other",
-        )
-        peers = eventually(
-            lambda: len((cluster.get("clusterkopfpeering", peering) or {}).get("status", {})) >= 2,
-            30,
-            "both replicas in the ClusterKopfPeering",
-        )
-        assert peers
-        # The active replica still reconciles; the paused one does not fight it.
+
+        def both() -> dict[str, Any] | None:
+            status = (cluster.get("clusterkopfpeering", peering) or {}).get("status") or {}
+            return status if {operator.identity, second.identity} <= set(status) else None
+
+        status = eventually(both, 30, "both replicas in the ClusterKopfPeering")
+        first_prio = status[operator.identity]["priority"]
+        second_prio = status[second.identity]["priority"]
+        assert first_prio != second_prio
+        active = operator if first_prio > second_prio else second
+        seen = sum(1 for _ in cluster.audit_events())
         name = CHILDREN["service"]
         before = _uid(cluster, "service", name)
         cluster.kubectl("delete", "service", name, "-n", TASKS, "--wait=true")
@@ -373,6 +385,17 @@ def test_two_replicas_with_peering_take_turns(
             RESTORE_WITHIN_S,
             "the Service recreated by the active replica",
         )
+        writers = {
+            event["user"]
+            .get("extra", {})
+            .get("authentication.kubernetes.io/credential-id", [""])[0]
+            for event in list(cluster.audit_events())[seen:]
+            if (event.get("objectRef") or {}).get("resource") == "services"
+            and event["objectRef"].get("name") == name
+            and event["verb"] in ("create", "patch", "update")
+            and event["user"]["username"] == operator.username
+        }
+        assert writers == {active.credential}, (writers, active.identity)
     finally:
         second.proc.stop()
 
