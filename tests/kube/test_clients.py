@@ -15,10 +15,10 @@ import pytest
 from apprentice.kube import client as k8s
 from apprentice.kube import handlers
 from apprentice.kube.gateway_client import GatewayClient, GatewayError, GatewayUnavailable
-from apprentice.kube.manifests import TaskObject
+from apprentice.kube.manifests import Defaults, TaskObject
 from apprentice.kube.models import KeyRef
 from apprentice.kube.operator import configure, require_crds
-from apprentice.kube.runtime import OperatorSettings, Runtime, secret_value, settings_from_env
+from apprentice.kube.runtime import OperatorSettings, secret_value, settings_from_env
 
 TOKEN = "sa-token-never-in-repr"
 
@@ -195,7 +195,7 @@ def test_new_settings_token_key_backoff_and_the_test_gateway_override() -> None:
             "APPRENTICE_GATEWAY_URL": "http://127.0.0.1:9",
         }
     )
-    assert settings.admin_token_key == "k3y" and "k3y" not in repr(settings)
+    assert settings.defaults.admin_token_key == "k3y" and "k3y" not in repr(settings)
     assert (settings.training_backoff.base_s, settings.training_backoff.max_failures) == (60, 2)
     assert settings.gateway_url == "http://127.0.0.1:9"
     # Temporary failures back off exponentially up to the cap.
@@ -272,14 +272,17 @@ def test_derived_admin_tokens_are_per_task_object_and_need_the_key() -> None:
             "student": {"baseModel": "b"},
         },
     }
-    kube = k8s.KubeClient("https://unused")
-    keyed = Runtime(kube=kube, settings=OperatorSettings(admin_token_key="k"))
-    token = keyed.derived_token(TaskObject.from_body(sample))
+    keyed, other = Defaults(admin_token_key="k"), Defaults(admin_token_key="rotated")
+    task = TaskObject.from_body(sample, keyed)
+    token = task.generated_token
     assert token and len(token) >= 43
     recreated = {**sample, "metadata": {**sample["metadata"], "uid": "u2"}}
-    assert keyed.derived_token(TaskObject.from_body(recreated)) != token
-    plain = Runtime(kube=kube, settings=OperatorSettings())
-    assert plain.derived_token(TaskObject.from_body(sample)) is None
+    assert TaskObject.from_body(recreated, keyed).generated_token != token
+    assert TaskObject.from_body(sample).generated_token is None  # no key: random, read back
     ref = {"adminTokenSecretRef": {"name": "s", "key": "t"}}
     named = {**sample, "spec": {**sample["spec"], "gateway": ref}}
-    assert keyed.derived_token(TaskObject.from_body(named)) is None
+    assert TaskObject.from_body(named, keyed).generated_token is None
+    # A new key is a new Secret: the operator creates it and never has to rewrite one.
+    names = {TaskObject.from_body(sample, d).admin_secret.name for d in (keyed, other, Defaults())}
+    assert len(names) == 3 and "t-admin-token" in names
+    assert "k" not in repr(keyed)

@@ -161,7 +161,7 @@ def get_admin_secret(task: TaskObject, token: str) -> Manifest:
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": metadata(task, task.names.admin_secret, "gateway"),
+        "metadata": metadata(task, task.admin_secret.name, "gateway"),
         "data": {"token": base64.b64encode(token.encode()).decode()},
     }
 

@@ -8,6 +8,9 @@ referenced by name and key, never copied.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +75,9 @@ class Defaults:
     gpu_node_selector: dict[str, str] = field(default_factory=dict)
     gpu_tolerations: list[dict[str, Any]] = field(default_factory=list)
     postgres: KeyRef | None = None  # the store of tasks that name none
+    # APPRENTICE_ADMIN_TOKEN_KEY: generated admin tokens are HMAC(key, namespace/name/uid),
+    # so the operator knows them without reading a Secret. None: random, read back.
+    admin_token_key: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -121,8 +127,28 @@ class TaskObject:
 
     @property
     def admin_secret(self) -> KeyRef:
+        """The admin token's Secret: the spec's, else the generated one. With a token key
+        its name carries a fingerprint of the key, so a new key means a new Secret (the
+        operator only ever creates it: it cannot read, and need not replace, the old one)."""
         ref = self.spec.gateway.admin_token_secret_ref
-        return ref or KeyRef(name=self.names.admin_secret, key="token")
+        if ref is not None:
+            return ref
+        key = self.defaults.admin_token_key
+        if key is None:
+            return KeyRef(name=self.names.admin_secret, key="token")
+        fingerprint = hashlib.sha256(b"apprentice-admin-token-key:" + key.encode()).hexdigest()
+        return KeyRef(name=f"{self.names.admin_secret}-{fingerprint[:8]}", key="token")
+
+    @property
+    def generated_token(self) -> str | None:
+        """The derived admin token of a task that names no Secret of its own, when the
+        operator has a token key (None otherwise)."""
+        key = self.defaults.admin_token_key
+        if key is None or self.spec.gateway.admin_token_secret_ref is not None:
+            return None
+        message = f"{self.namespace}/{self.name}/{self.uid}".encode()
+        digest = hmac.new(key.encode(), message, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
     @property
     def endpoint(self) -> str:

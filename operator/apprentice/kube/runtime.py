@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,10 +47,6 @@ class OperatorSettings:
     gateway_timeout_s: float = 10.0  # state/admin calls; validation gets longer
     retry_delay_s: float = 30.0  # first back-off after a temporary failure; doubles per retry
     max_retry_delay_s: float = 600.0  # the back-off's cap
-    # Key of the generated admin tokens (APPRENTICE_ADMIN_TOKEN_KEY, from the chart's
-    # Secret): a task's token is HMAC(key, namespace/name/uid), so the operator never reads
-    # a Secret back. None: a random token, read back from the Secret (needs ``get``).
-    admin_token_key: str | None = field(default=None, repr=False)
     training_backoff: Backoff = field(default_factory=Backoff)
 
     def retry_delay(self, retry: int) -> float:
@@ -91,6 +85,7 @@ def settings_from_env(env: Mapping[str, str]) -> OperatorSettings:
         gpu_node_selector=_json(env, "APPRENTICE_GPU_NODE_SELECTOR", {}),
         gpu_tolerations=_json(env, "APPRENTICE_GPU_TOLERATIONS", []),
         postgres=postgres,
+        admin_token_key=env.get("APPRENTICE_ADMIN_TOKEN_KEY") or None,
     )
 
     def port(key: str) -> int | None:
@@ -106,7 +101,6 @@ def settings_from_env(env: Mapping[str, str]) -> OperatorSettings:
         health_port=port("APPRENTICE_HEALTH_PORT"),
         log_level=env.get("APPRENTICE_LOG_LEVEL") or "info",
         gateway_url=env.get("APPRENTICE_GATEWAY_URL") or None,
-        admin_token_key=env.get("APPRENTICE_ADMIN_TOKEN_KEY") or None,
         training_backoff=Backoff(
             base_s=float(env.get("APPRENTICE_TRAINING_BACKOFF") or 600.0),
             max_failures=int(env.get("APPRENTICE_TRAINING_MAX_FAILURES") or 5),
@@ -127,20 +121,10 @@ class Runtime:
     def task(self, body: Any) -> TaskObject:
         return TaskObject.from_body(body, self.settings.defaults)
 
-    def derived_token(self, task: TaskObject) -> str | None:
-        """The generated admin token of a task that names no Secret of its own, when the
-        operator has a token key (None otherwise)."""
-        key = self.settings.admin_token_key
-        if key is None or task.spec.gateway.admin_token_secret_ref is not None:
-            return None
-        message = f"{task.namespace}/{task.name}/{task.uid}".encode()
-        digest = hmac.new(key.encode(), message, hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
-
     async def admin_token(self, task: TaskObject) -> str | None:
         """The gateway admin token (never logged or stored): derived when it can be, else
         read from the task's Secret (a user-named Secret, or no token key configured)."""
-        derived = self.derived_token(task)
+        derived = task.generated_token
         if derived is not None:
             return derived
         ref = task.admin_secret

@@ -38,20 +38,16 @@ __all__ = ["register"]
 
 
 async def apply_children(rt: Runtime, task: TaskObject, body: Any) -> list[str]:
-    """Server-side apply the admin Secret (when generated) and every child; the changed ones."""
+    """Create the admin Secret (when generated) and server-side apply every child; returns
+    the changed ones. The Secret is only ever created (a 409 means it exists): the operator
+    neither reads nor patches Secrets (a PATCH would return the Secret's data)."""
     outcomes: dict[str, str] = {}
     if task.spec.gateway.admin_token_secret_ref is None:
-        token = rt.derived_token(task)
-        if token is not None:  # deterministic: re-applying it is idempotent
-            outcomes["Secret/" + task.names.admin_secret] = await apply(
-                rt.kube, get_admin_secret(task, token), rt.applied
-            )
-        else:  # random: created once, never replaced (the pods read it at start)
-            with contextlib.suppress(k8s.Conflict):
-                await rt.kube.create(
-                    task.namespace, get_admin_secret(task, secrets.token_urlsafe(32))
-                )
-    for manifest in build_children(task, rt.derived_token(task) or ""):
+        token = task.generated_token or secrets.token_urlsafe(32)
+        with contextlib.suppress(k8s.Conflict):
+            await rt.kube.create(task.namespace, get_admin_secret(task, token))
+            outcomes["Secret/" + task.admin_secret.name] = "applied"
+    for manifest in build_children(task, task.generated_token or ""):
         key = f"{manifest['kind']}/{manifest['metadata']['name']}"
         outcomes[key] = await apply(rt.kube, manifest, rt.applied)
     changed = sorted(k for k, v in outcomes.items() if v != "unchanged")
