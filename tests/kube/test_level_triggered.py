@@ -289,3 +289,18 @@ async def test_a_failed_run_is_not_retried_at_once(
     assert live(emulator, TJ, f"{NAME}-v2") is None  # 10 minutes' back-off by default
     assert "next attempt after" in cond(emulator, "Training")["message"]
     assert cond(emulator, "Degraded")["reason"] == "TrainingFailed"
+
+
+async def test_a_deleted_trainer_job_fails_its_run_instead_of_blocking_training(
+    running_operator: Any, emulator: Any, kube: k8s.KubeClient, gateway: Any
+) -> None:
+    fake = gateway[0]
+    await create_and_wait_ready(kube, emulator)
+    fake.state.update(training_due=True)
+    await eventually(lambda: status_of(emulator, TJ, f"{NAME}-v1").get("jobName"))
+    await kube.delete(k8s.JOBS, NS, f"{NAME}-v1-train")
+    await eventually(lambda: status_of(emulator, TJ, f"{NAME}-v1").get("state") == "Failed")
+    assert "no longer exists" in status_of(emulator, TJ, f"{NAME}-v1")["message"]
+    await eventually(lambda: cond(emulator, "Training").get("status") == "False")
+    finished = [b for m, p, b in fake.calls if p.endswith("/training/finished")]
+    assert finished and finished[0]["ok"] is False

@@ -101,7 +101,7 @@ async def sync_task(
         return
     with translated(rt.settings.retry_delay(retry)):
         jobs = await rt.kube.list(k8s.TRAINING_JOBS, task.namespace, {TASK_LABEL: task.name})
-        jobs = [await training.check_waiting(rt, job) for job in jobs]
+        jobs = [await training.refresh(rt, job) for job in jobs]
         versions = await rt.kube.list(k8s.MODEL_VERSIONS, task.namespace, {TASK_LABEL: task.name})
         view = task_status.training_view(jobs, versions)
         token = await _admin_token(rt, task, logger)

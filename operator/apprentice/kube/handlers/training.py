@@ -1,4 +1,4 @@
-"""TrainingJob: create its batch/v1 Job, mirror the Job's status, finish the run.
+"""TrainingJob: create its batch/v1 Job; the task's timer mirrors the Job and finishes the run.
 
 On success a ModelVersion is created (the version handlers validate and promote it); on
 failure the TrainingJob is Failed and the version that was serving keeps serving. These
@@ -26,9 +26,9 @@ from apprentice.kube.gateway_client import GatewayError
 from apprentice.kube.handlers import emit, now, translated
 from apprentice.kube.models import TrainingJobState
 from apprentice.kube.runtime import OperatorSettings, Runtime, runtime_of
-from apprentice.kube.training_manifests import get_job, get_model_version, job_name
+from apprentice.kube.training_manifests import get_job, get_model_version
 
-__all__ = ["register"]
+__all__ = ["check_waiting", "refresh", "register"]
 
 Obj = dict[str, Any]
 _TERMINAL = {TrainingJobState.succeeded.value, TrainingJobState.failed.value}
@@ -80,46 +80,40 @@ async def start_job(
     patch.status.update(_tj_status(dict(body), update, "JobCreated", "the trainer Job exists"))
 
 
-async def job_changed(
-    body: Any, event: Any, namespace: Any, labels: Any, memo: Any, **_: Any
-) -> None:
-    """Mirror a training Job into its TrainingJob; finish the run once the Job ends."""
-    if event.get("type") == "DELETED":
-        return
-    rt = runtime_of(memo)
-    name = labels[TRAINING_JOB_LABEL]
-    with translated(rt.settings.retry_delay_s):  # event handlers are not retried by kopf
-        tj = await rt.kube.get(k8s.TRAINING_JOBS, namespace, name)
-        if tj is None or body["metadata"]["name"] != job_name(name):
-            return
-        tj_status = tj.get("status") or {}
-        if tj_status.get("state") in _TERMINAL:
-            return
-        outcome, message = reconcile.job_outcome(body)
-        if outcome == "pending":
-            return  # the trainer pod's own handler reports why it waits
-        start = tj_status.get("startTime") or reconcile.rfc3339(now())
-        update: Obj = {
-            "startTime": start,
-            "jobName": body["metadata"]["name"],
-            "duration": reconcile.format_duration(start, None, now()),
-        }
-        if outcome == "running":
-            update["state"] = TrainingJobState.running.value
-            if tj_status.get("state") == TrainingJobState.running.value:
-                return  # nothing new: the duration column is computed on the next change
-            status = _tj_status(tj, update, "Running", "the trainer is running")
-            await rt.kube.patch(k8s.TRAINING_JOBS, namespace, name, {"status": status}, status=True)
-            return
-        if outcome == "failed":
-            message = await _with_trainer_message(rt, namespace, body, message)
-        end = reconcile.rfc3339(now())
-        update.update(
-            completionTime=end,
-            message=message,
-            duration=reconcile.format_duration(start, end, now()),
-        )
-        await _finish(rt, tj, outcome == "succeeded", message, update)
+async def refresh(rt: Runtime, tj: Obj) -> Obj:
+    """Bring an unfinished TrainingJob up to date with its Job; returns it as it is now.
+
+    The task's timer calls this every poll, so it is level-triggered and retried (a kopf
+    event handler on Jobs would be neither, and would watch every Job in the cluster).
+    """
+    status = tj.get("status") or {}
+    if status.get("state") in _TERMINAL or not status.get("jobName"):
+        return tj  # finished, or start_job has not created the Job yet
+    namespace, name = tj["metadata"]["namespace"], tj["metadata"]["name"]
+    job = await rt.kube.get(k8s.JOBS, namespace, status["jobName"])
+    start = status.get("startTime") or reconcile.rfc3339(now())
+    update: Obj = {"startTime": start, "duration": reconcile.format_duration(start, None, now())}
+    if job is None:
+        outcome, message = "failed", f"the trainer Job {status['jobName']} no longer exists"
+    else:
+        outcome, message = reconcile.job_outcome(job)
+    if outcome == "pending":
+        return await check_waiting(rt, tj)
+    if outcome == "running":
+        if status.get("state") == TrainingJobState.running.value:
+            return tj  # nothing new (the duration is written with the next change)
+        update["state"] = TrainingJobState.running.value
+        new = _tj_status(tj, update, "Running", "the trainer is running")
+        await rt.kube.patch(k8s.TRAINING_JOBS, namespace, name, {"status": new}, status=True)
+        return {**tj, "status": {**status, **new}}
+    if outcome == "failed" and job is not None:
+        message = await _with_trainer_message(rt, namespace, job, message)
+    end = reconcile.rfc3339(now())
+    update.update(
+        completionTime=end, message=message, duration=reconcile.format_duration(start, end, now())
+    )
+    new = await _finish(rt, tj, outcome == "succeeded", message, update)
+    return {**tj, "status": {**status, **new}}
 
 
 async def check_waiting(rt: Runtime, tj: Obj) -> Obj:
@@ -172,8 +166,8 @@ async def _with_trainer_message(rt: Runtime, namespace: str, job: Any, message: 
     return message
 
 
-async def _finish(rt: Runtime, tj: Obj, ok: bool, message: str, update: Obj) -> None:
-    """Record the outcome on the TrainingJob first, then tell the gateway."""
+async def _finish(rt: Runtime, tj: Obj, ok: bool, message: str, update: Obj) -> Obj:
+    """Record the outcome on the TrainingJob first, then tell the gateway; the new status."""
     namespace, name = tj["metadata"]["namespace"], tj["metadata"]["name"]
     spec = tj["spec"]
     dt_body = await _task_body(rt, namespace, spec["taskRef"])
@@ -203,15 +197,13 @@ async def _finish(rt: Runtime, tj: Obj, ok: bool, message: str, update: Obj) -> 
             await gateway.training_finished(ok, None if ok else message)
         except GatewayError as exc:  # the engine re-derives this on its next poll
             emit(dt_body, "Warning", "GatewayNotified", f"training/finished not delivered: {exc}")
+    return status
 
 
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
-    """Register the TrainingJob and training-Job handlers on ``registry``."""
+    """Register the TrainingJob handlers on ``registry`` (:func:`refresh` runs in the task's
+    timer)."""
     del settings
     res = (GROUP, VERSION, "trainingjobs")
     for on in (kopf.on.create, kopf.on.resume):
         on(*res, registry=registry, id="start-job")(start_job)
-    owned = {TRAINING_JOB_LABEL: kopf.PRESENT}
-    kopf.on.event("batch", "v1", "jobs", registry=registry, id="job-changed", labels=owned)(
-        job_changed
-    )
