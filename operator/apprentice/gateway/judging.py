@@ -133,3 +133,60 @@ class BudgetedEvaluator:
         overrun(self.task, hold, evaluation.cost)
         await self.budget.settle(hold, evaluation.cost, now)
         return evaluation
+
+
+class BilledEmbeddings:
+    """A judge teacher whose ``embed`` is reserved and booked (``embedding: teacher``).
+
+    ``semantic_similarity`` embeds through a teacher's endpoint, whose interface
+    returns vectors only; this wrapper reserves the worst case first, asks the
+    teacher for vectors *and* their cost, and books it as ``embedding`` spend.
+    Every other method is the teacher's own (judges' ``complete`` is booked by
+    the comparison that asked for it).
+    """
+
+    def __init__(self, inner: Any, budget: SharedBudget, task: str) -> None:
+        self.inner = inner
+        self.budget = budget
+        self.task = task
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        billed = getattr(self.inner, "embed_billed", None)
+        if billed is None:  # a teacher that cannot say what embeddings cost: not ours to book
+            vectors: list[list[float]] = await self.inner.embed(texts)
+            return vectors
+        now = datetime.now(UTC)
+        estimate = float(self.inner.estimate_embed_cost(texts))
+        hold = await self.budget.reserve(self.task, estimate, now, kind="embedding")
+        if hold is None:
+            raise EvaluatorError(
+                f"task {self.task}: the budget has no room for teacher embeddings "
+                f"({estimate:.6f}); no comparison"
+            )
+        hold.called = True
+        try:
+            vectors, cost = await billed(texts)
+        except Exception as exc:
+            await self.budget.settle(hold, float(getattr(exc, "cost", 0.0) or 0.0), now)
+            raise
+        except BaseException:
+            await self.budget.worst_case(hold, now)
+            raise
+        await self.budget.settle(hold, float(cost), now)
+        return list(vectors)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def billed_judges(budget: SharedBudget, task: str) -> Any:
+    """A ``judge_factory`` whose teachers book their embeddings against ``task``."""
+    from apprentice.teachers import base as teachers_base
+
+    def factory(provider: Any) -> Any:
+        return BilledEmbeddings(teachers_base.build_teacher(provider), budget, task)
+
+    return factory

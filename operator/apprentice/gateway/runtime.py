@@ -126,7 +126,7 @@ class Runtime:
             for rt in self.tasks.values():
                 rt.evaluator = evaluators_base.build_evaluator(
                     rt.cfg,
-                    judge_factory=teachers_base.build_teacher,
+                    judge_factory=judging.billed_judges(self.budget, rt.name),
                     default_judge=cfg.remote.providers()[0],
                 )
                 try:
