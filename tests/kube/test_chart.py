@@ -50,7 +50,8 @@ def test_rendered_manifests_validate_against_kubernetes(
 ) -> None:
     docs = render(helm, tmp_path, value_set(name), "--include-crds")
     kinds = {d["kind"] for d in docs}
-    assert {"Deployment", "ServiceAccount", "ClusterRole", "CustomResourceDefinition"} <= kinds
+    assert {"Deployment", "ServiceAccount", "CustomResourceDefinition"} <= kinds
+    assert {"ClusterRole", "Role"} & kinds
     for doc in docs:
         if doc["kind"] in NOT_BUILT_IN:
             assert doc["apiVersion"] == NOT_BUILT_IN[doc["kind"]]

@@ -112,12 +112,13 @@ verbs the operator used against a real API server.
 - apiGroups: [""]
   resources: [pods]
   verbs: [list, watch]
-# Secrets: never listed or watched. The generated admin token Secret of a task is derived
-# from the chart's key (HMAC) and server-side applied (create, patch); it is never read.
-# Pods read every other Secret (teacher key, DSN, Hugging Face token) through secretKeyRef.
+# Secrets: create only. A task's generated admin token is derived from the chart's key
+# (HMAC) and its Secret created once (a 409 means it exists); never read, listed, watched
+# or patched (a PATCH would return the Secret's data). Pods read every Secret they need
+# (teacher key, DSN, Hugging Face token, admin token) through secretKeyRef.
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [create, patch{{ if .Values.rbac.readAdminTokenSecrets }}, get{{ end }}]
+  verbs: [create{{ if .Values.rbac.readAdminTokenSecrets }}, get{{ end }}]
 # kopf posts Events (core/v1) on the objects it handles.
 - apiGroups: [""]
   resources: [events]
