@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+from pathlib import Path
 from typing import Any
 
 import gw_rules
 import pytest
-from gw_config import ADMIN_TOKEN
+from gw_config import ADMIN_TOKEN, make_config
 
 from apprentice.gateway import errors
 
@@ -153,9 +154,15 @@ async def test_non_utf8_authorization_header_is_401(harness_factory: Any) -> Non
          "empty-path", "no-body-fields"],
 )  # fmt: skip
 async def test_bad_version_registrations_are_400(
-    harness_factory: Any, admin_env: dict[str, str], body: dict[str, Any], words: list[str]
+    harness_factory: Any,
+    admin_env: dict[str, str],
+    tmp_path: Path,
+    store_url: str,
+    body: dict[str, Any],
+    words: list[str],
 ) -> None:
-    h = await harness_factory()
+    # Both stores: the overflow was SQLite's 500, the NaN PostgreSQL's.
+    h = await harness_factory(make_config(tmp_path, store_url=store_url))
     client = await h.serve()
     raw = json.dumps(body).encode()  # json.dumps writes NaN / Infinity as the probes did
     resp = await client.post("/admin/tasks/classify/versions", data=raw, headers=admin_env)
@@ -165,15 +172,16 @@ async def test_bad_version_registrations_are_400(
 
 
 async def test_an_overlong_version_in_the_path_is_404(
-    harness_factory: Any, admin_env: dict[str, str]
+    harness_factory: Any, admin_env: dict[str, str], tmp_path: Path, store_url: str
 ) -> None:
-    h = await harness_factory()
+    h = await harness_factory(make_config(tmp_path, store_url=store_url))
     client = await h.serve()
     for action in ("validate", "promote"):
         resp = await client.post(
             f"/admin/tasks/classify/versions/v99999999999999999999/{action}", headers=admin_env
         )
-        assert resp.status in (400, 404), await resp.text()
+        err = await _error(resp, 404, "v99999999999999999999")
+        assert err["type"] == "not_found"
 
 
 async def test_405_names_the_allowed_methods(harness_factory: Any) -> None:
