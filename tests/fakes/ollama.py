@@ -7,7 +7,8 @@ Built from ``docs/api.md`` and the server's handlers (``server/routes.go``,
   ``sha256:<64 hex>`` is 400 ``invalid digest format``.
 - ``POST /api/blobs/:digest``: 201 when stored, 200 when already held, 400
   ``digest mismatch, expected ..., got ...`` when the bytes hash otherwise.
-- ``POST /api/create``: 400 without a body, with an empty adapter digest, or with
+- ``POST /api/create``: from ``files`` (one GGUF: the base, its architecture read
+  from ``general.architecture``) or ``from`` a local model; 400 without a body, with an empty adapter digest, or with
   neither ``from`` nor ``files``; 500 when ``from`` is not local (the pull fails
   offline); adapters: one GGUF file (magic ``GGUF``) or safetensors plus
   ``adapter_config.json`` (400 ``open adapter_config.json: file does not exist``), a
@@ -66,6 +67,22 @@ def safetensors_header(data: bytes) -> dict[str, Any]:
     if not isinstance(header, dict):
         raise ValueError("safetensors header is not an object")
     return header
+
+
+def gguf_architecture(data: bytes) -> str:
+    """``general.architecture`` when it is the first key (as gguf writers put it), else llama."""
+    try:
+        offset = 4 + 4 + 8 + 8  # magic, version, tensor count, key-value count
+        (klen,) = struct.unpack_from("<Q", data, offset)
+        key = data[offset + 8 : offset + 8 + klen].decode()
+        offset += 8 + klen
+        (vtype,) = struct.unpack_from("<I", data, offset)
+        if key == "general.architecture" and vtype == 8:  # GGUF string
+            (vlen,) = struct.unpack_from("<Q", data, offset + 4)
+            return data[offset + 12 : offset + 12 + vlen].decode()
+    except (struct.error, UnicodeDecodeError):
+        pass
+    return "llama"
 
 
 @dataclasses.dataclass
@@ -205,11 +222,21 @@ class OllamaServer:
         if not re.fullmatch(r"[A-Za-z0-9][\w.\-/]*(:[\w.\-]+)?", name):
             return self._error(400, "invalid model name")
         source = body.get("from")
-        if not source and not body.get("files"):
+        files = body.get("files") or {}
+        if not source and not files:
             return self._error(400, "neither 'from' or 'files' was specified")
-        if not source or _full(source) not in self.models:
-            return self._error(500, "pull model manifest: file does not exist")
-        base = self.models[_full(source)]
+        if source:
+            if _full(source) not in self.models:
+                return self._error(500, "pull model manifest: file does not exist")
+            base = self.models[_full(source)]
+        else:
+            keys = [d.replace("-", ":", 1) for d in files.values()]
+            if any(k not in self.blobs for k in keys):
+                return self._error(400, "open blobs: no such file or directory")
+            data = self.blobs[keys[0]]
+            if data[:4] != b"GGUF":
+                return self._error(400, "unknown type")
+            base = OllamaModel(gguf_architecture(data))
         try:
             metadata = self._adapter(base, adapters) if adapters else {}
         except web.HTTPBadRequest as exc:
