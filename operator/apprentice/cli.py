@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "serve",
     "batch",
     "status",
+    "events",
     "report",
     "versions",
     "export",

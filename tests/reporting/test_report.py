@@ -85,6 +85,10 @@ def test_html_is_one_self_contained_file(filled: Filled, tmp_path: Path) -> None
     assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
     assert "v2" in text and "0.810 &lt; active v1 0.950" in text  # escaped reason
     assert "emergency" in text
+    # The timeline lists every event of the events table, not only alarms.
+    timeline_html = text.split("<h3>Timeline</h3>", 1)[1]
+    assert "version_rejected" in timeline_html and "v2 rejected" in timeline_html
+    assert "emergency fired" in timeline_html
     data = report.to_json()
     assert json.loads(json.dumps(data))["tasks"][TASK]["timeline"]["requests"] == 1200
 

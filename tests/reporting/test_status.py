@@ -13,8 +13,9 @@ CONTRACT_KEYS = [
     "task", "phase", "phase_number", "coaching", "emergency", "paused",
     "confidence", "confidence_lower_bound", "sampling_rate", "trend", "drift", "drift_at",
     "shift", "shift_at", "anti_correlation", "comparisons", "examples", "teacher_calls",
-    "student_answers", "requests", "spend", "budget_exhausted", "estimated_savings",
-    "active_version", "training_due", "training_reason", "training_in_progress", "alarms",
+    "student_answers", "requests", "spend", "budget_exhausted", "budget_cap",
+    "estimated_savings", "active_version", "training_due", "training_reason",
+    "training_in_progress", "last_training", "alarms",
 ]  # fmt: skip
 
 

@@ -61,6 +61,7 @@ __all__ = [
     "route",
     "training_due",
     "training_finished",
+    "training_interrupted",
     "training_started",
     "version_promoted",
     "version_rejected",
@@ -220,6 +221,7 @@ class TaskState:
     active_version: str | None = None
     last_rejected: str | None = None
     remedial: bool = False  # a coaching/emergency run started in this episode
+    interrupted: bool = False  # a run died with its process: run it again at once
     alarms: tuple[Alarm, ...] = ()
     # Memo of current_sampling(): a pure function of the fields above. init=False
     # keeps dataclasses.replace() from copying it into a changed state.
@@ -263,6 +265,7 @@ class TaskState:
             "active_version": self.active_version,
             "last_rejected": self.last_rejected,
             "remedial": self.remedial,
+            "interrupted": self.interrupted,
             "alarms": [a.to_dict() for a in self.alarms],
         }
 
@@ -282,6 +285,7 @@ class TaskState:
             active_version=data.get("active_version"),
             last_rejected=data.get("last_rejected"),
             remedial=bool(data.get("remedial", False)),
+            interrupted=bool(data.get("interrupted", False)),
             alarms=tuple(Alarm.from_dict(a) for a in data.get("alarms", [])),
         )
 
@@ -387,6 +391,7 @@ def observe(
         active_version=state.active_version,
         last_rejected=state.last_rejected,
         remedial=remedial,
+        interrupted=state.interrupted,
         alarms=kept,
     )
     return new, alarms
@@ -402,6 +407,8 @@ def training_due(state: TaskState) -> TrainingDue:
     p = state.params
     if state.paused or state.training_in_progress:
         return TrainingDue(False)
+    if state.interrupted:
+        return TrainingDue(True, "resume: the last run was interrupted")
     new = state.examples - (state.trained_examples or 0)
     if state.active_version is None:
         if state.trained_examples is None:
@@ -430,12 +437,24 @@ def training_started(state: TaskState) -> TaskState:
         training_in_progress=True,
         trained_examples=state.examples,
         remedial=state.remedial or state.coaching or state.emergency,
+        interrupted=False,
     )
 
 
 def training_finished(state: TaskState, *, ok: bool = True) -> TaskState:
     """A run ended; a failed run waits for a new batch rather than retrying in a loop."""
     return replace(state, training_in_progress=False)
+
+
+def training_interrupted(state: TaskState) -> TaskState:
+    """The process died mid-run: the run produced nothing and is due again at once.
+
+    Waiting for a new batch instead would pay for ``fine_tune_batch_size`` more
+    teacher calls (all of them, in cold start) before the student it was making.
+    """
+    if not state.training_in_progress:
+        return state
+    return replace(state, training_in_progress=False, interrupted=True)
 
 
 def version_promoted(state: TaskState, version: str) -> TaskState:

@@ -10,12 +10,13 @@ that is what makes ``reserve`` race-free without a lock (the budget invariant of
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apprentice.config import ApprenticeConfig, TaskConfig
 from apprentice.engine import budget as budget_mod
 from apprentice.engine import lifecycle
+from apprentice.reporting import events as events_mod
 from apprentice.reporting import snapshot
 from apprentice.reporting import status as status_mod
 from apprentice.store import records
@@ -39,9 +40,18 @@ class TaskEngine:
             if saved
             else lifecycle.initial(self.params)
         )
+        self.pending: list[records.EventRecord] = []  # for the store's events table
         if state.training_in_progress:
-            # The process died mid-run: that run produced nothing; the next batch retrains.
-            state = lifecycle.training_finished(state, ok=False)
+            # The process died mid-run: that run produced nothing; it is due again now.
+            state = lifecycle.training_interrupted(state)
+            self.pending.append(
+                events_mod.event(
+                    task.name,
+                    "training_interrupted",
+                    "training was interrupted by a restart; it runs again now",
+                    datetime.now(UTC),
+                )
+            )
         self.state = state
         self.requests = 0  # the request index alarms carry (set from the store on start)
 
@@ -86,13 +96,30 @@ class TaskEngine:
         self.requests += 1
         raised: list[str] = []
         if score is not None:
+            before = self.state
             self.state, alarms = lifecycle.observe(
                 self.state, score, index=self.requests - 1, now=now.timestamp()
             )
             raised = [a.kind.value for a in alarms]
+            after = self.state
+            if alarms or after.phase is not before.phase or after.coaching != before.coaching:
+                self.pending += events_mod.transitions(
+                    before, after, alarms, now, index=self.requests - 1
+                )
         if example_added:
             self.state = lifecycle.record_example(self.state)
         return raised
+
+    def drain_events(self) -> list[records.EventRecord]:
+        """Events since the last drain, oldest first (the caller writes them)."""
+        out, self.pending = self.pending, []
+        return out
+
+    def _step(self, state: lifecycle.TaskState) -> None:
+        self.pending += events_mod.transitions(
+            self.state, state, (), datetime.now(UTC), index=max(0, self.requests - 1)
+        )
+        self.state = state
 
     def add_example(self, count: int = 1) -> None:
         self.state = lifecycle.record_example(self.state, count)
@@ -110,19 +137,25 @@ class TaskEngine:
                 self.state = lifecycle.version_promoted(self.state, active)
 
     def set_paused(self, paused: bool) -> None:
-        self.state = lifecycle.pause(self.state) if paused else lifecycle.resume(self.state)
+        self._step(lifecycle.pause(self.state) if paused else lifecycle.resume(self.state))
 
     def training_started(self) -> None:
-        self.state = lifecycle.training_started(self.state)
+        self._step(lifecycle.training_started(self.state))
 
-    def training_finished(self, ok: bool) -> None:
+    def training_finished(self, ok: bool, reason: str | None = None) -> None:
         self.state = lifecycle.training_finished(self.state, ok=ok)
+        retry = None if ok else snapshot.next_retry(self.state)
+        self.pending.append(
+            events_mod.training_event(
+                self.params.task, ok=ok, reason=reason, at=datetime.now(UTC), next_retry=retry
+            )
+        )
 
     def version_promoted(self, version: str) -> None:
-        self.state = lifecycle.version_promoted(self.state, version)
+        self._step(lifecycle.version_promoted(self.state, version))
 
     def version_rejected(self, version: str) -> None:
-        self.state = lifecycle.version_rejected(self.state, version)
+        self._step(lifecycle.version_rejected(self.state, version))
 
 
 class Budget:

@@ -33,7 +33,9 @@ from apprentice.orchestration import datasets as export_mod
 from apprentice.orchestration import local as local_orch
 from apprentice.orchestration.seam import OrchestrationError, ValidationResult, VersionInfo
 from apprentice.reporting import alerts as alerts_mod
+from apprentice.reporting import events as events_mod
 from apprentice.reporting import metrics as metrics_mod
+from apprentice.reporting import snapshot as snapshot_mod
 from apprentice.reporting import status as status_mod
 from apprentice.store import StoreError, open_store, records
 from apprentice.students import base as students
@@ -41,6 +43,24 @@ from apprentice.teachers import base as teachers_base
 from apprentice.teachers.errors import TeacherError
 
 log = logging.getLogger(__name__)
+
+
+def _short_reason(reason: str | None) -> str | None:
+    """A failure's first line and the log's last one ("trainer exited with 3 ... out of memory")."""
+    if not reason:
+        return reason
+    lines = [line.strip() for line in reason.splitlines() if line.strip()]
+    first, last = lines[0], lines[-1]
+    text = first if first == last else f"{first.rstrip(':;')} ... {last}"
+    text = text.replace("; log tail", "")
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _event_write_done(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("could not write events: %s", future.exception())
+
+
 T = TypeVar("T")
 
 
@@ -68,6 +88,8 @@ class Runtime:
         self.store: Any = None
         self.metrics = metrics_mod.Metrics()
         self.alerts = alerts_mod.Alerter(cfg.alerts, metrics=self.metrics)
+        self.alerts.listen(self._alert_event)
+        self._rejections: dict[str, str] = {}  # task -> why its last candidate was rejected
         self.writer = StoreWriter()
         self.teachers: Any = None
         self.budget = spending.SharedBudget(cfg)
@@ -157,6 +179,10 @@ class Runtime:
                     self._background.add(asyncio.get_running_loop().create_task(warm_up()))
             self.writer.start()
             await self.alerts.start()
+            for rt in self.tasks.values():
+                self.write_events(rt)  # e.g. a run interrupted by the restart
+                if rt.engine.state.interrupted:
+                    self.maybe_train(rt)  # it runs again now, not after a new batch
         self._started = True
 
     async def _start_budget(self) -> None:
@@ -247,7 +273,11 @@ class Runtime:
         counts = await asyncio.to_thread(self.store.request_counts, task)
         active = await asyncio.to_thread(self.store.active_version, task)
         windows = self.budget.windows(task, now)
-        savings = counts.student_answers * rt.avg_teacher_cost()
+        local = await asyncio.to_thread(
+            snapshot_mod.local_compute_cost, self.config, self.store, task, now
+        )
+        savings = counts.student_answers * rt.avg_teacher_cost() - local
+        last = await asyncio.to_thread(snapshot_mod.last_training, self.store, task)
         st = status_mod.build_task_status(
             task,
             engine=rt.engine.view(paused=rt.paused),
@@ -266,6 +296,10 @@ class Runtime:
             active_version=None if active is None else active.version,
             training_in_progress=rt.training_in_progress(),
             budget_exhausted=self.budget.exhausted(task, now, rt.avg_teacher_cost()),
+            budget_cap=snapshot_mod.blocking_cap(
+                self.budget.mirror.ledger, now, task, rt.avg_teacher_cost()
+            ),
+            last_training=last,
         )
         self.metrics.update_from_status(st)
         return st.to_json()
@@ -337,7 +371,12 @@ class Runtime:
         return await self._guard(self._orch().promote(task, version))
 
     async def rollback(self, task: str) -> str:
-        return await self._guard(self._orch().rollback(task))
+        before = self.tasks[task].engine.active_version
+        version = await self._guard(self._orch().rollback(task))
+        text = f"rolled back from {before or 'no version'} to {version}"
+        event = events_mod.event(task, "rollback", text, datetime.now(UTC), version=version)
+        self.write_events(self.tasks[task], [event])
+        return version
 
     async def _guard(self, coro: Awaitable[T]) -> T:
         try:
@@ -350,7 +389,40 @@ class Runtime:
 
     # -- engine hooks (called by the orchestrator and the admin API) ---------------------
 
+    def write_events(self, rt: TaskRuntime, extra: Sequence[records.EventRecord] = ()) -> None:
+        """Queue the engine's new events (and ``extra``) for the events table, in order."""
+        pending = [*rt.engine.drain_events(), *extra]
+        store = self.store
+        if not pending or store is None:
+            return
+
+        def write() -> None:
+            for event in pending:
+                store.add_event(event)
+
+        if self.writer._worker is None:
+            write()  # not serving: admin calls only, rare
+        else:
+            self.writer.submit(write).add_done_callback(_event_write_done)
+
+    def _alert_event(self, alert: alerts_mod.Alert) -> None:
+        """Alerts the engine does not see itself (budget, rejections) become events too."""
+        if alert.kind not in ("budget_80", "budget_100", "version_rejected"):
+            return
+        if alert.kind == "version_rejected" and alert.task is not None:
+            self._rejections[alert.task] = str(alert.details.get("reason") or alert.message)
+        rt = self.tasks.get(alert.task or "")
+        extra = [events_mod.alert_event(alert.kind, alert.task, alert.message, alert.at)]
+        if rt is not None:
+            self.write_events(rt, extra)
+        elif self.store is not None and self.writer._worker is not None:
+            store = self.store
+            self.writer.submit(lambda: store.add_event(extra[0])).add_done_callback(
+                _event_write_done
+            )
+
     async def _save_state(self, rt: TaskRuntime) -> None:
+        self.write_events(rt)
         state = rt.engine.to_json()
         if self.writer._worker is None:
             await asyncio.to_thread(self.store.save_task_state, rt.name, state)
@@ -375,7 +447,14 @@ class Runtime:
 
     async def training_finished(self, task: str, ok: bool, reason: str | None) -> None:
         rt = self.tasks[task]
-        rt.engine.training_finished(ok)
+        failed = not ok or reason == "rejected"
+        reason = _short_reason(reason)
+        if reason == "rejected":
+            reason = f"rejected: {self._rejections.pop(task, 'the held-out check failed')}"
+        rt.engine.training_finished(not failed, reason)
+        if failed:
+            retry = snapshot_mod.next_retry(rt.engine.state)
+            self.alerts.emit(alerts_mod.training_failed(task, reason, retry))
         await self._save_state(rt)
 
     async def version_promoted(self, task: str, version: str) -> None:

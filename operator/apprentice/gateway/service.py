@@ -347,6 +347,8 @@ class Gateway(Runtime):
         future = self.writer.submit_request(
             request=request, example=example, comparison=comparison, spend=spend, task_state=state
         )
+        if rt.engine.pending:  # phase changes and alarms: the events table, after the request
+            self.write_events(rt)
         self._after_request(
             rt,
             route,

@@ -13,7 +13,10 @@ The webhook URL often embeds a secret token, so it never appears in logs,
 errors or reprs (only its host does).
 
 Kinds: coaching, emergency, shift, drift, anti_correlation, budget_80,
-budget_100, version_rejected (and recovered, informational).
+budget_100, version_rejected, training_failed (and recovered, informational).
+Amounts print with the digits they need (``0.0044 of 0.0050 USD``), never
+rounded to ``0.00``. A listener (:meth:`Alerter.listen`) sees every alert that
+passes the cool-down, so the gateway can keep it in the events table.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,9 +42,11 @@ __all__ = [
     "ALERT_KINDS",
     "Alert",
     "Alerter",
+    "amount",
     "budget_alerts",
     "format_payload",
     "rejected_version",
+    "training_failed",
 ]
 
 log = logging.getLogger(__name__)
@@ -54,6 +60,7 @@ ALERT_KINDS = (
     "budget_80",
     "budget_100",
     "version_rejected",
+    "training_failed",
     "recovered",
 )
 Severity = Literal["info", "warning", "critical"]
@@ -66,6 +73,7 @@ _SEVERITY: dict[str, Severity] = {
     "budget_80": "warning",
     "budget_100": "critical",
     "version_rejected": "warning",
+    "training_failed": "warning",
     "recovered": "info",
 }
 _ICON = {"info": ":information_source:", "warning": ":warning:", "critical": ":rotating_light:"}
@@ -107,6 +115,14 @@ def format_payload(alert: Alert, fmt: str) -> dict[str, Any]:
     return alert.to_json()
 
 
+def amount(value: float) -> str:
+    """A money amount with the digits it needs: 12.50, 0.0044, never 0.00 for a cent's part."""
+    if value == 0 or abs(value) >= 1:
+        return f"{value:,.2f}"
+    digits = max(2, 1 - math.floor(math.log10(abs(value))))
+    return f"{value:.{min(digits, 8)}f}"
+
+
 def budget_alerts(
     scope: str, *, spend: dict[str, float], caps: dict[str, float | None], currency: str = "USD"
 ) -> list[Alert]:
@@ -132,7 +148,8 @@ def budget_alerts(
                 kind=kind,
                 task=None if scope == "global" else scope,
                 message=(
-                    f"{window} spend {used:.2f} of {cap:.2f} {currency} ({share:.0%}) for {scope}"
+                    f"{window} spend {amount(used)} of {amount(cap)} {currency} ({share:.0%}) "
+                    f"for {scope}"
                 ),
                 details={"scope": scope, "window": window, "spend": used, "cap": cap},
             )
@@ -148,6 +165,19 @@ def rejected_version(task: str, version: str, reason: str, score: float | None) 
         task=task,
         message=f"model version {version} rejected (held-out score {shown}): {reason}",
         details={"version": version, "reason": reason, "heldout_score": score},
+    )
+
+
+def training_failed(task: str, reason: str | None, next_retry: str | None) -> Alert:
+    """The alert for a training run that failed or whose candidate was rejected."""
+    text = f"training failed on task {task}: {reason or 'no reason given'}"
+    if next_retry:
+        text += f"; next retry {next_retry}"
+    return Alert(
+        kind="training_failed",
+        task=task,
+        message=text,
+        details={"reason": reason, "next_retry": next_retry},
     )
 
 
@@ -194,12 +224,17 @@ class Alerter:
         self.failed = 0
         self.dropped = 0
         self.suppressed = 0
+        self._listeners: list[Callable[[Alert], None]] = []
 
     def __repr__(self) -> str:
         target = _redact(self._url) if self._url else "none"
         return f"Alerter(webhook={target}, format={self._format}, queued={len(self._queue)})"
 
     # --- producer side (request path) --------------------------------------------------
+
+    def listen(self, listener: Callable[[Alert], None]) -> None:
+        """Call ``listener`` (synchronously, never raising into emit) on each alert let through."""
+        self._listeners.append(listener)
 
     def emit(self, alert: Alert) -> bool:
         """Queue ``alert`` unless a (task, kind) twin fired within the cool-down.
@@ -218,6 +253,11 @@ class Alerter:
         if self._metrics:
             self._metrics.record_alert(alert.kind)
         log.warning("alert %s task=%s: %s", alert.kind, alert.task, alert.message)
+        for listener in self._listeners:
+            try:
+                listener(alert)
+            except Exception:  # a listener must never break the request path
+                log.exception("alert listener failed for %s", alert.kind)
         if self._url is None:
             return True
         if len(self._queue) == self._queue.maxlen:

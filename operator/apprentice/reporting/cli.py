@@ -54,12 +54,20 @@ def _flags(s: TaskStatus) -> str:
             ("drift", s.drift),
             ("shift", s.shift),
             ("anti-correlation", s.anti_correlation),
-            ("BUDGET EXHAUSTED", s.budget_exhausted),
+            (_budget_flag(s), s.budget_exhausted),
+            ("TRAINING FAILED", s.last_training is not None and not s.last_training.ok),
             ("paused", s.paused),
         )
         if flag
     ]
     return ", ".join(on) if on else "none"
+
+
+def _budget_flag(s: TaskStatus) -> str:
+    cap = s.budget_cap
+    if cap is None:
+        return "BUDGET EXHAUSTED"
+    return f"BUDGET EXHAUSTED ({cap.scope} {cap.window} cap, resets {cap.resets_at})"
 
 
 def _capped(used: float, cap: float | None, currency: str) -> str:
@@ -96,6 +104,21 @@ def _details(s: TaskStatus) -> str:
         ("spend month", _capped(s.spend.month, s.spend.caps.monthly, cur)),
         ("est. savings", money(s.estimated_savings, cur)),
     ]
+    if s.budget_cap is not None:
+        cap = s.budget_cap
+        rows.append(
+            (
+                "budget cap",
+                f"{cap.scope} {cap.window} cap reached: {money(cap.spend, cur)} of "
+                f"{money(cap.cap, cur)}; resets {cap.resets_at}",
+            )
+        )
+    if s.last_training is not None:
+        t = s.last_training
+        text = "finished" if t.ok else f"FAILED: {t.reason or 'no reason given'}"
+        if not t.ok and t.next_retry:
+            text += f"; next retry {t.next_retry}"
+        rows.append(("last training", f"{text} ({t.at})" if t.at else text))
     if s.alarms:
         last = s.alarms[-1]
         rows.append(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from html import escape
 from pathlib import Path
+from typing import Any
 
 from apprentice.reporting import plots
 from apprentice.reporting.report import Report, TaskReport
@@ -168,6 +169,32 @@ def _alarms_table(tr: TaskReport) -> str:
     )
 
 
+MAX_TIMELINE_ROWS = 500  # the newest; the events table and `apprentice events` keep all
+
+
+def _index(value: Any) -> str:
+    return "" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _timeline_table(tr: TaskReport) -> str:
+    events = tr.timeline.events[-MAX_TIMELINE_ROWS:]
+    if not events:
+        return '<p class="empty">No events.</p>'
+    body = "".join(
+        "<tr>"
+        f"<td>{escape(str(e.get('at') or ''))}</td>"
+        f"<td><b>{escape(str(e.get('kind')))}</b></td>"
+        f"<td>{escape(_index(e.get('index')))}</td>"
+        f"<td>{escape(str(e.get('message') or ''))}</td></tr>"
+        for e in events
+    )
+    return (
+        "<table><tr><th>at</th><th>event</th><th>request</th><th>what happened</th></tr>"
+        + body
+        + "</table>"
+    )
+
+
 _CAPTIONS = {
     "cumulative_spend": "cumulative teacher spend against all-teacher",
     "spend_buckets": "spend per time bucket",
@@ -187,7 +214,8 @@ def _task_section(tr: TaskReport) -> str:
         f'<p class="desc">{escape(tr.description)}</p>'
         f"{_cards(tr)}{figs}"
         f"<h3>Model versions</h3>{_versions_table(tr)}"
-        f"<h3>Alarms</h3>{_alarms_table(tr)}</section>"
+        f"<h3>Alarms</h3>{_alarms_table(tr)}"
+        f"<h3>Timeline</h3>{_timeline_table(tr)}</section>"
     )
 
 

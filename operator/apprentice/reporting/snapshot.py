@@ -8,6 +8,7 @@ without loading any model.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +18,23 @@ from apprentice.engine import lifecycle
 from apprentice.reporting import status as status_mod
 from apprentice.store import Store
 
-__all__ = ["engine_view", "status_from_store", "statuses_from_store"]
+__all__ = [
+    "TRAINING_END_KINDS",
+    "blocking_cap",
+    "engine_view",
+    "last_training",
+    "local_compute_cost",
+    "next_retry",
+    "status_from_store",
+    "statuses_from_store",
+]
+
+TRAINING_END_KINDS = ("training_finished", "training_failed", "training_interrupted")
+_WINDOW_NAMES = {
+    budget_mod.Window.day: "daily",
+    budget_mod.Window.week: "weekly",
+    budget_mod.Window.month: "monthly",
+}
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Ledger rows older than this cannot fall in the current day, ISO week or month.
@@ -58,6 +75,67 @@ def engine_view(
     )
 
 
+def next_retry(state: lifecycle.TaskState) -> str:
+    """When the engine will train again, in words ("now", "after 37 more teacher examples")."""
+    if state.paused:
+        return "when the task is resumed"
+    if lifecycle.training_due(state).due:
+        return "now"
+    for extra in range(1, state.params.fine_tune_batch_size + 1):
+        if lifecycle.training_due(dataclasses.replace(state, examples=state.examples + extra)).due:
+            return f"after {extra} more teacher examples"
+    return "at the next batch"
+
+
+def blocking_cap(
+    ledger: budget_mod.Ledger, now: datetime, task: str, typical_cost: float = 0.0
+) -> status_mod.BudgetCap | None:
+    """The first cap with no room for a typical teacher call, and when it resets."""
+    found = budget_mod.exhausted_caps(ledger, now.timestamp(), task, typical_cost)
+    if not found:
+        return None
+    scope, window, resets = found[0]
+    cap = ledger.limits.caps(scope).get(window) or 0.0
+    used = budget_mod.spend(ledger, now.timestamp(), None if scope == budget_mod.GLOBAL else scope)
+    return status_mod.BudgetCap(
+        scope="global" if scope == budget_mod.GLOBAL else scope,
+        window=_WINDOW_NAMES[window],
+        cap=cap,
+        spend=round(used[window], 6),
+        resets_at=datetime.fromtimestamp(resets, UTC).isoformat(),
+    )
+
+
+def last_training(store: Store, task: str) -> status_mod.TrainingOutcome | None:
+    """The last training run's end from the events table (None: no run has ended)."""
+    found = store.events(task, kinds=TRAINING_END_KINDS, limit=1)
+    if not found:
+        return None
+    e = found[-1]
+    return status_mod.TrainingOutcome(
+        ok=e.kind == "training_finished",
+        at=e.at.isoformat(),
+        reason=e.data.get("reason") or (e.message if e.kind != "training_finished" else None),
+        next_retry=e.data.get("next_retry"),
+    )
+
+
+def local_compute_cost(cfg: ApprenticeConfig, store: Store, task: str, now: datetime) -> float:
+    """``local.cost_per_hour`` times the hours a student has been serving the task.
+
+    The local model costs its hourly rate from the first promotion on, whether
+    it answers or idles, so that is the span savings must pay for.
+    """
+    rate = cfg.local.cost_per_hour
+    if rate <= 0:
+        return 0.0
+    promoted = [v.promoted_at for v in store.versions(task) if v.promoted_at is not None]
+    if not promoted:
+        return 0.0
+    hours = max(0.0, (now - min(promoted)).total_seconds() / 3600.0)
+    return rate * hours
+
+
 def _ledger(cfg: ApprenticeConfig, store: Store, now: datetime) -> budget_mod.Ledger:
     since = now.timestamp() - _LEDGER_LOOKBACK_DAYS * 86400
     rows = [
@@ -87,7 +165,9 @@ def status_from_store(
     book = ledger if ledger is not None else _ledger(cfg, store, moment)
     view = budget_mod.view(book, moment.timestamp(), task)
     total_spend = store.spend_total(_EPOCH, moment, task=task, kind="teacher")
-    savings = budget_mod.savings(counts.student_answers, counts.teacher_calls, total_spend)
+    typical = total_spend / counts.teacher_calls if counts.teacher_calls else 0.0
+    local = local_compute_cost(cfg, store, task, moment)
+    savings = budget_mod.savings(counts.student_answers, counts.teacher_calls, total_spend, local)
     return status_mod.build_task_status(
         task,
         engine=engine_view(state, requests=counts.requests),
@@ -100,10 +180,12 @@ def status_from_store(
         ),
         spend=status_mod.SpendWindows(view.today, view.week, view.month, view.currency),
         caps=status_mod.effective_caps(cfg.task(task).budget, cfg.budget),
-        estimated_savings=max(0.0, savings),
+        estimated_savings=savings,
         active_version=None if active is None else active.version,
         training_in_progress=state.training_in_progress,
         budget_exhausted=view.exhausted,
+        budget_cap=blocking_cap(book, moment, task, typical),
+        last_training=last_training(store, task),
     )
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "PHASES",
     "PHASE_NUMBERS",
     "Alarm",
+    "BudgetCap",
     "Caps",
     "EngineView",
     "Examples",
@@ -39,6 +40,7 @@ __all__ = [
     "StatusReport",
     "StoreCounters",
     "TaskStatus",
+    "TrainingOutcome",
     "build_task_status",
     "effective_caps",
     "phase_name",
@@ -111,6 +113,25 @@ class Spend(_Frozen):
     caps: Caps = Field(default_factory=Caps)
 
 
+class BudgetCap(_Frozen):
+    """The cap that stops the teacher now, and when it resets."""
+
+    scope: str = Field(description="The task's own cap, or global.")
+    window: str = Field(description="daily | weekly | monthly")
+    cap: float
+    spend: float = Field(description="Spend of that scope in the window so far.")
+    resets_at: str = Field(description="ISO-8601 time the window ends (budget time zone).")
+
+
+class TrainingOutcome(_Frozen):
+    """The last training run's end: finished, failed (why, and when it runs again)."""
+
+    ok: bool
+    at: str | None = None
+    reason: str | None = None
+    next_retry: str | None = None
+
+
 class TaskStatus(_Frozen):
     """What a task is doing now; the JSON shape is the gateway contract's TaskStatus."""
 
@@ -136,11 +157,13 @@ class TaskStatus(_Frozen):
     requests: int = 0
     spend: Spend = Field(default_factory=Spend)
     budget_exhausted: bool = False
+    budget_cap: BudgetCap | None = None
     estimated_savings: float = 0.0
     active_version: str | None = None
     training_due: bool = False
     training_reason: str | None = None
     training_in_progress: bool = False
+    last_training: TrainingOutcome | None = None
     alarms: list[Alarm] = Field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -246,12 +269,15 @@ def build_task_status(
     active_version: str | None = None,
     training_in_progress: bool = False,
     budget_exhausted: bool | None = None,
+    budget_cap: BudgetCap | None = None,
+    last_training: TrainingOutcome | None = None,
 ) -> TaskStatus:
     """Assemble the TaskStatus of ``task``; the single builder every surface uses.
 
     ``budget_exhausted`` defaults to "some window's spend reached its cap", which
     is what the budget ledger decides too; pass the ledger's own verdict when the
     caller has it (it also knows about global caps shared with other tasks).
+    ``budget_cap`` names the cap that stops the teacher; it implies exhausted.
     """
     applied = caps or Caps()
     name = phase_name(engine.phase)
@@ -285,13 +311,14 @@ def build_task_status(
             currency=spend.currency,
             caps=applied,
         ),
-        budget_exhausted=_exhausted(spend, applied)
-        if budget_exhausted is None
-        else budget_exhausted,
+        budget_exhausted=budget_cap is not None
+        or (_exhausted(spend, applied) if budget_exhausted is None else budget_exhausted),
+        budget_cap=budget_cap,
         estimated_savings=round(estimated_savings, 6),
         active_version=active_version,
         training_due=engine.training_due,
         training_reason=engine.training_reason,
         training_in_progress=training_in_progress,
+        last_training=last_training,
         alarms=alarms,
     )

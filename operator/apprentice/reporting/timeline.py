@@ -114,6 +114,8 @@ class TaskTimeline:
     phases: list[PhaseSpan] = field(default_factory=list)
     versions: list[VersionMark] = field(default_factory=list)
     alarms: list[dict[str, Any]] = field(default_factory=list)
+    # Every event of the events table, oldest first (the report's timeline).
+    events: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -264,6 +266,9 @@ def build_timeline(
             )
         )
     for e in events:
+        t.events.append(
+            {"at": _iso(e.at), "kind": e.kind, "message": e.message, "index": e.data.get("index")}
+        )
         if e.kind not in ALARM_KINDS:
             continue
         t.alarms.append(
