@@ -93,6 +93,8 @@ async def test_a_spent_budget_shows_which_cap_and_when_it_resets(
 ) -> None:
     cfg, path = _config(tmp_path, budget={"daily": 0.001, "timezone": "UTC"})
     h = await harness_factory(cfg)
+    seen: list[Any] = []
+    h.gw.alerts.listen(seen.append)
     client = await h.serve()
     await _send(client, h, 0, 10)  # cold start: no student, so requests get 429 once spent
     refused = await client.post("/v1/tasks/classify", json={"input": gw_rules.make_input(99)})
@@ -109,6 +111,12 @@ async def test_a_spent_budget_shows_which_cap_and_when_it_resets(
     assert status["budget_cap"]["resets_at"] == cap["resets_at"]
     table = _cli(capsys, "status", "-c", str(path))
     assert "BUDGET EXHAUSTED (global daily cap, resets" in table
+    # The alert says how much of which cap, not "0.00 of 0.00".
+    refusal = next(a for a in seen if a.kind == "budget_100" and "refused" in a.message)
+    assert "global daily budget cap reached for classify" in refusal.message
+    assert "of 0.0010 USD spent, resets" in refusal.message
+    kinds = [e["kind"] for e in _cli(capsys, "events", "-c", str(path), "--json")]
+    assert "budget_100" in kinds
 
 
 async def test_a_run_killed_with_its_gateway_restarts_with_the_gateway(

@@ -36,6 +36,7 @@ from apprentice.gateway import errors, failures, glue, judging, settling, spendi
 from apprentice.gateway.runtime import Runtime
 from apprentice.gateway.tasks import TaskRuntime
 from apprentice.reporting import alerts as alerts_mod
+from apprentice.reporting import snapshot
 from apprentice.store import records
 from apprentice.students import base as students
 from apprentice.teachers import billing
@@ -116,14 +117,14 @@ class Gateway(Runtime):
         allowed = student_ready and self.config.budget.pause_remote_when_exhausted
         decision = rt.engine.route(rid, student_ready=allowed, teacher_allowed=False)
         self.alerts.emit(
-            alerts_mod.Alert(
-                kind="budget_100",
-                task=rt.name,
-                message=f"budget cap reached for {rt.name}: "
-                + (
-                    "the student serves (flagged)" if decision.calls_student else "requests refused"
-                ),
-                details={"estimate": estimate},
+            alerts_mod.cap_reached(
+                rt.name,
+                snapshot.blocking_cap(self.budget.mirror.ledger, now, rt.name, estimate),
+                currency=self.config.budget.currency,
+                consequence="the student serves (flagged)"
+                if decision.calls_student
+                else "requests refused",
+                estimate=estimate,
             )
         )
         if decision.calls_student:

@@ -44,6 +44,7 @@ __all__ = [
     "Alerter",
     "amount",
     "budget_alerts",
+    "cap_reached",
     "format_payload",
     "rejected_version",
     "training_failed",
@@ -166,6 +167,34 @@ def rejected_version(task: str, version: str, reason: str, score: float | None) 
         message=f"model version {version} rejected (held-out score {shown}): {reason}",
         details={"version": version, "reason": reason, "heldout_score": score},
     )
+
+
+def cap_reached(
+    task: str,
+    cap: Any,
+    *,
+    currency: str,
+    consequence: str,
+    estimate: float,
+) -> Alert:
+    """budget_100 when a call would cross a cap: which cap, how much, when it resets.
+
+    ``cap`` is a :class:`~apprentice.reporting.status.BudgetCap` (or None when the
+    ledger cannot name one, e.g. a reservation another gateway holds).
+    """
+    if cap is None:
+        text = (
+            f"budget cap reached for {task}: a call of about {amount(estimate)} {currency} "
+            f"would cross it; {consequence}"
+        )
+        details: dict[str, Any] = {"estimate": estimate}
+    else:
+        text = (
+            f"{cap.scope} {cap.window} budget cap reached for {task}: {amount(cap.spend)} of "
+            f"{amount(cap.cap)} {currency} spent, resets {cap.resets_at}; {consequence}"
+        )
+        details = {"estimate": estimate, **cap.model_dump()}
+    return Alert(kind="budget_100", task=task, message=text, details=details)
 
 
 def training_failed(task: str, reason: str | None, next_retry: str | None) -> Alert:
