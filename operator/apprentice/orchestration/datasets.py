@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from apprentice.config import FineTuneBackend, LocalConfig, TaskConfig
 from apprentice.store import records
-from apprentice.training import corpus, export
+from apprentice.training import corpus, export, recency
 from apprentice.training.run import TrainingSpec
 
 FORMATS = tuple(f.value for f in export.ExportFormat)
@@ -34,11 +35,18 @@ def select(
     *,
     coaching: bool = False,
     scores: Mapping[str, float] | None = None,
+    since: datetime | None = None,
 ) -> corpus.Selection:
-    """The run's dataset; ``scores`` (request id -> agreement) marks what the student got wrong."""
+    """The run's dataset; ``scores`` (request id -> agreement) marks what the student got wrong.
+
+    ``since``: the last shift, drift or emergency; examples it made wrong are retired
+    and newer ones weighted (:mod:`apprentice.training.recency`).
+    """
+    kept, _ = recency.retire(list(examples), since)
     rows: list[dict[str, Any]] = []
-    for example in examples:
+    for example, repeat in zip(kept, recency.weights(kept, since), strict=True):
         row = asdict(example)
+        row["repeat"] = repeat
         if scores and example.request_id is not None and example.request_id in scores:
             row["student_score"] = scores[example.request_id]
         rows.append(row)

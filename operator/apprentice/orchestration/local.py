@@ -40,6 +40,7 @@ from apprentice.reporting import alerts as alerts_mod
 from apprentice.store import base as store_base
 from apprentice.store import records
 from apprentice.students import base as student_base
+from apprentice.training import recency
 from apprentice.training.backends import base as training_base
 
 log = logging.getLogger(__name__)
@@ -210,6 +211,8 @@ class LocalOrchestrator:
         if rec.state not in (seam.CANDIDATE, seam.VALIDATING):
             raise OrchestrationError(f"{task} {version} is {rec.state}; only candidates validate")
         heldout = await self._db(self.store.examples, task, "heldout")
+        # Judged on what the teacher says now: answers a shift made wrong are retired.
+        heldout, _ = recency.retire(heldout, await self._last_change(task))
         heldout = heldout[-MAX_VALIDATION_EXAMPLES:]
         if not heldout:
             return await self._reject(task, version, None, "no held-out examples to score on")
@@ -364,8 +367,9 @@ class LocalOrchestrator:
         if coaching:
             found = await self._db(self.store.comparisons, task)
             scores = {c.request_id: c.score for c in found}
+        since = await self._last_change(task)
         selection = corpus.select(
-            task_cfg, examples, self.cfg.local, coaching=coaching, scores=scores
+            task_cfg, examples, self.cfg.local, coaching=coaching, scores=scores, since=since
         )
         data_path = selection.dataset.write_jsonl(run_dir / "train.jsonl")
         spec_path = corpus.training_spec(self.cfg.local, data_path, out_dir).write(
@@ -392,6 +396,11 @@ class LocalOrchestrator:
             self.metrics.record_training_run(task, "promoted" if result.passed else "rejected")
         found = await self._db(self.store.version, task, version)
         return _info(found)
+
+    async def _last_change(self, task: str) -> datetime | None:
+        """When the teacher last changed, as the engine saw it (a shift, drift or emergency)."""
+        found = await self._db(self.store.events, task, None, ["shift", "drift", "emergency"], 1)
+        return found[-1].at if found else None
 
     async def _run_trainer(self, spec_path: Path, log_path: Path) -> int:
         return await self.trainer.run([*self.trainer_command, "--spec", str(spec_path)], log_path)

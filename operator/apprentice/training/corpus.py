@@ -8,7 +8,9 @@ The rules of training data hygiene, in one place:
 - one conversation per input (the store already collapses duplicates; a
   repeat that slipped through is dropped here, the latest answer kept);
 - when coaching, examples the student got wrong are repeated
-  ``training.coaching_weight`` times (rounded, at least once).
+  ``training.coaching_weight`` times (rounded, at least once);
+- an example with a ``repeat`` count (recent ones after a shift, see
+  :mod:`apprentice.training.recency`) is repeated that many times.
 
 Examples are read duck-typed (attributes or mapping keys) so any store row
 fits: ``input``, ``output``, ``split`` and optionally ``id`` and
@@ -92,7 +94,7 @@ def select(
     coached = 0
     for example in latest.values():
         record = export.chat_record(task, _get(example, "input"), _get(example, "output"))
-        copies = repeat if _wrong(example) else 1
+        copies = max(repeat if _wrong(example) else 1, int(_get(example, "repeat") or 1))
         coached += copies > 1
         conversations.extend([record["messages"]] * copies)
         if _get(example, "id") is not None:

@@ -1,0 +1,81 @@
+"""After a shift, training and validation follow the teacher as it is now (issue 10)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from apprentice.config import LocalConfig, TaskConfig
+from apprentice.orchestration import datasets
+from apprentice.store.records import ExampleRecord
+from apprentice.training import recency
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+SHIFT = T0 + timedelta(days=1)
+CATEGORIES = ("billing", "technical", "account", "shipping")
+TASK = TaskConfig.model_validate(
+    {"name": "t", "output_schema": {"category": "str", "priority": "int", "note": "str"}}
+)
+
+
+def example(i: int, category: str, at: datetime, split: str = "train") -> ExampleRecord:
+    return ExampleRecord(
+        task="t",
+        input={"text": f"ticket {i}"},
+        output={"category": category, "priority": i % 4 + 1, "note": f"free text number {i}"},
+        input_hash=str(i),
+        split=split,  # type: ignore[arg-type]
+        teacher_provider=None,
+        teacher_model=None,
+        created_at=at,
+        id=i,
+    )
+
+
+def stream(rename: dict[str, str], before: int = 200, after: int = 60) -> list[ExampleRecord]:
+    old = [example(i, CATEGORIES[i % 4], T0 + timedelta(minutes=i)) for i in range(before)]
+    new = [
+        example(before + i, rename.get(c, c), SHIFT + timedelta(minutes=i))
+        for i, c in ((i, CATEGORIES[i % 4]) for i in range(after))
+    ]
+    return old + new
+
+
+def categories(examples: list[ExampleRecord]) -> set[str]:
+    return {e.output["category"] for e in examples}
+
+
+def test_a_renamed_category_retires_the_old_answers() -> None:
+    examples = stream({"billing": "payments"})
+    assert recency.vanished(examples, SHIFT) == {"category": {"billing"}}
+    kept, retired = recency.retire(examples, SHIFT)
+    assert retired == 50 and "billing" not in categories(kept)
+    assert categories(kept) == {"payments", "technical", "account", "shipping"}
+
+
+def test_two_merged_categories_retire_both_old_names() -> None:
+    examples = stream({"billing": "money", "account": "money"})
+    kept, _ = recency.retire(examples, SHIFT)
+    assert categories(kept) == {"money", "technical", "shipping"}
+
+
+def test_a_new_category_retires_nothing_and_free_text_is_not_a_label() -> None:
+    examples = [*stream({}), example(999, "security", SHIFT + timedelta(hours=5))]
+    assert recency.label_fields(examples) == ["category"]  # "note" has 261 values
+    assert recency.retire(examples, SHIFT) == (examples, 0)
+
+
+def test_too_few_answers_since_the_change_retire_nothing() -> None:
+    examples = stream({"billing": "payments"}, after=recency.MIN_AFTER - 1)
+    assert recency.retire(examples, SHIFT)[1] == 0
+    assert recency.retire(examples, None)[1] == 0
+
+
+def test_the_training_set_follows_the_new_labels_and_weights_recent_answers() -> None:
+    examples = stream({"billing": "payments"})
+    before = datasets.select(TASK, examples, LocalConfig())
+    after = datasets.select(TASK, examples, LocalConfig(), since=SHIFT)
+    texts = [m[-1]["content"] for m in after.dataset.conversations]
+    assert not any('"billing"' in t for t in texts)
+    # 150 old examples kept once, 60 recent ones three times each.
+    assert len(after.dataset.conversations) == 150 + 60 * recency.RECENT_WEIGHT
+    assert len(before.dataset.conversations) == 260
