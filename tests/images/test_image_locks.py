@@ -10,6 +10,7 @@ pip, as its Dockerfile does, and its entry point runs.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -140,6 +141,34 @@ def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return where
 
 
+@pytest.mark.parametrize("image", ["gateway", "trainer"])
+def test_pip_resolves_the_image_in_a_fresh_venv_within_its_lock(
+    fresh_venv: Path, tmp_path: Path, image: str
+) -> None:
+    """What the Dockerfile's ``pip install -c constraints.txt ".[extras]"`` would install.
+
+    A dry run: torch with CUDA is gigabytes. (The gateway's Dockerfile takes torch from the
+    CPU index first; the version is the same, the lock pins it.)
+    """
+    report = tmp_path / "report.json"
+    extras = ",".join(EXTRAS[image])
+    dry = subprocess.run(
+        [str(fresh_venv / "bin" / "python"), "-m", "pip", "install", "-q", "--dry-run",
+         "--ignore-installed", "--report", str(report),
+         "-c", f"images/{image}/constraints.txt", f".[{extras}]"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900, check=False, env=PIP_ENV,
+    )  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    planned = {
+        canonical(i["metadata"]["name"]): Version(i["metadata"]["version"])
+        for i in json.loads(report.read_text())["install"]
+    }
+    pins = lock(image)
+    assert planned.pop("apprentice") == Version("0.1.0")
+    assert planned.items() <= pins.items(), set(planned.items()) - set(pins.items())
+    assert {"torch", "transformers", "peft"} <= set(planned)
+
+
 def test_operator_image_installs_in_a_fresh_venv_and_starts(
     fresh_venv: Path, tmp_path: Path
 ) -> None:
@@ -151,8 +180,6 @@ def test_operator_image_installs_in_a_fresh_venv_and_starts(
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False, env=PIP_ENV,
     )  # fmt: skip
     assert dry.returncode == 0, dry.stderr
-    import json
-
     planned = {
         canonical(i["metadata"]["name"]): Version(i["metadata"]["version"])
         for i in json.loads(report.read_text())["install"]
