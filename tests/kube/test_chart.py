@@ -6,6 +6,7 @@ Kubernetes' own schemas accept; tests/cluster installs the same sets on a real A
 
 from __future__ import annotations
 
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +182,26 @@ def test_replicas_spread_over_nodes_and_survive_drains(helm: Path, tmp_path: Pat
     own = {"nodeAffinity": {"x": 1}}
     (deploy,) = by_kind(render(helm, tmp_path, {"affinity": own}), "Deployment")
     assert deploy["spec"]["template"]["spec"]["affinity"] == own  # the user's wins
+
+
+def test_the_packaged_chart_renders_what_the_source_does(helm: Path, tmp_path: Path) -> None:
+    """What the release workflow pushes (helm package, .helmignore applied) is complete."""
+    out = run_helm(helm, "package", str(CHART), "--destination", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    (package,) = tmp_path.glob("apprentice-*.tgz")
+    values = str(VALUE_SETS["monitoring"])
+    rendered = run_helm(helm, "template", "apprentice", str(package), "-f", values)
+    source = run_helm(helm, "template", "apprentice", str(CHART), "-f", values)
+    assert rendered.returncode == 0, rendered.stderr
+    docs = [d for d in yaml.safe_load_all(rendered.stdout) if d]
+    (dashboard,) = [d for d in docs if d["metadata"]["name"].endswith("-dashboard")]
+    assert len(dashboard["data"]["apprentice.json"]) > 1000  # dashboards/ was packaged
+
+    def without_secrets(text: str) -> list[dict[str, Any]]:  # the generated key differs
+        return [d for d in yaml.safe_load_all(text) if d and d["kind"] != "Secret"]
+
+    assert without_secrets(rendered.stdout) == without_secrets(source.stdout)
+    with tarfile.open(package) as tar:
+        names = tar.getnames()
+    assert "apprentice/crds/kopf-peerings.yaml" in names
+    assert not any(n.startswith("apprentice/ci/") for n in names)
