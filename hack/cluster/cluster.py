@@ -45,11 +45,21 @@ NODES: dict[str, dict[str, str]] = {
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 
 AUDIT_POLICY = """\
-# Every request at Metadata level (who, verb, resource; never a body or a Secret's data).
+# Every request at Metadata level (who, verb, resource): never a Secret's data. Writes by
+# workload ServiceAccounts (the operator under test) also keep their request body, so a
+# test can see the ownerReferences an object was created with (blockOwnerDeletion needs
+# update on the owner's finalizers: an admission check that leaves no audit event).
 apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
 rules:
+- level: Metadata
+  resources: [{group: "", resources: [secrets]}]
+- level: Metadata
+  userGroups: ["system:serviceaccounts:kube-system"]
+- level: Request
+  userGroups: ["system:serviceaccounts"]
+  verbs: [create, patch, update]
 - level: Metadata
 """
 

@@ -104,12 +104,41 @@ def base_env() -> dict[str, str]:
     return env
 
 
-def operator_env(deployment: dict[str, Any], **overrides: str) -> dict[str, str]:
-    """The chart Deployment's plain env values (fieldRefs dropped), then ``overrides``."""
+def operator_env(
+    cluster: Cluster, deployment: dict[str, Any], pod_name: str, **overrides: str
+) -> dict[str, str]:
+    """The chart Deployment's env as a kubelet resolves it (Secret and ConfigMap keys read,
+    ``metadata.name`` the given pod name), then ``overrides``."""
+    namespace = deployment["metadata"]["namespace"]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+    env: dict[str, str] = {}
+    for item in container.get("env", []):
+        ref = item.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        if ref is not None:
+            assert ref == "metadata.name", f"env {item['name']}: fieldRef {ref}"
+            env[item["name"]] = pod_name
+        else:
+            env[item["name"]] = env_value(cluster, namespace, item)
     env.update(overrides)
     return env
+
+
+def env_value(cluster: Cluster, namespace: str, item: dict[str, Any]) -> str:
+    """One ``env`` entry's value: literal, or a Secret's or ConfigMap's key."""
+    if "valueFrom" not in item:
+        return str(item.get("value", ""))  # the API server drops an empty value
+    ref = item["valueFrom"]
+    if "secretKeyRef" in ref:
+        key = ref["secretKeyRef"]
+        secret = cluster.get("secret", key["name"], namespace)
+        assert secret is not None, f"Secret {namespace}/{key['name']} missing"
+        return base64.b64decode(secret["data"][key["key"]]).decode()
+    if "configMapKeyRef" in ref:
+        key = ref["configMapKeyRef"]
+        cm = cluster.get("configmap", key["name"], namespace)
+        assert cm is not None, f"ConfigMap {namespace}/{key['name']} missing"
+        return str(cm["data"][key["key"]])
+    raise AssertionError(f"env {item['name']}: unsupported valueFrom {ref}")
 
 
 def start_operator(
@@ -184,7 +213,7 @@ class LocalContainer:
                         file.write_text(self._map(file.read_text()))
         env = base_env()
         for item in container.get("env", []):
-            env[item["name"]] = self._map(self._env_value(item))
+            env[item["name"]] = self._map(env_value(self.cluster, self.namespace, item))
         argv = [self._map(a) for a in container.get("command", []) + container.get("args", [])]
         if argv and not os.path.isabs(argv[0]) and (VENV_BIN / argv[0]).exists():
             argv[0] = str(VENV_BIN / argv[0])
@@ -206,22 +235,6 @@ class LocalContainer:
         lines.append('exec "$@"')
         script = "; ".join(lines)
         return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *argv]
-
-    def _env_value(self, item: dict[str, Any]) -> str:
-        if "value" in item:
-            return str(item["value"])
-        ref = item["valueFrom"]
-        if "secretKeyRef" in ref:
-            key = ref["secretKeyRef"]
-            secret = self.cluster.get("secret", key["name"], self.namespace)
-            assert secret is not None, f"Secret {key['name']} missing"
-            return base64.b64decode(secret["data"][key["key"]]).decode()
-        if "configMapKeyRef" in ref:
-            key = ref["configMapKeyRef"]
-            cm = self.cluster.get("configmap", key["name"], self.namespace)
-            assert cm is not None, f"ConfigMap {key['name']} missing"
-            return str(cm["data"][key["key"]])
-        raise AssertionError(f"env {item['name']}: unsupported valueFrom {ref}")
 
 
 @contextlib.contextmanager
