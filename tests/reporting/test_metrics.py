@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from apprentice.reporting import status
 from apprentice.reporting.metrics import METRIC_NAMES, Metrics
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "reference" / "metrics.md"
 
 
 def exercised() -> Metrics:
@@ -57,7 +57,7 @@ def test_every_name_is_exposed_and_documented() -> None:
     for name in METRIC_NAMES:
         base = name.removesuffix("_total")
         assert base in families, name
-        assert f"`{name}`" in docs, f"{name} is not documented in docs/metrics.md"
+        assert f"`{name}`" in docs, f"{name} is not documented in docs/reference/metrics.md"
 
 
 def test_registries_are_per_app() -> None:

@@ -12,7 +12,22 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-DOCS = "https://apprentice.dev/docs/config#"
+DOCS = "https://apprentice.dev/docs/reference/errors/"
+"""Where each error code has its entry (cause and fix); error messages link there."""
+
+#: Codes the loader gives itself; any other config code is pydantic's error type.
+LOADER_CODES = ("rule", "env_missing", "yaml", "type", "file")
+
+
+def docs_url(source: str, code: str) -> str:
+    """The link to ``code``'s entry; ``source`` is gateway, teacher, config or operator.
+
+    Config codes pydantic invents beyond the ones with a fix of their own share the
+    ``validation`` entry, so every link lands on an entry that exists.
+    """
+    if source == "config" and code not in LOADER_CODES and code not in _FIXES:
+        code = "validation"
+    return f"{DOCS}#{source}-{code}"
 
 
 class RuleError(ValueError):
@@ -34,7 +49,7 @@ class ConfigIssue:
     def __str__(self) -> str:
         fix = f" (fix: {self.fix})" if self.fix else ""
         sep = " " if self.message.startswith("(") else ": "
-        return f"{self.path}{sep}{self.message}{fix}"
+        return f"{self.path}{sep}{self.message}{fix} [{docs_url('config', self.code)}]"
 
 
 class ConfigError(ValueError):

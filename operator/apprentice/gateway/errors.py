@@ -29,6 +29,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from apprentice.config.errors import docs_url
+
 __all__ = [
     "BadRequest",
     "BudgetExhausted",
@@ -75,8 +77,15 @@ class GatewayError(Exception):
             self.status = status
 
     def body(self) -> dict[str, Any]:
-        """The JSON error body of the contract."""
-        return {"error": {"type": self.type, "message": self.message, "details": self.details}}
+        """The JSON error body of the contract; ``docs`` links to the type's entry."""
+        return {
+            "error": {
+                "type": self.type,
+                "message": self.message,
+                "details": self.details,
+                "docs": docs_url("gateway", self.type),
+            }
+        }
 
 
 class BadRequest(GatewayError):

@@ -39,6 +39,7 @@ from typing import Any
 from aiohttp import web
 
 from apprentice import prompts
+from apprentice.config.errors import docs_url
 from apprentice.gateway import bodies, errors, openapi, reading
 from apprentice.gateway.service import Gateway
 
@@ -99,6 +100,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
                 "type": kind,
                 "message": f"{exc.reason}: {request.method} {request.path}",
                 "details": details,
+                "docs": docs_url("gateway", kind),
             }
         }
         return _json(body, exc.status, headers)
@@ -110,6 +112,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
                 "type": "internal_error",
                 "message": "internal error; see the gateway log",
                 "details": None,
+                "docs": docs_url("gateway", "internal_error"),
             }
         }
         return _json(body, 500)

@@ -6,7 +6,8 @@ a module global that tests would have to patch. The gateway calls the small
 ``record_*`` / ``set_*`` methods on the request path; each caches the labelled
 child per label tuple so a request costs a dict lookup and an increment.
 
-Names and labels are documented in ``docs/metrics.md``; keep the two in step.
+Names, labels and help strings are documented in ``docs/reference/metrics.md``, generated
+from this registry (``make docs-generate``).
 """
 
 from __future__ import annotations

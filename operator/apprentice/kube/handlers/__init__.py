@@ -47,5 +47,12 @@ def spec_problem(exc: ValidationError | InvalidTaskName) -> str:
 
 
 def emit(body: Any, type_: str, reason: str, message: str) -> None:
-    """A Kubernetes Event on ``body`` (messages never carry secrets: see the tests)."""
+    """A Kubernetes Event on ``body`` (messages never carry secrets: see the tests).
+
+    A Warning ends with the link to its reason's entry in the errors reference (cause and
+    fix); the message is cut first so the link always fits in Kubernetes' 1 KiB.
+    """
+    if type_ == "Warning":
+        link = f" (see {config_errors.docs_url('operator', reason)})"
+        message = message[: 1000 - len(link)] + link
     kopf.event(body, type=type_, reason=reason, message=message[:1000])
