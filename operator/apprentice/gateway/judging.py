@@ -16,9 +16,10 @@ from typing import Any
 from apprentice.config import TaskConfig
 from apprentice.evaluators import base as evaluators_base
 from apprentice.evaluators.base import EvaluatorError
-from apprentice.gateway.spending import Hold, SharedBudget
+from apprentice.gateway.spending import CallCover, Hold, SharedBudget
 from apprentice.gateway.tasks import TaskRuntime
 from apprentice.store import records
+from apprentice.teachers import billing
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +55,15 @@ async def evaluate_reserved(
             return None, None
         hold.called = True
     evaluation = None
+    cover = billing.current.set(None if hold is None else CallCover(budget, hold))
     try:
         evaluation = await rt.evaluate(student_output, teacher_output, task_input)
         actual = evaluation.cost
     except Exception as exc:  # a judge outage must not fail the caller's request
         log.warning("task %s: evaluator failed, no comparison: %s", rt.name, exc)
         actual = float(getattr(exc, "cost", 0.0) or 0.0)  # JudgeError: what it still billed
+    finally:
+        billing.current.reset(cover)
     if actual > 0 and hold is None:  # an evaluator that spends without an estimate: a bug
         log.warning("task %s: evaluator spent %.6f with no estimate", rt.name, actual)
         return evaluation, budget.line(None, rt.name, actual, now, kind="judge", request_id=rid)
@@ -120,6 +124,7 @@ class BudgetedEvaluator:
                 f"({estimate:.6f}); raise the caps or wait for the window to roll over"
             )
         hold.called = True
+        cover = billing.current.set(CallCover(self.budget, hold))  # judge retries ask first
         try:
             evaluation = await self.inner.evaluate(
                 task, student_output, teacher_output, task_input=task_input
@@ -130,6 +135,8 @@ class BudgetedEvaluator:
         except BaseException:
             await self.budget.worst_case(hold, now)
             raise
+        finally:
+            billing.current.reset(cover)
         overrun(self.task, hold, evaluation.cost)
         await self.budget.settle(hold, evaluation.cost, now)
         return evaluation

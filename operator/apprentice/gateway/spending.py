@@ -59,16 +59,30 @@ class Hold:
 
 
 class CallCover:
-    """The :class:`apprentice.teachers.billing.Cover` of one call: grows its hold on retry."""
+    """The :class:`apprentice.teachers.billing.Cover` of one hold: grows it on retry.
+
+    Every bill (one per model call under this hold: a teacher call, or each judge
+    of a panel running concurrently) may reach what it asks for; the hold must
+    cover their sum, so the sum is what is compared and extended.
+    """
 
     def __init__(self, budget: SharedBudget, hold: Hold) -> None:
         self.budget = budget
         self.hold = hold
+        self._asked: dict[int, float] = {}
+        self._lock = asyncio.Lock()  # concurrent judges extend one at a time
 
-    async def cover(self, total: float) -> bool:
-        if total <= self.hold.amount:
+    async def cover(self, bill: Any, total: float) -> bool:
+        async with self._lock:
+            asked = dict(self._asked)
+            asked[id(bill)] = max(total, asked.get(id(bill), 0.0))
+            need = math.fsum(asked.values())
+            if need > self.hold.amount and not await self.budget.extend(
+                self.hold, need - self.hold.amount
+            ):
+                return False
+            self._asked = asked
             return True
-        return await self.budget.extend(self.hold, total - self.hold.amount)
 
 
 class SharedBudget:

@@ -36,9 +36,13 @@ MAX_TOKENS = 50_000_000
 
 
 class Cover(Protocol):
-    """The budget side of one call: grows its reservation to ``total`` or says no."""
+    """The budget side of a call: grows its reservation so ``bill`` may reach ``total``.
 
-    async def cover(self, total: float) -> bool: ...
+    Several calls may share one reservation (a panel of judges): the cover adds
+    up the totals of every bill it has seen.
+    """
+
+    async def cover(self, bill: Bill, total: float) -> bool: ...
 
 
 current: contextvars.ContextVar[Cover | None] = contextvars.ContextVar(
@@ -46,7 +50,7 @@ current: contextvars.ContextVar[Cover | None] = contextvars.ContextVar(
 )
 
 
-@dataclass
+@dataclass(eq=False)
 class Bill:
     """Money one logical teacher call may have cost so far (USD)."""
 
@@ -63,7 +67,7 @@ class Bill:
         cover = current.get()
         if cover is None:
             return True
-        return await cover.cover(self.total + next_attempt_worst)
+        return await cover.cover(self, self.total + next_attempt_worst)
 
 
 def charge(error: TeacherError, bill: Bill) -> TeacherError:
