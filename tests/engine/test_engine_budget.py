@@ -126,3 +126,34 @@ def test_settling_twice_is_an_error():
 def test_savings_estimate():
     assert budget.savings(900, 100, 5.0, local_cost=10.0) == pytest.approx(35.0)
     assert budget.savings(10, 0, 0.0, local_cost=1.0) == -1.0
+
+
+def test_window_bounds_follow_the_zone_across_a_dst_change() -> None:
+    limits = budget.BudgetLimits(timezone="Europe/Berlin")
+    # 2025-03-30: clocks go forward at 02:00 local, so that day is 23 hours long.
+    noon = datetime(2025, 3, 30, 10, 0, tzinfo=UTC).timestamp()
+    bounds = budget.window_bounds(limits, noon)
+    start, end = bounds[Window.day]
+    assert end - start == 23 * 3600
+    assert datetime.fromtimestamp(start, UTC) == datetime(2025, 3, 29, 23, 0, tzinfo=UTC)
+    week_start, week_end = bounds[Window.week]
+    assert datetime.fromtimestamp(week_start, UTC) == datetime(2025, 3, 23, 23, 0, tzinfo=UTC)
+    assert week_end == end  # the ISO week ends with that Sunday
+    month_start, month_end = bounds[Window.month]
+    assert datetime.fromtimestamp(month_end, UTC) == datetime(2025, 3, 31, 22, 0, tzinfo=UTC)
+    assert month_start < week_start
+
+
+def test_exhausted_caps_name_the_scope_the_window_and_when_it_resets() -> None:
+    spent = {"a": {Window.day: 3.5}, budget.GLOBAL: {Window.day: 3.5, Window.week: 29.5}}
+    ledger = budget.from_totals(LIMITS, T0, spent, {"a": 0.5, budget.GLOBAL: 0.5})
+    found = budget.exhausted_caps(ledger, T0, "a")
+    bounds = budget.window_bounds(LIMITS, T0)
+    assert found == [
+        ("a", Window.day, bounds[Window.day][1]),  # 3.5 spent + 0.5 held = the 4.0 cap
+        (budget.GLOBAL, Window.week, bounds[Window.week][1]),  # 30.0 with the hold
+    ]
+    assert budget.exhausted_caps(ledger, T0, "b", typical_cost=0.1) == [
+        (budget.GLOBAL, Window.week, bounds[Window.week][1])
+    ]
+    assert budget.exhausted_caps(budget.empty(LIMITS), T0, "a") == []
