@@ -2,9 +2,9 @@
 
 The engine is functional (every step returns a new state); the gateway keeps the
 current value here and swaps it in place. All methods are synchronous and never
-await, so on the event loop each one is atomic with respect to other requests:
-that is what makes ``reserve`` race-free without a lock (the budget invariant of
-:mod:`apprentice.engine.budget` needs the operations applied one at a time).
+await, so on the event loop each one is atomic with respect to other requests.
+The budget cell is only a mirror for reads (status, metrics, alerts): caps are
+enforced in the store by :mod:`apprentice.gateway.spending`, across processes.
 """
 
 from __future__ import annotations
@@ -159,7 +159,8 @@ class TaskEngine:
 
 
 class Budget:
-    """The in-memory spend ledger, rebuilt from the store's ledger on start."""
+    """A pure ledger in memory: the mirror :class:`~apprentice.gateway.spending.SharedBudget`
+    keeps of the store's totals for reads; the benchmark's process-local baseline."""
 
     def __init__(
         self, cfg: ApprenticeConfig, entries: list[records.SpendRecord] | None = None

@@ -2,19 +2,24 @@
 
 ::
 
-    validate input (422) -> budget reserve worst case (429 / student serves)
+    validate input (422; on PostgreSQL an unstorable NUL: 400, before paying)
+      -> budget reserve worst case in the store (429 / student serves)
       -> engine route: remote_only | local_only | both
-      -> teacher and/or student concurrently (timeouts)
+      -> teacher and/or student concurrently (timeouts; retries ask the budget first)
       -> validate outputs (an invalid student answer is a disagreement, score 0)
-      -> both: reserve judge worst case, evaluator score, settle -> engine observe
-      -> store ONE transaction (request, example, comparison, spend, engine state)
-      -> budget settle actual (release on failure) -> same-shaped response
+      -> both: reserve judge worst case, evaluator score -> engine observe
+      -> store ONE transaction (request, example, comparison, spend lines that
+         settle the reservations, engine state) -> same-shaped response
 
-Concurrency: engine and budget state are plain objects mutated only by
-synchronous code on the event loop (no ``await`` between a check and its
-update), so concurrent requests cannot interleave inside a reservation or an
-observation: on one event loop that *is* the lock, without its cost on every
-request. Store writes go through one ordered writer (group commit).
+Whatever may have been billed is booked, also when the request fails (an invalid
+answer, a 5xx, a timeout): the failed request is recorded with its cost
+(:mod:`apprentice.gateway.settling`; the policy is :mod:`apprentice.engine.budget`'s).
+
+Concurrency: engine state is a plain object mutated only by synchronous code on
+the event loop (no ``await`` between a check and its update), so concurrent
+requests cannot interleave inside an observation. Budget reservations are store
+transactions under a lock (one cap across every gateway process), group-committed
+like the request writes, which go through one ordered writer.
 
 Durability: a request that produced something that must never be lost (an
 example, a spend line, a comparison, an engine state change) answers only after
