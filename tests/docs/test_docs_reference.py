@@ -145,3 +145,11 @@ def test_the_api_page_lists_every_operation() -> None:
 def test_error_links_point_at_the_published_site() -> None:
     site = yaml.load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"), Loader=yaml.BaseLoader)
     assert site["site_url"] + "reference/errors/" == config_errors.DOCS
+
+
+def test_every_config_key_says_what_it_is_for() -> None:
+    # An empty description cell means a model field without ``description=`` (and, for a
+    # nested section, a model without a docstring): add it to the model, not to the page.
+    for row in rows(page("configuration.md")):
+        if row[0].startswith("`"):
+            assert row[-1] and not row[-1].startswith("See "), row[0]

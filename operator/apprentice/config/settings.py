@@ -47,7 +47,9 @@ class LocalConfig(Model):
     table does not know the model or the server names it differently.
     """
 
-    backend: StudentBackend = Field(default=StudentBackend.transformers)
+    backend: StudentBackend = Field(
+        default=StudentBackend.transformers, description="Server that answers as the student."
+    )
     base_url: str | None = Field(
         default=None, description="Student server URL (ollama: $OLLAMA_HOST or localhost:11434)."
     )
@@ -59,7 +61,9 @@ class LocalConfig(Model):
         default=None,
         description="Ollama tag, vLLM model or GGUF file served (default: base_model).",
     )
-    fine_tune_backend: FineTuneBackend = Field(default=FineTuneBackend.huggingface)
+    fine_tune_backend: FineTuneBackend = Field(
+        default=FineTuneBackend.huggingface, description="Tool that trains the adapters."
+    )
     fine_tune_batch_size: int = Field(default=100, gt=0, description="New examples per run.")
     model_dir: str = Field(default="./models/", description="Adapters, one folder per version.")
     training: TrainingConfig = Field(default_factory=TrainingConfig)
@@ -170,7 +174,10 @@ class DriftConfig(Model):
 class SamplingConfig(Model):
     """How often the teacher is asked too, once the student serves (phase 3)."""
 
-    decay_function: DecayFunction = Field(default=DecayFunction.exponential)
+    decay_function: DecayFunction = Field(
+        default=DecayFunction.exponential,
+        description="Shape of the rate's fall from 1.0 to its target in phase 3.",
+    )
     min_floor: float = Field(default=0.02, gt=0, le=1, description="Lowest sampling rate.")
     window_size: int = Field(default=100, ge=5, le=100000, description="Rolling window size.")
     trend_sensitivity: float = Field(default=0.05, ge=0, le=1, description="Trend that reacts.")
@@ -186,11 +193,21 @@ class SamplingConfig(Model):
 class SamplingOverride(Model):
     """Per-task override of the global sampling block; unset fields inherit."""
 
-    decay_function: DecayFunction | None = None
-    min_floor: float | None = Field(default=None, gt=0, le=1)
-    window_size: int | None = Field(default=None, ge=5, le=100000)
-    trend_sensitivity: float | None = Field(default=None, ge=0, le=1)
-    max_detection_delay: int | None = Field(default=None, ge=10, le=100_000_000)
+    decay_function: DecayFunction | None = Field(
+        default=None, description="Overrides sampling.decay_function."
+    )
+    min_floor: float | None = Field(
+        default=None, gt=0, le=1, description="Overrides sampling.min_floor."
+    )
+    window_size: int | None = Field(
+        default=None, ge=5, le=100000, description="Overrides sampling.window_size."
+    )
+    trend_sensitivity: float | None = Field(
+        default=None, ge=0, le=1, description="Overrides sampling.trend_sensitivity."
+    )
+    max_detection_delay: int | None = Field(
+        default=None, ge=10, le=100_000_000, description="Overrides sampling.max_detection_delay."
+    )
 
 
 class BudgetCaps(Model):
@@ -213,7 +230,9 @@ class BudgetCaps(Model):
 class BudgetConfig(BudgetCaps):
     """Global caps, currency and the calendar's time zone."""
 
-    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    currency: str = Field(
+        default="USD", pattern=r"^[A-Z]{3}$", description="ISO 4217 code of prices and caps."
+    )
     timezone: str = Field(default="UTC", description="IANA zone of the calendar windows.")
     pause_remote_when_exhausted: bool = Field(
         default=True, description="Serve from the student when a cap is reached."
@@ -230,6 +249,8 @@ class BudgetConfig(BudgetCaps):
 
 
 class StoreConfig(Model):
+    """Where examples, comparisons, engine state, versions and spend live."""
+
     url: str = Field(
         default="sqlite:///apprentice.db", description="sqlite:///path or postgresql://..."
     )
@@ -245,6 +266,8 @@ class StoreConfig(Model):
 
 
 class GatewayConfig(Model):
+    """The HTTP server: bind address, admin token, limits and who trains."""
+
     host: str = Field(default="127.0.0.1", description="Bind address.")
     port: int = Field(default=8080, ge=0, le=65535, description="Bind port (0: any).")
     admin_token_env: str = Field(default="APPRENTICE_ADMIN_TOKEN", description="Admin token env.")
@@ -277,7 +300,11 @@ class GatewayConfig(Model):
 
 
 class AlertsConfig(Model):
+    """Where alerts (coaching, emergency, drift, shift, budget, rejected versions) go."""
+
     webhook_url: str | None = Field(default=None, description="Where alerts are POSTed.")
-    format: Literal["generic", "slack"] = Field(default="generic")
-    timeout_s: float = Field(default=10.0, gt=0)
-    max_retries: int = Field(default=3, ge=0)
+    format: Literal["generic", "slack"] = Field(
+        default="generic", description="Webhook payload: generic JSON or a Slack message."
+    )
+    timeout_s: float = Field(default=10.0, gt=0, description="Per-delivery timeout, seconds.")
+    max_retries: int = Field(default=3, ge=0, description="Retries of a failed delivery.")

@@ -50,7 +50,10 @@ class EvaluatorOptions(Model):
     function: str | None = Field(default=None, description="custom: 'module:function'.")
     embedding: Literal["local", "teacher"] = Field(default="local", description="semantic.")
     judges: list[ProviderConfig] = Field(default_factory=list, description="llm_judge models.")
-    judge_mode: JudgeMode = Field(default=JudgeMode.single)
+    judge_mode: JudgeMode = Field(
+        default=JudgeMode.single,
+        description="llm_judge: one judge, the median of all, or a cheap judge that escalates.",
+    )
     rubric: str | None = Field(default=None, description="llm_judge grading rubric.")
     uncertain_range: tuple[float, float] = Field(
         default=(0.3, 0.8), description="hierarchical: cheap-judge scores that go to the ensemble."
@@ -69,9 +72,18 @@ class TaskConfig(Model):
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$", description="Task name (URL-safe).")
     description: str = Field(default="", description="What the task does; goes in the prompt.")
-    input_schema: dict[str, Any] = Field(default_factory=lambda: dict(schemas.ANY_OBJECT))
-    output_schema: dict[str, Any] = Field(default_factory=lambda: dict(schemas.ANY_OBJECT))
-    evaluator: EvaluatorKind = Field(default=EvaluatorKind.exact_match)
+    input_schema: dict[str, Any] = Field(
+        default_factory=lambda: dict(schemas.ANY_OBJECT),
+        description="JSON Schema (or {field: type} shorthand) every input must match.",
+    )
+    output_schema: dict[str, Any] = Field(
+        default_factory=lambda: dict(schemas.ANY_OBJECT),
+        description="JSON Schema (or shorthand) of an answer; invalid student answers score 0.",
+    )
+    evaluator: EvaluatorKind = Field(
+        default=EvaluatorKind.exact_match,
+        description="How a student answer is scored against the teacher's.",
+    )
     match_fields: list[str] | None = Field(default=None, description="structured_match fields.")
     evaluator_options: EvaluatorOptions = Field(default_factory=EvaluatorOptions)
     confidence_thresholds: ConfidenceThresholds = Field(default_factory=ConfidenceThresholds)
