@@ -224,6 +224,19 @@ async def test_when_even_the_spend_line_cannot_be_stored_it_is_journaled_and_rep
         assert today == pytest.approx(6 * CALL)
 
 
+async def test_a_store_that_cannot_reserve_answers_503_and_pays_nothing(
+    harness_factory: Any, tmp_path: Path, store_url: str
+) -> None:
+    async with BillingTeacher("ok") as fake:
+        h = await harness_factory(_config(tmp_path, store_url, fake))
+        client = await h.serve()
+        _break_examples(h.gw.store, store_url, tables=["budget_reservations"])
+        resp = await client.post("/v1/tasks/classify", json={"input": gw_rules.make_input(1)})
+        body = await resp.json()
+        assert resp.status == 503 and body["error"]["type"] == "store_unavailable", body
+        assert fake.requests == 0 and _booked(h) == 0.0
+
+
 async def test_a_nul_input_is_refused_before_paying_on_postgresql(
     harness_factory: Any, tmp_path: Path, postgresql_url: str
 ) -> None:
@@ -244,9 +257,12 @@ async def test_a_nul_input_is_refused_before_paying_on_postgresql(
         assert _booked(h) == pytest.approx(fake.billed) == pytest.approx(CALL)
 
 
-def _break_examples(store: Any, url: str, *, also_spend: bool = False) -> None:
+def _break_examples(
+    store: Any, url: str, *, also_spend: bool = False, tables: list[str] | None = None
+) -> None:
     """Make the store refuse writes from now on, the way a full disk does (a real SQL error)."""
-    tables = ["examples", "spend"] if also_spend else ["examples"]
+    if tables is None:
+        tables = ["examples", "spend"] if also_spend else ["examples"]
     with store._write() as tx:
         for table in tables:
             if url.startswith("sqlite"):

@@ -42,7 +42,7 @@ from apprentice.gateway.runtime import Runtime
 from apprentice.gateway.tasks import TaskRuntime
 from apprentice.reporting import alerts as alerts_mod
 from apprentice.reporting import snapshot
-from apprentice.store import records
+from apprentice.store import StoreError, records
 from apprentice.students import base as students
 from apprentice.teachers import billing
 from apprentice.teachers import errors as teacher_errors
@@ -96,7 +96,7 @@ class Gateway(Runtime):
         if decision.calls_teacher:
             self._check_storable(task_input)
             estimate = self.teachers.estimate_cost(rt.cfg, task_input, request_id=request_id)
-            token = await self.budget.reserve(rt.name, estimate, now, request_id=request_id)
+            token = await self._reserve(rt, estimate, now, request_id)
             if token is None:
                 route = self._over_budget(rt, request_id, student_ready, estimate, now)
             else:
@@ -294,7 +294,20 @@ class Gateway(Runtime):
         self, rt: TaskRuntime, task_input: dict[str, Any], rid: str, now: datetime
     ) -> spending.Hold | None:
         estimate = self.teachers.estimate_cost(rt.cfg, task_input, request_id=rid)
-        return await self.budget.reserve(rt.name, estimate, now, request_id=rid)
+        return await self._reserve(rt, estimate, now, rid)
+
+    async def _reserve(
+        self, rt: TaskRuntime, estimate: float, now: datetime, rid: str
+    ) -> spending.Hold | None:
+        """A store reservation; a store that cannot answer is a 503 before any payment."""
+        try:
+            return await self.budget.reserve(rt.name, estimate, now, request_id=rid)
+        except StoreError as exc:
+            self.metrics.record_error(rt.name, "store_unavailable")
+            raise settling.StoreUnavailable(
+                f"the budget could not be checked ({exc}); the teacher was not called, retry later",
+                details={"request_id": rid},
+            ) from exc
 
     def _student_error(self, rt: TaskRuntime, res: Any) -> errors.GatewayError:
         self.metrics.record_error(rt.name, "student_unavailable")
