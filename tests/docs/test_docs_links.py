@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,3 +63,22 @@ def test_every_gateway_error_body_carries_its_link() -> None:
         assert anchor_exists(body["docs"])
     unknown = gateway_errors.UnknownTask("x", ["t"]).body()["error"]
     assert anchor_exists(unknown["docs"]) and unknown["type"] == "unknown_task"
+
+
+def test_a_cli_error_ends_with_its_link(tmp_path: Path) -> None:
+    # serve with the teacher's key unset: the gateway refuses to start, says why, and links.
+    cfg = Path(__file__).resolve().parents[2] / "docs" / "guides" / "files" / "my-task.yaml"
+    env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("apprentice")), "serve", "-c", str(cfg), "--port", "0"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert out.returncode == 1, out.stderr
+    assert "ANTHROPIC_API_KEY" in out.stderr
+    url = out.stderr.strip().rsplit("[", 1)[1].rstrip("]")
+    assert url.endswith("#gateway-startup_failed") and anchor_exists(url)

@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
         with Path(args.output).open("w", encoding="utf-8") as sink:
             return asyncio.run(_main(args, cfg, inputs, sink))
     except errors.GatewayError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        print(f"error: {exc.message} [{exc.docs}]", file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         print(str(exc), file=sys.stderr)
         return 1
     except errors.GatewayError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        print(f"error: {exc.message} [{exc.docs}]", file=sys.stderr)
         return 1
     text = "".join(line + "\n" for line in lines)
     if args.output == "-":

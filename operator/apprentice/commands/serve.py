@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(serve(cfg, host, port))
     except errors.GatewayError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        print(f"error: {exc.message} [{exc.docs}]", file=sys.stderr)
         return 1
     except OSError as exc:  # the port is taken, say
         print(f"error: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)

@@ -104,7 +104,7 @@ def _guard(args: argparse.Namespace, action: str, version: str | None = None) ->
     except config.ConfigError as exc:
         print(str(exc), file=sys.stderr)
     except errors.GatewayError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        print(f"error: {exc.message} [{exc.docs}]", file=sys.stderr)
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
     return None

@@ -76,6 +76,11 @@ class GatewayError(Exception):
         if status is not None:
             self.status = status
 
+    @property
+    def docs(self) -> str:
+        """The link to this error type's entry (cause and fix) in the errors reference."""
+        return docs_url("gateway", self.type)
+
     def body(self) -> dict[str, Any]:
         """The JSON error body of the contract; ``docs`` links to the type's entry."""
         return {
@@ -83,7 +88,7 @@ class GatewayError(Exception):
                 "type": self.type,
                 "message": self.message,
                 "details": self.details,
-                "docs": docs_url("gateway", self.type),
+                "docs": self.docs,
             }
         }
 
