@@ -37,6 +37,7 @@ _ERROR_TYPES = [
     "teacher_unavailable",
     "student_unavailable",
     "overloaded",
+    "store_unavailable",  # 503: paid, but the store refused it (the answer in details.output)
     "method_not_allowed",
     "request_timeout",
 ]
