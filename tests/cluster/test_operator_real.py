@@ -52,6 +52,10 @@ CHILDREN = {
 }
 
 
+#: The tokens this module's operator processes used: the audit test reads only their calls.
+ISSUED: set[str] = set()
+
+
 @dataclass
 class Operator:
     proc: Process
@@ -120,7 +124,9 @@ def _start(
         APPRENTICE_METRICS_PORT=str(free_port()),
     )
     proc = start_operator(workdir, kubeconfig, env, name)
-    return Operator(proc, env, kubeconfig, f"system:serviceaccount:{NS}:{sa}", workdir)
+    op = Operator(proc, env, kubeconfig, f"system:serviceaccount:{NS}:{sa}", workdir)
+    ISSUED.add(op.credential)
+    return op
 
 
 @pytest.fixture(scope="module")
@@ -542,7 +548,9 @@ def _used(cluster: Cluster, username: str) -> tuple[set[tuple[str, str, str]], l
     denied: list[str] = []
     for event in cluster.audit_events():
         ref = event.get("objectRef")
-        if event["user"]["username"] != username or not ref:
+        user = event["user"]
+        token = user.get("extra", {}).get("authentication.kubernetes.io/credential-id", [""])[0]
+        if user["username"] != username or token not in ISSUED or not ref:
             continue
         group = ref.get("apiGroup", "")
         resource = ref.get("resource", "")
