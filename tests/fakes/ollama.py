@@ -6,7 +6,8 @@ Built from ``docs/api.md`` and the server's handlers (``server/routes.go``,
 - ``HEAD /api/blobs/:digest``: 200 when held, 404 when not; a digest that is not
   ``sha256:<64 hex>`` is 400 ``invalid digest format``.
 - ``POST /api/blobs/:digest``: 201 when stored, 200 when already held, 400
-  ``digest mismatch, expected ..., got ...`` when the bytes hash otherwise.
+  ``digest mismatch, expected ..., got ...`` when the bytes hash otherwise (the
+  bytes are kept under their true digest all the same, as Ollama does).
 - ``POST /api/create``: from ``files`` (one GGUF: the base, its architecture read
   from ``general.architecture``) or ``from`` a local model; 400 without a body, with an empty adapter digest, or with
   neither ``from`` nor ``files``; 500 when ``from`` is not local (the pull fails
@@ -171,36 +172,41 @@ class OllamaServer:
             return web.Response(status=200)
         actual = "sha256:" + hashlib.sha256(data).hexdigest()
         if actual != key:
+            self.blobs[actual] = data  # real Ollama keeps the layer under its true digest
             return self._error(400, f'digest mismatch, expected "{digest}", got "{actual}"')
         self.blobs[key] = data
         return web.Response(status=201)
 
     def _adapter(self, base: OllamaModel, adapters: dict[str, str]) -> dict[str, str]:
         """Check an adapter as ``convertModelFromFiles(isAdapter=true)`` does; its metadata."""
-        for digest in adapters.values():
-            if digest.replace("-", ":", 1) not in self.blobs:
-                raise web.HTTPBadRequest(
-                    text=json.dumps({"error": f"open blobs/{digest}: no such file or directory"}),
-                    content_type="application/json",
-                )
         names = list(adapters)
+        held = {n for n, d in adapters.items() if d.replace("-", ":", 1) in self.blobs}
         if any(n.endswith(".safetensors") for n in names):
-            if "adapter_config.json" not in adapters:
-                raise _bad("open adapter_config.json: file does not exist")
-            json.loads(self.blobs[adapters["adapter_config.json"]])
+            # Ollama links each blob into a folder (a missing one is skipped) and then
+            # reads adapter_config.json, then the weights: what is absent fails there.
+            for needed in (
+                "adapter_config.json",
+                *sorted(n for n in names if n.endswith(".safetensors")),
+            ):
+                if needed not in held:
+                    raise _bad(f"open {needed}: no such file or directory")
+            json.loads(self.blobs[adapters["adapter_config.json"].replace("-", ":", 1)])
             if base.architecture not in ("llama", "gemma2"):
                 raise _bad("unsupported architecture")
             metadata: dict[str, str] = {}
             for name in names:
                 if name.endswith(".safetensors"):
                     try:
-                        header = safetensors_header(self.blobs[adapters[name]])
+                        header = safetensors_header(self.blobs[adapters[name].replace("-", ":", 1)])
                     except ValueError as exc:
                         raise _bad(f"invalid safetensors file {name}: {exc}") from None
                     if not any("lora_A" in k or "lora_a" in k for k in header):
                         raise _bad(f"{name} holds no LoRA tensors")
                     metadata.update(header.get("__metadata__") or {})
             return metadata
+        if len(held) < len(adapters):
+            missing = sorted(set(adapters) - held)[0]
+            raise _bad(f"open {adapters[missing]}: no such file or directory")
         if not any(n.endswith(".gguf") for n in names) and not any(
             self.blobs[d.replace("-", ":", 1)][:4] == b"GGUF" for d in adapters.values()
         ):

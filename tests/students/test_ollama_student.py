@@ -215,9 +215,13 @@ async def test_fake_ollama_refuses_like_real_ollama(tmp_path: Path) -> None:
         bad = await http.post(f"/api/blobs/sha256:{'0' * 64}", content=weights)
         assert bad.status_code == 400 and "digest mismatch" in bad.json()["error"]
         assert (await http.post("/api/blobs/md5:abc", content=weights)).status_code == 400
-        assert (await http.post(f"/api/blobs/{good}", content=weights)).status_code == 201
-        assert (await http.post(f"/api/blobs/{good}", content=weights)).status_code == 200
+        # as real Ollama does, the mismatched bytes were kept under their true digest
         assert (await http.head(f"/api/blobs/{good}")).status_code == 200
+        assert (await http.post(f"/api/blobs/{good}", content=weights)).status_code == 200
+        config_bytes = (adapter / "adapter_config.json").read_bytes()
+        config_digest = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
+        created = await http.post(f"/api/blobs/{config_digest}", content=config_bytes)
+        assert created.status_code == 201
 
         async def create(body: object) -> httpx.Response:
             return await http.post("/api/create", content=json.dumps(body))
@@ -232,7 +236,8 @@ async def test_fake_ollama_refuses_like_real_ollama(tmp_path: Path) -> None:
                 "adapters": {"adapter_model.safetensors": good},
             }
         )
-        assert r.status_code == 400 and "adapter_config.json" in r.json()["error"]
+        assert r.status_code == 400
+        assert r.json()["error"] == "open adapter_config.json: no such file or directory"
         unknown = "sha256:" + "a" * 64
         r = await create(
             {
