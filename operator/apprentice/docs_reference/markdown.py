@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -14,14 +15,23 @@ GENERATED = (
 
 
 def cell(text: Any) -> str:
-    """Text safe inside a table cell: one line, pipes escaped."""
-    out = " ".join(str(text).split())
-    return out.replace("|", "\\|")
+    """Text safe inside a table cell: one line, pipes escaped, ``<`` and ``>`` shown as
+    themselves outside code spans (``<name>`` would otherwise vanish as an HTML tag)."""
+    parts = " ".join(str(text).split()).split("`")
+    for i in range(0, len(parts), 2):  # outside backticks
+        parts[i] = parts[i].replace("<", "&lt;").replace(">", "&gt;")
+    return "`".join(parts).replace("|", "\\|")
 
 
 def code(text: Any) -> str:
-    """Inline code that survives pipes and backticks inside a table cell."""
-    raw = " ".join(str(text).split()).replace("|", "\\|")
+    """Inline code that survives pipes and backticks inside a table cell.
+
+    A backslash-escaped pipe inside a code span renders with its backslash, so code with
+    a pipe is written as an HTML ``<code>`` element with the pipe as an entity.
+    """
+    raw = " ".join(str(text).split())
+    if "|" in raw:
+        return "<code>" + html.escape(raw, quote=False).replace("|", "&#124;") + "</code>"
     if "`" in raw:
         return f"`` {raw} ``"
     return f"`{raw}`"
