@@ -101,3 +101,15 @@ def test_savings_subtract_local_compute_at_cost_per_hour(tmp_path) -> None:
         hours = (NOW + timedelta(hours=2) - promoted).total_seconds() / 3600
         cost = snapshot.local_compute_cost(cfg, store, "t", NOW + timedelta(hours=2))
         assert abs(cost - 0.5 * hours) < 1e-9
+
+
+def test_alarm_alerts_carry_the_numbers() -> None:
+    from apprentice.reporting.status import EngineView
+
+    view = EngineView(phase="steady_state", confidence=0.612, comparisons=1234, sampling_rate=1.0)
+    alert = alerts.alarm("shift", "t", view)
+    assert alert.message == (
+        "shift on task t: agreement 0.612 over the last comparisons (1,234 in all), "
+        "sampling 100.0% of requests, phase steady_state"
+    )
+    assert alert.details["confidence"] == 0.612

@@ -436,14 +436,7 @@ class Gateway(Runtime):
                 confidence_lower_bound=view.confidence_lower_bound,
             )
         for kind in new_alarms:
-            self.alerts.emit(
-                alerts_mod.Alert(
-                    kind=kind,
-                    task=rt.name,
-                    message=f"{kind} on task {rt.name}",
-                    details={"comparisons": rt.engine.view().comparisons},
-                )
-            )
+            self.alerts.emit(alerts_mod.alarm(kind, rt.name, rt.engine.view()))
         if cost > 0:
             spend = self.budget.windows(rt.name, now)
             for alert in alerts_mod.budget_alerts(

@@ -42,6 +42,7 @@ __all__ = [
     "ALERT_KINDS",
     "Alert",
     "Alerter",
+    "alarm",
     "amount",
     "budget_alerts",
     "cap_reached",
@@ -167,6 +168,23 @@ def rejected_version(task: str, version: str, reason: str, score: float | None) 
         message=f"model version {version} rejected (held-out score {shown}): {reason}",
         details={"version": version, "reason": reason, "heldout_score": score},
     )
+
+
+def alarm(kind: str, task: str, view: Any) -> Alert:
+    """An engine alarm with the numbers behind it (a :class:`~.status.EngineView`)."""
+    mean = "-" if view.confidence is None else f"{view.confidence:.3f}"
+    text = (
+        f"{kind} on task {task}: agreement {mean} over the last comparisons "
+        f"({view.comparisons:,} in all), sampling {view.sampling_rate:.1%} of requests, "
+        f"phase {view.phase}"
+    )
+    details = {
+        "comparisons": view.comparisons,
+        "confidence": view.confidence,
+        "sampling_rate": view.sampling_rate,
+        "phase": view.phase,
+    }
+    return Alert(kind=kind, task=task, message=text, details=details)
 
 
 def cap_reached(
