@@ -13,8 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from apprentice import config
+from apprentice.kube import crd_validation, crds
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDES = ROOT / "docs" / "guides"
@@ -67,3 +69,23 @@ def test_every_repository_path_a_guide_names_exists() -> None:
         )
     missing = sorted(p for p in named if "*" not in p and not (ROOT / p.rstrip("/")).exists())
     assert not missing, missing
+
+
+def custom_resources_in_guides() -> list[tuple[str, dict[str, object]]]:
+    out = []
+    for guide in sorted(GUIDES.glob("*.md")):
+        for block in re.findall(r"```yaml\n(.*?)```", guide.read_text(encoding="utf-8"), re.S):
+            for doc in yaml.safe_load_all(block):
+                if isinstance(doc, dict) and str(doc.get("apiVersion", "")).startswith(
+                    "apprentice.dev/"
+                ):
+                    out.append((guide.name, doc))
+    return out
+
+
+def test_the_custom_resources_the_guides_show_are_valid() -> None:
+    found = custom_resources_in_guides()
+    assert found, "the Kubernetes guide shows a DistilledTask"
+    by_kind = crds.all_crds()
+    for guide, doc in found:
+        assert crd_validation.validate(by_kind[str(doc["kind"])], doc) == [], guide
