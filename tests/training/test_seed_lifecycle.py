@@ -56,6 +56,9 @@ def learnt_answer(model: OllamaModel, messages: list[dict[str, Any]]) -> str:
 
 def test_seed_config_validates_unchanged(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main.main(["validate-config", "-c", str(SEED)]) == 0
+    out = capsys.readouterr().out
+    assert "student: ollama serves llama3.1:8b; unsloth trains on" in out
+    assert "meta-llama/Llama-3.1-8B-Instruct" in out
     cfg = config.load(SEED)
     assert cfg.local.training_base() == "meta-llama/Llama-3.1-8B-Instruct"
     assert cfg.local.serving_base() == "llama3.1:8b"

@@ -27,4 +27,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     names = ", ".join(t.name for t in cfg.tasks)
     print(f"OK: {args.config} ({len(cfg.tasks)} task(s): {names})")
+    local = cfg.local
+    print(
+        f"student: {local.backend.value} serves {local.serving_base()}; "
+        f"{local.fine_tune_backend.value} trains on {local.training_base()}"
+    )
     return 0
