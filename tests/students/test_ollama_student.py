@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiohttp import web
 from student_servers import serve
 
 from apprentice import config, prompts
@@ -273,3 +274,23 @@ def test_ollama_needs_no_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
     built = build_student(config.LocalConfig(backend=config.StudentBackend.ollama))
     assert isinstance(built, ollama.OllamaStudent)
     assert built.base_url == "http://localhost:11434"
+
+
+async def test_health_is_not_ready_when_the_model_list_fails(tmp_path: Path) -> None:
+    fake = OllamaServer()
+    app = fake.app()
+    async with serve(app) as url:
+        s = student(url)
+        await s.load_version(VersionRef("v1", str(write_peft_adapter(tmp_path / "v1"))))
+    broken = web.Application()
+    broken.router.add_get("/api/version", fake.get_version)
+    broken.router.add_get("/api/tags", _internal_error)
+    async with serve(broken) as url:
+        s.base_url = url  # the same student, its server now failing
+        health = await s.health()
+        assert not health.ready and "500" in health.detail
+    await s.aclose()
+
+
+async def _internal_error(_request: web.Request) -> web.Response:
+    return web.json_response({"error": "boom"}, status=500)

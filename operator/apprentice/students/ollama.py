@@ -40,6 +40,7 @@ from apprentice.students.base import (
     Health,
     NoStudent,
     StudentAnswer,
+    StudentError,
     StudentUnavailable,
     VersionLoadError,
     VersionRef,
@@ -179,8 +180,13 @@ class OllamaStudent(HTTPStudentBase):
             return Health(False, f"ollama /api/version answered {response.status_code}")
         version = response.json().get("version", "?")
         active = None if self._active is None else self.model(self._active)
-        if active is not None and active not in await self._models():
-            return Health(False, f"ollama {version} has no model {active}; it was deleted")
+        if active is not None:
+            try:
+                models = await self._models()
+            except StudentError as exc:
+                return Health(False, str(exc))
+            if active not in models:
+                return Health(False, f"ollama {version} has no model {active}; it was deleted")
         return Health(True, f"ollama {version} ready; active model {active or 'none'}")
 
     async def _models(self) -> set[str]:
