@@ -150,3 +150,24 @@ def test_params_from_the_reference_config():
     assert params.policy.min_floor == 0.05  # the task's override
     assert params.detectors.window_size == cfg.sampling.window_size
     assert params.fine_tune_batch_size == cfg.local.fine_tune_batch_size
+
+
+def test_a_coaching_run_waits_for_answers_from_the_episode_itself():
+    """Examples from before agreement fell teach nothing new: the early run waits
+    for min_retrain_examples answers given since coaching began (issue 10)."""
+    from apprentice.engine import lifecycle as lc
+
+    p = lc.TaskParams(task="t", phase1_to_phase2=5, fine_tune_batch_size=100)
+    s = lc.record_example(lc.initial(p), 5)
+    s = lc.version_promoted(lc.training_finished(lc.training_started(s)), "v1")
+    for i in range(60):
+        s, _ = lc.observe(s, 1.0, index=i)
+    s = lc.record_example(s, 50)  # 50 new examples since v1, all before the drop
+    while not s.coaching:
+        s, _ = lc.observe(s, 0.5, index=100)
+    assert s.episode_start == 55
+    assert not lc.training_due(s).due  # 50 >= 20 new, but none from the episode
+    s = lc.record_example(s, p.min_retrain_examples)
+    assert lc.training_due(s).reason == "coaching: 70 new examples"
+    restored = lc.TaskState.from_dict(s.to_dict(), p)
+    assert restored.episode_start == 55

@@ -222,6 +222,7 @@ class TaskState:
     last_rejected: str | None = None
     remedial: bool = False  # a coaching/emergency run started in this episode
     interrupted: bool = False  # a run died with its process: run it again at once
+    episode_start: int | None = None  # examples when this coaching/emergency episode began
     alarms: tuple[Alarm, ...] = ()
     # Memo of current_sampling(): a pure function of the fields above. init=False
     # keeps dataclasses.replace() from copying it into a changed state.
@@ -266,6 +267,7 @@ class TaskState:
             "last_rejected": self.last_rejected,
             "remedial": self.remedial,
             "interrupted": self.interrupted,
+            "episode_start": self.episode_start,
             "alarms": [a.to_dict() for a in self.alarms],
         }
 
@@ -286,6 +288,7 @@ class TaskState:
             last_rejected=data.get("last_rejected"),
             remedial=bool(data.get("remedial", False)),
             interrupted=bool(data.get("interrupted", False)),
+            episode_start=data.get("episode_start"),
             alarms=tuple(Alarm.from_dict(a) for a in data.get("alarms", [])),
         )
 
@@ -377,6 +380,12 @@ def observe(
                 coaching = False
 
     remedial = state.remedial and (coaching or emergency)
+    in_episode = coaching or emergency
+    episode_start = (
+        (state.episode_start if state.episode_start is not None else state.examples)
+        if in_episode
+        else None
+    )
     kept = (state.alarms + tuple(alarms))[-MAX_ALARMS:] if alarms else state.alarms
     new = TaskState(  # spelled out: this is the hot path and replace() is slow
         params=p,
@@ -392,6 +401,7 @@ def observe(
         last_rejected=state.last_rejected,
         remedial=remedial,
         interrupted=state.interrupted,
+        episode_start=episode_start,
         alarms=kept,
     )
     return new, alarms
@@ -418,9 +428,12 @@ def training_due(state: TaskState) -> TrainingDue:
         if new >= p.fine_tune_batch_size:  # the first run failed or was rejected
             return TrainingDue(True, f"batch: {new} new examples")
         return TrainingDue(False)
-    # One early run per coaching/emergency episode; after it, the batch cadence,
-    # or a student that cannot learn the task would be retrained without end.
-    if not state.remedial and new >= p.min_retrain_examples:
+    # One early run per coaching/emergency episode, on examples the episode brought
+    # (the teacher's answers since agreement fell, not those from before); after it,
+    # the batch cadence, or a student that cannot learn the task would be retrained
+    # without end.
+    fresh = state.examples - max(state.trained_examples or 0, state.episode_start or 0)
+    if not state.remedial and fresh >= p.min_retrain_examples:
         if state.emergency:
             return TrainingDue(True, f"emergency: {new} new examples")
         if state.coaching:
