@@ -79,3 +79,15 @@ def test_the_training_set_follows_the_new_labels_and_weights_recent_answers() ->
     # 150 old examples kept once, 60 recent ones three times each.
     assert len(after.dataset.conversations) == 150 + 60 * recency.RECENT_WEIGHT
     assert len(before.dataset.conversations) == 260
+
+
+def test_a_version_is_judged_on_recent_held_out_answers_once_there_are_enough() -> None:
+    examples = [
+        *stream({}),
+        *(example(900 + i, "security", SHIFT + timedelta(hours=1, minutes=i)) for i in range(25)),
+    ]
+    judged = recency.heldout(examples, SHIFT)
+    assert len(judged) == 60 + 25 and all(e.created_at >= SHIFT for e in judged)
+    few = stream({}, after=recency.MIN_RECENT_HELDOUT - 1)
+    assert len(recency.heldout(few, SHIFT)) == len(few)
+    assert recency.heldout(few, None) == few

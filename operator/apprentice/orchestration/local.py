@@ -211,8 +211,9 @@ class LocalOrchestrator:
         if rec.state not in (seam.CANDIDATE, seam.VALIDATING):
             raise OrchestrationError(f"{task} {version} is {rec.state}; only candidates validate")
         heldout = await self._db(self.store.examples, task, "heldout")
-        # Judged on what the teacher says now: answers a shift made wrong are retired.
-        heldout, _ = recency.retire(heldout, await self._last_change(task))
+        # Judged on what the teacher says now: retired answers out, recent ones only
+        # once there are enough of them.
+        heldout = recency.heldout(heldout, await self._last_change(task))
         heldout = heldout[-MAX_VALIDATION_EXAMPLES:]
         if not heldout:
             return await self._reject(task, version, None, "no held-out examples to score on")

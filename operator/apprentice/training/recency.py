@@ -12,6 +12,9 @@ emergency alarm (``since``):
   before the change that carry it are dropped, from training and from the
   held-out split that judges the next version. A new category retires
   nothing: the old answers are still right.
+- **judge on the recent**: once :data:`MIN_RECENT_HELDOUT` held-out answers
+  were given since the change, the next version (and the active one it must not
+  lose to) is scored on those alone: the old world no longer decides.
 - **weight the recent**: examples since the change count ``RECENT_WEIGHT``
   times in training, so a handful of answers about a new category are not
   drowned by thousands from before.
@@ -25,10 +28,19 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-__all__ = ["MIN_AFTER", "RECENT_WEIGHT", "label_fields", "retire", "vanished"]
+__all__ = [
+    "MIN_AFTER",
+    "MIN_RECENT_HELDOUT",
+    "RECENT_WEIGHT",
+    "heldout",
+    "label_fields",
+    "retire",
+    "vanished",
+]
 
 MIN_AFTER = 30  # answers since the change before a missing value counts as vanished
 RECENT_WEIGHT = 3
+MIN_RECENT_HELDOUT = 20  # held-out answers since the change that are enough to judge on
 MAX_LABELS = 50  # a field with more distinct values is free text, not a label
 
 E = TypeVar("E")
@@ -110,3 +122,12 @@ def weights(examples: Sequence[Any], since: datetime | None) -> list[int]:
     if since is None:
         return [1] * len(examples)
     return [RECENT_WEIGHT if _created(e) >= since else 1 for e in examples]
+
+
+def heldout(examples: Sequence[E], since: datetime | None) -> list[E]:
+    """The held-out examples that judge a version: the recent ones when enough exist."""
+    kept, _ = retire(examples, since)
+    if since is None:
+        return kept
+    recent = [e for e in kept if _created(e) >= since]
+    return recent if len(recent) >= MIN_RECENT_HELDOUT else kept
