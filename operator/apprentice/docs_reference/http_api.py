@@ -79,6 +79,14 @@ def _schema_text(schema: dict[str, Any]) -> str:
     props = schema.get("properties") or {}
     if props:
         return "object: " + ", ".join(f"{code(k)} ({_schema_text(v)})" for k, v in props.items())
+    if "enum" in schema:
+        return "one of " + ", ".join(code(v) for v in schema["enum"])
+    if schema.get("description"):
+        return str(schema["description"]).replace("``", "`")
+    if set(schema) <= {"type", "format"} and "type" in schema:
+        kind = schema["type"]
+        kind = " or ".join(kind) if isinstance(kind, list) else str(kind)
+        return kind + (f" ({schema['format']})" if "format" in schema else "")
     return code(json.dumps(schema, sort_keys=True)) if schema else "any"
 
 

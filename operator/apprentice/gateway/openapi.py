@@ -113,6 +113,12 @@ def _components(cfg: ApprenticeConfig) -> dict[str, Any]:
                         "type": {"type": "string", "enum": _ERROR_TYPES},
                         "message": {"type": "string"},
                         "details": {},
+                        "docs": {
+                            "type": "string",
+                            "format": "uri",
+                            "description": "The type's entry (cause and fix) in the errors "
+                            "reference.",
+                        },
                     },
                 }
             },
