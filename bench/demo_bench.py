@@ -1,14 +1,17 @@
 """Demo benchmark: the full-size ``apprentice demo`` against the README's promises.
 
-Targets on a 2-core machine: under 5 minutes, under 2 GB of memory, reaches
-steady state, spend over the last 1,000 requests cut by at least 90% against
-all-teacher, held-out agreement of the promoted version at least 0.9.
+The demo includes a shift (a new ticket category from request 2,000). Targets
+on a 2-core machine (issue 10): at most 4 minutes and 1.5 GB, the shift
+detected and the task back in steady state, spend over the last 1,000 requests
+cut by at least 97% against all-teacher, held-out agreement at least 0.95 for
+every promoted version. ``--runs N`` runs N fresh demos (a new directory each)
+and reports the median of each figure.
 
 Runs ``apprentice demo --json`` in a subprocess and samples the resident memory
 of its whole process tree (gateway plus the training subprocess) every 100 ms,
 so the figure is the true peak of the sum, not of the largest single process.
 Writes bench/results/demo.json and demo.md.
-Run: ``.venv/bin/python bench/demo_bench.py [--requests 2500]``.
+Run: ``.venv/bin/python bench/demo_bench.py [--requests 4000] [--runs 3]``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,10 +30,10 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = {
-    "seconds": 300.0,
-    "peak_tree_rss_mb": 2048.0,
-    "spend_reduction_last_1000": 0.9,
-    "heldout_agreement": 0.9,
+    "seconds": 240.0,
+    "peak_tree_rss_mb": 1536.0,
+    "spend_reduction_last_1000": 0.97,
+    "heldout_agreement": 0.95,
 }
 
 
@@ -67,17 +71,12 @@ def tree_rss_mb(root: int) -> float:
     return total / 1024
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=2500)
-    parser.add_argument("--dir", help="demo directory (default: a temp dir)")
-    args = parser.parse_args()
-    directory = args.dir or tempfile.mkdtemp(prefix="apprentice-demo-bench-")
+def one_run(requests: int, directory: str) -> tuple[dict, str]:
+    """One fresh demo in a subprocess; its JSON plus the peak RSS of its process tree."""
     exe = Path(sys.executable).with_name("apprentice")
     cmd = [str(exe), "demo", "--json", "--no-progress", "--dir", directory,
-           "--requests", str(args.requests)]  # fmt: skip
+           "--requests", str(requests)]  # fmt: skip
     peak = 0.0
-    load_before = os.getloadavg()
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stop = threading.Event()
@@ -92,22 +91,48 @@ def main() -> int:
     out, err = proc.communicate()
     stop.set()
     sampler.join()
-    wall = time.perf_counter() - started
     if proc.returncode != 0:
-        print(err[-4000:], file=sys.stderr)
-        return proc.returncode
+        raise RuntimeError(err[-4000:])
     result = json.loads(out)
     result["peak_tree_rss_mb"] = round(peak, 1)
-    result["wall_seconds"] = round(wall, 1)
-    checks = {
-        "under_5_minutes": result["seconds"] < TARGETS["seconds"],
-        "under_2_gb": result["peak_tree_rss_mb"] < TARGETS["peak_tree_rss_mb"],
-        "reaches_steady_state": result["final_phase"] == "steady_state",
-        "spend_reduction_ge_0_9": (result["spend_reduction_last_1000"] or 0)
+    result["wall_seconds"] = round(time.perf_counter() - started, 1)
+    return result, " ".join(cmd[1:])
+
+
+def _checks(result: dict) -> dict[str, bool]:
+    promoted = [v for v in result["versions"] if v["state"] in ("promoted", "retired")]
+    return {
+        "within_4_minutes": result["seconds"] <= TARGETS["seconds"],
+        "within_1_5_gb": result["peak_tree_rss_mb"] <= TARGETS["peak_tree_rss_mb"],
+        "shift_detected": result.get("shift_detected_at") is not None,
+        "steady_state_again": result["final_phase"] == "steady_state"
+        and result.get("recovered_at") is not None,
+        "spend_reduction_ge_0_97": (result["spend_reduction_last_1000"] or 0)
         >= TARGETS["spend_reduction_last_1000"],
-        "heldout_agreement_ge_0_9": (result["heldout_agreement"] or 0)
-        >= TARGETS["heldout_agreement"],
+        "heldout_ge_0_95_every_version": bool(promoted)
+        and all((v["heldout_score"] or 0) >= TARGETS["heldout_agreement"] for v in promoted),
     }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    load_before = os.getloadavg()
+    runs = []
+    command = ""
+    for _ in range(args.runs):
+        directory = tempfile.mkdtemp(prefix="apprentice-demo-bench-")
+        result, command = one_run(args.requests, directory)
+        runs.append(result)
+        print(json.dumps(result), file=sys.stderr)
+
+    def median(key: str) -> float | None:
+        values = [r[key] for r in runs if r.get(key) is not None]
+        return statistics.median(values) if values else None
+
+    checks = [_checks(r) for r in runs]
     record = {
         "benchmark": "apprentice demo",
         "machine": {
@@ -117,31 +142,55 @@ def main() -> int:
             "load_average_before": [round(x, 2) for x in load_before],
             "load_average_after": [round(x, 2) for x in os.getloadavg()],
         },
-        "command": " ".join(cmd[1:]),
-        "result": result,
+        "command": command,
+        "runs": runs,
+        "median": {
+            k: median(k)
+            for k in (
+                "seconds",
+                "peak_tree_rss_mb",
+                "spend_reduction_last_1000",
+                "heldout_agreement",
+                "teacher_calls",
+                "shift_detected_at",
+                "recovered_at",
+            )
+        },
         "targets": TARGETS,
         "checks": checks,
-        "passed": all(checks.values()),
+        "passed": all(all(c.values()) for c in checks),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "demo.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    m = record["median"]
     rows = [
-        ("requests", f"{result['requests']:,}", ""),
-        ("teacher calls", f"{result['teacher_calls']:,}", ""),
-        ("final phase", result["final_phase"], "steady_state"),
-        ("steady state from request", str(result.get("steady_state_at")), ""),
-        ("spend reduction, last 1,000", f"{result['spend_reduction_last_1000']}", ">= 0.9"),
-        ("held-out agreement", f"{result['heldout_agreement']}", ">= 0.9"),
-        ("seconds (demo's own clock)", f"{result['seconds']}", "< 300"),
-        ("peak RSS, whole process tree (MB)", f"{result['peak_tree_rss_mb']}", "< 2048"),
-        ("versions", ", ".join(f"{v['version']}:{v['state']}" for v in result["versions"]), ""),
+        ("runs", str(len(runs)), "3 fresh runs"),
+        ("requests", f"{args.requests:,}", ""),
+        ("teacher calls", f"{m['teacher_calls']}", ""),
+        ("shift at request", "2000", ""),
+        ("shift detected at request", f"{m['shift_detected_at']}", "detected"),
+        ("steady state again from request", f"{m['recovered_at']}", "recovers"),
+        ("spend reduction, last 1,000", f"{m['spend_reduction_last_1000']}", ">= 0.97"),
+        ("held-out agreement, active version", f"{m['heldout_agreement']}", ">= 0.95"),
+        ("seconds (demo's own clock)", f"{m['seconds']}", "<= 240"),
+        ("peak RSS, whole process tree (MB)", f"{m['peak_tree_rss_mb']}", "<= 1536"),
     ]
+    per_run = [
+        f"- run {i + 1}: " + ", ".join(
+            f"{v['version']} {v['state']} {v['heldout_score']}" for v in r["versions"]
+        ) + f"; {r['seconds']} s; checks " + ", ".join(k for k, ok in c.items() if not ok)
+        for i, (r, c) in enumerate(zip(runs, checks, strict=True))
+    ]  # fmt: skip
+    lb, la = record["machine"]["load_average_before"], record["machine"]["load_average_after"]
     md = ["# apprentice demo benchmark", "",
-          f"Machine: {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}.",
-          f"Command: `{record['command']}`.", "",
-          "| measure | value | target |", "|---|---|---|",
+          f"Machine: {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}; "
+          f"1-minute load average {lb[0]} before, {la[0]} after (other work shares the cores).",
+          f"Command: `{command}` ({len(runs)} fresh run(s); medians below).", "",
+          "| measure | median | target |", "|---|---|---|",
           *[f"| {a} | {b} | {c} |" for a, b, c in rows], "",
-          f"All targets met: **{record['passed']}**.", ""]  # fmt: skip
+          "Versions per run (held-out agreement) and the checks each run missed:", "",
+          *per_run, "",
+          f"All targets met in every run: **{record['passed']}**.", ""]  # fmt: skip
     (RESULTS / "demo.md").write_text("\n".join(md), encoding="utf-8")
     print(json.dumps(record, indent=2))
     return 0 if record["passed"] else 1

@@ -20,6 +20,16 @@ def test_same_seed_same_tickets_and_all_distinct() -> None:
     assert [t.input for t in workload.generate(50, seed=8)] != [t.input for t in a[:50]]
 
 
+def test_a_new_category_appears_at_the_shift_and_nothing_before_it_changes() -> None:
+    plain = workload.generate(1000, seed=7)
+    shifted = workload.generate(1000, seed=7, shift_at=600)
+    assert [t.input for t in shifted[:600]] == [t.input for t in plain[:600]]
+    before = collections.Counter(t.output["category"] for t in shifted[:600])
+    after = collections.Counter(t.output["category"] for t in shifted[600:])
+    assert workload.SHIFT_CATEGORY not in before
+    assert 0.35 < after[workload.SHIFT_CATEGORY] / 400 < 0.65
+
+
 def test_tickets_are_short_varied_and_balanced() -> None:
     tickets = workload.generate(3000)
     lengths = [len(t.input["text"]) for t in tickets]
@@ -109,7 +119,14 @@ def test_summary_table_names_every_number() -> None:
         "heldout_agreement": 0.9908,
         "seconds": 147.9,
         "steady_state_at": 1049,
-        "active_version": "v1",
+        "shift_at": 2000,
+        "shift_detected_at": 2013,
+        "recovered_at": 2290,
+        "versions": [
+            {"version": "v1", "state": "retired", "heldout_score": 0.99},
+            {"version": "v2", "state": "promoted", "heldout_score": 0.97},
+        ],
+        "active_version": "v2",
         "teacher_spend": 0.6287,
         "all_teacher_estimate": 1.4446,
         "peak_rss_mb": 783.0,
@@ -118,5 +135,6 @@ def test_summary_table_names_every_number() -> None:
     }
     text = _table(result)
     for needle in ("2,500", "1,088", "steady_state", "97.3%", "99.1%", "147.9", "1,049",
-                   "/tmp/d/report.html", "apprentice status -c /tmp/d/apprentice.yaml"):  # fmt: skip
+                   "/tmp/d/report.html", "apprentice status -c /tmp/d/apprentice.yaml",
+                   "2,013", "2,290", "v1 retired 0.990, v2 promoted 0.970"):  # fmt: skip
         assert needle in text

@@ -33,7 +33,14 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--dir", help="keep config, data, store, models and report here (default: a temp dir)"
     )
-    parser.add_argument("--requests", type=int, default=2500, help="workload size (default 2500)")
+    parser.add_argument("--requests", type=int, default=4000, help="workload size (default 4000)")
+    parser.add_argument(
+        "--shift-at",
+        type=int,
+        default=2000,
+        metavar="N",
+        help="request where a new ticket category appears (default 2000; 0: no shift)",
+    )
     parser.add_argument("--seed", type=int, default=7, help="workload seed (default 7)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -53,6 +60,10 @@ def _table(result: dict[str, Any]) -> str:
         ["teacher calls", f"{result['teacher_calls']:,}"],
         ["final phase", result["final_phase"]],
         ["steady state from request", "-" if steady is None else f"{steady:,}"],
+        ["teacher changes at request", _at(result["shift_at"])],
+        ["change detected at request", _at(result["shift_detected_at"])],
+        ["steady state again from request", _at(result["recovered_at"])],
+        ["versions", _versions(result["versions"])],
         ["teacher spend", money(result["teacher_spend"])],
         ["all-teacher estimate", money(result["all_teacher_estimate"])],
         ["spend reduction, last 1,000", pct(result["spend_reduction_last_1000"])],
@@ -69,11 +80,28 @@ def _table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _at(index: int | None) -> str:
+    return "-" if index is None else f"{index:,}"
+
+
+def _versions(versions: list[dict[str, Any]]) -> str:
+    def one(v: dict[str, Any]) -> str:
+        score = v.get("heldout_score")
+        shown = "" if score is None else f" {score:.3f}"
+        return f"{v['version']} {v['state']}{shown}"
+
+    return ", ".join(one(v) for v in versions) or "none"
+
+
 def run(args: argparse.Namespace) -> int:
     from apprentice.demo import runner
 
     if args.requests < 100:
         print("error: --requests must be at least 100", file=sys.stderr)
+        return 1
+    shift_at = args.shift_at or None
+    if shift_at is not None and not 0 < shift_at < args.requests:
+        print("error: --shift-at must be between 1 and --requests - 1 (0: none)", file=sys.stderr)
         return 1
     directory = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="apprentice-demo-"))
     try:
@@ -82,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
                 directory,
                 requests=args.requests,
                 seed=args.seed,
+                shift_at=shift_at,
                 progress=not args.no_progress,
                 write_report=not args.no_report,
             )

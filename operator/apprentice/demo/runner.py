@@ -10,6 +10,12 @@ the README promises from the store the gateway wrote:
   what those requests would have cost all-teacher (the average teacher cost of
   the run per request: the replay teacher prices every call like the frontier model);
 - ``heldout_agreement``: the promoted version's score on the held-out split.
+
+Part-way through (``shift_at``), half the tickets start being about a category
+the student has never seen (``security``): the engine must notice (a shift or
+drift alarm, coaching), retrain on what the teacher says now, promote the new
+version and withdraw the teacher again. ``shift_detected_at`` and
+``recovered_at`` (steady state again) say when, from the events table.
 """
 
 from __future__ import annotations
@@ -43,6 +49,9 @@ class DemoResult:
     heldout_agreement: float | None
     seconds: float
     steady_state_at: int | None
+    shift_at: int | None
+    shift_detected_at: int | None
+    recovered_at: int | None
     active_version: str | None
     versions: list[dict[str, Any]]
     teacher_spend: float
@@ -62,7 +71,13 @@ def _peak_rss_mb() -> float:
     return round(max(own, child) / 1024, 1)  # Linux reports KiB
 
 
-def prepare(directory: Path, requests: int, seed: int, settings: DemoSettings) -> Path:
+def prepare(
+    directory: Path,
+    requests: int,
+    seed: int,
+    settings: DemoSettings,
+    shift_at: int | None = None,
+) -> Path:
     """Write data and config; clear the state of an earlier demo run in ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     cfg_path = directory / "apprentice.yaml"
@@ -75,7 +90,7 @@ def prepare(directory: Path, requests: int, seed: int, settings: DemoSettings) -
         for name in ("apprentice.db", "apprentice.db-wal", "apprentice.db-shm", "report.html"):
             (directory / name).unlink(missing_ok=True)
         shutil.rmtree(directory / "models", ignore_errors=True)
-    workload.write_workload(directory, requests, seed)
+    workload.write_workload(directory, requests, seed, shift_at=shift_at)
     scenario.write_config(directory, settings)
     return cfg_path
 
@@ -93,8 +108,9 @@ def last_window_reduction(
 async def run_demo(
     directory: Path,
     *,
-    requests: int = 2500,
+    requests: int = 4000,
     seed: int = 7,
+    shift_at: int | None = None,
     settings: DemoSettings | None = None,
     progress: bool = True,
     write_report: bool = True,
@@ -105,8 +121,10 @@ async def run_demo(
 
     started = time.perf_counter()
     chosen = settings or DemoSettings()
-    cfg_path = prepare(directory, requests, seed, chosen)
-    inputs = [t.input for t in workload.generate(requests, seed)]
+    if shift_at is not None and not 0 < shift_at < requests:
+        raise ValueError(f"shift_at must be within the {requests} requests, got {shift_at}")
+    cfg_path = prepare(directory, requests, seed, chosen, shift_at)
+    inputs = [t.input for t in workload.generate(requests, seed, shift_at=shift_at)]
 
     bar: Any = None
     if progress:
@@ -115,6 +133,7 @@ async def run_demo(
         bar = tqdm(total=len(inputs), file=sys.stderr, unit="req", desc="cold_start",
                    dynamic_ncols=True)  # fmt: skip
     steady_at: int | None = None
+    recovered_at: int | None = None
     phase = "cold_start"
     try:
         async with Apprentice.from_config(cfg_path) as app:
@@ -137,12 +156,16 @@ async def run_demo(
                         on_phase(index, phase)
                     if phase == "steady_state" and steady_at is None:
                         steady_at = index
+                    elif phase == "steady_state" and shift_at is not None and index > shift_at:
+                        recovered_at = index
                 if bar is not None:
                     bar.set_description(phase, refresh=False)
                     bar.update(1)
             status = await app.status(TASK)
             store = app.store
+            await app.flush()
             summary = _summarise(store, status, requests)
+            detected = _detected(store, shift_at)
             report_path = None
             if write_report:
                 report_path = _write_report(store, app.config, directory)
@@ -157,6 +180,9 @@ async def run_demo(
         heldout_agreement=summary["heldout"],
         seconds=round(time.perf_counter() - started, 1),
         steady_state_at=steady_at,
+        shift_at=shift_at,
+        shift_detected_at=detected,
+        recovered_at=recovered_at,
         active_version=status.get("active_version"),
         versions=summary["versions"],
         teacher_spend=summary["spend"],
@@ -165,6 +191,18 @@ async def run_demo(
         directory=str(directory),
         report=None if report_path is None else str(report_path),
     )
+
+
+def _detected(store: Any, shift_at: int | None) -> int | None:
+    """The request index of the first alarm at or after the shift (events table)."""
+    if shift_at is None:
+        return None
+    kinds = ["shift", "drift", "coaching", "emergency", "anti_correlation"]
+    for event in store.events(TASK, kinds=kinds):
+        index = event.data.get("index")
+        if isinstance(index, int) and index >= shift_at:
+            return index
+    return None
 
 
 def _training_note(store: Any, seconds: float) -> str:

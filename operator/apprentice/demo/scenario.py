@@ -36,7 +36,7 @@ class DemoSettings:
     """New examples that make another run due (few in steady state: the floor is low)."""
     window_size: int = 100
     """Rolling window of comparisons behind confidence and its bound."""
-    min_floor: float = 0.03
+    min_floor: float = 0.02
     """Lowest sampling rate in steady state."""
     phase2_to_phase3: float = 0.85
     """Lower bound of agreement that graduates the task."""

@@ -32,6 +32,7 @@ __all__ = [
     "CATEGORIES",
     "CHANNELS",
     "REGIONS",
+    "SHIFT_CATEGORY",
     "TIERS",
     "URGENCY_LEVELS",
     "Ticket",
@@ -41,6 +42,8 @@ __all__ = [
 ]
 
 CATEGORIES = ("billing", "technical", "account", "shipping", "refund", "product")
+SHIFT_CATEGORY = "security"
+"""The category that appears part-way through (``shift_at``): the teacher's world changed."""
 CHANNELS = ("email", "chat", "web", "phone")
 TIERS = ("free", "pro", "enterprise")
 REGIONS = ("us", "eu", "apac")
@@ -93,6 +96,14 @@ _ISSUES: dict[str, tuple[str, ...]] = {
         "I returned the item, where is my money back",
         "cancel {p} and refund my last payment",
         "requesting a refund, {p} was not as described",
+    ),
+    "security": (
+        "someone hacked my account and changed the password",
+        "I got a phishing email pretending to be {p}",
+        "suspicious login to my account from another country",
+        "report a security vulnerability in {p}",
+        "my API key for {p} was leaked, please revoke it",
+        "unknown device signed in to my account, possible breach",
     ),
     "product": (
         "does {p} have a feature to export to PDF",
@@ -157,8 +168,10 @@ def label(task_input: dict[str, Any], *, category: str, urgency: str) -> dict[st
     return {"category": category, "priority": priority, "confidence": _CONFIDENCE[urgency]}
 
 
-def _ticket(rng: random.Random) -> Ticket:
+def _ticket(rng: random.Random, shifted: bool = False, share: float = 0.5) -> Ticket:
     category = rng.choice(CATEGORIES)
+    if shifted and rng.random() < share:
+        category = SHIFT_CATEGORY
     urgency = rng.choices(list(URGENCY_LEVELS), weights=(1, 3, 5, 2))[0]
     issue = rng.choice(_ISSUES[category]).format(
         p=rng.choice(_PRODUCTS), n=rng.randint(10000, 99999), amt=rng.randint(5, 499)
@@ -181,8 +194,14 @@ def _ticket(rng: random.Random) -> Ticket:
     return Ticket(input={"text": text, "metadata": metadata}, category=category, urgency=urgency)
 
 
-def generate(n: int, seed: int = 7) -> list[Ticket]:
-    """``n`` distinct tickets, the same for the same seed."""
+def generate(
+    n: int, seed: int = 7, *, shift_at: int | None = None, shift_share: float = 0.5
+) -> list[Ticket]:
+    """``n`` distinct tickets, the same for the same seed.
+
+    From ticket ``shift_at`` on, ``shift_share`` of the tickets are about a new
+    category (:data:`SHIFT_CATEGORY`) the student has never seen.
+    """
     rng = random.Random(seed)
     seen: set[str] = set()
     out: list[Ticket] = []
@@ -191,7 +210,8 @@ def generate(n: int, seed: int = 7) -> list[Ticket]:
         attempts += 1
         if attempts > n * 50:
             raise ValueError(f"cannot generate {n} distinct tickets; ask for fewer")
-        ticket = _ticket(rng)
+        shifted = shift_at is not None and len(out) >= shift_at
+        ticket = _ticket(rng, shifted, shift_share)
         key = json.dumps(ticket.input, sort_keys=True)
         if key in seen:
             continue
@@ -204,13 +224,15 @@ def _jsonl(rows: Iterator[dict[str, Any]]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
 
 
-def write_workload(directory: Path, n: int, seed: int = 7) -> tuple[Path, Path]:
+def write_workload(
+    directory: Path, n: int, seed: int = 7, *, shift_at: int | None = None
+) -> tuple[Path, Path]:
     """Write ``inputs.jsonl`` (one input per line) and the replay teacher's ``answers.jsonl``.
 
     Returns both paths. ``answers.jsonl`` lines are ``{"input": ..., "output": ...}``.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    tickets = generate(n, seed)
+    tickets = generate(n, seed, shift_at=shift_at)
     inputs = directory / "inputs.jsonl"
     answers = directory / "answers.jsonl"
     inputs.write_text(_jsonl(t.input for t in tickets), encoding="utf-8")
