@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from apprentice.config import GatewayConfig
+from apprentice.config.errors import docs_url
 
 __all__ = ["Listener", "listen"]
 
@@ -36,6 +37,7 @@ def _refusal(limit: int) -> bytes:
                 "type": "overloaded",
                 "message": f"{limit} connections open (gateway.max_connections); retry shortly",
                 "details": {"max_connections": limit},
+                "docs": docs_url("gateway", "overloaded"),
             }
         }
     ).encode()
