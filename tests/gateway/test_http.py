@@ -34,6 +34,8 @@ async def test_errors_have_the_contract_shape(harness_factory: Any) -> None:
         assert set(body) == {"error"}
         assert body["error"]["type"] == kind
         assert body["error"]["message"]
+        # Every error links to its entry in the errors reference (docs/reference/errors.md).
+        assert body["error"]["docs"].endswith(f"/reference/errors/#gateway-{kind}")
         return dict(body["error"])
 
     await err(await client.post("/v1/tasks/classify", data=b"{not json"), 400, "bad_request")
