@@ -53,9 +53,16 @@ def select(
     return corpus.select(task, rows, hyper=local.training, coaching=coaching)
 
 
+CPU_TRAINING_THREADS = 2
+"""Torch threads of a CPU training run: fixed, so the same data and seed give the same
+adapter on any machine (float sums depend on how many threads split them), and two
+is what the demo's 2-core target machine has."""
+
+
 def training_spec(local: LocalConfig, dataset: Path, out_dir: Path) -> TrainingSpec:
     """What ``python -m apprentice.training.run --spec`` reads."""
     return TrainingSpec(
+        threads=CPU_TRAINING_THREADS if local.device == "cpu" else None,
         dataset=str(dataset),
         out_dir=str(out_dir),
         base_model=local.training_base(),
