@@ -65,12 +65,13 @@ def test_workload_rules_are_least_privilege(helm: Path, tmp_path: Path, name: st
         assert g[("apprentice.dev", "distilledtasks/finalizers")] == {"update"}
         assert g[("apprentice.dev", "trainingjobs/finalizers")] == {"update"}
         assert g[("", "events")] == {"create"}
-        assert g[("", "pods")] == {"list", "watch"}
+        assert g[("", "pods")] == {"list"}
         # Children are server-side applied and never read back or deleted.
         for child in [("", "configmaps"), ("", "services"), ("apps", "deployments")]:
             assert g[child] == {"create", "patch"}
         assert g[("", "persistentvolumeclaims")] == {"create"}
-        assert g[("batch", "jobs")] == {"create", "list", "watch"}
+        assert g[("batch", "jobs")] == {"create", "get"}
+        assert g[("apprentice.dev", "trainingjobs")] == {"list", "watch", "create", "patch"}
         assert "delete" not in set().union(*g.values())
 
 

@@ -71,13 +71,13 @@ verbs the operator used against a real API server.
 */}}
 {{- define "apprentice.workloadRules" -}}
 # kopf watches the three kinds and patches them (finalizer, progress annotations); the
-# operator reads a task by name, creates TrainingJobs and applies (SSA) ModelVersions.
+# operator reads a task by name, lists and creates TrainingJobs, applies ModelVersions.
 - apiGroups: [apprentice.dev]
   resources: [distilledtasks]
   verbs: [get, list, watch, patch]
 - apiGroups: [apprentice.dev]
   resources: [trainingjobs]
-  verbs: [get, list, watch, create, patch]
+  verbs: [list, watch, create, patch]
 # create: a server-side apply that creates an object is also authorised as create.
 - apiGroups: [apprentice.dev]
   resources: [modelversions]
@@ -103,15 +103,16 @@ verbs the operator used against a real API server.
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
   verbs: [create]
-# Training Jobs: created once per run; watched (kopf) to mirror their state.
+# Training Jobs: created once per run (a Job's template is immutable); the task's timer
+# reads the run's Job by name every poll.
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [create, list, watch]
-# Trainer pods: watched to tell "waiting for a GPU" (Unschedulable), listed for a failed
-# trainer's termination message.
+  verbs: [create, get]
+# Trainer pods, listed by label: "waiting for a GPU" (Unschedulable), and a failed
+# trainer's termination message. Never watched.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list, watch]
+  verbs: [list]
 # Secrets: create only. A task's generated admin token is derived from the chart's key
 # (HMAC) and its Secret created once (a 409 means it exists); never read, listed, watched
 # or patched (a PATCH would return the Secret's data). Pods read every Secret they need
