@@ -452,7 +452,8 @@ def _node_ready(server: str, ctx: ssl.SSLContext, name: str) -> bool:
 def down() -> None:
     """Stop every component (SIGTERM, then SIGKILL) and remove the state folder."""
     state = read_state()
-    pids = [int(p) for p in (state or {}).get("pids", {}).values()]
+    # Only our own components: after a reboot a recorded pid may be someone else's.
+    pids = [int(p) for p in (state or {}).get("pids", {}).values() if _ours(int(p), state)]
     for pid in reversed(pids):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGTERM)
@@ -465,6 +466,14 @@ def down() -> None:
                 os.killpg(pid, signal.SIGKILL)
     if STATE.exists():
         subprocess.run(["rm", "-rf", str(STATE)], check=True)
+
+
+def _ours(pid: int, state: dict[str, Any] | None) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+    return bool(state) and str((state or {}).get("binaries", "\0")) in cmdline
 
 
 def main(argv: list[str] | None = None) -> int:

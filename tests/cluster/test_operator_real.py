@@ -448,7 +448,7 @@ def test_training_job_to_promoted_model_version(
                 return mv
         return None
 
-    mv = eventually(promoted, 300, "a promoted ModelVersion")
+    mv = eventually(promoted, 600, "a promoted ModelVersion")  # validation runs the student
     version = mv["spec"]["version"]
     done = cluster.get("trainingjob", tj, TASKS)
     assert done is not None and done["status"]["state"] == "Succeeded"
