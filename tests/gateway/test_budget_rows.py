@@ -81,6 +81,13 @@ async def test_schema_invalid_answers_are_booked_and_counted(
         assert math.fsum(r.cost for r in failed) == pytest.approx(booked, abs=1e-9)
         assert await _status_today(client) == pytest.approx(booked, abs=1e-9)
         assert not h.gw.store.reservations()
+        await (await client.get("/metrics")).read()  # refreshes the spend gauges
+        m = h.gw.metrics
+        assert m.value("apprentice_teacher_cost_usd_total", {"task": "classify"}) == pytest.approx(
+            booked, abs=1e-9
+        )
+        daily = m.value("apprentice_budget_spend_usd", {"scope": "classify", "window": "daily"})
+        assert daily == pytest.approx(booked, abs=1e-9)
 
 
 async def test_a_repair_that_gets_a_500_keeps_the_first_answers_cost(

@@ -247,6 +247,9 @@ class Gateway(Runtime):
         else:
             err = teacher_res if isinstance(teacher_res, BaseException) else student_res
             await self.settler.failed(rt, rid, route, err, token, teacher_cost, now, started)
+            if teacher_cost > 0:  # billed all the same: the spend metrics count it too
+                who = settling.provider_of(teacher_res) or "unknown"
+                self.metrics.record_teacher_call(rt.name, who, teacher_cost, 0.0)
             raise self._failure(rt, err, want_teacher)
 
         comparison = None
