@@ -21,7 +21,7 @@ import gw_rules
 import httpx
 import pytest
 import yaml
-from billing_teacher import CALL, BillingTeacher, provider_block
+from billing_teacher import BillingTeacher, provider_block
 from gw_config import config_dict
 
 from apprentice.store import open_store
@@ -68,13 +68,15 @@ class Gateway:
         return code
 
 
-def _write_config(tmp_path: Path, store_url: str, fake: BillingTeacher) -> Path:
+def _write_config(
+    tmp_path: Path, store_url: str, fake: BillingTeacher, *, cap: float = CAP
+) -> Path:
     d = config_dict(
         tmp_path,
         store_url=store_url,
         remote=provider_block(fake.base_url, timeout_s=30),
         task={
-            "budget": {"daily": CAP},
+            "budget": {"daily": cap},
             # No training in these processes: every request is a paid teacher call.
             "confidence_thresholds": {
                 "phase1_to_phase2": 100_000,
@@ -149,36 +151,45 @@ async def test_three_gateway_processes_under_200_concurrent_requests_each_share_
 async def test_sigkill_with_calls_in_flight_books_them_and_the_cap_holds_after(
     tmp_path: Path, shared_url: str
 ) -> None:
+    """Three kills with calls in flight, each restart books them; then spend to the cap."""
+    cap = 1.2  # three kills with 32 calls in flight book about 0.28 each at worst case
     async with BillingTeacher("ok") as fake:
-        cfg = _write_config(tmp_path, shared_url, fake)
-        first = await Gateway(cfg, tmp_path / "first.log", "gw-a").started()
-        done = await _burst(first.url, 0, 10)  # some calls answered and booked
-        assert done == [200] * 10
-        fake.gate = asyncio.Event()  # from now on calls are held at the provider
-        burst = asyncio.ensure_future(_burst(first.url, 100, 32))
-        while True:  # at least 6 calls billed and held in flight
-            fake.arrived.clear()
-            if fake.requests >= 10 + 6:
-                break
-            await asyncio.wait_for(fake.arrived.wait(), 30)
-        assert first.stop(signal.SIGKILL) == -signal.SIGKILL
-        fake.gate.set()
-        cut = await burst
-        assert -1 in cut and 200 not in cut  # nobody got an answer (or a 429 at the cap)
-        booked, held = _spend(shared_url)
-        assert held >= 6  # the in-flight reservations outlived the process
-        assert booked == pytest.approx(10 * CALL)
+        cfg = _write_config(tmp_path, shared_url, fake, cap=cap)
+        for kill in range(3):
+            gw = await Gateway(cfg, tmp_path / f"run{kill}.log", "gw-a").started()  # one owner
+            booked, held = _spend(shared_url)
+            assert held == 0  # the restart booked what the last kill left in flight
+            assert booked >= fake.billed
+            before = fake.requests
+            done = await _burst(gw.url, 1000 * kill, 5)  # some calls answered and booked
+            assert done == [200] * 5
+            answered, _ = _spend(shared_url)
+            fake.gate = asyncio.Event()  # from now on calls are held at the provider
+            burst = asyncio.ensure_future(_burst(gw.url, 1000 * kill + 100, 32))
+            while True:  # calls billed and held in flight
+                fake.arrived.clear()
+                if fake.requests >= before + 5 + 4:
+                    break
+                await asyncio.wait_for(fake.arrived.wait(), 30)
+            assert gw.stop(signal.SIGKILL) == -signal.SIGKILL
+            fake.gate.set()
+            cut = await burst
+            assert -1 in cut and 200 not in cut  # nobody got an answer (or a 429 at the cap)
+            fake.gate = None
+            booked, held = _spend(shared_url)
+            assert held >= 4  # the in-flight reservations outlived the process
+            assert booked == pytest.approx(answered)  # in flight: not booked until restart
+            assert booked <= cap + 1e-12
 
-        fake.gate = None
-        second = await Gateway(cfg, tmp_path / "second.log", "gw-a").started()  # same owner
+        last = await Gateway(cfg, tmp_path / "last.log", "gw-a").started()
         try:
             booked, held = _spend(shared_url)
             assert held == 0
             assert booked >= fake.billed  # every in-flight call booked at its worst case
-            statuses = await _burst(second.url, 500, 60)  # now spend up to the cap
+            statuses = await _burst(last.url, 9000, 120)  # now spend up to the cap
         finally:
-            assert second.stop() == 0
+            assert last.stop() == 0
         booked, held = _spend(shared_url)
         assert 429 in statuses and held == 0
-        assert booked <= CAP + 1e-12  # the cap is never crossed afterwards
+        assert booked <= cap + 1e-12  # the cap is never crossed afterwards
         assert booked >= fake.billed
