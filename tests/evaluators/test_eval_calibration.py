@@ -105,3 +105,14 @@ def test_an_unknown_task_is_an_error(capsys: pytest.CaptureFixture[str]) -> None
     args = ["evaluate", "-c", str(DATA / "calibration.yaml"), "--task", "nope"]
     assert cli.main([*args, "--pairs", str(DATA / "labels.jsonl")]) == 1
     assert "nope" in capsys.readouterr().err
+
+
+def test_pairs_that_do_not_separate_exit_1(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    pairs = tmp_path / "pairs.jsonl"
+    same = '{"label": "spam", "explanation": "An offer of a prize for bank details."}'
+    pairs.write_text(f'{{"student": {same}, "teacher": {same}, "label": false}}\n')
+    args = ["evaluate", "-c", str(DATA / "calibration.yaml"), "--task", "classify_with_reason"]
+    assert cli.main([*args, "--pairs", str(pairs)]) == 1
+    assert "does NOT separate" in capsys.readouterr().out

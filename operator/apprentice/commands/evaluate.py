@@ -7,7 +7,8 @@ scores; with labels it prints the separation at the config's thresholds: how
 many right answers score at or above ``phase2_to_phase3`` (they would let the
 task graduate) and how many wrong ones under ``coaching_trigger`` (they would
 make it coach). An evaluator that passes wrong answers would let a wrong
-student graduate and keep serving.
+student graduate and keep serving. The exit status is 1 when labelled pairs do
+not separate at 95% each, so a CI job can gate on it.
 """
 
 from __future__ import annotations
@@ -169,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
     except (EvaluatorConfigError, EvaluatorError) as exc:
         print(f"task {task.name}: {exc}", file=sys.stderr)
         return 1
+    sep = separation(task, pairs, scores)
     if args.json:
         body = {
             "task": task.name,
@@ -177,9 +179,9 @@ def run(args: argparse.Namespace) -> int:
                 {"line": p.line, "score": round(s, 6), "label": p.label}
                 for p, s in zip(pairs, scores, strict=True)
             ],
-            "separation": separation(task, pairs, scores),
+            "separation": sep,
         }
         print(json.dumps(body, indent=2))
     else:
         print(render(task, pairs, scores))
-    return 0
+    return 0 if sep is None or sep["separates"] else 1
