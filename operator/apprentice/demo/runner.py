@@ -133,7 +133,6 @@ async def run_demo(
         bar = tqdm(total=len(inputs), file=sys.stderr, unit="req", desc="cold_start",
                    dynamic_ncols=True)  # fmt: skip
     steady_at: int | None = None
-    recovered_at: int | None = None
     phase = "cold_start"
     try:
         async with Apprentice.from_config(cfg_path) as app:
@@ -156,8 +155,6 @@ async def run_demo(
                         on_phase(index, phase)
                     if phase == "steady_state" and steady_at is None:
                         steady_at = index
-                    elif phase == "steady_state" and shift_at is not None and index > shift_at:
-                        recovered_at = index
                 if bar is not None:
                     bar.set_description(phase, refresh=False)
                     bar.update(1)
@@ -166,6 +163,7 @@ async def run_demo(
             await app.flush()
             summary = _summarise(store, status, requests)
             detected = _detected(store, shift_at)
+            recovered_at = _recovered(store, detected)
             report_path = None
             if write_report:
                 report_path = _write_report(store, app.config, directory)
@@ -201,6 +199,19 @@ def _detected(store: Any, shift_at: int | None) -> int | None:
     for event in store.events(TASK, kinds=kinds):
         index = event.data.get("index")
         if isinstance(index, int) and index >= shift_at:
+            return index
+    return None
+
+
+def _recovered(store: Any, detected: int | None) -> int | None:
+    """After the alarm: when coaching ended or the task graduated again (events table)."""
+    if detected is None:
+        return None
+    for event in store.events(TASK, kinds=["coaching_end", "phase"]):
+        index = event.data.get("index")
+        if not isinstance(index, int) or index <= detected:
+            continue
+        if event.kind == "coaching_end" or event.data.get("after") == "steady_state":
             return index
     return None
 
