@@ -41,6 +41,7 @@ from apprentice.teachers.errors import (
     register_secret,
 )
 from apprentice.teachers.errors import Timeout as TeacherTimeout
+from apprentice.teachers.transport import JsonPoster
 
 __all__ = [
     "ApiKey",
@@ -316,7 +317,7 @@ class HttpPolicy:
     """Sends one JSON POST with the shared limits and retries; knows nothing of any provider."""
 
     provider: str
-    client: httpx.AsyncClient
+    poster: JsonPoster
     retry: RetryPolicy
     limiter: RateLimiter
     clock: Clock
@@ -381,7 +382,7 @@ class HttpPolicy:
     ) -> tuple[TeacherError | None, Any]:
         """(None, json) on success, else (error, the exception it translates)."""
         try:
-            response = await self.client.post(url, json=body, headers=dict(headers))
+            response = await self.poster.post(url, body, headers)
         except httpx.TimeoutException as exc:
             return TeacherTimeout(
                 f"no answer within timeout_s={self.timeout_s:g}s from {_host(url)}; raise "
@@ -395,19 +396,15 @@ class HttpPolicy:
                 retryable=True,
             ), exc
         self.limiter.observe(read_hints(response.headers))
-        status_error = httpx.HTTPStatusError(
-            f"HTTP {response.status_code} from {_host(url)}",
-            request=response.request,
-            response=response,
-        )
         if not response.is_success:
             error = map_error(response)
             if error.retry_after_s is None:
                 error.retry_after_s = retry_after_s(response.headers)
-            return error, status_error
+            return error, _status_error(response, url)
         try:
             return None, response.json()
         except ValueError:
+            status_error = _status_error(response, url)
             return ProviderError(
                 f"HTTP {response.status_code} from {_host(url)} is not JSON "
                 f"({response.headers.get('content-type', 'no content-type')}); a proxy in "
@@ -416,6 +413,15 @@ class HttpPolicy:
                 status=response.status_code,
                 retryable=True,
             ), status_error
+
+
+def _status_error(response: httpx.Response, url: str) -> httpx.HTTPStatusError:
+    """The exception a failed attempt is chained to (built on failure only: it parses the URL)."""
+    return httpx.HTTPStatusError(
+        f"HTTP {response.status_code} from {_host(url)}",
+        request=response.request,
+        response=response,
+    )
 
 
 def _host(url: str) -> str:

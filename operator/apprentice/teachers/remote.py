@@ -31,6 +31,7 @@ from apprentice.teachers.http import (
     RetryPolicy,
     response_json,
 )
+from apprentice.teachers.transport import AiohttpTransport, JsonPoster, pool_size
 
 __all__ = [
     "Adapter",
@@ -161,12 +162,10 @@ class RemoteTeacher:
         self._key = api_key
         self._clock = clock
         self._base_url = (config.base_url or adapter.default_base_url).rstrip("/")
-        client = httpx.AsyncClient(
-            transport=transport, timeout=httpx.Timeout(config.timeout_s), follow_redirects=False
-        )
+        poster = JsonPoster(transport or AiohttpTransport(pool_size(config)), config.timeout_s)
         self._http = HttpPolicy(
             provider=self.provider,
-            client=client,
+            poster=poster,
             retry=RetryPolicy(max_retries=config.max_retries),
             limiter=RateLimiter(config.rate_limits, clock=clock, sleep=sleep),
             clock=clock,
@@ -361,4 +360,4 @@ class RemoteTeacher:
         return pricing.cost(worst, self.price)
 
     async def aclose(self) -> None:
-        await self._http.client.aclose()
+        await self._http.poster.aclose()

@@ -1,0 +1,294 @@
+"""Teacher-path benchmark: the cost of one remote teacher call as calls in flight grow.
+
+A loopback OpenAI-compatible teacher (an aiohttp server in a child process) answers
+``POST .../chat/completions`` with a valid answer, either at once (``/instant``) or
+after one second (``/slow``). This process calls it through the real teacher path,
+:meth:`RemoteTeacher.generate` (prompt, wire request, retry/rate/cost policy, HTTP,
+answer parsing, schema check), on one core (one event loop thread), for two pools:
+
+- ``aiohttp``: the teacher's own transport (:mod:`apprentice.teachers.transport`);
+- ``httpx``: the teacher path before issue 12: each call through an
+  ``httpx.AsyncClient`` with its default pool (httpcore, 100 connections, 20 kept
+  alive), selected by injecting :class:`OldClient` as the transport.
+
+Measured, in ONE run, per pool:
+
+1. ``instant``: closed loop, 64 calls in flight, for ``--seconds``: requests/s and
+   CPU per request (this process's CPU time over the calls);
+2. ``slow``: open loop at 10 and 1,000 requests/s offered for ``--seconds``, each call
+   taking the teacher's 1 s (so about 10 and 1,000 in flight): served, failed, p50/p99
+   latency, CPU per request. Each rate first runs 2 s unmeasured, so the pool holds
+   its connections (kept alive) as it would in steady traffic. The old pool gets one
+   second per rate and no warm-up: at 1,000/s its queue alone takes minutes to drain.
+
+The machine is shared (2 cores, several agents); the load average is recorded
+beside the figures. Writes bench/results/teacher.json and teacher.md.
+Run: ``.venv/bin/python bench/teacher_bench.py [--seconds 5]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from apprentice.config import ProviderConfig, TaskConfig
+from apprentice.teachers.base import Teacher, build_teacher
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DELAY_S = 1.0
+OLD_SECONDS = 1.0
+"""How long the old pool is offered each slow rate (no warm-up): long enough to see it fail."""
+ANSWER = {
+    "id": "chatcmpl-bench",
+    "object": "chat.completion",
+    "model": "gpt-4o",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": '{"category": "billing", "priority": 2}'},
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {"prompt_tokens": 60, "completion_tokens": 12, "total_tokens": 72},
+}
+TASK = TaskConfig.model_validate(
+    {
+        "name": "classify_ticket",
+        "description": "Classify support tickets by category and priority",
+        "input_schema": {"text": "str"},
+        "output_schema": {"category": "str", "priority": "int"},
+    }
+)
+
+
+def serve() -> None:
+    """The loopback teacher (child process): prints its port, serves until killed."""
+    from aiohttp import web
+
+    body = json.dumps(ANSWER).encode()
+
+    async def instant(_: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json")
+
+    async def slow(_: web.Request) -> web.Response:
+        await asyncio.sleep(DELAY_S)
+        return web.Response(body=body, content_type="application/json")
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_post("/instant/v1/chat/completions", instant)
+        app.router.add_post("/slow/v1/chat/completions", slow)
+        runner = web.AppRunner(app, access_log=None, handle_signals=True)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=4096)
+        await site.start()
+        print(runner.addresses[0][1], flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def make_teacher(base_url: str, pool: str) -> Teacher:
+    config = ProviderConfig.model_validate(
+        {
+            "provider": "openai_compatible",
+            "model": "gpt-4o",
+            "base_url": base_url,
+            "timeout_s": 30,
+            "max_retries": 0,
+        }
+    )
+    transport = OldClient() if pool == "httpx" else None
+    return build_teacher(config, transport=transport, env={})
+
+
+class OldClient(httpx.AsyncBaseTransport):
+    """The teacher path before issue 12: every call through an ``httpx.AsyncClient``.
+
+    Its default pool (httpcore: 100 connections, 20 kept alive) and its per-request
+    work (auth and redirect flows, cookie extraction) are what the old path paid.
+    """
+
+    def __init__(self) -> None:
+        self.client = httpx.AsyncClient(follow_redirects=False)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.client.send(request)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+async def closed_loop(teacher: Teacher, seconds: float, in_flight: int) -> dict[str, Any]:
+    done = 0
+    stop = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal done
+        while time.perf_counter() < stop:
+            await teacher.generate(TASK, {"text": "my invoice is wrong"})
+            done += 1
+
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(in_flight)))
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    return {
+        "in_flight": in_flight,
+        "requests": done,
+        "rps": round(done / wall, 1),
+        "cpu_ms_per_request": round(cpu / done * 1000, 3),
+    }
+
+
+async def open_loop(teacher: Teacher, seconds: float, rate: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    failures: dict[str, int] = {}
+    total = int(rate * seconds)
+    tick = 0.01 if rate >= 100 else 1.0 / rate
+    per_tick = max(1, round(rate * tick))
+
+    async def one() -> None:
+        started = time.perf_counter()
+        try:
+            await teacher.generate(TASK, {"text": "my invoice is wrong"})
+        except Exception as exc:
+            failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
+            return
+        latencies.append(time.perf_counter() - started)
+
+    tasks: list[asyncio.Task[None]] = []
+    cpu0, start = time.process_time(), time.perf_counter()
+    while len(tasks) < total:
+        due = start + len(tasks) / per_tick * tick
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        for _ in range(min(per_tick, total - len(tasks))):
+            tasks.append(asyncio.create_task(one()))
+    await asyncio.gather(*tasks)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
+    ordered = sorted(latencies)
+
+    def pct(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
+
+    return {
+        "offered_rps": rate,
+        "requests": total,
+        "served": len(latencies),
+        "failed": failures,
+        "served_rps": round(len(latencies) / wall, 1),
+        "p50_ms": pct(0.50) if ordered else None,
+        "p99_ms": pct(0.99) if ordered else None,
+        "max_ms": round(ordered[-1] * 1000, 1) if ordered else None,
+        "cpu_ms_per_request": round(cpu / total * 1000, 3),
+    }
+
+
+async def run_pool(port: int, pool: str, seconds: float, rates: list[int]) -> dict[str, Any]:
+    instant = make_teacher(f"http://127.0.0.1:{port}/instant/v1", pool)
+    slow = make_teacher(f"http://127.0.0.1:{port}/slow/v1", pool)
+    try:
+        await closed_loop(instant, 0.5, 16)  # warm up: connections, caches
+        result: dict[str, Any] = {"instant": await closed_loop(instant, seconds, 64)}
+        result["slow"] = []
+        for rate in rates:
+            if pool == "httpx":  # the old pool collapses at high rates: a short run says so
+                result["slow"].append(await open_loop(slow, OLD_SECONDS, rate))
+                continue
+            await open_loop(slow, min(2.0, seconds), rate)  # warm up: open the connections
+            result["slow"].append(await open_loop(slow, seconds, rate))
+        return result
+    finally:
+        await instant.aclose()
+        await slow.aclose()
+
+
+def write_md(out: dict[str, Any]) -> str:
+    lines = [
+        "# Teacher path at scale",
+        "",
+        f"Run {out['when']} on {out['machine']}; load average before/after: "
+        f"{out['load_before']} / {out['load_after']} (2 cores shared with other agents).",
+        "`aiohttp` is the teacher's transport since issue 12; `httpx` is httpx's default",
+        "pool (httpcore), the teacher path before it. Same run, same loopback teacher.",
+        "",
+        "## Instant teacher, 64 calls in flight, one core",
+        "",
+        "| pool | requests/s | CPU per request |",
+        "|---|---|---|",
+    ]
+    for pool, res in out["pools"].items():
+        i = res["instant"]
+        lines.append(f"| {pool} | {i['rps']:,} | {i['cpu_ms_per_request']} ms |")
+    lines += [
+        "",
+        f"## Teacher answering after {DELAY_S:g} s, open loop for {out['seconds']:g} s",
+        "",
+        "| pool | offered/s | sent | served | failed | p50 | p99 | CPU per request |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for pool, res in out["pools"].items():
+        for s in res["slow"]:
+            failed = ", ".join(f"{k} {v}" for k, v in s["failed"].items()) or "0"
+            lines.append(
+                f"| {pool} | {s['offered_rps']:,} | {s['requests']:,} | {s['served']:,} | "
+                f"{failed} | {s['p50_ms']} ms | {s['p99_ms']} ms | "
+                f"{s['cpu_ms_per_request']} ms |"
+            )
+    lines += ["", *out.get("notes", [])]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--pools", default="aiohttp,httpx")
+    parser.add_argument("--rates", default="10,1000")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve()
+        return
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        port = int(child.stdout.readline())
+        load_before = [round(x, 2) for x in os.getloadavg()]
+        rates = [int(r) for r in args.rates.split(",")]
+        pools = {
+            pool: asyncio.run(run_pool(port, pool, args.seconds, rates))
+            for pool in args.pools.split(",")
+        }
+    finally:
+        child.terminate()
+        child.wait()
+    out = {
+        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "seconds": args.seconds,
+        "load_before": load_before,
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+        "pools": pools,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "teacher.json").write_text(json.dumps(out, indent=2) + "\n")
+    (RESULTS / "teacher.md").write_text(write_md(out))
+    print(write_md(out))
+
+
+if __name__ == "__main__":
+    main()
