@@ -568,7 +568,8 @@ def _used(cluster: Cluster, username: str) -> tuple[set[tuple[str, str, str]], l
             resource += "/" + ref["subresource"]
         code = event.get("responseStatus", {}).get("code")
         used.add((group, resource, event["verb"]))
-        if code == 403:
+        decision = event.get("annotations", {}).get("authorization.k8s.io/decision")
+        if decision == "forbid":  # RBAC said no (not, say, a namespace being deleted)
             denied.append(f"{(group, resource, event['verb'])} in {ref.get('namespace', '-')}")
         if code != 201:
             continue
