@@ -141,3 +141,16 @@ async def test_a_run_killed_with_its_gateway_restarts_with_the_gateway(
     # 19 examples: only the resumed run can have made v1 (cold start trains at 20).
     assert kinds[:2] == ["training_interrupted", "training_started"]
     assert "training_finished" in kinds and "promoted" in kinds
+
+
+async def test_a_deterministic_request_id_source_makes_the_same_decisions(
+    harness_factory: Any, tmp_path: Path
+) -> None:
+    cfg, _ = _config(tmp_path)
+    h = await harness_factory(cfg)
+    ids = (f"run-{i}" for i in range(1000))
+    h.gw.new_request_id = ids.__next__
+    client = await h.serve()
+    await _send(client, h, 0, 3)
+    await h.gw.flush()
+    assert [r.id for r in h.gw.store.requests("classify")] == ["run-0", "run-1", "run-2"]

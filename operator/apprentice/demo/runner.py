@@ -136,6 +136,9 @@ async def run_demo(
     phase = "cold_start"
     try:
         async with Apprentice.from_config(cfg_path) as app:
+            # Same ids, same sampling draws: a rerun makes the same decisions.
+            ids = (f"demo-{seed}-{i}" for i in range(10**9))
+            app.gateway.new_request_id = ids.__next__
             for index, task_input in enumerate(inputs):
                 if app.training_due_or_running(TASK):
                     waited = time.perf_counter()

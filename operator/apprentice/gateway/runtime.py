@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,6 +96,9 @@ class Runtime:
         self.budget = spending.SharedBudget(cfg)
         self.settler = settling.Settler(self.budget, self.writer, None, SpendJournal(Path()))
         self.tasks: dict[str, TaskRuntime] = {}
+        # Request ids feed the sampling draw; a reproducible run (the demo) sets a
+        # deterministic source, production keeps random ones.
+        self.new_request_id: Callable[[], str] = lambda: uuid.uuid4().hex
         self.orchestrator: local_orch.LocalOrchestrator | None = None
         self.serving = False
         self._started = False

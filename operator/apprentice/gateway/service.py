@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -87,7 +86,7 @@ class Gateway(Runtime):
                 details=problems,
             )
         started = time.perf_counter()
-        request_id = uuid.uuid4().hex
+        request_id = self.new_request_id()
         now = datetime.now(UTC)
         student_ready = rt.student_ready()
         decision = rt.engine.route(request_id, student_ready=student_ready)
