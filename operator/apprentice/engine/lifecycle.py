@@ -42,6 +42,7 @@ from typing import Any, Literal
 from apprentice.config import ApprenticeConfig, TaskConfig
 from apprentice.engine import confidence, sampling
 from apprentice.engine.confidence import ConfidenceState, DetectorParams
+from apprentice.vocabulary import Phase, Route
 
 __all__ = [
     "Alarm",
@@ -68,26 +69,6 @@ __all__ = [
 ]
 
 MAX_ALARMS = 50  # kept in the state for status; the store keeps every alarm as an event
-
-
-class Phase(enum.StrEnum):
-    cold_start = "cold_start"
-    reinforcement = "reinforcement"
-    steady_state = "steady_state"
-
-    @property
-    def number(self) -> int:
-        return _PHASE_NUMBERS[self]
-
-
-_PHASE_NUMBERS = {Phase.cold_start: 1, Phase.reinforcement: 2, Phase.steady_state: 3}
-
-
-class Route(enum.StrEnum):
-    remote_only = "remote_only"
-    local_only = "local_only"
-    both = "both"
-    rejected = "rejected"  # nobody may answer: the gateway answers 429 budget_exhausted
 
 
 class AlarmKind(enum.StrEnum):

@@ -7,6 +7,7 @@
     ├── Unauthorized                  401     unauthorized
     ├── NotFound                      404     not_found
     │   └── UnknownTask               404     unknown_task
+    ├── MethodNotAllowed              405     method_not_allowed  (answered for aiohttp's router)
     ├── BodyTimeout (gateway.reading) 408     request_timeout
     ├── Conflict                      409     conflict
     ├── TooLarge                      413     too_large
@@ -15,7 +16,12 @@
     ├── TeacherUnavailable            502|503 teacher_unavailable  (details.reason: AuthError, ...)
     ├── StudentUnavailable            503     student_unavailable
     ├── Overloaded                    503     overloaded
+    ├── StoreUnavailable (settling)   503     store_unavailable  (paid answer in details.output)
     └── StartupError                  -       the app cannot start (config, key, store)
+
+The tree is the one list of error types: :func:`error_types` walks it for the
+OpenAPI document and the errors reference (an unhandled exception answers 500
+``internal_error``, the root's type).
 
 Every 503 carries ``Retry-After``: the provider's own back-off when the teacher
 reported one (``retry_after_s``), else one second.
@@ -27,7 +33,8 @@ secrets: provider errors are re-worded here from their type, status and message.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
 from apprentice.config.errors import docs_url
 
@@ -37,6 +44,7 @@ __all__ = [
     "Conflict",
     "GatewayError",
     "InvalidInput",
+    "MethodNotAllowed",
     "NotFound",
     "Overloaded",
     "StartupError",
@@ -45,6 +53,7 @@ __all__ = [
     "TooLarge",
     "Unauthorized",
     "UnknownTask",
+    "error_types",
 ]
 
 #: Typed reasons a provider call can fail with (the teachers' error taxonomy).
@@ -65,6 +74,7 @@ class GatewayError(Exception):
 
     status: int = 500
     type: str = "internal_error"
+    over_http: ClassVar[bool] = True  # False: never an HTTP answer (the app does not start)
 
     retry_after_s: float | None = None
     """For a 503: how long the caller should wait, when known (else one second)."""
@@ -116,6 +126,13 @@ class UnknownTask(NotFound):
             f"no task named {task!r}; configured tasks: {', '.join(known) or '(none)'}",
             details={"task": task, "tasks": known},
         )
+
+
+class MethodNotAllowed(GatewayError):
+    """The path exists but not with this method (aiohttp's router decides; ``http`` answers)."""
+
+    status = 405
+    type = "method_not_allowed"
 
 
 class Conflict(GatewayError):
@@ -184,3 +201,23 @@ class StartupError(GatewayError):
 
     status = 503
     type = "startup_failed"
+    over_http = False
+
+
+def _tree(cls: type[GatewayError]) -> Iterator[type[GatewayError]]:
+    yield cls
+    for sub in cls.__subclasses__():
+        yield from _tree(sub)
+
+
+def error_types() -> list[str]:
+    """Every error ``type`` an HTTP caller can get, from the tree, in tree order.
+
+    Subclasses defined in other gateway modules (``reading``, ``settling``) count
+    once their module is imported; :mod:`apprentice.gateway.openapi` imports them.
+    """
+    found: dict[str, None] = {}
+    for cls in _tree(GatewayError):
+        if cls.over_http:
+            found.setdefault(cls.type)
+    return list(found)

@@ -88,7 +88,9 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "bad_request")
+        kind = {404: errors.NotFound.type, 405: errors.MethodNotAllowed.type}.get(
+            exc.status, errors.BadRequest.type
+        )
         details = None
         headers = None
         if isinstance(exc, web.HTTPMethodNotAllowed):

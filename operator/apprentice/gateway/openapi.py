@@ -23,24 +23,10 @@ from pydantic.json_schema import models_json_schema
 
 from apprentice import __version__
 from apprentice.config import ApprenticeConfig
-from apprentice.gateway import bodies
-
-_ERROR_TYPES = [
-    "bad_request",
-    "unauthorized",
-    "not_found",
-    "unknown_task",
-    "conflict",
-    "too_large",
-    "invalid_input",
-    "budget_exhausted",
-    "teacher_unavailable",
-    "student_unavailable",
-    "overloaded",
-    "store_unavailable",  # 503: paid, but the store refused it (the answer in details.output)
-    "method_not_allowed",
-    "request_timeout",
-]
+from apprentice.gateway import bodies, errors
+from apprentice.gateway import reading as _reading  # noqa: F401 - BodyTimeout joins the tree
+from apprentice.gateway import settling as _settling  # noqa: F401 - StoreUnavailable too
+from apprentice.vocabulary import VERSION_STATES
 
 _REF_TEMPLATE = "#/components/schemas/{model}"
 _RETRY_AFTER = {
@@ -110,7 +96,7 @@ def _components(cfg: ApprenticeConfig) -> dict[str, Any]:
                     "type": "object",
                     "required": ["type", "message"],
                     "properties": {
-                        "type": {"type": "string", "enum": _ERROR_TYPES},
+                        "type": {"type": "string", "enum": errors.error_types()},
                         "message": {"type": "string"},
                         "details": {},
                         "docs": {
@@ -133,7 +119,7 @@ def _components(cfg: ApprenticeConfig) -> dict[str, Any]:
             "type": "object",
             "properties": {
                 "version": {"type": "string"},
-                "state": {"enum": ["candidate", "validating", "promoted", "rejected", "retired"]},
+                "state": {"enum": list(VERSION_STATES)},
                 "heldout_score": {"type": ["number", "null"]},
                 "path": {"type": "string"},
                 "created_at": {"type": "string"},

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from apprentice.config import Model
+from apprentice.vocabulary import PhaseName, VersionState
 
 __all__ = [
     "CONDITION_TYPES",
@@ -79,7 +80,7 @@ class Spend(Model):
     currency: str = Field(default="USD")
 
 
-Phase = Literal["cold_start", "reinforcement", "steady_state"]
+Phase = PhaseName
 
 
 class DistilledTaskStatus(Model):
@@ -127,12 +128,7 @@ class TrainingJobStatus(Model):
     conditions: list[Condition] = _conditions()
 
 
-class ModelVersionState(enum.StrEnum):
-    candidate = "candidate"
-    validating = "validating"
-    promoted = "promoted"
-    rejected = "rejected"
-    retired = "retired"
+ModelVersionState = VersionState
 
 
 class ModelVersionStatus(Model):

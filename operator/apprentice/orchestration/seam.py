@@ -15,12 +15,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-CANDIDATE = "candidate"
-VALIDATING = "validating"
-PROMOTED = "promoted"
-REJECTED = "rejected"
-RETIRED = "retired"
-STATES = (CANDIDATE, VALIDATING, PROMOTED, REJECTED, RETIRED)
+from apprentice.vocabulary import VERSION_STATES, VersionState
+
+CANDIDATE = VersionState.candidate.value
+VALIDATING = VersionState.validating.value
+PROMOTED = VersionState.promoted.value
+REJECTED = VersionState.rejected.value
+RETIRED = VersionState.retired.value
+STATES = VERSION_STATES
 
 
 @dataclass

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from apprentice.config import BudgetCaps
+from apprentice.vocabulary import PHASE_NUMBERS, PHASES, PhaseName
 
 __all__ = [
     "PHASES",
@@ -46,10 +47,6 @@ __all__ = [
     "phase_name",
     "phase_number",
 ]
-
-PhaseName = Literal["cold_start", "reinforcement", "steady_state"]
-PHASES: tuple[PhaseName, ...] = ("cold_start", "reinforcement", "steady_state")
-PHASE_NUMBERS: dict[str, int] = {name: i + 1 for i, name in enumerate(PHASES)}
 
 
 def phase_number(phase: str) -> int:

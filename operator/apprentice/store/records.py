@@ -19,22 +19,15 @@ from datetime import datetime
 from typing import Any, Literal
 
 from apprentice.prompts import canonical_json
+from apprentice.vocabulary import StoredRoute, VersionStateName
 
-Route = Literal["remote_only", "local_only", "both"]
+Route = StoredRoute
 ServedBy = Literal["teacher", "student"]
 Split = Literal["train", "heldout"]
 SpendKind = Literal["teacher", "judge", "embedding"]
-VersionState = Literal["candidate", "validating", "promoted", "rejected", "retired"]
+VersionState = VersionStateName
 
-ROUTES: tuple[Route, ...] = ("remote_only", "local_only", "both")
 SPLITS: tuple[Split, ...] = ("train", "heldout")
-VERSION_STATES: tuple[VersionState, ...] = (
-    "candidate",
-    "validating",
-    "promoted",
-    "rejected",
-    "retired",
-)
 
 # 2**64: the first 16 hex digits of the hash read as an integer in [0, 2**64).
 _HASH_SPACE = float(1 << 64)

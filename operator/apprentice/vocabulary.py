@@ -1,0 +1,78 @@
+"""The words every layer shares, defined once: phases, routes and version states.
+
+The engine, the store, the gateway, reporting and the Kubernetes status all speak
+of the same three phases, the same routes and the same version life cycle. Each
+used to spell them out itself, and a new word had to be added in up to five places.
+This module imports nothing of the project, so any layer may use it. The gateway's
+error codes live with the error tree (:func:`apprentice.gateway.errors.error_types`).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Literal
+
+__all__ = [
+    "PHASES",
+    "PHASE_NUMBERS",
+    "ROUTES",
+    "VERSION_STATES",
+    "Phase",
+    "PhaseName",
+    "Route",
+    "StoredRoute",
+    "VersionState",
+    "VersionStateName",
+]
+
+
+class Phase(enum.StrEnum):
+    """Where a task stands: 1 the teacher answers, 2 both answer, 3 the student answers."""
+
+    cold_start = "cold_start"
+    reinforcement = "reinforcement"
+    steady_state = "steady_state"
+
+    @property
+    def number(self) -> int:
+        return PHASE_NUMBERS[self.value]
+
+
+PhaseName = Literal["cold_start", "reinforcement", "steady_state"]
+PHASES: tuple[PhaseName, ...] = ("cold_start", "reinforcement", "steady_state")
+PHASE_NUMBERS: dict[str, int] = {name: i + 1 for i, name in enumerate(PHASES)}
+
+
+class Route(enum.StrEnum):
+    """Who answers one request (the engine's decision)."""
+
+    remote_only = "remote_only"
+    local_only = "local_only"
+    both = "both"
+    rejected = "rejected"  # nobody may answer: the gateway answers 429 budget_exhausted
+
+
+StoredRoute = Literal["remote_only", "local_only", "both"]
+"""The routes a stored request can have taken (a rejected one is never stored)."""
+ROUTES: tuple[StoredRoute, ...] = ("remote_only", "local_only", "both")
+
+
+# A model version's life cycle: candidate -> validating -> promoted | rejected. A
+# promoted version becomes retired when a newer one is promoted, and may be promoted
+# again by a rollback. (No docstring: pydantic would put it into the CRD schemas.)
+class VersionState(enum.StrEnum):
+    candidate = "candidate"
+    validating = "validating"
+    promoted = "promoted"
+    rejected = "rejected"
+    retired = "retired"
+
+
+VersionStateName = Literal["candidate", "validating", "promoted", "rejected", "retired"]
+VERSION_STATES: tuple[VersionStateName, ...] = (
+    "candidate",
+    "validating",
+    "promoted",
+    "rejected",
+    "retired",
+)

@@ -1,0 +1,38 @@
+"""The shared vocabulary: each word list is defined once and every spelling agrees."""
+
+from __future__ import annotations
+
+from typing import get_args
+
+from apprentice import vocabulary as v
+from apprentice.docs_reference import http_api
+from apprentice.engine import lifecycle
+from apprentice.gateway import errors
+from apprentice.kube import status_models
+from apprentice.reporting import status
+from apprentice.store import records
+
+
+def test_literals_and_enums_name_the_same_words() -> None:
+    assert get_args(v.PhaseName) == v.PHASES == tuple(p.value for p in v.Phase)
+    assert get_args(v.VersionStateName) == v.VERSION_STATES
+    assert tuple(s.value for s in v.VersionState) == v.VERSION_STATES
+    assert set(get_args(v.StoredRoute)) == {r.value for r in v.Route} - {"rejected"}
+    assert [p.number for p in v.Phase] == [1, 2, 3]
+
+
+def test_every_layer_uses_the_one_definition() -> None:
+    assert lifecycle.Phase is v.Phase and lifecycle.Route is v.Route
+    assert status.PHASES is v.PHASES
+    assert status_models.ModelVersionState is v.VersionState
+    assert records.VersionState is v.VersionStateName
+
+
+def test_openapi_error_types_come_from_the_error_tree() -> None:
+    doc = http_api.document()  # the seed config's OpenAPI document
+    schema = doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]
+    assert schema["type"]["enum"] == errors.error_types()
+    assert {"internal_error", "store_unavailable", "request_timeout", "method_not_allowed"} <= set(
+        errors.error_types()
+    )
+    assert "startup_failed" not in errors.error_types()  # never an HTTP answer
