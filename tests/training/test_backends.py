@@ -23,6 +23,7 @@ from apprentice.students import openai_ft as openai_student
 from apprentice.training import corpus
 from apprentice.training.backends import (
     BackendUnavailable,
+    TrainingError,
     TrainingFailed,
     TrainingResult,
     axolotl,
@@ -48,6 +49,13 @@ def test_get_fine_tuner_maps_every_backend() -> None:
         FineTuneBackend.axolotl: "AxolotlFineTuner",
         FineTuneBackend.openai: "OpenAIFineTuner",
     }
+
+
+def test_an_unknown_fine_tuner_is_an_error_not_the_openai_default() -> None:
+    with pytest.raises(
+        TrainingError, match=r"unknown fine_tune_backend 'peft'; known: huggingface"
+    ):
+        get_fine_tuner("peft")
 
 
 def test_unsloth_says_what_is_missing(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from apprentice.config import FineTuneBackend
 from apprentice.training.backends.base import (
     BackendUnavailable,
@@ -12,6 +14,7 @@ from apprentice.training.backends.base import (
 )
 
 __all__ = [
+    "REGISTRY",
     "BackendUnavailable",
     "FineTuner",
     "TrainingError",
@@ -21,21 +24,45 @@ __all__ = [
 ]
 
 
-def get_fine_tuner(kind: FineTuneBackend | str) -> FineTuner:
-    """The fine-tuner for ``local.fine_tune_backend`` (imports its heavy deps lazily)."""
-    kind = FineTuneBackend(kind)
-    if kind is FineTuneBackend.huggingface:
-        from apprentice.training.backends import huggingface
+def _huggingface() -> FineTuner:
+    from apprentice.training.backends import huggingface
 
-        return huggingface.HuggingFaceFineTuner()
-    if kind is FineTuneBackend.unsloth:
-        from apprentice.training.backends import unsloth
+    return huggingface.HuggingFaceFineTuner()
 
-        return unsloth.UnslothFineTuner()
-    if kind is FineTuneBackend.axolotl:
-        from apprentice.training.backends import axolotl
 
-        return axolotl.AxolotlFineTuner()
+def _unsloth() -> FineTuner:
+    from apprentice.training.backends import unsloth
+
+    return unsloth.UnslothFineTuner()
+
+
+def _axolotl() -> FineTuner:
+    from apprentice.training.backends import axolotl
+
+    return axolotl.AxolotlFineTuner()
+
+
+def _openai() -> FineTuner:
     from apprentice.training.backends import openai_ft
 
     return openai_ft.OpenAIFineTuner()
+
+
+# Each factory imports its module when called: their dependencies (torch, unsloth,
+# axolotl, an HTTP client) are heavy and mostly absent, and only one is ever used.
+REGISTRY: dict[FineTuneBackend, Callable[[], FineTuner]] = {
+    FineTuneBackend.huggingface: _huggingface,
+    FineTuneBackend.unsloth: _unsloth,
+    FineTuneBackend.axolotl: _axolotl,
+    FineTuneBackend.openai: _openai,
+}
+
+
+def get_fine_tuner(kind: FineTuneBackend | str) -> FineTuner:
+    """The fine-tuner for ``local.fine_tune_backend``; an unknown kind is an error, no default."""
+    try:
+        factory = REGISTRY[FineTuneBackend(kind)]
+    except (ValueError, KeyError):
+        known = ", ".join(k.value for k in REGISTRY)
+        raise TrainingError(f"unknown fine_tune_backend {str(kind)!r}; known: {known}") from None
+    return factory()
