@@ -10,7 +10,7 @@ enforced in the store by :mod:`apprentice.gateway.spending`, across processes.
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from apprentice.config import ApprenticeConfig, TaskConfig
@@ -193,9 +193,6 @@ class Budget:
         if token in self.ledger.open:
             self.ledger = budget_mod.release(self.ledger, token)
 
-    def may_call(self, task: str, now: datetime) -> bool:
-        return budget_mod.may_call(self.ledger, task, now.timestamp())
-
     def exhausted(self, task: str, now: datetime, typical_cost: float = 0.0) -> bool:
         """No room left for a typical teacher call (``typical_cost``: recent average)."""
         return not budget_mod.may_call(self.ledger, task, now.timestamp(), typical_cost)
@@ -207,9 +204,3 @@ class Budget:
     def caps(self, task: str) -> dict[str, float | None]:
         caps = status_mod.effective_caps(self.cfg.task(task).budget, self.cfg.budget)
         return {"daily": caps.daily, "weekly": caps.weekly, "monthly": caps.monthly}
-
-
-def window_starts(cfg: ApprenticeConfig, now: datetime) -> list[datetime]:
-    """A time no later than the start of the current day, week and month (replay from it)."""
-    start = now - timedelta(days=now.day + 7)
-    return [start]

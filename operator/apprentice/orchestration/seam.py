@@ -1,9 +1,10 @@
-"""The orchestration seam: who acts on the engine's training decisions.
+"""The orchestration seam's shared types: versions, verdicts, and its error.
 
-Two implementations share this protocol: :class:`~apprentice.orchestration.local.
-LocalOrchestrator` (the embedded default trains in a subprocess on this machine)
-and the kopf operator (``gateway.orchestrator: operator``; it drives the same
-steps through the gateway's admin endpoints).
+The seam itself is the gateway's admin HTTP API (start training, register,
+validate, promote, roll back, list versions). Both run modes drive it:
+:class:`~apprentice.orchestration.local.LocalOrchestrator` (the embedded default
+trains in a subprocess on this machine) and the kopf operator
+(``gateway.orchestrator: operator``).
 
 Version life cycle: ``candidate -> validating -> promoted | rejected``; a promoted
 version becomes ``retired`` when a newer one is promoted and may be promoted again
@@ -13,7 +14,7 @@ by a rollback.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from apprentice.vocabulary import VERSION_STATES, VersionState
 
@@ -60,27 +61,3 @@ class OrchestrationError(Exception):
     def __init__(self, message: str, *, kind: str = "conflict") -> None:
         super().__init__(message)
         self.kind = kind  # "not_found" | "conflict" | "bad_request"
-
-
-class Orchestrator(Protocol):
-    """Start training, register a version, validate, promote, roll back."""
-
-    async def start_training(self, task: str, reason: str | None) -> None:
-        """Begin a run in the background; returns at once."""
-
-    async def register_version(
-        self, task: str, path: str, metrics: dict[str, Any], version: str | None = None
-    ) -> VersionInfo:
-        """Record an adapter written by a trainer as a ``candidate``."""
-
-    async def validate(self, task: str, version: str) -> ValidationResult:
-        """Score a version on the held-out split against the teacher's answers."""
-
-    async def promote(self, task: str, version: str) -> str:
-        """Load the version into the student and serve it; returns the active version."""
-
-    async def rollback(self, task: str) -> str:
-        """Serve the previous promoted version again; returns it."""
-
-    async def versions(self, task: str) -> tuple[list[VersionInfo], str | None]:
-        """All versions of a task (oldest first) and the active one."""
