@@ -208,3 +208,39 @@ def test_failed_job_reason_is_kept() -> None:
 def test_format_duration(end: str | None, text: str) -> None:
     assert reconcile.format_duration("2026-01-01T00:00:00Z", end, T1) == text
     assert reconcile.format_duration(None, end, T1) is None
+
+
+def test_budget_exhausted_names_the_cap_and_its_reset() -> None:
+    state = task_state("t", budget_exhausted=True)
+    state["budget_cap"] = {
+        "scope": "t",
+        "window": "daily",
+        "cap": 2.0,
+        "spend": 1.9996,
+        "resets_at": "2026-12-01T00:00:00+00:00",
+    }
+    conds = reconcile.state_conditions([], state, generation=1, training_running=False, now=T0)
+    budget = next(c for c in conds if c["type"] == "BudgetExhausted")
+    assert budget["status"] == "True"
+    assert budget["message"] == (
+        "daily cap of t: spent 1.9996 of 2.0 USD; resets at 2026-12-01T00:00:00+00:00"
+    )
+
+
+def test_a_run_the_gateway_rejected_degrades_the_task_with_its_reason() -> None:
+    state = task_state("t")
+    state["last_training"] = {
+        "ok": False,
+        "at": "2026-11-30T08:00:00+00:00",
+        "reason": "rejected: held-out 0.61 < 0.85",
+        "next_retry": "after 40 more teacher examples",
+    }
+    conds = reconcile.state_conditions([], state, generation=1, training_running=False, now=T0)
+    degraded = next(c for c in conds if c["type"] == "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "TrainingFailed")
+    assert degraded["message"] == (
+        "rejected: held-out 0.61 < 0.85; next retry after 40 more teacher examples"
+    )
+    state["last_training"] = {**state["last_training"], "ok": True, "reason": None}
+    conds = reconcile.state_conditions(conds, state, generation=1, training_running=False, now=T0)
+    assert next(c for c in conds if c["type"] == "Degraded")["status"] == "False"

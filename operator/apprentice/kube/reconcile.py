@@ -191,13 +191,13 @@ def state_conditions(
             generation=generation,
             now=now,
         )
-    elif training_failure:
+    elif training_failure or _gateway_training_failure(state):
         conds = set_condition(
             conds,
             "Degraded",
             True,
             "TrainingFailed",
-            training_failure,
+            training_failure or _gateway_training_failure(state),
             generation=generation,
             now=now,
         )
@@ -208,7 +208,23 @@ def state_conditions(
     return conds
 
 
+def _gateway_training_failure(state: Mapping[str, Any]) -> str:
+    """The gateway's own last run when it failed or was rejected (embedded trainer runs)."""
+    last = state.get("last_training")
+    if not isinstance(last, Mapping) or last.get("ok") is not False:
+        return ""
+    retry = last.get("next_retry")
+    return f"{last.get('reason')}" + (f"; next retry {retry}" if retry else "")
+
+
 def _spend_text(state: Mapping[str, Any]) -> str:
+    """Which cap stops the teacher and when it resets, else the spend per window."""
+    cap = state.get("budget_cap")
+    if isinstance(cap, Mapping):
+        return (
+            f"{cap.get('window')} cap of {cap.get('scope')}: spent {cap.get('spend')} of "
+            f"{cap.get('cap')} USD; resets at {cap.get('resets_at')}"
+        )
     spend = state.get("spend") or {}
     return (
         f"spend today {spend.get('today', 0)} week {spend.get('week', 0)} "
