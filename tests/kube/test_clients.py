@@ -58,6 +58,25 @@ async def test_kube_errors_are_typed(status: int, error: type[Exception]) -> Non
     await kube.aclose()
 
 
+async def test_a_terminating_namespace_is_a_temporary_refusal() -> None:
+    """NamespaceLifecycle's 403 (the API server's body) is retried, not a missing grant."""
+    body = {
+        "reason": "Forbidden",
+        "message": 'configmaps "x" is forbidden: unable to create new content in namespace ns '
+        "because it is being terminated",
+        "details": {"name": "x", "kind": "configmaps", "causes": [
+            {"reason": "NamespaceTerminating", "message": "namespace ns is being terminated",
+             "field": "metadata.namespace"}
+        ]},
+    }  # fmt: skip
+    kube = k8s.KubeClient("https://api", token=TOKEN, transport=transport(403, body, []))
+    with pytest.raises(k8s.NamespaceTerminating) as info:
+        await kube.create("ns", {"kind": "ConfigMap", "metadata": {"name": "x"}})
+    await kube.aclose()
+    with pytest.raises(kopf.TemporaryError), handlers.translated(delay=7):
+        raise info.value
+
+
 async def test_get_returns_none_on_404_and_patch_is_a_merge_patch(tmp_path: Path) -> None:
     seen: list[httpx.Request] = []
     token_file = tmp_path / "token"

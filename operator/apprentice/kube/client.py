@@ -40,6 +40,7 @@ __all__ = [
     "KubeClient",
     "KubeError",
     "KubeUnavailable",
+    "NamespaceTerminating",
     "NotFound",
     "resource_for",
 ]
@@ -71,6 +72,14 @@ class Conflict(KubeError):
 
 class KubeUnavailable(KubeError):
     pass
+
+
+class NamespaceTerminating(KubeUnavailable):
+    """403 from NamespaceLifecycle: the namespace is being deleted, not a missing grant.
+
+    Temporary (retried with backoff) until the namespace and the object go away; a
+    permanent failure would log the same refusal on every poll.
+    """
 
 
 @dataclass(frozen=True)
@@ -220,6 +229,9 @@ class KubeClient:
             raise Conflict(status, reason, message)
         if status == 429 or status >= 500:
             raise KubeUnavailable(status, reason, message)
+        causes = (body.get("details") or {}).get("causes") or []
+        if status == 403 and any(c.get("reason") == "NamespaceTerminating" for c in causes):
+            raise NamespaceTerminating(status, reason, message)
         raise KubeError(status, reason, message)
 
     async def get(self, res: ApiResource, namespace: str, name: str) -> Obj | None:
