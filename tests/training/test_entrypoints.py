@@ -163,3 +163,15 @@ async def test_job_failures_exit_non_zero_with_a_reason(
         {"APPRENTICE_ADMIN_TOKEN": TOKEN},
     )
     assert TOKEN not in repr(settings)
+
+
+def test_job_max_steps_caps_a_smoke_run_and_rejects_nonsense() -> None:
+    argv = ["--gateway-url", "http://g", "--task", "t", "--output-dir", "/o"]
+    env = {"APPRENTICE_ADMIN_TOKEN": TOKEN}
+    assert job.settings_from(argv, env).max_steps is None
+    assert job.settings_from(argv, {**env, "APPRENTICE_MAX_STEPS": "40"}).max_steps == 40
+    assert job.settings_from([*argv, "--max-steps", "7"], env).max_steps == 7
+    for bad in ("0", "-3", "many"):
+        with pytest.raises(job.JobError, match="APPRENTICE_MAX_STEPS") as info:
+            job.settings_from(argv, {**env, "APPRENTICE_MAX_STEPS": bad})
+        assert info.value.code == 2

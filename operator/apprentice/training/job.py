@@ -19,6 +19,8 @@ flag                  environment                      meaning
 --backend             APPRENTICE_FINE_TUNE_BACKEND     huggingface|unsloth|axolotl|openai
 --training            APPRENTICE_TRAINING              TrainingConfig as JSON
 --device              APPRENTICE_DEVICE                auto|cpu|cuda
+--max-steps           APPRENTICE_MAX_STEPS             huggingface: cap on optimiser
+                                                       steps (smoke runs, tests)
 ====================  ===============================  ===========================
 
 Exit codes: 0 trained; 1 training or gateway failure; 2 bad settings. The
@@ -72,6 +74,7 @@ class JobSettings:
         backend: FineTuneBackend,
         hyper: TrainingConfig,
         device: str,
+        max_steps: int | None = None,
     ) -> None:
         self.gateway_url = gateway_url.rstrip("/")
         self.task = task
@@ -81,6 +84,7 @@ class JobSettings:
         self.backend = backend
         self.hyper = hyper
         self.device = device
+        self.max_steps = max_steps
 
     def __repr__(self) -> str:
         return f"JobSettings(task={self.task!r}, gateway={self.gateway_url!r}, token=***)"
@@ -99,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend")
     parser.add_argument("--training", help="TrainingConfig as JSON.")
     parser.add_argument("--device")
+    parser.add_argument("--max-steps", help="huggingface: cap on optimiser steps.")
     return parser
 
 
@@ -144,6 +149,11 @@ def settings_from(argv: list[str] | None, env: Mapping[str, str]) -> JobSettings
         )
     except ValidationError as exc:
         raise JobError(f"invalid training settings: {exc}", 2) from exc
+    steps = pick(args.max_steps, "APPRENTICE_MAX_STEPS")
+    if steps is not None and (not steps.isdigit() or int(steps) == 0):
+        raise JobError(
+            f"--max-steps (APPRENTICE_MAX_STEPS) must be a positive integer: {steps!r}", 2
+        )
     assert gateway and task and out
     return JobSettings(
         gateway_url=gateway,
@@ -154,6 +164,7 @@ def settings_from(argv: list[str] | None, env: Mapping[str, str]) -> JobSettings
         backend=backend,
         hyper=hyper,
         device=pick(args.device, "APPRENTICE_DEVICE", "auto") or "auto",
+        max_steps=int(steps) if steps is not None else None,
     )
 
 
@@ -201,7 +212,7 @@ def run(settings: JobSettings, *, transport: httpx.BaseTransport | None = None) 
     if settings.backend is FineTuneBackend.huggingface:
         from apprentice.training.backends.huggingface import HuggingFaceFineTuner
 
-        tuner = HuggingFaceFineTuner(device=settings.device)
+        tuner = HuggingFaceFineTuner(device=settings.device, max_steps=settings.max_steps)
     try:
         result = tuner.train(
             dataset,
