@@ -3,19 +3,30 @@
 A plane that ``make cluster`` started is reused and left running; one this session
 started is stopped (and its state removed) when the session ends. The first start on a
 new machine also builds the binaries from source (``make test`` builds them first).
+
+One pytest session at a time uses the plane: the tests use fixed namespaces and one kopf
+peering, so a second session would delete the first one's namespace (and with it the
+PVC whose hostPath directory a trainer is writing to), pause its operator behind its own
+replica, and stop a plane the first one still uses. A second session waits on
+``.tools/cluster.lock`` (an flock: released when the holder exits, even killed).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
 
 import pytest
-from cluster_support import ROOT, SCRIPT, Cluster
+from cluster_support import ROOT, SCRIPT, Cluster, eventually
 
 STATE = ROOT / ".tools" / "cluster"
+LOCK = ROOT / ".tools" / "cluster.lock"
+#: How long a session waits for another one to finish with the plane.
+LOCK_WAIT_S = 3600.0
 
 
 def _running() -> bool:
@@ -26,7 +37,29 @@ def _running() -> bool:
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[Cluster]:
+def exclusive() -> Iterator[None]:
+    """This session alone on the plane (see the module docstring)."""
+    LOCK.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+
+    def take() -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    try:
+        eventually(take, LOCK_WAIT_S, f"another pytest session to release {LOCK}", step=1.0)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+@pytest.fixture(scope="session")
+def cluster(exclusive: None) -> Iterator[Cluster]:
     reused = _running()
     if not reused:
         up = subprocess.run(
