@@ -25,6 +25,7 @@ from apprentice.kube.apply import apply
 from apprentice.kube.gateway_client import GatewayError
 from apprentice.kube.handlers import emit, now, translated
 from apprentice.kube.models import TrainingJobState
+from apprentice.kube.objects import TaskObject, labels, owner_reference
 from apprentice.kube.runtime import OperatorSettings, Runtime, runtime_of
 from apprentice.kube.training_manifests import get_job, get_model_version
 
@@ -73,11 +74,24 @@ async def start_job(
             task, meta["name"], meta.get("uid", ""), spec["version"], rt.gateway_url(task)
         )
         await apply(rt.kube, job)  # created once: a Job's template is immutable
+    _adopt(task, meta, patch)
     update: Obj = {"jobName": job["metadata"]["name"]}
     if not status.get("state"):
         update["state"] = TrainingJobState.pending.value
         update["startTime"] = reconcile.rfc3339(now())
     patch.status.update(_tj_status(dict(body), update, "JobCreated", "the trainer Job exists"))
+
+
+def _adopt(task: TaskObject, meta: Any, patch: Any) -> None:
+    """A TrainingJob made by hand (``spec.taskRef`` only) gets the task's labels and owner,
+    as the operator's own have: the task's timer finds its TrainingJobs by label (to mirror
+    their Jobs), and the garbage collector deletes them with the task."""
+    have = meta.get("labels") or {}
+    missing = {k: v for k, v in labels(task.name, "training").items() if have.get(k) != v}
+    if missing:
+        patch.metadata["labels"] = missing  # a merge patch: other labels stay
+    if not meta.get("ownerReferences"):
+        patch.metadata["ownerReferences"] = [owner_reference("DistilledTask", task.name, task.uid)]
 
 
 async def refresh(rt: Runtime, tj: Obj) -> Obj:

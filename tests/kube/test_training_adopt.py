@@ -1,0 +1,29 @@
+"""A TrainingJob made by hand (``spec.taskRef`` only) is adopted like the operator's own."""
+
+from __future__ import annotations
+
+import kopf
+from kube_samples import classify
+
+from apprentice.kube import TASK_LABEL
+from apprentice.kube.handlers.training import _adopt
+from apprentice.kube.manifests import TaskObject
+from apprentice.kube.objects import labels
+
+
+def test_a_hand_made_training_job_gets_the_task_label_and_owner() -> None:
+    task = TaskObject.from_body(classify())
+    patch = kopf.Patch()
+    _adopt(task, {"name": "by-hand", "labels": {"team": "ml"}}, patch)
+    assert patch["metadata"]["labels"][TASK_LABEL] == task.name
+    assert "team" not in patch["metadata"]["labels"]  # a merge patch keeps it as it is
+    (owner,) = patch["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["uid"]) == ("DistilledTask", task.name, task.uid)
+
+
+def test_the_operators_own_training_job_is_left_as_it_is() -> None:
+    task = TaskObject.from_body(classify())
+    patch = kopf.Patch()
+    meta = {"labels": labels(task.name, "training"), "ownerReferences": [{"uid": task.uid}]}
+    _adopt(task, meta, patch)
+    assert not patch
