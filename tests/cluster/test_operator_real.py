@@ -43,13 +43,18 @@ ANSWERS = ROOT / "examples" / "demo" / "answers.jsonl"
 #: The operator re-applies a deleted or edited child within this many seconds.
 RESTORE_WITHIN_S = 30.0
 #: Training starts at 100 examples, and validation (held-out score >= phase2ToPhase3)
-#: passes at 0.4: enough for the tiny student on 90 examples to be promoted reliably.
+#: passes at 0.02, one field right in 12 held-out answers: these tests check the
+#: Kubernetes flow (TrainingJob -> Job -> ModelVersion -> promoted), not the tiny student.
 THRESHOLDS = {
     "phase1ToPhase2": 100,
-    "phase2ToPhase3": 0.4,
-    "coachingTrigger": 0.3,
-    "emergencyThreshold": 0.2,
+    "phase2ToPhase3": 0.02,
+    "coachingTrigger": 0.01,
+    "emergencyThreshold": 0.0,
 }
+#: The trainer's cap on optimiser steps (``APPRENTICE_MAX_STEPS``). The tiny model's own
+#: minimum, 360 steps, took 15 minutes on a loaded machine; at 40 steps none of its
+#: answers parsed (held-out 0.0), at 80 all did (0.23 agreement on 30 tickets).
+TRAIN_STEPS = 100
 #: Distinct examples sent before training: past phase1ToPhase2.
 TRAIN_ON = 110
 CHILDREN = {
@@ -445,20 +450,23 @@ def test_training_job_to_promoted_model_version(
     local = LocalContainer(cluster, TASKS, pods[0]["spec"], workdir / "trainer")
     argv, env = local.prepare("trainer")
     env["APPRENTICE_GATEWAY_URL"] = f"http://127.0.0.1:{gateway_port}"  # the Service, here
+    env["APPRENTICE_MAX_STEPS"] = str(TRAIN_STEPS)
     log = workdir / "trainer.log"
     with log.open("wb") as out:
-        trainer = subprocess.run(argv, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=1500)
+        trainer = subprocess.run(argv, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=600)
     assert trainer.returncode == 0, log.read_text()[-4000:]
     cluster.kubectl("annotate", "pod", pod, "-n", TASKS, "cluster.apprentice.dev/complete=true")
     cluster.kubectl("wait", "--for=condition=Complete", f"job/{job}", "-n", TASKS, "--timeout=60s")
 
     def promoted() -> dict[str, Any] | None:
         for mv in cluster.items("modelversion", TASKS, f"{TASK_LABEL}={TASK}"):
-            if mv.get("status", {}).get("state") == "promoted":
+            state = mv.get("status", {}).get("state")
+            assert state != "rejected", f"validation rejected it: {mv.get('status')}"
+            if state == "promoted":
                 return mv
         return None
 
-    mv = eventually(promoted, 600, "a promoted ModelVersion")  # validation runs the student
+    mv = eventually(promoted, 300, "a promoted ModelVersion")  # validation runs the student
     version = mv["spec"]["version"]
     done = cluster.get("trainingjob", tj, TASKS)
     assert done is not None and done["status"]["state"] == "Succeeded"
