@@ -482,10 +482,22 @@ def test_a_crashed_trainer_fails_its_training_job_and_the_version_keeps_serving(
 ) -> None:
     active = _dt(cluster).get("status", {}).get("activeModelVersion")
     assert active, "runs after the promotion test"
-    tj = {
+    owner = _dt(cluster)["metadata"]
+    tj = {  # made by hand: no labels (the operator adds them), owned by the task (GC)
         "apiVersion": "apprentice.dev/v1alpha1",
         "kind": "TrainingJob",
-        "metadata": {"name": f"{TASK}-crash", "namespace": TASKS},
+        "metadata": {
+            "name": f"{TASK}-crash",
+            "namespace": TASKS,
+            "ownerReferences": [
+                {
+                    "apiVersion": "apprentice.dev/v1alpha1",
+                    "kind": "DistilledTask",
+                    "name": owner["name"],
+                    "uid": owner["uid"],
+                }
+            ],
+        },
         "spec": {"taskRef": TASK, "task": "classify_ticket", "version": "v99"},
     }
     cluster.apply(tj, TASKS)

@@ -25,7 +25,7 @@ from apprentice.kube.apply import apply
 from apprentice.kube.gateway_client import GatewayError
 from apprentice.kube.handlers import emit, now, translated
 from apprentice.kube.models import TrainingJobState
-from apprentice.kube.objects import TaskObject, labels, owner_reference
+from apprentice.kube.objects import TaskObject, labels
 from apprentice.kube.runtime import OperatorSettings, Runtime, runtime_of
 from apprentice.kube.training_manifests import get_job, get_model_version
 
@@ -83,15 +83,14 @@ async def start_job(
 
 
 def _adopt(task: TaskObject, meta: Any, patch: Any) -> None:
-    """A TrainingJob made by hand (``spec.taskRef`` only) gets the task's labels and owner,
-    as the operator's own have: the task's timer finds its TrainingJobs by label (to mirror
-    their Jobs), and the garbage collector deletes them with the task."""
+    """A TrainingJob made by hand (``spec.taskRef`` only) gets the task's labels, as the
+    operator's own have: the task's timer finds its TrainingJobs by label to mirror their
+    Jobs. (Not an ownerReference: setting one needs ``delete`` on TrainingJobs, which the
+    operator is not granted; whoever makes one by hand may set it.)"""
     have = meta.get("labels") or {}
     missing = {k: v for k, v in labels(task.name, "training").items() if have.get(k) != v}
     if missing:
         patch.metadata["labels"] = missing  # a merge patch: other labels stay
-    if not meta.get("ownerReferences"):
-        patch.metadata["ownerReferences"] = [owner_reference("DistilledTask", task.name, task.uid)]
 
 
 async def refresh(rt: Runtime, tj: Obj) -> Obj:
