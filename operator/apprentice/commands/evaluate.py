@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from apprentice import config
+from apprentice.commands import _store_args
 from apprentice.config import TaskConfig
 
 REQUIRED_SHARE = 0.95  # of right answers above graduation and of wrong ones under coaching
@@ -155,11 +156,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.config}: {exc.args[0]}", file=sys.stderr)
         return 1
     path = Path(args.pairs)
-    try:
-        pairs = parse_pairs(path.read_text(encoding="utf-8").splitlines(), str(path))
-    except OSError as exc:
-        print(f"{path}: cannot read the pairs: {exc.strerror}", file=sys.stderr)
+    lines = _store_args.read_lines(path, "pairs")
+    if lines is None:
         return 1
+    try:
+        pairs = parse_pairs(lines, str(path))
     except PairsError as exc:
         print(str(exc), file=sys.stderr)
         return 1

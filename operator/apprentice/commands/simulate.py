@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from apprentice import config
+from apprentice.commands import _store_args
 from apprentice.engine import lifecycle, simulation
 
 
@@ -117,11 +118,11 @@ def run(args: argparse.Namespace) -> int:
         print("--training-delay must be >= 0 requests", file=sys.stderr)
         return 2
     path = Path(args.trace)
-    try:
-        scores = parse_trace(path.read_text(encoding="utf-8").splitlines(), str(path))
-    except OSError as exc:
-        print(f"{path}: cannot read the trace: {exc.strerror}", file=sys.stderr)
+    lines = _store_args.read_lines(path, "trace")
+    if lines is None:
         return 1
+    try:
+        scores = parse_trace(lines, str(path))
     except TraceError as exc:
         print(str(exc), file=sys.stderr)
         return 1
