@@ -1,4 +1,4 @@
-"""Shared front of the subcommands that read a config and a file (status, report, simulate, evaluate).
+"""Shared front of the subcommands reading a config and a file (status, report, simulate, evaluate).
 
 status and report take ``-c FILE`` and repeatable ``--task``; they must reject a bad config or
 an unknown task with the same message and exit status, so the check lives here.
