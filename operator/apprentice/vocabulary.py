@@ -1,4 +1,4 @@
-"""The words every layer shares, defined once: phases, routes and version states.
+"""The words every layer shares, defined once: phases, routes, who answered, version states.
 
 The engine, the store, the gateway, reporting and the Kubernetes status all speak
 of the same three phases, the same routes and the same version life cycle. Each
@@ -20,6 +20,7 @@ __all__ = [
     "Phase",
     "PhaseName",
     "Route",
+    "ServedBy",
     "StoredRoute",
     "VersionState",
     "VersionStateName",
@@ -36,6 +37,11 @@ class Phase(enum.StrEnum):
     @property
     def number(self) -> int:
         return PHASE_NUMBERS[self.value]
+
+    @property
+    def label(self) -> str:
+        """How reports print it: ``2 reinforcement``."""
+        return f"{self.number} {self.value.replace('_', ' ')}"
 
 
 PhaseName = Literal["cold_start", "reinforcement", "steady_state"]
@@ -55,6 +61,9 @@ class Route(enum.StrEnum):
 StoredRoute = Literal["remote_only", "local_only", "both"]
 """The routes a stored request can have taken (a rejected one is never stored)."""
 ROUTES: tuple[StoredRoute, ...] = ("remote_only", "local_only", "both")
+
+ServedBy = Literal["teacher", "student"]
+"""Who produced the answer the caller got (the engine's choice, the store's column)."""
 
 
 # A model version's life cycle: candidate -> validating -> promoted | rejected. A

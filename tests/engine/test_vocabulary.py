@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import get_args
+from typing import get_args, get_type_hints
 
 from apprentice import vocabulary as v
 from apprentice.docs_reference import http_api
@@ -19,13 +19,18 @@ def test_literals_and_enums_name_the_same_words() -> None:
     assert tuple(s.value for s in v.VersionState) == v.VERSION_STATES
     assert set(get_args(v.StoredRoute)) == {r.value for r in v.Route} - {"rejected"}
     assert [p.number for p in v.Phase] == [1, 2, 3]
+    assert [p.label for p in v.Phase] == ["1 cold start", "2 reinforcement", "3 steady state"]
 
 
 def test_every_layer_uses_the_one_definition() -> None:
     assert lifecycle.Phase is v.Phase and lifecycle.Route is v.Route
     assert status.PHASES is v.PHASES
     assert status_models.ModelVersionState is v.VersionState
-    assert records.VersionState is v.VersionStateName
+    assert get_type_hints(records.ModelVersionRecord)["state"] is v.VersionStateName
+    assert get_type_hints(records.RequestRecord)["route"] is v.StoredRoute
+    served_by = v.ServedBy | None
+    assert get_type_hints(records.RequestRecord)["served_by"] == served_by
+    assert get_type_hints(lifecycle.Decision)["serve"] == served_by
 
 
 def test_openapi_error_types_come_from_the_error_tree() -> None:

@@ -37,12 +37,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 from apprentice.config import ApprenticeConfig, TaskConfig
 from apprentice.engine import confidence, sampling
 from apprentice.engine.confidence import ConfidenceState, DetectorParams
-from apprentice.vocabulary import Phase, Route
+from apprentice.vocabulary import Phase, Route, ServedBy
 
 __all__ = [
     "Alarm",
@@ -111,7 +111,7 @@ class Decision:
     """Who is called for one request and whose answer is served."""
 
     route: Route
-    serve: Literal["teacher", "student"] | None
+    serve: ServedBy | None
     sampling_rate: float
     reason: str
     budget_exhausted: bool = False
@@ -312,13 +312,13 @@ def route(
     has_student = student_available and state.active_version is not None
     if state.phase is Phase.cold_start or not has_student:
         if teacher_allowed:
-            why = "cold_start" if state.phase is Phase.cold_start else "student_unavailable"
+            why = state.phase.value if state.phase is Phase.cold_start else "student_unavailable"
             return Decision(Route.remote_only, "teacher", s.rate, why)
         return Decision(Route.rejected, None, s.rate, "budget_exhausted", budget_exhausted=True)
     if not teacher_allowed:
         return Decision(Route.local_only, "student", s.rate, "budget_exhausted", True)
     if state.phase is Phase.reinforcement:
-        why = "emergency" if state.emergency else "reinforcement"
+        why = "emergency" if state.emergency else Phase.reinforcement.value
         return Decision(Route.both, "teacher", 1.0, why)
     if sampling.sampled(request_id, s.rate):
         return Decision(Route.both, "teacher", s.rate, s.mode.value)
@@ -404,7 +404,7 @@ def training_due(state: TaskState) -> TrainingDue:
     if state.active_version is None:
         if state.trained_examples is None:
             if state.examples >= p.phase1_to_phase2:
-                return TrainingDue(True, f"cold_start: {state.examples} examples")
+                return TrainingDue(True, f"{Phase.cold_start.value}: {state.examples} examples")
             return TrainingDue(False)
         if new >= p.fine_tune_batch_size:  # the first run failed or was rejected
             return TrainingDue(True, f"batch: {new} new examples")

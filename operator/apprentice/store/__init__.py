@@ -38,6 +38,7 @@ from apprentice.store.records import (
     assign_split,
     input_hash,
 )
+from apprentice.store.sqlite import SqliteStore
 
 __all__ = [
     "ComparisonRecord",
@@ -70,10 +71,9 @@ def open_store(url: str) -> Store:
     Safe to call from several processes at once: migrations take a lock.
     """
     if url.startswith("sqlite:"):
-        from apprentice.store.sqlite import SqliteStore
-
         return SqliteStore.open(url)
     if url.startswith(("postgresql://", "postgres://")):
+        # Lazy: psycopg is the optional ``postgres`` extra, not installed with SQLite alone.
         from apprentice.store.postgres import PostgresStore
 
         return PostgresStore.open(url)

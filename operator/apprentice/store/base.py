@@ -45,12 +45,12 @@ from apprentice.store.records import (
     SpendKind,
     SpendRecord,
     Split,
-    VersionState,
 )
+from apprentice.vocabulary import VersionStateName
 
 # Which state changes the version lifecycle allows. ``promoted -> rejected``
 # is the rollback of a bad promotion; ``retired -> promoted`` the restore.
-TRANSITIONS: dict[VersionState, frozenset[VersionState]] = {
+TRANSITIONS: dict[VersionStateName, frozenset[VersionStateName]] = {
     "candidate": frozenset({"validating", "promoted", "rejected"}),
     "validating": frozenset({"candidate", "promoted", "rejected"}),
     "promoted": frozenset({"retired", "rejected"}),
@@ -297,7 +297,7 @@ class Store(abc.ABC):
         task: str,
         version: str,
         *,
-        state: VersionState | None = None,
+        state: VersionStateName | None = None,
         heldout_score: float | None = None,
         reason: str | None = None,
         metrics: dict[str, Any] | None = None,
@@ -360,7 +360,7 @@ class Store(abc.ABC):
     def tasks(self) -> list[str]:
         """Every task the store has seen (requests, examples, versions or state), sorted."""
 
-    # -- lifecycle ---------------------------------------------------------------------------
+    # -- closing -----------------------------------------------------------------------------
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -19,13 +19,10 @@ from datetime import datetime
 from typing import Any, Literal
 
 from apprentice.prompts import canonical_json
-from apprentice.vocabulary import StoredRoute, VersionStateName
+from apprentice.vocabulary import Route, ServedBy, StoredRoute, VersionStateName
 
-Route = StoredRoute
-ServedBy = Literal["teacher", "student"]
 Split = Literal["train", "heldout"]
 SpendKind = Literal["teacher", "judge", "embedding"]
-VersionState = VersionStateName
 
 SPLITS: tuple[Split, ...] = ("train", "heldout")
 
@@ -63,7 +60,7 @@ class RequestRecord:
     id: str
     task: str
     received_at: datetime
-    route: Route
+    route: StoredRoute
     served_by: ServedBy | None
     teacher_model: str | None = None
     teacher_provider: str | None = None
@@ -75,7 +72,7 @@ class RequestRecord:
     @property
     def teacher_called(self) -> bool:
         """True when the route sent the request to the teacher."""
-        return self.route != "local_only"
+        return self.route != Route.local_only
 
 
 @dataclass(frozen=True)
@@ -165,7 +162,7 @@ class ModelVersionRecord:
 
     task: str
     version: str
-    state: VersionState
+    state: VersionStateName
     path: str
     base_model: str | None
     created_at: datetime

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from apprentice.store.budget import BudgetRows
-from apprentice.store.ledger import Ledger
-from apprentice.store.lifecycle import Lifecycle
+from apprentice.store.requests import RequestRows
 from apprentice.store.sqlcore import Cursor, SqlCore, Tx
+from apprentice.store.versions import VersionRows
 
 __all__ = ["Cursor", "SqlCore", "SqlStore", "Tx"]
 
 
-class SqlStore(Ledger, Lifecycle, BudgetRows):
+class SqlStore(RequestRows, VersionRows, BudgetRows):
     """Every Store method in SQL; a backend adds connections and its dialect."""

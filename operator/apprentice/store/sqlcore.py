@@ -1,9 +1,10 @@
 """The SQL core both backends share: transactions' cursor wrapper, hooks, migrations.
 
-The Store is written once in SQL over this core: :mod:`apprentice.store.ledger`
-(the request transaction, examples, spend, report queries) and
-:mod:`apprentice.store.lifecycle` (model versions, events, engine state),
-combined in :class:`apprentice.store.sql.SqlStore`. Backends supply
+The Store is written once in SQL over this core: :mod:`apprentice.store.requests`
+(the request transaction, examples, spend, report queries),
+:mod:`apprentice.store.versions` (model versions, events, engine state) and
+:mod:`apprentice.store.budget` (reservations and window totals), combined in
+:class:`apprentice.store.sql.SqlStore`. Backends supply
 connections and transactions (:meth:`SqlCore._write`, :meth:`SqlCore._read`),
 the :class:`~apprentice.store.schema.Dialect`, and how their driver reports a
 unique-key violation, so the two backends cannot drift apart.

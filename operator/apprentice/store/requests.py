@@ -38,7 +38,7 @@ _SPEND_COLUMNS = (
 )
 
 
-class Ledger(SqlCore):
+class RequestRows(SqlCore):
     """Requests, examples, comparisons, spend and the per-hour series."""
 
     # -- the request transaction --------------------------------------------------------------

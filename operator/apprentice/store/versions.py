@@ -1,4 +1,4 @@
-"""Model versions (the lifecycle and rollback), events, and the tasks' engine state."""
+"""Model version rows (their state changes and rollback), events, and the tasks' engine state."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from apprentice.store.base import (
 from apprentice.store.records import (
     EventRecord,
     ModelVersionRecord,
-    VersionState,
     version_number,
 )
 from apprentice.store.sqlcore import SqlCore, Tx
+from apprentice.vocabulary import VersionStateName
 
 _VERSION_COLUMNS = (
     "task, version, state, path, base_model, created_at, updated_at, heldout_score,"
@@ -29,7 +29,7 @@ _VERSION_COLUMNS = (
 _EVENT_COLUMNS = "task, at, kind, message, data, id"
 
 
-class Lifecycle(SqlCore):
+class VersionRows(SqlCore):
     """Versions, events, engine state."""
 
     # -- model versions -----------------------------------------------------------------------
@@ -97,7 +97,7 @@ class Lifecycle(SqlCore):
         task: str,
         version: str,
         *,
-        state: VersionState | None = None,
+        state: VersionStateName | None = None,
         heldout_score: float | None = None,
         reason: str | None = None,
         metrics: dict[str, Any] | None = None,
