@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from apprentice import config, schemas
 from apprentice.commands import validate_config
+from apprentice.config import errors as config_errors
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = (ROOT / "tests" / "data" / "seed_apprentice.yaml").read_text()
@@ -76,6 +77,17 @@ def test_broken_config_gives_one_precise_error(edit: tuple[str, str], expected: 
         config.loads(SEED.replace(old, new, 1))
     assert len(info.value.issues) == 1, str(info.value)
     assert str(info.value).startswith(expected), str(info.value)
+
+
+def test_each_issue_carries_its_docs_link() -> None:
+    text = SEED.replace("window_size: 100", "windw_size: 100", 1)
+    with pytest.raises(config.ConfigError) as info:
+        config.loads(text)
+    (issue,) = info.value.issues
+    assert issue.docs == config_errors.DOCS + "#config-extra_forbidden"
+    assert str(issue).endswith(f"[{issue.docs}]")
+    odd = config.ConfigIssue("tasks[0].x", "no_such_pydantic_code", "wrong")
+    assert odd.docs == config_errors.DOCS + "#config-validation"  # the shared entry
 
 
 def test_env_expansion_and_missing_variable() -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 DOCS = "https://apprentice.dev/docs/reference/errors/"
-"""Where each error code has its entry (cause and fix); error messages link there."""
+"""Where each error code has its entry (cause and fix); every issue carries its link there."""
 
 #: Codes the loader gives itself; any other config code is pydantic's error type.
 LOADER_CODES = ("rule", "env_missing", "yaml", "type", "file")
@@ -25,7 +25,7 @@ def docs_url(source: str, code: str) -> str:
     Config codes pydantic invents beyond the ones with a fix of their own share the
     ``validation`` entry, so every link lands on an entry that exists.
     """
-    if source == "config" and code not in LOADER_CODES and code not in _FIXES:
+    if source == "config" and code not in LOADER_CODES and code not in FIXES:
         code = "validation"
     return f"{DOCS}#{source}-{code}"
 
@@ -41,15 +41,22 @@ class RuleError(ValueError):
 
 @dataclass(frozen=True)
 class ConfigIssue:
+    """One problem: where (``path``), a stable ``code``, what is wrong and the fix."""
+
     path: str
     code: str
     message: str
     fix: str = ""
 
+    @property
+    def docs(self) -> str:
+        """The link to this code's entry in the errors reference (cause and fix)."""
+        return docs_url("config", self.code)
+
     def __str__(self) -> str:
         fix = f" (fix: {self.fix})" if self.fix else ""
         sep = " " if self.message.startswith("(") else ": "
-        return f"{self.path}{sep}{self.message}{fix} [{docs_url('config', self.code)}]"
+        return f"{self.path}{sep}{self.message}{fix} [{self.docs}]"
 
 
 class ConfigError(ValueError):
@@ -68,7 +75,8 @@ def format_path(loc: tuple[int | str, ...]) -> str:
     return out or "<root>"
 
 
-_FIXES = {
+#: The fix for pydantic's error types that have one (each gets its own errors entry).
+FIXES = {
     "extra_forbidden": "remove it or check its spelling against the reference apprentice.yaml",
     "missing": "add it",
     "enum": "use one of the listed values",
@@ -90,6 +98,6 @@ def issues_from(exc: ValidationError) -> list[ConfigIssue]:
         if err["type"] not in ("value_error",) and "input" in err and err["type"] != "missing":
             message = f"{message} (got {err['input']!r})"
         issues.append(
-            ConfigIssue(format_path(loc), err["type"], message, _FIXES.get(err["type"], ""))
+            ConfigIssue(format_path(loc), err["type"], message, FIXES.get(err["type"], ""))
         )
     return issues

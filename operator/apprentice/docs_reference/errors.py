@@ -1,12 +1,12 @@
 """``errors.md``: every error code the gateway, the CLI and the operator produce.
 
-The codes are collected from the code: the gateway's error tree and the types its OpenAPI
-document lists, the teachers' typed reasons, the config loader's codes (its own plus the
-pydantic types it gives a fix for), and the reasons of the operator's Warning Events and
-Stalled conditions (read from the ``apprentice.kube`` sources: they are string literals at
-the call sites). Cause and fix come from :mod:`apprentice.docs_reference.catalog`. Each
-entry's anchor is :func:`apprentice.config.errors.docs_url`'s, so the links error messages
-carry land on it.
+The codes are collected from the code: the gateway's error tree (the OpenAPI document's
+error types are generated from the same tree), the teachers' typed reasons, the config
+loader's codes (its own plus the pydantic types it gives a fix for), and the reasons of
+the operator's Warning Events and Stalled conditions (read from the ``apprentice.kube``
+sources: they are string literals at the call sites). Cause and fix come from
+:mod:`apprentice.docs_reference.catalog`. Each entry's anchor is
+:func:`apprentice.config.errors.docs_url`'s, so the links error messages carry land on it.
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from apprentice.config import errors as config_errors
-from apprentice.docs_reference import ROOT, http_api
+from apprentice.docs_reference import ROOT
 from apprentice.docs_reference.catalog import ENTRIES
 from apprentice.docs_reference.markdown import GENERATED, cell
 from apprentice.gateway import errors as gateway_errors
-from apprentice.gateway import http as _http  # noqa: F401  (registers every error class)
-from apprentice.gateway import reading  # noqa: F401
+from apprentice.gateway import openapi  # noqa: F401  (imports every module adding to the tree)
 from apprentice.kube import task_status
 
 KUBE = ROOT / "operator" / "apprentice" / "kube"
@@ -56,10 +55,9 @@ def _subclasses(
 
 
 def gateway_codes() -> set[str]:
+    """Every type in the tree: those HTTP answers carry and those only the facade raises."""
     base = gateway_errors.GatewayError
-    found = {base.type} | {sub.type for sub in _subclasses(base)}
-    schema = http_api.document()["components"]["schemas"]["Error"]
-    return found | set(schema["properties"]["error"]["properties"]["type"]["enum"])
+    return {base.type} | {sub.type for sub in _subclasses(base)}
 
 
 def _kube_sources() -> Iterator[Path]:
@@ -99,7 +97,7 @@ def codes() -> set[tuple[str, str]]:
     return (
         {("gateway", c) for c in gateway_codes()}
         | {("teacher", r) for r in gateway_errors.PROVIDER_REASONS}
-        | {("config", c) for c in (*CONFIG_CODES, *config_errors._FIXES, "validation")}
+        | {("config", c) for c in (*CONFIG_CODES, *config_errors.FIXES, "validation")}
         | {("operator", r) for r in operator_codes()}
     )
 

@@ -18,6 +18,7 @@ from apprentice.docs_reference import ROOT
 from apprentice.docs_reference.markdown import GENERATED, cell, code, table
 from apprentice.kube import metrics as operator_metrics
 from apprentice.reporting.metrics import Metrics
+from apprentice.vocabulary import Phase
 
 RULES = ROOT / "charts" / "apprentice" / "templates" / "prometheusrule.yaml"
 
@@ -45,7 +46,7 @@ NOTES: dict[str, str] = {
     "apprentice_savings_usd_total": "For each request the student answered alone: the "
     "task's average teacher cost.",
     "apprentice_agreement": "Buckets 0.1 ... 1.0.",
-    "apprentice_phase": "1 cold_start, 2 reinforcement, 3 steady_state.",
+    "apprentice_phase": ", ".join(f"{p.number} {p.value}" for p in Phase) + ".",
     "apprentice_sampling_rate": "1 in phases 1 and 2.",
     "apprentice_budget_spend_usd": "In the budget's time zone.",
     "apprentice_request_duration_seconds": "Buckets 0.5 ms ... 120 s.",

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from apprentice.reporting.status import PHASES, TaskStatus, phase_name
+from apprentice.reporting.status import TaskStatus, phase_name, phase_number
 
 __all__ = ["CONTENT_TYPE", "LATENCY_BUCKETS", "METRIC_NAMES", "Metrics"]
 
@@ -241,7 +241,7 @@ class Metrics:
         confidence_lower_bound: float | None = None,
     ) -> None:
         """Gauges that follow the engine's state; ``None`` confidences are left unset."""
-        self._phase.get(task).set(PHASES.index(phase_name(phase)) + 1)
+        self._phase.get(task).set(phase_number(phase_name(phase)))
         self._sampling.get(task).set(sampling_rate)
         if confidence is not None:
             self._confidence.get(task).set(confidence)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from apprentice.reporting.timeline import TaskTimeline
+from apprentice.vocabulary import Phase
 
 __all__ = ["COLORS", "PlotsUnavailable", "Thresholds", "render_all", "require_matplotlib"]
 
@@ -27,15 +28,11 @@ COLORS = {
     "points": "#5c6b7a",
     "version": "#3d348b",
     "alarm": "#e63946",
-    "cold_start": "#eceff3",
-    "reinforcement": "#fdf1dc",
-    "steady_state": "#e3f4ea",
+    Phase.cold_start: "#eceff3",
+    Phase.reinforcement: "#fdf1dc",
+    Phase.steady_state: "#e3f4ea",
 }
-PHASE_LABELS = {
-    "cold_start": "1 cold start",
-    "reinforcement": "2 reinforcement",
-    "steady_state": "3 steady state",
-}
+PHASE_LABELS = {phase.value: phase.label for phase in Phase}
 
 
 class PlotsUnavailable(RuntimeError):

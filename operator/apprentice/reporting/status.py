@@ -26,11 +26,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from apprentice.config import BudgetCaps
-from apprentice.vocabulary import PHASE_NUMBERS, PHASES, PhaseName
+from apprentice.vocabulary import PHASE_NUMBERS, PHASES, Phase, PhaseName
 
 __all__ = [
-    "PHASES",
-    "PHASE_NUMBERS",
     "Alarm",
     "BudgetCap",
     "Caps",
@@ -62,14 +60,14 @@ def phase_name(phase: str | int | Any) -> PhaseName:
     value: Any = phase
     if not isinstance(value, (str, int)):
         value = getattr(value, "value", getattr(value, "name", value))
-    if isinstance(value, int) and 1 <= value <= 3:
+    if isinstance(value, int) and 1 <= value <= len(PHASES):
         return PHASES[value - 1]
     if isinstance(value, str):
         lowered = value.lower()
         for name in PHASES:
             if lowered == name:
                 return name
-        if lowered.isdigit() and 1 <= int(lowered) <= 3:
+        if lowered.isdigit() and 1 <= int(lowered) <= len(PHASES):
             return PHASES[int(lowered) - 1]
     raise ValueError(f"unknown phase {phase!r}; expected one of {list(PHASES)} or 1-3")
 
@@ -194,7 +192,7 @@ class EngineView:
     name, a number or an enum. Anything the engine does not track stays default.
     """
 
-    phase: Any = "cold_start"
+    phase: Any = Phase.cold_start
     coaching: bool = False
     emergency: bool = False
     paused: bool = False

@@ -27,6 +27,7 @@ from apprentice.store.records import (
     ModelVersionRecord,
     RequestRecord,
 )
+from apprentice.vocabulary import Phase
 
 __all__ = [
     "ALARM_KINDS",
@@ -177,7 +178,7 @@ def _phase_spans(
     cold start.
     """
     spans: list[PhaseSpan] = []
-    current, start = "cold_start", 0
+    current, start = Phase.cold_start.value, 0
     for index, phase in zip(comparison_index, comparison_phase, strict=True):
         if phase and phase != current:
             if index > start:
