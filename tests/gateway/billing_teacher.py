@@ -80,6 +80,7 @@ class BillingTeacher:
     async def __aenter__(self) -> BillingTeacher:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
+        app.router.add_get("/v1/models/{model}", self._model)  # an ``openai`` student checks it
         self._server = TestServer(app, host="127.0.0.1")
         await self._server.start_server()
         return self
@@ -94,6 +95,10 @@ class BillingTeacher:
     def base_url(self) -> str:
         assert self._server is not None
         return str(self._server.make_url("/v1"))
+
+    async def _model(self, request: web.Request) -> web.Response:
+        name = request.match_info["model"]
+        return web.json_response({"id": name, "object": "model", "created": 0, "owned_by": "t"})
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.json()

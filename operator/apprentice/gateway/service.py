@@ -90,19 +90,33 @@ class Gateway(Runtime):
         now = datetime.now(UTC)
         student_ready = rt.student_ready()
         decision = rt.engine.route(request_id, student_ready=student_ready)
+        holds: list[spending.Hold] = []
+        student_hold: spending.Hold | None = None
+        student_estimate = rt.student_estimate(task_input) if decision.calls_student else None
+        if student_estimate is not None:  # a paid student: reserved like a teacher
+            student_hold = await self._reserve(rt, student_estimate, now, request_id, "student")
+            if student_hold is None:  # no room: the student is not called
+                student_ready = False
+                decision = rt.engine.route(request_id, student_ready=False)
+            else:
+                holds.append(student_hold)
         route = decision.route.value
         token: spending.Hold | None = None
-        if decision.calls_teacher:
-            self._check_storable(task_input)
-            estimate = self.teachers.estimate_cost(rt.cfg, task_input, request_id=request_id)
-            token = await self._reserve(rt, estimate, now, request_id)
-            if token is None:
-                route = self._over_budget(rt, request_id, student_ready, estimate, now)
-            else:
-                rt.budget_flagged = False
-        holds: list[spending.Hold] = [] if token is None else [token]
         try:
-            return await self._execute(rt, task_input, request_id, route, holds, now, started)
+            if decision.calls_teacher:
+                self._check_storable(task_input)
+                estimate = self.teachers.estimate_cost(rt.cfg, task_input, request_id=request_id)
+                token = await self._reserve(rt, estimate, now, request_id)
+                if token is None:
+                    route = self._over_budget(
+                        rt, request_id, student_ready, estimate, now, student_estimate
+                    )
+                else:
+                    rt.budget_flagged = False
+                    holds.insert(0, token)
+            return await self._execute(
+                rt, task_input, request_id, route, holds, now, started, student_hold
+            )
         finally:
             for hold in holds:  # cut off (cancelled, a bug): never silently free
                 if not hold.done:
@@ -115,9 +129,18 @@ class Gateway(Runtime):
             raise errors.BadRequest(problem, details=[{"path": "input", "message": problem}])
 
     def _over_budget(
-        self, rt: TaskRuntime, rid: str, student_ready: bool, estimate: float, now: datetime
+        self,
+        rt: TaskRuntime,
+        rid: str,
+        student_ready: bool,
+        estimate: float,
+        now: datetime,
+        student_estimate: float | None,
     ) -> str:
-        """A cap would be crossed: the student serves (flagged, alerted) or 429."""
+        """A cap would be crossed: the student serves (flagged, alerted) or 429.
+
+        A paid student whose own reservation was refused is not ready: 429 too.
+        """
         allowed = student_ready and self.config.budget.pause_remote_when_exhausted
         decision = rt.engine.route(rid, student_ready=allowed, teacher_allowed=False)
         self.alerts.emit(
@@ -140,6 +163,8 @@ class Gateway(Runtime):
             + (
                 "(budget.pause_remote_when_exhausted is false)"
                 if student_ready
+                else "(the student's answers are paid and the budget has no room for them)"
+                if student_estimate is not None
                 else "(no model version is promoted yet)"
             )
             + "; raise the caps or wait for the window to roll over",
@@ -161,11 +186,21 @@ class Gateway(Runtime):
         finally:
             billing.current.reset(cover)
 
-    async def _call_student(self, rt: TaskRuntime, task_input: dict[str, Any]) -> Any:
+    async def _call_student(
+        self, rt: TaskRuntime, task_input: dict[str, Any], hold: spending.Hold | None
+    ) -> Any:
         assert rt.student is not None
-        # asyncio.timeout, not wait_for: no extra task per request on the hot path.
-        async with asyncio.timeout(self.config.local.timeout_s):
-            return await rt.student.generate(rt.cfg, task_input)
+        if hold is None:
+            # asyncio.timeout, not wait_for: no extra task per request on the hot path.
+            async with asyncio.timeout(self.config.local.timeout_s):
+                return await rt.student.generate(rt.cfg, task_input)
+        hold.called = True  # a paid student: its retries ask the budget first, as a teacher's
+        cover = billing.current.set(spending.CallCover(self.budget, hold))
+        try:
+            async with asyncio.timeout(self.config.local.timeout_s):
+                return await rt.student.generate(rt.cfg, task_input)
+        finally:
+            billing.current.reset(cover)
 
     @staticmethod
     async def _settled(call: Any) -> Any:
@@ -183,8 +218,9 @@ class Gateway(Runtime):
         holds: list[spending.Hold],
         now: datetime,
         started: float,
+        student_hold: spending.Hold | None,
     ) -> Result:
-        token = holds[0] if holds else None
+        token = holds[0] if holds and holds[0] is not student_hold else None
         want_teacher = route != "local_only"
         want_student = route != "remote_only"
         teacher_res: Any = None
@@ -193,14 +229,19 @@ class Gateway(Runtime):
             assert token is not None
             teacher_res, student_res = await asyncio.gather(
                 self._call_teacher(rt, task_input, rid, token),
-                self._call_student(rt, task_input),
+                self._call_student(rt, task_input, student_hold),
                 return_exceptions=True,
             )
         elif want_teacher:
             assert token is not None
             teacher_res = await self._settled(self._call_teacher(rt, task_input, rid, token))
         else:
-            student_res = await self._settled(self._call_student(rt, task_input))
+            student_res = await self._settled(self._call_student(rt, task_input, student_hold))
+        spend = []
+        if want_student:  # a paid student's answer (or failure) is booked, as a teacher's
+            line = settling.student_line(self.budget, rt, rid, student_hold, student_res, now)
+            if line is not None:
+                spend.append(line)
 
         student_answer = student_res if isinstance(student_res, students.StudentAnswer) else None
         student_output = None
@@ -216,7 +257,9 @@ class Gateway(Runtime):
             self._check_storable(task_input)
             fallback = await self._fallback_token(rt, task_input, rid, now)
             if fallback is None:
-                await self.settler.failed(rt, rid, route, student_res, None, 0.0, now, started)
+                await self.settler.failed(
+                    rt, rid, route, student_res, None, 0.0, now, started, spend
+                )
                 raise self._student_error(rt, student_res)
             token = fallback
             holds.append(fallback)
@@ -245,7 +288,9 @@ class Gateway(Runtime):
             output, served = student_output, "student"
         else:
             err = teacher_res if isinstance(teacher_res, BaseException) else student_res
-            await self.settler.failed(rt, rid, route, err, token, teacher_cost, now, started)
+            await self.settler.failed(
+                rt, rid, route, err, token, teacher_cost, now, started, spend
+            )
             if teacher_cost > 0:  # billed all the same: the spend metrics count it too
                 who = settling.provider_of(teacher_res) or "unknown"
                 self.metrics.record_teacher_call(rt.name, who, teacher_cost, 0.0)
@@ -269,7 +314,6 @@ class Gateway(Runtime):
                 phase=rt.engine.phase_name(),
                 sampling_rate=rt.engine.sampling_rate(),
             )
-        spend = []
         if token is not None and want_teacher:
             spend.append(settling.teacher_line(self.budget, rt, rid, token, teacher_res,
                                                teacher_cost, now))  # fmt: skip
@@ -299,11 +343,16 @@ class Gateway(Runtime):
         return await self._reserve(rt, estimate, now, rid)
 
     async def _reserve(
-        self, rt: TaskRuntime, estimate: float, now: datetime, rid: str
+        self,
+        rt: TaskRuntime,
+        estimate: float,
+        now: datetime,
+        rid: str,
+        kind: records.SpendKind = "teacher",
     ) -> spending.Hold | None:
         """A store reservation; a store that cannot answer is a 503 before any payment."""
         try:
-            return await self.budget.reserve(rt.name, estimate, now, request_id=rid)
+            return await self.budget.reserve(rt.name, estimate, now, kind=kind, request_id=rid)
         except StoreError as exc:
             self.metrics.record_error(rt.name, "store_unavailable")
             raise settling.StoreUnavailable(
@@ -439,7 +488,7 @@ class Gateway(Runtime):
             )
         for kind in new_alarms:
             self.alerts.emit(alerts_mod.alarm(kind, rt.name, rt.engine.view()))
-        if cost > 0:
+        if cost > 0 or (student_answer is not None and student_answer.cost > 0):
             spend = self.budget.windows(rt.name, now)
             for alert in alerts_mod.budget_alerts(
                 rt.name, spend=spend, caps=self.budget.caps(rt.name)

@@ -23,6 +23,7 @@ from apprentice.gateway.spending import Hold, SharedBudget
 from apprentice.gateway.tasks import TaskRuntime
 from apprentice.gateway.writer import StoreWriter
 from apprentice.store import records
+from apprentice.students import base as students
 from apprentice.teachers import errors as teacher_errors
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,33 @@ def teacher_line(
     )  # fmt: skip
 
 
+def student_charge(res: Any, hold: Hold | None) -> float:
+    """What a student call may have cost: 0 for a local model, the bill of a paid one.
+
+    A paid student's failure carries the teacher-side error that billed (its cause);
+    one cut off by our timeout is booked at its reservation, as a teacher's.
+    """
+    if isinstance(res, students.StudentAnswer):
+        return float(res.cost or 0.0)
+    if isinstance(res, BaseException):
+        if isinstance(res.__cause__, teacher_errors.TeacherError):
+            return float(res.__cause__.cost or 0.0)
+        if isinstance(res, students.StudentError):
+            return 0.0  # refused before any model ran (no version, down)
+        return hold.amount if hold is not None and hold.called else 0.0
+    return 0.0
+
+
+def student_line(
+    budget: SharedBudget, rt: TaskRuntime, rid: str, hold: Hold | None, res: Any, now: datetime
+) -> records.SpendRecord | None:
+    """The ``student`` spend line of a paid student's call (settles its hold), or ``None``."""
+    cost = student_charge(res, hold)
+    if hold is None and cost <= 0:
+        return None  # a local student: nothing billed, nothing reserved
+    return budget.line(hold, rt.name, cost, now, kind="student", request_id=rid)
+
+
 class Settler:
     """Failed requests, failed writes and abandoned calls, booked once."""
 
@@ -93,9 +121,10 @@ class Settler:
         cost: float,
         now: datetime,
         started: float,
+        spend: list[records.SpendRecord],
     ) -> None:
-        """Record a request nobody could answer, with what its teacher call cost."""
-        spend = []
+        """Record a request nobody could answer, with what its paid calls cost."""
+        spend = list(spend)
         if hold is not None:
             spend.append(teacher_line(self.budget, rt, rid, hold, err, cost, now))
         reason = failures.reason(err) if isinstance(err, BaseException) else "InvalidOutput"

@@ -5,13 +5,20 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from apprentice.config import TaskConfig
 from apprentice.gateway import glue
 from apprentice.gateway.validation import TaskSchemas
 from apprentice.store import records
 from apprentice.students import base as students
+
+
+@runtime_checkable
+class PaidStudent(Protocol):
+    """A student whose answers are billed (the ``openai`` fine-tune): reserved like a teacher."""
+
+    def estimate_cost(self, task: TaskConfig, task_input: dict[str, Any]) -> float: ...
 
 
 class TaskRuntime:
@@ -31,6 +38,12 @@ class TaskRuntime:
         self.examples = {"train": 0, "heldout": 0}
         self.training: asyncio.Task[Any] | None = None
         self._costs: deque[float] = deque(maxlen=200)
+
+    def student_estimate(self, task_input: dict[str, Any]) -> float | None:
+        """The worst case a paid student's answer may bill; ``None`` for a free student."""
+        if isinstance(self.student, PaidStudent):
+            return float(self.student.estimate_cost(self.cfg, task_input))
+        return None
 
     def student_ready(self) -> bool:
         return self.student is not None and self.student.active_version() is not None

@@ -22,7 +22,7 @@ from apprentice.prompts import canonical_json
 from apprentice.vocabulary import Route, ServedBy, StoredRoute, VersionStateName
 
 Split = Literal["train", "heldout"]
-SpendKind = Literal["teacher", "judge", "embedding"]
+SpendKind = Literal["teacher", "judge", "embedding", "student"]
 
 SPLITS: tuple[Split, ...] = ("train", "heldout")
 

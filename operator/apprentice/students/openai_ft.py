@@ -186,10 +186,12 @@ class OpenAIStudent:
         started = time.perf_counter()
         try:
             answer = await teacher.generate(task, task_input)
-        except teacher_errors.InvalidOutput as exc:
+        except teacher_errors.InvalidOutput as exc:  # billed all the same: keep its cost
             latency = time.perf_counter() - started
-            return StudentAnswer(None, "", version, latency, f"schema-invalid output: {exc}")
-        except teacher_errors.TeacherError as exc:
+            return StudentAnswer(
+                None, "", version, latency, f"schema-invalid output: {exc}", cost=exc.cost or 0.0
+            )
+        except teacher_errors.TeacherError as exc:  # the cause carries what it billed
             raise StudentUnavailable(f"openai student {model}: {exc}") from exc
         return StudentAnswer(
             answer.output,
@@ -199,6 +201,12 @@ class OpenAIStudent:
             None,
             cost=answer.cost,
         )
+
+    def estimate_cost(self, task: TaskConfig, task_input: dict[str, Any]) -> float:
+        """Worst-case USD of :meth:`generate` (the gateway reserves it before the call)."""
+        if self._active is None:
+            return 0.0
+        return self._models[self._active][1].estimate_cost(task, task_input)
 
     async def health(self) -> Health:
         if self._active is None:
