@@ -14,6 +14,7 @@ import pytest
 import yaml
 from cluster_support import CRDS, EXAMPLES, Cluster, example_task
 
+from apprentice.config import StudentBackend
 from apprentice.kube import models
 
 NS = "crd-tests"
@@ -115,7 +116,16 @@ CASES: dict[tuple[str, str], Callable[[Obj], None]] = {
     ("spec.teacher", "openai_compatible needs baseUrl"): _set(
         "spec.teacher", {"provider": "openai_compatible", "model": "m"}
     ),
-    ("spec.student", "profile gpu runs backend vllm"): _set("spec.student.backend", "transformers"),
+    ("spec.student", "backend ollama and llama_cpp need baseUrl"): _set(
+        "spec.student.backend", "ollama"
+    ),
+    ("spec.student", "backend vllm on profile cpu needs baseUrl"): _set(
+        "spec.student", {"profile": "cpu", "backend": "vllm", "baseModel": "m"}
+    ),
+    ("spec", "student.backend openai goes with training.fineTuneBackend openai"): _set(
+        "spec.training.fineTuneBackend", "openai"
+    ),
+    ("spec", "vLLM serves LoRA ranks"): _set("spec.training.hyperparameters.loraRank", 24),
 }
 
 
@@ -163,6 +173,38 @@ def test_server_rejects_each_cel_violation_with_its_message(
     assert message in out.stderr, out.stderr
     field = path.replace("[]", "[0]")
     assert field in out.stderr, out.stderr
+
+
+_MODEL = "meta-llama/Llama-3.2-1B-Instruct"
+#: A student of each backend of the config (tests/kube/test_student_backends.py builds
+#: their pods and gateway configs), including combinations no profile defaults to.
+STUDENTS: dict[StudentBackend, Obj] = {
+    StudentBackend.vllm: {"profile": "gpu", "backend": "vllm", "baseModel": _MODEL},
+    StudentBackend.transformers: {"profile": "gpu", "backend": "transformers", "baseModel": _MODEL},
+    StudentBackend.ollama: {"backend": "ollama", "baseModel": _MODEL, "baseUrl": "http://o:11434"},
+    StudentBackend.llama_cpp: {"backend": "llama_cpp", "baseModel": _MODEL, "baseUrl": "http://l"},
+    StudentBackend.openai: {
+        "profile": "cpu",
+        "backend": "openai",
+        "baseModel": "gpt-4o-mini-2024-07-18",
+        "apiKeySecretRef": {"name": "openai", "key": "api-key"},
+    },
+}
+
+
+@pytest.mark.parametrize("backend", list(StudentBackend), ids=lambda b: b.value)
+def test_server_accepts_a_task_naming_any_student_backend(
+    crds: Cluster, ns: str, backend: StudentBackend
+) -> None:
+    """Every backend of the config, including those no profile defaults to (issue 12)."""
+    assert set(STUDENTS) == set(StudentBackend), "a backend of the config without a case"
+    body = _base(f"backend-{backend.value.replace('_', '-')}")
+    body["spec"]["student"] = STUDENTS[backend]
+    if backend is StudentBackend.openai:
+        body["spec"]["training"]["fineTuneBackend"] = "openai"
+    models.DistilledTaskSpec.model_validate(body["spec"])  # the operator accepts it too
+    out = crds.try_kubectl("create", "--dry-run=server", "-f", "-", stdin=yaml.safe_dump(body))
+    assert out.returncode == 0, out.stderr
 
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)

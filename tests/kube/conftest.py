@@ -28,7 +28,7 @@ from kube_support import ADMIN_TOKEN, CRD_RESOURCES, NS, TEACHER_KEY
 
 from apprentice.kube import client as k8s
 from apprentice.kube import operator
-from apprentice.kube.runtime import OperatorSettings, Runtime
+from apprentice.kube.runtime import OperatorContext, OperatorSettings
 
 
 class Emulator(kmock.KubernetesEmulator):
@@ -157,7 +157,7 @@ async def start_operator(
 
     async def start(settings: OperatorSettings) -> None:
         ready = asyncio.Event()
-        runtime = Runtime(kube=kube, settings=settings)
+        context = OperatorContext(kube=kube, settings=settings)
         running.append(
             asyncio.create_task(
                 operator.run(
@@ -165,7 +165,7 @@ async def start_operator(
                     kube=kube,
                     login=login,
                     ready_flag=ready,
-                    runtime=runtime,
+                    context=context,
                     tweak=_fast,
                     ignored=ignored,
                 )

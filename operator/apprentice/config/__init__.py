@@ -31,7 +31,13 @@ from apprentice.config.base import (
     StudentBackend,
 )
 from apprentice.config.errors import ConfigError, ConfigIssue, RuleError, issues_from
-from apprentice.config.providers import Price, ProviderConfig, RateLimits, RemoteConfig
+from apprentice.config.providers import (
+    Price,
+    ProviderConfig,
+    ProviderEndpoint,
+    RateLimits,
+    RemoteConfig,
+)
 from apprentice.config.settings import (
     AlertsConfig,
     BudgetCaps,
@@ -65,6 +71,7 @@ __all__ = [
     "Model",
     "Price",
     "ProviderConfig",
+    "ProviderEndpoint",
     "ProviderKind",
     "RateLimits",
     "RemoteConfig",

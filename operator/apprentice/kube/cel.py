@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from apprentice.config.settings import VLLM_LORA_RANKS
 from apprentice.kube.models import MAX_TASK_NAME
 
 __all__ = ["ROOT_RULES", "RULES", "CelRule", "name_problem", "rules_for"]
@@ -70,6 +71,30 @@ ROOT_RULES: dict[str, list[CelRule]] = {
         ),
     ],
 }
+
+_OPENAI_STUDENT = "has(self.student.backend) && self.student.backend == 'openai'"
+_OPENAI_TUNE = (
+    "has(self.training) && has(self.training.fineTuneBackend)"
+    " && self.training.fineTuneBackend == 'openai'"
+)
+#: The student's effective backend is vllm: named, or the gpu profile's default.
+_VLLM = (
+    "has(self.student.backend) ? self.student.backend == 'vllm'"
+    " : (has(self.student.profile) ? self.student.profile : 'gpu') == 'gpu'"
+)
+
+
+def _backend(s: Obj) -> str:
+    student = s.get("student", {})
+    default = "vllm" if student.get("profile", "gpu") == "gpu" else "transformers"
+    return str(student.get("backend", default))
+
+
+def _openai_pair(s: Obj) -> bool:
+    student = _backend(s) == "openai"
+    tune = s.get("training", {}).get("fineTuneBackend") == "openai"
+    return student == tune and (not student or "apiKeySecretRef" in s.get("student", {}))
+
 
 _BUDGET = [_le("daily", "weekly"), _le("weekly", "monthly"), _le("daily", "monthly")]
 
@@ -129,16 +154,39 @@ RULES: dict[str, list[CelRule]] = {
     ],
     "StudentSpec": [
         CelRule(
-            "!has(self.backend) || ((has(self.profile) ? self.profile : 'gpu') == 'gpu'"
-            " ? self.backend == 'vllm' : self.backend == 'transformers')",
-            "profile gpu runs backend vllm; profile cpu runs backend transformers",
+            "!has(self.backend) || !(self.backend in ['ollama', 'llama_cpp']) || has(self.baseUrl)",
+            "backend ollama and llama_cpp need baseUrl (the operator runs no such server)",
+            lambda s: s.get("backend") not in ("ollama", "llama_cpp") or "baseUrl" in s,
+        ),
+        CelRule(
+            "!has(self.backend) || self.backend != 'vllm' || has(self.baseUrl)"
+            " || (has(self.profile) ? self.profile : 'gpu') == 'gpu'",
+            "backend vllm on profile cpu needs baseUrl (the operator runs vLLM on a GPU node only)",
             lambda s: (
-                s.get("backend") is None
-                or s["backend"] == ("vllm" if s.get("profile", "gpu") == "gpu" else "transformers")
+                s.get("backend") != "vllm" or "baseUrl" in s or s.get("profile", "gpu") == "gpu"
             ),
         ),
     ],
     "DistilledTaskSpec": [
+        CelRule(
+            f"({_OPENAI_STUDENT}) == ({_OPENAI_TUNE})"
+            " && (!(" + _OPENAI_STUDENT + ") || has(self.student.apiKeySecretRef))",
+            "student.backend openai goes with training.fineTuneBackend openai (an OpenAI"
+            " fine-tune is served by OpenAI only) and student.apiKeySecretRef",
+            lambda s: _openai_pair(s),
+        ),
+        CelRule(
+            f"!({_VLLM}) || !has(self.training) || !has(self.training.hyperparameters)"
+            " || !has(self.training.hyperparameters.loraRank)"
+            f" || self.training.hyperparameters.loraRank in {list(VLLM_LORA_RANKS)}",
+            f"vLLM serves LoRA ranks {'/'.join(map(str, VLLM_LORA_RANKS))} only:"
+            " set training.hyperparameters.loraRank to one of them",
+            lambda s: (
+                _backend(s) != "vllm"
+                or s.get("training", {}).get("hyperparameters", {}).get("loraRank", 16)
+                in VLLM_LORA_RANKS
+            ),
+        ),
         CelRule(
             f"{_REPLICAS} || (has(self.storage) && has(self.storage.postgres))",
             "gateway.replicas > 1 needs storage.postgres (SQLite has one writer)",

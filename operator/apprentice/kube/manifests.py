@@ -20,7 +20,6 @@ import yaml
 from apprentice import config
 from apprentice.config import ProviderKind
 from apprentice.kube import CONFIG_HASH_ANNOTATION
-from apprentice.kube.models import Profile
 from apprentice.kube.objects import (
     ADMIN_TOKEN_ENV,
     CONFIG_DIR,
@@ -79,20 +78,9 @@ def build_gateway_config(task: TaskObject) -> dict[str, Any]:
     task_keys = set(config.TaskConfig.model_fields)
     task_block = spec.model_dump(mode="json", include=task_keys, exclude_none=True)
     task_block.pop("budget", None)  # the task's caps are the gateway's global caps
-    gpu = spec.student.profile is Profile.gpu
-    local: dict[str, Any] = {
-        "backend": spec.student.effective_backend.value,
-        "base_model": spec.student.base_model,
-        "fine_tune_backend": spec.training.fine_tune_backend.value,
-        "fine_tune_batch_size": spec.effective_fine_tune_batch_size,
-        "model_dir": f"{MODELS_DIR}/",
-        "training": spec.training.hyperparameters.model_dump(mode="json", exclude_none=True),
-        "max_new_tokens": spec.student.max_new_tokens,
-        "timeout_s": spec.student.timeout_s,
-        "device": "auto" if gpu else "cpu",
-    }
-    if gpu:
-        local["base_url"] = f"http://127.0.0.1:{VLLM_PORT}/v1"
+    local = spec.local_config(
+        model_dir=f"{MODELS_DIR}/", sidecar_url=f"http://127.0.0.1:{VLLM_PORT}/v1"
+    )
     store = (
         f"${{{STORE_URL_ENV}}}" if spec.storage.postgres else f"sqlite:///{DATA_DIR}/apprentice.db"
     )
@@ -100,7 +88,7 @@ def build_gateway_config(task: TaskObject) -> dict[str, Any]:
     return {
         "tasks": [task_block],
         "remote": remote.model_dump(mode="json", exclude_none=True),
-        "local": local,
+        "local": local.model_dump(mode="json", include=local.model_fields_set, exclude_none=True),
         "budget": spec.budget.model_dump(mode="json", exclude_none=True),
         "store": {"url": store},
         "gateway": {
@@ -193,12 +181,17 @@ def _gateway_container(task: TaskObject, mounts: list[Manifest]) -> Manifest:
         "timeoutSeconds": 5,
         "failureThreshold": 3,
     }
-    cpu = spec.student.profile is Profile.cpu
-    default = (
-        {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}}
-        if cpu
-        else {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}}
-    )
+    gpu = task.defaults.gpu_resource
+    default: Manifest
+    if not spec.student.in_process:  # another server answers: the gateway only routes
+        default = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}}
+    elif spec.student.gpu:  # transformers on the node's GPU
+        default = {
+            "requests": {"cpu": "2", "memory": "16Gi", gpu: 1},
+            "limits": {"memory": "32Gi", gpu: 1},
+        }
+    else:
+        default = {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}}
     return {
         "name": "gateway",
         "image": spec.gateway.image or task.defaults.gateway_image,
@@ -286,7 +279,7 @@ def get_deployment(task: TaskObject, config_digest: str) -> Manifest:
     if any(v["name"] == "replay" for v in volumes):
         mounts.append({"name": "replay", "mountPath": REPLAY_DIR, "readOnly": True})
     containers = [_gateway_container(task, mounts)]
-    if spec.student.profile is Profile.gpu:
+    if spec.student.runs_vllm:
         containers.append(_vllm_container(task))
         volumes.append({"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}})
     pod: Manifest = {
@@ -296,7 +289,7 @@ def get_deployment(task: TaskObject, config_digest: str) -> Manifest:
         "containers": containers,
         "volumes": volumes,
     }
-    if spec.student.profile is Profile.gpu:
+    if spec.student.gpu:
         pod.update(task.gpu_placement(spec.student.node_selector, spec.student.tolerations))
     else:
         pod.update(placement(spec.student.node_selector, spec.student.tolerations))

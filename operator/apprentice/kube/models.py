@@ -20,11 +20,11 @@ from pydantic import Field, model_validator
 from apprentice.config import (
     BudgetConfig,
     FineTuneBackend,
+    LocalConfig,
     Model,
-    Price,
     ProviderConfig,
+    ProviderEndpoint,
     ProviderKind,
-    RateLimits,
     StudentBackend,
     TaskConfig,
     TrainingConfig,
@@ -73,6 +73,13 @@ __all__ = [
 Quantity = int | str
 #: Where the gateway finds the teacher's key: an env var filled from the Secret, never a value.
 TEACHER_KEY_ENV = "APPRENTICE_TEACHER_API_KEY"
+#: Where an openai student (and its fine-tunes) finds its key: the OpenAI client's own
+#: variable, filled from ``student.apiKeySecretRef``.
+STUDENT_KEY_ENV = "OPENAI_API_KEY"
+#: Student backends whose server the operator never runs: the spec names it (baseUrl).
+SERVER_BACKENDS = frozenset({StudentBackend.ollama, StudentBackend.llama_cpp})
+_NO_SERVER = "the operator runs no such server; point baseUrl at yours"
+_VLLM_ON_GPU = "the operator runs vLLM on a GPU node only; point baseUrl at a server, or use gpu"
 
 K8S_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 #: Longest DistilledTask name: its longest child name, ``<name>-gateway-config`` (15 more),
@@ -113,22 +120,15 @@ class Resources(Model):
     limits: dict[str, Quantity] = Field(default_factory=dict, description="Limits.")
 
 
-class TeacherSpec(Model):
+# Every endpoint field is the config's own (ProviderEndpoint); only where the key and the
+# replay answers live differs: references, never values. (One docstring line: it is the
+# CRD's description of spec.teacher.)
+class TeacherSpec(ProviderEndpoint):
     """The remote teacher; like ``remote:`` in apprentice.yaml, with the key in a Secret."""
 
-    provider: ProviderKind = Field(description="Which wire protocol to speak.")
-    model: str | None = Field(default=None, description="Provider's model name.")
     secret_ref: KeyRef | None = Field(
         default=None, description="Secret key holding the API key (not needed for replay)."
     )
-    base_url: str | None = Field(default=None, description="Proxy, regional or test endpoint.")
-    weight: float = Field(default=1.0, gt=0, description="Share of teacher calls.")
-    price: Price | None = Field(default=None, description="Overrides the built-in price table.")
-    price_as: str | None = Field(default=None, description="Price as this model.")
-    rate_limits: RateLimits = Field(default_factory=RateLimits)
-    timeout_s: float = Field(default=60.0, gt=0, description="Per-attempt timeout, seconds.")
-    max_retries: int = Field(default=4, ge=0, le=20, description="Retries on transient errors.")
-    max_output_tokens: int = Field(default=1024, gt=0, description="Output token cap per call.")
     replay_from: KeyRef | None = Field(
         default=None, description="replay only: ConfigMap key holding the answers JSONL."
     )
@@ -158,12 +158,29 @@ class TeacherSpec(Model):
 
 
 class StudentSpec(Model):
-    """The student server: vLLM on a GPU, or in-process transformers on CPU."""
+    """The student: its server (any backend of the config) and where the pod runs."""
 
-    profile: Profile = Field(default=Profile.gpu, description="gpu (vLLM) or cpu (transformers).")
+    profile: Profile = Field(
+        default=Profile.gpu, description="gpu: a GPU node (vLLM by default); cpu: no GPU."
+    )
     base_model: str = Field(description="Hugging Face id or path of the base model.")
     backend: StudentBackend | None = Field(
-        default=None, description="vllm for gpu, transformers for cpu; derived when unset."
+        default=None,
+        description=(
+            "Server that answers as the student (local.backend); unset: vllm on gpu, "
+            "transformers on cpu."
+        ),
+    )
+    base_url: str | None = Field(
+        default=None,
+        description=(
+            "A student server the operator does not run: needed for ollama and llama_cpp, "
+            "and for vllm on profile cpu; openai defaults to api.openai.com."
+        ),
+    )
+    api_key_secret_ref: KeyRef | None = Field(
+        default=None,
+        description=f"openai only: Secret key holding the API key ({STUDENT_KEY_ENV}).",
     )
     image: str | None = Field(default=None, description="vLLM image; operator default if unset.")
     resources: Resources | None = Field(default=None, description="Student container resources.")
@@ -185,17 +202,36 @@ class StudentSpec(Model):
     )
 
     @model_validator(mode="after")
-    def _backend_matches_profile(self) -> StudentSpec:
-        if self.backend is not None and self.backend is not self.effective_backend:
-            want = self.effective_backend.value
-            raise RuleError("backend", f"profile {self.profile.value} runs backend {want}")
+    def _backend_rules(self) -> StudentSpec:
+        backend = self.effective_backend
+        if backend in SERVER_BACKENDS and self.base_url is None:
+            raise RuleError("base_url", f"backend {backend.value} needs baseUrl: {_NO_SERVER}")
+        if backend is StudentBackend.vllm and self.base_url is None and not self.gpu:
+            raise RuleError("base_url", f"vllm on profile cpu needs baseUrl: {_VLLM_ON_GPU}")
+        if backend is StudentBackend.openai and self.api_key_secret_ref is None:
+            raise RuleError("api_key_secret_ref", "backend openai needs apiKeySecretRef")
         return self
 
     @property
+    def gpu(self) -> bool:
+        return self.profile is Profile.gpu
+
+    @property
     def effective_backend(self) -> StudentBackend:
-        if self.profile is Profile.cpu:
-            return StudentBackend.transformers
-        return StudentBackend.vllm
+        """The backend named, else the profile's default: vllm on gpu, transformers on cpu."""
+        if self.backend is not None:
+            return self.backend
+        return StudentBackend.vllm if self.gpu else StudentBackend.transformers
+
+    @property
+    def runs_vllm(self) -> bool:
+        """Whether the operator runs vLLM beside the gateway (no other server is named)."""
+        return self.effective_backend is StudentBackend.vllm and self.base_url is None
+
+    @property
+    def in_process(self) -> bool:
+        """Whether the gateway itself loads the model (transformers)."""
+        return self.effective_backend is StudentBackend.transformers
 
 
 class TrainingSpec(Model):
@@ -249,6 +285,10 @@ class GatewaySpec(Model):
     resources: Resources | None = Field(default=None, description="Gateway resources.")
 
 
+#: Paths for a ``local:`` block built only for its rules (no rule reads them).
+_RULES_ONLY = {"model_dir": "/models/", "sidecar_url": "http://127.0.0.1/v1"}
+
+
 class DistilledTaskSpec(TaskConfig):
     """One task of apprentice.yaml, camelCase, plus teacher, student, training and storage."""
 
@@ -278,7 +318,36 @@ class DistilledTaskSpec(TaskConfig):
             )
         if self.fine_tune_batch_size is not None and self.training.fine_tune_batch_size:
             raise RuleError("fine_tune_batch_size", "set training.fineTuneBatchSize only")
+        # The student's own rules (an OpenAI fine-tune is served by OpenAI only, the LoRA
+        # ranks vLLM serves, Ollama tags, ...): the gateway validates this same block.
+        self.local_config(**_RULES_ONLY)
         return self
+
+    @property
+    def training_base(self) -> str:
+        """What the trainer loads: an Ollama tag's Hugging Face id, else the base model."""
+        return self.local_config(**_RULES_ONLY).training_base()
+
+    def local_config(self, *, model_dir: str, sidecar_url: str) -> LocalConfig:
+        """The gateway's ``local:`` block; ``sidecar_url`` is the vLLM the operator runs."""
+        student = self.student
+        data: dict[str, Any] = {
+            "backend": student.effective_backend,
+            "base_model": student.base_model,
+            "fine_tune_backend": self.training.fine_tune_backend,
+            "fine_tune_batch_size": self.effective_fine_tune_batch_size,
+            "model_dir": model_dir,
+            "training": self.training.hyperparameters,
+            "max_new_tokens": student.max_new_tokens,
+            "timeout_s": student.timeout_s,
+            "device": "auto" if student.gpu else "cpu",
+        }
+        base_url = sidecar_url if student.runs_vllm else student.base_url
+        if base_url is not None:
+            data["base_url"] = base_url
+        if student.api_key_secret_ref is not None:
+            data["api_key_env"] = STUDENT_KEY_ENV
+        return LocalConfig.model_validate(data)
 
     @property
     def effective_fine_tune_batch_size(self) -> int:

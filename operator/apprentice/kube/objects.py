@@ -11,11 +11,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from apprentice.kube import API_VERSION, TASK_LABEL, cel
-from apprentice.kube.models import TEACHER_KEY_ENV, DistilledTaskSpec, KeyRef, Resources
+from apprentice.kube.models import (
+    STUDENT_KEY_ENV,
+    TEACHER_KEY_ENV,
+    DistilledTaskSpec,
+    KeyRef,
+    Resources,
+)
 
 __all__ = [
     "ADMIN_TOKEN_ENV",
@@ -91,7 +98,7 @@ class TaskObject:
     defaults: Defaults = field(default_factory=Defaults)
 
     @classmethod
-    def from_body(cls, body: Any, defaults: Defaults | None = None) -> TaskObject:
+    def from_body(cls, body: Mapping[str, Any], defaults: Defaults | None = None) -> TaskObject:
         """Parse a DistilledTask body (raises pydantic's ValidationError on a bad spec, and
         :class:`InvalidTaskName` on a name the CRD's admission rules would reject)."""
         meta = body["metadata"]
@@ -309,6 +316,8 @@ def gateway_env(task: TaskObject) -> list[Manifest]:
     env = [secret_env(ADMIN_TOKEN_ENV, task.admin_secret), {"name": "HOME", "value": "/tmp"}]
     if spec.teacher.secret_ref is not None:
         env.append(secret_env(TEACHER_KEY_ENV, spec.teacher.secret_ref))
+    if spec.student.api_key_secret_ref is not None:  # an openai student and its fine-tunes
+        env.append(secret_env(STUDENT_KEY_ENV, spec.student.api_key_secret_ref))
     if task.postgres is not None:
         env.append(secret_env(STORE_URL_ENV, task.postgres))
     return env

@@ -2,7 +2,7 @@
 
 :func:`build_registry` registers every handler on a fresh registry (no import-time
 side effects, so tests run several operators in one process); :func:`run` starts kopf
-with a :class:`~apprentice.kube.runtime.Runtime` in ``memo``. With a peering name, kopf
+with a :class:`~apprentice.kube.runtime.OperatorContext` in ``memo``. With a peering name, kopf
 peering makes replicas take turns: only the highest-priority live replica handles
 anything, timers included. Without one the operator runs standalone (one replica).
 """
@@ -21,11 +21,12 @@ import kopf
 from apprentice.kube import GROUP, VERSION
 from apprentice.kube.client import KubeClient
 from apprentice.kube.handlers import tasks, training, versions
-from apprentice.kube.runtime import OperatorSettings, Runtime, runtime_of, settings_from_env
+from apprentice.kube.runtime import OperatorContext, OperatorSettings, context_of, settings_from_env
 
 __all__ = ["build_registry", "configure", "main", "require_crds", "run"]
 
-LoginFn = Callable[..., Any]
+#: kopf calls a login handler with its own keyword arguments (settings, logger, ...).
+LoginFn = Callable[..., kopf.ConnectionInfo | None]
 TweakFn = Callable[[kopf.OperatorSettings], None]
 
 
@@ -68,12 +69,12 @@ def build_registry(
     registry = kopf.OperatorRegistry()
 
     @kopf.on.startup(registry=registry)
-    async def _startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+    async def _startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure(settings, ours)
         if tweak is not None:
             tweak(settings)
         if settings.scanning.disabled:
-            await require_crds(runtime_of(memo).kube)
+            await require_crds(context_of(memo).kube)
 
     if login is not None:
         kopf.on.login(registry=registry)(login)
@@ -95,12 +96,12 @@ async def run(
     login: LoginFn | None = None,
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
-    runtime: Runtime | None = None,
+    context: OperatorContext | None = None,
     tweak: TweakFn | None = None,
     ignored: set[asyncio.Task[Any]] | None = None,
 ) -> None:
     """Run the operator until ``stop_flag`` is set (or forever)."""
-    rt = runtime or Runtime(kube=kube, settings=ours)
+    ctx = context or OperatorContext(kube=kube, settings=ours)
     liveness = f"http://0.0.0.0:{ours.health_port}/healthz" if ours.health_port else None
     # kopf treats every task created after its start as its own and cancels the leftovers
     # when it stops; ``ignored`` lets an embedding program (a test's teardown) opt out.
@@ -111,7 +112,7 @@ async def run(
         priority = random.SystemRandom().randrange(1, 2**31)
     root_tasks = await kopf.spawn_tasks(
         registry=build_registry(ours, login=login or _default_login, tweak=tweak),
-        memo=kopf.Memo(runtime=rt),
+        memo=kopf.Memo(context=ctx),
         clusterwide=ours.clusterwide,
         namespaces=list(ours.namespaces),
         standalone=ours.peering is None,

@@ -16,6 +16,10 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
+from pydantic import BaseModel
+
+from apprentice.kube.status_models import DistilledTaskStatus, ExampleCounts, Spend
+
 __all__ = [
     "JobOutcome",
     "condition",
@@ -104,34 +108,31 @@ def _cond(
     return cond
 
 
+#: DistilledTaskStatus fields the operator itself writes; every other one is the gateway's.
+OPERATOR_FIELDS = frozenset(
+    {"endpoint", "observed_generation", "last_alarm_index", "last_training_failure", "conditions"}
+)
+FROM_GATEWAY = frozenset(DistilledTaskStatus.model_fields) - OPERATOR_FIELDS
+#: Where the gateway's TaskStatus names a field differently.
+GATEWAY_NAMES = {"active_model_version": "active_version"}
+
+
 def status_from_state(state: Mapping[str, Any]) -> Obj:
-    """The DistilledTask status fields of a gateway TaskStatus (snake_case to camelCase)."""
-    spend = state.get("spend") or {}
-    examples = state.get("examples") or {}
-    return {
-        "phase": state.get("phase"),
-        "phaseNumber": state.get("phase_number"),
-        "confidence": state.get("confidence"),
-        "confidenceLowerBound": state.get("confidence_lower_bound"),
-        "samplingRate": state.get("sampling_rate"),
-        "trend": state.get("trend"),
-        "drift": state.get("drift"),
-        "shift": state.get("shift"),
-        "coaching": state.get("coaching"),
-        "emergency": state.get("emergency"),
-        "examples": {
-            "train": int(examples.get("train", 0)),
-            "heldout": int(examples.get("heldout", 0)),
-        },
-        "spend": {
-            "today": float(spend.get("today", 0.0)),
-            "week": float(spend.get("week", 0.0)),
-            "month": float(spend.get("month", 0.0)),
-            "currency": str(spend.get("currency", "USD")),
-        },
-        "estimatedSavings": state.get("estimated_savings"),
-        "activeModelVersion": state.get("active_version"),
-    }
+    """The DistilledTask status fields of a gateway TaskStatus, camelCase through the model's
+    aliases; unset ones are null (a merge patch clears them)."""
+    values = {f: state.get(GATEWAY_NAMES.get(f, f)) for f in FROM_GATEWAY}
+    values["examples"] = _known(ExampleCounts, state.get("examples"))
+    values["spend"] = _known(Spend, state.get("spend"))
+    status = DistilledTaskStatus.model_validate(values)
+    out: Obj = status.model_dump(mode="json", by_alias=True, include=set(FROM_GATEWAY))
+    return out
+
+
+def _known(model: type[BaseModel], value: Any) -> dict[str, Any]:
+    """The keys of ``value`` that ``model`` has (the gateway may report more)."""
+    if not isinstance(value, Mapping):
+        return {}
+    return {k: v for k, v in value.items() if k in model.model_fields}
 
 
 def state_conditions(

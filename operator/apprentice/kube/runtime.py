@@ -1,6 +1,6 @@
-"""Operator settings (from the chart's env vars) and the runtime handed to every handler.
+"""Operator settings (from the chart's env vars) and the context handed to every handler.
 
-No module globals: :class:`Runtime` travels in kopf's ``memo``, so a test builds one
+No module globals: :class:`OperatorContext` travels in kopf's ``memo``, so a test builds one
 pointing at an emulator and a loopback gateway, and production builds one from the
 pod's environment.
 """
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import kopf
 
 from apprentice.kube import client as k8s
 from apprentice.kube.gateway_client import GatewayClient
@@ -22,7 +23,7 @@ from apprentice.kube.manifests import Defaults, TaskObject
 from apprentice.kube.models import KeyRef
 from apprentice.kube.task_status import Backoff
 
-__all__ = ["OperatorSettings", "Runtime", "runtime_of", "settings_from_env"]
+__all__ = ["OperatorContext", "OperatorSettings", "context_of", "settings_from_env"]
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def settings_from_env(env: Mapping[str, str]) -> OperatorSettings:
 
 
 @dataclass
-class Runtime:
+class OperatorContext:
     """What handlers share: the API client, the settings, the gateway transport."""
 
     kube: k8s.KubeClient
@@ -118,7 +119,7 @@ class Runtime:
     #: resourceVersion of each child after its last apply (tells changed from unchanged).
     applied: dict[str, str] = field(default_factory=dict)
 
-    def task(self, body: Any) -> TaskObject:
+    def task(self, body: Mapping[str, Any]) -> TaskObject:
         return TaskObject.from_body(body, self.settings.defaults)
 
     async def admin_token(self, task: TaskObject) -> str | None:
@@ -158,9 +159,9 @@ def secret_value(secret: Mapping[str, Any], ref: KeyRef) -> str | None:
     return str(value) if value is not None else None
 
 
-def runtime_of(memo: Any) -> Runtime:
-    """The runtime kopf carries in ``memo``."""
-    rt = getattr(memo, "runtime", None)
-    if not isinstance(rt, Runtime):
-        raise RuntimeError("the operator was started without a Runtime in memo.runtime")
-    return rt
+def context_of(memo: kopf.Memo) -> OperatorContext:
+    """The context kopf carries in ``memo``."""
+    ctx = getattr(memo, "context", None)
+    if not isinstance(ctx, OperatorContext):
+        raise RuntimeError("the operator was started without an OperatorContext in memo.context")
+    return ctx

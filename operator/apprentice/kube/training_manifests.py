@@ -3,9 +3,10 @@
 Ownership follows lifetime: a TrainingJob and every ModelVersion are owned by the
 DistilledTask (deleting the task removes its history); the Job is owned by its
 TrainingJob. The trainer (``python -m apprentice.training.job``) takes its settings from
-``APPRENTICE_*`` variables, pulls the dataset from the gateway's admin export with the
-admin token (an env var from the Secret), writes the adapter and ``metrics.json`` under
-:func:`adapter_path`, and leaves the reason of a failure in its termination message.
+``APPRENTICE_*`` variables, pulls the run's training data from the gateway's admin API
+(selected by the gateway, as for the embedded mode) with the admin token (an env var
+from the Secret), writes the adapter and ``metrics.json`` under :func:`adapter_path`,
+and leaves the reason of a failure in its termination message.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from apprentice.kube import API_VERSION, TASK_LABEL, TRAINING_JOB_LABEL
-from apprentice.kube.models import ModelVersionSpec, Profile, TrainingJobSpec
+from apprentice.kube.models import ModelVersionSpec, TrainingJobSpec
 from apprentice.kube.objects import (
     DATA_DIR,
     MODELS_DIR,
@@ -86,7 +87,7 @@ def get_job(
     """The ``batch/v1`` Job that trains one version on the trainer image."""
     spec = task.spec
     training = spec.training
-    gpu = spec.student.profile is Profile.gpu
+    gpu = spec.student.gpu
     default = (
         {
             "requests": {"cpu": "4", "memory": "32Gi", task.defaults.gpu_resource: 1},
@@ -108,7 +109,7 @@ def get_job(
             {"name": "APPRENTICE_GATEWAY_URL", "value": gateway_url},
             {"name": "APPRENTICE_TASK", "value": spec.name},
             {"name": "APPRENTICE_OUTPUT_DIR", "value": output},
-            {"name": "APPRENTICE_BASE_MODEL", "value": spec.student.base_model},
+            {"name": "APPRENTICE_BASE_MODEL", "value": spec.training_base},
             {"name": "APPRENTICE_FINE_TUNE_BACKEND", "value": training.fine_tune_backend.value},
             {"name": "APPRENTICE_TRAINING", "value": training.hyperparameters.model_dump_json()},
             {"name": "APPRENTICE_DEVICE", "value": "cuda" if gpu else "cpu"},

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, cast
 
 import kopf
 from pydantic import ValidationError
@@ -19,7 +19,10 @@ from apprentice.kube import client as k8s
 from apprentice.kube.gateway_client import GatewayError, GatewayUnavailable
 from apprentice.kube.objects import InvalidTaskName
 
-__all__ = ["emit", "now", "spec_problem", "translated"]
+__all__ = ["KubeObject", "as_body", "emit", "namespace_of", "now", "spec_problem", "translated"]
+
+#: An object as kopf hands it to a handler, or as our own client read it.
+KubeObject = kopf.Body | Mapping[str, Any]
 
 
 def now() -> dt.datetime:
@@ -46,7 +49,19 @@ def spec_problem(exc: ValidationError | InvalidTaskName) -> str:
     return "; ".join(f"spec.{i.path}: {i.message}" for i in issues)
 
 
-def emit(body: Any, type_: str, reason: str, message: str) -> None:
+def as_body(obj: KubeObject) -> kopf.Body:
+    """kopf's read-only view of an object our own client read (kopf.event takes one)."""
+    return obj if isinstance(obj, kopf.Body) else kopf.Body(cast(kopf.RawBody, obj))
+
+
+def namespace_of(namespace: str | None) -> str:
+    """The namespace of a namespaced object (kopf types it optional for cluster scope)."""
+    if namespace is None:
+        raise kopf.PermanentError("a namespaced resource arrived without a namespace")
+    return namespace
+
+
+def emit(body: KubeObject, type_: str, reason: str, message: str) -> None:
     """A Kubernetes Event on ``body`` (messages never carry secrets: see the tests).
 
     A Warning ends with the link to its reason's entry in the errors reference (cause and
@@ -55,4 +70,4 @@ def emit(body: Any, type_: str, reason: str, message: str) -> None:
     if type_ == "Warning":
         link = f" (see {config_errors.docs_url('operator', reason)})"
         message = message[: 1000 - len(link)] + link
-    kopf.event(body, type=type_, reason=reason, message=message[:1000])
+    kopf.event(as_body(body), type=type_, reason=reason, message=message[:1000])

@@ -27,17 +27,17 @@ from pydantic import ValidationError
 from apprentice.kube import GROUP, TASK_LABEL, VERSION, metrics, reconcile, task_status
 from apprentice.kube import client as k8s
 from apprentice.kube.apply import apply
-from apprentice.kube.gateway_client import GatewayError
-from apprentice.kube.handlers import emit, now, spec_problem, training, translated
+from apprentice.kube.gateway_client import GatewayClient, GatewayError
+from apprentice.kube.handlers import KubeObject, emit, now, spec_problem, training, translated
 from apprentice.kube.manifests import TaskObject, build_children, get_admin_secret
 from apprentice.kube.objects import InvalidTaskName
-from apprentice.kube.runtime import OperatorSettings, Runtime, runtime_of
+from apprentice.kube.runtime import OperatorContext, OperatorSettings, context_of
 from apprentice.kube.training_manifests import get_training_job
 
 __all__ = ["register"]
 
 
-async def apply_children(rt: Runtime, task: TaskObject, body: Any) -> list[str]:
+async def apply_children(ctx: OperatorContext, task: TaskObject, body: KubeObject) -> list[str]:
     """Create the admin Secret (when generated) and server-side apply every child; returns
     the changed ones. The Secret is only ever created (a 409 means it exists): the operator
     neither reads nor patches Secrets (a PATCH would return the Secret's data)."""
@@ -45,11 +45,11 @@ async def apply_children(rt: Runtime, task: TaskObject, body: Any) -> list[str]:
     if task.spec.gateway.admin_token_secret_ref is None:
         token = task.generated_token or secrets.token_urlsafe(32)
         with contextlib.suppress(k8s.Conflict):
-            await rt.kube.create(task.namespace, get_admin_secret(task, token))
+            await ctx.kube.create(task.namespace, get_admin_secret(task, token))
             outcomes["Secret/" + task.admin_secret.name] = "applied"
     for manifest in build_children(task, task.generated_token or ""):
         key = f"{manifest['kind']}/{manifest['metadata']['name']}"
-        outcomes[key] = await apply(rt.kube, manifest, rt.applied)
+        outcomes[key] = await apply(ctx.kube, manifest, ctx.applied)
     changed = sorted(k for k, v in outcomes.items() if v != "unchanged")
     metrics.RECONCILES.labels("applied" if changed else "unchanged").inc()
     if changed:
@@ -57,26 +57,32 @@ async def apply_children(rt: Runtime, task: TaskObject, body: Any) -> list[str]:
     return changed
 
 
-async def reconcile_task(body: Any, memo: Any, retry: int, **_: Any) -> None:
+async def reconcile_task(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     """Apply the children at once on create/update/resume (the timer writes the status)."""
-    rt = runtime_of(memo)
+    ctx = context_of(memo)
     try:
-        task = rt.task(body)
+        task = ctx.task(body)
     except (ValidationError, InvalidTaskName) as exc:
         message = spec_problem(exc)
         emit(body, "Warning", "InvalidSpec", message)
         metrics.RECONCILES.labels("invalid").inc()
         raise kopf.PermanentError(message) from exc
-    with translated(rt.settings.retry_delay(retry)):
-        await apply_children(rt, task, body)
+    with translated(ctx.settings.retry_delay(retry)):
+        await apply_children(ctx, task, body)
 
 
 async def sync_task(
-    body: Any, meta: Any, status: Any, patch: Any, memo: Any, logger: Any, **kwargs: Any
+    body: kopf.Body,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    retry: int = 0,  # kopf passes it to timers too, though its TimerFn does not declare it
+    **_: Any,
 ) -> None:
     """Validate, re-apply, read the gateway and the training objects, write what changed."""
-    rt = runtime_of(memo)
-    retry = int(kwargs.get("retry") or 0)  # kopf passes it to timers, untyped
+    ctx = context_of(memo)
     generation = meta.get("generation")
     old = dict(status or {})
 
@@ -85,27 +91,27 @@ async def sync_task(
         patch.status.update(task_status.status_patch(old, desired))
 
     try:
-        task = rt.task(body)
+        task = ctx.task(body)
     except (ValidationError, InvalidTaskName) as exc:
         write(endpoint=None, problem=spec_problem(exc))
         return
     try:
-        await apply_children(rt, task, body)
+        await apply_children(ctx, task, body)
     except (k8s.KubeUnavailable, k8s.Conflict) as exc:
-        raise kopf.TemporaryError(str(exc), delay=rt.settings.retry_delay(retry)) from exc
+        raise kopf.TemporaryError(str(exc), delay=ctx.settings.retry_delay(retry)) from exc
     except k8s.KubeError as exc:  # e.g. 422 or 403: reported, retried next interval
         stalled = reconcile.condition(old.get("conditions") or [], "Stalled") or {}
         if stalled.get("message") != str(exc):  # one Event per new problem, not per poll
             emit(body, "Warning", "ApplyFailed", str(exc))
         write(endpoint=task.endpoint, problem=str(exc), problem_reason="ApplyFailed")
         return
-    with translated(rt.settings.retry_delay(retry)):
-        jobs = await rt.kube.list(k8s.TRAINING_JOBS, task.namespace, {TASK_LABEL: task.name})
-        jobs = [await training.refresh(rt, job) for job in jobs]
-        versions = await rt.kube.list(k8s.MODEL_VERSIONS, task.namespace, {TASK_LABEL: task.name})
+    with translated(ctx.settings.retry_delay(retry)):
+        jobs = await ctx.kube.list(k8s.TRAINING_JOBS, task.namespace, {TASK_LABEL: task.name})
+        jobs = [await training.refresh(ctx, job) for job in jobs]
+        versions = await ctx.kube.list(k8s.MODEL_VERSIONS, task.namespace, {TASK_LABEL: task.name})
         view = task_status.training_view(jobs, versions)
-        token = await _admin_token(rt, task, logger)
-        async with rt.gateway(task, token) as gateway:
+        token = await _admin_token(ctx, task, logger)
+        async with ctx.gateway(task, token) as gateway:
             try:
                 state = await gateway.state()
             except GatewayError as exc:
@@ -114,11 +120,11 @@ async def sync_task(
                 write(endpoint=task.endpoint, gateway_error=str(exc))
                 return
             metrics.GATEWAY_POLLS.labels("ok").inc()
-            blocked = view.blocked(now(), rt.settings.training_backoff)
+            blocked = view.blocked(now(), ctx.settings.training_backoff)
             due = state.get("training_due") and not state.get("training_in_progress")
             if due and blocked is None:
                 try:
-                    await _start_training(rt, task, body, gateway, state, view.versions)
+                    await _start_training(ctx, task, body, gateway, state, view.versions)
                     view = dataclasses.replace(view, running=True)
                 except GatewayError as exc:  # status still gets updated; retried next poll
                     emit(body, "Warning", "TrainingNotStarted", str(exc))
@@ -135,10 +141,10 @@ async def sync_task(
         patch.status["lastAlarmIndex"] = index
 
 
-async def _admin_token(rt: Runtime, task: TaskObject, logger: Any) -> str | None:
+async def _admin_token(ctx: OperatorContext, task: TaskObject, logger: kopf.Logger) -> str | None:
     """The admin token; a Secret the operator may not read (403) costs only admin calls."""
     try:
-        return await rt.admin_token(task)
+        return await ctx.admin_token(task)
     except (k8s.KubeUnavailable, k8s.Conflict):
         raise
     except k8s.KubeError as exc:
@@ -152,7 +158,12 @@ async def _admin_token(rt: Runtime, task: TaskObject, logger: Any) -> str | None
 
 
 async def _start_training(
-    rt: Runtime, task: TaskObject, body: Any, gateway: Any, state: dict[str, Any], known: list[str]
+    ctx: OperatorContext,
+    task: TaskObject,
+    body: kopf.Body,
+    gateway: GatewayClient,
+    state: dict[str, Any],
+    known: list[str],
 ) -> None:
     known = list(known)
     with contextlib.suppress(GatewayError):  # the TrainingJobs alone still give a fresh name
@@ -163,7 +174,7 @@ async def _start_training(
     # The gateway hears first: if it refuses, no Job runs that it would not expect.
     await gateway.training_started()
     try:
-        await rt.kube.create(
+        await ctx.kube.create(
             task.namespace, get_training_job(task, version, reason=reason, examples=examples)
         )
     except k8s.KubeError as exc:

@@ -9,6 +9,7 @@ ModelVersions (one writer per status).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -16,9 +17,9 @@ import kopf
 from apprentice.kube import GROUP, TASK_LABEL, VERSION, metrics, reconcile, task_status
 from apprentice.kube import client as k8s
 from apprentice.kube.gateway_client import GatewayError
-from apprentice.kube.handlers import emit, now, translated
+from apprentice.kube.handlers import emit, namespace_of, now, translated
 from apprentice.kube.models import ModelVersionState
-from apprentice.kube.runtime import OperatorSettings, Runtime, runtime_of
+from apprentice.kube.runtime import OperatorContext, OperatorSettings, context_of
 
 __all__ = ["register"]
 
@@ -30,7 +31,7 @@ _FINAL = {
 }
 
 
-def _mv_status(mv: Any, state: str, message: str, **fields: Any) -> Obj:
+def _mv_status(mv: Mapping[str, Any], state: str, message: str, **fields: Any) -> Obj:
     """``state`` and ``fields`` plus the conditions and observedGeneration that go with them."""
     old = mv.get("status") or {}
     generation = (mv.get("metadata") or {}).get("generation")
@@ -41,28 +42,28 @@ def _mv_status(mv: Any, state: str, message: str, **fields: Any) -> Obj:
 
 
 async def validate_version(
-    body: Any,
-    spec: Any,
-    meta: Any,
-    status: Any,
-    namespace: Any,
-    patch: Any,
-    memo: Any,
+    body: kopf.Body,
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    namespace: str | None,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
     retry: int,
     **_: Any,
 ) -> None:
     """candidate -> validating -> promoted | rejected, as the gateway decides."""
     if status.get("state") in _FINAL:
         return
-    rt = runtime_of(memo)
+    ctx = context_of(memo)
     version = spec["version"]
-    with translated(rt.settings.retry_delay(retry)):
-        dt_body = await rt.kube.get(k8s.DISTILLED_TASKS, namespace, spec["taskRef"])
+    with translated(ctx.settings.retry_delay(retry)):
+        dt_body = await ctx.kube.get(k8s.DISTILLED_TASKS, namespace_of(namespace), spec["taskRef"])
         if dt_body is None:
             raise kopf.PermanentError(f"DistilledTask {spec['taskRef']} does not exist")
-        task = rt.task(dt_body)
-        token = await rt.admin_token(task)
-        async with rt.gateway(task, token) as gateway:
+        task = ctx.task(dt_body)
+        token = await ctx.admin_token(task)
+        async with ctx.gateway(task, token) as gateway:
             try:
                 await gateway.register_version(
                     version, spec["path"], dict(spec.get("metrics") or {})
@@ -102,19 +103,19 @@ async def validate_version(
             reason=None,
         )
     )
-    await _retire_others(rt, dt_body, meta["name"])
+    await _retire_others(ctx, dt_body, meta["name"])
     metrics.PROMOTIONS.labels("promoted").inc()
     emit(body, "Normal", "Promoted", f"{version} scored {score} and now serves")
     emit(dt_body, "Normal", "Promoted", f"{version} scored {score} and now serves")
 
 
-async def _retire_others(rt: Runtime, dt_body: dict[str, Any], promoted: str) -> None:
+async def _retire_others(ctx: OperatorContext, dt_body: dict[str, Any], promoted: str) -> None:
     namespace, name = dt_body["metadata"]["namespace"], dt_body["metadata"]["name"]
-    for mv in await rt.kube.list(k8s.MODEL_VERSIONS, namespace, {TASK_LABEL: name}):
+    for mv in await ctx.kube.list(k8s.MODEL_VERSIONS, namespace, {TASK_LABEL: name}):
         mv_name = mv["metadata"]["name"]
         if mv_name != promoted and (mv.get("status") or {}).get("state") == "promoted":
             status = _mv_status(mv, ModelVersionState.retired.value, f"{promoted} replaced it")
-            await rt.kube.patch(
+            await ctx.kube.patch(
                 k8s.MODEL_VERSIONS, namespace, mv_name, {"status": status}, status=True
             )
 
