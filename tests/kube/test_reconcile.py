@@ -244,3 +244,12 @@ def test_a_run_the_gateway_rejected_degrades_the_task_with_its_reason() -> None:
     state["last_training"] = {**state["last_training"], "ok": True, "reason": None}
     conds = reconcile.state_conditions(conds, state, generation=1, training_running=False, now=T0)
     assert next(c for c in conds if c["type"] == "Degraded")["status"] == "False"
+
+
+def test_every_status_field_from_the_gateway_is_a_task_status_field() -> None:
+    # DistilledTaskStatus mirrors the gateway's TaskStatus contract: a field renamed or
+    # dropped there must not leave a status field that is silently always null.
+    from apprentice.reporting.status import TaskStatus
+
+    for name in reconcile.FROM_GATEWAY:
+        assert reconcile.GATEWAY_NAMES.get(name, name) in TaskStatus.model_fields, name
