@@ -1,4 +1,4 @@
-"""Lifecycle: the per-task state machine of ARCHITECTURE.md "The lifecycle".
+"""Lifecycle: the per-task state machine of docs/architecture.md "The lifecycle".
 
 ::
 
@@ -29,20 +29,30 @@ many requests, teacher calls and student answers a task served are facts of
 the request log; the store counts them and status joins both. Callers pass the
 request index into :func:`observe` so alarms say where they fired.
 
-Whoever answers: when the teacher is called, its answer is served (ARCHITECTURE
-"One request"); the student's answer is served only when the teacher is not called.
+The state, its parameters and the values handed out are in :mod:`apprentice.engine.state`.
+
+Whoever answers: when the teacher is called, its answer is served (docs/architecture.md,
+"The request pipeline"); the student's answer is served only when the teacher is not called.
 """
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
 
-from apprentice.config import ApprenticeConfig, TaskConfig
 from apprentice.engine import confidence, sampling
-from apprentice.engine.confidence import ConfidenceState, DetectorParams
-from apprentice.vocabulary import Phase, Route, ServedBy
+from apprentice.engine.confidence import ConfidenceState
+from apprentice.engine.state import (
+    MAX_ALARMS,
+    Alarm,
+    AlarmKind,
+    Decision,
+    TaskParams,
+    TaskState,
+    TrainingDue,
+    current_sampling,
+    initial,
+)
+from apprentice.vocabulary import Phase, Route
 
 __all__ = [
     "Alarm",
@@ -67,241 +77,6 @@ __all__ = [
     "version_promoted",
     "version_rejected",
 ]
-
-MAX_ALARMS = 50  # kept in the state for status; the store keeps every alarm as an event
-
-
-class AlarmKind(enum.StrEnum):
-    drift = "drift"
-    shift = "shift"
-    coaching = "coaching"
-    emergency = "emergency"
-    anti_correlation = "anti_correlation"
-
-
-@dataclass(frozen=True, slots=True)
-class Alarm:
-    """Something an operator should hear about; ``index`` is the request's position."""
-
-    kind: AlarmKind
-    index: int
-    comparisons: int
-    at: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind.value,
-            "index": self.index,
-            "comparisons": self.comparisons,
-            "at": self.at,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Alarm:
-        return cls(
-            AlarmKind(data["kind"]),
-            int(data["index"]),
-            int(data["comparisons"]),
-            float(data.get("at", 0.0)),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """Who is called for one request and whose answer is served."""
-
-    route: Route
-    serve: ServedBy | None
-    sampling_rate: float
-    reason: str
-    budget_exhausted: bool = False
-
-    @property
-    def calls_teacher(self) -> bool:
-        return self.route is Route.remote_only or self.route is Route.both
-
-    @property
-    def calls_student(self) -> bool:
-        return self.route is Route.local_only or self.route is Route.both
-
-    @property
-    def compares(self) -> bool:
-        return self.route is Route.both
-
-
-@dataclass(frozen=True, slots=True)
-class TrainingDue:
-    due: bool
-    reason: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TaskParams:
-    """Everything from config the state machine reads, resolved for one task."""
-
-    task: str = "task"
-    phase1_to_phase2: int = 50
-    phase2_to_phase3: float = 0.85
-    coaching_trigger: float = 0.70
-    emergency_threshold: float = 0.50
-    fine_tune_batch_size: int = 100
-    policy: sampling.SamplingPolicy = field(default_factory=sampling.SamplingPolicy)
-    detectors: DetectorParams = field(default_factory=DetectorParams)
-
-    @classmethod
-    def from_config(cls, cfg: ApprenticeConfig, task: str | TaskConfig) -> TaskParams:
-        """Resolve thresholds, the task's effective sampling block and batch size."""
-        t = cfg.task(task) if isinstance(task, str) else task
-        th = t.confidence_thresholds
-        eff = t.effective_sampling(cfg.sampling)
-        return cls(
-            task=t.name,
-            phase1_to_phase2=th.phase1_to_phase2,
-            phase2_to_phase3=th.phase2_to_phase3,
-            coaching_trigger=th.coaching_trigger,
-            emergency_threshold=th.emergency_threshold,
-            fine_tune_batch_size=t.fine_tune_batch_size or cfg.local.fine_tune_batch_size,
-            policy=sampling.SamplingPolicy.from_config(eff, th),
-            detectors=DetectorParams.from_config(eff),
-        )
-
-    @property
-    def min_graduation_samples(self) -> int:
-        """A "full-enough" window: half of it (never graduate on a handful of samples)."""
-        return max(1, self.detectors.window_size // 2)
-
-    @property
-    def min_decision_samples(self) -> int:
-        """Samples before coaching/emergency act on the mean (the shift test's window)."""
-        return self.detectors.recent
-
-    @property
-    def coaching_exit(self) -> float:
-        """Coaching ends a quarter of the way up to ``phase2_to_phase3`` (no flapping)."""
-        return self.coaching_trigger + (self.phase2_to_phase3 - self.coaching_trigger) / 4.0
-
-    @property
-    def min_retrain_examples(self) -> int:
-        """New examples before coaching/emergency retrain: the same data gives the same student."""
-        return max(1, self.fine_tune_batch_size // 5)
-
-
-@dataclass(frozen=True, slots=True)
-class TaskState:
-    """One task's engine state. ``params`` come from config and are not serialised."""
-
-    params: TaskParams = field(default_factory=TaskParams, compare=False)
-    phase: Phase = Phase.cold_start
-    confidence: ConfidenceState = field(default_factory=ConfidenceState)
-    coaching: bool = False
-    emergency: bool = False
-    paused: bool = False
-    examples: int = 0
-    trained_examples: int | None = None  # examples when the last run started; None: never
-    training_in_progress: bool = False
-    active_version: str | None = None
-    last_rejected: str | None = None
-    remedial: bool = False  # a coaching/emergency run started in this episode
-    interrupted: bool = False  # a run died with its process: run it again at once
-    episode_start: int | None = None  # examples when this coaching/emergency episode began
-    alarms: tuple[Alarm, ...] = ()
-    # Memo of current_sampling(): a pure function of the fields above. init=False
-    # keeps dataclasses.replace() from copying it into a changed state.
-    _sampling: sampling.Sampling | None = field(default=None, init=False, compare=False, repr=False)
-
-    @property
-    def phase_number(self) -> int:
-        return self.phase.number
-
-    @property
-    def comparisons(self) -> int:
-        return self.confidence.comparisons
-
-    @property
-    def sampling_rate(self) -> float:
-        return current_sampling(self).rate
-
-    @property
-    def drift(self) -> bool:
-        """Drift fired within the current window of comparisons."""
-        at = self.confidence.drift_at
-        return at is not None and self.comparisons - at < self.params.detectors.window_size
-
-    @property
-    def shift(self) -> bool:
-        at = self.confidence.shift_at
-        return at is not None and self.comparisons - at < self.params.detectors.window_size
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe; the store persists it so a restart resumes where it stopped."""
-        return {
-            "task": self.params.task,
-            "phase": self.phase.value,
-            "confidence": self.confidence.to_dict(),
-            "coaching": self.coaching,
-            "emergency": self.emergency,
-            "paused": self.paused,
-            "examples": self.examples,
-            "trained_examples": self.trained_examples,
-            "training_in_progress": self.training_in_progress,
-            "active_version": self.active_version,
-            "last_rejected": self.last_rejected,
-            "remedial": self.remedial,
-            "interrupted": self.interrupted,
-            "episode_start": self.episode_start,
-            "alarms": [a.to_dict() for a in self.alarms],
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], params: TaskParams) -> TaskState:
-        trained = data.get("trained_examples")
-        return cls(
-            params=params,
-            phase=Phase(data.get("phase", Phase.cold_start.value)),
-            confidence=ConfidenceState.from_dict(data.get("confidence", {}), params.detectors),
-            coaching=bool(data.get("coaching", False)),
-            emergency=bool(data.get("emergency", False)),
-            paused=bool(data.get("paused", False)),
-            examples=int(data.get("examples", 0)),
-            trained_examples=None if trained is None else int(trained),
-            training_in_progress=bool(data.get("training_in_progress", False)),
-            active_version=data.get("active_version"),
-            last_rejected=data.get("last_rejected"),
-            remedial=bool(data.get("remedial", False)),
-            interrupted=bool(data.get("interrupted", False)),
-            episode_start=data.get("episode_start"),
-            alarms=tuple(Alarm.from_dict(a) for a in data.get("alarms", [])),
-        )
-
-
-def initial(params: TaskParams) -> TaskState:
-    """A new task: cold start, no examples, no student."""
-    return TaskState(params=params, confidence=confidence.empty(params.detectors))
-
-
-def _alert(state: TaskState) -> bool:
-    """Within ``recent`` comparisons after a drift/shift alarm: re-measure at rate 1.0."""
-    c = state.confidence
-    k = state.params.detectors.recent
-    last = max(c.drift_at or -k, c.shift_at or -k)
-    return c.comparisons - last < k
-
-
-def current_sampling(state: TaskState) -> sampling.Sampling:
-    """The task's sampling rate now and why."""
-    memo = state._sampling
-    if memo is None:
-        c = state.confidence
-        memo = sampling.decide(
-            state.params.policy,
-            state.phase.number,
-            c.mean,
-            c.trend,
-            alert=_alert(state),
-            lower_bound=c.lower_bound,
-        )
-        object.__setattr__(state, "_sampling", memo)  # memoisation, invisible to callers
-    return memo
 
 
 def route(
@@ -339,28 +114,12 @@ def observe(
         alarms.append(Alarm(AlarmKind.drift, index, count, now))
     if sig.anti_correlation:
         alarms.append(Alarm(AlarmKind.anti_correlation, index, count, now))
+    phase, coaching, emergency = _next_phase(state, conf)
+    if state.phase is Phase.steady_state and phase is Phase.reinforcement:  # demoted
+        alarms.append(Alarm(AlarmKind.emergency, index, count, now))
+    elif coaching and not state.coaching:
+        alarms.append(Alarm(AlarmKind.coaching, index, count, now))
 
-    phase, coaching, emergency = state.phase, state.coaching, state.emergency
-    mean, n = conf.mean, conf.n
-    if not state.paused and mean is not None:
-        if phase is Phase.reinforcement and state.active_version is not None:
-            if emergency and n >= p.min_decision_samples and mean >= p.coaching_trigger:
-                emergency = False
-            lower = conf.lower_bound
-            if n >= p.min_graduation_samples and lower is not None and lower >= p.phase2_to_phase3:
-                phase, emergency, coaching = Phase.steady_state, False, False
-        elif phase is Phase.steady_state and n >= p.min_decision_samples:
-            if mean < p.emergency_threshold:
-                phase, emergency, coaching = Phase.reinforcement, True, False
-                alarms.append(Alarm(AlarmKind.emergency, index, count, now))
-            elif mean < p.coaching_trigger:
-                if not coaching:
-                    alarms.append(Alarm(AlarmKind.coaching, index, count, now))
-                coaching = True
-            elif mean >= p.coaching_exit:
-                coaching = False
-
-    remedial = state.remedial and (coaching or emergency)
     in_episode = coaching or emergency
     episode_start = (
         (state.episode_start if state.episode_start is not None else state.examples)
@@ -380,12 +139,35 @@ def observe(
         training_in_progress=state.training_in_progress,
         active_version=state.active_version,
         last_rejected=state.last_rejected,
-        remedial=remedial,
+        remedial=state.remedial and in_episode,
         interrupted=state.interrupted,
         episode_start=episode_start,
         alarms=kept,
     )
     return new, alarms
+
+
+def _next_phase(state: TaskState, conf: ConfidenceState) -> tuple[Phase, bool, bool]:
+    """Phase, coaching, emergency after a comparison (unchanged while paused)."""
+    p = state.params
+    phase, coaching, emergency = state.phase, state.coaching, state.emergency
+    mean, n = conf.mean, conf.n
+    if state.paused or mean is None:
+        return phase, coaching, emergency
+    if phase is Phase.reinforcement and state.active_version is not None:
+        if emergency and n >= p.min_decision_samples and mean >= p.coaching_trigger:
+            emergency = False
+        lower = conf.lower_bound
+        if n >= p.min_graduation_samples and lower is not None and lower >= p.phase2_to_phase3:
+            return Phase.steady_state, False, False
+    elif phase is Phase.steady_state and n >= p.min_decision_samples:
+        if mean < p.emergency_threshold:
+            return Phase.reinforcement, False, True
+        if mean < p.coaching_trigger:
+            coaching = True
+        elif mean >= p.coaching_exit:
+            coaching = False
+    return phase, coaching, emergency
 
 
 def record_example(state: TaskState, count: int = 1) -> TaskState:
