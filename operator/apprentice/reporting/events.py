@@ -5,8 +5,8 @@ everything an operator may ask about later: phase changes, alarms, coaching and
 emergency starting and ending, training runs starting and ending (with why),
 promotions, rejections, rollbacks, pauses and budget caps. :func:`transitions`
 is pure: it compares the state before and after one engine step, so whoever
-holds the engine (the gateway's :class:`~apprentice.gateway.glue.TaskEngine`)
-derives the same events for the same step, and tests need no database.
+holds the engine (the gateway's per-task engine cell) derives the same events for
+the same step, and tests need no database.
 
 Kinds (``EVENT_KINDS``): ``phase``, the alarm kinds (``drift``, ``shift``,
 ``coaching``, ``emergency``, ``anti_correlation``), ``coaching_end``,
@@ -63,24 +63,40 @@ def transitions(
     before: TaskState, after: TaskState, alarms: Iterable[Alarm], at: datetime, *, index: int
 ) -> list[EventRecord]:
     """What changed between two engine states, plus the alarms the step raised."""
-    task = after.params.task
-    out: list[EventRecord] = []
+    return [
+        *_alarm_events(after, alarms, at),
+        *_phase_events(before, after, at, index),
+        *_run_events(before, after, at),
+    ]
+
+
+def _shown(mean: float | None) -> str:
+    return "-" if mean is None else f"{mean:.3f}"
+
+
+def _alarm_events(after: TaskState, alarms: Iterable[Alarm], at: datetime) -> list[EventRecord]:
     conf = after.confidence
-    mean = conf.mean
-    shown = "-" if mean is None else f"{mean:.3f}"
-    for alarm in alarms:
-        out.append(
-            event(
-                task,
-                alarm.kind.value,
-                f"{alarm.kind.value} alarm at request {alarm.index:,} "
-                f"(agreement {shown} over {conf.n} comparisons)",
-                at,
-                index=alarm.index,
-                comparisons=alarm.comparisons,
-                confidence=mean,
-            )
+    return [
+        event(
+            after.params.task,
+            alarm.kind.value,
+            f"{alarm.kind.value} alarm at request {alarm.index:,} "
+            f"(agreement {_shown(conf.mean)} over {conf.n} comparisons)",
+            at,
+            index=alarm.index,
+            comparisons=alarm.comparisons,
+            confidence=conf.mean,
         )
+        for alarm in alarms
+    ]
+
+
+def _phase_events(
+    before: TaskState, after: TaskState, at: datetime, index: int
+) -> list[EventRecord]:
+    """A phase change, and the end of coaching (which changes no phase)."""
+    task, mean = after.params.task, after.confidence.mean
+    out: list[EventRecord] = []
     if after.phase is not before.phase:
         why = " (emergency)" if after.emergency and not before.emergency else ""
         out.append(
@@ -98,49 +114,34 @@ def transitions(
             )
         )
     if before.coaching and not after.coaching and not after.emergency:
-        out.append(
-            event(
-                task,
-                "coaching_end",
-                f"coaching ended at request {index:,} (agreement {shown})",
-                at,
-                index=index,
-                confidence=mean,
-            )
-        )
+        text = f"coaching ended at request {index:,} (agreement {_shown(mean)})"
+        out.append(event(task, "coaching_end", text, at, index=index, confidence=mean))
+    return out
+
+
+def _run_events(before: TaskState, after: TaskState, at: datetime) -> list[EventRecord]:
+    """Training started, a version promoted or rejected, the task paused or resumed."""
+    task = after.params.task
+    out: list[EventRecord] = []
     if after.training_in_progress and not before.training_in_progress:
-        out.append(
-            event(
-                task,
-                "training_started",
-                f"training started on {after.examples:,} examples",
-                at,
-                examples=after.examples,
-            )
-        )
+        text = f"training started on {after.examples:,} examples"
+        out.append(event(task, "training_started", text, at, examples=after.examples))
     if after.active_version != before.active_version and after.active_version is not None:
+        was = f" (was {before.active_version})" if before.active_version else ""
         out.append(
             event(
                 task,
                 "promoted",
-                f"version {after.active_version} promoted"
-                + (f" (was {before.active_version})" if before.active_version else ""),
+                f"version {after.active_version} promoted{was}",
                 at,
                 version=after.active_version,
                 previous=before.active_version,
             )
         )
     if after.last_rejected != before.last_rejected and after.last_rejected is not None:
-        out.append(
-            event(
-                task,
-                "rejected",
-                f"version {after.last_rejected} rejected; {after.active_version or 'no version'} "
-                "keeps serving",
-                at,
-                version=after.last_rejected,
-            )
-        )
+        keeps = after.active_version or "no version"
+        text = f"version {after.last_rejected} rejected; {keeps} keeps serving"
+        out.append(event(task, "rejected", text, at, version=after.last_rejected))
     if after.paused != before.paused:
         kind = "paused" if after.paused else "resumed"
         out.append(event(task, kind, f"task {kind}", at))
