@@ -207,8 +207,18 @@ def build_timeline(
     t.teacher_spend = round(sum(r.cost for r in requests), 6)
     t.avg_teacher_cost = sum(r.cost for r in calls) / len(calls) if calls else 0.0
     t.bucket, t.spend_buckets = _spend_buckets(requests, t.avg_teacher_cost)
+    _add_spend_series(t, requests, share_window)
+    _add_comparisons(t, comparisons, {r.id: i for i, r in enumerate(requests)})
+    times = [r.received_at for r in requests]
+    t.versions = [_version_mark(v, times) for v in versions]
+    _add_events(t, events)
+    return t
 
-    index_of = {r.id: i for i, r in enumerate(requests)}
+
+def _add_spend_series(
+    t: TaskTimeline, requests: Sequence[RequestRecord], share_window: int
+) -> None:
+    """Cumulative spend against the all-teacher estimate, and the teacher's recent share."""
     spend = estimate = 0.0
     recent: deque[int] = deque()
     in_recent = 0
@@ -227,6 +237,11 @@ def build_timeline(
     if estimate > 0:
         t.spend_reduction = round(1 - spend / estimate, 6)
 
+
+def _add_comparisons(
+    t: TaskTimeline, comparisons: Sequence[ComparisonRecord], index_of: dict[str, int]
+) -> None:
+    """Agreement, the rolling confidence and its bound, and the phases they imply."""
     window: deque[float] = deque()
     total = 0.0
     phases: list[str | None] = []
@@ -236,7 +251,7 @@ def build_timeline(
             continue
         window.append(c.score)
         total += c.score
-        if len(window) > window_size:
+        if len(window) > t.window_size:
             total -= window.popleft()
         mean = min(1.0, max(0.0, total / len(window)))
         t.comparison_index.append(index)
@@ -245,27 +260,26 @@ def build_timeline(
         t.confidence_lower_bound.append(round(wilson_lower(mean, len(window)), 6))
         t.sampling_rate.append(c.sampling_rate)
         phases.append(c.phase)
-    t.phases = _phase_spans(len(requests), t.comparison_index, phases)
+    t.phases = _phase_spans(t.requests, t.comparison_index, phases)
 
-    times = [r.received_at for r in requests]
-    for v in versions:
-        promoted_index = None
-        if v.promoted_at is not None:
-            promoted_index = next(
-                (i for i, at in enumerate(times) if at >= v.promoted_at), len(times)
-            )
-        t.versions.append(
-            VersionMark(
-                version=v.version,
-                state=v.state,
-                heldout_score=v.heldout_score,
-                created_at=_iso(v.created_at) or "",
-                promoted_at=_iso(v.promoted_at),
-                promoted_index=promoted_index,
-                reason=v.reason,
-                metrics=dict(v.metrics),
-            )
-        )
+
+def _version_mark(v: ModelVersionRecord, times: Sequence[datetime]) -> VersionMark:
+    promoted_index = None
+    if v.promoted_at is not None:
+        promoted_index = next((i for i, at in enumerate(times) if at >= v.promoted_at), len(times))
+    return VersionMark(
+        version=v.version,
+        state=v.state,
+        heldout_score=v.heldout_score,
+        created_at=_iso(v.created_at) or "",
+        promoted_at=_iso(v.promoted_at),
+        promoted_index=promoted_index,
+        reason=v.reason,
+        metrics=dict(v.metrics),
+    )
+
+
+def _add_events(t: TaskTimeline, events: Sequence[EventRecord]) -> None:
     for e in events:
         t.events.append(
             {"at": _iso(e.at), "kind": e.kind, "message": e.message, "index": e.data.get("index")}
@@ -281,7 +295,6 @@ def build_timeline(
                 "message": e.message,
             }
         )
-    return t
 
 
 def collect(store: Store, task: str, *, window_size: int = 100) -> TaskTimeline:
