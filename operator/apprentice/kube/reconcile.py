@@ -149,64 +149,37 @@ def state_conditions(
     ``training_failure`` (``status.lastTrainingFailure``) keeps ``Degraded`` true between
     a failed training and the next promotion, whatever the gateway reports meanwhile.
     """
-    conds = set_condition(
-        conditions,
-        "Ready",
-        True,
-        "GatewayServing",
-        f"phase {state.get('phase')}",
-        generation=generation,
-        now=now,
-    )
-    conds = set_condition(
-        conds, "Reconciling", False, "Reconciled", "", generation=generation, now=now
-    )
-    conds = set_condition(conds, "Stalled", False, "Reconciled", "", generation=generation, now=now)
     exhausted = bool(state.get("budget_exhausted"))
-    conds = set_condition(
-        conds,
-        "BudgetExhausted",
-        exhausted,
-        "CapReached" if exhausted else "WithinBudget",
-        _spend_text(state) if exhausted else "",
-        generation=generation,
-        now=now,
-    )
     training = training_running or bool(state.get("training_in_progress"))
-    conds = set_condition(
-        conds,
-        "Training",
-        training,
-        "TrainingRunning" if training else "Idle",
-        "",
-        generation=generation,
-        now=now,
-    )
+    wanted: list[tuple[str, bool, str, str]] = [
+        ("Ready", True, "GatewayServing", f"phase {state.get('phase')}"),
+        ("Reconciling", False, "Reconciled", ""),
+        ("Stalled", False, "Reconciled", ""),
+        (
+            "BudgetExhausted",
+            exhausted,
+            "CapReached" if exhausted else "WithinBudget",
+            _spend_text(state) if exhausted else "",
+        ),
+        ("Training", training, "TrainingRunning" if training else "Idle", ""),
+        _degraded(state, training_failure),
+    ]
+    for kind, status, reason, message in wanted:
+        conditions = set_condition(
+            conditions, kind, status, reason, message, generation=generation, now=now
+        )
+    return conditions
+
+
+def _degraded(state: Mapping[str, Any], training_failure: str | None) -> tuple[str, bool, str, str]:
+    """Degraded: an emergency (the teacher serves), or a failed training, else healthy."""
     if state.get("emergency"):
-        conds = set_condition(
-            conds,
-            "Degraded",
-            True,
-            "Emergency",
-            "confidence fell under emergencyThreshold: the teacher serves",
-            generation=generation,
-            now=now,
-        )
-    elif training_failure or _gateway_training_failure(state):
-        conds = set_condition(
-            conds,
-            "Degraded",
-            True,
-            "TrainingFailed",
-            training_failure or _gateway_training_failure(state),
-            generation=generation,
-            now=now,
-        )
-    else:
-        conds = set_condition(
-            conds, "Degraded", False, "Healthy", "", generation=generation, now=now
-        )
-    return conds
+        message = "confidence fell under emergencyThreshold: the teacher serves"
+        return ("Degraded", True, "Emergency", message)
+    failure = training_failure or _gateway_training_failure(state)
+    if failure:
+        return ("Degraded", True, "TrainingFailed", failure)
+    return ("Degraded", False, "Healthy", "")
 
 
 def _gateway_training_failure(state: Mapping[str, Any]) -> str:

@@ -85,6 +85,33 @@ def get_job(
     task: TaskObject, training_job: str, training_job_uid: str, version: str, gateway_url: str
 ) -> Manifest:
     """The ``batch/v1`` Job that trains one version on the trainer image."""
+    training = task.spec.training
+    meta_labels = {**labels(task.name, "training"), TRAINING_JOB_LABEL: training_job}
+    job_spec: dict[str, Any] = {
+        "backoffLimit": training.backoff_limit,
+        "activeDeadlineSeconds": training.active_deadline_seconds,
+        "template": {
+            "metadata": {"labels": meta_labels},
+            "spec": _trainer_pod(task, _trainer_container(task, version, gateway_url)),
+        },
+    }
+    if training.ttl_seconds_after_finished is not None:
+        job_spec["ttlSecondsAfterFinished"] = training.ttl_seconds_after_finished
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(training_job),
+            "namespace": task.namespace,
+            "labels": meta_labels,
+            "ownerReferences": [owner_reference("TrainingJob", training_job, training_job_uid)],
+        },
+        "spec": job_spec,
+    }
+
+
+def _trainer_container(task: TaskObject, version: str, gateway_url: str) -> Manifest:
+    """The trainer; its settings are its APPRENTICE_* variables (see apprentice.training.job)."""
     spec = task.spec
     training = spec.training
     gpu = spec.student.gpu
@@ -96,19 +123,16 @@ def get_job(
         if gpu
         else {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}}
     )
-    meta_labels = {**labels(task.name, "training"), TRAINING_JOB_LABEL: training_job}
-    output = adapter_path(spec.name, version)
-    container: Manifest = {
+    return {
         "name": "trainer",
         "image": training.image or task.defaults.trainer_image,
         "imagePullPolicy": task.defaults.pull_policy,
         "command": ["python", "-m", "apprentice.training.job"],
-        # The trainer's settings are its APPRENTICE_* variables (see apprentice.training.job).
         "env": [
             *gateway_env(task),
             {"name": "APPRENTICE_GATEWAY_URL", "value": gateway_url},
             {"name": "APPRENTICE_TASK", "value": spec.name},
-            {"name": "APPRENTICE_OUTPUT_DIR", "value": output},
+            {"name": "APPRENTICE_OUTPUT_DIR", "value": adapter_path(spec.name, version)},
             {"name": "APPRENTICE_BASE_MODEL", "value": spec.training_base},
             {"name": "APPRENTICE_FINE_TUNE_BACKEND", "value": training.fine_tune_backend.value},
             {"name": "APPRENTICE_TRAINING", "value": training.hyperparameters.model_dump_json()},
@@ -128,6 +152,11 @@ def get_job(
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
+
+
+def _trainer_pod(task: TaskObject, container: Manifest) -> Manifest:
+    """The trainer's pod: unprivileged, on the task's volume, placed by profile."""
+    training = task.spec.training
     pod: Manifest = {
         **pull_secrets(task),
         "restartPolicy": "Never",
@@ -139,32 +168,15 @@ def get_job(
             {"name": "tmp", "emptyDir": {}},
         ],
     }
-    if gpu:
+    if task.spec.student.gpu:
         pod.update(task.gpu_placement(training.node_selector, training.tolerations))
     else:
         pod.update(placement(training.node_selector, training.tolerations))
-    if spec.storage.access_mode == "ReadWriteOnce":
+    if task.spec.storage.access_mode == "ReadWriteOnce":
         # The volume attaches to one node: train where the inference pod runs (a gpu task
         # then needs a node with two GPUs; see the chart's README on GPU topology).
         pod["affinity"] = inference_affinity(task)
-    job_spec: dict[str, Any] = {
-        "backoffLimit": training.backoff_limit,
-        "activeDeadlineSeconds": training.active_deadline_seconds,
-        "template": {"metadata": {"labels": meta_labels}, "spec": pod},
-    }
-    if training.ttl_seconds_after_finished is not None:
-        job_spec["ttlSecondsAfterFinished"] = training.ttl_seconds_after_finished
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": job_name(training_job),
-            "namespace": task.namespace,
-            "labels": meta_labels,
-            "ownerReferences": [owner_reference("TrainingJob", training_job, training_job_uid)],
-        },
-        "spec": job_spec,
-    }
+    return pod
 
 
 def get_model_version(

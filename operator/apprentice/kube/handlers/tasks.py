@@ -95,15 +95,9 @@ async def sync_task(
     except (ValidationError, InvalidTaskName) as exc:
         write(endpoint=None, problem=spec_problem(exc))
         return
-    try:
-        await apply_children(ctx, task, body)
-    except (k8s.KubeUnavailable, k8s.Conflict) as exc:
-        raise kopf.TemporaryError(str(exc), delay=ctx.settings.retry_delay(retry)) from exc
-    except k8s.KubeError as exc:  # e.g. 422 or 403: reported, retried next interval
-        stalled = reconcile.condition(old.get("conditions") or [], "Stalled") or {}
-        if stalled.get("message") != str(exc):  # one Event per new problem, not per poll
-            emit(body, "Warning", "ApplyFailed", str(exc))
-        write(endpoint=task.endpoint, problem=str(exc), problem_reason="ApplyFailed")
+    refused = await _reapply(ctx, task, body, old, retry)
+    if refused is not None:
+        write(endpoint=task.endpoint, problem=refused, problem_reason="ApplyFailed")
         return
     with translated(ctx.settings.retry_delay(retry)):
         jobs = await ctx.kube.list(k8s.TRAINING_JOBS, task.namespace, {TASK_LABEL: task.name})
@@ -130,15 +124,27 @@ async def sync_task(
                     emit(body, "Warning", "TrainingNotStarted", str(exc))
     for type_, reason, message in reconcile.events_for(old, state):
         emit(body, type_, reason, message)
-    write(
-        endpoint=task.endpoint,
-        state=state,
-        training=view,
-        blocked=blocked if due else None,
-    )
+    write(endpoint=task.endpoint, state=state, training=view, blocked=blocked if due else None)
     index = reconcile.last_alarm_index(state, old.get("lastAlarmIndex"))
     if index != old.get("lastAlarmIndex"):
         patch.status["lastAlarmIndex"] = index
+
+
+async def _reapply(
+    ctx: OperatorContext, task: TaskObject, body: kopf.Body, old: dict[str, Any], retry: int
+) -> str | None:
+    """Re-apply the children; a refusal (e.g. 422 or 403) is returned, evented once per new
+    problem (not per poll) and retried next interval; an unavailable server retries sooner."""
+    try:
+        await apply_children(ctx, task, body)
+    except (k8s.KubeUnavailable, k8s.Conflict) as exc:
+        raise kopf.TemporaryError(str(exc), delay=ctx.settings.retry_delay(retry)) from exc
+    except k8s.KubeError as exc:
+        stalled = reconcile.condition(old.get("conditions") or [], "Stalled") or {}
+        if stalled.get("message") != str(exc):
+            emit(body, "Warning", "ApplyFailed", str(exc))
+        return str(exc)
+    return None
 
 
 async def _admin_token(ctx: OperatorContext, task: TaskObject, logger: kopf.Logger) -> str | None:

@@ -16,7 +16,7 @@ import kopf
 
 from apprentice.kube import GROUP, TASK_LABEL, VERSION, metrics, reconcile, task_status
 from apprentice.kube import client as k8s
-from apprentice.kube.gateway_client import GatewayError
+from apprentice.kube.gateway_client import GatewayClient, GatewayError
 from apprentice.kube.handlers import emit, namespace_of, now, translated
 from apprentice.kube.models import ModelVersionState
 from apprentice.kube.runtime import OperatorContext, OperatorSettings, context_of
@@ -64,31 +64,10 @@ async def validate_version(
         task = ctx.task(dt_body)
         token = await ctx.admin_token(task)
         async with ctx.gateway(task, token) as gateway:
-            try:
-                await gateway.register_version(
-                    version, spec["path"], dict(spec.get("metrics") or {})
-                )
-            except GatewayError as exc:
-                if exc.status != 409:  # 409: registered by an earlier, interrupted attempt
-                    raise
-            verdict = await gateway.validate(version)
+            verdict = await _register_and_validate(gateway, spec)
             score = verdict.get("heldout_score")
-            passed = bool(verdict.get("passed"))
-            if not passed:
-                reason = verdict.get("reason") or "did not beat the threshold"
-                patch.status.update(
-                    _mv_status(
-                        body,
-                        ModelVersionState.rejected.value,
-                        f"scored {score}: {reason}",
-                        heldoutScore=score,
-                        passed=False,
-                        reason=reason,
-                    )
-                )
-                metrics.PROMOTIONS.labels("rejected").inc()
-                emit(body, "Warning", "Rejected", f"{version} scored {score}: {reason}")
-                emit(dt_body, "Warning", "VersionRejected", f"{version} scored {score}: {reason}")
+            if not verdict.get("passed"):
+                _reject(body, dt_body, patch, score, verdict.get("reason"))
                 return
             await gateway.promote(version)
     when = reconcile.rfc3339(now())
@@ -107,6 +86,39 @@ async def validate_version(
     metrics.PROMOTIONS.labels("promoted").inc()
     emit(body, "Normal", "Promoted", f"{version} scored {score} and now serves")
     emit(dt_body, "Normal", "Promoted", f"{version} scored {score} and now serves")
+
+
+async def _register_and_validate(gateway: GatewayClient, spec: kopf.Spec) -> dict[str, Any]:
+    """Register the adapter with the gateway (again, after an interrupted attempt: its 409
+    is fine) and let it score the held-out split; the gateway's verdict."""
+    version = spec["version"]
+    try:
+        await gateway.register_version(version, spec["path"], dict(spec.get("metrics") or {}))
+    except GatewayError as exc:
+        if exc.status != 409:
+            raise
+    return await gateway.validate(version)
+
+
+def _reject(
+    body: kopf.Body, dt_body: Obj, patch: kopf.Patch, score: Any, reason: str | None
+) -> None:
+    """A version that did not pass: rejected, with why; the serving version stays."""
+    reason = reason or "did not beat the threshold"
+    version = body.spec["version"]
+    patch.status.update(
+        _mv_status(
+            body,
+            ModelVersionState.rejected.value,
+            f"scored {score}: {reason}",
+            heldoutScore=score,
+            passed=False,
+            reason=reason,
+        )
+    )
+    metrics.PROMOTIONS.labels("rejected").inc()
+    emit(body, "Warning", "Rejected", f"{version} scored {score}: {reason}")
+    emit(dt_body, "Warning", "VersionRejected", f"{version} scored {score}: {reason}")
 
 
 async def _retire_others(ctx: OperatorContext, dt_body: dict[str, Any], promoted: str) -> None:
