@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apprentice.engine import lifecycle, sampling
-from apprentice.engine.lifecycle import Alarm, Phase, TaskParams
+from apprentice.engine.state import Alarm, TaskParams, TaskState
+from apprentice.vocabulary import Phase
 
 __all__ = ["Event", "SimulationResult", "simulate"]
 
@@ -102,93 +103,119 @@ def simulate(
     """
     if training_delay < 0:
         raise ValueError(f"training_delay must be >= 0 requests, got {training_delay}")
-    state = lifecycle.initial(params)
-    teacher_calls = student_answers = trainings = 0
-    graduated_at: int | None = None
-    done_at: int | None = None
-    alarms: list[Alarm] = []
-    phases: list[tuple[int, Phase]] = [(0, state.phase)]
-    events: list[Event] = []
-    milestone = 0
-
-    def note(index: int, kind: str, text: str) -> None:
-        events.append(Event(index, state.comparisons, kind, text))
-
+    run = _Run(lifecycle.initial(params), training_delay)
+    run.phases.append((0, run.state.phase))
     ran = 0
     for index, score in enumerate(scores):
         ran = index + 1
+        before = run.state.phase
+        raised = run.request(index, score, f"{seed}:{index}")
+        if raised and stop_at_alarm_from is not None and index >= stop_at_alarm_from:
+            break
+        run.train(index)
+        run.track(index, before)
+    return run.result(params, ran)
+
+
+@dataclass
+class _Run:
+    """One simulation's state and running totals (mutable, local to one :func:`simulate`)."""
+
+    state: TaskState
+    training_delay: int
+    teacher_calls: int = 0
+    student_answers: int = 0
+    trainings: int = 0
+    graduated_at: int | None = None
+    done_at: int | None = None
+    milestone: int = 0
+    alarms: list[Alarm] = field(default_factory=list)
+    phases: list[tuple[int, Phase]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    def note(self, index: int, kind: str, text: str) -> None:
+        self.events.append(Event(index, self.state.comparisons, kind, text))
+
+    def request(self, index: int, score: float, request_id: str) -> list[Alarm]:
+        """Route one request as the gateway would; observe the score when it compares."""
         decision = lifecycle.route(
-            state,
-            f"{seed}:{index}",
-            student_available=state.active_version is not None,
+            self.state,
+            request_id,
+            student_available=self.state.active_version is not None,
             teacher_allowed=True,
         )
         if decision.calls_teacher:
-            teacher_calls += 1
-            state = lifecycle.record_example(state)
+            self.teacher_calls += 1
+            self.state = lifecycle.record_example(self.state)
         if decision.serve == "student":
-            student_answers += 1
-        before = state.phase
-        if decision.compares:
-            state, raised = lifecycle.observe(state, score, index=index, now=float(index))
-            for alarm in raised:
-                alarms.append(alarm)
-                note(index, "alarm", f"{alarm.kind.value} alarm")
-            if raised and stop_at_alarm_from is not None and index >= stop_at_alarm_from:
-                break
+            self.student_answers += 1
+        if not decision.compares:
+            return []
+        self.state, raised = lifecycle.observe(self.state, score, index=index, now=float(index))
+        for alarm in raised:
+            self.alarms.append(alarm)
+            self.note(index, "alarm", f"{alarm.kind.value} alarm")
+        return raised
 
-        if state.training_in_progress and done_at is not None and index >= done_at:
-            version = f"v{trainings}"
-            state = lifecycle.version_promoted(lifecycle.training_finished(state), version)
-            note(index, "training", f"{version} promoted")
-            done_at = None
-        if not state.training_in_progress:
-            due = lifecycle.training_due(state)
-            if due.due:
-                state = lifecycle.training_started(state)
-                trainings += 1
-                done_at = index + training_delay
-                note(index, "training", f"training v{trainings} started ({due.reason})")
-                if training_delay == 0:
-                    version = f"v{trainings}"
-                    state = lifecycle.version_promoted(lifecycle.training_finished(state), version)
-                    note(index, "training", f"{version} promoted")
-                    done_at = None
+    def train(self, index: int) -> None:
+        """Finish a run that is done (promoted), start one that is due."""
+        if self.state.training_in_progress and self.done_at is not None and index >= self.done_at:
+            self._promote(index)
+        if self.state.training_in_progress:
+            return
+        due = lifecycle.training_due(self.state)
+        if due.due:
+            self.state = lifecycle.training_started(self.state)
+            self.trainings += 1
+            self.done_at = index + self.training_delay
+            self.note(index, "training", f"training v{self.trainings} started ({due.reason})")
+            if self.training_delay == 0:
+                self._promote(index)
 
+    def _promote(self, index: int) -> None:
+        version = f"v{self.trainings}"
+        self.state = lifecycle.version_promoted(lifecycle.training_finished(self.state), version)
+        self.note(index, "training", f"{version} promoted")
+        self.done_at = None
+
+    def track(self, index: int, before: Phase) -> None:
+        """Phase changes, graduation, and the rate milestones in steady state."""
+        state = self.state
         if state.phase is not before:
-            phases.append((index, state.phase))
-            note(index, "phase", f"phase -> {state.phase.value} ({state.phase.number})")
-            if state.phase is Phase.steady_state and graduated_at is None:
-                graduated_at = index
-            milestone = 0
+            self.phases.append((index, state.phase))
+            self.note(index, "phase", f"phase -> {state.phase.value} ({state.phase.number})")
+            if state.phase is Phase.steady_state and self.graduated_at is None:
+                self.graduated_at = index
+            self.milestone = 0
         if state.phase is Phase.steady_state:
             rate = state.sampling_rate
-            reached = milestone
+            reached = self.milestone
             while reached < len(RATE_MILESTONES) and rate <= RATE_MILESTONES[reached]:
                 reached += 1
-            if reached > milestone:
-                milestone = reached
-                note(index, "rate", f"sampling rate {rate:.3f}")
+            if reached > self.milestone:
+                self.milestone = reached
+                self.note(index, "rate", f"sampling rate {rate:.3f}")
 
-    conf = state.confidence
-    within = None
-    if state.phase is Phase.steady_state and conf.mean is not None:
-        within = sampling.guarantee(params.policy, conf.mean, state.sampling_rate)
-    return SimulationResult(
-        requests=ran,
-        teacher_calls=teacher_calls,
-        student_answers=student_answers,
-        comparisons=state.comparisons,
-        graduated_at=graduated_at,
-        final_phase=state.phase,
-        final_sampling_rate=state.sampling_rate,
-        final_confidence=conf.mean,
-        final_lower_bound=conf.lower_bound,
-        alarms=tuple(alarms),
-        phases=tuple(phases),
-        trainings=trainings,
-        events=tuple(events),
-        drop_to=params.policy.coaching_trigger,
-        detected_within=within,
-        max_detection_delay=params.policy.max_detection_delay,
-    )
+    def result(self, params: TaskParams, ran: int) -> SimulationResult:
+        state, conf = self.state, self.state.confidence
+        within = None
+        if state.phase is Phase.steady_state and conf.mean is not None:
+            within = sampling.guarantee(params.policy, conf.mean, state.sampling_rate)
+        return SimulationResult(
+            requests=ran,
+            teacher_calls=self.teacher_calls,
+            student_answers=self.student_answers,
+            comparisons=state.comparisons,
+            graduated_at=self.graduated_at,
+            final_phase=state.phase,
+            final_sampling_rate=state.sampling_rate,
+            final_confidence=conf.mean,
+            final_lower_bound=conf.lower_bound,
+            alarms=tuple(self.alarms),
+            phases=tuple(self.phases),
+            trainings=self.trainings,
+            events=tuple(self.events),
+            drop_to=params.policy.coaching_trigger,
+            detected_within=within,
+            max_detection_delay=params.policy.max_detection_delay,
+        )
