@@ -27,6 +27,8 @@ COMMAND_MODULES = (
     "report",
     "versions",
     "export",
+    "imports",
+    "keys",
     "demo",
 )
 

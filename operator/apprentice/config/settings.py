@@ -297,6 +297,11 @@ class GatewayConfig(Model):
         default="local",
         description="local: the gateway trains; operator: the kopf operator drives training.",
     )
+    require_api_keys: bool = Field(
+        default=False,
+        description="The task API, the chat API, /v1/models and a task's /state need an API "
+        "key for that task, or the admin token (off on a laptop, on in the Helm chart).",
+    )
 
 
 class AlertsConfig(Model):

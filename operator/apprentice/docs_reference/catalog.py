@@ -20,6 +20,30 @@ ENTRIES: dict[tuple[str, str], tuple[str, str]] = {
         "Send the value of the variable named by `gateway.admin_token_env` (in Kubernetes, the "
         "task's generated admin-token Secret).",
     ),
+    ("gateway", "api_key_missing"): (
+        "`gateway.require_api_keys` is on and the request carried no `Authorization: Bearer` "
+        "header.",
+        "Send an API key for the task (`apprentice keys create -c FILE --task T`, or "
+        "`POST /admin/keys`); the OpenAI SDK sends its `api_key` this way.",
+    ),
+    ("gateway", "api_key_invalid"): (
+        "The bearer token is not a key this gateway's store knows (mistyped, truncated, or "
+        "from another store).",
+        "Use the token printed when the key was created; it cannot be shown again, so create a "
+        "new key if it is lost.",
+    ),
+    ("gateway", "forbidden"): (
+        "The caller is known but may not do this.",
+        "See the more specific type in the answer (`api_key_revoked`, `api_key_wrong_task`).",
+    ),
+    ("gateway", "api_key_revoked"): (
+        "The key (named by its public id in `details.key_id`) was revoked.",
+        "Create a new key; a revoked key stays listed by `apprentice keys list` for audit.",
+    ),
+    ("gateway", "api_key_wrong_task"): (
+        "The key is valid but scoped to other tasks (`details.tasks`).",
+        "Call one of the key's tasks, or create a key that includes this task.",
+    ),
     ("gateway", "not_found"): (
         "No such route, or no such model version on a version route.",
         "Check the path against the [HTTP API reference](http-api.md); `apprentice versions` "

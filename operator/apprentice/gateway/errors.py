@@ -5,6 +5,11 @@
     GatewayError                      status  type
     ├── BadRequest                    400     bad_request
     ├── Unauthorized                  401     unauthorized
+    │   ├── ApiKeyMissing             401     api_key_missing
+    │   └── ApiKeyInvalid             401     api_key_invalid
+    ├── Forbidden                     403     forbidden
+    │   ├── ApiKeyRevoked             403     api_key_revoked
+    │   └── ApiKeyWrongTask           403     api_key_wrong_task
     ├── NotFound                      404     not_found
     │   └── UnknownTask               404     unknown_task
     ├── MethodNotAllowed              405     method_not_allowed  (answered for aiohttp's router)
@@ -39,9 +44,14 @@ from typing import Any, ClassVar
 from apprentice.config.errors import docs_url
 
 __all__ = [
+    "ApiKeyInvalid",
+    "ApiKeyMissing",
+    "ApiKeyRevoked",
+    "ApiKeyWrongTask",
     "BadRequest",
     "BudgetExhausted",
     "Conflict",
+    "Forbidden",
     "GatewayError",
     "InvalidInput",
     "MethodNotAllowed",
@@ -111,6 +121,35 @@ class BadRequest(GatewayError):
 class Unauthorized(GatewayError):
     status = 401
     type = "unauthorized"
+
+
+class ApiKeyMissing(Unauthorized):
+    """API keys are required (``gateway.require_api_keys``) and the request sent none."""
+
+    type = "api_key_missing"
+
+
+class ApiKeyInvalid(Unauthorized):
+    """The bearer token is not a key this gateway issued (never echoed back)."""
+
+    type = "api_key_invalid"
+
+
+class Forbidden(GatewayError):
+    status = 403
+    type = "forbidden"
+
+
+class ApiKeyRevoked(Forbidden):
+    """The key was revoked; only its public id is named."""
+
+    type = "api_key_revoked"
+
+
+class ApiKeyWrongTask(Forbidden):
+    """The key is valid but scoped to other tasks."""
+
+    type = "api_key_wrong_task"
 
 
 class NotFound(GatewayError):

@@ -20,18 +20,20 @@ Request bodies are parsed with the pydantic models of :mod:`apprentice.gateway.b
 the same ones ``/openapi.json`` publishes. A method a path does not serve is 405
 with ``Allow``.
 
-Open by default: the task API, the OpenAI-compatible API and ``/v1/tasks/{task}/state``
-(which shows spend) answer anyone who can reach the socket; only ``/admin`` needs
-a token. Bind to loopback (the default) or put the gateway behind a network policy.
+Who may call is :mod:`apprentice.gateway.auth`'s decision: ``/admin`` needs the admin
+token; with ``gateway.require_api_keys`` the task API, the OpenAI-compatible API
+(``/v1/chat/completions``, ``/v1/models``) and ``/v1/tasks/{task}/state`` (which shows
+spend) need an API key for the task, or the admin token. Without it (the laptop
+default) they answer anyone who can reach the socket: bind to loopback (the default)
+or put the gateway behind a network policy. Keys are managed under ``/admin/keys``
+(:mod:`apprentice.gateway.http_keys`).
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -40,7 +42,7 @@ from aiohttp import web
 
 from apprentice import prompts
 from apprentice.config.errors import docs_url
-from apprentice.gateway import bodies, errors, openapi, reading
+from apprentice.gateway import auth, bodies, errors, http_keys, openapi, reading
 from apprentice.gateway.service import Gateway
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -130,7 +132,12 @@ class Routes:
         self.body_timeout_s = cfg.body_timeout_s
         self.max_inflight = cfg.max_concurrency
         self.inflight = 0
-        self.token_env = cfg.admin_token_env
+        self.started = int(time.time())
+        self.keys = auth.KeyRing(
+            lambda: gateway.store,
+            required=cfg.require_api_keys,
+            admin_token_env=cfg.admin_token_env,
+        )
 
     # -- limits ------------------------------------------------------------------------
 
@@ -147,23 +154,12 @@ class Routes:
             self.inflight -= 1
 
     def _admin(self, request: web.Request) -> None:
-        expected = os.environ.get(self.token_env, "")
-        if not expected:
-            raise errors.Unauthorized(
-                f"the admin API is disabled: set the environment variable {self.token_env}"
-            )
-        header = request.headers.get("Authorization", "")
-        scheme, _, given = header.partition(" ")
-        try:
-            presented = given.strip().encode()
-        except UnicodeEncodeError:  # aiohttp keeps undecodable header bytes as surrogates
-            raise errors.Unauthorized(
-                "the Authorization header is not valid UTF-8; send 'Bearer <token>'"
-            ) from None
-        # compare_digest keeps the check constant-time; the token is never echoed.
-        ok = scheme.lower() == "bearer" and hmac.compare_digest(presented, expected.encode())
-        if not ok:
-            raise errors.Unauthorized("missing or wrong admin token (Authorization: Bearer ...)")
+        self.keys.admin(request.headers.get("Authorization", ""))
+
+    async def _caller(self, request: web.Request, task: str | None) -> tuple[str, ...] | None:
+        """The tasks the caller may see (``None``: all); 401/403 per ``gateway.auth``."""
+        key = await self.keys.check(request.headers.get("Authorization", ""), task)
+        return None if key is None else key.tasks
 
     def _task(self, request: web.Request) -> str:
         name = request.match_info["task"]
@@ -178,6 +174,7 @@ class Routes:
 
     async def run_task(self, request: web.Request) -> web.Response:
         task = self._task(request)
+        await self._caller(request, task)
         body = await self._body(request, bodies.TaskRequest)
         result = await self._limited(task, body.input)
         return _json({"output": result.output, "request_id": result.request_id})
@@ -186,6 +183,7 @@ class Routes:
         body = await self._body(request, bodies.ChatCompletionRequest)
         task = body.model
         self.gw.check_task(task)
+        await self._caller(request, task)
         task_input = _chat_input(body.messages)
         result = await self._limited(task, task_input)
         content = prompts.render_output(result.output)
@@ -208,10 +206,29 @@ class Routes:
         )
 
     async def list_tasks(self, request: web.Request) -> web.Response:
-        return _json({"tasks": self.gw.task_summaries()})
+        allowed = await self._caller(request, None)
+        found = self.gw.task_summaries()
+        return _json({"tasks": [t for t in found if allowed is None or t["name"] in allowed]})
+
+    def _model(self, task: str) -> dict[str, Any]:
+        return {"id": task, "object": "model", "created": self.started, "owned_by": "apprentice"}
+
+    async def list_models(self, request: web.Request) -> web.Response:
+        """OpenAI's list-models shape: each task is a model (``model`` of a chat completion)."""
+        allowed = await self._caller(request, None)
+        names = [t.name for t in self.gw.config.tasks if allowed is None or t.name in allowed]
+        return _json({"object": "list", "data": [self._model(n) for n in names]})
+
+    async def get_model(self, request: web.Request) -> web.Response:
+        name = request.match_info["model"]
+        self.gw.check_task(name)
+        await self._caller(request, name)
+        return _json(self._model(name))
 
     async def task_state(self, request: web.Request) -> web.Response:
-        return _json(await self.gw.status(self._task(request)))
+        task = self._task(request)
+        await self._caller(request, task)
+        return _json(await self.gw.status(task))
 
     async def healthz(self, request: web.Request) -> web.Response:
         return _json({"status": "ok"})
@@ -330,6 +347,8 @@ def build_app(gateway: Gateway) -> web.Application:
     add("POST", "/v1/tasks/{task}", r.run_task)
     add("POST", "/v1/chat/completions", r.chat_completions)
     add("GET", "/v1/tasks", r.list_tasks)
+    add("GET", "/v1/models", r.list_models)
+    add("GET", "/v1/models/{model}", r.get_model)
     add("GET", "/v1/tasks/{task}/state", r.task_state)
     add("GET", "/healthz", r.healthz)
     add("GET", "/readyz", r.readyz)
@@ -346,4 +365,7 @@ def build_app(gateway: Gateway) -> web.Application:
     add("POST", f"{admin}/resume", r.resume)
     add("POST", f"{admin}/training/started", r.training_started)
     add("POST", f"{admin}/training/finished", r.training_finished)
+    http_keys.add_routes(
+        app, r.keys, [t.name for t in gateway.config.tasks], r._admin, gateway.config.gateway
+    )
     return app

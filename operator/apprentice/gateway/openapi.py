@@ -19,11 +19,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from apprentice import __version__
 from apprentice.config import ApprenticeConfig
-from apprentice.gateway import bodies, errors
+from apprentice.gateway import bodies, errors, http_keys
 from apprentice.gateway import reading as _reading  # noqa: F401 - BodyTimeout joins the tree
 from apprentice.gateway import settling as _settling  # noqa: F401 - StoreUnavailable too
 from apprentice.vocabulary import VERSION_STATES
@@ -61,9 +62,13 @@ def _request(model: type[Any]) -> dict[str, Any]:
     return {"required": True, **_body(_ref(model.__name__))}
 
 
+_MODELS: tuple[type[BaseModel], ...] = (*bodies.MODELS, http_keys.CreateKey)
+
+
 def _model_schemas() -> dict[str, Any]:
     _, top = models_json_schema(
-        [(m, "validation") for m in bodies.MODELS], ref_template=_REF_TEMPLATE
+        [(m, "validation") for m in _MODELS],
+        ref_template=_REF_TEMPLATE,
     )
     return dict(top.get("$defs", {}))
 
@@ -78,6 +83,7 @@ def _op(summary: str, ok: dict[str, Any], *codes: int, **extra: Any) -> dict[str
 
 _ADMIN: dict[str, Any] = {"security": [{"adminToken": []}]}
 _TASK_PARAM = {"name": "task", "in": "path", "required": True, "schema": {"type": "string"}}
+_MODEL = {"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}
 _VERSION_PARAM = {
     "name": "version",
     "in": "path",
@@ -128,6 +134,28 @@ def _components(cfg: ApprenticeConfig) -> dict[str, Any]:
             },
         },
         "ChatCompletion": {"type": "object", "description": "OpenAI ChatCompletion object."},
+        "Model": {
+            "type": "object",
+            "required": ["id", "object", "created", "owned_by"],
+            "properties": {
+                "id": {"type": "string", "description": "The task name."},
+                "object": {"const": "model"},
+                "created": {"type": "integer"},
+                "owned_by": {"type": "string"},
+            },
+        },
+        "ApiKey": {
+            "type": "object",
+            "required": ["id", "tasks", "created_at"],
+            "properties": {
+                "id": {"type": "string", "pattern": http_keys.KEY_ID_PATTERN},
+                "name": {"type": ["string", "null"]},
+                "tasks": {"type": "array", "items": {"type": "string"}},
+                "created_at": {"type": "string"},
+                "revoked_at": {"type": ["string", "null"]},
+                "key": {"type": "string", "description": "The token: only in the 201 answer."},
+            },
+        },
         **_model_schemas(),
     }
     for task in cfg.tasks:
@@ -135,12 +163,16 @@ def _components(cfg: ApprenticeConfig) -> dict[str, Any]:
         schemas[f"{task.name}.output"] = task.output_schema
     return {
         "schemas": schemas,
-        "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
+        "securitySchemes": {
+            "adminToken": {"type": "http", "scheme": "bearer"},
+            "apiKey": {"type": "http", "scheme": "bearer", "description": "An API key."},
+        },
     }
 
 
 # Statuses by kind of operation; each is a status some handler on it can answer.
-_RUN = (400, 404, 408, 413, 422, 429, 502, 503)
+_RUN = (400, 401, 403, 404, 408, 413, 422, 429, 502, 503)
+_KEYED = (401, 403)  # with gateway.require_api_keys: no key, a wrong, revoked or other task's
 _ADMIN_BODY = (400, 401, 404, 408, 409, 413)
 _ADMIN_PLAIN = (400, 401, 404, 409)
 
@@ -178,9 +210,20 @@ def _public_paths(cfg: ApprenticeConfig) -> dict[str, Any]:
             requestBody=_request(bodies.ChatCompletionRequest),
         )
     }
-    paths["/v1/tasks"] = {"get": _op("List tasks", _body({"type": "object"}))}
+    paths["/v1/tasks"] = {"get": _op("List tasks", _body({"type": "object"}), *_KEYED)}
     paths["/v1/tasks/{task}/state"] = {
-        "get": _op("Task status", _body(_ref("TaskStatus")), 404, parameters=[_TASK_PARAM])
+        "get": _op("Task status", _body(_ref("TaskStatus")), *_KEYED, 404, parameters=[_TASK_PARAM])
+    }
+    models = {"type": "array", "items": _ref("Model")}
+    paths["/v1/models"] = {
+        "get": _op(
+            "OpenAI-compatible: the tasks as models",
+            _body({"type": "object", "properties": {"object": {"const": "list"}, "data": models}}),
+            *_KEYED,
+        )
+    }
+    paths["/v1/models/{model}"] = {
+        "get": _op("One task as a model", _body(_ref("Model")), *_KEYED, 404, parameters=[_MODEL])
     }
     paths["/healthz"] = {"get": _op("Liveness", _body({"type": "object"}))}
     paths["/readyz"] = {
@@ -273,7 +316,41 @@ def _admin_paths() -> dict[str, Any]:
             **_ADMIN,
         )
     }
-    return paths
+    return {**paths, **_key_paths()}
+
+
+def _key_paths() -> dict[str, Any]:
+    key_param = {
+        "name": "key_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": http_keys.KEY_ID_PATTERN},
+    }
+    keys = {"type": "object", "properties": {"keys": {"type": "array", "items": _ref("ApiKey")}}}
+    return {
+        "/admin/keys": {
+            "get": _op("API keys (never their tokens)", _body(keys), 401, **_ADMIN),
+            "post": {
+                "summary": "Create an API key; its token is in this answer only",
+                "responses": {
+                    "201": {"description": "Created", **_body(_ref("ApiKey"))},
+                    **_errors(*_ADMIN_BODY),
+                },
+                "requestBody": _request(http_keys.CreateKey),
+                **_ADMIN,
+            },
+        },
+        "/admin/keys/{key_id}/revoke": {
+            "post": _op(
+                "Revoke an API key",
+                _body(_ref("ApiKey")),
+                401,
+                404,
+                parameters=[key_param],
+                **_ADMIN,
+            )
+        },
+    }
 
 
 def document(cfg: ApprenticeConfig) -> dict[str, Any]:
@@ -284,7 +361,7 @@ def document(cfg: ApprenticeConfig) -> dict[str, Any]:
     for item in paths.values():
         for op in item.values():
             op["parameters"] = [
-                {**p, "schema": task_schema} if p["name"] == "task" else p
+                {**p, "schema": task_schema} if p["name"] in ("task", "model") else p
                 for p in op.get("parameters", [])
             ]
     return {

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from apprentice.store.api_keys import ApiKeyRecord
 from apprentice.store.records import (
     ComparisonRecord,
     EventRecord,
@@ -220,6 +221,11 @@ class Store(abc.ABC):
             after = batch[-1].id
 
     @abc.abstractmethod
+    def add_examples(self, examples: Sequence[ExampleRecord]) -> list[bool]:
+        """Insert examples without a request (``apprentice import``), one transaction;
+        per example, whether it was new (a duplicate input keeps the existing row)."""
+
+    @abc.abstractmethod
     def example_counts(self, task: str) -> dict[Split, int]:
         """``{'train': n, 'heldout': m}`` (both keys always present)."""
 
@@ -359,6 +365,24 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def tasks(self) -> list[str]:
         """Every task the store has seen (requests, examples, versions or state), sorted."""
+
+    # -- API keys (see apprentice.gateway.auth) --------------------------------------------
+
+    @abc.abstractmethod
+    def add_api_key(self, key: ApiKeyRecord) -> None:
+        """Keep a new key (its hash, never the token)."""
+
+    @abc.abstractmethod
+    def api_key(self, key_id: str) -> ApiKeyRecord | None:
+        """The key with this public id, revoked or not."""
+
+    @abc.abstractmethod
+    def api_keys(self) -> list[ApiKeyRecord]:
+        """Every key, oldest first."""
+
+    @abc.abstractmethod
+    def revoke_api_key(self, key_id: str, at: datetime) -> ApiKeyRecord | None:
+        """Revoke (the first revocation's time stays); ``None`` for an unknown id."""
 
     # -- closing -----------------------------------------------------------------------------
 

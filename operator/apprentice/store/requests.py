@@ -252,6 +252,10 @@ class RequestRows(SqlCore):
             rows = tx.all(sql, params)
         return [codec.example(row) for row in rows]
 
+    def add_examples(self, examples: Sequence[ExampleRecord]) -> list[bool]:
+        with self._write() as tx:
+            return [self._insert_example(tx, e)[1] for e in examples]
+
     def example_counts(self, task: str) -> dict[Split, int]:
         with self._read() as tx:
             rows = tx.all(

@@ -194,4 +194,21 @@ MIGRATIONS.append(
     )
 )
 
+# API keys (apprentice.gateway.auth): the SHA-256 of each token, never the token.
+MIGRATIONS.append(
+    (
+        3,
+        [
+            """CREATE TABLE api_keys (
+                id TEXT PRIMARY KEY,
+                secret_hash TEXT NOT NULL,
+                tasks {json} NOT NULL,
+                name TEXT,
+                created_at BIGINT NOT NULL,
+                revoked_at BIGINT
+            )""",
+        ],
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

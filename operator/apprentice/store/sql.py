@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from apprentice.store.budget import BudgetRows
+from apprentice.store.keyrows import KeyRows
 from apprentice.store.requests import RequestRows
 from apprentice.store.sqlcore import Cursor, SqlCore, Tx
 from apprentice.store.versions import VersionRows
@@ -10,5 +11,5 @@ from apprentice.store.versions import VersionRows
 __all__ = ["Cursor", "SqlCore", "SqlStore", "Tx"]
 
 
-class SqlStore(RequestRows, VersionRows, BudgetRows):
+class SqlStore(RequestRows, VersionRows, BudgetRows, KeyRows):
     """Every Store method in SQL; a backend adds connections and its dialect."""

@@ -1,0 +1,187 @@
+"""Who may call: the admin token, and API keys for the task and chat APIs.
+
+A key is a bearer token ``apk_<id>_<secret>``: ``id`` (12 hex digits) is public and
+names the key in listings, logs and errors; the store keeps only the SHA-256 of the
+whole token, so the token is shown once, when it is created, and never again.
+Each key is scoped to tasks. With ``gateway.require_api_keys`` (off by default on a
+laptop, on in the Helm chart) the task API, the chat API, ``/v1/models`` and a
+task's ``/state`` need a key for that task (or the admin token); without it they
+stay open, as before, and only ``/admin`` needs the token.
+
+Failures name the problem and never the token: 401 ``api_key_missing`` or
+``api_key_invalid``, 403 ``api_key_revoked`` or ``api_key_wrong_task``.
+
+Keys are read from the store and kept for ``CACHE_S`` seconds, so a request does
+not pay a database read; a key revoked through this gateway stops working at once,
+one revoked through another replica within ``CACHE_S``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from apprentice.gateway import errors
+from apprentice.store import Store
+from apprentice.store.api_keys import ApiKeyRecord
+
+__all__ = ["CACHE_S", "KeyRing", "digest", "mint"]
+
+CACHE_S = 5.0
+_TOKEN = re.compile(r"^apk_([0-9a-f]{12})_[A-Za-z0-9_-]{20,}$")
+
+
+def mint() -> tuple[str, str]:
+    """A new ``(id, token)``: 48 random bits of public id, 256 of secret."""
+    key_id = secrets.token_hex(6)
+    return key_id, f"apk_{key_id}_{secrets.token_urlsafe(32)}"
+
+
+def digest(token: str) -> str:
+    """What the store keeps of a token: its SHA-256, hex."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def bearer(header: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or ``None``."""
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        return None
+    return given.strip()
+
+
+def _undecodable(text: str) -> bool:
+    """aiohttp keeps header bytes that are not UTF-8 as lone surrogates."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+class KeyRing:
+    """Creates, lists, revokes and checks keys against one store (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Callable[[], Store],
+        *,
+        required: bool,
+        admin_token_env: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self.required = required
+        self._admin_env = admin_token_env
+        self._clock = clock
+        self._cache: dict[str, tuple[float, ApiKeyRecord | None]] = {}
+
+    # -- the admin token -------------------------------------------------------------------
+
+    def is_admin(self, token: str | None) -> bool:
+        """Whether ``token`` is the admin token (constant-time; False when none is set)."""
+        expected = os.environ.get(self._admin_env, "")
+        if not expected or token is None:
+            return False
+        try:
+            presented = token.encode()
+        except UnicodeEncodeError:  # aiohttp keeps undecodable header bytes as surrogates
+            return False
+        return hmac.compare_digest(presented, expected.encode())
+
+    def admin(self, header: str) -> None:
+        """Raise 401 unless ``header`` carries the admin token."""
+        if not os.environ.get(self._admin_env, ""):
+            raise errors.Unauthorized(
+                f"the admin API is disabled: set the environment variable {self._admin_env}"
+            )
+        token = bearer(header)
+        if token is not None and not token.isascii() and _undecodable(token):
+            raise errors.Unauthorized(
+                "the Authorization header is not valid UTF-8; send 'Bearer <token>'"
+            )
+        if not self.is_admin(token):
+            raise errors.Unauthorized("missing or wrong admin token (Authorization: Bearer ...)")
+
+    # -- keys on the task and chat APIs ----------------------------------------------------
+
+    async def check(self, header: str, task: str | None) -> ApiKeyRecord | None:
+        """The key calling ``task`` (``None``: any task; admin token or keys not required).
+
+        Raises 401/403 as the module docstring says; never names the token.
+        """
+        if not self.required:
+            return None
+        token = bearer(header)
+        if token is None:
+            raise errors.ApiKeyMissing(
+                "this gateway requires an API key: send 'Authorization: Bearer <key>' "
+                "(create one with `apprentice keys create`)"
+            )
+        if self.is_admin(token):
+            return None
+        match = _TOKEN.match(token)
+        key = await self._lookup(match.group(1)) if match else None
+        if key is None or not hmac.compare_digest(key.secret_hash, digest(token)):
+            raise errors.ApiKeyInvalid("the API key is not valid (unknown or mistyped)")
+        if key.revoked:
+            raise errors.ApiKeyRevoked(f"API key {key.id} was revoked", details={"key_id": key.id})
+        if task is not None and task not in key.tasks:
+            raise errors.ApiKeyWrongTask(
+                f"API key {key.id} may call {', '.join(key.tasks)}, not {task!r}",
+                details={"key_id": key.id, "tasks": list(key.tasks), "task": task},
+            )
+        return key
+
+    async def _lookup(self, key_id: str) -> ApiKeyRecord | None:
+        now = self._clock()
+        cached = self._cache.get(key_id)
+        if cached is not None and now - cached[0] < CACHE_S:
+            return cached[1]
+        key = await asyncio.to_thread(self._store().api_key, key_id)
+        if len(self._cache) > 10_000:  # unknown ids from a scanner must not grow it forever
+            self._cache.clear()
+        self._cache[key_id] = (now, key)
+        return key
+
+    # -- administration ----------------------------------------------------------------------
+
+    async def create(
+        self, tasks: Sequence[str], name: str | None, known: Sequence[str]
+    ) -> tuple[ApiKeyRecord, str]:
+        """A new key for ``tasks`` and its token (the only time the token exists)."""
+        unknown = [t for t in tasks if t not in known]
+        if unknown:
+            raise errors.BadRequest(
+                f"tasks: no task named {', '.join(map(repr, unknown))}; "
+                f"configured tasks: {', '.join(known)}",
+                details=[{"path": "tasks", "message": f"unknown task {t!r}"} for t in unknown],
+            )
+        key_id, token = mint()
+        key = ApiKeyRecord(
+            id=key_id,
+            secret_hash=digest(token),
+            tasks=tuple(dict.fromkeys(tasks)),
+            name=name,
+            created_at=datetime.now(UTC),
+        )
+        await asyncio.to_thread(self._store().add_api_key, key)
+        return key, token
+
+    async def list(self) -> list[ApiKeyRecord]:
+        return await asyncio.to_thread(self._store().api_keys)
+
+    async def revoke(self, key_id: str) -> ApiKeyRecord:
+        """Revoke at once on this gateway; 404 naming the id when there is no such key."""
+        key = await asyncio.to_thread(self._store().revoke_api_key, key_id, datetime.now(UTC))
+        if key is None:
+            raise errors.NotFound(f"no API key with id {key_id!r}", details={"key_id": key_id})
+        self._cache[key_id] = (self._clock(), key)
+        return key
