@@ -277,38 +277,42 @@ def _noise_scale(state: ConfidenceState) -> float:
     return max(1.0, math.sqrt(var) / NOISE_REF)
 
 
-def observe(
-    params: DetectorParams, state: ConfidenceState, score: float
-) -> tuple[ConfidenceState, Signals]:
-    """Add one comparison's agreement score; return the new state and what fired."""
-    x = _check(score)
-    count = state.comparisons + 1
-
-    window, old = state.window.push(x, params.window_size)
+def _push(
+    queue: Window, total: float, total_sq: float, x: float, limit: int
+) -> tuple[Window, float, float]:
+    """Push ``x``; the running sums follow it (re-summed exactly when the queue was rebuilt)."""
+    queue, old = queue.push(x, limit)
     if old is None:
-        total, total_sq = state.total + x, state.total_sq + x * x
-    elif window.pos == 1 and window.back is None:  # just rebuilt: resum exactly
-        items = window.front[1:]
-        total, total_sq = math.fsum(items), math.fsum(v * v for v in items)
-    else:
-        total, total_sq = state.total + x - old, state.total_sq + x * x - old * old
+        return queue, total + x, total_sq + x * x
+    if queue.pos == 1 and queue.back is None:  # just rebuilt: resum exactly
+        items = queue.front[1:]
+        return queue, math.fsum(items), math.fsum(v * v for v in items)
+    return queue, total + x - old, total_sq + x * x - old * old
 
+
+def _shifted(
+    params: DetectorParams, n: int, total: float, total_sq: float, r_total: float, r_sq: float
+) -> bool:
+    """Two-window shift test: the full recent ``k`` against the rest of the window (Welch z)."""
     k = params.recent
-    recent, rold = state.recent.push(x, k)
-    if rold is None:
-        r_total, r_sq = state.recent_total + x, state.recent_sq + x * x
-    elif recent.pos == 1 and recent.back is None:
-        items = recent.front[1:]
-        r_total, r_sq = math.fsum(items), math.fsum(v * v for v in items)
-    else:
-        r_total, r_sq = state.recent_total + x - rold, state.recent_sq + x * x - rold * rold
+    n_ref = n - k
+    if n_ref < k:
+        return False
+    ref_mean = (total - r_total) / n_ref
+    rec_mean = r_total / k
+    drop = ref_mean - rec_mean
+    if drop <= params.shift_min_drop:
+        return False
+    ref_var = max(0.0, (total_sq - r_sq) / n_ref - ref_mean * ref_mean)
+    rec_var = max(0.0, r_sq / k - rec_mean * rec_mean)
+    z = drop / math.sqrt(ref_var / n_ref + rec_var / k + _EPS_VAR)
+    return z > params.shift_z
 
-    a_fast = 2.0 / (k + 1.0)
-    a_slow = 2.0 / (params.window_size + 1.0)
-    fast = x if state.fast is None else state.fast + a_fast * (x - state.fast)
-    slow = x if state.slow is None else state.slow + a_slow * (x - state.slow)
 
-    # Page-Hinkley on disagreement.
+def _page_hinkley(
+    params: DetectorParams, state: ConfidenceState, x: float
+) -> tuple[bool, tuple[int, float, float, float]]:
+    """Page-Hinkley on disagreement: whether drift fired, and count, mean, sum, minimum."""
     d = 1.0 - x
     ph_count = state.ph_count + 1
     ph_mean = state.ph_mean + (d - state.ph_mean) / ph_count
@@ -316,40 +320,52 @@ def observe(
     ph_cum = state.ph_cum + d - ph_mean - params.page_hinkley_delta * scale
     ph_min = min(state.ph_min, ph_cum)
     drift = ph_cum - ph_min > params.page_hinkley_threshold * scale
+    return drift, (ph_count, ph_mean, ph_cum, ph_min)
+
+
+def _anti_correlated(params: DetectorParams, before: bool, mean: float, n: int) -> bool:
+    chance = params.chance_agreement
+    if before:  # hysteresis: one alarm per episode, not one per wobble
+        return mean < chance
+    return n >= params.recent and mean < 0.8 * chance and wilson(mean, n, params.z)[1] < chance
+
+
+def observe(
+    params: DetectorParams, state: ConfidenceState, score: float
+) -> tuple[ConfidenceState, Signals]:
+    """Add one comparison's agreement score; return the new state and what fired."""
+    x = _check(score)
+    count = state.comparisons + 1
+
+    window, total, total_sq = _push(
+        state.window, state.total, state.total_sq, x, params.window_size
+    )
+    k = params.recent
+    recent, r_total, r_sq = _push(state.recent, state.recent_total, state.recent_sq, x, k)
+
+    a_fast = 2.0 / (k + 1.0)
+    a_slow = 2.0 / (params.window_size + 1.0)
+    fast = x if state.fast is None else state.fast + a_fast * (x - state.fast)
+    slow = x if state.slow is None else state.slow + a_slow * (x - state.slow)
+
+    drift, (ph_count, ph_mean, ph_cum, ph_min) = _page_hinkley(params, state, x)
     drift_at = state.drift_at
     if drift:
         drift_at = count
         ph_count, ph_mean, ph_cum, ph_min = 0, 0.0, 0.0, 0.0
 
-    # Two-window shift test: recent k against the rest of the window.
     n = len(window)
-    n_ref = n - k
-    shift = False
-    if len(recent) == k and n_ref >= k:
-        ref_mean = (total - r_total) / n_ref
-        rec_mean = r_total / k
-        drop = ref_mean - rec_mean
-        if drop > params.shift_min_drop:
-            ref_var = max(0.0, (total_sq - r_sq) / n_ref - ref_mean * ref_mean)
-            rec_var = max(0.0, r_sq / k - rec_mean * rec_mean)
-            z = drop / math.sqrt(ref_var / n_ref + rec_var / k + _EPS_VAR)
-            shift = z > params.shift_z
+    shift = len(recent) == k and _shifted(params, n, total, total_sq, r_total, r_sq)
     shift_at = state.shift_at
     if shift:
         shift_at = count
         window = recent
         total, total_sq = r_total, r_sq
-        rec_mean = r_total / k
-        fast = slow = rec_mean
+        fast = slow = r_total / k
         ph_count, ph_mean, ph_cum, ph_min = 0, 0.0, 0.0, 0.0
         n = k
 
-    mean = total / n
-    chance = params.chance_agreement
-    if state.anti_correlation:  # hysteresis: one alarm per episode, not one per wobble
-        anti = mean < chance
-    else:
-        anti = n >= k and mean < 0.8 * chance and wilson(mean, n, params.z)[1] < chance
+    anti = _anti_correlated(params, state.anti_correlation, total / n, n)
     new = ConfidenceState(
         window=window,
         total=total,
