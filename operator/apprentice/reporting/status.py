@@ -253,6 +253,17 @@ def _exhausted(spend: SpendWindows, caps: Caps) -> bool:
     return any(cap is not None and used >= cap - 1e-9 for used, cap in pairs)
 
 
+def _rounded(spend: SpendWindows, caps: Caps) -> Spend:
+    """The windows' spend to the micro-dollar, with the caps that apply."""
+    return Spend(
+        today=round(spend.today, 6),
+        week=round(spend.week, 6),
+        month=round(spend.month, 6),
+        currency=spend.currency,
+        caps=caps,
+    )
+
+
 def build_task_status(
     task: str,
     *,
@@ -299,13 +310,7 @@ def build_task_status(
         teacher_calls=counters.teacher_calls,
         student_answers=counters.student_answers,
         requests=requests,
-        spend=Spend(
-            today=round(spend.today, 6),
-            week=round(spend.week, 6),
-            month=round(spend.month, 6),
-            currency=spend.currency,
-            caps=applied,
-        ),
+        spend=_rounded(spend, applied),
         budget_exhausted=budget_cap is not None
         or (_exhausted(spend, applied) if budget_exhausted is None else budget_exhausted),
         budget_cap=budget_cap,
