@@ -38,7 +38,7 @@ HYPER = config.TrainingConfig(lora_rank=32, lora_alpha=64, epochs=2, batch_size=
 
 def dataset(n: int = 5) -> TrainingDataset:
     rows = [{"input": i, "output": o, "split": "train"} for i, o in workload(n, seed=5)]
-    return corpus.select(TASK, rows, hyper=HYPER).dataset
+    return corpus.training_selection(TASK, rows, hyper=HYPER).dataset
 
 
 def test_get_fine_tuner_maps_every_backend() -> None:

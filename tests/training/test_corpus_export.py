@@ -27,7 +27,7 @@ def test_heldout_is_never_trained_on_and_invalid_answers_are_dropped() -> None:
     examples = rows(6)
     examples[1]["split"] = "heldout"
     examples[2]["output"] = {"category": "billing"}  # missing required fields
-    selection = corpus.select(TASK, examples, hyper=HYPER)
+    selection = corpus.training_selection(TASK, examples, hyper=HYPER)
     assert selection.heldout_excluded == 1 and selection.invalid_excluded == 1
     trained_inputs = [json.loads(c[1]["content"]) for c in selection.dataset.conversations]
     assert examples[1]["input"] not in trained_inputs
@@ -41,9 +41,9 @@ def test_duplicates_collapse_and_coaching_repeats_wrong_examples() -> None:
     examples.append({**examples[0], "id": "dup", "output": {**examples[0]["output"]}})
     examples[3]["student_wrong"] = True
     examples[2]["student_score"] = 0.33
-    plain = corpus.select(TASK, examples, hyper=HYPER)
+    plain = corpus.training_selection(TASK, examples, hyper=HYPER)
     assert plain.duplicates_dropped == 1 and len(plain.dataset) == 4 and plain.coached == 0
-    coached = corpus.select(TASK, examples, hyper=HYPER, coaching=True)
+    coached = corpus.training_selection(TASK, examples, hyper=HYPER, coaching=True)
     assert coached.coached == 2 and len(coached.dataset) == 4 + 2 * 2
     assert coached.dataset.unique_examples == 4
     assert coached.data_hash != plain.data_hash
@@ -51,9 +51,9 @@ def test_duplicates_collapse_and_coaching_repeats_wrong_examples() -> None:
 
 def test_data_hash_is_stable_and_names_the_data() -> None:
     examples = rows(5)
-    a = corpus.select(TASK, examples, hyper=HYPER)
-    b = corpus.select(TASK, list(reversed(examples)), hyper=HYPER)
-    c = corpus.select(TASK, examples[:4], hyper=HYPER)
+    a = corpus.training_selection(TASK, examples, hyper=HYPER)
+    b = corpus.training_selection(TASK, list(reversed(examples)), hyper=HYPER)
+    c = corpus.training_selection(TASK, examples[:4], hyper=HYPER)
     assert a.data_hash == b.data_hash != c.data_hash
     assert a.data_hash.startswith("sha256:")
 
@@ -76,7 +76,7 @@ def test_every_export_format_is_built_from_the_request_prompt() -> None:
 
 
 def test_dataset_jsonl_round_trip_and_clear_errors(tmp_path: Path) -> None:
-    dataset = corpus.select(TASK, rows(3), hyper=HYPER).dataset
+    dataset = corpus.training_selection(TASK, rows(3), hyper=HYPER).dataset
     path = dataset.write_jsonl(tmp_path / "train.jsonl")
     again = TrainingDataset.read_jsonl(path)
     assert again == dataset

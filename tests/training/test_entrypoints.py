@@ -19,7 +19,7 @@ from apprentice import config
 from apprentice.training import corpus, export, job
 from apprentice.training.backends import TrainingResult
 from apprentice.training.backends.huggingface import effective_hyper
-from apprentice.training.run import TrainingSpec, command
+from apprentice.training.run import TrainingRunSpec, command
 
 ROOT = Path(__file__).parents[2]
 TOKEN = "admin-token-never-logged"
@@ -27,7 +27,8 @@ TOKEN = "admin-token-never-logged"
 
 def write_dataset(path: Path, n: int) -> Path:
     rows = [{"input": i, "output": o, "split": "train"} for i, o in workload(n, seed=9)]
-    return corpus.select(TASK, rows, hyper=config.TrainingConfig()).dataset.write_jsonl(path)
+    selection = corpus.training_selection(TASK, rows, hyper=config.TrainingConfig())
+    return selection.dataset.write_jsonl(path)
 
 
 def run_spec(spec_path: Path) -> tuple[int, list[dict[str, Any]], str]:
@@ -51,7 +52,7 @@ def test_tiny_profile_trains_long_enough_and_says_so() -> None:
 def test_run_trains_in_a_subprocess_and_writes_adapter_and_metadata(tmp_path: Path) -> None:
     data = write_dataset(tmp_path / "train.jsonl", 8)
     out = tmp_path / "models" / "classify_ticket" / "v1"
-    spec = TrainingSpec(dataset=str(data), out_dir=str(out), device="cpu", max_steps=12)
+    spec = TrainingRunSpec(dataset=str(data), out_dir=str(out), device="cpu", max_steps=12)
     code, events, stderr = run_spec(spec.write(tmp_path / "spec.json"))
     assert code == 0, stderr
     assert events[0]["event"] == "start" and events[0]["examples"] == 8
@@ -72,7 +73,7 @@ def test_run_fails_clearly(tmp_path: Path) -> None:
     code, events, stderr = run_spec(tmp_path / "missing.json")
     assert code == 2 and events[-1]["kind"] == "SpecError" and "cannot read spec" in stderr
     (tmp_path / "empty.jsonl").write_text("")
-    spec = TrainingSpec(dataset=str(tmp_path / "empty.jsonl"), out_dir=str(tmp_path / "o"))
+    spec = TrainingRunSpec(dataset=str(tmp_path / "empty.jsonl"), out_dir=str(tmp_path / "o"))
     code, events, stderr = run_spec(spec.write(tmp_path / "spec.json"))
     assert code == 1 and events[-1] == {
         "event": "error",
@@ -83,15 +84,15 @@ def test_run_fails_clearly(tmp_path: Path) -> None:
 
 
 class GatewayFake:
-    """The admin dataset export of the gateway contract."""
+    """The admin training-data route of the gateway contract."""
 
     def __init__(self, lines: str) -> None:
         self.lines = lines
-        self.queries: list[dict[str, str]] = []
+        self.paths: list[str] = []
 
     def app(self) -> web.Application:
         app = web.Application()
-        app.router.add_get("/admin/tasks/{task}/dataset", self.dataset)
+        app.router.add_get("/admin/tasks/{task}/training/dataset", self.dataset)
         return app
 
     async def dataset(self, request: web.Request) -> web.Response:
@@ -101,7 +102,7 @@ class GatewayFake:
             )
         if request.match_info["task"] != "classify_ticket":
             return web.json_response({"error": {"type": "unknown_task"}}, status=404)
-        self.queries.append(dict(request.query))
+        self.paths.append(request.path)
         return web.Response(text=self.lines, content_type="application/x-ndjson")
 
 
@@ -136,7 +137,7 @@ async def test_job_pulls_train_split_trains_and_writes_metrics(
     fake = GatewayFake(lines)
     code, out = await run_job(fake, tmp_path, TOKEN)
     assert code == 0, capsys.readouterr().err
-    assert fake.queries == [{"split": "train", "format": "chat"}]
+    assert fake.paths == ["/admin/tasks/classify_ticket/training/dataset"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["task"] == "classify_ticket" and metrics["examples_used"] == 6
     assert metrics["hyper_parameters"]["lora_rank"] == 32 and metrics["adapter_dir"] == str(out)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from apprentice.config import LocalConfig, TaskConfig
-from apprentice.orchestration import datasets
+from apprentice.gateway import training_data
 from apprentice.store.records import ExampleRecord
 from apprentice.training import recency
 
@@ -72,8 +72,8 @@ def test_too_few_answers_since_the_change_retire_nothing() -> None:
 
 def test_the_training_set_follows_the_new_labels_and_weights_recent_answers() -> None:
     examples = stream({"billing": "payments"})
-    before = datasets.select(TASK, examples, LocalConfig())
-    after = datasets.select(TASK, examples, LocalConfig(), since=SHIFT)
+    before = training_data.weigh_examples(TASK, examples, LocalConfig())
+    after = training_data.weigh_examples(TASK, examples, LocalConfig(), since=SHIFT)
     texts = [m[-1]["content"] for m in after.dataset.conversations]
     assert not any('"billing"' in t for t in texts)
     # 150 old examples kept once, 60 recent ones three times each.

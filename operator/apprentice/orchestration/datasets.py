@@ -1,24 +1,23 @@
-"""Examples -> training data and trainer specs, at the orchestrator's side of the seam.
+"""Export lines, the teacher's last change, and trainer specs, at the orchestrator's side.
 
-The rules (train split only, schema-valid teacher answers, duplicates collapsed,
-coaching weights) and the formats live in :mod:`apprentice.training`; this
-module only joins them with what the store knows (the student's score on each
-example's request, for coaching) and writes the spec the trainer subprocess reads.
+Which examples a run trains on is not decided here: the gateway selects it, once,
+for both run modes (:mod:`apprentice.gateway.training_data`). This module renders
+store examples in the export formats, finds when the teacher last changed (which
+both the training selection and held-out validation read), and writes the spec
+the trainer subprocess reads.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from apprentice.config import FineTuneBackend, LocalConfig, TaskConfig
+from apprentice.store import base as store_base
 from apprentice.store import records
-from apprentice.training import corpus, export, recency
-from apprentice.training.run import TrainingSpec
+from apprentice.training import export
+from apprentice.training.run import TrainingRunSpec
 
 FORMATS = tuple(f.value for f in export.ExportFormat)
 
@@ -28,29 +27,17 @@ def render_line(task: TaskConfig, example: records.ExampleRecord, fmt: str) -> s
     return json.dumps(export.record(task, example.input, example.output, fmt), ensure_ascii=False)
 
 
-def select(
-    task: TaskConfig,
-    examples: Sequence[records.ExampleRecord],
-    local: LocalConfig,
-    *,
-    coaching: bool = False,
-    scores: Mapping[str, float] | None = None,
-    since: datetime | None = None,
-) -> corpus.Selection:
-    """The run's dataset; ``scores`` (request id -> agreement) marks what the student got wrong.
+#: The engine events that mean the teacher changed its answers.
+CHANGE_EVENTS = ("shift", "drift", "emergency")
 
-    ``since``: the last shift, drift or emergency; examples it made wrong are retired
-    and newer ones weighted (:mod:`apprentice.training.recency`).
+
+def last_change(store: store_base.Store, task: str) -> datetime | None:
+    """When the teacher last changed, as the engine saw it (a shift, drift or emergency).
+
+    Blocking (a store read): call it off the event loop.
     """
-    kept, _ = recency.retire(list(examples), since)
-    rows: list[dict[str, Any]] = []
-    for example, repeat in zip(kept, recency.weights(kept, since), strict=True):
-        row = asdict(example)
-        row["repeat"] = repeat
-        if scores and example.request_id is not None and example.request_id in scores:
-            row["student_score"] = scores[example.request_id]
-        rows.append(row)
-    return corpus.select(task, rows, hyper=local.training, coaching=coaching)
+    found = store.events(task, None, CHANGE_EVENTS, 1)
+    return found[-1].at if found else None
 
 
 CPU_TRAINING_THREADS = 2
@@ -59,9 +46,9 @@ adapter on any machine (float sums depend on how many threads split them), and t
 is what the demo's 2-core target machine has."""
 
 
-def training_spec(local: LocalConfig, dataset: Path, out_dir: Path) -> TrainingSpec:
+def training_spec(local: LocalConfig, dataset: Path, out_dir: Path) -> TrainingRunSpec:
     """What ``python -m apprentice.training.run --spec`` reads."""
-    return TrainingSpec(
+    return TrainingRunSpec(
         threads=CPU_TRAINING_THREADS if local.device == "cpu" else None,
         dataset=str(dataset),
         out_dir=str(out_dir),

@@ -1,10 +1,15 @@
-"""The orchestration seam's shared types: versions, verdicts, and its error.
+"""The orchestration seam: how whoever trains talks to the gateway, and its shared types.
 
-The seam itself is the gateway's admin HTTP API (start training, register,
-validate, promote, roll back, list versions). Both run modes drive it:
-:class:`~apprentice.orchestration.local.LocalOrchestrator` (the embedded default
-trains in a subprocess on this machine) and the kopf operator
-(``gateway.orchestrator: operator``).
+The seam both run modes use is the gateway's admin HTTP API (``/admin/tasks/{task}/...``):
+training started and finished, the run's training data, register, validate, promote,
+roll back, list versions. The kopf operator (``gateway.orchestrator: operator``) drives
+it over HTTP and its trainer Job pulls the run's data from it
+(``GET .../training/dataset``). The embedded default's
+:class:`~apprentice.orchestration.local.LocalOrchestrator` runs in the gateway's own
+process, so it calls the same operations in-process, through the narrow interface
+:class:`GatewayHooks` (the methods behind those admin routes), and nothing else of the
+gateway. Either way the gateway selects what a version trains on
+(:mod:`apprentice.gateway.training_data`) and the engine hears of every run.
 
 Version life cycle: ``candidate -> validating -> promoted | rejected``; a promoted
 version becomes ``retired`` when a newer one is promoted and may be promoted again
@@ -14,8 +19,9 @@ by a rollback.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from apprentice.training.corpus import Selection
 from apprentice.vocabulary import VERSION_STATES, VersionState
 
 CANDIDATE = VersionState.candidate.value
@@ -55,9 +61,56 @@ class ValidationResult:
         return asdict(self)
 
 
+@dataclass(frozen=True, slots=True)
+class TrainingData:
+    """One run's dataset, as the gateway selected it, and what it covered.
+
+    ``covered_ids`` are the store ids of the covered train examples, which the run's
+    registered version marks as trained.
+    """
+
+    selection: Selection
+    covered: int | None  # the engine's count when the run became due; None: every example
+    covered_ids: tuple[int, ...]
+
+
 class OrchestrationError(Exception):
     """A seam step that cannot be done (unknown version, nothing to roll back to...)."""
 
     def __init__(self, message: str, *, kind: str = "conflict") -> None:
         super().__init__(message)
         self.kind = kind  # "not_found" | "conflict" | "bad_request"
+
+
+class GatewayHooks(Protocol):
+    """What the LocalOrchestrator needs of the gateway: the engine's side of a run.
+
+    The gateway implements it (``LocalOrchestrator(hooks=gateway)``); each method is
+    also an admin route, which is how the Kubernetes operator reaches the same step.
+    """
+
+    async def training_started(self, task: str) -> int | None:
+        """Mark the run started; returns how many examples (oldest first) it covers.
+
+        Admin route: ``POST /admin/tasks/{task}/training/started``.
+        """
+        ...
+
+    async def training_data(self, task: str) -> TrainingData:
+        """The run's data, selected by the gateway (``GET .../training/dataset``)."""
+        ...
+
+    async def version_registered(self, task: str, version: str) -> None:
+        """A run's version is in the store: its covered examples are marked trained.
+
+        Called by ``register_version``, which ``POST .../versions`` also reaches.
+        """
+        ...
+
+    async def training_finished(self, task: str, ok: bool, reason: str | None) -> None:
+        """The run ended (``POST .../training/finished``); ``reason`` says why it failed."""
+        ...
+
+    async def version_promoted(self, task: str, version: str) -> None:
+        """``version`` now serves (``POST .../versions/{version}/promote`` or rollback)."""
+        ...

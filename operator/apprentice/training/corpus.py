@@ -28,7 +28,7 @@ from apprentice.config import TaskConfig, TrainingConfig
 from apprentice.training import export
 from apprentice.training.dataset import TrainingDataset
 
-__all__ = ["Selection", "select"]
+__all__ = ["Selection", "training_selection"]
 
 TRAIN = "train"
 
@@ -63,7 +63,7 @@ class Selection:
         return self.dataset.data_hash
 
 
-def select(
+def training_selection(
     task: TaskConfig,
     examples: Iterable[Any],
     *,

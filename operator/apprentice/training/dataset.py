@@ -1,9 +1,10 @@
 """A training dataset: chat conversations (system, user, assistant) plus a data hash.
 
-Every trainer consumes this one shape: the LocalOrchestrator writes it as chat
-JSONL for the training subprocess, the Kubernetes trainer Job pulls the same
-JSONL from the gateway's admin export, and each fine-tuning backend renders it
-for its own tool. The data hash names exactly which examples a version saw.
+Every trainer consumes this one shape: the gateway selects a run's data once
+(:mod:`apprentice.gateway.training_data`); the LocalOrchestrator writes it as chat
+JSONL for the training subprocess, the Kubernetes trainer Job pulls the same JSONL
+from ``GET /admin/tasks/{task}/training/dataset``, and each fine-tuning backend
+renders it for its own tool. The data hash names exactly which examples a version saw.
 """
 
 from __future__ import annotations

@@ -1,0 +1,198 @@
+"""One training-data path: the embedded run and the Kubernetes trainer Job train on the same data.
+
+Two gateways start on two copies of the same store state: a coaching task whose
+store holds held-out examples, a schema-invalid answer, a duplicate, comparisons
+the student lost, a shift (recent answers weigh more), and examples that arrived
+after the run became due (not covered). One gateway's LocalOrchestrator runs a
+training run (the trainer is a stand-in process; the dataset file it is handed is
+what is compared). The other is driven as the Kubernetes operator and trainer Job
+drive it, over real HTTP on loopback: ``training/started``, the Job's own
+``fetch_dataset``, then the version's registration. Both must hand the trainer
+the same conversations, and mark the same examples as trained by the version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from aiohttp.test_utils import TestServer
+
+from apprentice import config
+from apprentice.gateway.facade import Apprentice
+from apprentice.gateway.http import build_app
+from apprentice.store import open_store, records
+from apprentice.training import job
+from apprentice.training.dataset import TrainingDataset
+
+TASK = "classify"
+TOKEN_ENV = "ORCH_TEST_ADMIN_TOKEN"
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+SHIFT = T0 + timedelta(hours=30)
+COVERED = 48  # examples in the store when the run becomes due
+
+
+def make_config(root: Path) -> config.ApprenticeConfig:
+    answers = root / "answers.jsonl"
+    answers.write_text("")
+    return config.ApprenticeConfig.model_validate(
+        {
+            "tasks": [
+                {
+                    "name": TASK,
+                    "description": "Label a ticket",
+                    "input_schema": {"text": "str"},
+                    "output_schema": {"label": "str"},
+                    "evaluator": "exact_match",
+                }
+            ],
+            "remote": {"provider": "replay", "path": str(answers)},
+            "local": {
+                "backend": "transformers",
+                "base_model": "apprentice/tiny",
+                "model_dir": str(root / "models"),
+                "training": {"coaching_weight": 3},
+            },
+            "store": {"url": f"sqlite:///{root}/apprentice.db"},
+            "gateway": {"admin_token_env": TOKEN_ENV},
+        }
+    )
+
+
+def _record(store: object, i: int, label: object, *, score: float | None = None) -> None:
+    """One request with its example (and comparison, when ``score`` is given)."""
+    task_input = {"text": f"ticket {i % 45}"}  # inputs 45.. repeat 0..: duplicates
+    at = T0 + timedelta(hours=i)
+    request_id = f"req-{i}"
+    example = records.ExampleRecord(
+        task=TASK,
+        input=task_input,
+        output={"label": label},  # type: ignore[dict-item]
+        input_hash=records.input_hash(task_input) + ("" if i < 45 else f"-{i}"),
+        split="heldout" if i % 7 == 3 else "train",
+        teacher_provider="replay",
+        teacher_model="replay",
+        created_at=at,
+        request_id=request_id,
+    )
+    comparison = None
+    if score is not None:
+        comparison = records.ComparisonRecord(task=TASK, request_id=request_id, at=at, score=score)
+    store.record_request(  # type: ignore[attr-defined]
+        records.RequestRecord(
+            id=request_id, task=TASK, received_at=at, route="both", served_by="teacher"
+        ),
+        example=example,
+        comparison=comparison,
+    )
+
+
+def fill_store(cfg: config.ApprenticeConfig, first: int, last: int) -> None:
+    store = open_store(cfg.store.url)
+    try:
+        for i in range(first, last):
+            label: object = "payments" if i > 30 else "billing"
+            label = 7 if i == 11 else ("late" if i >= COVERED else label)
+            _record(store, i, label, score=0.0 if i % 4 == 0 else (1.0 if i % 4 == 1 else None))
+        if first == 0:
+            store.add_event(records.EventRecord(task=TASK, at=SHIFT, kind="shift", message="x"))
+            store.save_task_state(TASK, {"phase": "steady_state", "coaching": True})
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def token(monkeypatch: pytest.MonkeyPatch) -> str:
+    value = f"orch-{uuid.uuid4().hex}"
+    monkeypatch.setenv(TOKEN_ENV, value)
+    return value
+
+
+@pytest.fixture
+async def gateways(tmp_path: Path, token: str) -> AsyncIterator[tuple[Apprentice, Apprentice]]:
+    made = []
+    for name in ("local", "job"):
+        root = tmp_path / name
+        root.mkdir()
+        cfg = make_config(root)
+        fill_store(cfg, 0, COVERED)
+        trainer = [sys.executable, "-c", "import sys; sys.exit(0)"]
+        app = Apprentice.from_config(cfg, trainer_command=trainer)
+        await app.gateway.start(serving=False)
+        fill_store(cfg, COVERED, COVERED + 6)  # arrived after the run became due
+        made.append(app)
+    yield made[0], made[1]
+    for app in made:
+        await app.close()
+
+
+def trained_ids(app: Apprentice, version: str) -> set[int]:
+    return {
+        e.id
+        for e in app.gateway.store.examples(TASK)
+        if e.trained_in_version == version and e.id is not None
+    }
+
+
+def copies(dataset: TrainingDataset, text: str) -> int:
+    return sum(json.loads(c[1]["content"]) == {"text": text} for c in dataset.conversations)
+
+
+async def test_local_and_job_paths_train_on_the_same_selected_examples(
+    gateways: tuple[Apprentice, Apprentice], tmp_path: Path, token: str
+) -> None:
+    local, remote = gateways
+    # The embedded mode: the LocalOrchestrator's own run (validation then fails for
+    # want of a serving student; the dataset and the registration came before it).
+    assert local.gateway.orchestrator is not None
+    await local.gateway.orchestrator.train(TASK, "test")
+    run_dir = tmp_path / "local" / "models" / TASK / ".runs" / "v1"
+    local_data = TrainingDataset.read_jsonl(run_dir / "train.jsonl")
+
+    # The Kubernetes mode: the operator's admin calls and the Job's own fetch, over HTTP.
+    server = TestServer(build_app(remote.gateway), host="127.0.0.1")
+    await server.start_server()
+    url = f"http://127.0.0.1:{server.port}"
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        async with httpx.AsyncClient(base_url=url, headers=headers) as admin:
+            started = await admin.post(f"/admin/tasks/{TASK}/training/started", json={})
+            assert started.status_code == 200
+            settings = job.settings_from(
+                ["--gateway-url", url, "--task", TASK, "--output-dir", str(tmp_path / "out")],
+                {"APPRENTICE_ADMIN_TOKEN": token},
+            )
+            job_data = await asyncio.to_thread(job.fetch_dataset, settings)
+            registered = await admin.post(
+                f"/admin/tasks/{TASK}/versions",
+                json={"path": str(tmp_path / "out"), "version": "v1", "metrics": {}},
+            )
+            assert registered.status_code == 201, registered.text
+    finally:
+        await server.close()
+
+    assert job_data.conversations == local_data.conversations
+    assert job_data.data_hash == local_data.data_hash
+    # ... and that data is the selection, not the raw train split:
+    answers = [json.loads(c[-1]["content"]) for c in job_data.conversations]
+    assert {"label": 7} not in answers  # the schema-invalid answer
+    assert {"label": "late"} not in answers  # arrived after the run became due
+    assert copies(job_data, "ticket 3") == 0  # held out (i % 7 == 3)
+    assert copies(job_data, "ticket 5") == 1  # an ordinary example
+    assert copies(job_data, "ticket 4") == 3  # the student got it wrong: coaching weight
+    assert copies(job_data, "ticket 33") == 3  # answered after the shift: recency weight
+    assert copies(job_data, "ticket 2") == 3  # a duplicate input: the latest (i = 47, recent)
+    # The same examples are marked as trained by the version in both modes: the covered
+    # train split, never a held-out one or one that arrived after the run became due.
+    marked = trained_ids(local, "v1")
+    assert marked and marked == trained_ids(remote, "v1")
+    rows = {e.id: e for e in local.gateway.store.examples(TASK)}
+    covered_train = [e for e in rows.values() if e.split == "train" and e.id is not None]
+    assert marked == {e.id for e in covered_train if e.output["label"] != "late"}
