@@ -99,7 +99,8 @@ class GatewayClient:
 
     async def state(self) -> Obj:
         """``GET /v1/tasks/{task}/state``: the TaskStatus JSON."""
-        return await self._call("GET", f"/v1/tasks/{self.task}/state")
+        # The admin token: with API keys required, /state answers it or a task key only.
+        return await self._call("GET", f"/v1/tasks/{self.task}/state", admin=bool(self._token))
 
     async def versions(self) -> Obj:
         return await self._call("GET", f"/admin/tasks/{self.task}/versions", admin=True)

@@ -96,6 +96,7 @@ def build_gateway_config(task: TaskObject) -> dict[str, Any]:
             "port": spec.gateway.port,
             "admin_token_env": ADMIN_TOKEN_ENV,
             "orchestrator": "operator",
+            "require_api_keys": task.require_api_keys,
         },
     }
 

@@ -283,6 +283,11 @@ class GatewaySpec(Model):
         default=None, description="Admin token Secret; the operator creates one when unset."
     )
     resources: Resources | None = Field(default=None, description="Gateway resources.")
+    require_api_keys: bool | None = Field(
+        default=None,
+        description="API keys on the task and chat APIs (gateway.require_api_keys); unset: "
+        "the operator's default, the chart's gateway.requireApiKeys.",
+    )
 
 
 #: Paths for a ``local:`` block built only for its rules (no rule reads them).

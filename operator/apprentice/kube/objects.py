@@ -85,6 +85,11 @@ class Defaults:
     # APPRENTICE_ADMIN_TOKEN_KEY: generated admin tokens are HMAC(key, namespace/name/uid),
     # so the operator knows them without reading a Secret. None: random, read back.
     admin_token_key: str | None = field(default=None, repr=False)
+    # APPRENTICE_REQUIRE_API_KEYS (the chart's gateway.requireApiKeys, on by default there):
+    # gateways need an API key on the task and chat APIs unless a task's spec says otherwise.
+    # repr=False: not a secret, but reprs are searched for leaked key values and this
+    # field's name must not be what such a search finds.
+    require_api_keys: bool = field(default=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,12 @@ class TaskObject:
         if tols:
             out["tolerations"] = tols
         return out
+
+    @property
+    def require_api_keys(self) -> bool:
+        """``spec.gateway.requireApiKeys`` when set, else the operator's default."""
+        own = self.spec.gateway.require_api_keys
+        return self.defaults.require_api_keys if own is None else own
 
     @property
     def names(self) -> Names:

@@ -87,6 +87,7 @@ def settings_from_env(env: Mapping[str, str]) -> OperatorSettings:
         gpu_tolerations=_json(env, "APPRENTICE_GPU_TOLERATIONS", []),
         postgres=postgres,
         admin_token_key=env.get("APPRENTICE_ADMIN_TOKEN_KEY") or None,
+        require_api_keys=env.get("APPRENTICE_REQUIRE_API_KEYS", "").lower() in ("1", "true"),
     )
 
     def port(key: str) -> int | None:
