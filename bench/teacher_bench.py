@@ -43,7 +43,8 @@ from typing import Any
 import httpx
 
 from apprentice.config import ProviderConfig, TaskConfig
-from apprentice.teachers.base import Teacher, build_teacher
+from apprentice.teachers import build_teacher
+from apprentice.teachers.base import Teacher
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DELAY_S = 1.0

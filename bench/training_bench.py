@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT / "operator"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from apprentice import config  # noqa: E402
-from apprentice.students.base import VersionRef, build_student  # noqa: E402
+from apprentice.students import build_student  # noqa: E402
+from apprentice.students.base import VersionRef  # noqa: E402
 from apprentice.training import corpus  # noqa: E402
 from apprentice.training.backends.huggingface import HuggingFaceFineTuner  # noqa: E402
 
@@ -107,7 +108,7 @@ def main() -> None:
     train, heldout = pairs[: args.examples], pairs[args.examples :]
     local = config.LocalConfig(backend="transformers", base_model="apprentice/tiny", device="cpu")
     rows = [{"input": i, "output": o, "split": "train"} for i, o in train]
-    dataset = corpus.training_selection(task, rows, hyper=local.training).dataset
+    dataset = corpus.select(task, rows, hyper=local.training).dataset
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         adapter = Path(tmp) / "v1"

@@ -23,7 +23,8 @@ from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion
 
 from apprentice.config import ProviderConfig
-from apprentice.teachers.base import Teacher, build_teacher
+from apprentice.teachers import build_teacher
+from apprentice.teachers.base import Teacher
 
 PROMPT_TOKENS = 1000
 COMPLETION_TOKENS = 50

@@ -21,8 +21,7 @@ from gw_config import make_config
 from apprentice.config import ProviderConfig
 from apprentice.gateway import spending
 from apprentice.store import open_store
-from apprentice.teachers import billing
-from apprentice.teachers.base import build_teacher
+from apprentice.teachers import billing, build_teacher
 from apprentice.teachers.errors import ProviderError
 
 CAP = 0.05

@@ -14,8 +14,8 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "training"))
 from ticket_workload import TASK, workload
 
 from apprentice import config, prompts
-from apprentice.students import tiny
-from apprentice.students.base import VersionRef, build_student
+from apprentice.students import build_student, tiny
+from apprentice.students.base import VersionRef
 from apprentice.training import corpus
 from apprentice.training.backends.huggingface import HuggingFaceFineTuner
 
@@ -78,7 +78,7 @@ def test_uncached_hub_model_is_a_clear_error_not_a_download(
 async def test_lora_on_a_real_base_then_served_in_process(local_base: Path, tmp_path: Path) -> None:
     local = config.LocalConfig(backend="transformers", base_model=str(local_base), device="cpu")
     rows = [{"input": i, "output": o, "split": "train"} for i, o in workload(8)]
-    data = corpus.training_selection(TASK, rows, hyper=local.training).dataset
+    data = corpus.select(TASK, rows, hyper=local.training).dataset
     result = HuggingFaceFineTuner("cpu", max_steps=2).train(
         data, base_model=str(local_base), hyper=local.training, out_dir=tmp_path / "v1"
     )

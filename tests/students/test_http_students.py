@@ -10,13 +10,12 @@ from pydantic import ValidationError
 from student_servers import LlamaCppFake, VLLMFake, serve
 
 from apprentice import config, prompts
-from apprentice.students import base, vllm
+from apprentice.students import base, build_student, vllm
 from apprentice.students.base import (
     NoStudent,
     StudentUnavailable,
     VersionLoadError,
     VersionRef,
-    build_student,
 )
 
 TASK = config.TaskConfig.model_validate(

@@ -12,13 +12,12 @@ from aiohttp import web
 from student_servers import serve
 
 from apprentice import config, prompts
-from apprentice.students import ollama
+from apprentice.students import build_student, ollama
 from apprentice.students.base import (
     NoStudent,
     StudentUnavailable,
     VersionLoadError,
     VersionRef,
-    build_student,
 )
 from fakes.lora import write_peft_adapter
 from fakes.ollama import OllamaModel, OllamaServer

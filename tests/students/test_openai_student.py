@@ -22,13 +22,12 @@ from openai.types.chat import ChatCompletion, completion_create_params
 from pydantic import TypeAdapter, ValidationError
 
 from apprentice import config, prompts
-from apprentice.students import openai_ft
+from apprentice.students import build_student, openai_ft
 from apprentice.students.base import (
     NoStudent,
     StudentUnavailable,
     VersionLoadError,
     VersionRef,
-    build_student,
 )
 from apprentice.training.backends.base import TrainingResult
 from fakes.teachers import openai_chat

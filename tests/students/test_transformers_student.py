@@ -14,12 +14,11 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "training"))
 from ticket_workload import TASK, agreement, workload
 
 from apprentice import config
-from apprentice.students import decoding, tiny, transformers_backend
+from apprentice.students import build_student, decoding, tiny, transformers_backend
 from apprentice.students.base import (
     NoStudent,
     VersionLoadError,
     VersionRef,
-    build_student,
 )
 from apprentice.training import corpus
 from apprentice.training.backends.huggingface import HuggingFaceFineTuner
@@ -33,7 +32,7 @@ def adapter(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One real LoRA run on 16 examples (100 optimiser steps on apprentice/tiny)."""
     out = tmp_path_factory.mktemp("adapters") / "v1"
     rows = [{"input": i, "output": o, "split": "train"} for i, o in PAIRS]
-    data = corpus.training_selection(TASK, rows, hyper=LOCAL.training).dataset
+    data = corpus.select(TASK, rows, hyper=LOCAL.training).dataset
     HuggingFaceFineTuner(device="cpu").train(
         data, base_model="apprentice/tiny", hyper=LOCAL.training, out_dir=out
     )

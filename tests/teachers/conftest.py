@@ -10,7 +10,8 @@ import pytest
 from teacher_support import SECRET, FakeClock, provider_config
 
 from apprentice.config import TaskConfig
-from apprentice.teachers.base import Teacher, build_teacher
+from apprentice.teachers import build_teacher
+from apprentice.teachers.base import Teacher
 
 
 @pytest.fixture

@@ -14,8 +14,7 @@ import pytest
 from teacher_support import SECRET, FakeClock, provider_config
 
 from apprentice.config import ProviderConfig, RateLimits, TaskConfig
-from apprentice.teachers import anthropic, errors, http, openai
-from apprentice.teachers.base import build_teacher
+from apprentice.teachers import anthropic, build_teacher, errors, http, keys, openai
 from fakes.teachers import FakeTeacherServer, Reply, anthropic_error, openai_chat, openai_error
 
 INPUT = {"text": "hello"}
@@ -26,25 +25,25 @@ GOOD = {"category": "x", "priority": 1}
 
 def test_key_from_env_file_and_missing(tmp_path: Path) -> None:
     config = ProviderConfig(provider="openai", model="gpt-4o", api_key_env="MY_KEY")
-    key = http.resolve_api_key(config, {"MY_KEY": SECRET}, default_env="OPENAI_API_KEY")
+    key = keys.resolve_api_key(config, {"MY_KEY": SECRET}, default_env="OPENAI_API_KEY")
     assert key is not None and key.reveal() == SECRET and key.source == "env:MY_KEY"
 
     secret_file = tmp_path / "key"
     secret_file.write_text(SECRET + "\n")
     config = ProviderConfig(provider="anthropic", model="claude-sonnet-4-5",
                             api_key_file=str(secret_file))  # fmt: skip
-    key = http.resolve_api_key(config, {}, default_env="ANTHROPIC_API_KEY")
+    key = keys.resolve_api_key(config, {}, default_env="ANTHROPIC_API_KEY")
     assert key is not None and key.reveal() == SECRET  # trailing newline of Secret mounts
 
     with pytest.raises(errors.TeacherConfigError, match="export OPENAI_API_KEY"):
-        http.resolve_api_key(ProviderConfig(provider="openai", model="gpt-4o"), {},
+        keys.resolve_api_key(ProviderConfig(provider="openai", model="gpt-4o"), {},
                              default_env="OPENAI_API_KEY")  # fmt: skip
     with pytest.raises(errors.TeacherConfigError, match="cannot read api_key_file"):
         missing = ProviderConfig(provider="openai", model="gpt-4o",
                                  api_key_file=str(tmp_path / "nope"))  # fmt: skip
-        http.resolve_api_key(missing, {}, default_env="OPENAI_API_KEY")
+        keys.resolve_api_key(missing, {}, default_env="OPENAI_API_KEY")
     keyless = ProviderConfig(provider="openai_compatible", model="gpt-4o", base_url="http://x/v1")
-    assert http.resolve_api_key(keyless, {}, default_env=None) is None
+    assert keys.resolve_api_key(keyless, {}, default_env=None) is None
 
 
 async def test_key_never_leaks(
@@ -69,7 +68,7 @@ async def test_key_never_leaks(
     for text in texts:
         assert SECRET not in text
         assert SECRET[:12] not in text
-    key = http.ApiKey(SECRET, "env:X")
+    key = keys.ApiKey(SECRET, "env:X")
     assert SECRET not in repr(key) and SECRET not in str(key) and SECRET not in f"{key}"
     with pytest.raises(TypeError):
         pickle.dumps(key)

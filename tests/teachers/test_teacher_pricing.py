@@ -12,8 +12,9 @@ import openai
 import pytest
 from google.genai import types as genai_types
 
+from apprentice import teachers
 from apprentice.config import ProviderConfig, ProviderKind
-from apprentice.teachers import base, errors, factory, pricing
+from apprentice.teachers import base, errors, pricing
 
 RECORDED = json.loads((Path(__file__).parent / "data" / "recorded_costs.json").read_text())
 
@@ -21,7 +22,7 @@ RECORDED = json.loads((Path(__file__).parent / "data" / "recorded_costs.json").r
 @pytest.mark.parametrize("row", RECORDED["responses"], ids=lambda row: row["model"])
 def test_recorded_response_cost_matches_table(row: dict[str, Any]) -> None:
     kind = row["provider"]
-    adapter = factory.ADAPTERS[ProviderKind(kind)]
+    adapter = teachers.ADAPTERS[ProviderKind(kind)]
     usage = adapter.chat_response(row["response"]).usage
     cost = pricing.cost(usage, pricing.price_for(ProviderConfig(
         provider=kind, model=row["model"], base_url="http://x/v1")))  # fmt: skip
@@ -38,7 +39,7 @@ def test_recorded_response_cost_matches_table(row: dict[str, Any]) -> None:
 def test_recorded_total_to_the_cent() -> None:
     total = Decimal(0)
     for row in RECORDED["responses"]:
-        adapter = factory.ADAPTERS[ProviderKind(row["provider"])]
+        adapter = teachers.ADAPTERS[ProviderKind(row["provider"])]
         usage = adapter.chat_response(row["response"]).usage
         price = pricing.lookup(row["model"])
         assert price is not None
@@ -82,7 +83,7 @@ def test_unknown_model_refused_at_build_time() -> None:
         provider="openai_compatible", model="meta-llama/Llama-3.3-70B", base_url="http://x/v1"
     )
     with pytest.raises(errors.TeacherConfigError) as info:
-        base.build_teacher(config, env={})
+        teachers.build_teacher(config, env={})
     message = str(info.value)
     assert "Llama-3.3-70B" in message and "price" in message and "free" in message
 

@@ -13,7 +13,7 @@ from teacher_support import FakeClock
 
 from apprentice import prompts
 from apprentice.config import RemoteConfig, TaskConfig
-from apprentice.teachers import base, errors, google, pricing
+from apprentice.teachers import base, build_pool, build_teacher, errors, google, pricing
 from fakes.teachers import FakeTeacherServer
 
 GOOD = {"category": "billing", "priority": 2}
@@ -34,7 +34,7 @@ def answers(tmp_path: Path) -> Path:
 
 def _replay(path: Path, clock: FakeClock, **extra: Any) -> base.Teacher:
     config = RemoteConfig.model_validate({"provider": "replay", "path": str(path), **extra})
-    return base.build_pool(config, clock=clock, sleep=clock.sleep, env={}).primary
+    return build_pool(config, clock=clock, sleep=clock.sleep, env={}).primary
 
 
 async def test_replay_answers_by_canonical_input(
@@ -112,7 +112,7 @@ async def test_pool_spreads_by_weight_and_is_stable(
                 "provider": "openai_compatible", "model": "gpt-4o", "base_url": fake.base_url,
                 "api_key_env": "COMPAT_KEY", "weight": 3}],
         })  # fmt: skip
-        pool = base.build_pool(remote, env=env, clock=clock, sleep=clock.sleep)
+        pool = build_pool(remote, env=env, clock=clock, sleep=clock.sleep)
         try:
             picks = Counter(pool.pick(f"req-{i}").provider for i in range(4000))
             assert 0.70 < picks["openai_compatible"] / 4000 < 0.80
@@ -138,7 +138,7 @@ async def test_estimate_covers_the_worst_actual_cost(
 
     async with FakeTeacherServer("openai", prompt_tokens=10, completion_tokens=1024) as fake:
         fake.answer = lambda _: "no json here"
-        teacher = base.build_teacher(provider_config("openai", fake.base_url), env=env,
+        teacher = build_teacher(provider_config("openai", fake.base_url), env=env,
                                      clock=clock, sleep=clock.sleep)  # fmt: skip
         try:
             estimate = teacher.estimate_cost(task, {"text": "x"})
@@ -193,13 +193,13 @@ def test_reference_config_builds_and_refuses_a_missing_key() -> None:
     from apprentice import config
 
     cfg = config.load(Path(__file__).parents[2] / "apprentice.yaml")
-    pool = base.build_pool(cfg.remote, env={"ANTHROPIC_API_KEY": "a", "OPENAI_API_KEY": "b"})
+    pool = build_pool(cfg.remote, env={"ANTHROPIC_API_KEY": "a", "OPENAI_API_KEY": "b"})
     assert [t.name for t in pool.teachers] == [
         "anthropic:claude-sonnet-4-5-20250929",
         "openai:gpt-4o",
     ]
     with pytest.raises(errors.TeacherConfigError, match="OPENAI_API_KEY"):
-        base.build_pool(cfg.remote, env={"ANTHROPIC_API_KEY": "a"})
+        build_pool(cfg.remote, env={"ANTHROPIC_API_KEY": "a"})
 
 
 def test_public_surface() -> None:

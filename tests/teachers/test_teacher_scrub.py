@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from apprentice.teachers import errors, http
+from apprentice.teachers import errors, keys
 
 
 def fake_key(prefix: str, length: int) -> str:
@@ -51,7 +51,7 @@ def test_prose_survives(text: str) -> None:
 def test_a_loaded_key_is_scrubbed_by_value_whatever_its_shape(secret: str) -> None:
     text = f"provider said: unknown key {secret} (check it)"
     assert errors.scrub(text) == text  # no pattern knows it...
-    http.ApiKey(secret, "env:TEST")  # ...until the process loads it as a key
+    keys.ApiKey(secret, "env:TEST")  # ...until the process loads it as a key
     assert errors.scrub(text) == "provider said: unknown key [redacted] (check it)"
     err = errors.AuthError(text, provider="openai_compatible", status=401)
     assert secret not in str(err) and secret not in repr(err)

@@ -31,7 +31,7 @@ from apprentice import cli as cli_main
 from apprentice import config
 from apprentice.gateway.facade import Apprentice
 from apprentice.gateway.http import build_app
-from apprentice.teachers import base as teachers_base
+from apprentice.teachers import build_pool
 from fakes.ollama import OllamaModel, OllamaServer
 from fakes.teachers import FakeTeacherServer
 
@@ -93,7 +93,7 @@ async def test_seed_config_runs_cold_start_to_steady_state(
                 ],
             }
         )
-        pool = teachers_base.build_pool(remote, env=KEYS)
+        pool = build_pool(remote, env=KEYS)
         app = Apprentice.from_config(
             cfg, teachers=pool, trainer_command=[sys.executable, str(STANDIN)]
         )

@@ -1,9 +1,10 @@
-"""What every evaluator returns, the protocol they share, and how one is chosen.
+"""What every evaluator returns, the protocol they share, and their errors.
 
 A comparison scores a student's answer against the teacher's answer for the same
 input: an agreement score in [0, 1] that the engine turns into confidence. The
-task's ``evaluator`` picks the scorer; :func:`build_evaluator` builds it once per
-task, and the gateway awaits :meth:`Evaluator.evaluate` for every comparison.
+task's ``evaluator`` picks the scorer (``apprentice.evaluators.build_evaluator``
+builds it once per task), and the gateway awaits :meth:`Evaluator.evaluate` for
+every comparison.
 
 An invalid student answer (no JSON, or JSON that fails the output schema) is
 passed as ``None``: it is a disagreement (score 0), never a crash, and the
@@ -44,9 +45,7 @@ __all__ = [
     "JudgeTeacher",
     "PureEvaluator",
     "ScoredEvaluator",
-    "build_evaluator",
     "estimate_cost",
-    "evaluate_sync",
     "invalid_student",
 ]
 
@@ -227,81 +226,3 @@ class ScoredEvaluator:
 
     async def aclose(self) -> None:
         return None
-
-
-def build_evaluator(
-    task: TaskConfig,
-    *,
-    judge_factory: JudgeFactory | None = None,
-    embedder: Embedder | None = None,
-    default_judge: ProviderConfig | None = None,
-) -> Evaluator:
-    """The evaluator the task's config asks for.
-
-    ``judge_factory`` turns a judge's ``ProviderConfig`` into a teacher client
-    (default ``apprentice.teachers.build_teacher``; tests pass one with a
-    transport or environment); ``llm_judge`` uses it, and ``semantic_similarity``
-    with ``embedding: teacher`` uses it when no ``embedder`` is given.
-    ``embedder`` replaces the packaged MiniLM model (or, for ``embedding:
-    teacher``, is the teacher whose embeddings endpoint to use).
-    ``default_judge`` is the judge when ``evaluator_options.judges`` is empty
-    (the gateway passes its primary teacher's config).
-    """
-    # The concrete evaluators import this module, so they are imported here.
-    kind = task.evaluator
-    if kind is EvaluatorKind.exact_match:
-        from apprentice.evaluators import exact
-
-        return exact.ExactMatch(task)
-    if kind is EvaluatorKind.structured_match:
-        from apprentice.evaluators import structured
-
-        return structured.StructuredMatch(task)
-    if kind is EvaluatorKind.custom:
-        from apprentice.evaluators import custom
-
-        return custom.CustomEvaluator(task)
-    if kind is EvaluatorKind.semantic_similarity:
-        from apprentice.evaluators import semantic
-
-        return semantic.SemanticSimilarity(
-            task, embedder=embedder, judge_factory=judge_factory, default_judge=default_judge
-        )
-    if kind is EvaluatorKind.llm_judge:
-        from apprentice.evaluators import judge
-
-        return judge.LLMJudge(task, judge_factory=judge_factory, default_judge=default_judge)
-    raise EvaluatorConfigError(f"task {task.name}: unknown evaluator {kind!r}")
-
-
-_PURE_KINDS = frozenset(
-    {EvaluatorKind.exact_match, EvaluatorKind.structured_match, EvaluatorKind.custom}
-)
-
-
-def evaluate_sync(
-    task: TaskConfig,
-    student_output: dict[str, Any] | None,
-    teacher_output: dict[str, Any],
-    *,
-    evaluator: Evaluator | None = None,
-) -> Evaluation:
-    """Score without an event loop, for offline scoring (held-out validation, reports).
-
-    Works for ``exact_match``, ``structured_match`` and (synchronous) ``custom``;
-    pass a prebuilt ``evaluator`` to avoid rebuilding it per example. The others
-    must call a model and raise :class:`EvaluatorNotSync`: await ``evaluate``.
-    """
-    if evaluator is None and task.evaluator not in _PURE_KINDS:
-        evaluator_kind = task.evaluator.value
-        raise EvaluatorNotSync(
-            f"task {task.name}: the {evaluator_kind} evaluator calls a model; "
-            "await Evaluator.evaluate(...) instead of evaluate_sync"
-        )
-    chosen = evaluator if evaluator is not None else build_evaluator(task)
-    if not isinstance(chosen, PureEvaluator):
-        raise EvaluatorNotSync(
-            f"task {task.name}: the {task.evaluator.value} evaluator calls a model; "
-            "await Evaluator.evaluate(...) instead of evaluate_sync"
-        )
-    return chosen.score(task, student_output, teacher_output)

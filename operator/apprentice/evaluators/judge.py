@@ -47,7 +47,7 @@ from apprentice.evaluators.base import (
     invalid_student,
 )
 from apprentice.prompts import ChatMessage, OutputParseError, canonical_json, parse_output
-from apprentice.teachers import pricing
+from apprentice.teachers import build_teacher, pricing
 from apprentice.teachers.base import Teacher, Usage
 from apprentice.teachers.errors import TeacherConfigError
 from apprentice.teachers.remote import estimate_tokens
@@ -219,8 +219,6 @@ class LLMJudge:
         if self.mode is JudgeMode.single:
             providers = providers[:1]
         if judge_factory is None:
-            from apprentice.teachers.base import build_teacher
-
             judge_factory = build_teacher
         self.judges: list[Teacher] = [judge_factory(provider) for provider in providers]
         self._prices = [_price(j, p) for j, p in zip(self.judges, providers, strict=True)]

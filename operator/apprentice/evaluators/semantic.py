@@ -46,6 +46,7 @@ from apprentice.evaluators.base import (
 )
 from apprentice.evaluators.values import Comparison
 from apprentice.prompts import canonical_json
+from apprentice.teachers import build_teacher
 from apprentice.teachers.base import Teacher
 
 __all__ = [
@@ -190,8 +191,6 @@ class SemanticSimilarity:
                     "endpoint: list it in evaluator_options.judges (the first is used)"
                 )
             if judge_factory is None:
-                from apprentice.teachers.base import build_teacher
-
                 judge_factory = build_teacher
             self._owned = judge_factory(provider)
             self._embedder = self._owned

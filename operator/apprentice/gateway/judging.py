@@ -13,6 +13,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from apprentice import teachers as teacher_registry
 from apprentice.config import TaskConfig
 from apprentice.evaluators import base as evaluators_base
 from apprentice.evaluators.base import EvaluatorError
@@ -191,9 +192,8 @@ class BilledEmbeddings:
 
 def billed_judges(budget: SharedBudget, task: str) -> Any:
     """A ``judge_factory`` whose teachers book their embeddings against ``task``."""
-    from apprentice.teachers import base as teachers_base
 
     def factory(provider: Any) -> Any:
-        return BilledEmbeddings(teachers_base.build_teacher(provider), budget, task)
+        return BilledEmbeddings(teacher_registry.build_teacher(provider), budget, task)
 
     return factory

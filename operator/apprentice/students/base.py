@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from apprentice import prompts, schemas
-from apprentice.config import LocalConfig, StudentBackend, TaskConfig
-
-if TYPE_CHECKING:
-    import httpx
+from apprentice.config import TaskConfig
 
 __all__ = [
     "Health",
@@ -37,7 +34,6 @@ __all__ = [
     "VersionLoadError",
     "VersionRef",
     "answer_from_text",
-    "build_student",
 ]
 
 
@@ -130,43 +126,3 @@ def answer_from_text(
         detail = "; ".join(str(p) for p in problems[:3])
         return StudentAnswer(None, text, version, latency, f"schema-invalid output: {detail}")
     return StudentAnswer(output, text, version, latency, None)
-
-
-def build_student(
-    local: LocalConfig,
-    *,
-    task: str | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
-) -> Student:
-    """The configured backend for ``task``.
-
-    ``task`` names the per-task models a shared server holds (Ollama); ``transport``
-    replaces the network for HTTP backends (tests).
-    """
-    backend = local.backend
-    if backend is StudentBackend.transformers:
-        from apprentice.students import transformers_backend
-
-        return transformers_backend.TransformersStudent(local)
-    if backend is StudentBackend.ollama:  # Ollama has a well-known default address
-        from apprentice.students import ollama
-
-        return ollama.OllamaStudent(local, task=task, transport=transport)
-    if backend is StudentBackend.openai:
-        from apprentice.students import openai_ft
-
-        return openai_ft.OpenAIStudent(local, transport=transport)
-    if not local.base_url:
-        raise ValueError(
-            f"local.backend {backend.value} needs local.base_url, "
-            "e.g. http://localhost:8000/v1 (vllm), http://localhost:8080 (llama_cpp)"
-        )
-    if backend is StudentBackend.vllm:
-        from apprentice.students import vllm
-
-        return vllm.VLLMStudent(local, transport=transport)
-    if backend is StudentBackend.llama_cpp:
-        from apprentice.students import llama_cpp
-
-        return llama_cpp.LlamaCppStudent(local, transport=transport)
-    raise ValueError(f"unknown student backend {backend!r}")

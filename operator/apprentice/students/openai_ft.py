@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from apprentice import prompts
+from apprentice import prompts, teachers
 from apprentice.config import LocalConfig, Price, ProviderConfig, ProviderKind, TaskConfig
 from apprentice.students.base import (
     Health,
@@ -35,9 +35,8 @@ from apprentice.students.base import (
     VersionLoadError,
     VersionRef,
 )
-from apprentice.teachers import base as teachers
 from apprentice.teachers import errors as teacher_errors
-from apprentice.teachers.http import resolve_api_key
+from apprentice.teachers.keys import resolve_api_key
 
 __all__ = ["DEFAULT_URL", "FINE_TUNED_PRICES", "OpenAIStudent", "fine_tuned_price", "ft_model"]
 

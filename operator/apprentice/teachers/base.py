@@ -10,17 +10,13 @@ Clock and sleep are injected (keyword-only) so tests never wait real seconds.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import random
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-import httpx
-
-from apprentice.config import ProviderConfig, RemoteConfig, TaskConfig
+from apprentice.config import TaskConfig
 from apprentice.prompts import ChatMessage
 
 __all__ = [
@@ -31,8 +27,6 @@ __all__ = [
     "TeacherAnswer",
     "TeacherPool",
     "Usage",
-    "build_pool",
-    "build_teacher",
 ]
 
 Clock = Callable[[], float]
@@ -187,43 +181,3 @@ class TeacherPool:
     async def aclose(self) -> None:
         for teacher in self.teachers:
             await teacher.aclose()
-
-
-def build_teacher(
-    config: ProviderConfig,
-    *,
-    transport: httpx.AsyncBaseTransport | None = None,
-    env: Mapping[str, str] | None = None,
-    clock: Clock = time.monotonic,
-    sleep: Sleep = asyncio.sleep,
-    rng: random.Random | None = None,
-) -> Teacher:
-    """One teacher from one provider block (also used for llm_judge judges).
-
-    Raises :class:`~.errors.TeacherConfigError` when the key cannot be read or the
-    model has no price (built-in or configured).
-    """
-    from apprentice.teachers import factory  # deferred: providers import this module
-
-    return factory.build_teacher(
-        config, transport=transport, env=env, clock=clock, sleep=sleep, rng=rng
-    )
-
-
-def build_pool(
-    remote: RemoteConfig,
-    *,
-    transport: httpx.AsyncBaseTransport | None = None,
-    env: Mapping[str, str] | None = None,
-    clock: Clock = time.monotonic,
-    sleep: Sleep = asyncio.sleep,
-    rng: random.Random | None = None,
-) -> TeacherPool:
-    """All teachers of ``remote`` (primary + additional_providers) with their weights."""
-    members: list[tuple[Teacher, float]] = []
-    for provider in remote.providers():
-        teacher = build_teacher(
-            provider, transport=transport, env=env, clock=clock, sleep=sleep, rng=rng
-        )
-        members.append((teacher, provider.weight))
-    return TeacherPool(members, rng=rng or random.Random())

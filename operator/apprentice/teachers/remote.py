@@ -24,13 +24,13 @@ from apprentice.teachers.base import Clock, Completion, Sleep, TeacherAnswer, Us
 from apprentice.teachers.billing import Bill
 from apprentice.teachers.errors import EmbeddingsUnsupported, InvalidOutput, TeacherError
 from apprentice.teachers.http import (
-    ApiKey,
     HttpPolicy,
     RateHints,
     RateLimiter,
     RetryPolicy,
     response_json,
 )
+from apprentice.teachers.keys import ApiKey
 from apprentice.teachers.transport import AiohttpTransport, JsonPoster, pool_size
 
 __all__ = [

@@ -1,13 +1,11 @@
 """``python -m apprentice.training.job``: the Kubernetes trainer Job.
 
-Pulls the run's training data from the gateway's admin API
-(``GET /admin/tasks/{task}/training/dataset``: chat JSONL, selected by the
-gateway exactly as for the embedded LocalOrchestrator, see
-:mod:`apprentice.gateway.training_data`), trains with the configured backend,
-and writes the adapter, ``metadata.json`` and ``metrics.json`` to the output
-directory on the model volume. The operator then registers the version with the
-gateway. Every setting is a flag or an environment variable (the Job's manifest
-sets the latter):
+Pulls the task's train split from the gateway's admin export
+(``GET /admin/tasks/{task}/dataset?split=train&format=chat``), trains with the
+configured backend, and writes the adapter, ``metadata.json`` and
+``metrics.json`` to the output directory on the model volume. The operator
+then registers the version with the gateway. Every setting is a flag or an
+environment variable (the Job's manifest sets the latter):
 
 ====================  ===============================  ===========================
 flag                  environment                      meaning
@@ -45,7 +43,7 @@ import httpx
 from pydantic import ValidationError
 
 from apprentice.config import FineTuneBackend, TrainingConfig
-from apprentice.training.backends.base import TrainingError
+from apprentice.training.backends import TrainingError, TunerOptions, get_fine_tuner
 from apprentice.training.dataset import DatasetError, TrainingDataset
 
 __all__ = ["JobError", "JobSettings", "fetch_dataset", "main", "settings_from"]
@@ -95,7 +93,7 @@ class JobSettings:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m apprentice.training.job",
-        description="Train one adapter on the gateway's training data (Kubernetes Job).",
+        description="Train one adapter from the gateway's dataset export (Kubernetes Job).",
     )
     parser.add_argument("--gateway-url")
     parser.add_argument("--task")
@@ -173,11 +171,15 @@ def settings_from(argv: list[str] | None, env: Mapping[str, str]) -> JobSettings
 def fetch_dataset(
     settings: JobSettings, *, transport: httpx.BaseTransport | None = None
 ) -> TrainingDataset:
-    """The run's training data, as the gateway selected it (chat JSONL)."""
-    url = f"{settings.gateway_url}/admin/tasks/{settings.task}/training/dataset"
+    """The train split as chat JSONL from the gateway's admin export."""
+    url = f"{settings.gateway_url}/admin/tasks/{settings.task}/dataset"
     try:
         with httpx.Client(timeout=httpx.Timeout(300.0, connect=10.0), transport=transport) as c:
-            response = c.get(url, headers={"Authorization": f"Bearer {settings.token}"})
+            response = c.get(
+                url,
+                params={"split": "train", "format": "chat"},
+                headers={"Authorization": f"Bearer {settings.token}"},
+            )
     except httpx.HTTPError as exc:
         raise JobError(f"gateway {settings.gateway_url} unreachable: {type(exc).__name__}") from exc
     if response.status_code == 401:
@@ -185,16 +187,13 @@ def fetch_dataset(
     if response.status_code == 404:
         raise JobError(f"the gateway does not know task {settings.task!r} (404)")
     if response.status_code != 200:
-        raise JobError(f"training data answered {response.status_code}: {response.text[:200]}")
+        raise JobError(f"dataset export answered {response.status_code}: {response.text[:200]}")
     try:
-        dataset = TrainingDataset.from_jsonl_text(response.text, url)
+        dataset = TrainingDataset.from_jsonl_text(response.text, f"{url}?split=train")
     except DatasetError as exc:
-        raise JobError(f"the training data is not chat JSONL: {exc}") from exc
+        raise JobError(f"the dataset export is not chat JSONL: {exc}") from exc
     if len(dataset) == 0:
-        raise JobError(
-            f"the train split of {settings.task!r} is empty after the gateway's selection; "
-            "nothing to train on"
-        )
+        raise JobError(f"the train split of {settings.task!r} is empty; nothing to train on")
     return dataset
 
 
@@ -205,15 +204,10 @@ def _emit(event: dict[str, Any]) -> None:
 
 def run(settings: JobSettings, *, transport: httpx.BaseTransport | None = None) -> dict[str, Any]:
     """Fetch, train, write; returns the metrics written to ``metrics.json``."""
-    from apprentice.training.backends import get_fine_tuner
-
     dataset = fetch_dataset(settings, transport=transport)
     _emit({"event": "dataset", "task": settings.task, "examples": len(dataset)})
-    tuner = get_fine_tuner(settings.backend)
-    if settings.backend is FineTuneBackend.huggingface:
-        from apprentice.training.backends.huggingface import HuggingFaceFineTuner
-
-        tuner = HuggingFaceFineTuner(device=settings.device, max_steps=settings.max_steps)
+    options = TunerOptions(device=settings.device, max_steps=settings.max_steps)
+    tuner = get_fine_tuner(settings.backend, options)
     try:
         result = tuner.train(
             dataset,

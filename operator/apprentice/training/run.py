@@ -24,13 +24,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from apprentice.config import FineTuneBackend, TrainingConfig
-from apprentice.training.backends.base import TrainingError
+from apprentice.training.backends import TrainingError, TunerOptions, get_fine_tuner
 from apprentice.training.dataset import DatasetError, TrainingDataset
 
-__all__ = ["TrainingRunSpec", "command", "main"]
+__all__ = ["TrainingSpec", "command", "main"]
 
 
-class TrainingRunSpec(BaseModel):
+class TrainingSpec(BaseModel):
     """Everything one run needs; written by the orchestrator as JSON."""
 
     model_config = ConfigDict(extra="forbid")
@@ -73,26 +73,15 @@ def _fail(kind: str, message: str, code: int) -> int:
     return code
 
 
-def train_from_spec(spec: TrainingRunSpec) -> dict[str, Any]:
+def train_from_spec(spec: TrainingSpec) -> dict[str, Any]:
     """Run the spec in this process; returns the TrainingResult as JSON."""
-    from apprentice.training.backends import get_fine_tuner
-
     if spec.threads:
         import torch
 
         torch.set_num_threads(spec.threads)
     dataset = TrainingDataset.read_jsonl(spec.dataset)
-    tuner = get_fine_tuner(spec.backend)
-    if spec.backend is FineTuneBackend.huggingface:
-        from apprentice.training.backends.huggingface import HuggingFaceFineTuner
-
-        tuner = HuggingFaceFineTuner(device=spec.device, max_steps=spec.max_steps)
-    if spec.backend is FineTuneBackend.openai:
-        from apprentice.training.backends.openai_ft import OpenAIFineTuner
-
-        tuner = OpenAIFineTuner(
-            base_url=spec.base_url, api_key_env=spec.api_key_env or "OPENAI_API_KEY"
-        )
+    options = TunerOptions(spec.device, spec.max_steps, spec.base_url, spec.api_key_env)
+    tuner = get_fine_tuner(spec.backend, options)
     _emit(
         {
             "event": "start",
@@ -115,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m apprentice.training.run", description="Train one adapter from a spec."
     )
-    parser.add_argument("--spec", required=True, help="Path of the TrainingRunSpec JSON.")
+    parser.add_argument("--spec", required=True, help="Path of the TrainingSpec JSON.")
     args = parser.parse_args(argv)
     # Idle OpenMP threads sleep instead of spinning: on a small machine that also runs
     # the gateway, spinning trainer threads slowed training five-fold (measured).
@@ -124,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("APPRENTICE_ALLOW_DOWNLOAD", "") not in {"1", "true", "yes"}:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
-        spec = TrainingRunSpec.model_validate_json(Path(args.spec).read_text(encoding="utf-8"))
+        spec = TrainingSpec.model_validate_json(Path(args.spec).read_text(encoding="utf-8"))
     except OSError as exc:
         return _fail("SpecError", f"cannot read spec {args.spec}: {exc.strerror}", 2)
     except ValidationError as exc:
