@@ -235,7 +235,7 @@ class Metrics:
         self,
         task: str,
         *,
-        phase: Any,
+        phase: str | int,
         sampling_rate: float,
         confidence: float | None = None,
         confidence_lower_bound: float | None = None,

@@ -55,15 +55,12 @@ def phase_number(phase: str) -> int:
         raise ValueError(f"unknown phase {phase!r}; expected one of {list(PHASES)}") from None
 
 
-def phase_name(phase: str | int | Any) -> PhaseName:
-    """Normalise a phase given as a name, a number 1-3 or an enum (``.value``/``.name``)."""
-    value: Any = phase
-    if not isinstance(value, (str, int)):
-        value = getattr(value, "value", getattr(value, "name", value))
-    if isinstance(value, int) and 1 <= value <= len(PHASES):
-        return PHASES[value - 1]
-    if isinstance(value, str):
-        lowered = value.lower()
+def phase_name(phase: str | int) -> PhaseName:
+    """Normalise a phase given as a name (any case), a number 1-3 or a :class:`Phase`."""
+    if isinstance(phase, int) and 1 <= phase <= len(PHASES):
+        return PHASES[phase - 1]
+    if isinstance(phase, str):
+        lowered = phase.lower()
         for name in PHASES:
             if lowered == name:
                 return name
@@ -192,7 +189,7 @@ class EngineView:
     name, a number or an enum. Anything the engine does not track stays default.
     """
 
-    phase: Any = Phase.cold_start
+    phase: str | int = Phase.cold_start
     coaching: bool = False
     emergency: bool = False
     paused: bool = False
