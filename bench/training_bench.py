@@ -108,7 +108,7 @@ def main() -> None:
     train, heldout = pairs[: args.examples], pairs[args.examples :]
     local = config.LocalConfig(backend="transformers", base_model="apprentice/tiny", device="cpu")
     rows = [{"input": i, "output": o, "split": "train"} for i, o in train]
-    dataset = corpus.select(task, rows, hyper=local.training).dataset
+    dataset = corpus.training_selection(task, rows, hyper=local.training).dataset
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         adapter = Path(tmp) / "v1"

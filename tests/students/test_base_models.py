@@ -78,7 +78,7 @@ def test_uncached_hub_model_is_a_clear_error_not_a_download(
 async def test_lora_on_a_real_base_then_served_in_process(local_base: Path, tmp_path: Path) -> None:
     local = config.LocalConfig(backend="transformers", base_model=str(local_base), device="cpu")
     rows = [{"input": i, "output": o, "split": "train"} for i, o in workload(8)]
-    data = corpus.select(TASK, rows, hyper=local.training).dataset
+    data = corpus.training_selection(TASK, rows, hyper=local.training).dataset
     result = HuggingFaceFineTuner("cpu", max_steps=2).train(
         data, base_model=str(local_base), hyper=local.training, out_dir=tmp_path / "v1"
     )

@@ -32,7 +32,7 @@ def adapter(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One real LoRA run on 16 examples (100 optimiser steps on apprentice/tiny)."""
     out = tmp_path_factory.mktemp("adapters") / "v1"
     rows = [{"input": i, "output": o, "split": "train"} for i, o in PAIRS]
-    data = corpus.select(TASK, rows, hyper=LOCAL.training).dataset
+    data = corpus.training_selection(TASK, rows, hyper=LOCAL.training).dataset
     HuggingFaceFineTuner(device="cpu").train(
         data, base_model="apprentice/tiny", hyper=LOCAL.training, out_dir=out
     )

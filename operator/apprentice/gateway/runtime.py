@@ -27,14 +27,19 @@ from apprentice import students as student_registry
 from apprentice import teachers as teacher_registry
 from apprentice.config import ApprenticeConfig, TaskConfig
 from apprentice.evaluators.base import EvaluatorError
-from apprentice.gateway import errors, glue, judging, settling, spending
+from apprentice.gateway import errors, glue, judging, settling, spending, training_data
 from apprentice.gateway.journal import SpendJournal
 from apprentice.gateway.journal import default_path as journal_path
 from apprentice.gateway.tasks import TaskRuntime
 from apprentice.gateway.writer import StoreWriter
 from apprentice.orchestration import datasets as export_mod
 from apprentice.orchestration import local as local_orch
-from apprentice.orchestration.seam import OrchestrationError, ValidationResult, VersionInfo
+from apprentice.orchestration.seam import (
+    OrchestrationError,
+    TrainingData,
+    ValidationResult,
+    VersionInfo,
+)
 from apprentice.reporting import alerts as alerts_mod
 from apprentice.reporting import events as events_mod
 from apprentice.reporting import metrics as metrics_mod
@@ -102,6 +107,7 @@ class Runtime:
         # deterministic source, production keeps random ones.
         self.new_request_id: Callable[[], str] = lambda: uuid.uuid4().hex
         self.orchestrator: local_orch.LocalOrchestrator | None = None
+        self.training_runs = training_data.TrainingRuns()  # the data handed to each run
         self.serving = False
         self._started = False
         self._background: set[asyncio.Task[Any]] = set()
@@ -447,6 +453,7 @@ class Runtime:
 
     async def training_started(self, task: str) -> int | None:
         rt = self.tasks[task]
+        self.training_runs.forget(task)
         rt.engine.training_started()
         await self._save_state(rt)  # ordered after every queued request write
         return rt.engine.state.trained_examples
@@ -458,6 +465,8 @@ class Runtime:
         if reason == "rejected":
             reason = f"rejected: {self._rejections.pop(task, 'the held-out check failed')}"
         rt.engine.training_finished(not failed, reason)
+        if not ok:
+            self.training_runs.forget(task)
         if failed:
             retry = snapshot_mod.next_retry(rt.engine.state)
             self.alerts.emit(alerts_mod.training_failed(task, reason, retry))
@@ -467,6 +476,22 @@ class Runtime:
         rt = self.tasks[task]
         rt.engine.version_promoted(version)
         await self._save_state(rt)
+
+    async def training_data(self, task: str) -> TrainingData:
+        """What the task's run trains on, for the LocalOrchestrator and the trainer Job
+        alike (:mod:`apprentice.gateway.training_data`)."""
+        rt = self.tasks[task]
+        return await asyncio.to_thread(
+            self.training_runs.select,
+            self.store,
+            self.config,
+            task,
+            covered=rt.engine.state.trained_examples,
+            coaching=self.coaching(task),
+        )
+
+    async def version_registered(self, task: str, version: str) -> None:
+        await asyncio.to_thread(self.training_runs.registered, self.store, task, version)
 
     # -- training --------------------------------------------------------------------------
 

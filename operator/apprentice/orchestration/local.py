@@ -2,10 +2,12 @@
 
 One run, from "training is due" to a served adapter::
 
-    export the train split (coaching weights) -> spec.json
+    hooks.training_started -> hooks.training_data: the gateway selects the run's data
+      (covered snapshot, held-out firewall, recency, coaching weights) -> spec.json
       -> ``python -m apprentice.training.run --spec spec.json``  (asyncio subprocess;
          the request path never waits on it)
       -> adapter + metadata.json in model_dir/<task>/v<N>/ -> store: candidate
+         (hooks.version_registered: the covered examples are marked trained)
       -> validate: a *second* student instance loads the candidate (never the serving
          one) and answers the held-out split; the task's evaluator scores it against
          the teacher's answers; the current version is scored on the same examples
@@ -16,6 +18,10 @@ One run, from "training is due" to a served adapter::
 The threshold is the task's ``phase2_to_phase3`` unless ``validation_threshold``
 is given. With ``gateway.orchestrator: operator`` the same object serves the
 admin endpoints (register, validate, promote, roll back) but never trains.
+
+The orchestrator knows the gateway only through
+:class:`~apprentice.orchestration.seam.GatewayHooks`, the in-process form of the
+admin API: the seam both run modes use.
 """
 
 from __future__ import annotations
@@ -29,14 +35,20 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ParamSpec, TypeVar
 
 from apprentice.config import ApprenticeConfig, TaskConfig
-from apprentice.orchestration import datasets as corpus
-from apprentice.orchestration import seam
+from apprentice.evaluators.base import Evaluator
+from apprentice.orchestration import datasets, seam
 from apprentice.orchestration import trainer as trainer_mod
-from apprentice.orchestration.seam import OrchestrationError, ValidationResult, VersionInfo
+from apprentice.orchestration.seam import (
+    GatewayHooks,
+    OrchestrationError,
+    ValidationResult,
+    VersionInfo,
+)
 from apprentice.reporting import alerts as alerts_mod
+from apprentice.reporting.metrics import Metrics
 from apprentice.store import base as store_base
 from apprentice.store import records
 from apprentice.students import base as student_base
@@ -50,20 +62,8 @@ log = logging.getLogger(__name__)
 MAX_VALIDATION_EXAMPLES = 200
 
 
-class EngineHooks(Protocol):
-    """How the orchestrator tells the engine (held by the gateway) what happened."""
-
-    async def training_started(self, task: str) -> int | None:
-        """Mark the run started; returns how many examples (oldest first) it covers."""
-        ...
-
-    async def training_finished(self, task: str, ok: bool, reason: str | None) -> None: ...
-
-    async def version_promoted(self, task: str, version: str) -> None: ...
-
-    def coaching(self, task: str) -> bool:
-        """Whether the task is coaching (examples the student got wrong weigh more)."""
-        ...
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def _info(rec: records.ModelVersionRecord) -> VersionInfo:
@@ -86,11 +86,11 @@ class LocalOrchestrator:
         cfg: ApprenticeConfig,
         store: store_base.Store,
         *,
-        hooks: EngineHooks,
+        hooks: GatewayHooks,
         students: Mapping[str, student_base.Student | None],
-        evaluators: Mapping[str, Any],
+        evaluators: Mapping[str, Evaluator | None],
         alerts: alerts_mod.Alerter | None = None,
-        metrics: Any = None,
+        metrics: Metrics | None = None,
         student_factory: Callable[[TaskConfig], student_base.Student] | None = None,
         validation_threshold: float | None = None,
         trainer_command: Sequence[str] | None = None,
@@ -115,13 +115,16 @@ class LocalOrchestrator:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    async def _db(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+    async def _db(self, fn: Callable[P, R], *args: P.args, **kw: P.kwargs) -> R:
         try:
             return await asyncio.to_thread(fn, *args, **kw)
         except store_base.UnknownVersionError as exc:
             raise OrchestrationError(str(exc), kind="not_found") from exc
         except (store_base.InvalidTransitionError, store_base.VersionExistsError) as exc:
             raise OrchestrationError(str(exc), kind="conflict") from exc
+
+    async def _next_version(self, task: str) -> str:
+        return await self._db(self.store.next_version_name, task)
 
     def _threshold(self, task: str) -> float:
         if self.validation_threshold is not None:
@@ -154,7 +157,7 @@ class LocalOrchestrator:
                 records.version_number(version)
             except ValueError as exc:
                 raise OrchestrationError(str(exc), kind="bad_request") from None
-        name = version or await self._db(self.store.next_version_name, task)
+        name = version if version is not None else await self._next_version(task)
         meta: dict[str, Any] = {}
         with contextlib.suppress(OSError, ValueError, TypeError):
             meta = training_base.TrainingResult.read_metadata(Path(path)).to_json()
@@ -170,7 +173,7 @@ class LocalOrchestrator:
             metrics={**meta, **metrics},
         )
         try:
-            return _info(await asyncio.to_thread(self.store.add_version, rec))
+            added = await asyncio.to_thread(self.store.add_version, rec)
         except store_base.VersionExistsError:
             # A retried registration (the operator reconciles) is answered, not refused.
             existing = await self._db(self.store.version, task, name)
@@ -180,6 +183,8 @@ class LocalOrchestrator:
                 f"{task} {name} already exists with adapter {existing.path}; pick another "
                 "version name or omit it"
             ) from None
+        await self.hooks.version_registered(task, name)  # marks the run's covered examples
+        return _info(added)
 
     async def _score(
         self, task: str, ref: student_base.VersionRef, heldout: list[records.ExampleRecord]
@@ -211,11 +216,7 @@ class LocalOrchestrator:
         rec = await self._db(self.store.version, task, version)
         if rec.state not in (seam.CANDIDATE, seam.VALIDATING):
             raise OrchestrationError(f"{task} {version} is {rec.state}; only candidates validate")
-        heldout = await self._db(self.store.examples, task, "heldout")
-        # Judged on what the teacher says now: retired answers out, recent ones only
-        # once there are enough of them.
-        heldout = recency.heldout(heldout, await self._last_change(task))
-        heldout = heldout[-MAX_VALIDATION_EXAMPLES:]
+        heldout = await self._heldout(task)
         if not heldout:
             return await self._reject(task, version, None, "no held-out examples to score on")
         await self._db(self.store.update_version, task, version, state="validating")
@@ -223,31 +224,9 @@ class LocalOrchestrator:
             score = await self._score(task, student_base.VersionRef(version, rec.path), heldout)
         except (student_base.StudentError, OSError) as exc:
             return await self._reject(task, version, None, f"could not load or run: {exc}")
-        threshold = self._threshold(task)
-        if score < threshold:
-            return await self._reject(
-                task,
-                version,
-                score,
-                f"held-out score {score:.3f} is below the threshold "
-                f"{threshold:.3f} ({len(heldout)} examples)",
-            )
-        current = await self._db(self.store.active_version, task)
-        if current is not None:
-            try:
-                current_score = await self._score(
-                    task, student_base.VersionRef(current.version, current.path), heldout
-                )
-            except (student_base.StudentError, OSError):
-                current_score = None
-            if current_score is not None and score < current_score:
-                return await self._reject(
-                    task,
-                    version,
-                    score,
-                    f"held-out score {score:.3f} loses to the active "
-                    f"{current.version} ({current_score:.3f}) on the same {len(heldout)} examples",
-                )
+        why = await self._why_not(task, score, heldout)
+        if why is not None:
+            return await self._reject(task, version, score, why)
         await self._db(
             self.store.update_version,
             task,
@@ -257,6 +236,40 @@ class LocalOrchestrator:
             reason=None,
         )
         return ValidationResult(version, score, True, None)
+
+    async def _heldout(self, task: str) -> list[records.ExampleRecord]:
+        """The examples a version is judged on: what the teacher says now (retired
+        answers out, recent ones only once there are enough of them), the latest
+        :data:`MAX_VALIDATION_EXAMPLES`."""
+        heldout = await self._db(self.store.examples, task, "heldout")
+        since = await self._db(datasets.last_change, self.store, task)
+        return recency.heldout(heldout, since)[-MAX_VALIDATION_EXAMPLES:]
+
+    async def _why_not(
+        self, task: str, score: float, heldout: list[records.ExampleRecord]
+    ) -> str | None:
+        """Why a version scoring ``score`` may not be promoted, or None when it may:
+        under the threshold, or losing to the active version on the same examples."""
+        threshold = self._threshold(task)
+        if score < threshold:
+            return (
+                f"held-out score {score:.3f} is below the threshold "
+                f"{threshold:.3f} ({len(heldout)} examples)"
+            )
+        current = await self._db(self.store.active_version, task)
+        if current is None:
+            return None
+        try:
+            ref = student_base.VersionRef(current.version, current.path)
+            current_score = await self._score(task, ref, heldout)
+        except (student_base.StudentError, OSError):
+            return None
+        if score < current_score:
+            return (
+                f"held-out score {score:.3f} loses to the active "
+                f"{current.version} ({current_score:.3f}) on the same {len(heldout)} examples"
+            )
+        return None
 
     async def _reject(
         self, task: str, version: str, score: float | None, reason: str
@@ -348,8 +361,7 @@ class LocalOrchestrator:
     async def _train(
         self, task: str, reason: str | None, covered: int | None
     ) -> VersionInfo | None:
-        task_cfg = self.cfg.task(task)
-        version = await self._db(self.store.next_version_name, task)
+        version = await self._next_version(task)
         out_dir = (self.model_dir / task / version).resolve()
         run_dir = (self.model_dir / task / ".runs" / version).resolve()
         # A directory without a store row is what a killed run left behind: start clean.
@@ -357,24 +369,11 @@ class LocalOrchestrator:
             if stale.exists():
                 await asyncio.to_thread(shutil.rmtree, stale)
         run_dir.mkdir(parents=True, exist_ok=True)
-        # Exactly the examples the engine counted when the run became due (oldest first),
-        # not whatever arrived since: a backfill trains the same data every time.
-        if covered is None:
-            examples = await self._db(lambda: list(self.store.iter_examples(task, "train")))
-        else:
-            examples = await self._db(self.store.examples, task, None, covered)
-            examples = [e for e in examples if e.split == "train"]
-        coaching = self.hooks.coaching(task)
-        scores: dict[str, float] = {}
-        if coaching:
-            found = await self._db(self.store.comparisons, task)
-            scores = {c.request_id: c.score for c in found}
-        since = await self._last_change(task)
-        selection = corpus.select(
-            task_cfg, examples, self.cfg.local, coaching=coaching, scores=scores, since=since
-        )
-        data_path = selection.dataset.write_jsonl(run_dir / "train.jsonl")
-        spec_path = corpus.training_spec(self.cfg.local, data_path, out_dir).write(
+        # The gateway selects the data (the covered snapshot, recency, coaching weights),
+        # exactly as it does for the Kubernetes trainer Job.
+        data = await self.hooks.training_data(task)
+        data_path = data.selection.dataset.write_jsonl(run_dir / "train.jsonl")
+        spec_path = datasets.training_spec(self.cfg.local, data_path, out_dir).write(
             run_dir / "spec.json"
         )
         started = time.monotonic()
@@ -389,8 +388,6 @@ class LocalOrchestrator:
             str(out_dir),
             {"reason": reason, "wall_s": time.monotonic() - started, "examples_seen": covered},
         )
-        ids = [e.id for e in examples if e.id is not None]
-        await self._db(self.store.mark_trained, task, ids, version)
         result = await self.validate(task, version)
         if result.passed:
             await self.promote(task, version)
@@ -398,11 +395,6 @@ class LocalOrchestrator:
             self.metrics.record_training_run(task, "promoted" if result.passed else "rejected")
         found = await self._db(self.store.version, task, version)
         return _info(found)
-
-    async def _last_change(self, task: str) -> datetime | None:
-        """When the teacher last changed, as the engine saw it (a shift, drift or emergency)."""
-        found = await self._db(self.store.events, task, None, ["shift", "drift", "emergency"], 1)
-        return found[-1].at if found else None
 
     async def _run_trainer(self, spec_path: Path, log_path: Path) -> int:
         return await self.trainer.run([*self.trainer_command, "--spec", str(spec_path)], log_path)

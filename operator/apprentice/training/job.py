@@ -1,11 +1,13 @@
 """``python -m apprentice.training.job``: the Kubernetes trainer Job.
 
-Pulls the task's train split from the gateway's admin export
-(``GET /admin/tasks/{task}/dataset?split=train&format=chat``), trains with the
-configured backend, and writes the adapter, ``metadata.json`` and
-``metrics.json`` to the output directory on the model volume. The operator
-then registers the version with the gateway. Every setting is a flag or an
-environment variable (the Job's manifest sets the latter):
+Pulls the run's training data from the gateway's admin API
+(``GET /admin/tasks/{task}/training/dataset``: chat JSONL, selected by the
+gateway exactly as for the embedded LocalOrchestrator, see
+:mod:`apprentice.gateway.training_data`), trains with the configured backend,
+and writes the adapter, ``metadata.json`` and ``metrics.json`` to the output
+directory on the model volume. The operator then registers the version with the
+gateway. Every setting is a flag or an environment variable (the Job's manifest
+sets the latter):
 
 ====================  ===============================  ===========================
 flag                  environment                      meaning
@@ -93,7 +95,7 @@ class JobSettings:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m apprentice.training.job",
-        description="Train one adapter from the gateway's dataset export (Kubernetes Job).",
+        description="Train one adapter on the gateway's training data (Kubernetes Job).",
     )
     parser.add_argument("--gateway-url")
     parser.add_argument("--task")
@@ -171,15 +173,11 @@ def settings_from(argv: list[str] | None, env: Mapping[str, str]) -> JobSettings
 def fetch_dataset(
     settings: JobSettings, *, transport: httpx.BaseTransport | None = None
 ) -> TrainingDataset:
-    """The train split as chat JSONL from the gateway's admin export."""
-    url = f"{settings.gateway_url}/admin/tasks/{settings.task}/dataset"
+    """The run's training data, as the gateway selected it (chat JSONL)."""
+    url = f"{settings.gateway_url}/admin/tasks/{settings.task}/training/dataset"
     try:
         with httpx.Client(timeout=httpx.Timeout(300.0, connect=10.0), transport=transport) as c:
-            response = c.get(
-                url,
-                params={"split": "train", "format": "chat"},
-                headers={"Authorization": f"Bearer {settings.token}"},
-            )
+            response = c.get(url, headers={"Authorization": f"Bearer {settings.token}"})
     except httpx.HTTPError as exc:
         raise JobError(f"gateway {settings.gateway_url} unreachable: {type(exc).__name__}") from exc
     if response.status_code == 401:
@@ -187,13 +185,16 @@ def fetch_dataset(
     if response.status_code == 404:
         raise JobError(f"the gateway does not know task {settings.task!r} (404)")
     if response.status_code != 200:
-        raise JobError(f"dataset export answered {response.status_code}: {response.text[:200]}")
+        raise JobError(f"training data answered {response.status_code}: {response.text[:200]}")
     try:
-        dataset = TrainingDataset.from_jsonl_text(response.text, f"{url}?split=train")
+        dataset = TrainingDataset.from_jsonl_text(response.text, url)
     except DatasetError as exc:
-        raise JobError(f"the dataset export is not chat JSONL: {exc}") from exc
+        raise JobError(f"the training data is not chat JSONL: {exc}") from exc
     if len(dataset) == 0:
-        raise JobError(f"the train split of {settings.task!r} is empty; nothing to train on")
+        raise JobError(
+            f"the train split of {settings.task!r} is empty after the gateway's selection; "
+            "nothing to train on"
+        )
     return dataset
 
 

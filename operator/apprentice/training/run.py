@@ -27,10 +27,10 @@ from apprentice.config import FineTuneBackend, TrainingConfig
 from apprentice.training.backends import TrainingError, TunerOptions, get_fine_tuner
 from apprentice.training.dataset import DatasetError, TrainingDataset
 
-__all__ = ["TrainingSpec", "command", "main"]
+__all__ = ["TrainingRunSpec", "command", "main"]
 
 
-class TrainingSpec(BaseModel):
+class TrainingRunSpec(BaseModel):
     """Everything one run needs; written by the orchestrator as JSON."""
 
     model_config = ConfigDict(extra="forbid")
@@ -73,7 +73,7 @@ def _fail(kind: str, message: str, code: int) -> int:
     return code
 
 
-def train_from_spec(spec: TrainingSpec) -> dict[str, Any]:
+def train_from_spec(spec: TrainingRunSpec) -> dict[str, Any]:
     """Run the spec in this process; returns the TrainingResult as JSON."""
     if spec.threads:
         import torch
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m apprentice.training.run", description="Train one adapter from a spec."
     )
-    parser.add_argument("--spec", required=True, help="Path of the TrainingSpec JSON.")
+    parser.add_argument("--spec", required=True, help="Path of the TrainingRunSpec JSON.")
     args = parser.parse_args(argv)
     # Idle OpenMP threads sleep instead of spinning: on a small machine that also runs
     # the gateway, spinning trainer threads slowed training five-fold (measured).
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("APPRENTICE_ALLOW_DOWNLOAD", "") not in {"1", "true", "yes"}:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
-        spec = TrainingSpec.model_validate_json(Path(args.spec).read_text(encoding="utf-8"))
+        spec = TrainingRunSpec.model_validate_json(Path(args.spec).read_text(encoding="utf-8"))
     except OSError as exc:
         return _fail("SpecError", f"cannot read spec {args.spec}: {exc.strerror}", 2)
     except ValidationError as exc:
