@@ -482,7 +482,7 @@ class Runtime:
         alike (:mod:`apprentice.gateway.training_data`)."""
         rt = self.tasks[task]
         return await asyncio.to_thread(
-            self.training_runs.select,
+            self.training_runs.training_data,
             self.store,
             self.config,
             task,

@@ -105,7 +105,7 @@ class TrainingRuns:
         self._open: dict[str, TrainingData] = {}
         self._lock = threading.Lock()
 
-    def select(
+    def training_data(
         self,
         store: store_base.Store,
         cfg: ApprenticeConfig,

@@ -39,7 +39,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from apprentice.config import ApprenticeConfig, TaskConfig
 from apprentice.evaluators.base import Evaluator
-from apprentice.orchestration import datasets, seam
+from apprentice.orchestration import datasets
 from apprentice.orchestration import trainer as trainer_mod
 from apprentice.orchestration.seam import (
     GatewayHooks,
@@ -55,27 +55,17 @@ from apprentice.students import base as student_base
 from apprentice.students import build_student
 from apprentice.training import recency
 from apprentice.training.backends import base as training_base
+from apprentice.vocabulary import VersionState
 
 log = logging.getLogger(__name__)
 
 #: Held-out examples scored per validation (the most recent); bounds validation time.
 MAX_VALIDATION_EXAMPLES = 200
+_UNJUDGED = (VersionState.candidate, VersionState.validating)  # states that may validate
 
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def _info(rec: records.ModelVersionRecord) -> VersionInfo:
-    return VersionInfo(
-        version=rec.version,
-        state=rec.state,
-        path=rec.path,
-        created_at=rec.created_at.isoformat(),
-        heldout_score=rec.heldout_score,
-        reason=rec.reason,
-        metrics=dict(rec.metrics),
-    )
 
 
 class LocalOrchestrator:
@@ -146,8 +136,8 @@ class LocalOrchestrator:
 
     async def versions(self, task: str) -> tuple[list[VersionInfo], str | None]:
         found = await self._db(self.store.versions, task)
-        active = next((v.version for v in found if v.state == seam.PROMOTED), None)
-        return [_info(v) for v in found], active
+        active = next((v.version for v in found if v.state == VersionState.promoted), None)
+        return [VersionInfo.of(v) for v in found], active
 
     async def register_version(
         self, task: str, path: str, metrics: dict[str, Any], version: str | None = None
@@ -178,13 +168,13 @@ class LocalOrchestrator:
             # A retried registration (the operator reconciles) is answered, not refused.
             existing = await self._db(self.store.version, task, name)
             if Path(existing.path) == Path(path):
-                return _info(existing)
+                return VersionInfo.of(existing)
             raise OrchestrationError(
                 f"{task} {name} already exists with adapter {existing.path}; pick another "
                 "version name or omit it"
             ) from None
         await self.hooks.version_registered(task, name)  # marks the run's covered examples
-        return _info(added)
+        return VersionInfo.of(added)
 
     async def _score(
         self, task: str, ref: student_base.VersionRef, heldout: list[records.ExampleRecord]
@@ -214,7 +204,7 @@ class LocalOrchestrator:
 
     async def validate(self, task: str, version: str) -> ValidationResult:
         rec = await self._db(self.store.version, task, version)
-        if rec.state not in (seam.CANDIDATE, seam.VALIDATING):
+        if rec.state not in _UNJUDGED:
             raise OrchestrationError(f"{task} {version} is {rec.state}; only candidates validate")
         heldout = await self._heldout(task)
         if not heldout:
@@ -306,15 +296,15 @@ class LocalOrchestrator:
 
     async def promote(self, task: str, version: str) -> str:
         rec = await self._db(self.store.version, task, version)
-        if rec.state == seam.REJECTED:
+        if rec.state == VersionState.rejected:
             raise OrchestrationError(
                 f"{task} {version} was rejected ({rec.reason}); it is never served"
             )
-        if rec.state in (seam.CANDIDATE, seam.VALIDATING) and rec.heldout_score is None:
+        if rec.state in _UNJUDGED and rec.heldout_score is None:
             raise OrchestrationError(
                 f"{task} {version} has not passed validation; POST .../validate first"
             )
-        if rec.state == seam.PROMOTED:
+        if rec.state == VersionState.promoted:
             return version
         student = self.students.get(task)
         if student is not None:
@@ -392,9 +382,10 @@ class LocalOrchestrator:
         if result.passed:
             await self.promote(task, version)
         if self.metrics is not None:
-            self.metrics.record_training_run(task, "promoted" if result.passed else "rejected")
+            outcome = VersionState.promoted if result.passed else VersionState.rejected
+            self.metrics.record_training_run(task, outcome.value)
         found = await self._db(self.store.version, task, version)
-        return _info(found)
+        return VersionInfo.of(found)
 
     async def _run_trainer(self, spec_path: Path, log_path: Path) -> int:
         return await self.trainer.run([*self.trainer_command, "--spec", str(spec_path)], log_path)

@@ -21,15 +21,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from apprentice.store.records import ModelVersionRecord
 from apprentice.training.corpus import Selection
-from apprentice.vocabulary import VERSION_STATES, VersionState
-
-CANDIDATE = VersionState.candidate.value
-VALIDATING = VersionState.validating.value
-PROMOTED = VersionState.promoted.value
-REJECTED = VersionState.rejected.value
-RETIRED = VersionState.retired.value
-STATES = VERSION_STATES
 
 
 @dataclass
@@ -43,6 +36,19 @@ class VersionInfo:
     heldout_score: float | None = None
     reason: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, rec: ModelVersionRecord) -> VersionInfo:
+        """The stored version as the admin API shows it."""
+        return cls(
+            version=rec.version,
+            state=rec.state,
+            path=rec.path,
+            created_at=rec.created_at.isoformat(),
+            heldout_score=rec.heldout_score,
+            reason=rec.reason,
+            metrics=dict(rec.metrics),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
