@@ -1,7 +1,10 @@
-"""``apprentice export -c FILE --task T --split train|heldout --format chat|openai|alpaca``.
+"""``apprentice export -c FILE --task T --split train|heldout --format chat|openai|alpaca|dpo``.
 
 Writes the task's examples as JSONL (one example per line) to ``-o FILE`` or
-stdout, the same lines ``GET /admin/tasks/{task}/dataset`` serves.
+stdout, the same lines ``GET /admin/tasks/{task}/dataset`` serves. ``--format dpo``
+writes preference pairs (prompt, chosen = the kept answer, rejected = the student's
+losing answer); ``--metadata`` adds each line's provenance, split and ids
+(:mod:`apprentice.training.export`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from apprentice import config
+from apprentice.gateway import exports
 
 
 def register(sub: Any) -> None:
@@ -22,7 +26,10 @@ def register(sub: Any) -> None:
     parser.add_argument("-c", "--config", required=True, help="path to apprentice.yaml")
     parser.add_argument("--task", required=True, help="task name")
     parser.add_argument("--split", choices=["train", "heldout"], default="train")
-    parser.add_argument("--format", choices=["chat", "openai", "alpaca"], default="chat")
+    parser.add_argument("--format", choices=list(exports.FORMATS), default="chat")
+    parser.add_argument(
+        "--metadata", action="store_true", help="add a metadata object per line (provenance...)"
+    )
     parser.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
     parser.set_defaults(func=run)
 
@@ -34,6 +41,11 @@ async def _export(cfg: config.ApprenticeConfig, args: argparse.Namespace) -> lis
     await app.gateway.start(serving=False)
     try:
         app.check_task(args.task)
+        meta = "true" if args.metadata else None
+        if exports.wants_own_path(args.format, meta):
+            return await exports.dataset_lines(
+                app.gateway, args.task, args.split, args.format, meta
+            )
         lines: list[str] = await app.gateway.export_dataset(args.task, args.split, args.format)
         return lines
     finally:

@@ -42,7 +42,7 @@ from aiohttp import web
 
 from apprentice import prompts
 from apprentice.config.errors import docs_url
-from apprentice.gateway import auth, bodies, errors, http_keys, openapi, reading
+from apprentice.gateway import auth, bodies, errors, exports, http_keys, openapi, reading
 from apprentice.gateway.service import Gateway
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -253,25 +253,17 @@ class Routes:
         task = self._task(request)
         split = request.query.get("split", "train")
         fmt = request.query.get("format", "chat")
-        lines = await self.gw.export_dataset(task, split, fmt)
+        meta = request.query.get("metadata")
+        if exports.wants_own_path(fmt, meta):
+            lines = await exports.dataset_lines(self.gw, task, split, fmt, meta)
+        else:
+            lines = await self.gw.export_dataset(task, split, fmt)
         resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await resp.prepare(request)
         for line in lines:
             await resp.write(line.encode() + b"\n")
         await resp.write_eof()
         return resp
-
-    async def training_dataset(self, request: web.Request) -> web.Response:
-        """The run's data as the gateway selected it (the trainer Job's input): chat JSONL,
-        coaching and recency repeats included (see apprentice.gateway.training_data)."""
-        self._admin(request)
-        data = await self.gw.training_data(self._task(request))
-        dataset = data.selection.dataset
-        return web.Response(
-            text=dataset.to_jsonl_text(),
-            content_type="application/x-ndjson",
-            headers={"X-Apprentice-Data-Hash": dataset.data_hash},
-        )
 
     async def versions(self, request: web.Request) -> web.Response:
         self._admin(request)
@@ -377,7 +369,6 @@ def build_app(gateway: Gateway) -> web.Application:
     add("POST", f"{admin}/resume", r.resume)
     add("POST", f"{admin}/training/started", r.training_started)
     add("POST", f"{admin}/training/finished", r.training_finished)
-    add("GET", f"{admin}/training/dataset", r.training_dataset)
     http_keys.add_routes(
         app, r.keys, [t.name for t in gateway.config.tasks], r._admin, gateway.config.gateway
     )

@@ -24,7 +24,7 @@ from pydantic.json_schema import models_json_schema
 
 from apprentice import __version__
 from apprentice.config import ApprenticeConfig
-from apprentice.gateway import bodies, errors, http_keys
+from apprentice.gateway import bodies, errors, exports, http_keys
 from apprentice.gateway import reading as _reading  # noqa: F401 - BodyTimeout joins the tree
 from apprentice.gateway import settling as _settling  # noqa: F401 - StoreUnavailable too
 from apprentice.vocabulary import VERSION_STATES
@@ -248,21 +248,14 @@ def _admin_paths() -> dict[str, Any]:
                 parameters=[
                     _TASK_PARAM,
                     {"name": "split", "in": "query", "schema": {"enum": ["train", "heldout"]}},
+                    {"name": "format", "in": "query", "schema": {"enum": list(exports.FORMATS)}},
                     {
-                        "name": "format",
+                        "name": "metadata",
                         "in": "query",
-                        "schema": {"enum": ["chat", "openai", "alpaca"]},
+                        "description": "Add a metadata object (provenance, split, ids) per line.",
+                        "schema": {"enum": ["true", "false", "1", "0"]},
                     },
                 ],
-                **_ADMIN,
-            )
-        },
-        "/admin/tasks/{task}/training/dataset": {
-            "get": _op(
-                "The run's training data as the gateway selected it (chat JSONL)",
-                _body({"type": "string"}, "application/x-ndjson"),
-                *_ADMIN_PLAIN,
-                parameters=[_TASK_PARAM],
                 **_ADMIN,
             )
         },
