@@ -265,6 +265,18 @@ class Routes:
         await resp.write_eof()
         return resp
 
+    async def training_dataset(self, request: web.Request) -> web.Response:
+        """The run's data as the gateway selected it (the trainer Job's input): chat JSONL,
+        coaching and recency repeats included (see apprentice.gateway.training_data)."""
+        self._admin(request)
+        data = await self.gw.training_data(self._task(request))
+        dataset = data.selection.dataset
+        return web.Response(
+            text=dataset.to_jsonl_text(),
+            content_type="application/x-ndjson",
+            headers={"X-Apprentice-Data-Hash": dataset.data_hash},
+        )
+
     async def versions(self, request: web.Request) -> web.Response:
         self._admin(request)
         task = self._task(request)
@@ -369,6 +381,7 @@ def build_app(gateway: Gateway) -> web.Application:
     add("POST", f"{admin}/resume", r.resume)
     add("POST", f"{admin}/training/started", r.training_started)
     add("POST", f"{admin}/training/finished", r.training_finished)
+    add("GET", f"{admin}/training/dataset", r.training_dataset)
     http_keys.add_routes(
         app, r.keys, [t.name for t in gateway.config.tasks], r._admin, gateway.config.gateway
     )

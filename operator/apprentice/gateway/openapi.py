@@ -259,6 +259,15 @@ def _admin_paths() -> dict[str, Any]:
                 **_ADMIN,
             )
         },
+        "/admin/tasks/{task}/training/dataset": {
+            "get": _op(
+                "The run's training data as the gateway selected it (chat JSONL)",
+                _body({"type": "string"}, "application/x-ndjson"),
+                *_ADMIN_PLAIN,
+                parameters=[_TASK_PARAM],
+                **_ADMIN,
+            )
+        },
         "/admin/tasks/{task}/versions": {
             "get": _op(
                 "Model versions",
