@@ -78,6 +78,35 @@ def axolotl_config(
     return config
 
 
+def _run(argv: list[str], progress: Progress | None) -> list[float]:
+    """Run ``axolotl train``; the losses it logged. A failed run raises with its last lines."""
+    losses: list[float] = []
+    tail: list[str] = []
+    with subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "WANDB_DISABLED": "true"},
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            tail = [*tail[-19:], line.rstrip()]
+            for match in _LOSS.finditer(line):
+                try:
+                    logged = ast.literal_eval(match.group(0))
+                except (ValueError, SyntaxError):
+                    continue
+                losses.append(float(logged["loss"]))
+                if progress is not None:
+                    progress({"event": "step", "loss": losses[-1]})
+        code = proc.wait()
+    if code != 0:
+        last = "\n".join(tail[-8:])
+        raise TrainingFailed(f"axolotl train exited with {code}:\n{last}")
+    return losses
+
+
 class AxolotlFineTuner:
     """Runs the ``axolotl`` CLI as a subprocess."""
 
@@ -110,30 +139,7 @@ class AxolotlFineTuner:
         )
         config_path = work / CONFIG_FILE
         config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-        losses: list[float] = []
-        tail: list[str] = []
-        with subprocess.Popen(
-            [exe, "train", str(config_path)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "WANDB_DISABLED": "true"},
-        ) as proc:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                tail = [*tail[-19:], line.rstrip()]
-                for match in _LOSS.finditer(line):
-                    try:
-                        logged = ast.literal_eval(match.group(0))
-                    except (ValueError, SyntaxError):
-                        continue
-                    losses.append(float(logged["loss"]))
-                    if progress is not None:
-                        progress({"event": "step", "loss": losses[-1]})
-            code = proc.wait()
-        if code != 0:
-            last = "\n".join(tail[-8:])
-            raise TrainingFailed(f"axolotl train exited with {code}:\n{last}")
+        losses = _run([exe, "train", str(config_path)], progress)
         if not (out_dir / "adapter_config.json").exists():
             raise TrainingFailed(f"axolotl finished but wrote no adapter_config.json to {out_dir}")
         return finish_run(

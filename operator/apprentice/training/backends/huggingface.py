@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,9 @@ from apprentice.training.backends.base import (
 from apprentice.training.dataset import TrainingDataset
 
 __all__ = ["TINY_MAX_STEPS", "TINY_MIN_STEPS", "HuggingFaceFineTuner", "effective_hyper"]
+
+Encoded = list[tuple[list[int], int]]
+"""Per example: its token ids and how many of them are the prompt (no loss on those)."""
 
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 # A from-scratch byte model needs a few hundred optimiser steps whatever the
@@ -66,9 +70,7 @@ def effective_hyper(base_model: str, hyper: TrainingConfig, n_examples: int) -> 
     )
 
 
-def _encode(
-    codec: tiny.Codec, dataset: TrainingDataset, max_len: int
-) -> list[tuple[list[int], int]]:
+def _encode(codec: tiny.Codec, dataset: TrainingDataset, max_len: int) -> Encoded:
     """(ids, number of prompt ids) per example, cut from the prompt's left to ``max_len``."""
     encoded = []
     for conversation in dataset.conversations:
@@ -89,9 +91,7 @@ def _encode(
     return encoded
 
 
-def _batches(
-    encoded: list[tuple[list[int], int]], batch_size: int, rng: random.Random
-) -> list[list[int]]:
+def _batches(encoded: Encoded, batch_size: int, rng: random.Random) -> list[list[int]]:
     """Index batches of similar length, in shuffled order (less padding, still random)."""
     order = list(range(len(encoded)))
     rng.shuffle(order)
@@ -102,6 +102,106 @@ def _batches(
         batches.extend(window[i : i + batch_size] for i in range(0, len(window), batch_size))
     rng.shuffle(batches)
     return batches
+
+
+def _steps(n_encoded: int, used: TrainingConfig, cap: int | None) -> tuple[TrainingConfig, int]:
+    """Optimiser steps of the run (``cap`` bounds them) and the epochs that covers."""
+    steps_per_epoch = math.ceil(n_encoded / used.batch_size)
+    total_steps = steps_per_epoch * used.epochs
+    if cap is not None and cap < total_steps:
+        total_steps = max(1, cap)
+        used = used.model_copy(update={"epochs": math.ceil(total_steps / steps_per_epoch)})
+    return used, total_steps
+
+
+def _schedule(total_steps: int) -> Callable[[int], float]:
+    """Learning-rate factor: linear warm-up over 5% of the steps, then cosine down to 5%."""
+    warmup = max(1, total_steps // 20)
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        remaining = (total_steps - step) / max(1, total_steps - warmup)
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (1 - remaining)))
+
+    return schedule
+
+
+def _with_lora(model: Any, base_model: str, used: TrainingConfig) -> Any:
+    """``model`` with LoRA adapters (the tiny model also trains its embeddings)."""
+    from peft import LoraConfig, get_peft_model  # heavy optional dependency
+
+    lora = LoraConfig(
+        r=used.lora_rank,
+        lora_alpha=used.lora_alpha,
+        lora_dropout=used.lora_dropout,
+        target_modules=used.target_modules or ALL_LINEAR,
+        modules_to_save=["embed_tokens", "lm_head"] if tiny.is_tiny(base_model) else None,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora)
+
+
+def _tensors(encoded: Encoded, batch: list[int], pad: int) -> tuple[Any, Any]:
+    """Input ids and labels of one batch: right padding, loss on the answer tokens only.
+
+    No attention mask: causal attention never lets a real token see the pads after it,
+    pads carry no loss, and the plain causal kernel is both faster and free of fully
+    masked (NaN) rows.
+    """
+    import torch  # heavy optional dependency
+
+    width = max(len(encoded[i][0]) for i in batch)
+    ids = torch.full((len(batch), width), pad, dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    for row, i in enumerate(batch):
+        seq, n_prompt = encoded[i]
+        ids[row, : len(seq)] = torch.tensor(seq)
+        labels[row, n_prompt : len(seq)] = torch.tensor(seq[n_prompt:])
+    return ids, labels
+
+
+class _Loop:
+    """One run's optimisation: AdamW, the learning-rate schedule, gradient clipping."""
+
+    def __init__(
+        self, model: Any, used: TrainingConfig, *, decay: float, total_steps: int, device: str
+    ) -> None:
+        import torch  # heavy optional dependency
+
+        self.model = model
+        self.device = device
+        self.total_steps = total_steps
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimiser = torch.optim.AdamW(self.params, lr=used.learning_rate, weight_decay=decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimiser, _schedule(total_steps))
+        self.step = 0
+
+    def train_step(self, ids: Any, labels: Any) -> float:
+        """One optimiser step on one batch; its loss."""
+        import torch  # heavy optional dependency
+
+        loss = self.model(input_ids=ids.to(self.device), labels=labels.to(self.device)).loss
+        if not torch.isfinite(loss):
+            raise TrainingFailed(
+                f"loss became {float(loss)} at step {self.step}; lower the learning rate"
+            )
+        self.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.optimiser.step()
+        self.scheduler.step()
+        self.step += 1
+        return float(loss.detach())
+
+    def epoch(self, encoded: Encoded, batches: list[list[int]], pad: int) -> float:
+        """One pass over ``batches`` (until the step budget ends); the mean loss."""
+        losses: list[float] = []
+        for batch in batches:
+            if self.step >= self.total_steps:
+                break
+            losses.append(self.train_step(*_tensors(encoded, batch, pad)))
+        return sum(losses) / len(losses)
 
 
 class HuggingFaceFineTuner:
@@ -120,8 +220,7 @@ class HuggingFaceFineTuner:
         out_dir: Path,
         progress: Progress | None = None,
     ) -> TrainingResult:
-        import torch
-        from peft import LoraConfig, get_peft_model
+        import torch  # heavy optional dependency
 
         if len(dataset) == 0:
             raise TrainingFailed("the dataset is empty; collect teacher examples first")
@@ -132,65 +231,14 @@ class HuggingFaceFineTuner:
         device = tiny.resolve_device(self.device)
         model, codec = tiny.load_base(base_model, device)
         encoded = _encode(codec, dataset, used.max_seq_length)
-        lora = LoraConfig(
-            r=used.lora_rank,
-            lora_alpha=used.lora_alpha,
-            lora_dropout=used.lora_dropout,
-            target_modules=used.target_modules or ALL_LINEAR,
-            modules_to_save=["embed_tokens", "lm_head"] if tiny.is_tiny(base_model) else None,
-            task_type="CAUSAL_LM",
-        )
-        peft_model: Any = get_peft_model(model, lora)
-        params = [p for p in peft_model.parameters() if p.requires_grad]
+        peft_model = _with_lora(model, base_model, used)
         decay = TINY_WEIGHT_DECAY if tiny.is_tiny(base_model) else 0.0
-        optimiser = torch.optim.AdamW(params, lr=used.learning_rate, weight_decay=decay)
-        steps_per_epoch = math.ceil(len(encoded) / used.batch_size)
-        total_steps = steps_per_epoch * used.epochs
-        if self.max_steps is not None and self.max_steps < total_steps:
-            total_steps = max(1, self.max_steps)
-            used = used.model_copy(update={"epochs": math.ceil(total_steps / steps_per_epoch)})
-        warmup = max(1, total_steps // 20)
-
-        def schedule(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            remaining = (total_steps - step) / max(1, total_steps - warmup)
-            return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (1 - remaining)))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, schedule)
-        pad = codec.pad_id
+        used, total_steps = _steps(len(encoded), used, self.max_steps)
+        loop = _Loop(peft_model, used, decay=decay, total_steps=total_steps, device=device)
         peft_model.train()
         loss_curve: list[float] = []
-        step = 0
         for epoch in range(used.epochs):
-            epoch_losses: list[float] = []
-            for batch in _batches(encoded, used.batch_size, rng):
-                if step >= total_steps:
-                    break
-                width = max(len(encoded[i][0]) for i in batch)
-                # Right padding and no attention mask: causal attention never lets a
-                # real token see the pads after it, pads carry no loss, and the plain
-                # causal kernel is both faster and free of fully masked (NaN) rows.
-                ids = torch.full((len(batch), width), pad, dtype=torch.long)
-                labels = torch.full((len(batch), width), -100, dtype=torch.long)
-                for row, i in enumerate(batch):
-                    seq, n_prompt = encoded[i]
-                    ids[row, : len(seq)] = torch.tensor(seq)
-                    labels[row, n_prompt : len(seq)] = torch.tensor(seq[n_prompt:])
-                out = peft_model(input_ids=ids.to(device), labels=labels.to(device))
-                loss = out.loss
-                if not torch.isfinite(loss):
-                    raise TrainingFailed(
-                        f"loss became {float(loss)} at step {step}; lower the learning rate"
-                    )
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                optimiser.step()
-                scheduler.step()
-                step += 1
-                epoch_losses.append(float(loss.detach()))
-            mean = sum(epoch_losses) / len(epoch_losses)
+            mean = loop.epoch(encoded, _batches(encoded, used.batch_size, rng), codec.pad_id)
             loss_curve.append(round(mean, 5))
             if progress is not None:
                 progress(
@@ -198,7 +246,7 @@ class HuggingFaceFineTuner:
                         "event": "epoch",
                         "epoch": epoch + 1,
                         "epochs": used.epochs,
-                        "step": step,
+                        "step": loop.step,
                         "steps": total_steps,
                         "loss": round(mean, 5),
                         "elapsed_s": round(time.perf_counter() - started, 2),
@@ -208,19 +256,20 @@ class HuggingFaceFineTuner:
         # save_embedding_layers=False: no Hub lookup of the base's vocabulary (offline);
         # trained embeddings are saved anyway as modules_to_save.
         peft_model.save_pretrained(str(out_dir), save_embedding_layers=False)
+        hyper_parameters = {
+            **used.model_dump(mode="json"),
+            "requested": hyper.model_dump(mode="json"),
+            "backend": "huggingface",
+            "device": device,
+            "steps": total_steps,
+            "weight_decay": decay,
+            "training_rows": len(dataset),
+        }
         return finish_run(
             dataset,
             adapter_dir=out_dir,
             base_model=base_model,
-            hyper_parameters={
-                **used.model_dump(mode="json"),
-                "requested": hyper.model_dump(mode="json"),
-                "backend": "huggingface",
-                "device": device,
-                "steps": total_steps,
-                "weight_decay": decay,
-                "training_rows": len(dataset),
-            },
+            hyper_parameters=hyper_parameters,
             loss_curve=loss_curve,
             started=started,
             metrics={"final_loss": loss_curve[-1], "steps": total_steps},

@@ -103,35 +103,7 @@ class OpenAIFineTuner:
         started = time.perf_counter()
         try:
             with self._client() as client:
-                upload = self._check(
-                    client.post(
-                        "/files",
-                        data={"purpose": "fine-tune"},
-                        files={"file": ("train.jsonl", dataset.to_jsonl_text().encode("utf-8"))},
-                    ),
-                    "file upload",
-                )
-                job = self._check(
-                    client.post(
-                        "/fine_tuning/jobs",
-                        json={
-                            "model": base_model,
-                            "training_file": upload["id"],
-                            "seed": hyper.seed,
-                            "suffix": "apprentice",
-                            "method": {
-                                "type": "supervised",
-                                "supervised": {
-                                    "hyperparameters": {
-                                        "n_epochs": hyper.epochs,
-                                        "batch_size": hyper.batch_size,
-                                    }
-                                },
-                            },
-                        },
-                    ),
-                    "job creation",
-                )
+                upload, job = self._submit(client, dataset, base_model, hyper)
                 job = self._poll(client, job, progress)
                 losses = self._losses(client, job["id"])
         except httpx.HTTPError as exc:
@@ -158,6 +130,34 @@ class OpenAIFineTuner:
             },
             out_dir=out_dir,
         )
+
+    def _submit(
+        self, client: httpx.Client, dataset: TrainingDataset, base_model: str, hyper: TrainingConfig
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Upload the dataset and create the fine-tuning job: (the file, the job)."""
+        upload = self._check(
+            client.post(
+                "/files",
+                data={"purpose": "fine-tune"},
+                files={"file": ("train.jsonl", dataset.to_jsonl_text().encode("utf-8"))},
+            ),
+            "file upload",
+        )
+        supervised = {"hyperparameters": {"n_epochs": hyper.epochs, "batch_size": hyper.batch_size}}
+        job = self._check(
+            client.post(
+                "/fine_tuning/jobs",
+                json={
+                    "model": base_model,
+                    "training_file": upload["id"],
+                    "seed": hyper.seed,
+                    "suffix": "apprentice",
+                    "method": {"type": "supervised", "supervised": supervised},
+                },
+            ),
+            "job creation",
+        )
+        return upload, job
 
     def _poll(
         self, client: httpx.Client, job: dict[str, Any], progress: Progress | None
