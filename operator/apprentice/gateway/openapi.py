@@ -158,6 +158,9 @@ def _components(cfg: ApprenticeConfig) -> dict[str, Any]:
         },
         **_model_schemas(),
     }
+    # A key names configured tasks only (any other is a 400): say which ones exist.
+    key_tasks = schemas["CreateKey"]["properties"]["tasks"]
+    key_tasks["items"] = {"type": "string", "enum": [t.name for t in cfg.tasks]}
     for task in cfg.tasks:
         schemas[f"{task.name}.input"] = task.input_schema
         schemas[f"{task.name}.output"] = task.output_schema
