@@ -196,3 +196,28 @@ async def test_local_and_job_paths_train_on_the_same_selected_examples(
     rows = {e.id: e for e in local.gateway.store.examples(TASK)}
     covered_train = [e for e in rows.values() if e.split == "train" and e.id is not None]
     assert marked == {e.id for e in covered_train if e.output["label"] != "late"}
+
+
+async def test_only_the_run_that_took_the_data_marks_it(
+    gateways: tuple[Apprentice, Apprentice], tmp_path: Path, token: str
+) -> None:
+    """A failed run owes no mark, and a version registered by hand marks nothing."""
+    _, remote = gateways
+    server = TestServer(build_app(remote.gateway), host="127.0.0.1")
+    await server.start_server()
+    url = f"http://127.0.0.1:{server.port}"
+    base = f"/admin/tasks/{TASK}"
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        async with httpx.AsyncClient(base_url=url, headers=headers) as admin:
+            assert (await admin.post(f"{base}/training/started", json={})).status_code == 200
+            fetched = await admin.get(f"{base}/training/dataset")
+            assert fetched.status_code == 200 and fetched.text
+            failed = {"ok": False, "reason": "the trainer Job failed"}
+            assert (await admin.post(f"{base}/training/finished", json=failed)).status_code == 200
+            for version in ("v1", "v2"):
+                body = {"path": str(tmp_path / version), "version": version, "metrics": {}}
+                assert (await admin.post(f"{base}/versions", json=body)).status_code == 201
+    finally:
+        await server.close()
+    assert trained_ids(remote, "v1") == set() and trained_ids(remote, "v2") == set()
