@@ -9,7 +9,7 @@ OpenAI API does, so a client that sends ``temperature`` still works.
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -22,6 +22,7 @@ __all__ = [
     "ChatMessage",
     "ContentPart",
     "RegisterVersion",
+    "StreamOptions",
     "TaskRequest",
     "TrainingFinished",
     "parse",
@@ -57,6 +58,14 @@ class ChatMessage(_Body):
     )
 
 
+class StreamOptions(_Body):
+    """``stream_options`` of a chat completion (OpenAI's)."""
+
+    include_usage: bool | None = Field(
+        default=None, description="End the stream with a chunk carrying usage, no choices."
+    )
+
+
 class ChatCompletionRequest(_Body):
     """``POST /v1/chat/completions``: ``model`` names the task, the last user message is
     the task input as JSON text."""
@@ -65,9 +74,13 @@ class ChatCompletionRequest(_Body):
     messages: list[ChatMessage] = Field(
         min_length=1, description="The last user message holds the task input as JSON."
     )
-    stream: Literal[False] | None = Field(
+    stream: bool | None = Field(
         default=None,
-        description="Streaming is not offered: an answer is one validated JSON object.",
+        description="Answer as Server-Sent Events of chat.completion.chunk objects ending with "
+        "data: [DONE] (the validated answer in pieces, sent once it is stored).",
+    )
+    stream_options: StreamOptions | None = Field(
+        default=None, description="With stream: include_usage adds a last chunk with usage."
     )
 
 
@@ -96,6 +109,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     TaskRequest,
     ContentPart,
     ChatMessage,
+    StreamOptions,
     ChatCompletionRequest,
     RegisterVersion,
     TrainingFinished,

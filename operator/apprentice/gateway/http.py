@@ -40,9 +40,8 @@ from typing import Any
 
 from aiohttp import web
 
-from apprentice import prompts
 from apprentice.config.errors import docs_url
-from apprentice.gateway import auth, bodies, errors, exports, http_keys, openapi, reading
+from apprentice.gateway import auth, bodies, chat, errors, exports, http_keys, openapi, reading
 from apprentice.gateway.service import Gateway
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -179,31 +178,17 @@ class Routes:
         result = await self._limited(task, body.input)
         return _json({"output": result.output, "request_id": result.request_id})
 
-    async def chat_completions(self, request: web.Request) -> web.Response:
+    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         body = await self._body(request, bodies.ChatCompletionRequest)
         task = body.model
         self.gw.check_task(task)
         await self._caller(request, task)
-        task_input = _chat_input(body.messages)
+        task_input = chat.chat_input(body.messages)
         result = await self._limited(task, task_input)
-        content = prompts.render_output(result.output)
-        return _json(
-            {
-                "id": f"chatcmpl-{result.request_id}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": task,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": content},
-                        "finish_reason": "stop",
-                        "logprobs": None,
-                    }
-                ],
-                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-            }
-        )
+        if body.stream:
+            usage = body.stream_options is not None and bool(body.stream_options.include_usage)
+            return await chat.stream(request, task, result.request_id, result.output, usage)
+        return _json(chat.completion(task, result.request_id, result.output))
 
     async def list_tasks(self, request: web.Request) -> web.Response:
         allowed = await self._caller(request, None)
@@ -329,26 +314,6 @@ class Routes:
         body = await self._body(request, bodies.TrainingFinished)
         await self.gw.training_finished(task, body.ok, body.reason)
         return _json({"task": task, "training_in_progress": False})
-
-
-def _chat_input(messages: list[bodies.ChatMessage]) -> dict[str, Any]:
-    """The task input is the JSON in the last user message (string or text parts)."""
-    users = [(i, m) for i, m in enumerate(messages) if m.role == "user"]
-    if not users:
-        raise errors.BadRequest("no user message: the last user message carries the input JSON")
-    where, last = users[-1]
-    content = last.content
-    if isinstance(content, list):
-        content = "".join(p.text or "" for p in content if p.type == "text")
-    if content is None:
-        raise errors.BadRequest(f"messages[{where}].content is empty; it must hold the input JSON")
-    value = reading.loads(content, f"messages[{where}].content")
-    if not isinstance(value, dict):
-        raise errors.BadRequest(
-            f"messages[{where}].content must be a JSON object (the task input), "
-            f"got {type(value).__name__}"
-        )
-    return value
 
 
 def build_app(gateway: Gateway) -> web.Application:

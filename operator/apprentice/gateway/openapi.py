@@ -208,7 +208,13 @@ def _public_paths(cfg: ApprenticeConfig) -> dict[str, Any]:
     paths["/v1/chat/completions"] = {
         "post": _op(
             "OpenAI-compatible: model = task, last user message = input JSON",
-            _body(_ref("ChatCompletion")),
+            {
+                "content": {
+                    "application/json": {"schema": _ref("ChatCompletion")},
+                    # stream=true: chat.completion.chunk events, then `data: [DONE]`
+                    "text/event-stream": {"schema": {"type": "string"}},
+                }
+            },
             *_RUN,
             requestBody=_request(bodies.ChatCompletionRequest),
         )

@@ -1,0 +1,86 @@
+"""``stream=true`` on the chat API: OpenAI chunks read by the official SDK's streaming
+client, usage on request, and a client that hangs up mid-stream loses nothing paid."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import gw_rules
+import openai
+
+from apprentice.gateway import chat
+
+
+async def test_the_openai_sdk_streams_the_answer(harness_factory: Any) -> None:
+    h = await harness_factory()
+    client = await h.serve()
+    sdk = openai.AsyncOpenAI(base_url=str(client.make_url("/v1")), api_key="unused", max_retries=0)
+    inp = gw_rules.make_input(5)
+    messages: Any = [{"role": "user", "content": json.dumps(inp)}]
+    stream = await sdk.chat.completions.create(
+        model="classify", messages=messages, stream=True, stream_options={"include_usage": True}
+    )
+    got = [c async for c in stream]
+    text = "".join(c.choices[0].delta.content or "" for c in got if c.choices)
+    assert json.loads(text) == gw_rules.teacher_output(inp)
+    assert got[0].choices[0].delta.role == "assistant"
+    assert [c.choices[0].finish_reason for c in got if c.choices][-1] == "stop"
+    assert got[-1].choices == [] and got[-1].usage is not None
+    assert all(c.usage is None for c in got[:-1])
+    assert len({c.id for c in got}) == 1 and got[0].id.startswith("chatcmpl-")
+    # Stored and booked once, like a plain completion.
+    (example,) = h.gw.store.examples("classify")
+    assert example.request_id == got[0].id.removeprefix("chatcmpl-")
+    assert h.gw.store.request_counts("classify").teacher_calls == 1
+
+    plain = await sdk.chat.completions.create(model="classify", messages=messages, stream=True)
+    chunks = [c async for c in plain]
+    assert all(c.choices for c in chunks)  # no usage chunk unless asked
+    # Errors before the stream are plain JSON errors with their status.
+    bad: Any = [{"role": "user", "content": '{"text": 1}'}]
+    try:
+        await sdk.chat.completions.create(model="classify", messages=bad, stream=True)
+        raise AssertionError("an invalid input must not stream")
+    except openai.UnprocessableEntityError as exc:
+        assert isinstance(exc.body, dict) and exc.body["type"] == "invalid_input"
+    await sdk.close()
+
+
+async def test_a_client_gone_mid_stream_keeps_its_paid_answer(harness_factory: Any) -> None:
+    h = await harness_factory()
+    client = await h.serve()
+    inp = gw_rules.make_input(11)
+    body = json.dumps(
+        {
+            "model": "classify",
+            "stream": True,
+            "messages": [{"role": "user", "content": json.dumps(inp)}],
+        }
+    ).encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    writer.write(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    await writer.drain()
+    head = await reader.readuntil(b"data: ")  # the first chunk has started: hang up
+    assert b"200 OK" in head and b"text/event-stream" in head
+    writer.close()
+    await writer.wait_closed()
+    (example,) = h.gw.store.examples("classify")
+    assert example.output == gw_rules.teacher_output(inp)
+    counts = h.gw.store.request_counts("classify")
+    assert counts.requests == 1 and counts.teacher_calls == 1
+    state = await (await client.get("/v1/tasks/classify/state")).json()
+    assert state["spend"]["today"] > 0  # the teacher's call is booked
+
+
+def test_chunks_carry_the_answer_in_order() -> None:
+    out = {"label": "y" * 100}
+    pieces = chat.chunks("t", "r1", out, include_usage=False)
+    text = "".join(p["choices"][0]["delta"].get("content", "") for p in pieces)
+    assert json.loads(text) == out
+    assert len(pieces) == 2 + -(-len(text) // chat.PIECE_CHARS)
