@@ -30,7 +30,7 @@ from apprentice.evaluators.base import (
 __all__ = ["CustomEvaluator", "load_function"]
 
 
-def load_function(entry_point: str) -> Callable[..., Any]:
+def load_function(entry_point: str) -> Callable[..., object]:
     """Import ``module:function`` (the function part may be dotted, e.g. ``Scorer.score``)."""
     module_name, sep, attr_path = entry_point.partition(":")
     if not sep or not module_name or not attr_path:
@@ -38,7 +38,7 @@ def load_function(entry_point: str) -> Callable[..., Any]:
             f"custom evaluator {entry_point!r} is not 'module:function', e.g. mypkg.scoring:score"
         )
     try:
-        target: Any = importlib.import_module(module_name)
+        target: object = importlib.import_module(module_name)
     except ImportError as exc:
         raise EvaluatorConfigError(
             f"custom evaluator {entry_point!r}: cannot import module {module_name!r} ({exc}); "
@@ -56,10 +56,10 @@ def load_function(entry_point: str) -> Callable[..., Any]:
         raise EvaluatorConfigError(
             f"custom evaluator {entry_point!r} is a {type(target).__name__}, not a function"
         )
-    return target  # type: ignore[no-any-return]
+    return target
 
 
-def _arity(function: Callable[..., Any], entry_point: str) -> int:
+def _arity(function: Callable[..., object], entry_point: str) -> int:
     """2 for (student, teacher), 3 for (task, student, teacher)."""
     try:
         signature = inspect.signature(function)
@@ -80,16 +80,17 @@ def _arity(function: Callable[..., Any], entry_point: str) -> int:
     )
 
 
-def _as_evaluation(result: Any, entry_point: str) -> Evaluation:
+def _as_evaluation(result: object, entry_point: str) -> Evaluation:
     details: dict[str, Any] = {}
     score = result
     if isinstance(result, tuple):
-        if len(result) != 2 or not isinstance(result[1], dict):
+        extra = result[1] if len(result) == 2 else None
+        if not isinstance(extra, dict):
             raise CustomEvaluatorError(
                 f"custom evaluator {entry_point!r} returned a tuple that is not "
                 f"(score, details: dict): {result!r:.200}"
             )
-        score, details = result
+        score, details = result[0], extra
         try:
             # Details are stored with the comparison; catch the problem here, named.
             json.dumps(details)
@@ -129,8 +130,8 @@ class CustomEvaluator:
 
     def _call(
         self, task: TaskConfig, student_output: dict[str, Any], teacher_output: dict[str, Any]
-    ) -> Any:
-        args: tuple[Any, ...] = (student_output, teacher_output)
+    ) -> object:
+        args: tuple[object, ...] = (student_output, teacher_output)
         if self._arity == 3:
             args = (task, *args)
         try:

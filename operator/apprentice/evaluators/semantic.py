@@ -32,7 +32,7 @@ import math
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apprentice.config import EvaluatorKind, ProviderConfig, TaskConfig
 from apprentice.evaluators import fields
@@ -48,6 +48,9 @@ from apprentice.evaluators.values import Comparison
 from apprentice.prompts import canonical_json
 from apprentice.teachers import build_teacher
 from apprentice.teachers.base import Teacher
+
+if TYPE_CHECKING:  # the `semantic` extra: imported for real in _load, when first needed
+    from sentence_transformers import SentenceTransformer
 
 __all__ = [
     "MODEL_PACKAGE",
@@ -99,14 +102,14 @@ class LocalEmbedder:
     def __init__(self, model_path: Path | None = None, *, device: str = "cpu") -> None:
         self._model_path = model_path
         self._device = device
-        self._model: Any = None
+        self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
 
     @property
     def loaded(self) -> bool:
         return self._model is not None
 
-    def _load(self) -> Any:
+    def _load(self) -> SentenceTransformer:
         with self._lock:
             if self._model is None:
                 path = self._model_path or local_model_path()

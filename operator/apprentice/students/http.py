@@ -56,7 +56,7 @@ class HTTPStudentBase:
         method: str,
         path: str,
         *,
-        json_body: Any = None,
+        json_body: object = None,
         content: bytes | None = None,
         ok: tuple[int, ...] = (200,),
     ) -> httpx.Response:

@@ -11,7 +11,9 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Any
 
-from apprentice.config import TaskConfig
+import httpx
+
+from apprentice.config import LocalConfig, TaskConfig
 from apprentice.students.base import (
     Health,
     NoStudent,
@@ -37,8 +39,10 @@ class LlamaCppStudent(HTTPStudentBase):
         "start it with `llama-server -m BASE.gguf --lora ADAPTER.gguf ...`, or fix local.base_url"
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self, local: LocalConfig, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        super().__init__(local, transport=transport)
         root = self.base_url
         self.base_url = root[: -len("/v1")] if root.endswith("/v1") else root
         self._adapter_ids: dict[str, int] = {}

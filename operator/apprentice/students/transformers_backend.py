@@ -15,7 +15,8 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, TypeVarTuple, Unpack
 
 import torch
 
@@ -31,6 +32,9 @@ from apprentice.students.base import (
     VersionRef,
     answer_from_text,
 )
+
+Args = TypeVarTuple("Args")
+R = TypeVar("R")
 
 __all__ = ["LoadedVersion", "TransformersStudent", "load_merged"]
 
@@ -95,7 +99,8 @@ class TransformersStudent:
         )
         self._closed = False
 
-    async def _run(self, fn: Any, *args: Any) -> Any:
+    async def _run(self, fn: Callable[[Unpack[Args]], R], *args: *Args) -> R:
+        """``fn(*args)`` on the model's one worker thread (torch calls block)."""
         if self._closed:
             raise StudentUnavailable("the transformers student is closed")
         loop = asyncio.get_running_loop()
