@@ -78,6 +78,21 @@ async def test_a_client_gone_mid_stream_keeps_its_paid_answer(harness_factory: A
     assert state["spend"]["today"] > 0  # the teacher's call is booked
 
 
+async def test_the_task_api_streams_one_event_then_done(harness_factory: Any) -> None:
+    h = await harness_factory()
+    client = await h.serve()
+    inp = gw_rules.make_input(12)
+    resp = await client.post("/v1/tasks/classify", json={"input": inp, "stream": True})
+    assert resp.status == 200 and resp.headers["Content-Type"] == "text/event-stream"
+    events = [e for e in (await resp.text()).split("\n\n") if e]
+    assert len(events) == 2 and events[1] == "data: [DONE]"
+    answer = json.loads(events[0].removeprefix("data: "))
+    assert answer["output"] == gw_rules.teacher_output(inp)
+    assert [e.request_id for e in h.gw.store.examples("classify")] == [answer["request_id"]]
+    bad = await client.post("/v1/tasks/classify", json={"input": inp, "stream": "yes"})
+    assert bad.status == 400 and "stream" in (await bad.json())["error"]["message"]
+
+
 def test_chunks_carry_the_answer_in_order() -> None:
     out = {"label": "y" * 100}
     pieces = chat.chunks("t", "r1", out, include_usage=False)

@@ -42,6 +42,11 @@ class TaskRequest(_Body):
     """``POST /v1/tasks/{task}``."""
 
     input: dict[str, Any] = Field(description="The task input; must match the task's schema.")
+    stream: bool | None = Field(
+        default=None,
+        description="Answer as Server-Sent Events: one event with output and request_id, "
+        "then data: [DONE] (sent once the answer is stored).",
+    )
 
 
 class ContentPart(_Body):

@@ -9,7 +9,8 @@ mid-stream therefore never loses a paid answer: it is stored and booked before t
 first byte, and the write error of the hang-up is ignored. Errors before the stream
 (bad input, budget, teacher failure) are the usual JSON error with its status.
 ``stream_options.include_usage`` adds the final chunk with ``usage`` and no choices,
-as OpenAI does.
+as OpenAI does. The task API's own variant (``{"input": ..., "stream": true}``) sends
+one event, ``{"output", "request_id"}``, then ``data: [DONE]``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from aiohttp import web
 from apprentice import prompts
 from apprentice.gateway import bodies, errors, reading
 
-__all__ = ["PIECE_CHARS", "chat_input", "completion", "stream"]
+__all__ = ["PIECE_CHARS", "chat_input", "chunks", "completion", "events", "stream"]
 
 PIECE_CHARS = 32
 """Characters of the answer per chunk."""
@@ -93,6 +94,23 @@ def chunks(
     return out
 
 
+async def events(request: web.Request, items: list[dict[str, Any]]) -> web.StreamResponse:
+    """Send ``items`` as SSE ``data:`` events, then ``data: [DONE]``; a client gone
+    mid-stream is not an error (see the module docstring)."""
+    resp = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
+    await resp.prepare(request)
+    try:
+        for item in items:
+            await resp.write(f"data: {json.dumps(item, separators=(',', ':'))}\n\n".encode())
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+    except ConnectionError:
+        pass  # the answer is stored and booked already; only the rest of the stream is lost
+    return resp
+
+
 async def stream(
     request: web.Request,
     task: str,
@@ -100,16 +118,5 @@ async def stream(
     output: dict[str, Any],
     include_usage: bool,
 ) -> web.StreamResponse:
-    """Send the answer as SSE; a client gone mid-stream is not an error (see the docstring)."""
-    resp = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-    )
-    await resp.prepare(request)
-    try:
-        for item in chunks(task, request_id, output, include_usage):
-            await resp.write(f"data: {json.dumps(item, separators=(',', ':'))}\n\n".encode())
-        await resp.write(b"data: [DONE]\n\n")
-        await resp.write_eof()
-    except (ConnectionResetError, ConnectionError):
-        pass  # the answer is stored and booked already; only the rest of the stream is lost
-    return resp
+    """The chat answer as ``chat.completion.chunk`` events."""
+    return await events(request, chunks(task, request_id, output, include_usage))

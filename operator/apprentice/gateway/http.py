@@ -171,12 +171,15 @@ class Routes:
         raw = await reading.read_json(request, self.limit, self.body_timeout_s)
         return bodies.parse(model, raw)
 
-    async def run_task(self, request: web.Request) -> web.Response:
+    async def run_task(self, request: web.Request) -> web.StreamResponse:
         task = self._task(request)
         await self._caller(request, task)
         body = await self._body(request, bodies.TaskRequest)
         result = await self._limited(task, body.input)
-        return _json({"output": result.output, "request_id": result.request_id})
+        answer = {"output": result.output, "request_id": result.request_id}
+        if body.stream:
+            return await chat.events(request, [answer])
+        return _json(answer)
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         body = await self._body(request, bodies.ChatCompletionRequest)

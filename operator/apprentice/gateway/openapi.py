@@ -30,6 +30,12 @@ from apprentice.gateway import settling as _settling  # noqa: F401 - StoreUnavai
 from apprentice.vocabulary import VERSION_STATES
 
 _REF_TEMPLATE = "#/components/schemas/{model}"
+# One Server-Sent Event of a stream=true answer: ``data`` is a JSON object, or ``[DONE]``.
+_SSE_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {"data": {"type": "string"}, "event": {"type": "string"}},
+}
 _RETRY_AFTER = {
     "Retry-After": {
         "description": "Seconds to wait before retrying (the provider's back-off when known).",
@@ -199,7 +205,13 @@ def _public_paths(cfg: ApprenticeConfig) -> dict[str, Any]:
         paths[f"/v1/tasks/{task.name}"] = {
             "post": _op(
                 task.description or f"Run {task.name}",
-                _body(response),
+                {
+                    "content": {
+                        "application/json": {"schema": response},
+                        # stream=true: one event with the answer, then `data: [DONE]`
+                        "text/event-stream": {"schema": _SSE_EVENT},
+                    }
+                },
                 *_RUN,
                 operationId=f"run_{task.name}",
                 requestBody={"required": True, **_body(_task_request(task.name))},
@@ -212,7 +224,7 @@ def _public_paths(cfg: ApprenticeConfig) -> dict[str, Any]:
                 "content": {
                     "application/json": {"schema": _ref("ChatCompletion")},
                     # stream=true: chat.completion.chunk events, then `data: [DONE]`
-                    "text/event-stream": {"schema": {"type": "string"}},
+                    "text/event-stream": {"schema": _SSE_EVENT},
                 }
             },
             *_RUN,
