@@ -25,6 +25,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from apprentice import prompts
 
+# torch and transformers (the `train` extra) are imported inside the functions that
+# need them: the training backends import this module for encode_chat, and the
+# operator and gateway-only images have neither.
 if TYPE_CHECKING:
     import torch
 

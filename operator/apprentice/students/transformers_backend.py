@@ -52,7 +52,7 @@ class LoadedVersion:
 
 def load_merged(base_model: str, adapter_dir: str, device: str) -> tuple[Any, tiny.Codec]:
     """Base + adapter merged into one plain model, in eval mode (blocking)."""
-    from peft import PeftModel
+    from peft import PeftModel  # the `train` extra: heavy, needed only when loading
 
     base, codec = tiny.load_base(base_model, device)
     try:
