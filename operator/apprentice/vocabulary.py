@@ -24,6 +24,7 @@ __all__ = [
     "StoredRoute",
     "VersionState",
     "VersionStateName",
+    "stored_route",
 ]
 
 
@@ -61,6 +62,15 @@ class Route(enum.StrEnum):
 StoredRoute = Literal["remote_only", "local_only", "both"]
 """The routes a stored request can have taken (a rejected one is never stored)."""
 ROUTES: tuple[StoredRoute, ...] = ("remote_only", "local_only", "both")
+
+
+def stored_route(route: Route) -> StoredRoute:
+    """``route`` as the store keeps it; a ``rejected`` request is never stored."""
+    for name in ROUTES:
+        if route.value == name:
+            return name
+    raise ValueError(f"a {route.value} request is never stored; stored routes: {list(ROUTES)}")
+
 
 ServedBy = Literal["teacher", "student"]
 """Who produced the answer the caller got (the engine's choice, the store's column)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import get_args, get_type_hints
 
+import pytest
+
 from apprentice import vocabulary as v
 from apprentice.docs_reference import http_api
 from apprentice.engine import lifecycle
@@ -19,6 +21,9 @@ def test_literals_and_enums_name_the_same_words() -> None:
     assert tuple(s.value for s in v.VersionState) == v.VERSION_STATES
     assert set(get_args(v.StoredRoute)) == {r.value for r in v.Route} - {"rejected"}
     assert [p.number for p in v.Phase] == [1, 2, 3]
+    assert [v.stored_route(r) for r in v.Route if r is not v.Route.rejected] == list(v.ROUTES)
+    with pytest.raises(ValueError, match="rejected request is never stored"):
+        v.stored_route(v.Route.rejected)
     assert [p.label for p in v.Phase] == ["1 cold start", "2 reinforcement", "3 steady state"]
 
 
