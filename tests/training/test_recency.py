@@ -91,3 +91,14 @@ def test_a_version_is_judged_on_recent_held_out_answers_once_there_are_enough() 
     few = stream({}, after=recency.MIN_RECENT_HELDOUT - 1)
     assert len(recency.heldout(few, SHIFT)) == len(few)
     assert recency.heldout(few, None) == few
+
+
+def test_a_few_held_out_answers_are_judged_with_what_every_answer_says_vanished() -> None:
+    # A fifth of the answers are held out: soon after a rename, too few of them to
+    # tell on their own that the old name is gone; every answer can.
+    every = stream({"technical": "engineering"}, after=recency.MIN_AFTER + 10)
+    held = [e for e in every if e.id is not None and e.id % 5 == 0]
+    assert categories(recency.heldout(held, SHIFT)) >= {"technical"}  # alone: undecided
+    judged = recency.heldout(held, SHIFT, evidence=every)
+    assert "technical" not in categories(judged)
+    assert {"engineering", "billing"} <= categories(judged)

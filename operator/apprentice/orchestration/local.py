@@ -231,9 +231,10 @@ class LocalOrchestrator:
         """The examples a version is judged on: what the teacher says now (retired
         answers out, recent ones only once there are enough of them), the latest
         :data:`MAX_VALIDATION_EXAMPLES`."""
-        heldout = await self._db(self.store.examples, task, "heldout")
+        every = await self._db(self.store.examples, task)
+        heldout = [e for e in every if e.split == "heldout"]
         since = await self._db(datasets.last_change, self.store, task)
-        return recency.heldout(heldout, since)[-MAX_VALIDATION_EXAMPLES:]
+        return recency.heldout(heldout, since, evidence=every)[-MAX_VALIDATION_EXAMPLES:]
 
     async def _why_not(
         self, task: str, score: float, heldout: list[records.ExampleRecord]

@@ -10,8 +10,10 @@ emergency alarm (``since``):
   given once since the change, although it has answered at least
   :data:`MIN_AFTER` times, was renamed or merged away; the examples from
   before the change that carry it are dropped, from training and from the
-  held-out split that judges the next version. A new category retires
-  nothing: the old answers are still right.
+  held-out split that judges the next version. The held-out split alone holds
+  a tenth of the answers, too few to tell soon after the change, so what
+  vanished is decided on every answer (``evidence``) and applied to it. A new
+  category retires nothing: the old answers are still right.
 - **judge on the recent**: once :data:`MIN_RECENT_HELDOUT` held-out answers
   were given since the change, the next version (and the active one it must not
   lose to) is scored on those alone: the old world no longer decides.
@@ -99,11 +101,17 @@ def _created(example: Any) -> datetime:
     return at
 
 
-def retire(examples: Sequence[E], since: datetime | None) -> tuple[list[E], int]:
-    """The examples the teacher still stands by, and how many were retired."""
+def retire(
+    examples: Sequence[E], since: datetime | None, *, evidence: Sequence[Any] | None = None
+) -> tuple[list[E], int]:
+    """The examples the teacher still stands by, and how many were retired.
+
+    ``evidence`` (default: ``examples``) are the answers that decide which label
+    values vanished: all of the task's answers when only a split is filtered.
+    """
     if since is None:
         return list(examples), 0
-    gone = vanished(examples, since)
+    gone = vanished(examples if evidence is None else evidence, since)
     if not gone:
         return list(examples), 0
     kept: list[E] = []
@@ -124,9 +132,15 @@ def weights(examples: Sequence[Any], since: datetime | None) -> list[int]:
     return [RECENT_WEIGHT if _created(e) >= since else 1 for e in examples]
 
 
-def heldout(examples: Sequence[E], since: datetime | None) -> list[E]:
-    """The held-out examples that judge a version: the recent ones when enough exist."""
-    kept, _ = retire(examples, since)
+def heldout(
+    examples: Sequence[E], since: datetime | None, *, evidence: Sequence[Any] | None = None
+) -> list[E]:
+    """The held-out examples that judge a version: the recent ones when enough exist.
+
+    ``evidence``: every answer of the task (train and held-out), which decides
+    what vanished (see :func:`retire`); without it the held-out split decides alone.
+    """
+    kept, _ = retire(examples, since, evidence=evidence)
     if since is None:
         return kept
     recent = [e for e in kept if _created(e) >= since]
