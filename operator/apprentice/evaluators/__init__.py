@@ -51,7 +51,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class Wiring:
+class EvaluatorDeps:
     """What a factory gets besides the task (see :func:`build_evaluator`)."""
 
     judge_factory: JudgeFactory | None
@@ -59,11 +59,11 @@ class Wiring:
     default_judge: ProviderConfig | None
 
 
-EvaluatorFactory = Callable[[TaskConfig, Wiring], Evaluator]
+EvaluatorFactory = Callable[[TaskConfig, EvaluatorDeps], Evaluator]
 """Builds one task's evaluator; raises :class:`EvaluatorConfigError` for options it cannot use."""
 
 
-def _semantic(task: TaskConfig, wiring: Wiring) -> Evaluator:
+def _semantic(task: TaskConfig, wiring: EvaluatorDeps) -> Evaluator:
     return semantic.SemanticSimilarity(
         task,
         embedder=wiring.embedder,
@@ -72,7 +72,7 @@ def _semantic(task: TaskConfig, wiring: Wiring) -> Evaluator:
     )
 
 
-def _judge(task: TaskConfig, wiring: Wiring) -> Evaluator:
+def _judge(task: TaskConfig, wiring: EvaluatorDeps) -> Evaluator:
     return judge.LLMJudge(
         task, judge_factory=wiring.judge_factory, default_judge=wiring.default_judge
     )
@@ -116,7 +116,7 @@ def build_evaluator(
         raise EvaluatorConfigError(
             f"task {task.name}: unknown evaluator {task.evaluator.value!r}; known: {known}"
         )
-    return factory(task, Wiring(judge_factory, embedder, default_judge))
+    return factory(task, EvaluatorDeps(judge_factory, embedder, default_judge))
 
 
 def evaluate_sync(

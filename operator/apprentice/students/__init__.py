@@ -17,11 +17,11 @@ from apprentice.config import LocalConfig, StudentBackend
 from apprentice.students import llama_cpp, ollama, openai_ft, vllm
 from apprentice.students.base import Student
 
-__all__ = ["REGISTRY", "StudentFactory", "Wiring", "build_student"]
+__all__ = ["REGISTRY", "StudentDeps", "StudentFactory", "build_student"]
 
 
 @dataclass(frozen=True)
-class Wiring:
+class StudentDeps:
     """What a factory gets besides ``local``.
 
     ``task`` names the per-task models a shared server holds (Ollama);
@@ -32,11 +32,11 @@ class Wiring:
     transport: httpx.AsyncBaseTransport | None
 
 
-StudentFactory = Callable[[LocalConfig, Wiring], Student]
+StudentFactory = Callable[[LocalConfig, StudentDeps], Student]
 """Builds one student client; raises ``ValueError`` for a ``local`` block it cannot use."""
 
 
-def _transformers(local: LocalConfig, wiring: Wiring) -> Student:
+def _transformers(local: LocalConfig, wiring: StudentDeps) -> Student:
     # Imported when chosen: the in-process backend imports torch (the `train`
     # extra), which is heavy and absent from the gateway-only and operator images.
     from apprentice.students import transformers_backend
@@ -44,12 +44,12 @@ def _transformers(local: LocalConfig, wiring: Wiring) -> Student:
     return transformers_backend.TransformersStudent(local)
 
 
-def _ollama(local: LocalConfig, wiring: Wiring) -> Student:
+def _ollama(local: LocalConfig, wiring: StudentDeps) -> Student:
     # Ollama has a well-known default address: base_url may be left out.
     return ollama.OllamaStudent(local, task=wiring.task, transport=wiring.transport)
 
 
-def _openai(local: LocalConfig, wiring: Wiring) -> Student:
+def _openai(local: LocalConfig, wiring: StudentDeps) -> Student:
     return openai_ft.OpenAIStudent(local, transport=wiring.transport)
 
 
@@ -61,12 +61,12 @@ def _require_base_url(local: LocalConfig) -> None:
         )
 
 
-def _vllm(local: LocalConfig, wiring: Wiring) -> Student:
+def _vllm(local: LocalConfig, wiring: StudentDeps) -> Student:
     _require_base_url(local)
     return vllm.VLLMStudent(local, transport=wiring.transport)
 
 
-def _llama_cpp(local: LocalConfig, wiring: Wiring) -> Student:
+def _llama_cpp(local: LocalConfig, wiring: StudentDeps) -> Student:
     _require_base_url(local)
     return llama_cpp.LlamaCppStudent(local, transport=wiring.transport)
 
@@ -91,4 +91,4 @@ def build_student(
     if factory is None:
         known = ", ".join(kind.value for kind in REGISTRY)
         raise ValueError(f"unknown student backend {local.backend.value!r}; known: {known}")
-    return factory(local, Wiring(task, transport))
+    return factory(local, StudentDeps(task, transport))

@@ -48,7 +48,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class Wiring:
+class TeacherDeps:
     """What a factory gets besides its provider block: I/O and time, replaced in tests."""
 
     transport: httpx.AsyncBaseTransport | None
@@ -58,7 +58,7 @@ class Wiring:
     rng: random.Random | None
 
 
-TeacherFactory = Callable[[ProviderConfig, Wiring], Teacher]
+TeacherFactory = Callable[[ProviderConfig, TeacherDeps], Teacher]
 """Builds one teacher; raises :class:`~.errors.TeacherConfigError` for a block it cannot use."""
 
 ADAPTERS: dict[ProviderKind, Adapter] = {
@@ -77,7 +77,7 @@ def _remote(kind: ProviderKind) -> TeacherFactory:
     # a dedicated embeddings model (or none).
     embeds_with_model = kind is ProviderKind.openai_compatible
 
-    def build(config: ProviderConfig, wiring: Wiring) -> Teacher:
+    def build(config: ProviderConfig, wiring: TeacherDeps) -> Teacher:
         price = pricing.price_for(config)
         key = resolve_api_key(config, wiring.env, default_env=adapter.default_key_env)
         return RemoteTeacher(
@@ -95,7 +95,7 @@ def _remote(kind: ProviderKind) -> TeacherFactory:
     return build
 
 
-def _replay(config: ProviderConfig, wiring: Wiring) -> Teacher:
+def _replay(config: ProviderConfig, wiring: TeacherDeps) -> Teacher:
     return ReplayTeacher(config, price=pricing.price_for(config), clock=wiring.clock)
 
 
@@ -126,7 +126,7 @@ def build_teacher(
             f"unknown teacher provider {config.provider.value!r}; known: {known}",
             provider=config.provider.value,
         )
-    wiring = Wiring(transport, os.environ if env is None else env, clock, sleep, rng)
+    wiring = TeacherDeps(transport, os.environ if env is None else env, clock, sleep, rng)
     return factory(config, wiring)
 
 
