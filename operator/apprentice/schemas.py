@@ -15,6 +15,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, SchemaError
 
+from apprentice import schema_checks
+
 JSONSchema = dict[str, Any]
 
 _SCALARS: dict[str, JSONSchema] = {
@@ -105,12 +107,8 @@ def normalize(raw: dict[str, Any] | None, where: str = "schema") -> JSONSchema:
 
 
 def validation_errors(schema: JSONSchema, instance: Any) -> list[str]:
-    """Every way ``instance`` breaks ``schema``, each as 'path: message' (empty when valid)."""
-    validator = Draft202012Validator(schema)
-    out: list[str] = []
-    for error in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path)):
-        path = "".join(
-            f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path
-        ).lstrip(".")
-        out.append(f"{path or '<root>'}: {error.message}")
-    return out
+    """Every way ``instance`` breaks ``schema``, each as 'path: message' (empty when valid).
+
+    The validator is compiled once per schema object (:mod:`apprentice.schema_checks`).
+    """
+    return schema_checks.compiled(schema).problems(instance)

@@ -21,7 +21,7 @@ import dataclasses
 import time
 from typing import Any, Protocol, runtime_checkable
 
-from apprentice import prompts, schemas
+from apprentice import prompts, schema_checks
 from apprentice.config import TaskConfig
 
 __all__ = [
@@ -121,8 +121,8 @@ def answer_from_text(
         output = prompts.parse_output(text)
     except prompts.OutputParseError as exc:
         return StudentAnswer(None, text, version, latency, f"invalid JSON: {exc}")
-    problems = schemas.validation_errors(task.output_schema, output)
-    if problems:
-        detail = "; ".join(str(p) for p in problems[:3])
+    check = schema_checks.for_task(task).output  # compiled once per task: the only check
+    if not check.is_valid(output):
+        detail = "; ".join(check.problems(output)[:3])
         return StudentAnswer(None, text, version, latency, f"schema-invalid output: {detail}")
     return StudentAnswer(output, text, version, latency, None)

@@ -16,9 +16,10 @@ from typing import Any, Protocol
 
 import httpx
 
-from apprentice import prompts, schemas
+from apprentice import prompts, schema_checks
 from apprentice.config import ProviderConfig, TaskConfig
 from apprentice.prompts import ChatMessage
+from apprentice.schema_checks import SchemaCheck
 from apprentice.teachers import billing, pricing
 from apprentice.teachers.base import Clock, Completion, Sleep, TeacherAnswer, Usage
 from apprentice.teachers.billing import Bill
@@ -127,13 +128,15 @@ def repair_messages(
     ]
 
 
-def _check(text: str, schema: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
+def _check(text: str, check: SchemaCheck) -> tuple[dict[str, Any] | None, list[str]]:
+    """The parsed answer if it is valid, else what is wrong with it (for the repair request)."""
     try:
         output = prompts.parse_output(text)
     except prompts.OutputParseError as exc:
         return None, [str(exc)]
-    problems = schemas.validation_errors(schema, output)
-    return (output, []) if not problems else (None, problems)
+    if check.is_valid(output):  # the task's validator, compiled once: the only check
+        return output, []
+    return None, check.problems(output)
 
 
 class RemoteTeacher:
@@ -261,7 +264,8 @@ class RemoteTeacher:
         bill = Bill()
         result, attempts = await self._chat(messages, schema, task.name, cap, bill)
         usage = result.usage
-        output, problems = _check(result.text, schema)
+        check = schema_checks.for_task(task).output
+        output, problems = _check(result.text, check)
         if output is None:
             # One repair: most invalid answers are a missed field or a stray sentence.
             retry = repair_messages(messages, result.text, problems)
@@ -276,7 +280,7 @@ class RemoteTeacher:
                 )
             result, more = await self._chat(retry, schema, task.name, cap, bill)
             usage, attempts = usage + result.usage, attempts + more
-            output, problems = _check(result.text, schema)
+            output, problems = _check(result.text, check)
             if output is None:
                 error = InvalidOutput(
                     f"answer for task {task.name!r} still invalid after one repair: "
