@@ -12,7 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# The CPU build of torch first, so nothing pulls a CUDA build in as a dependency.
 	$(BIN)/pip install -q "torch==2.13.0" || $(BIN)/pip install -q torch
-	$(BIN)/pip install -q -e ".[all,dev]"
+	# llama-cpp-python (in `all`, extra `llamacpp`) compiles llama.cpp: portable CPU code,
+	# no libcurl; about 10-15 min on two cores the first time, then pip's wheel cache.
+	CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_CURL=OFF" $(BIN)/pip install -q -e ".[all,dev]"
 	rm -f $(VENV)/.installed-*; touch $@
 
 demo: $(STAMP)

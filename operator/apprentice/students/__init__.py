@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import httpx
 
 from apprentice.config import LocalConfig, StudentBackend
-from apprentice.students import llama_cpp, ollama, openai_ft, vllm
+from apprentice.students import llama_cpp, llama_cpp_managed, ollama, openai_ft, vllm
 from apprentice.students.base import Student
 
 __all__ = ["REGISTRY", "StudentDeps", "StudentFactory", "build_student"]
@@ -67,7 +67,9 @@ def _vllm(local: LocalConfig, wiring: StudentDeps) -> Student:
 
 
 def _llama_cpp(local: LocalConfig, wiring: StudentDeps) -> Student:
-    _require_base_url(local)
+    # No base_url: the student runs llama-cpp-python's server itself, one per version.
+    if not local.base_url:
+        return llama_cpp_managed.ManagedLlamaCppStudent(local)
     return llama_cpp.LlamaCppStudent(local, transport=wiring.transport)
 
 
