@@ -109,6 +109,35 @@ async def test_key_admin_rejects_bad_input(
     await _err(await client.get("/admin/keys"), 401, "unauthorized")
 
 
+async def test_a_key_s_rate_limit_is_a_429_with_retry_after(
+    harness_factory: Any, tmp_path: Path, admin_env: dict[str, str]
+) -> None:
+    h = await harness_factory(two_tasks(tmp_path, require_api_keys=True))
+    client = await h.serve()
+    body = {"tasks": ["classify"], "rate_per_s": 0.2}  # one request, then one per 5 s
+    made = await (await client.post("/admin/keys", json=body, headers=admin_env)).json()
+    assert made["rate_per_s"] == 0.2
+    bearer = {"Authorization": f"Bearer {made['key']}"}
+    inp = {"input": gw_rules.make_input(1)}
+    assert (await client.post("/v1/tasks/classify", json=inp, headers=bearer)).status == 200
+    resp = await client.post("/v1/tasks/classify", json=inp, headers=bearer)
+    e = await _err(resp, 429, "rate_limited")
+    assert e["details"] == {"key_id": made["id"], "rate_per_s": 0.2}
+    assert 1 <= int(resp.headers["Retry-After"]) <= 5
+    assert h.gw.store.request_counts("classify").requests == 1  # refused before any work
+    # Another key has its own bucket; bad rates are refused when the key is made.
+    other = await _create(client, admin_env, ["classify"])
+    ok = await client.post(
+        "/v1/tasks/classify", json=inp, headers={"Authorization": f"Bearer {other['key']}"}
+    )
+    assert ok.status == 200
+    for rate in (0, -1, "fast"):
+        bad = {"tasks": ["classify"], "rate_per_s": rate}
+        e = await _err(await client.post("/admin/keys", json=bad, headers=admin_env), 400,
+                       "bad_request")  # fmt: skip
+        assert "rate_per_s" in e["message"]
+
+
 async def test_keys_are_off_by_default(harness_factory: Any) -> None:
     h = await harness_factory()
     client = await h.serve()
@@ -128,6 +157,8 @@ async def test_cli_keys_work_with_the_openai_sdk(
     made = json.loads(capsys.readouterr().out)
     assert await _cli("keys", "create", "-c", str(path), "--task", "nope") == 1
     assert "nope" in capsys.readouterr().err
+    assert await _cli("keys", "create", "-c", str(path), "--task", "classify", "--rate", "0") == 1
+    assert "--rate must be more than 0" in capsys.readouterr().err
 
     h = await harness_factory(config.load(path))
     client = await h.serve()

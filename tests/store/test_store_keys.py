@@ -39,6 +39,9 @@ def test_keys_round_trip_and_revoke_once(store_url: str) -> None:
         assert again is not None and again.revoked_at == NOW + timedelta(hours=1)
         assert store.revoke_api_key("000000000000", NOW) is None
         assert not store.api_key("ba9876543210").revoked  # type: ignore[union-attr]
+        limited = ApiKeyRecord("00000000beef", "d" * 64, ("t",), None, NOW, rate_per_s=2.5)
+        store.add_api_key(limited)
+        assert store.api_key("00000000beef") == limited
 
 
 def test_add_examples_collapses_duplicates_without_a_request(store_url: str) -> None:

@@ -29,6 +29,7 @@ def register(sub: Any) -> None:
     create = actions.add_parser("create", help="a new key for one or more tasks (shown once)")
     create.add_argument("--task", action="append", required=True, help="task (repeatable)")
     create.add_argument("--name", help="a label: who or what holds the key")
+    create.add_argument("--rate", type=float, help="requests per second it may make (> 0)")
     actions.add_parser("list", help="every key with its tasks (never the token)")
     revoke = actions.add_parser("revoke", help="revoke a key by its public id")
     revoke.add_argument("key_id", help="the id shown by create and list (12 hex digits)")
@@ -44,7 +45,9 @@ async def _act(cfg: config.ApprenticeConfig, args: argparse.Namespace) -> dict[s
     try:
         if args.action == "create":
             known = [t.name for t in cfg.tasks]
-            key, token = await ring.create(args.task, args.name, known)
+            if args.rate is not None and not args.rate > 0:
+                raise errors.BadRequest(f"--rate must be more than 0, got {args.rate:g}")
+            key, token = await ring.create(args.task, args.name, known, args.rate)
             return {**key.public(), "key": token}
         if args.action == "revoke":
             return (await ring.revoke(args.key_id)).public()

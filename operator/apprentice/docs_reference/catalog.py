@@ -40,6 +40,11 @@ ENTRIES: dict[tuple[str, str], tuple[str, str]] = {
         "The key (named by its public id in `details.key_id`) was revoked.",
         "Create a new key; a revoked key stays listed by `apprentice keys list` for audit.",
     ),
+    ("gateway", "rate_limited"): (
+        "The API key made more requests than its `rate_per_s` allows (per gateway replica).",
+        "Wait for `Retry-After` seconds (the OpenAI SDK does), spread the calls, or create a key "
+        "with a higher `rate_per_s`.",
+    ),
     ("gateway", "api_key_wrong_task"): (
         "The key is valid but scoped to other tasks (`details.tasks`).",
         "Call one of the key's tasks, or create a key that includes this task.",

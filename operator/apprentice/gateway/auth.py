@@ -9,7 +9,9 @@ task's ``/state`` need a key for that task (or the admin token); without it they
 stay open, as before, and only ``/admin`` needs the token.
 
 Failures name the problem and never the token: 401 ``api_key_missing`` or
-``api_key_invalid``, 403 ``api_key_revoked`` or ``api_key_wrong_task``.
+``api_key_invalid``, 403 ``api_key_revoked`` or ``api_key_wrong_task``, and 429
+``rate_limited`` (with ``Retry-After``) past a key's ``rate_per_s``: a token bucket per
+key holding one second of requests (at least one), kept by each gateway replica.
 
 Keys are read from the store and kept for ``CACHE_S`` seconds, so a request does
 not pay a database read; a key revoked through this gateway stops working at once,
@@ -82,6 +84,7 @@ class KeyRing:
         self._admin_env = admin_token_env
         self._clock = clock
         self._cache: dict[str, tuple[float, ApiKeyRecord | None]] = {}
+        self._buckets: dict[str, tuple[float, float]] = {}  # key id -> (tokens, when)
 
     # -- the admin token -------------------------------------------------------------------
 
@@ -138,7 +141,25 @@ class KeyRing:
                 f"API key {key.id} may call {', '.join(key.tasks)}, not {task!r}",
                 details={"key_id": key.id, "tasks": list(key.tasks), "task": task},
             )
+        if key.rate_per_s is not None:
+            self._take(key.id, key.rate_per_s)
         return key
+
+    def _take(self, key_id: str, rate: float) -> None:
+        """One request from the key's bucket, or 429 saying when the next one fits."""
+        now = self._clock()
+        burst = max(1.0, rate)
+        tokens, then = self._buckets.get(key_id, (burst, now))
+        tokens = min(burst, tokens + (now - then) * rate)
+        if tokens < 1.0:
+            self._buckets[key_id] = (tokens, now)
+            wait = (1.0 - tokens) / rate
+            raise errors.RateLimited(
+                f"API key {key_id} is limited to {rate:g} requests/s; retry in {wait:.2f} s",
+                retry_after_s=wait,
+                details={"key_id": key_id, "rate_per_s": rate},
+            )
+        self._buckets[key_id] = (tokens - 1.0, now)
 
     async def _lookup(self, key_id: str) -> ApiKeyRecord | None:
         now = self._clock()
@@ -154,7 +175,11 @@ class KeyRing:
     # -- administration ----------------------------------------------------------------------
 
     async def create(
-        self, tasks: Sequence[str], name: str | None, known: Sequence[str]
+        self,
+        tasks: Sequence[str],
+        name: str | None,
+        known: Sequence[str],
+        rate_per_s: float | None = None,
     ) -> tuple[ApiKeyRecord, str]:
         """A new key for ``tasks`` and its token (the only time the token exists)."""
         unknown = [t for t in tasks if t not in known]
@@ -171,6 +196,7 @@ class KeyRing:
             tasks=tuple(dict.fromkeys(tasks)),
             name=name,
             created_at=datetime.now(UTC),
+            rate_per_s=rate_per_s,
         )
         await asyncio.to_thread(self._store().add_api_key, key)
         return key, token

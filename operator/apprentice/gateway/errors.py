@@ -18,6 +18,7 @@
     ├── TooLarge                      413     too_large
     ├── InvalidInput                  422     invalid_input
     ├── BudgetExhausted               429     budget_exhausted
+    ├── RateLimited                   429     rate_limited  (an API key's rate_per_s)
     ├── TeacherUnavailable            502|503 teacher_unavailable  (details.reason: AuthError, ...)
     ├── StudentUnavailable            503     student_unavailable
     ├── Overloaded                    503     overloaded
@@ -29,7 +30,7 @@ OpenAPI document and the errors reference (an unhandled exception answers 500
 ``internal_error``, the root's type).
 
 Every 503 carries ``Retry-After``: the provider's own back-off when the teacher
-reported one (``retry_after_s``), else one second.
+reported one (``retry_after_s``), else one second; so does a 429 ``rate_limited``.
 
 The Python facade raises the same classes the HTTP layer renders, so a script
 and an HTTP client see the same failure with the same words. Messages never carry
@@ -57,6 +58,7 @@ __all__ = [
     "MethodNotAllowed",
     "NotFound",
     "Overloaded",
+    "RateLimited",
     "StartupError",
     "StudentUnavailable",
     "TeacherUnavailable",
@@ -192,6 +194,17 @@ class InvalidInput(GatewayError):
 class BudgetExhausted(GatewayError):
     status = 429
     type = "budget_exhausted"
+
+
+class RateLimited(GatewayError):
+    """An API key made more requests than its ``rate_per_s``; ``Retry-After`` says when."""
+
+    status = 429
+    type = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: float, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after_s = retry_after_s
 
 
 class TeacherUnavailable(GatewayError):

@@ -73,7 +73,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return resp
     except errors.GatewayError as exc:
         headers = None
-        if exc.status == 503:
+        if exc.status == 503 or isinstance(exc, errors.RateLimited):
             after = exc.retry_after_s
             headers = {"Retry-After": str(max(1, math.ceil(after)) if after else 1)}
         if exc.status == 401:

@@ -32,6 +32,9 @@ class CreateKey(BaseModel):
     name: str | None = Field(
         default=None, max_length=200, description="A label (who or what holds the key)."
     )
+    rate_per_s: float | None = Field(
+        default=None, gt=0, description="Requests per second it may make (none: no limit)."
+    )
 
 
 def _json(body: object, status: int = 200) -> web.Response:
@@ -55,7 +58,7 @@ def add_routes(
         admin(request)
         raw = await reading.read_json(request, cfg.max_body_bytes, cfg.body_timeout_s)
         body = bodies.parse(CreateKey, raw)
-        key, token = await ring.create(body.tasks, body.name, tasks)
+        key, token = await ring.create(body.tasks, body.name, tasks, body.rate_per_s)
         return _json({**key.public(), "key": token}, 201)
 
     async def listing(request: web.Request) -> web.Response:

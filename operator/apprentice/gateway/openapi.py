@@ -159,6 +159,7 @@ def _components(cfg: ApprenticeConfig) -> dict[str, Any]:
                 "tasks": {"type": "array", "items": {"type": "string"}},
                 "created_at": {"type": "string"},
                 "revoked_at": {"type": ["string", "null"]},
+                "rate_per_s": {"type": ["number", "null"]},
                 "key": {"type": "string", "description": "The token: only in the 201 answer."},
             },
         },
@@ -181,7 +182,8 @@ def _components(cfg: ApprenticeConfig) -> dict[str, Any]:
 
 # Statuses by kind of operation; each is a status some handler on it can answer.
 _RUN = (400, 401, 403, 404, 408, 413, 422, 429, 502, 503)
-_KEYED = (401, 403)  # with gateway.require_api_keys: no key, a wrong, revoked or other task's
+# With gateway.require_api_keys: no key, a wrong, revoked or other task's key, its rate limit.
+_KEYED = (401, 403, 429)
 _ADMIN_BODY = (400, 401, 404, 408, 409, 413)
 _ADMIN_PLAIN = (400, 401, 404, 409)
 

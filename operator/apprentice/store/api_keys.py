@@ -24,6 +24,7 @@ class ApiKeyRecord:
     name: str | None
     created_at: datetime
     revoked_at: datetime | None = None
+    rate_per_s: float | None = None  # requests per second it may make (None: no limit)
 
     @property
     def revoked(self) -> bool:
@@ -37,4 +38,5 @@ class ApiKeyRecord:
             "tasks": list(self.tasks),
             "created_at": self.created_at.isoformat(),
             "revoked_at": None if self.revoked_at is None else self.revoked_at.isoformat(),
+            "rate_per_s": self.rate_per_s,
         }

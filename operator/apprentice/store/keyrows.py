@@ -15,7 +15,7 @@ from apprentice.store.sqlcore import SqlCore
 
 __all__ = ["KeyRows"]
 
-_KEY_COLUMNS = "id, secret_hash, tasks, name, created_at, revoked_at"
+_KEY_COLUMNS = "id, secret_hash, tasks, name, created_at, revoked_at, rate_per_s"
 
 
 def _key(row: tuple[object, ...]) -> ApiKeyRecord:
@@ -28,6 +28,7 @@ def _key(row: tuple[object, ...]) -> ApiKeyRecord:
         name=None if row[3] is None else str(row[3]),
         created_at=codec.from_micros(int(str(row[4]))),
         revoked_at=None if revoked is None else codec.from_micros(int(str(revoked))),
+        rate_per_s=None if row[6] is None else float(str(row[6])),
     )
 
 
@@ -37,7 +38,7 @@ class KeyRows(SqlCore):
     def add_api_key(self, key: ApiKeyRecord) -> None:
         with self._write() as tx:
             tx.execute(
-                f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     key.id,
                     key.secret_hash,
@@ -45,6 +46,7 @@ class KeyRows(SqlCore):
                     key.name,
                     codec.to_micros(key.created_at),
                     None,
+                    key.rate_per_s,
                 ),
             )
 

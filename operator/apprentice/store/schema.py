@@ -211,4 +211,7 @@ MIGRATIONS.append(
     )
 )
 
+# A per-key rate limit (requests per second; NULL: none).
+MIGRATIONS.append((4, ["ALTER TABLE api_keys ADD COLUMN rate_per_s DOUBLE PRECISION"]))
+
 LATEST_VERSION = MIGRATIONS[-1][0]
