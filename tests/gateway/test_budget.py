@@ -68,7 +68,8 @@ async def test_at_the_cap_a_ready_student_serves_flagged(
     await h.gw.flush()  # local-only answers return before their row commits
     total = math.fsum(e.amount for e in h.gw.store.spend_entries("classify"))
     assert total <= 0.005 + 1e-12
-    assert h.gw.tasks["classify"].budget_flagged is True
+    state = await (await client.get("/v1/tasks/classify/state")).json()
+    assert state["budget_exhausted"] is True  # flagged where a caller can see it
     assert h.gw.metrics.value("apprentice_alerts_total", {"kind": "budget_100"}) == 1.0
     routes = [r.route for r in h.gw.store.requests("classify")[-10:]]
     assert routes == ["local_only"] * 10

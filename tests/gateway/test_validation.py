@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from apprentice import schemas
-from apprentice.gateway.validation import SchemaCheck
+from apprentice.schema_checks import SchemaCheck
 
 SCHEMAS = [
     schemas.normalize({"text": "str", "metadata": "dict"}),

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from apprentice import schema_checks
 from apprentice.config import TaskConfig
-from apprentice.gateway.validation import TaskSchemas
 from apprentice.store import ExampleRecord, assign_split, input_hash
 
 __all__ = ["PROVENANCE", "Rejected", "parse_lines"]
@@ -104,7 +104,7 @@ class Parser:
     model: str | None = None
 
     def __post_init__(self) -> None:
-        self.schemas = TaskSchemas.for_task(self.task)
+        self.schemas = schema_checks.for_task(self.task)
         self.seen: dict[str, int] = {}
 
     def example(self, number: int, raw: str) -> ExampleRecord:

@@ -40,52 +40,31 @@ and applies :func:`reserve` to it. Settling deletes the reservation row in the
 same transaction that inserts the spend line, so spend plus open reservations,
 summed over every process, is exactly the ``I`` above.
 
-What is booked (the policy; "booked" means a spend line in the store):
-
-- **An answer** (valid, schema-invalid, or its repair attempt): its priced usage.
-  An invalid answer is a billed answer: it is booked and the request is recorded
-  as failed (``task_counters.errors``), with its route, error and cost.
-- **An answer without usage**, or with negative or absurd token counts: the
-  provider ran the model but did not say for how much. Booked at the worst case
-  of that attempt (prompt estimate plus ``max_output_tokens``), never as free and
-  never as a refund; odd numbers are a ``ProviderError`` naming the provider.
-- **An attempt that may have been billed without an answer**: a read or write
-  timeout, a connection dropped after the request was sent, a 5xx. Booked at the
-  worst case of that attempt. Before each retry the call's reservation must cover
-  what it may have cost so far plus the retry's worst case; when the cap has no
-  room for that, the call stops retrying and fails.
-- **A call cut off by the gateway's own timeout or a crash**: booked at its whole
-  reservation (the reserved worst case), since nothing tells what it cost.
-- **Released, nothing booked**, only when nothing can have been billed: the
-  connection was refused (or timed out while connecting), or the provider
-  answered 4xx before the model ran (auth, rate limit, bad request, quota).
-- **Judge calls** (live comparisons and held-out validation) and **teacher
-  embeddings**: the same rules; each is reserved before it runs.
-- **A crash**: reservations are rows. On restart a gateway settles the rows it
-  owned at their reserved worst case; any gateway settles rows whose lease
-  expired. A row whose answer was recorded no longer exists, so nothing is
-  booked twice.
-- **A failed store write after payment**: the spend line is written again on
-  its own; if that fails too it goes to a small append-only journal file that
-  is replayed at start; and if even that fails, the reservation row books the
-  worst case. The caller gets 503 ``store_unavailable`` with the paid answer.
+The policy of what is booked when (answers, failures that may have billed, crashes,
+a failed store write) is where it is executed: :mod:`apprentice.gateway.settling`.
 """
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from apprentice.config import ApprenticeConfig, BudgetCaps
+from apprentice.engine.budget_limits import (
+    GLOBAL,
+    WINDOWS,
+    BudgetLimits,
+    Caps,
+    Window,
+    keys_at,
+    window_bounds,
+    window_keys,
+)
 
 __all__ = [
     "GLOBAL",
+    "WINDOWS",
     "BudgetExhausted",
     "BudgetLimits",
     "BudgetView",
@@ -109,81 +88,6 @@ __all__ = [
     "window_bounds",
     "window_keys",
 ]
-
-GLOBAL = "*"  # the scope of the global caps (task names never contain '*')
-
-
-class Window(enum.StrEnum):
-    day = "day"
-    week = "week"
-    month = "month"
-
-
-WINDOWS = (Window.day, Window.week, Window.month)
-
-
-@dataclass(frozen=True, slots=True)
-class Caps:
-    """Caps per window in the budget currency; ``None`` is uncapped."""
-
-    daily: float | None = None
-    weekly: float | None = None
-    monthly: float | None = None
-
-    @classmethod
-    def from_config(cls, caps: BudgetCaps) -> Caps:
-        return cls(caps.daily, caps.weekly, caps.monthly)
-
-    def get(self, window: Window) -> float | None:
-        if window is Window.day:
-            return self.daily
-        if window is Window.week:
-            return self.weekly
-        return self.monthly
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetLimits:
-    global_caps: Caps = Caps()
-    task_caps: Mapping[str, Caps] = field(default_factory=dict)
-    timezone: str = "UTC"
-    currency: str = "USD"
-    _capped: Mapping[str, tuple[tuple[int, Window, float], ...]] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
-
-    @classmethod
-    def from_config(cls, cfg: ApprenticeConfig) -> BudgetLimits:
-        b = cfg.budget
-        return cls(
-            global_caps=Caps(b.daily, b.weekly, b.monthly),
-            task_caps={t.name: Caps.from_config(t.budget) for t in cfg.tasks},
-            timezone=b.timezone,
-            currency=b.currency,
-        )
-
-    def caps(self, scope: str) -> Caps:
-        return self.global_caps if scope == GLOBAL else self.task_caps.get(scope, Caps())
-
-    def capped(self, scope: str) -> tuple[tuple[int, Window, float], ...]:
-        """``(key position, window, cap)`` for each capped window of a scope."""
-        found = self._capped.get(scope)
-        return _capped(self.caps(scope)) if found is None else found
-
-    def __post_init__(self) -> None:
-        table = {name: _capped(caps) for name, caps in self.task_caps.items()}
-        table[GLOBAL] = _capped(self.global_caps)
-        object.__setattr__(self, "_capped", table)  # derived once; the hot path reads it
-
-
-@lru_cache(maxsize=1024)
-def _capped(caps: Caps) -> tuple[tuple[int, Window, float], ...]:
-    out = []
-    for i, w in enumerate(WINDOWS):
-        cap = caps.get(w)
-        if cap is not None:
-            out.append((i, w, cap))
-    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +119,7 @@ class UnknownReservation(KeyError):
 class Ledger:
     """Spend in the current windows plus open reservations. Treat as immutable."""
 
-    limits: BudgetLimits = BudgetLimits()
+    limits: BudgetLimits = field(default_factory=BudgetLimits)
     # (scope, window) -> (window key, amount); a stale key reads as 0.
     spent: Mapping[tuple[str, Window], tuple[str, float]] = field(default_factory=dict)
     open: Mapping[int, Reservation] = field(default_factory=dict)
@@ -226,49 +130,6 @@ class Ledger:
 
 def empty(limits: BudgetLimits) -> Ledger:
     return Ledger(limits=limits)
-
-
-@lru_cache(maxsize=4096)
-def _keys(tz: str, minute: int) -> tuple[str, str, str]:
-    local = datetime.fromtimestamp(minute * 60, UTC).astimezone(ZoneInfo(tz))
-    year, week, _ = local.isocalendar()
-    return (
-        f"{local.year:04d}-{local.month:02d}-{local.day:02d}",
-        f"{year:04d}-W{week:02d}",
-        f"{local.year:04d}-{local.month:02d}",
-    )
-
-
-def window_keys(limits: BudgetLimits, now: float) -> dict[Window, str]:
-    """Day/ISO-week/month keys of ``now`` in the ledger's zone; they sort chronologically.
-
-    Zone offsets are whole minutes, so keys are memoised per minute.
-    """
-    d, w, m = _keys(limits.timezone, math.floor(now / 60.0))
-    return {Window.day: d, Window.week: w, Window.month: m}
-
-
-def window_bounds(limits: BudgetLimits, now: float) -> dict[Window, tuple[float, float]]:
-    """``[start, end)`` in Unix seconds of the current day, ISO week and month in the zone.
-
-    The end is when a cap of that window resets. Computed from wall-clock dates
-    in the zone, so a DST change makes a day 23 or 25 hours long, as it should.
-    """
-    zone = ZoneInfo(limits.timezone)
-    local = datetime.fromtimestamp(now, UTC).astimezone(zone)
-    day = local.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
-    week = day - timedelta(days=day.weekday())
-    month = day.replace(day=1)
-    next_month = (month + timedelta(days=32)).replace(day=1)
-
-    def ts(naive: datetime) -> float:
-        return naive.replace(tzinfo=zone).timestamp()
-
-    return {
-        Window.day: (ts(day), ts(day + timedelta(days=1))),
-        Window.week: (ts(week), ts(week + timedelta(days=7))),
-        Window.month: (ts(month), ts(next_month)),
-    }
 
 
 def from_totals(
@@ -326,7 +187,7 @@ def spend(ledger: Ledger, now: float, task: str | None = None) -> dict[Window, f
 
 
 def _check(ledger: Ledger, task: str, amount: float, now: float, strict: bool) -> None:
-    keys = _keys(ledger.limits.timezone, math.floor(now / 60.0))
+    keys = keys_at(ledger.limits.timezone, math.floor(now / 60.0))
     spent, limits = ledger.spent, ledger.limits
     for scope in (task, GLOBAL):
         capped = limits.capped(scope)

@@ -1,4 +1,4 @@
-"""One comparison scored with its judge spend reserved first (ARCHITECTURE "Budget").
+"""Step 3, judge: one comparison scored with its judge spend reserved first.
 
 Judge calls (``llm_judge``) are spend like teacher calls: the evaluator's
 worst-case estimate is reserved before it runs and the reservation is settled
@@ -16,28 +16,45 @@ from typing import Any
 from apprentice import teachers as teacher_registry
 from apprentice.config import TaskConfig
 from apprentice.evaluators import base as evaluators_base
-from apprentice.evaluators.base import EvaluatorError
+from apprentice.evaluators.base import Evaluation, EvaluatorError
+from apprentice.gateway.request import Request
 from apprentice.gateway.spending import CallCover, Hold, SharedBudget
-from apprentice.gateway.tasks import TaskRuntime
+from apprentice.gateway.tasks import ServedTask
 from apprentice.store import records
 from apprentice.teachers import billing
 
 log = logging.getLogger(__name__)
 
 
+async def judge(budget: SharedBudget, req: Request) -> None:
+    """Step 3: score the student against the teacher when both answered (``req.evaluation``)."""
+    if req.teacher is None or req.student is None:
+        return
+    evaluation, line = await evaluate_reserved(
+        budget, req.task, req.student.output, req.teacher.output, req.input, req.id,
+        req.received_at,
+    )  # fmt: skip
+    req.evaluation = evaluation
+    if line is not None:
+        req.spend.append(line)
+
+
 async def evaluate_reserved(
     budget: SharedBudget,
-    rt: TaskRuntime,
+    rt: ServedTask,
     student_output: dict[str, Any] | None,
     teacher_output: dict[str, Any],
     task_input: dict[str, Any],
     rid: str,
     now: datetime,
-) -> tuple[Any, records.SpendRecord | None]:
+) -> tuple[Evaluation | None, records.SpendRecord | None]:
     """The evaluation (None: no comparison) and the spend line settling the judge's hold."""
+    evaluator = rt.evaluator
+    if evaluator is None:  # not serving: nothing to score with
+        return None, None
     try:
         estimate = evaluators_base.estimate_cost(
-            rt.evaluator, rt.cfg, student_output, teacher_output, task_input=task_input
+            evaluator, rt.cfg, student_output, teacher_output, task_input=task_input
         )
     except Exception as exc:  # an estimate bug must not fail the caller's request
         log.warning("task %s: no judge cost estimate, no comparison: %s", rt.name, exc)

@@ -6,7 +6,7 @@ see :mod:`apprentice.store.budget`), with the pure check of
 :func:`apprentice.engine.budget.reserve` applied to the totals the transaction
 sees. Settling is a spend line naming the reservation, written in the request's
 own transaction (the writer's group commit), so the booking and the request are
-one commit. The policy of what is booked when is in :mod:`apprentice.engine.budget`.
+one commit. The policy of what is booked when is in :mod:`apprentice.gateway.settling`.
 
 Reads (status, metrics, alerts) use :attr:`SharedBudget.mirror`, a pure ledger
 refreshed from the store at every reservation and by :meth:`refresh`: it may lag
@@ -33,7 +33,7 @@ from typing import Any
 
 from apprentice.config import ApprenticeConfig
 from apprentice.engine import budget as budget_mod
-from apprentice.gateway import glue
+from apprentice.gateway.ledger import LedgerMirror
 from apprentice.store import records
 from apprentice.store.budget import BudgetTotals
 
@@ -102,7 +102,7 @@ class SharedBudget:
         self.owner = owner or instance_id()
         # A lease outlives any call it covers: the request timeout, the judge, slack.
         self.ttl_s = ttl_s if ttl_s is not None else max(600.0, 3 * cfg.gateway.request_timeout_s)
-        self.mirror = glue.Budget(cfg)
+        self.mirror = LedgerMirror(cfg)
         self._batcher: _Batcher | None = None
         self._returns: set[asyncio.Task[None]] = set()
 

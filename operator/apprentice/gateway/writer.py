@@ -36,6 +36,11 @@ class StoreWriter:
         self._worker: asyncio.Task[None] | None = None
         self._closed = False
 
+    @property
+    def running(self) -> bool:
+        """Whether writes are queued to the worker (serving) or must run in place."""
+        return self._worker is not None
+
     def start(self) -> None:
         if self._worker is None:
             self._worker = asyncio.get_running_loop().create_task(self._run(), name="store-writer")

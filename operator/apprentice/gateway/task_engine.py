@@ -1,10 +1,9 @@
-"""The gateway's hold on the pure engine: one mutable cell per task, one for the budget.
+"""The gateway's hold on the pure engine: one mutable cell per task.
 
 The engine is functional (every step returns a new state); the gateway keeps the
 current value here and swaps it in place. All methods are synchronous and never
 await, so on the event loop each one is atomic with respect to other requests.
-The budget cell is only a mirror for reads (status, metrics, alerts): caps are
-enforced in the store by :mod:`apprentice.gateway.spending`, across processes.
+The engine state is the one place a task's paused flag lives.
 """
 
 from __future__ import annotations
@@ -14,18 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from apprentice.config import ApprenticeConfig, TaskConfig
-from apprentice.engine import budget as budget_mod
 from apprentice.engine import lifecycle
 from apprentice.reporting import events as events_mod
 from apprentice.reporting import snapshot
 from apprentice.reporting import status as status_mod
 from apprentice.store import records
-
-_WINDOW_NAMES = {
-    budget_mod.Window.day: "daily",
-    budget_mod.Window.week: "weekly",
-    budget_mod.Window.month: "monthly",
-}
 
 
 class TaskEngine:
@@ -156,51 +148,3 @@ class TaskEngine:
 
     def version_rejected(self, version: str) -> None:
         self._step(lifecycle.version_rejected(self.state, version))
-
-
-class Budget:
-    """A pure ledger in memory: the mirror :class:`~apprentice.gateway.spending.SharedBudget`
-    keeps of the store's totals for reads; the benchmark's process-local baseline."""
-
-    def __init__(
-        self, cfg: ApprenticeConfig, entries: list[records.SpendRecord] | None = None
-    ) -> None:
-        self.limits = budget_mod.BudgetLimits.from_config(cfg)
-        rows = [
-            (e.at.timestamp(), e.task or budget_mod.GLOBAL, e.amount)
-            for e in entries or []
-            if e.task is not None
-        ]
-        self.ledger = budget_mod.from_entries(self.limits, rows)
-        self.cfg = cfg
-
-    def reserve(self, task: str, estimate: float, now: datetime) -> int | None:
-        """A reservation id, or ``None`` when the call would cross a cap."""
-        try:
-            self.ledger, res = budget_mod.reserve(self.ledger, task, estimate, now.timestamp())
-        except budget_mod.BudgetExhausted:
-            return None
-        return res.id
-
-    def settle(self, token: int, actual: float, now: datetime) -> None:
-        self.ledger = budget_mod.settle(self.ledger, token, actual, now.timestamp())
-
-    def record(self, task: str, amount: float, now: datetime) -> None:
-        """Spend that had no reservation (judge calls)."""
-        self.ledger = budget_mod.record(self.ledger, task, amount, now.timestamp())
-
-    def release(self, token: int) -> None:
-        if token in self.ledger.open:
-            self.ledger = budget_mod.release(self.ledger, token)
-
-    def exhausted(self, task: str, now: datetime, typical_cost: float = 0.0) -> bool:
-        """No room left for a typical teacher call (``typical_cost``: recent average)."""
-        return not budget_mod.may_call(self.ledger, task, now.timestamp(), typical_cost)
-
-    def windows(self, task: str, now: datetime) -> dict[str, float]:
-        got = budget_mod.spend(self.ledger, now.timestamp(), task)
-        return {_WINDOW_NAMES[w]: v for w, v in got.items()}
-
-    def caps(self, task: str) -> dict[str, float | None]:
-        caps = status_mod.effective_caps(self.cfg.task(task).budget, self.cfg.budget)
-        return {"daily": caps.daily, "weekly": caps.weekly, "monthly": caps.monthly}

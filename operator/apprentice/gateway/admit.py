@@ -1,0 +1,143 @@
+"""Step 1, admit: the input checked, the route decided, the paid calls reserved.
+
+Nothing is paid before this step says so. The input must match the task's
+``input_schema`` (422). The engine decides the route. Every call that may bill
+is reserved at its worst case in the store first (one cap across every
+gateway): the teacher's, and a paid student's (the ``openai`` fine-tune, spend
+kind ``student``). When a cap has no room:
+
+- for the teacher: the student serves (flagged, alerted) if one is ready and
+  ``budget.pause_remote_when_exhausted``; else 429 ``budget_exhausted``;
+- for a paid student: it is not called; the teacher answers if the cap has room
+  for it, else 429 ``budget_exhausted``.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from apprentice.gateway import errors, settling
+from apprentice.gateway.parts import Parts
+from apprentice.gateway.request import Meta, Request
+from apprentice.gateway.spending import Hold
+from apprentice.gateway.tasks import ServedTask
+from apprentice.reporting import alerts as alerts_mod
+from apprentice.reporting import snapshot
+from apprentice.store import StoreError, records
+from apprentice.vocabulary import Route
+
+
+class Admission:
+    """Turns ``(task, input)`` into an admitted :class:`Request` or a typed error."""
+
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+
+    def task(self, name: str) -> ServedTask:
+        found = self.parts.tasks.get(name)
+        if found is None:
+            raise errors.UnknownTask(name, list(self.parts.tasks))
+        return found
+
+    async def admit(self, task: ServedTask, task_input: object, meta: Meta) -> Request:
+        checked = self._valid_input(task, task_input)
+        rid = self.parts.new_request_id()
+        ready = task.student_ready()
+        decision = task.engine.route(rid, student_ready=ready)
+        req = Request(
+            task, checked, rid, datetime.now(UTC), time.perf_counter(), decision.route, meta
+        )
+        try:
+            student_estimate = None
+            if req.calls_student:
+                student_estimate = task.student_estimate(checked)
+            if student_estimate is not None:
+                req.student_hold = await self.reserve(req, student_estimate, "student")
+                if req.student_hold is None:  # no room for the paid student: not called
+                    ready = False
+                    req.route = task.engine.route(rid, student_ready=False).route
+            if req.calls_teacher:
+                self.check_storable(checked)
+                estimate = self.parts.pool().estimate_cost(task.cfg, checked, request_id=rid)
+                req.teacher_hold = await self.reserve(req, estimate)
+                if req.teacher_hold is None:
+                    req.route = self._over_budget(req, ready, estimate, student_estimate)
+        except BaseException:
+            self.parts.settler.release_all(req.holds())  # nothing was called
+            raise
+        return req
+
+    def _valid_input(self, task: ServedTask, task_input: object) -> dict[str, Any]:
+        if not isinstance(task_input, dict):
+            raise errors.InvalidInput(
+                "input must be a JSON object",
+                details=[{"path": "<root>", "message": f"{type(task_input).__name__} given"}],
+            )
+        problems = task.schemas.input.errors(task_input)
+        if problems:
+            raise errors.InvalidInput(
+                f"input does not match {task.name}'s input_schema: "
+                + "; ".join(f"{p['path']}: {p['message']}" for p in problems[:5]),
+                details=problems,
+            )
+        return task_input
+
+    def check_storable(self, task_input: dict[str, Any]) -> None:
+        """Never pay for what cannot be stored: refuse such an input before the teacher."""
+        store = self.parts.store
+        problem = store.unstorable(task_input) if store is not None else None
+        if problem:
+            raise errors.BadRequest(problem, details=[{"path": "input", "message": problem}])
+
+    async def reserve(
+        self, req: Request, estimate: float, kind: records.SpendKind = "teacher"
+    ) -> Hold | None:
+        """A store reservation; a store that cannot answer is a 503 before any payment."""
+        name = req.task.name
+        try:
+            return await self.parts.budget.reserve(
+                name, estimate, req.received_at, kind=kind, request_id=req.id
+            )
+        except StoreError as exc:
+            self.parts.metrics.record_error(name, "store_unavailable")
+            raise settling.StoreUnavailable(
+                f"the budget could not be checked ({exc}); the teacher was not called, retry later",
+                details={"request_id": req.id},
+            ) from exc
+
+    def _over_budget(
+        self, req: Request, ready: bool, estimate: float, student_estimate: float | None
+    ) -> Route:
+        """A cap would be crossed: the student serves (flagged, alerted) or 429."""
+        parts, task, now = self.parts, req.task, req.received_at
+        allowed = ready and parts.config.budget.pause_remote_when_exhausted
+        decision = task.engine.route(req.id, student_ready=allowed, teacher_allowed=False)
+        cap = snapshot.blocking_cap(parts.budget.mirror.ledger, now, task.name, estimate)
+        consequence = "the student serves (flagged)" if decision.calls_student else None
+        parts.alerts.emit(
+            alerts_mod.cap_reached(
+                task.name, cap, currency=parts.config.budget.currency,
+                consequence=consequence or "requests refused", estimate=estimate,
+            )
+        )  # fmt: skip
+        if decision.calls_student:
+            return decision.route
+        parts.metrics.record_error(task.name, "budget_exhausted")
+        why = (
+            "(budget.pause_remote_when_exhausted is false)"
+            if ready
+            else "(the student's answers are paid and the budget has no room for them)"
+            if student_estimate is not None
+            else "(no model version is promoted yet)"
+        )
+        raise errors.BudgetExhausted(
+            f"the teacher budget for {task.name} is exhausted and no student may answer "
+            f"instead {why}; raise the caps or wait for the window to roll over",
+            details={
+                "task": task.name,
+                "spend": parts.budget.windows(task.name, now),
+                "caps": parts.budget.caps(task.name),
+            },
+        )

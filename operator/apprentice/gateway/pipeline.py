@@ -1,0 +1,49 @@
+"""The request path: one :class:`~apprentice.gateway.request.Request` through four steps, once.
+
+::
+
+    admit   input schema (422), route, reserve teacher / paid student (429, 503)
+      -> call    teacher and/or student, concurrently, under timeouts; fallback
+      -> judge   both answered: reserve the judge, score, engine learns at commit
+      -> commit  settle + example + comparison + engine state: ONE transaction
+
+Each step is its own object or function with one job (admit.py, calls.py,
+judging.py, commit.py); this module only composes them and guarantees that a
+request cut off in between (cancelled, a bug) never leaves a reservation open:
+a hold not settled by the commit is booked at its worst case if its call
+started, else released.
+"""
+
+from __future__ import annotations
+
+from apprentice.gateway import judging
+from apprentice.gateway.admit import Admission
+from apprentice.gateway.calls import Caller
+from apprentice.gateway.commit import Committer
+from apprentice.gateway.parts import Parts
+from apprentice.gateway.request import NO_META, Meta, Result
+from apprentice.gateway.tasks import ServedTask
+
+
+class Pipeline:
+    """``run(task, input)``: admit -> call -> judge -> commit (see the module docstring)."""
+
+    def __init__(self, parts: Parts, admission: Admission, committer: Committer) -> None:
+        self.parts = parts
+        self.admission = admission
+        self.caller = Caller(parts, admission)
+        self.committer = committer
+
+    def task(self, name: str) -> ServedTask:
+        """The served task called ``name``, or 404 ``unknown_task``."""
+        return self.admission.task(name)
+
+    async def run(self, task: str, task_input: object, meta: Meta = NO_META) -> Result:
+        req = await self.admission.admit(self.admission.task(task), task_input, meta)
+        try:
+            await self.caller.call(req)
+            await judging.judge(self.parts.budget, req)
+            return await self.committer.commit(req)
+        finally:
+            if req.teacher_hold is not None or req.student_hold is not None:
+                self.parts.settler.release_all(req.holds())  # settled ones are skipped

@@ -1,0 +1,118 @@
+"""One request as one typed record that the pipeline's steps fill in, once each.
+
+::
+
+    admit   -> task, input, id, times, route, holds (the budget reservations)
+    call    -> teacher / student answers (or why not), what each call cost
+    judge   -> evaluation, the judge's spend line
+    commit  -> spend lines (the settle), served output, the store transaction
+
+A step reads what the steps before it wrote and writes only its own fields, so
+each is a function of the record. ``tags`` and ``caller`` travel with the
+request for callers' metadata and API-key accounting; ``usage`` is the teacher's
+token usage when it answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from apprentice.evaluators.base import Evaluation
+from apprentice.gateway.spending import Hold
+from apprentice.gateway.tasks import ServedTask
+from apprentice.store import records
+from apprentice.students.base import StudentAnswer
+from apprentice.teachers.base import TeacherAnswer, Usage
+from apprentice.vocabulary import Route, ServedBy, StoredRoute
+
+__all__ = ["Meta", "Request", "Result"]
+
+_STORED: dict[Route, StoredRoute] = {
+    Route.remote_only: "remote_only",
+    Route.local_only: "local_only",
+    Route.both: "both",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """What a caller attaches to a request besides its input (HTTP headers, API key)."""
+
+    tags: Mapping[str, str] = field(default_factory=dict)
+    caller: str | None = None  # the API key's public id, when keys are in use
+
+
+NO_META = Meta()
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What a caller gets: the validated output and the request id (never who answered)."""
+
+    output: dict[str, Any]
+    request_id: str
+    usage: Usage | None = None  # the teacher's tokens when its answer was served
+
+
+@dataclass(slots=True, eq=False)
+class Request:
+    """See the module docstring; fields are grouped by the step that writes them."""
+
+    task: ServedTask
+    input: dict[str, Any]
+    id: str
+    received_at: datetime
+    started: float  # time.perf_counter() at admission, for the latency
+    route: Route
+    meta: Meta = NO_META
+    # admit
+    teacher_hold: Hold | None = None
+    student_hold: Hold | None = None
+    # call
+    teacher: TeacherAnswer | None = None  # a schema-valid teacher answer
+    teacher_failure: BaseException | None = None  # or why there is none
+    student: StudentAnswer | None = None  # the student's answer (output None: invalid)
+    student_failure: BaseException | None = None
+    teacher_cost: float = 0.0
+    student_cost: float = 0.0
+    # judge
+    evaluation: Evaluation | None = None
+    spend: list[records.SpendRecord] = field(default_factory=list)
+
+    @property
+    def calls_teacher(self) -> bool:
+        return self.route is Route.remote_only or self.route is Route.both
+
+    @property
+    def calls_student(self) -> bool:
+        return self.route is Route.local_only or self.route is Route.both
+
+    @property
+    def stored_route(self) -> StoredRoute:
+        """The route as the store's column holds it (a rejected request is never stored)."""
+        return _STORED[self.route]
+
+    @property
+    def student_output(self) -> dict[str, Any] | None:
+        return None if self.student is None else self.student.output
+
+    @property
+    def served_by(self) -> ServedBy | None:
+        """The teacher's answer when it was called and answered, else the student's."""
+        if self.teacher is not None:
+            return "teacher"
+        if self.student_output is not None:
+            return "student"
+        return None
+
+    @property
+    def output(self) -> dict[str, Any] | None:
+        if self.teacher is not None:
+            return self.teacher.output
+        return self.student_output
+
+    def holds(self) -> list[Hold]:
+        return [h for h in (self.teacher_hold, self.student_hold) if h is not None]
