@@ -70,6 +70,8 @@ def _table(result: dict[str, Any]) -> str:
         ["held-out agreement", pct(result["heldout_agreement"])],
         ["active model version", result["active_version"] or "none"],
         ["seconds", f"{result['seconds']:.1f}"],
+        ["  of them training", _seconds(result.get("training_seconds"))],
+        ["CPU seconds (user + system)", _seconds(result.get("cpu_seconds"))],
         ["peak memory, largest process", f"{result['peak_rss_mb']:,.0f} MB"],
     ]
     lines = [format_table(["apprentice demo", "result"], rows)]
@@ -78,6 +80,10 @@ def _table(result: dict[str, Any]) -> str:
         lines.append(f"report:    {result['report']}")
     lines.append(f"status:    apprentice status -c {Path(result['directory']) / 'apprentice.yaml'}")
     return "\n".join(lines)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _at(index: int | None) -> str:

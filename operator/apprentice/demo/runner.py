@@ -9,7 +9,10 @@ the README promises from the store the gateway wrote:
 - ``spend_reduction_last_1000``: 1 - teacher spend over the last 1,000 requests /
   what those requests would have cost all-teacher (the average teacher cost of
   the run per request: the replay teacher prices every call like the frontier model);
-- ``heldout_agreement``: the promoted version's score on the held-out split.
+- ``heldout_agreement``: the promoted version's score on the held-out split;
+- ``seconds``, ``training_seconds`` (of them, waiting on training runs) and
+  ``cpu_seconds`` (user + system of this process and its trainers: steadier than
+  wall time on a shared machine).
 
 Part-way through (``shift_at``), half the tickets start being about a category
 the student has never seen (``security``): the engine must notice (a shift or
@@ -48,6 +51,8 @@ class DemoResult:
     spend_reduction_last_1000: float | None
     heldout_agreement: float | None
     seconds: float
+    training_seconds: float
+    cpu_seconds: float
     steady_state_at: int | None
     shift_at: int | None
     shift_detected_at: int | None
@@ -69,6 +74,13 @@ def _peak_rss_mb() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return round(max(own, child) / 1024, 1)  # Linux reports KiB
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and of its finished children (trainers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + child.ru_utime + child.ru_stime
 
 
 def prepare(
@@ -119,7 +131,8 @@ async def run_demo(
     """Run the demo in ``directory`` and return its numbers."""
     from apprentice.gateway.facade import Apprentice
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
+    training_seconds = 0.0
     chosen = settings or DemoSettings()
     if shift_at is not None and not 0 < shift_at < requests:
         raise ValueError(f"shift_at must be within the {requests} requests, got {shift_at}")
@@ -148,6 +161,7 @@ async def run_demo(
                             f"request {index:,}: training the student on the teacher's answers"
                         )
                     await app.wait_for_training_idle(TASK)
+                    training_seconds += time.perf_counter() - waited
                     if bar is not None:
                         bar.write(_training_note(app.store, time.perf_counter() - waited))
                 await app.run(TASK, task_input)
@@ -180,6 +194,8 @@ async def run_demo(
         spend_reduction_last_1000=summary["reduction"],
         heldout_agreement=summary["heldout"],
         seconds=round(time.perf_counter() - started, 1),
+        training_seconds=round(training_seconds, 1),
+        cpu_seconds=round(_cpu_seconds() - cpu_started, 1),
         steady_state_at=steady_at,
         shift_at=shift_at,
         shift_detected_at=detected,
