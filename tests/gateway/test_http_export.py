@@ -10,13 +10,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import gw_fakes
 import gw_rules
 import pytest
 import yaml
-from gw_config import config_dict
+from gw_config import config_dict, make_config
 
 from apprentice import cli, config, prompts
-from apprentice.store import ComparisonRecord, RequestRecord
+from apprentice.store import ComparisonRecord, RequestRecord, open_store
 
 NOW = datetime(2026, 1, 5, tzinfo=UTC)
 
@@ -102,3 +103,29 @@ async def test_dpo_pairs_and_metadata(
     split = pair["metadata"]["split"]
     assert await asyncio.to_thread(cli.main, [*argv, "--split", split]) == 0
     assert [json.loads(x) for x in capsys.readouterr().out.splitlines()] == [pair]
+
+
+async def test_dpo_pairs_from_live_comparisons(
+    harness_factory: Any, tmp_path: Path, admin_env: dict[str, str]
+) -> None:
+    cfg = make_config(tmp_path)
+    path = gw_fakes.write_adapter(tmp_path / "models" / "classify" / "v1", "last_word")
+    with open_store(cfg.store.url) as store:
+        gw_fakes.promote_v1(store, path)  # phase 2: every request goes to both
+    h = await harness_factory(cfg)
+    client = await h.serve()
+    inputs = [gw_rules.make_input(i) for i in range(4)]
+    for inp in inputs:
+        assert (await client.post("/v1/tasks/classify", json={"input": inp})).status == 200
+    stored = [c.details["student_output"] for c in h.gw.store.comparisons("classify")]
+    assert stored == [{"label": i["text"].split()[-1]} for i in inputs]
+    pairs = [
+        *await _lines(client, "format=dpo&split=train", admin_env),
+        *await _lines(client, "format=dpo&split=heldout", admin_env),
+    ]
+    lost = [i for i in inputs if i["text"].split()[0] != i["text"].split()[-1]]
+    assert len(pairs) == len(lost) > 0
+    for pair in pairs:
+        chosen = json.loads(pair["chosen"][0]["content"])
+        rejected = json.loads(pair["rejected"][0]["content"])
+        assert chosen != rejected and rejected["label"] in {i["text"].split()[-1] for i in lost}

@@ -11,6 +11,7 @@ import gw_rules
 import openai
 
 from apprentice.gateway import chat
+from apprentice.gateway.request import Result
 
 
 async def test_the_openai_sdk_streams_the_answer(harness_factory: Any) -> None:
@@ -30,10 +31,15 @@ async def test_the_openai_sdk_streams_the_answer(harness_factory: Any) -> None:
     assert got[-1].choices == [] and got[-1].usage is not None
     assert all(c.usage is None for c in got[:-1])
     assert len({c.id for c in got}) == 1 and got[0].id.startswith("chatcmpl-")
-    # Stored and booked once, like a plain completion.
+    # Stored and booked once, like a plain completion; usage is the teacher's billed tokens.
     (example,) = h.gw.store.examples("classify")
     assert example.request_id == got[0].id.removeprefix("chatcmpl-")
     assert h.gw.store.request_counts("classify").teacher_calls == 1
+    (line,) = [s for s in h.gw.store.spend_entries("classify") if s.kind == "teacher"]
+    assert got[-1].usage.prompt_tokens == line.input_tokens > 0
+    assert got[-1].usage.completion_tokens == line.output_tokens > 0
+    done = await sdk.chat.completions.create(model="classify", messages=messages)
+    assert done.usage is not None and done.usage.total_tokens == got[-1].usage.total_tokens
 
     plain = await sdk.chat.completions.create(model="classify", messages=messages, stream=True)
     chunks = [c async for c in plain]
@@ -95,7 +101,7 @@ async def test_the_task_api_streams_one_event_then_done(harness_factory: Any) ->
 
 def test_chunks_carry_the_answer_in_order() -> None:
     out = {"label": "y" * 100}
-    pieces = chat.chunks("t", "r1", out, include_usage=False)
+    pieces = chat.chunks("t", Result(out, "r1"), include_usage=False)
     text = "".join(p["choices"][0]["delta"].get("content", "") for p in pieces)
     assert json.loads(text) == out
     assert len(pieces) == 2 + -(-len(text) // chat.PIECE_CHARS)

@@ -23,13 +23,25 @@ from aiohttp import web
 
 from apprentice import prompts
 from apprentice.gateway import bodies, errors, reading
+from apprentice.gateway.request import Result
+from apprentice.teachers.base import Usage
 
-__all__ = ["PIECE_CHARS", "chat_input", "chunks", "completion", "events", "stream"]
+__all__ = ["PIECE_CHARS", "chat_input", "chunks", "completion", "events", "stream", "usage"]
 
 PIECE_CHARS = 32
 """Characters of the answer per chunk."""
 
-_NO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+
+def usage(tokens: Usage | None) -> dict[str, int]:
+    """OpenAI's ``usage``: the teacher's billed tokens when its answer was served; zeros
+    for a student's answer (its tokens are not counted yet)."""
+    if tokens is None:
+        return {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    return {
+        "prompt_tokens": tokens.input_tokens,
+        "completion_tokens": tokens.output_tokens,
+        "total_tokens": tokens.total_tokens,
+    }
 
 
 def chat_input(messages: list[bodies.ChatMessage]) -> dict[str, Any]:
@@ -61,27 +73,25 @@ def _head(task: str, request_id: str, kind: str) -> dict[str, Any]:
     }
 
 
-def completion(task: str, request_id: str, output: dict[str, Any]) -> dict[str, Any]:
+def completion(task: str, result: Result) -> dict[str, Any]:
     """One ``chat.completion`` carrying the answer as JSON text."""
-    message = {"role": "assistant", "content": prompts.render_output(output)}
+    message = {"role": "assistant", "content": prompts.render_output(result.output)}
     return {
-        **_head(task, request_id, "chat.completion"),
+        **_head(task, result.request_id, "chat.completion"),
         "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
-        "usage": dict(_NO_USAGE),
+        "usage": usage(result.usage),
     }
 
 
-def chunks(
-    task: str, request_id: str, output: dict[str, Any], include_usage: bool
-) -> list[dict[str, Any]]:
+def chunks(task: str, result: Result, include_usage: bool) -> list[dict[str, Any]]:
     """The ``chat.completion.chunk`` objects of one answer, in order."""
-    head = _head(task, request_id, "chat.completion.chunk")
-    text = prompts.render_output(output)
-    usage: dict[str, Any] = {"usage": None} if include_usage else {}
+    head = _head(task, result.request_id, "chat.completion.chunk")
+    text = prompts.render_output(result.output)
+    no_usage: dict[str, Any] = {"usage": None} if include_usage else {}
 
     def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
         choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
-        return {**head, "choices": [choice], **usage}
+        return {**head, "choices": [choice], **no_usage}
 
     out = [chunk({"role": "assistant", "content": ""}, None)]
     out += [
@@ -90,7 +100,7 @@ def chunks(
     ]
     out.append(chunk({}, "stop"))
     if include_usage:
-        out.append({**head, "choices": [], "usage": dict(_NO_USAGE)})
+        out.append({**head, "choices": [], "usage": usage(result.usage)})
     return out
 
 
@@ -112,11 +122,7 @@ async def events(request: web.Request, items: list[dict[str, Any]]) -> web.Strea
 
 
 async def stream(
-    request: web.Request,
-    task: str,
-    request_id: str,
-    output: dict[str, Any],
-    include_usage: bool,
+    request: web.Request, task: str, result: Result, include_usage: bool
 ) -> web.StreamResponse:
     """The chat answer as ``chat.completion.chunk`` events."""
-    return await events(request, chunks(task, request_id, output, include_usage))
+    return await events(request, chunks(task, result, include_usage))

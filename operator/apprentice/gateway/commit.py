@@ -102,7 +102,10 @@ class Committer:
         engine = req.task.engine
         return records.ComparisonRecord(
             task=req.task.name, request_id=req.id, at=req.received_at,
-            score=req.evaluation.score, details=req.evaluation.details,
+            score=req.evaluation.score,
+            # The student's whole answer (None: invalid) beside the score: DPO exports pair it
+            # with the example's answer (apprentice.training.export.dpo_rows).
+            details={**req.evaluation.details, "student_output": req.student.output},
             student_version=req.student.version, phase=engine.phase_name(),
             sampling_rate=engine.sampling_rate(),
         )  # fmt: skip

@@ -42,6 +42,7 @@ from aiohttp import web
 
 from apprentice.config.errors import docs_url
 from apprentice.gateway import auth, bodies, chat, errors, exports, http_keys, openapi, reading
+from apprentice.gateway.request import Meta, Result
 from apprentice.gateway.service import Gateway
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -140,7 +141,7 @@ class Routes:
 
     # -- limits ------------------------------------------------------------------------
 
-    async def _limited(self, task: str, task_input: Any) -> Any:
+    async def _limited(self, task: str, task_input: Any, meta: Meta) -> Result:
         if self.inflight >= self.max_inflight:
             raise errors.Overloaded(
                 f"{self.inflight} requests in flight (gateway.max_concurrency); retry shortly",
@@ -148,7 +149,7 @@ class Routes:
             )
         self.inflight += 1
         try:
-            return await self.gw.run(task, task_input)
+            return await self.gw.run(task, task_input, meta)
         finally:
             self.inflight -= 1
 
@@ -156,9 +157,14 @@ class Routes:
         self.keys.admin(request.headers.get("Authorization", ""))
 
     async def _caller(self, request: web.Request, task: str | None) -> tuple[str, ...] | None:
-        """The tasks the caller may see (``None``: all); 401/403 per ``gateway.auth``."""
+        """The tasks the caller may see (``None``: all); 401/403/429 per ``gateway.auth``."""
         key = await self.keys.check(request.headers.get("Authorization", ""), task)
         return None if key is None else key.tasks
+
+    async def _meta(self, request: web.Request, task: str) -> Meta:
+        """Who calls (the key's public id, for per-key accounting), after ``gateway.auth``."""
+        key = await self.keys.check(request.headers.get("Authorization", ""), task)
+        return Meta(caller=None if key is None else key.id)
 
     def _task(self, request: web.Request) -> str:
         name = request.match_info["task"]
@@ -173,9 +179,9 @@ class Routes:
 
     async def run_task(self, request: web.Request) -> web.StreamResponse:
         task = self._task(request)
-        await self._caller(request, task)
+        meta = await self._meta(request, task)
         body = await self._body(request, bodies.TaskRequest)
-        result = await self._limited(task, body.input)
+        result = await self._limited(task, body.input, meta)
         answer = {"output": result.output, "request_id": result.request_id}
         if body.stream:
             return await chat.events(request, [answer])
@@ -185,13 +191,13 @@ class Routes:
         body = await self._body(request, bodies.ChatCompletionRequest)
         task = body.model
         self.gw.check_task(task)
-        await self._caller(request, task)
+        meta = await self._meta(request, task)
         task_input = chat.chat_input(body.messages)
-        result = await self._limited(task, task_input)
+        result = await self._limited(task, task_input, meta)
         if body.stream:
             usage = body.stream_options is not None and bool(body.stream_options.include_usage)
-            return await chat.stream(request, task, result.request_id, result.output, usage)
-        return _json(chat.completion(task, result.request_id, result.output))
+            return await chat.stream(request, task, result, usage)
+        return _json(chat.completion(task, result))
 
     async def list_tasks(self, request: web.Request) -> web.Response:
         allowed = await self._caller(request, None)
