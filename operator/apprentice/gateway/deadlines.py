@@ -56,13 +56,16 @@ class Deadlines:
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(RESOLUTION, self._sweep)
         try:
-            return await call
+            result = await call
         except asyncio.CancelledError:
             if entry.expired and task.uncancel() == 0:  # ours, and nobody else's
                 raise TimeoutError(f"no answer within {timeout_s:g} s") from None
             raise
         finally:
             del calls[key]
+        if entry.expired:  # swept just as the call returned: take our cancellation back,
+            task.uncancel()  # as asyncio.timeout does
+        return result
 
     def _sweep(self) -> None:
         now = time.monotonic()
