@@ -9,9 +9,9 @@ OpenAI API does, so a client that sends ``temperature`` still works.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from apprentice.gateway import errors
 
@@ -33,6 +33,12 @@ VERSION_PATTERN = r"^v[0-9]{1,9}$"
 
 M = TypeVar("M", bound=BaseModel)
 
+#: Per-request tags within OpenAI's limits on ``metadata`` (see gateway.tags).
+Tags = dict[
+    Annotated[str, StringConstraints(min_length=1, max_length=64)],
+    Annotated[str, StringConstraints(max_length=512)],
+]
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
@@ -42,6 +48,9 @@ class TaskRequest(_Body):
     """``POST /v1/tasks/{task}``."""
 
     input: dict[str, Any] = Field(description="The task input; must match the task's schema.")
+    metadata: Tags | None = Field(
+        default=None, max_length=16, description="Tags stored with the request (customer=acme)."
+    )
     stream: bool | None = Field(
         default=None,
         description="Answer as Server-Sent Events: one event with output and request_id, "
@@ -83,6 +92,9 @@ class ChatCompletionRequest(_Body):
         default=None,
         description="Answer as Server-Sent Events of chat.completion.chunk objects ending with "
         "data: [DONE] (the validated answer in pieces, sent once it is stored).",
+    )
+    metadata: Tags | None = Field(
+        default=None, max_length=16, description="Tags stored with the request (OpenAI's)."
     )
     stream_options: StreamOptions | None = Field(
         default=None, description="With stream: include_usage adds a last chunk with usage."

@@ -49,11 +49,12 @@ def _lines(store: Store, gw: _Gateway, task: str, split: Any, fmt: str, meta: bo
     if fmt == export.DPO:
         rows = export.dpo_rows(cfg, examples, store.comparisons(task), meta)
         return [json.dumps(r, ensure_ascii=False) for r in rows]
+    tagged = {r.id: r.tags for r in store.requests(task) if r.tags} if meta else {}
     out = []
     for e in examples:
         row = export.record(cfg, e.input, e.output, fmt)
         if meta:
-            row["metadata"] = export.metadata(e)
+            row["metadata"] = {**export.metadata(e), "tags": tagged.get(e.request_id or "", {})}
         out.append(json.dumps(row, ensure_ascii=False))
     return out
 

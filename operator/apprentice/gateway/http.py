@@ -41,7 +41,17 @@ from typing import Any
 from aiohttp import web
 
 from apprentice.config.errors import docs_url
-from apprentice.gateway import auth, bodies, chat, errors, exports, http_keys, openapi, reading
+from apprentice.gateway import (
+    auth,
+    bodies,
+    chat,
+    errors,
+    exports,
+    http_keys,
+    openapi,
+    reading,
+    tags,
+)
 from apprentice.gateway.request import Meta, Result
 from apprentice.gateway.service import Gateway
 
@@ -161,10 +171,14 @@ class Routes:
         key = await self.keys.check(request.headers.get("Authorization", ""), task)
         return None if key is None else key.tasks
 
-    async def _meta(self, request: web.Request, task: str) -> Meta:
-        """Who calls (the key's public id, for per-key accounting), after ``gateway.auth``."""
+    async def _key(self, request: web.Request, task: str) -> str | None:
+        """The calling key's public id (per-key accounting), after ``gateway.auth``'s check."""
         key = await self.keys.check(request.headers.get("Authorization", ""), task)
-        return Meta(caller=None if key is None else key.id)
+        return None if key is None else key.id
+
+    def _meta(self, request: web.Request, caller: str | None, metadata: Any) -> Meta:
+        """The request's caller and tags (``metadata`` and the tags header; 400 if bad)."""
+        return Meta(tags=tags.parse(metadata, request.headers.get(tags.HEADER)), caller=caller)
 
     def _task(self, request: web.Request) -> str:
         name = request.match_info["task"]
@@ -179,8 +193,9 @@ class Routes:
 
     async def run_task(self, request: web.Request) -> web.StreamResponse:
         task = self._task(request)
-        meta = await self._meta(request, task)
+        caller = await self._key(request, task)
         body = await self._body(request, bodies.TaskRequest)
+        meta = self._meta(request, caller, body.metadata)
         result = await self._limited(task, body.input, meta)
         answer = {"output": result.output, "request_id": result.request_id}
         if body.stream:
@@ -191,7 +206,7 @@ class Routes:
         body = await self._body(request, bodies.ChatCompletionRequest)
         task = body.model
         self.gw.check_task(task)
-        meta = await self._meta(request, task)
+        meta = self._meta(request, await self._key(request, task), body.metadata)
         task_input = chat.chat_input(body.messages)
         result = await self._limited(task, task_input, meta)
         if body.stream:

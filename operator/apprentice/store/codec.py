@@ -60,6 +60,7 @@ def request(row: Row) -> RequestRecord:
         latency_ms=float(row[8]),
         error=row[9],
         cost=float(row[10]),
+        tags={str(k): str(v) for k, v in load_json(row[11]).items()} if row[11] else {},
     )
 
 

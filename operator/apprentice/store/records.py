@@ -54,7 +54,8 @@ class RequestRecord:
     ``route`` is the scheduler's decision; ``served_by`` who produced the
     answer the caller got (``None`` when the request failed). ``cost`` is the
     total teacher spend of this request in USD. ``error`` is the typed reason
-    (e.g. ``RateLimited``, ``budget_exhausted``) or ``None``.
+    (e.g. ``RateLimited``, ``budget_exhausted``) or ``None``. ``tags`` are the
+    caller's per-request metadata (``customer=acme``), for reports and exports.
     """
 
     id: str
@@ -68,6 +69,7 @@ class RequestRecord:
     latency_ms: float = 0.0
     error: str | None = None
     cost: float = 0.0
+    tags: dict[str, str] = field(default_factory=dict)  # the caller's metadata (tags)
 
     @property
     def teacher_called(self) -> bool:

@@ -214,4 +214,7 @@ MIGRATIONS.append(
 # A per-key rate limit (requests per second; NULL: none).
 MIGRATIONS.append((4, ["ALTER TABLE api_keys ADD COLUMN rate_per_s DOUBLE PRECISION"]))
 
+# Per-request tags (the caller's metadata: customer=acme), NULL when none were sent.
+MIGRATIONS.append((5, ["ALTER TABLE requests ADD COLUMN tags {json}"]))
+
 LATEST_VERSION = MIGRATIONS[-1][0]
