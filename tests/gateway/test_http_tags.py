@@ -64,3 +64,34 @@ async def test_bad_tags_are_400s_naming_the_problem(harness_factory: Any) -> Non
     await bad(body, "20 tags, at most 16", {"X-Apprentice-Tags": many})
     await bad({"input": inp}, "is not key=value", {"X-Apprentice-Tags": "customer"})
     assert h.gw.store.request_counts("classify").requests == 0
+
+
+async def test_spend_grouped_by_a_tag(harness_factory: Any, admin_env: dict[str, str]) -> None:
+    h = await harness_factory()
+    client = await h.serve()
+    for i, customer in enumerate(["acme", "acme", "globex", None]):
+        body: dict[str, Any] = {"input": gw_rules.make_input(i)}
+        if customer:
+            body["metadata"] = {"customer": customer}
+        assert (await client.post("/v1/tasks/classify", json=body)).status == 200
+    url = "/admin/tasks/classify/spend?tag=customer"
+    report = await (await client.get(url, headers=admin_env)).json()
+    groups = {g["value"]: g for g in report["groups"]}
+    assert set(groups) == {"acme", "globex", None}
+    assert groups["acme"]["requests"] == 2 and groups["acme"]["teacher_calls"] == 2
+    rows = h.gw.store.requests("classify")
+    assert groups["acme"]["spend"] == sum(r.cost for r in rows if r.tags.get("customer") == "acme")
+    assert report["groups"][0]["value"] == "acme"  # most spend first
+    early = await client.get(url + "&since=2020-01-01T00:00:00Z", headers=admin_env)
+    assert sum(g["requests"] for g in (await early.json())["groups"]) == 4
+
+    async def bad(query: str, status: int, words: str) -> None:
+        resp = await client.get(f"/admin/tasks/classify/spend{query}", headers=admin_env)
+        assert resp.status == status
+        assert words in (await resp.json())["error"]["message"]
+
+    await bad("", 400, "tag is required")
+    await bad("?tag=customer&since=yesterday", 400, "since must be an ISO 8601 time")
+    resp = await client.get("/admin/tasks/nope/spend?tag=customer", headers=admin_env)
+    assert resp.status == 404
+    assert (await client.get(url)).status == 401

@@ -48,6 +48,7 @@ from apprentice.gateway import (
     errors,
     exports,
     http_keys,
+    http_spend,
     openapi,
     reading,
     tags,
@@ -371,6 +372,7 @@ def build_app(gateway: Gateway) -> web.Application:
     add("POST", f"{admin}/training/started", r.training_started)
     add("POST", f"{admin}/training/finished", r.training_finished)
     add("GET", f"{admin}/training/dataset", r.training_dataset)
+    http_spend.add_routes(app, lambda: gateway.store, gateway.check_task, r._admin, gateway.flush)
     http_keys.add_routes(
         app, r.keys, [t.name for t in gateway.config.tasks], r._admin, gateway.config.gateway
     )

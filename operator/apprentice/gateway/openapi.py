@@ -24,49 +24,25 @@ from pydantic.json_schema import models_json_schema
 
 from apprentice import __version__
 from apprentice.config import ApprenticeConfig
-from apprentice.gateway import bodies, errors, exports, http_keys
+from apprentice.gateway import bodies, errors, exports, http_keys, openapi_parts
 from apprentice.gateway import reading as _reading  # noqa: F401 - BodyTimeout joins the tree
 from apprentice.gateway import settling as _settling  # noqa: F401 - StoreUnavailable too
+from apprentice.gateway.openapi_parts import (
+    _ADMIN,
+    _ADMIN_BODY,
+    _ADMIN_PLAIN,
+    _MODEL,
+    _REF_TEMPLATE,
+    _SSE_EVENT,
+    _TASK_PARAM,
+    _VERSION_PARAM,
+    _body,
+    _errors,
+    _op,
+    _ref,
+    _request,
+)
 from apprentice.vocabulary import VERSION_STATES
-
-_REF_TEMPLATE = "#/components/schemas/{model}"
-# One Server-Sent Event of a stream=true answer: ``data`` is a JSON object, or ``[DONE]``.
-_SSE_EVENT = {
-    "type": "object",
-    "required": ["data"],
-    "properties": {"data": {"type": "string"}, "event": {"type": "string"}},
-}
-_RETRY_AFTER = {
-    "Retry-After": {
-        "description": "Seconds to wait before retrying (the provider's back-off when known).",
-        "required": True,
-        "schema": {"type": "string", "pattern": "^[0-9]+$"},
-    }
-}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _body(schema: dict[str, Any], content: str = "application/json") -> dict[str, Any]:
-    return {"content": {content: {"schema": schema}}}
-
-
-def _errors(*codes: int) -> dict[str, Any]:
-    return {
-        str(c): {
-            "description": "error",
-            **_body(_ref("Error")),
-            **({"headers": _RETRY_AFTER} if c == 503 else {}),
-        }
-        for c in codes
-    }
-
-
-def _request(model: type[Any]) -> dict[str, Any]:
-    return {"required": True, **_body(_ref(model.__name__))}
-
 
 _MODELS: tuple[type[BaseModel], ...] = (*bodies.MODELS, http_keys.CreateKey)
 
@@ -79,23 +55,9 @@ def _model_schemas() -> dict[str, Any]:
     return dict(top.get("$defs", {}))
 
 
-def _op(summary: str, ok: dict[str, Any], *codes: int, **extra: Any) -> dict[str, Any]:
-    return {
-        "summary": summary,
-        "responses": {"200": {"description": "OK", **ok}, **_errors(*codes)},
-        **extra,
-    }
-
-
-_ADMIN: dict[str, Any] = {"security": [{"adminToken": []}]}
-_TASK_PARAM = {"name": "task", "in": "path", "required": True, "schema": {"type": "string"}}
-_MODEL = {"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}
-_VERSION_PARAM = {
-    "name": "version",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "pattern": bodies.VERSION_PATTERN},
-}
+_RUN = (400, 401, 403, 404, 408, 413, 422, 429, 502, 503)
+# With gateway.require_api_keys: no key, a wrong, revoked or other task's key, its rate limit.
+_KEYED = (401, 403, 429)
 
 
 def _components(cfg: ApprenticeConfig) -> dict[str, Any]:
@@ -181,13 +143,6 @@ def _components(cfg: ApprenticeConfig) -> dict[str, Any]:
 
 
 # Statuses by kind of operation; each is a status some handler on it can answer.
-_RUN = (400, 401, 403, 404, 408, 413, 422, 429, 502, 503)
-# With gateway.require_api_keys: no key, a wrong, revoked or other task's key, its rate limit.
-_KEYED = (401, 403, 429)
-_ADMIN_BODY = (400, 401, 404, 408, 409, 413)
-_ADMIN_PLAIN = (400, 401, 404, 409)
-
-
 def _task_request(task_name: str) -> dict[str, Any]:
     """``TaskRequest`` with ``input`` narrowed to one task's input schema."""
     schema = bodies.TaskRequest.model_json_schema(ref_template=_REF_TEMPLATE)
@@ -350,41 +305,7 @@ def _admin_paths() -> dict[str, Any]:
             **_ADMIN,
         )
     }
-    return {**paths, **_key_paths()}
-
-
-def _key_paths() -> dict[str, Any]:
-    key_param = {
-        "name": "key_id",
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string", "pattern": http_keys.KEY_ID_PATTERN},
-    }
-    keys = {"type": "object", "properties": {"keys": {"type": "array", "items": _ref("ApiKey")}}}
-    return {
-        "/admin/keys": {
-            "get": _op("API keys (never their tokens)", _body(keys), 401, **_ADMIN),
-            "post": {
-                "summary": "Create an API key; its token is in this answer only",
-                "responses": {
-                    "201": {"description": "Created", **_body(_ref("ApiKey"))},
-                    **_errors(*_ADMIN_BODY),
-                },
-                "requestBody": _request(http_keys.CreateKey),
-                **_ADMIN,
-            },
-        },
-        "/admin/keys/{key_id}/revoke": {
-            "post": _op(
-                "Revoke an API key",
-                _body(_ref("ApiKey")),
-                401,
-                404,
-                parameters=[key_param],
-                **_ADMIN,
-            )
-        },
-    }
+    return {**paths, **openapi_parts.key_paths(), **openapi_parts.spend_paths()}
 
 
 def document(cfg: ApprenticeConfig) -> dict[str, Any]:
