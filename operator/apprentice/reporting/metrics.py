@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from apprentice.reporting.status import TaskStatus, phase_name, phase_number
+from apprentice.vocabulary import StoredRoute
 
 __all__ = ["CONTENT_TYPE", "LATENCY_BUCKETS", "METRIC_NAMES", "Metrics"]
 
@@ -201,8 +202,8 @@ class Metrics:
 
     # --- per request -----------------------------------------------------------------
 
-    def record_request(self, task: str, route: str, served_by: str, seconds: float) -> None:
-        """One finished request: route is remote_only | local_only | both."""
+    def record_request(self, task: str, route: StoredRoute, served_by: str, seconds: float) -> None:
+        """One finished request, by the route it took and who answered it."""
         self._requests.get(task, route).inc()
         self._duration.get(task, served_by).observe(seconds)
 
