@@ -27,6 +27,7 @@ import math
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,10 +35,16 @@ from typing import Any
 from apprentice.config import ApprenticeConfig
 from apprentice.engine import budget as budget_mod
 from apprentice.gateway.ledger import LedgerMirror
-from apprentice.store import records
+from apprentice.store import Store, records
 from apprentice.store.budget import BudgetTotals
+from apprentice.teachers.billing import Bill
 
 GLOBAL = budget_mod.GLOBAL
+
+Admit = Callable[[BudgetTotals], None]
+"""The pure cap check a reservation's store transaction runs on the totals it sees."""
+Ask = tuple[records.ReservationRecord, list[str], list[tuple[float, float]], Admit]
+"""One reservation as the store takes it: ``(row, scopes, windows, admit)``."""
 
 
 def instance_id() -> str:
@@ -72,7 +79,7 @@ class CallCover:
         self._asked: dict[int, float] = {}
         self._lock = asyncio.Lock()  # concurrent judges extend one at a time
 
-    async def cover(self, bill: Any, total: float) -> bool:
+    async def cover(self, bill: Bill, total: float) -> bool:
         async with self._lock:
             asked = dict(self._asked)
             asked[id(bill)] = max(total, asked.get(id(bill), 0.0))
@@ -91,7 +98,7 @@ class SharedBudget:
     def __init__(
         self,
         cfg: ApprenticeConfig,
-        store: Any = None,
+        store: Store | None = None,
         *,
         owner: str | None = None,
         ttl_s: float | None = None,
@@ -115,7 +122,11 @@ class SharedBudget:
 
     # -- writes (each one store transaction, off the event loop) ------------------------
 
-    def _admit(self, task: str, amount: float, now: float) -> Any:
+    def _opened(self) -> Store:
+        assert self.store is not None, "the budget needs the open store (start() first)"
+        return self.store
+
+    def _admit(self, task: str, amount: float, now: float) -> Admit:
         def admit(totals: BudgetTotals) -> None:
             ledger = self._ledger(totals, now)
             budget_mod.reserve(ledger, task, amount, now)  # raises BudgetExhausted
@@ -150,7 +161,7 @@ class SharedBudget:
         """
         hold, ask = self._ask(task, estimate, now, kind, request_id)
         if self._batcher is None:
-            self._batcher = _Batcher(self.store)
+            self._batcher = _Batcher(self._opened())
         future = self._batcher.submit(ask)
         try:
             outcome = await asyncio.shield(future)
@@ -163,7 +174,7 @@ class SharedBudget:
             raise outcome
         return hold
 
-    def _give_back(self, hold: Hold, future: asyncio.Future[Any]) -> None:
+    def _give_back(self, hold: Hold, future: asyncio.Future[object]) -> None:
         if not future.cancelled() and not isinstance(future.result(), Exception):
             task = asyncio.get_running_loop().create_task(self.release(hold))
             self._returns.add(task)
@@ -176,7 +187,7 @@ class SharedBudget:
         now: datetime,
         kind: records.SpendKind,
         request_id: str | None,
-    ) -> tuple[Hold, tuple[Any, ...]]:
+    ) -> tuple[Hold, Ask]:
         amount = float(estimate)
         if not (math.isfinite(amount) and amount >= 0):
             raise ValueError(f"estimate must be a finite amount >= 0, got {estimate!r}")
@@ -200,7 +211,7 @@ class SharedBudget:
         """:meth:`reserve`, blocking (one store transaction on this thread)."""
         hold, (row, scopes, windows, admit) = self._ask(task, estimate, now, kind, request_id)
         try:
-            self.store.budget_reserve(row, scopes=scopes, windows=windows, admit=admit)
+            self._opened().budget_reserve(row, scopes=scopes, windows=windows, admit=admit)
         except budget_mod.BudgetExhausted:
             return None
         return hold
@@ -212,7 +223,7 @@ class SharedBudget:
     def extend_now(self, hold: Hold, more: float, now: datetime) -> bool:
         t = now.timestamp()
         try:
-            ok = self.store.budget_extend(
+            ok = self._opened().budget_extend(
                 hold.id, more, scopes=[hold.task, GLOBAL], windows=self._windows(t),
                 admit=self._admit(hold.task, more, t),
             )  # fmt: skip
@@ -228,7 +239,7 @@ class SharedBudget:
 
     def release_now(self, hold: Hold) -> None:
         hold.done = True
-        self.store.budget_release([hold.id])
+        self._opened().budget_release([hold.id])
 
     def line(
         self,
@@ -264,7 +275,7 @@ class SharedBudget:
             self.release_now(hold)
             return
         entry = self.line(hold, hold.task, amount, now, kind=hold.kind, **fields)
-        self.store.record_spend([entry])
+        self._opened().record_spend([entry])
 
     async def worst_case(self, hold: Hold, now: datetime) -> None:
         """The call's cost is unknown (cut off, crashed): book the whole reservation."""
@@ -275,7 +286,7 @@ class SharedBudget:
         return await asyncio.to_thread(self.recover_now, now)
 
     def recover_now(self, now: datetime) -> list[records.ReservationRecord]:
-        return list(self.store.budget_recover(owner=self.owner, now=now))
+        return list(self._opened().budget_recover(owner=self.owner, now=now))
 
     async def refresh(self, now: datetime) -> None:
         """Re-read the window totals of every scope (status, metrics)."""
@@ -284,7 +295,7 @@ class SharedBudget:
     def refresh_now(self, now: datetime) -> None:
         t = now.timestamp()
         scopes = [*self.limits.task_caps, GLOBAL]
-        totals = self.store.budget_totals(scopes, self._windows(t))
+        totals = self._opened().budget_totals(scopes, self._windows(t))
         self.mirror.ledger = self._ledger(totals, t)
 
     # -- reads (the mirror) -------------------------------------------------------------
@@ -309,14 +320,14 @@ class SharedBudget:
 class _Batcher:
     """Group commit for reservations: everything asked meanwhile, one store transaction."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._queue: list[tuple[Ask, asyncio.Future[object]]] = []
         self._wakeup = asyncio.Event()
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="budget-batcher")
 
-    def submit(self, ask: tuple[Any, ...]) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    def submit(self, ask: Ask) -> asyncio.Future[object]:
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._queue.append((ask, future))
         self._wakeup.set()
         return future
