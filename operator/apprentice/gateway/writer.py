@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from apprentice.store import records
 
 
 class StoreWriter:
@@ -54,10 +56,19 @@ class StoreWriter:
         self._wakeup.set()
         return future
 
-    def submit_request(self, **write: Any) -> asyncio.Future[Any]:
-        """Queue one request transaction (``Store.record_request`` keyword arguments)."""
-        call = _RequestWrite(self._store, write)
-        return self.submit(call)
+    def submit_request(
+        self,
+        *,
+        request: records.RequestRecord,
+        example: records.ExampleRecord | None = None,
+        comparison: records.ComparisonRecord | None = None,
+        spend: Sequence[records.SpendRecord] = (),
+        task_state: dict[str, Any] | None = None,
+    ) -> asyncio.Future[records.RecordResult]:
+        """Queue one request transaction (``Store.record_request``'s arguments)."""
+        write = {"request": request, "example": example, "comparison": comparison,
+                 "spend": spend, "task_state": task_state}  # fmt: skip
+        return self.submit(_RequestWrite(self._store, write))
 
     async def _run(self) -> None:
         while True:
