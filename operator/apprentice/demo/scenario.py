@@ -35,9 +35,8 @@ class DemoSettings:
     fine_tune_batch_size: int = 1250
     """New examples that make another run due; a fifth of it (250) is what a coaching
     episode collects before its retrain: about 125 answers about the new category to
-    learn from and 25 recent held-out ones, enough to judge the new version on what the
-    teacher says now (``recency.MIN_RECENT_HELDOUT``). In steady state, at the floor,
-    no batch fills within the demo."""
+    learn from (at 400, 80 answers left the retrained version missing security tickets).
+    In steady state, at the floor, no batch fills within the demo."""
     window_size: int = 100
     """Rolling window of comparisons behind confidence and its bound."""
     min_floor: float = 0.02
