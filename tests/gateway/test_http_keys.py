@@ -138,6 +138,32 @@ async def test_a_key_s_rate_limit_is_a_429_with_retry_after(
         assert "rate_per_s" in e["message"]
 
 
+async def test_usage_per_key(
+    harness_factory: Any, tmp_path: Path, admin_env: dict[str, str]
+) -> None:
+    h = await harness_factory(two_tasks(tmp_path, require_api_keys=True))
+    client = await h.serve()
+    a = await _create(client, admin_env, ["classify"])
+    b = await _create(client, admin_env, ["classify"])
+    for i, key in enumerate([a, a, b]):
+        resp = await client.post(
+            "/v1/tasks/classify",
+            json={"input": gw_rules.make_input(i)},
+            headers={"Authorization": f"Bearer {key['key']}"},
+        )
+        assert resp.status == 200
+    resp = await client.post(
+        "/v1/tasks/classify", json={"input": gw_rules.make_input(9)}, headers=admin_env
+    )
+    assert resp.status == 200  # the admin token: no key
+    report = await (await client.get("/admin/tasks/classify/spend/keys", headers=admin_env)).json()
+    groups = {g["value"]: g for g in report["groups"]}
+    assert {k: g["requests"] for k, g in groups.items()} == {a["id"]: 2, b["id"]: 1, None: 1}
+    assert groups[a["id"]]["spend"] > 0 and "tag" not in report
+    assert a["key"] not in json.dumps(report)
+    assert (await client.get("/admin/tasks/classify/spend/keys")).status == 401
+
+
 async def test_keys_are_off_by_default(harness_factory: Any) -> None:
     h = await harness_factory()
     client = await h.serve()

@@ -120,7 +120,7 @@ class Committer:
             student_version=None if req.student is None else req.student.version,
             latency_ms=(time.perf_counter() - req.started) * 1000,
             error=None if failure is None else failures.reason(failure), cost=req.teacher_cost,
-            tags=dict(req.meta.tags),
+            tags=dict(req.meta.tags), caller=req.meta.caller,
         )  # fmt: skip
 
     async def _failed(self, req: Request, spend: list[records.SpendRecord]) -> errors.GatewayError:

@@ -1,4 +1,5 @@
-"""``GET /admin/tasks/{task}/spend?tag=customer``: requests and teacher spend grouped by a tag.
+"""``GET /admin/tasks/{task}/spend?tag=customer``: requests and teacher spend grouped by a tag;
+``GET /admin/tasks/{task}/spend/keys``: the same per API key (its public id).
 
 For "what does each customer cost": every request of the task since ``since`` (ISO
 8601, default the start of today in UTC) is grouped by the value of its tag ``tag``
@@ -23,13 +24,13 @@ from apprentice.store import RequestRecord, Store
 __all__ = ["add_routes", "group"]
 
 
-def group(rows: Sequence[RequestRecord], tag: str) -> list[dict[str, Any]]:
-    """One entry per value of ``tag`` (``None``: untagged), most spend first."""
+def group(rows: Sequence[RequestRecord], tag: str | None) -> list[dict[str, Any]]:
+    """One entry per value of ``tag`` (``None``: by API key id), most spend first; requests
+    without it are under ``None``."""
     found: dict[str | None, dict[str, Any]] = {}
     for r in rows:
-        entry = found.setdefault(
-            r.tags.get(tag), {"value": r.tags.get(tag), "requests": 0, "teacher_calls": 0}
-        )
+        value = r.caller if tag is None else r.tags.get(tag)
+        entry = found.setdefault(value, {"value": value, "requests": 0, "teacher_calls": 0})
         entry["requests"] += 1
         entry["teacher_calls"] += int(r.teacher_called)
         entry["spend"] = entry.get("spend", 0.0) + r.cost
@@ -58,17 +59,27 @@ def add_routes(
 ) -> None:
     """Wire the route into ``app`` behind ``admin``."""
 
-    async def spend(request: web.Request) -> web.Response:
+    async def grouped(request: web.Request, tag: str | None) -> web.Response:
         admin(request)
         task = request.match_info["task"]
         check_task(task)
-        tag = request.query.get("tag", "")
-        if not tag:
-            raise errors.BadRequest("tag is required: the tag to group by (?tag=customer)")
         since = _since(request.query.get("since"))
         await flush()  # local-only answers commit a moment after they are sent
         rows = await asyncio.to_thread(store().requests, task, since)
-        body = {"task": task, "tag": tag, "since": since.isoformat(), "groups": group(rows, tag)}
-        return web.Response(text=json.dumps(body), content_type="application/json")
+        body = {"task": task, "since": since.isoformat(), "groups": group(rows, tag)}
+        return web.Response(
+            text=json.dumps({"tag": tag, **body} if tag else body), content_type="application/json"
+        )
 
-    app.router.add_route("GET", "/admin/tasks/{task}/spend", spend)
+    async def by_tag(request: web.Request) -> web.Response:
+        tag = request.query.get("tag", "")
+        if not tag:
+            admin(request)
+            raise errors.BadRequest("tag is required: the tag to group by (?tag=customer)")
+        return await grouped(request, tag)
+
+    async def by_key(request: web.Request) -> web.Response:
+        return await grouped(request, None)
+
+    app.router.add_route("GET", "/admin/tasks/{task}/spend", by_tag)
+    app.router.add_route("GET", "/admin/tasks/{task}/spend/keys", by_key)

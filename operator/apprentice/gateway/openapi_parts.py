@@ -100,6 +100,22 @@ def spend_paths() -> dict[str, Any]:
             **_ADMIN,
         )
     }
+    paths["/admin/tasks/{task}/spend/keys"] = {
+        "get": _op(
+            "Requests and teacher spend per API key (public id; null: no key)",
+            _body({"type": "object"}),
+            *_ADMIN_PLAIN,
+            parameters=[
+                _TASK_PARAM,
+                {
+                    "name": "since",
+                    "in": "query",
+                    "schema": {"type": "string", "format": "date-time"},
+                },
+            ],
+            **_ADMIN,
+        )
+    }
     return paths
 
 

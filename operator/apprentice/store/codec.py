@@ -61,6 +61,7 @@ def request(row: Row) -> RequestRecord:
         error=row[9],
         cost=float(row[10]),
         tags={str(k): str(v) for k, v in load_json(row[11]).items()} if row[11] else {},
+        caller=row[12],
     )
 
 

@@ -70,6 +70,7 @@ class RequestRecord:
     error: str | None = None
     cost: float = 0.0
     tags: dict[str, str] = field(default_factory=dict)  # the caller's metadata (tags)
+    caller: str | None = None  # the API key's public id, when keys are in use
 
     @property
     def teacher_called(self) -> bool:

@@ -24,7 +24,7 @@ from apprentice.store.sqlcore import SqlCore, Tx
 
 _REQUEST_COLUMNS = (
     "id, task, received_at, route, served_by, teacher_model, teacher_provider,"
-    " student_version, latency_ms, error, cost, tags"
+    " student_version, latency_ms, error, cost, tags, caller"
 )
 _EXAMPLE_COLUMNS = (
     "task, input, output, input_hash, split, teacher_provider, teacher_model, created_at,"
@@ -151,7 +151,7 @@ class RequestRows(SqlCore):
         try:
             tx.execute(
                 f"INSERT INTO requests ({_REQUEST_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     r.id,
                     r.task,
@@ -165,6 +165,7 @@ class RequestRows(SqlCore):
                     r.error,
                     float(r.cost),
                     canonical_json(r.tags) if r.tags else None,
+                    r.caller,
                 ),
             )
         except Exception as error:

@@ -217,4 +217,7 @@ MIGRATIONS.append((4, ["ALTER TABLE api_keys ADD COLUMN rate_per_s DOUBLE PRECIS
 # Per-request tags (the caller's metadata: customer=acme), NULL when none were sent.
 MIGRATIONS.append((5, ["ALTER TABLE requests ADD COLUMN tags {json}"]))
 
+# Which API key made each request (its public id; NULL without keys): usage per key.
+MIGRATIONS.append((6, ["ALTER TABLE requests ADD COLUMN caller TEXT"]))
+
 LATEST_VERSION = MIGRATIONS[-1][0]
