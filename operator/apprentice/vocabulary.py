@@ -22,6 +22,7 @@ __all__ = [
     "Route",
     "ServedBy",
     "StoredRoute",
+    "StoredServedBy",
     "VersionState",
     "VersionStateName",
     "stored_route",
@@ -74,6 +75,10 @@ def stored_route(route: Route) -> StoredRoute:
 
 ServedBy = Literal["teacher", "student"]
 """Who produced the answer the caller got (the engine's choice, the store's column)."""
+
+StoredServedBy = Literal["teacher", "student", "cache"]
+"""The store's ``served_by``: also ``cache``, a repeat answered from the task's answer cache
+(:mod:`apprentice.gateway.cache`) without calling anyone; the engine never routes to it."""
 
 
 # A model version's life cycle: candidate -> validating -> promoted | rejected. A

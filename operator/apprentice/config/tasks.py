@@ -67,6 +67,19 @@ class EvaluatorOptions(Model):
         return value
 
 
+class CacheConfig(Model):
+    """An exact-input answer cache for one task (off unless ``enabled``).
+
+    Off by default: serving a stored answer is a change of meaning the task's owner
+    opts into (an input that does not say everything, e.g. "today's summary", or a
+    caller that wants a fresh sample each time, must never get a stale one).
+    """
+
+    enabled: bool = Field(default=False, description="Answer repeated inputs from the cache.")
+    ttl_s: float = Field(default=300.0, gt=0, le=86400 * 30, description="Seconds an answer lives.")
+    max_entries: int = Field(default=10_000, gt=0, description="Oldest answers evicted beyond.")
+
+
 class TaskConfig(Model):
     """One recurring structured operation."""
 
@@ -91,6 +104,7 @@ class TaskConfig(Model):
     budget: BudgetCaps = Field(default_factory=BudgetCaps)
     fine_tune_batch_size: int | None = Field(default=None, gt=0, description="Overrides local.")
     examples: list[dict[str, Any]] = Field(default_factory=list, description="Few-shot inputs.")
+    cache: CacheConfig = Field(default_factory=CacheConfig)
 
     @field_validator("input_schema", "output_schema", mode="before")
     @classmethod

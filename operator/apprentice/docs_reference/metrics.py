@@ -33,7 +33,7 @@ below. Counters also expose the client library's `_created` series; histograms t
 
 Label values: `task` is the task name; `route` is the scheduler's decision (`remote_only`
 | `local_only` | `both`); `served_by` is who produced the answer the caller got
-(`teacher` | `student` | `none` for errors); `provider` is the teacher's provider
+(`teacher` | `student` | `cache` | `none` for errors); `provider` is the teacher's provider
 (`anthropic`, `openai`, `google`, `openai_compatible`, `replay`); `split` is `train` |
 `heldout`; `scope` is a task name or `global`; `window` is `daily` | `weekly` | `monthly`;
 `type` is an [error type](errors.md#gateway) or a [teacher reason](errors.md#teacher).
@@ -43,8 +43,12 @@ Label values: `task` is the task name; `route` is the scheduler's decision (`rem
 NOTES: dict[str, str] = {
     "apprentice_errors_total": "`type` is the error type, or the teacher's reason "
     "(`RateLimited`, ...) when the teacher failed.",
-    "apprentice_savings_usd_total": "For each request the student answered alone: the "
-    "task's average teacher cost.",
+    "apprentice_savings_usd_total": "For each request the student answered alone, and each "
+    "repeat the answer cache served: the task's average teacher cost.",
+    "apprentice_cache_lookups_total": "`result`: `hit` (a stored answer), `shared` (joined "
+    "an identical request in flight: one call for both), `miss`. Only tasks with "
+    "`cache.enabled`; a hit or shared answer is also counted in `apprentice_requests_total` "
+    "with `route=local_only` and `served_by=cache` in the duration.",
     "apprentice_agreement": "Buckets 0.1 ... 1.0.",
     "apprentice_phase": ", ".join(f"{p.number} {p.value}" for p in Phase) + ".",
     "apprentice_sampling_rate": "1 in phases 1 and 2.",

@@ -78,7 +78,7 @@ class Admin:
                 parts.config.budget.currency,
             ),
             caps=status_mod.effective_caps(served.cfg.budget, parts.config.budget),
-            estimated_savings=counts.student_answers * typical - local,
+            estimated_savings=(counts.student_answers + counts.cache_hits) * typical - local,
             active_version=None if active is None else active.version,
             training_in_progress=served.training_in_progress(),
             budget_exhausted=budget.exhausted(task, now, typical),

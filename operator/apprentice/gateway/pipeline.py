@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from apprentice.gateway import judging
 from apprentice.gateway.admit import Admission
+from apprentice.gateway.cache import AnswerCache
 from apprentice.gateway.calls import Caller
 from apprentice.gateway.commit import Committer
 from apprentice.gateway.parts import Parts
@@ -33,13 +34,22 @@ class Pipeline:
         self.admission = admission
         self.caller = Caller(parts, admission)
         self.committer = committer
+        self.cache = AnswerCache(parts)  # step 0: repeats of a task with ``cache.enabled``
 
     def task(self, name: str) -> ServedTask:
         """The served task called ``name``, or 404 ``unknown_task``."""
         return self.admission.task(name)
 
     async def run(self, task: str, task_input: object, meta: Meta = NO_META) -> Result:
-        req = await self.admission.admit(self.admission.task(task), task_input, meta)
+        served = self.admission.task(task)
+        if served.cfg.cache.enabled:
+            return await self.cache.run(
+                served, task_input, meta, lambda: self._run(served, task_input, meta)
+            )
+        return await self._run(served, task_input, meta)
+
+    async def _run(self, served: ServedTask, task_input: object, meta: Meta) -> Result:
+        req = await self.admission.admit(served, task_input, meta)
         try:
             await self.caller.call(req)
             await judging.judge(self.parts.budget, req)

@@ -51,6 +51,7 @@ METRIC_NAMES = (
     "apprentice_alerts_dropped_total",
     "apprentice_training_runs_total",
     "apprentice_errors_total",
+    "apprentice_cache_lookups_total",
 )
 
 _M = TypeVar("_M", Counter, Gauge, Histogram)
@@ -99,7 +100,7 @@ class Metrics:
             make(
                 Counter,
                 "apprentice_savings_usd",
-                "Estimated teacher cost avoided by student answers, USD.",
+                "Estimated teacher cost avoided by student and cached answers, USD.",
                 ["task"],
             )
         )
@@ -200,6 +201,16 @@ class Metrics:
             )
         )
 
+        self._cache = _Children(
+            make(
+                Counter,
+                "apprentice_cache_lookups",
+                "Answer cache lookups of tasks with a cache: hit, shared (joined a call in "
+                "flight) or miss.",
+                ["task", "result"],
+            )
+        )
+
     # --- per request -----------------------------------------------------------------
 
     def record_request(self, task: str, route: StoredRoute, served_by: str, seconds: float) -> None:
@@ -223,9 +234,13 @@ class Metrics:
         self._agreement.get(task).observe(score)
 
     def record_savings(self, task: str, usd: float) -> None:
-        """Teacher cost avoided by one student answer (an estimate, never negative)."""
+        """Teacher cost avoided by one student or cached answer (an estimate, never negative)."""
         if usd > 0:
             self._savings.get(task).inc(usd)
+
+    def record_cache(self, task: str, result: str) -> None:
+        """One answer cache lookup: ``hit``, ``shared`` or ``miss``."""
+        self._cache.get(task, result).inc()
 
     def record_error(self, task: str, error_type: str) -> None:
         self._errors.get(task, error_type).inc()

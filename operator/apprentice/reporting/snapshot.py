@@ -167,7 +167,8 @@ def status_from_store(
     total_spend = store.spend_total(_EPOCH, moment, task=task, kind="teacher")
     typical = total_spend / counts.teacher_calls if counts.teacher_calls else 0.0
     local = local_compute_cost(cfg, store, task, moment)
-    savings = budget_mod.savings(counts.student_answers, counts.teacher_calls, total_spend, local)
+    answered_free = counts.student_answers + counts.cache_hits  # no teacher call either way
+    savings = budget_mod.savings(answered_free, counts.teacher_calls, total_spend, local)
     return status_mod.build_task_status(
         task,
         engine=engine_view(state, requests=counts.requests),

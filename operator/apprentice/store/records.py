@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from apprentice.prompts import canonical_json
-from apprentice.vocabulary import Route, ServedBy, StoredRoute, VersionStateName
+from apprentice.vocabulary import Route, StoredRoute, StoredServedBy, VersionStateName
 
 Split = Literal["train", "heldout"]
 SpendKind = Literal["teacher", "judge", "embedding", "student"]
@@ -62,7 +62,7 @@ class RequestRecord:
     task: str
     received_at: datetime
     route: StoredRoute
-    served_by: ServedBy | None
+    served_by: StoredServedBy | None  # cache: a repeat the answer cache served
     teacher_model: str | None = None
     teacher_provider: str | None = None
     student_version: str | None = None
@@ -202,6 +202,7 @@ class RequestCounts:
     student_answers: int = 0
     errors: int = 0
     comparisons: int = 0
+    cache_hits: int = 0  # repeats the answer cache served (no call, no example)
 
 
 @dataclass(frozen=True)

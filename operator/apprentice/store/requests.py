@@ -128,19 +128,21 @@ class RequestRows(SqlCore):
         self._insert_spend(tx, spend)
         tx.execute(
             "INSERT INTO task_counters (task, requests, teacher_calls, student_answers,"
-            " errors, comparisons) VALUES (?, 1, ?, ?, ?, ?)"
+            " errors, comparisons, cache_hits) VALUES (?, 1, ?, ?, ?, ?, ?)"
             " ON CONFLICT (task) DO UPDATE SET"
             " requests = task_counters.requests + 1,"
             " teacher_calls = task_counters.teacher_calls + excluded.teacher_calls,"
             " student_answers = task_counters.student_answers + excluded.student_answers,"
             " errors = task_counters.errors + excluded.errors,"
-            " comparisons = task_counters.comparisons + excluded.comparisons",
+            " comparisons = task_counters.comparisons + excluded.comparisons,"
+            " cache_hits = task_counters.cache_hits + excluded.cache_hits",
             (
                 request.task,
                 int(request.teacher_called),
                 int(request.served_by == "student"),
                 int(request.error is not None),
                 int(comparison is not None),
+                int(request.served_by == "cache"),
             ),
         )
         if task_state is not None:
@@ -299,8 +301,8 @@ class RequestRows(SqlCore):
     def request_counts(self, task: str) -> RequestCounts:
         with self._read() as tx:
             row = tx.one(
-                "SELECT requests, teacher_calls, student_answers, errors, comparisons"
-                " FROM task_counters WHERE task = ?",
+                "SELECT requests, teacher_calls, student_answers, errors, comparisons,"
+                " cache_hits FROM task_counters WHERE task = ?",
                 (task,),
             )
         if row is None:

@@ -220,4 +220,9 @@ MIGRATIONS.append((5, ["ALTER TABLE requests ADD COLUMN tags {json}"]))
 # Which API key made each request (its public id; NULL without keys): usage per key.
 MIGRATIONS.append((6, ["ALTER TABLE requests ADD COLUMN caller TEXT"]))
 
+# Repeats answered by the task's answer cache (served_by = 'cache'), for the savings.
+MIGRATIONS.append(
+    (7, ["ALTER TABLE task_counters ADD COLUMN cache_hits BIGINT NOT NULL DEFAULT 0"])
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

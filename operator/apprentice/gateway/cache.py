@@ -1,0 +1,160 @@
+"""Step 0, the answer cache: a repeated input answered without calling anyone.
+
+Per task, off unless ``cache.enabled`` (:class:`apprentice.config.tasks.CacheConfig`
+says why). The key is the SHA-256 of the input's canonical JSON
+(:func:`apprentice.store.records.input_hash`, the examples' key too); an entry is the
+answer the caller was actually served (teacher's or student's) and lives ``ttl_s``
+seconds on an injected clock.
+
+What a hit is, honestly:
+
+- **No new information.** The engine does not see it: no comparison, no example, no
+  sampling draw, no engine state change; it only saves money.
+- **Free.** Nothing is reserved or booked, so a hit is served even when the budget is
+  at its cap (the cap limits spend; a hit spends nothing).
+- **Its own request.** A fresh request id, a ``requests`` row with ``route =
+  local_only`` (nobody remote was called) and ``served_by = cache``; the store counts
+  it (``task_counters.cache_hits``) and the status' savings count it at the task's
+  average teacher cost, like a student answer.
+
+Single flight: while a request for an input is in flight, identical requests await
+its result instead of starting their own (one teacher call for fifty callers). The
+first caller's pipeline runs as its own task, so a caller that disconnects does not
+cancel it for the others; its error, if any, is every waiter's error.
+
+Invalidation: entries carry nothing of the version; instead the cache remembers the
+task's (phase, active version) and empties the task's entries the first time it sees
+either change (a promotion, a rollback, a phase change), before answering anything. An
+answer computed under the old state is not stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from apprentice.gateway.parts import Parts
+from apprentice.gateway.request import Meta, Result
+from apprentice.gateway.tasks import ServedTask
+from apprentice.store import RecordResult, records
+
+__all__ = ["AnswerCache"]
+
+log = logging.getLogger(__name__)
+
+Stamp = tuple[str, str | None]  # (phase, active version): what the answers depend on
+
+
+@dataclass(slots=True)
+class _TaskCache:
+    stamp: Stamp
+    entries: OrderedDict[str, tuple[float, dict[str, Any]]] = field(default_factory=OrderedDict)
+    flights: dict[str, asyncio.Future[Result]] = field(default_factory=dict)
+    waiting: int = 0  # callers awaiting someone else's flight
+
+
+def _log_failure(future: asyncio.Future[RecordResult]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("store write of a cached answer failed: %s", future.exception())
+
+
+class AnswerCache:
+    """See the module docstring. ``clock``: seconds, monotonic (tests inject one)."""
+
+    def __init__(self, parts: Parts, clock: Callable[[], float] = time.monotonic) -> None:
+        self.parts = parts
+        self.clock = clock
+        self._tasks: dict[str, _TaskCache] = {}
+
+    def waiting(self, task: str) -> int:
+        """Callers of ``task`` now awaiting an identical request's call (single flight)."""
+        cache = self._tasks.get(task)
+        return 0 if cache is None else cache.waiting
+
+    async def run(
+        self,
+        task: ServedTask,
+        task_input: object,
+        meta: Meta,
+        compute: Callable[[], Awaitable[Result]],
+    ) -> Result:
+        """A stored answer, a share of the identical call in flight, or ``compute()``'s."""
+        started = time.perf_counter()
+        if not isinstance(task_input, dict):  # never valid input: admission says why
+            return await compute()
+        key = records.input_hash(task_input)
+        cache = self._current(task)
+        entry = cache.entries.get(key)
+        if entry is not None:
+            if entry[0] > self.clock():
+                cache.entries.move_to_end(key)
+                return self._serve(task, entry[1], meta, "hit", started)
+            del cache.entries[key]
+        flight = cache.flights.get(key)
+        if flight is not None:
+            cache.waiting += 1
+            try:
+                result = await asyncio.shield(flight)
+            finally:
+                cache.waiting -= 1
+            return self._serve(task, result.output, meta, "shared", started)
+        self.parts.metrics.record_cache(task.name, "miss")
+        flight = asyncio.ensure_future(compute())
+        cache.flights[key] = flight
+        stamp = cache.stamp
+        flight.add_done_callback(lambda done: self._landed(task, key, stamp, done))
+        return await asyncio.shield(flight)
+
+    def _current(self, task: ServedTask) -> _TaskCache:
+        """The task's cache, emptied first if its phase or active version changed."""
+        stamp: Stamp = (task.engine.phase_name(), task.engine.active_version)
+        cache = self._tasks.get(task.name)
+        if cache is None:
+            cache = self._tasks[task.name] = _TaskCache(stamp)
+        elif cache.stamp != stamp:
+            cache.entries.clear()  # flights keep running; _landed will not store them
+            cache.stamp = stamp
+        return cache
+
+    def _landed(
+        self, task: ServedTask, key: str, stamp: Stamp, done: asyncio.Future[Result]
+    ) -> None:
+        cache = self._current(task)
+        if cache.flights.get(key) is done:
+            del cache.flights[key]
+        if done.cancelled() or done.exception() is not None:  # retrieved: no stray warning
+            return
+        if cache.stamp != stamp:  # answered under a phase or version that is gone
+            return
+        limits = task.cfg.cache
+        cache.entries[key] = (self.clock() + limits.ttl_s, copy.deepcopy(done.result().output))
+        cache.entries.move_to_end(key)
+        while len(cache.entries) > limits.max_entries:
+            cache.entries.popitem(last=False)
+
+    def _serve(
+        self, task: ServedTask, output: dict[str, Any], meta: Meta, how: str, started: float
+    ) -> Result:
+        """Answer from the cache: its own request id and row; counted, never routed."""
+        parts, name = self.parts, task.name
+        rid = parts.new_request_id()
+        seconds = time.perf_counter() - started
+        row = records.RequestRecord(
+            id=rid, task=name, received_at=datetime.now(UTC), route="local_only",
+            served_by="cache", latency_ms=seconds * 1000, cost=0.0,
+            tags=dict(meta.tags), caller=meta.caller,
+        )  # fmt: skip
+        # Nothing here may be lost (no spend, no example): answer without the fsync.
+        parts.writer.submit_request(request=row).add_done_callback(_log_failure)
+        m = parts.metrics
+        m.record_cache(name, how)
+        m.record_request(name, "local_only", "cache", seconds)
+        m.record_savings(name, task.avg_teacher_cost())
+        return Result(copy.deepcopy(output), rid)  # callers may change theirs

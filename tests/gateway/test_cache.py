@@ -1,0 +1,135 @@
+"""The answer cache over HTTP: a loopback gateway, a loopback teacher that counts its calls.
+
+A repeat is answered with no teacher call and the same output (its own request id and
+row, counted in the store, the status' savings and the metrics); the TTL runs on an
+injected clock; fifty identical requests in flight make one call; a promotion empties the
+task's cache; a task without ``cache.enabled`` calls the teacher every time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import gw_rules
+from billing_teacher import BillingTeacher, provider_block
+from gw_config import make_config
+
+
+class Clock:
+    """Seconds the test moves by hand (the cache's TTL clock)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _config(
+    tmp_path: Path, fake: BillingTeacher, store_url: str | None = None, **cache: Any
+) -> Any:
+    task = {"cache": {"enabled": True, "ttl_s": 60, **cache}} if cache.get("enabled", True) else {}
+    return make_config(
+        tmp_path, store_url=store_url, remote=provider_block(fake.base_url), task=task
+    )
+
+
+async def _ask(client: Any, i: int) -> dict[str, Any]:
+    resp = await client.post("/v1/tasks/classify", json={"input": gw_rules.make_input(i)})
+    body: dict[str, Any] = await resp.json()
+    assert resp.status == 200, body
+    return body
+
+
+async def _serve(harness_factory: Any, cfg: Any) -> tuple[Any, Any, Clock]:
+    h = await harness_factory(cfg)
+    clock = Clock()
+    h.gw.pipeline.cache.clock = clock
+    return h, await h.serve(), clock
+
+
+async def test_a_repeat_calls_nobody_and_counts_as_saved(
+    harness_factory: Any, tmp_path: Path, store_url: str
+) -> None:
+    async with BillingTeacher() as fake:
+        h, client, _ = await _serve(harness_factory, _config(tmp_path, fake, store_url))
+        first = await _ask(client, 1)
+        again = [await _ask(client, 1) for _ in range(3)]
+        assert fake.requests == 1
+        assert all(a["output"] == first["output"] for a in again)
+        ids = {first["request_id"], *(a["request_id"] for a in again)}
+        assert len(ids) == 4  # every answer its own request
+
+        await h.gw.flush()
+        rows = {r.id: r for r in h.gw.store.requests("classify")}
+        assert [rows[a["request_id"]].served_by for a in again] == ["cache"] * 3
+        assert all(rows[a["request_id"]].cost == 0 for a in again)
+        counts = h.gw.store.request_counts("classify")
+        assert (counts.requests, counts.teacher_calls, counts.cache_hits) == (4, 1, 3)
+        # No new information: one example (the teacher's), no comparison.
+        assert sum(h.gw.store.example_counts("classify").values()) == 1
+        assert counts.comparisons == 0
+
+        state = await (await client.get("/v1/tasks/classify/state")).json()
+        assert state["estimated_savings"] > 0  # three hits at the teacher's average cost
+        text = await (await client.get("/metrics")).text()
+        assert 'apprentice_cache_lookups_total{result="hit",task="classify"} 3.0' in text
+        assert 'apprentice_cache_lookups_total{result="miss",task="classify"} 1.0' in text
+        assert 'apprentice_savings_usd_total{task="classify"}' in text
+
+
+async def test_an_expired_answer_calls_again(harness_factory: Any, tmp_path: Path) -> None:
+    async with BillingTeacher() as fake:
+        _, client, clock = await _serve(harness_factory, _config(tmp_path, fake))
+        await _ask(client, 2)
+        clock.now += 59.9
+        await _ask(client, 2)
+        assert fake.requests == 1
+        clock.now += 0.2  # 60.1 s after the answer: expired
+        await _ask(client, 2)
+        assert fake.requests == 2
+        await _ask(client, 2)
+        assert fake.requests == 2  # the new answer is cached again
+
+
+async def test_fifty_identical_requests_make_one_call(harness_factory: Any, tmp_path: Path) -> None:
+    async with BillingTeacher() as fake:
+        fake.gate = asyncio.Event()  # the teacher holds its answer until all fifty wait
+        h, client, _ = await _serve(harness_factory, _config(tmp_path, fake))
+        calls = [asyncio.ensure_future(_ask(client, 3)) for _ in range(50)]
+        await fake.arrived.wait()
+        while h.gw.pipeline.cache.waiting("classify") < 49:  # noqa: ASYNC110 (no event to wait on)
+            await asyncio.sleep(0)  # yields to the loop until the other 49 joined the flight
+        fake.gate.set()
+        answers = await asyncio.gather(*calls)
+        assert fake.requests == 1
+        assert len({a["request_id"] for a in answers}) == 50
+        assert all(a["output"] == answers[0]["output"] for a in answers)
+        text = await (await client.get("/metrics")).text()
+        assert 'apprentice_cache_lookups_total{result="shared",task="classify"} 49.0' in text
+
+
+async def test_a_promotion_empties_the_cache(harness_factory: Any, tmp_path: Path) -> None:
+    async with BillingTeacher() as fake:
+        h, client, _ = await _serve(harness_factory, _config(tmp_path, fake))
+        await _ask(client, 4)
+        await _ask(client, 4)
+        assert fake.requests == 1
+        await h.gw.version_promoted("classify", "v1")
+        await _ask(client, 4)
+        assert fake.requests == 2  # the old version's answers are gone
+        await _ask(client, 4)
+        assert fake.requests == 2
+
+
+async def test_off_means_every_request_is_called(harness_factory: Any, tmp_path: Path) -> None:
+    async with BillingTeacher() as fake:
+        h, client, _ = await _serve(harness_factory, _config(tmp_path, fake, enabled=False))
+        assert h.gw.config.tasks[0].cache.enabled is False  # the default
+        for _ in range(3):
+            await _ask(client, 5)
+        assert fake.requests == 3
+        text = await (await client.get("/metrics")).text()
+        assert "apprentice_cache_lookups_total{" not in text
