@@ -58,6 +58,11 @@ ENTRIES: dict[tuple[str, str], tuple[str, str]] = {
         "The task name in the path (or the `model` of a chat completion) is not configured.",
         "Use one of the names listed in `details.tasks`, or add the task to the config.",
     ),
+    ("gateway", "unknown_request"): (
+        "`POST /v1/feedback` names a `request_id` (in `details.request_id`) that no task or "
+        "chat answer of this gateway's store gave.",
+        "Send the `request_id` of the answer you are correcting or scoring.",
+    ),
     ("gateway", "method_not_allowed"): (
         "The route exists but not with this HTTP method.",
         "Use the method the [HTTP API reference](http-api.md) lists.",
@@ -73,6 +78,13 @@ ENTRIES: dict[tuple[str, str], tuple[str, str]] = {
         "Read `GET /v1/tasks/{task}/state` and `apprentice versions`, then retry the step "
         "the state allows.",
     ),
+    ("gateway", "feedback_unavailable"): (
+        "A correction (`output`) names a request whose input the gateway no longer holds: "
+        "it keeps the inputs of recent answers in memory, and the store keeps only those of "
+        "requests that called the teacher.",
+        "Send the correction to the replica that answered, soon after the answer; a `score` "
+        "is accepted for any recorded request.",
+    ),
     ("gateway", "too_large"): (
         "The body is larger than `gateway.max_body_bytes`.",
         "Send a smaller input, or raise `gateway.max_body_bytes`.",
@@ -81,6 +93,11 @@ ENTRIES: dict[tuple[str, str], tuple[str, str]] = {
         "The task input does not match the task's `input_schema`; `details` lists the "
         "JSON Schema errors.",
         "Fix the input, or the task's `input_schema` if it is too strict.",
+    ),
+    ("gateway", "invalid_correction"): (
+        "The feedback's `output` does not match the task's `output_schema`; `details` lists "
+        "each path at fault.",
+        "Send the corrected answer in the task's output shape.",
     ),
     ("gateway", "budget_exhausted"): (
         "A budget cap (task or global, daily/weekly/monthly) is reached and the task has no "

@@ -11,12 +11,15 @@
     │   ├── ApiKeyRevoked             403     api_key_revoked
     │   └── ApiKeyWrongTask           403     api_key_wrong_task
     ├── NotFound                      404     not_found
-    │   └── UnknownTask               404     unknown_task
+    │   ├── UnknownTask               404     unknown_task
+    │   └── UnknownRequest            404     unknown_request  (feedback on an unknown id)
     ├── MethodNotAllowed              405     method_not_allowed  (answered for aiohttp's router)
     ├── BodyTimeout (gateway.reading) 408     request_timeout
     ├── Conflict                      409     conflict
+    │   └── FeedbackUnavailable       409     feedback_unavailable  (request input not kept)
     ├── TooLarge                      413     too_large
     ├── InvalidInput                  422     invalid_input
+    │   └── InvalidCorrection         422     invalid_correction  (feedback output vs schema)
     ├── BudgetExhausted               429     budget_exhausted
     ├── RateLimited                   429     rate_limited  (an API key's rate_per_s)
     ├── TeacherUnavailable            502|503 teacher_unavailable  (details.reason: AuthError, ...)
@@ -52,8 +55,10 @@ __all__ = [
     "BadRequest",
     "BudgetExhausted",
     "Conflict",
+    "FeedbackUnavailable",
     "Forbidden",
     "GatewayError",
+    "InvalidCorrection",
     "InvalidInput",
     "MethodNotAllowed",
     "NotFound",
@@ -64,6 +69,7 @@ __all__ = [
     "TeacherUnavailable",
     "TooLarge",
     "Unauthorized",
+    "UnknownRequest",
     "UnknownTask",
     "error_types",
 ]
@@ -169,6 +175,18 @@ class UnknownTask(NotFound):
         )
 
 
+class UnknownRequest(NotFound):
+    """Feedback names a request id this gateway's store never recorded."""
+
+    type = "unknown_request"
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(
+            f"no request with id {request_id!r} (use the request_id a task or chat answer gave)",
+            details={"request_id": request_id},
+        )
+
+
 class MethodNotAllowed(GatewayError):
     """The path exists but not with this method (aiohttp's router decides; ``http`` answers)."""
 
@@ -181,6 +199,13 @@ class Conflict(GatewayError):
     type = "conflict"
 
 
+class FeedbackUnavailable(Conflict):
+    """A correction on a request whose input the gateway no longer holds (see
+    :mod:`apprentice.gateway.feedback`): a score is still accepted."""
+
+    type = "feedback_unavailable"
+
+
 class TooLarge(GatewayError):
     status = 413
     type = "too_large"
@@ -189,6 +214,12 @@ class TooLarge(GatewayError):
 class InvalidInput(GatewayError):
     status = 422
     type = "invalid_input"
+
+
+class InvalidCorrection(InvalidInput):
+    """A feedback ``output`` that does not match the task's output schema (paths in details)."""
+
+    type = "invalid_correction"
 
 
 class BudgetExhausted(GatewayError):

@@ -47,6 +47,8 @@ from apprentice.gateway import (
     chat,
     errors,
     exports,
+    feedback,
+    http_feedback,
     http_keys,
     http_spend,
     openapi,
@@ -149,6 +151,7 @@ class Routes:
             required=cfg.require_api_keys,
             admin_token_env=cfg.admin_token_env,
         )
+        self.recent = feedback.Recent()  # inputs of recent answers, for corrections
 
     # -- limits ------------------------------------------------------------------------
 
@@ -198,6 +201,7 @@ class Routes:
         body = await self._body(request, bodies.TaskRequest)
         meta = self._meta(request, caller, body.metadata)
         result = await self._limited(task, body.input, meta)
+        self.recent.remember(result.request_id, task, body.input, result.output)
         answer = {"output": result.output, "request_id": result.request_id}
         if body.stream:
             return await chat.events(request, [answer])
@@ -210,6 +214,7 @@ class Routes:
         meta = self._meta(request, await self._key(request, task), body.metadata)
         task_input = chat.chat_input(body.messages)
         result = await self._limited(task, task_input, meta)
+        self.recent.remember(result.request_id, task, task_input, result.output)
         if body.stream:
             usage = body.stream_options is not None and bool(body.stream_options.include_usage)
             return await chat.stream(request, task, result, usage)
@@ -373,6 +378,7 @@ def build_app(gateway: Gateway) -> web.Application:
     add("POST", f"{admin}/training/finished", r.training_finished)
     add("GET", f"{admin}/training/dataset", r.training_dataset)
     http_spend.add_routes(app, lambda: gateway.store, gateway.check_task, r._admin, gateway.flush)
+    http_feedback.add_routes(app, gateway, r.keys, r.recent)
     http_keys.add_routes(
         app, r.keys, [t.name for t in gateway.config.tasks], r._admin, gateway.config.gateway
     )

@@ -86,21 +86,22 @@ class TaskEngine:
     def record(self, *, score: float | None, example_added: bool, now: datetime) -> list[str]:
         """Account one finished request; returns the kinds of alarms it raised."""
         self.requests += 1
-        raised: list[str] = []
-        if score is not None:
-            before = self.state
-            self.state, alarms = lifecycle.observe(
-                self.state, score, index=self.requests - 1, now=now.timestamp()
-            )
-            raised = [a.kind.value for a in alarms]
-            after = self.state
-            if alarms or after.phase is not before.phase or after.coaching != before.coaching:
-                self.pending += events_mod.transitions(
-                    before, after, alarms, now, index=self.requests - 1
-                )
+        raised = [] if score is None else self.observe(score, now)
         if example_added:
             self.state = lifecycle.record_example(self.state)
         return raised
+
+    def observe(self, score: float, now: datetime) -> list[str]:
+        """One comparison's score for the confidence engine: a sampled request's, or a
+        person's feedback on a student answer (:mod:`apprentice.gateway.feedback`).
+        Returns the kinds of alarms it raised."""
+        index = max(0, self.requests - 1)
+        before = self.state
+        self.state, alarms = lifecycle.observe(self.state, score, index=index, now=now.timestamp())
+        after = self.state
+        if alarms or after.phase is not before.phase or after.coaching != before.coaching:
+            self.pending += events_mod.transitions(before, after, alarms, now, index=index)
+        return [a.kind.value for a in alarms]
 
     def drain_events(self) -> list[records.EventRecord]:
         """Events since the last drain, oldest first (the caller writes them)."""

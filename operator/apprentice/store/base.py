@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import Any
 
 from apprentice.store.api_keys import ApiKeyRecord
+from apprentice.store.feedback import FeedbackStore
 from apprentice.store.records import (
     ComparisonRecord,
     EventRecord,
@@ -95,8 +96,9 @@ class InvalidTransitionError(StoreError):
     """A model version state change the lifecycle forbids."""
 
 
-class Store(abc.ABC):
-    """Durable state of every task: requests, examples, comparisons, spend, versions, events."""
+class Store(FeedbackStore, abc.ABC):
+    """Durable state of every task: requests, examples, comparisons, spend, versions, events
+    (feedback's verbs are in :class:`~apprentice.store.feedback.FeedbackStore`)."""
 
     # -- the request transaction ----------------------------------------------------------
 

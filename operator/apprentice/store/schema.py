@@ -225,4 +225,28 @@ MIGRATIONS.append(
     (7, ["ALTER TABLE task_counters ADD COLUMN cache_hits BIGINT NOT NULL DEFAULT 0"])
 )
 
+# Feedback on served answers (POST /v1/feedback; apprentice.store.feedback): a correction
+# or a score per row, the served answer's agreement with a correction, the label replaced.
+MIGRATIONS.append(
+    (
+        8,
+        [
+            """CREATE TABLE feedback (
+                id {id},
+                task TEXT NOT NULL,
+                request_id TEXT NOT NULL,
+                at BIGINT NOT NULL,
+                output {json},
+                score DOUBLE PRECISION,
+                comment TEXT,
+                caller TEXT,
+                served_by TEXT,
+                agreement DOUBLE PRECISION,
+                replaced {json}
+            )""",
+            "CREATE INDEX feedback_task_at ON feedback (task, at)",
+        ],
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from apprentice.store.budget import BudgetRows
+from apprentice.store.feedback_rows import FeedbackRows
 from apprentice.store.keyrows import KeyRows
 from apprentice.store.requests import RequestRows
 from apprentice.store.sqlcore import Cursor, SqlCore, Tx
@@ -11,5 +12,5 @@ from apprentice.store.versions import VersionRows
 __all__ = ["Cursor", "SqlCore", "SqlStore", "Tx"]
 
 
-class SqlStore(RequestRows, VersionRows, BudgetRows, KeyRows):
+class SqlStore(RequestRows, VersionRows, BudgetRows, KeyRows, FeedbackRows):
     """Every Store method in SQL; a backend adds connections and its dialect."""
