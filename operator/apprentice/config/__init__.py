@@ -48,6 +48,8 @@ from apprentice.config.settings import (
     SamplingConfig,
     SamplingOverride,
     StoreConfig,
+    TelemetryConfig,
+    TracesConfig,
     TrainingConfig,
 )
 from apprentice.config.tasks import ConfidenceThresholds, EvaluatorOptions, TaskConfig
@@ -81,6 +83,8 @@ __all__ = [
     "StoreConfig",
     "StudentBackend",
     "TaskConfig",
+    "TelemetryConfig",
+    "TracesConfig",
     "TrainingConfig",
     "expand_env",
     "load",
@@ -99,6 +103,7 @@ class ApprenticeConfig(Model):
     store: StoreConfig = Field(default_factory=StoreConfig)
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
 
     @model_validator(mode="after")
     def _unique_tasks(self) -> ApprenticeConfig:

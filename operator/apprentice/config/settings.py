@@ -304,6 +304,41 @@ class GatewayConfig(Model):
     )
 
 
+class TracesConfig(Model):
+    """OpenTelemetry traces of the request path, sent over OTLP/HTTP (off by default).
+
+    Needs the ``otel`` extra. With tracing off nothing of OpenTelemetry is imported
+    and the request path pays one flag check per step.
+    """
+
+    enabled: bool = Field(default=False, description="Export spans over OTLP/HTTP.")
+    endpoint: str | None = Field(
+        default=None,
+        description="Collector base URL, e.g. http://otel-collector:4318 (spans go to "
+        "/v1/traces); unset: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "
+        "$OTEL_EXPORTER_OTLP_ENDPOINT, else http://localhost:4318.",
+    )
+    service_name: str = Field(
+        default="apprentice-gateway", min_length=1, description="The spans' service.name."
+    )
+    sample_ratio: Fraction = Field(
+        default=1.0, description="Share of requests traced (decided per trace id)."
+    )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"traces endpoint must be an http:// or https:// URL, got {value!r}")
+        return value
+
+
+class TelemetryConfig(Model):
+    """What the gateway reports about itself besides /metrics: traces."""
+
+    traces: TracesConfig = Field(default_factory=TracesConfig)
+
+
 class AlertsConfig(Model):
     """Where alerts (coaching, emergency, drift, shift, budget, rejected versions) go."""
 

@@ -19,7 +19,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from apprentice.gateway import settling
+from apprentice.gateway import settling, tracing
 from apprentice.gateway.admit import Admission
 from apprentice.gateway.deadlines import Deadlines
 from apprentice.gateway.parts import Parts
@@ -63,7 +63,8 @@ class Caller:
         hold.called = True  # from here on the provider may bill: never released blindly
         cover = billing.current.set(CallCover(self.parts.budget, hold))
         try:
-            call = self.parts.pool().generate(req.task.cfg, req.input, request_id=req.id)
+            generate = self.parts.pool().generate(req.task.cfg, req.input, request_id=req.id)
+            call = tracing.teacher(req, generate)  # a span when tracing is on, else the call
             return await self.deadlines.run(call, self.parts.config.gateway.request_timeout_s)
         finally:
             billing.current.reset(cover)
@@ -73,12 +74,13 @@ class Caller:
         assert student is not None, "the engine routes to a student only when one is ready"
         hold = req.student_hold
         timeout = self.parts.config.local.timeout_s
+        call = tracing.student(req, student.generate(req.task.cfg, req.input))
         if hold is None:  # a local model: nothing to cover
-            return await self.deadlines.run(student.generate(req.task.cfg, req.input), timeout)
+            return await self.deadlines.run(call, timeout)
         hold.called = True  # a paid student: its retries ask the budget first, as a teacher's
         cover = billing.current.set(CallCover(self.parts.budget, hold))
         try:
-            return await self.deadlines.run(student.generate(req.task.cfg, req.input), timeout)
+            return await self.deadlines.run(call, timeout)
         finally:
             billing.current.reset(cover)
 

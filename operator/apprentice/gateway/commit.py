@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from apprentice.gateway import errors, failures, settling
+from apprentice.gateway import errors, failures, settling, tracing
 from apprentice.gateway.parts import Parts
 from apprentice.gateway.request import Request, Result
 from apprentice.gateway.tasks import ServedTask
@@ -83,7 +83,7 @@ class Committer:
             future.add_done_callback(_log_failure)
             return Result(output, req.id, usage)
         try:
-            result = await future
+            result = await tracing.store(req, future)
         except Exception as exc:  # paid, then the store refused: book it, keep the answer
             raise await self.parts.settler.salvage(request, spend, output, exc) from exc
         if example is not None:

@@ -16,7 +16,7 @@ started, else released.
 
 from __future__ import annotations
 
-from apprentice.gateway import judging
+from apprentice.gateway import judging, tracing
 from apprentice.gateway.admit import Admission
 from apprentice.gateway.cache import AnswerCache
 from apprentice.gateway.calls import Caller
@@ -41,19 +41,21 @@ class Pipeline:
         return self.admission.task(name)
 
     async def run(self, task: str, task_input: object, meta: Meta = NO_META) -> Result:
-        served = self.admission.task(task)
-        if served.cfg.cache.enabled:
-            return await self.cache.run(
-                served, task_input, meta, lambda: self._run(served, task_input, meta)
-            )
-        return await self._run(served, task_input, meta)
+        with tracing.request(task):  # the root span; a shared no-op when tracing is off
+            served = self.admission.task(task)
+            if served.cfg.cache.enabled:
+                return await self.cache.run(
+                    served, task_input, meta, lambda: self._run(served, task_input, meta)
+                )
+            return await self._run(served, task_input, meta)
 
     async def _run(self, served: ServedTask, task_input: object, meta: Meta) -> Result:
         req = await self.admission.admit(served, task_input, meta)
+        tracing.admitted(req)
         try:
             await self.caller.call(req)
-            await judging.judge(self.parts.budget, req)
-            return await self.committer.commit(req)
+            await tracing.judge(req, judging.judge(self.parts.budget, req))
+            return await tracing.commit(req, self.committer.commit(req))
         finally:
             if req.teacher_hold is not None or req.student_hold is not None:
                 self.parts.settler.release_all(req.holds())  # settled ones are skipped

@@ -32,7 +32,7 @@ from apprentice import students as student_registry
 from apprentice import teachers as teacher_registry
 from apprentice.config import ApprenticeConfig, TaskConfig
 from apprentice.evaluators.base import EvaluatorError
-from apprentice.gateway import errors, judging, settling, spending
+from apprentice.gateway import errors, judging, settling, spending, tracing
 from apprentice.gateway.admin import Admin
 from apprentice.gateway.admit import Admission
 from apprentice.gateway.commit import Committer
@@ -95,6 +95,7 @@ class Gateway:
         self.pipeline = Pipeline(self.parts, admission, committer)
         self._started = False
         self._background: set[asyncio.Task[None]] = set()
+        self.tracing: tracing.Tracing | None = None
 
     # -- the parts, by name (tests, the CLI and the benchmark read them) ----------------------
 
@@ -185,6 +186,7 @@ class Gateway:
         orchestrator = self.admin.orchestrator = self._orchestrator()
         self.control.trainer = orchestrator.train
         if serving:
+            self.tracing = tracing.start(self.config)  # None: off (nothing of OTel imported)
             await self._serve(orchestrator)
         self._started = True
 
@@ -300,6 +302,9 @@ class Gateway:
             await parts.teachers.aclose()
         if parts.store is not None:  # closed, but the reference stays for the caller
             await asyncio.to_thread(parts.store.close)
+        if self.tracing is not None:  # its last export blocks: off the event loop
+            await asyncio.to_thread(self.tracing.close)
+            self.tracing = None
 
     # -- what callers ask (each handed to the part that owns it) -------------------------------
 
