@@ -133,3 +133,40 @@ async def test_off_means_every_request_is_called(harness_factory: Any, tmp_path:
         assert fake.requests == 3
         text = await (await client.get("/metrics")).text()
         assert "apprentice_cache_lookups_total{" not in text
+
+
+async def test_a_failure_is_shared_and_never_cached(harness_factory: Any, tmp_path: Path) -> None:
+    async with BillingTeacher() as fake:
+        fake.script("500")
+        fake.gate = asyncio.Event()
+        h, client, _ = await _serve(harness_factory, _config(tmp_path, fake))
+        url, body = "/v1/tasks/classify", {"input": gw_rules.make_input(6)}
+        calls = [asyncio.ensure_future(client.post(url, json=body)) for _ in range(5)]
+        while h.gw.pipeline.cache.waiting("classify") < 4:  # noqa: ASYNC110 (no event to wait on)
+            await asyncio.sleep(0)
+        fake.gate.set()
+        statuses = {r.status for r in await asyncio.gather(*calls)}
+        assert len(statuses) == 1 and statuses.pop() >= 500  # one error for all five
+        assert fake.requests == 1
+        await _ask(client, 6)  # the error was not stored: this one calls
+        assert fake.requests == 2
+
+
+async def test_a_cancelled_first_caller_leaves_the_others_served(
+    harness_factory: Any, tmp_path: Path
+) -> None:
+    async with BillingTeacher() as fake:
+        fake.gate = asyncio.Event()
+        h, _, _ = await _serve(harness_factory, _config(tmp_path, fake))
+        inp = gw_rules.make_input(7)
+        first = asyncio.ensure_future(h.gw.run("classify", inp))
+        await fake.arrived.wait()
+        second = asyncio.ensure_future(h.gw.run("classify", inp))
+        while h.gw.pipeline.cache.waiting("classify") < 1:  # noqa: ASYNC110 (no event to wait on)
+            await asyncio.sleep(0)
+        first.cancel()
+        fake.gate.set()
+        result = await second
+        assert result.output == gw_rules.teacher_output(inp)
+        assert first.cancelled()
+        assert fake.requests == 2  # the second caller asked again itself

@@ -19,8 +19,9 @@ What a hit is, honestly:
 
 Single flight: while a request for an input is in flight, identical requests await
 its result instead of starting their own (one teacher call for fifty callers). The
-first caller's pipeline runs as its own task, so a caller that disconnects does not
-cancel it for the others; its error, if any, is every waiter's error.
+first caller's pipeline runs in its own task (no extra task on the miss path); its
+error, if any, is every waiter's error; if it is cancelled (its client went away) the
+waiters ask again themselves, one of them leading the next flight.
 
 Invalidation: entries carry nothing of the version; instead the cache remembers the
 task's (phase, active version) and empties the task's entries the first time it sees
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import logging
 import time
 from collections import OrderedDict
@@ -55,7 +57,8 @@ Stamp = tuple[str, str | None]  # (phase, active version): what the answers depe
 @dataclass(slots=True)
 class _TaskCache:
     stamp: Stamp
-    entries: OrderedDict[str, tuple[float, dict[str, Any]]] = field(default_factory=OrderedDict)
+    # key -> (expires at, the served output as JSON: each hit gets its own copy)
+    entries: OrderedDict[str, tuple[float, str]] = field(default_factory=OrderedDict)
     flights: dict[str, asyncio.Future[Result]] = field(default_factory=dict)
     waiting: int = 0  # callers awaiting someone else's flight
 
@@ -95,22 +98,60 @@ class AnswerCache:
         if entry is not None:
             if entry[0] > self.clock():
                 cache.entries.move_to_end(key)
-                return self._serve(task, entry[1], meta, "hit", started)
+                return self._serve(task, json.loads(entry[1]), meta, "hit", started)
             del cache.entries[key]
         flight = cache.flights.get(key)
         if flight is not None:
-            cache.waiting += 1
-            try:
-                result = await asyncio.shield(flight)
-            finally:
-                cache.waiting -= 1
-            return self._serve(task, result.output, meta, "shared", started)
+            result = await self._join(cache, flight)
+            if result is None:  # the first caller was cancelled: this one asks itself
+                return await self.run(task, task_input, meta, compute)
+            return self._serve(task, copy.deepcopy(result.output), meta, "shared", started)
         self.parts.metrics.record_cache(task.name, "miss")
-        flight = asyncio.ensure_future(compute())
+        return await self._lead(task, cache, key, compute)
+
+    async def _lead(
+        self,
+        task: ServedTask,
+        cache: _TaskCache,
+        key: str,
+        compute: Callable[[], Awaitable[Result]],
+    ) -> Result:
+        """Run ``compute()`` in this caller's task (no extra task on the miss path) and
+        hand its result, or its error, to those who joined meanwhile."""
+        flight: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         cache.flights[key] = flight
         stamp = cache.stamp
-        flight.add_done_callback(lambda done: self._landed(task, key, stamp, done))
-        return await asyncio.shield(flight)
+        try:
+            result = await compute()
+        except BaseException as exc:
+            self._drop(task, key, flight)
+            if isinstance(exc, asyncio.CancelledError):
+                flight.cancel()
+            else:
+                flight.set_exception(exc)
+                flight.exception()  # retrieved: no stray warning when nobody joined
+            raise
+        cache = self._drop(task, key, flight)
+        if cache.stamp == stamp:  # else answered under a phase or version that is gone
+            limits = task.cfg.cache
+            cache.entries[key] = (self.clock() + limits.ttl_s, json.dumps(result.output))
+            while len(cache.entries) > limits.max_entries:
+                cache.entries.popitem(last=False)
+        flight.set_result(result)
+        return result
+
+    async def _join(self, cache: _TaskCache, flight: asyncio.Future[Result]) -> Result | None:
+        """The flight's result; ``None`` when its caller was cancelled (not this one)."""
+        cache.waiting += 1
+        try:
+            return await asyncio.shield(flight)  # this caller's cancel must not cancel it
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if flight.cancelled() and current is not None and not current.cancelling():
+                return None
+            raise
+        finally:
+            cache.waiting -= 1
 
     def _current(self, task: ServedTask) -> _TaskCache:
         """The task's cache, emptied first if its phase or active version changed."""
@@ -119,25 +160,15 @@ class AnswerCache:
         if cache is None:
             cache = self._tasks[task.name] = _TaskCache(stamp)
         elif cache.stamp != stamp:
-            cache.entries.clear()  # flights keep running; _landed will not store them
+            cache.entries.clear()  # flights keep running; they will not be stored
             cache.stamp = stamp
         return cache
 
-    def _landed(
-        self, task: ServedTask, key: str, stamp: Stamp, done: asyncio.Future[Result]
-    ) -> None:
+    def _drop(self, task: ServedTask, key: str, flight: asyncio.Future[Result]) -> _TaskCache:
         cache = self._current(task)
-        if cache.flights.get(key) is done:
+        if cache.flights.get(key) is flight:
             del cache.flights[key]
-        if done.cancelled() or done.exception() is not None:  # retrieved: no stray warning
-            return
-        if cache.stamp != stamp:  # answered under a phase or version that is gone
-            return
-        limits = task.cfg.cache
-        cache.entries[key] = (self.clock() + limits.ttl_s, copy.deepcopy(done.result().output))
-        cache.entries.move_to_end(key)
-        while len(cache.entries) > limits.max_entries:
-            cache.entries.popitem(last=False)
+        return cache
 
     def _serve(
         self, task: ServedTask, output: dict[str, Any], meta: Meta, how: str, started: float
@@ -157,4 +188,4 @@ class AnswerCache:
         m.record_cache(name, how)
         m.record_request(name, "local_only", "cache", seconds)
         m.record_savings(name, task.avg_teacher_cost())
-        return Result(copy.deepcopy(output), rid)  # callers may change theirs
+        return Result(output, rid)
