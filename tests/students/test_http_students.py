@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from student_servers import LlamaCppFake, VLLMFake, serve
 
 from apprentice import config, prompts
-from apprentice.students import base, build_student, vllm
+from apprentice.students import base, build_student, llama_cpp_managed, vllm
 from apprentice.students.base import (
     NoStudent,
     StudentUnavailable,
@@ -186,10 +186,13 @@ async def test_llama_cpp_loading_then_ready_and_adapter_scales(tmp_path: Path) -
         await student.aclose()
 
 
-def test_http_backends_need_a_base_url() -> None:
-    for backend in (config.StudentBackend.vllm, config.StudentBackend.llama_cpp):
-        with pytest.raises(ValueError, match="base_url"):
-            build_student(config.LocalConfig(backend=backend))
+async def test_http_backends_need_a_base_url() -> None:
+    with pytest.raises(ValueError, match="base_url"):
+        build_student(config.LocalConfig(backend=config.StudentBackend.vllm))
+    # Since 381f7f9, llama_cpp without a base_url runs its own server (test_llama_cpp_real).
+    managed = build_student(config.LocalConfig(backend=config.StudentBackend.llama_cpp))
+    assert isinstance(managed, llama_cpp_managed.ManagedLlamaCppStudent)
+    await managed.aclose()
     assert base.Student  # the protocol is importable for type checks
 
 
