@@ -248,11 +248,11 @@ class ManagedLlamaCppStudent(HTTPStudentBase):
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if process.returncode is not None:
-                tail = server.log_tail()
+                lines = server.log_tail().splitlines() or ["no output"]
                 await server.stop()
                 raise VersionLoadError(
                     f"llama_cpp server refused {gguf_path} for {version} (exit "
-                    f"{process.returncode}): {tail[-300:]}; reconvert the version "
+                    f"{process.returncode}: {lines[-1][-200:]}); reconvert the version "
                     "(delete model.gguf) or check llama-cpp-python's version"
                 )
             if await self._lists(server):
