@@ -98,6 +98,8 @@ class Spans:
 
     def admitted(self, req: Request) -> None:
         span = trace.get_current_span()
+        if not span.is_recording():
+            return
         span.set_attributes(
             {
                 "apprentice.request_id": req.id,
@@ -110,7 +112,10 @@ class Spans:
         for key, value in req.meta.tags.items():
             span.set_attribute(f"apprentice.tag.{key}", value)
 
-    async def teacher(self, req: Request, call: Awaitable[T]) -> T:
+    def teacher(self, req: Request, call: Awaitable[T]) -> Awaitable[T]:
+        return self._teacher(req, call) if _recording() else call
+
+    async def _teacher(self, req: Request, call: Awaitable[T]) -> T:
         model = self.teacher_model
         attrs: dict[str, str] = {
             "gen_ai.operation.name": "chat",
@@ -136,7 +141,10 @@ class Spans:
                 _teacher_answer(span, answer)
             return answer
 
-    async def student(self, req: Request, call: Awaitable[T]) -> T:
+    def student(self, req: Request, call: Awaitable[T]) -> Awaitable[T]:
+        return self._student(req, call) if _recording() else call
+
+    async def _student(self, req: Request, call: Awaitable[T]) -> T:
         paid = req.student_hold is not None
         attrs: dict[str, str] = {
             "gen_ai.operation.name": "chat",
@@ -155,7 +163,10 @@ class Spans:
                 span.set_attribute("apprentice.cost_usd", float(answer.cost or 0.0))
             return answer
 
-    async def judge(self, req: Request, call: Awaitable[T]) -> T:
+    def judge(self, req: Request, call: Awaitable[T]) -> Awaitable[T]:
+        return self._judge(req, call) if _recording() else call
+
+    async def _judge(self, req: Request, call: Awaitable[T]) -> T:
         attrs = {
             "apprentice.task": req.task.name,
             "apprentice.evaluator": str(req.task.cfg.evaluator),
@@ -168,7 +179,10 @@ class Spans:
                 span.set_attribute("apprentice.cost_usd", float(evaluation.cost))
             return result
 
-    async def commit(self, req: Request, call: Awaitable[T]) -> T:
+    def commit(self, req: Request, call: Awaitable[T]) -> Awaitable[T]:
+        return self._commit(req, call) if _recording() else call
+
+    async def _commit(self, req: Request, call: Awaitable[T]) -> T:
         root = trace.get_current_span()  # the request's span: it gets the outcome
         try:
             with self.tracer.start_as_current_span("apprentice.commit") as span:
@@ -176,12 +190,20 @@ class Spans:
         finally:
             _outcome(root, req)
 
-    async def store(self, req: Request, call: Awaitable[T]) -> T:
+    def store(self, req: Request, call: Awaitable[T]) -> Awaitable[T]:
+        return self._store(req, call) if _recording() else call
+
+    async def _store(self, req: Request, call: Awaitable[T]) -> T:
         attrs = {"db.system.name": self.db_system, "apprentice.task": req.task.name}
         with self.tracer.start_as_current_span(
             "apprentice.store", kind=SpanKind.CLIENT, attributes=attrs
         ) as span:
             return await _noting_error(span, call)
+
+
+def _recording() -> bool:
+    """Whether the current span records: a request sampled out gets no child spans at all."""
+    return trace.get_current_span().is_recording()
 
 
 async def _noting_error(span: Span, call: Awaitable[T]) -> T:
