@@ -30,6 +30,13 @@ def register(sub: Any) -> None:
     create.add_argument("--task", action="append", required=True, help="task (repeatable)")
     create.add_argument("--name", help="a label: who or what holds the key")
     create.add_argument("--rate", type=float, help="requests per second it may make (> 0)")
+    create.add_argument(
+        "--budget",
+        action="append",
+        metavar="WINDOW=AMOUNT",
+        help="the key's spend cap per daily, weekly or monthly window (repeatable), "
+        "e.g. --budget daily=5 --budget monthly=100",
+    )
     actions.add_parser("list", help="every key with its tasks (never the token)")
     revoke = actions.add_parser("revoke", help="revoke a key by its public id")
     revoke.add_argument("key_id", help="the id shown by create and list (12 hex digits)")
@@ -47,13 +54,32 @@ async def _act(cfg: config.ApprenticeConfig, args: argparse.Namespace) -> dict[s
             known = [t.name for t in cfg.tasks]
             if args.rate is not None and not args.rate > 0:
                 raise errors.BadRequest(f"--rate must be more than 0, got {args.rate:g}")
-            key, token = await ring.create(args.task, args.name, known, args.rate)
+            budget = _budget(args.budget)
+            key, token = await ring.create(args.task, args.name, known, args.rate, budget)
             return {**key.public(), "key": token}
         if args.action == "revoke":
             return (await ring.revoke(args.key_id)).public()
         return {"keys": [k.public() for k in await ring.list()]}
     finally:
         await asyncio.to_thread(store.close)
+
+
+def _budget(given: list[str] | None) -> dict[str, float] | None:
+    """``["daily=5", ...]`` as ``{"daily": 5.0}`` (the windows are checked by the key ring)."""
+    if not given:
+        return None
+    out: dict[str, float] = {}
+    for item in given:
+        window, sep, amount = item.partition("=")
+        try:
+            out[window.strip()] = float(amount)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise errors.BadRequest(
+                f"--budget {item!r}: expected WINDOW=AMOUNT, e.g. daily=5 (USD per day)"
+            )
+    return out
 
 
 def _print(args: argparse.Namespace, result: dict[str, Any]) -> None:

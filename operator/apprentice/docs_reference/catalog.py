@@ -105,6 +105,13 @@ ENTRIES: dict[tuple[str, str], tuple[str, str]] = {
         "Wait for the window to reset, raise the cap, or let the task reach a promoted "
         "version first. See [budget at its cap](../guides/troubleshooting.md#a-budget-at-its-cap).",
     ),
+    ("gateway", "key_budget_exhausted"): (
+        "The API key's own budget (`budget` of `POST /admin/keys`, daily/weekly/monthly, "
+        "across its tasks) has no room for this request's paid calls and no student may answer "
+        "instead; `details` name the key, the window, the cap and `resets_at`. Other keys and "
+        "the task are not affected.",
+        "Wait for `details.resets_at`, or create a key with a larger budget.",
+    ),
     ("gateway", "teacher_unavailable"): (
         "The teacher failed and no student could answer instead; `details.reason` is one of "
         "the [teacher reasons](#teacher). 503 for transient causes (retry after "

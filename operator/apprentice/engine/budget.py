@@ -57,6 +57,7 @@ from apprentice.engine.budget_limits import (
     BudgetLimits,
     Caps,
     Window,
+    capped_windows,
     keys_at,
     window_bounds,
     window_keys,
@@ -64,11 +65,13 @@ from apprentice.engine.budget_limits import (
 
 __all__ = [
     "GLOBAL",
+    "KEY_PREFIX",
     "WINDOWS",
     "BudgetExhausted",
     "BudgetLimits",
     "BudgetView",
     "Caps",
+    "KeyCaps",
     "Ledger",
     "Reservation",
     "UnknownReservation",
@@ -77,6 +80,7 @@ __all__ = [
     "exhausted_caps",
     "from_entries",
     "from_totals",
+    "key_scope",
     "may_call",
     "record",
     "release",
@@ -90,18 +94,45 @@ __all__ = [
 ]
 
 
+KEY_PREFIX = "key:"  # an API key's scope (task names never contain ':')
+
+
+def key_scope(key_id: str) -> str:
+    """The budget scope of an API key's own caps (its spend across every task)."""
+    return KEY_PREFIX + key_id
+
+
+KeyCaps = tuple[str, Caps]
+"""An API key's scope (:func:`key_scope`) and its caps, checked with the task's and global."""
+
+
 @dataclass(frozen=True, slots=True)
 class Reservation:
     id: int
     task: str
     amount: float
+    key: str | None = None  # the API key's scope, when the call is charged to a key
 
 
 class BudgetExhausted(Exception):
     """A reservation would cross a cap; the teacher must not be called."""
 
-    def __init__(self, scope: str, window: Window, cap: float, committed: float, asked: float):
-        who = "global" if scope == GLOBAL else f"task {scope!r}"
+    def __init__(
+        self,
+        scope: str,
+        window: Window,
+        cap: float,
+        committed: float,
+        asked: float,
+        now: float = 0.0,
+    ):
+        who = (
+            "global"
+            if scope == GLOBAL
+            else f"API key {scope.removeprefix(KEY_PREFIX)!r}"
+            if scope.startswith(KEY_PREFIX)
+            else f"task {scope!r}"
+        )
         super().__init__(
             f"{who} {window.value} cap {cap:.4f} reached: {committed:.4f} spent or reserved, "
             f"{asked:.4f} more asked; the student serves or the request is refused until the "
@@ -109,6 +140,7 @@ class BudgetExhausted(Exception):
         )
         self.scope, self.window, self.cap = scope, window, cap
         self.committed, self.asked = committed, asked
+        self.now = now  # when it was refused (Unix seconds): the window is the one of then
 
 
 class UnknownReservation(KeyError):
@@ -186,11 +218,15 @@ def spend(ledger: Ledger, now: float, task: str | None = None) -> dict[Window, f
     return {w: _current(ledger, scope, w, keys[w]) for w in WINDOWS}
 
 
-def _check(ledger: Ledger, task: str, amount: float, now: float, strict: bool) -> None:
+def _check(
+    ledger: Ledger, task: str, amount: float, now: float, strict: bool, key: KeyCaps | None = None
+) -> None:
     keys = keys_at(ledger.limits.timezone, math.floor(now / 60.0))
     spent, limits = ledger.spent, ledger.limits
-    for scope in (task, GLOBAL):
-        capped = limits.capped(scope)
+    scopes = [(task, limits.capped(task)), (GLOBAL, limits.capped(GLOBAL))]
+    if key is not None:
+        scopes.append((key[0], capped_windows(key[1])))
+    for scope, capped in scopes:
         if not capped:
             continue
         pending = ledger.pending.get(scope, 0.0)
@@ -198,7 +234,7 @@ def _check(ledger: Ledger, task: str, amount: float, now: float, strict: bool) -
             entry = spent.get((scope, w))
             committed = pending + (entry[1] if entry is not None and entry[0] == keys[i] else 0.0)
             if committed + amount > cap or (strict and committed >= cap):
-                raise BudgetExhausted(scope, w, cap, committed, amount)
+                raise BudgetExhausted(scope, w, cap, committed, amount, now)
 
 
 def may_call(ledger: Ledger, task: str, now: float, estimate: float = 0.0) -> bool:
@@ -217,14 +253,20 @@ def _amount(value: float, what: str) -> float:
     return amount
 
 
-def reserve(ledger: Ledger, task: str, estimate: float, now: float) -> tuple[Ledger, Reservation]:
-    """Hold ``estimate`` for a teacher call of ``task``, or raise :class:`BudgetExhausted`."""
+def reserve(
+    ledger: Ledger, task: str, estimate: float, now: float, key: KeyCaps | None = None
+) -> tuple[Ledger, Reservation]:
+    """Hold ``estimate`` for a paid call of ``task``, or raise :class:`BudgetExhausted`.
+
+    With ``key`` the call is also charged to that API key's scope and checked
+    against its caps (the same invariant holds per key: spent + pending <= cap).
+    """
     amount = _amount(estimate, "estimate")
-    _check(ledger, task, amount, now, strict=False)
-    res = Reservation(ledger.next_id, task, amount)
+    _check(ledger, task, amount, now, strict=False, key=key)
+    res = Reservation(ledger.next_id, task, amount, None if key is None else key[0])
     pending = dict(ledger.pending)
-    pending[task] = pending.get(task, 0.0) + amount
-    pending[GLOBAL] = pending.get(GLOBAL, 0.0) + amount
+    for scope in _scopes(res):
+        pending[scope] = pending.get(scope, 0.0) + amount
     opened = dict(ledger.open)
     opened[res.id] = res
     return replace(ledger, open=opened, pending=pending, next_id=res.id + 1), res
@@ -241,9 +283,13 @@ def _unreserve(
     if not opened:  # float subtraction leaves dust; nothing open means exactly 0
         return res, opened, {}
     pending = dict(ledger.pending)
-    for scope in (res.task, GLOBAL):
+    for scope in _scopes(res):
         pending[scope] = max(0.0, pending.get(scope, 0.0) - res.amount)
     return res, opened, pending
+
+
+def _scopes(res: Reservation) -> tuple[str, ...]:
+    return (res.task, GLOBAL) if res.key is None else (res.task, GLOBAL, res.key)
 
 
 def _book(
@@ -264,12 +310,15 @@ def _book(
     return out
 
 
-def _with_spend(ledger: Ledger, task: str, amount: float, now: float, **changes: Any) -> Ledger:
+def _with_spend(
+    ledger: Ledger, scopes: tuple[str, ...], amount: float, now: float, **changes: Any
+) -> Ledger:
     keys = window_keys(ledger.limits, now)
-    spent = _book(_book(ledger.spent, task, keys, amount), GLOBAL, keys, amount)
+    spent = ledger.spent
     totals = dict(ledger.totals)
-    totals[task] = totals.get(task, 0.0) + amount
-    totals[GLOBAL] = totals.get(GLOBAL, 0.0) + amount
+    for scope in scopes:
+        spent = _book(spent, scope, keys, amount)
+        totals[scope] = totals.get(scope, 0.0) + amount
     return replace(ledger, spent=spent, totals=totals, **changes)
 
 
@@ -277,7 +326,7 @@ def settle(ledger: Ledger, reservation_id: int, actual: float, now: float) -> Le
     """Replace a reservation with the actual cost, booked in the windows of ``now``."""
     amount = _amount(actual, "actual cost")
     res, opened, pending = _unreserve(ledger, reservation_id)
-    return _with_spend(ledger, res.task, amount, now, open=opened, pending=pending)
+    return _with_spend(ledger, _scopes(res), amount, now, open=opened, pending=pending)
 
 
 def release(ledger: Ledger, reservation_id: int) -> Ledger:
@@ -288,7 +337,7 @@ def release(ledger: Ledger, reservation_id: int) -> Ledger:
 
 def record(ledger: Ledger, task: str, amount: float, at: float) -> Ledger:
     """Book spend that needed no reservation (ledger replay)."""
-    return _with_spend(ledger, task, _amount(amount, "amount"), at)
+    return _with_spend(ledger, (task, GLOBAL), _amount(amount, "amount"), at)
 
 
 def from_entries(limits: BudgetLimits, entries: Iterable[tuple[float, str, float]]) -> Ledger:

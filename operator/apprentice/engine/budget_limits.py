@@ -23,6 +23,7 @@ __all__ = [
     "BudgetLimits",
     "Caps",
     "Window",
+    "capped_windows",
     "keys_at",
     "window_bounds",
     "window_keys",
@@ -92,6 +93,11 @@ class BudgetLimits:
         table = {name: _capped(caps) for name, caps in self.task_caps.items()}
         table[GLOBAL] = _capped(self.global_caps)
         object.__setattr__(self, "_capped", table)  # derived once; the hot path reads it
+
+
+def capped_windows(caps: Caps) -> tuple[tuple[int, Window, float], ...]:
+    """``(key position, window, cap)`` of each capped window of ``caps`` (memoised)."""
+    return _capped(caps)
 
 
 @lru_cache(maxsize=1024)

@@ -10,6 +10,12 @@ kind ``student``). When a cap has no room:
   ``budget.pause_remote_when_exhausted``; else 429 ``budget_exhausted``;
 - for a paid student: it is not called; the teacher answers if the cap has room
   for it, else 429 ``budget_exhausted``.
+
+A request made with an API key (``meta.caller``) is also charged to the key: its
+reservations carry the key, and the key's caps (``budget`` of ``POST /admin/keys``)
+are checked in the same transaction as the task and global caps. When only the
+key's cap has no room, the same rules apply and the 429 is ``key_budget_exhausted``,
+naming the key, the window, the cap and when it resets.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from apprentice.engine import budget as budget_mod
 from apprentice.gateway import errors, settling
 from apprentice.gateway.parts import Parts
 from apprentice.gateway.request import Meta, Request
@@ -97,15 +104,20 @@ class Admission:
         """A store reservation; a store that cannot answer is a 503 before any payment."""
         name = req.task.name
         try:
-            return await self.parts.budget.reserve(
-                name, estimate, req.received_at, kind=kind, request_id=req.id
-            )
+            got = await self.parts.budget.hold(
+                name, estimate, req.received_at, kind=kind, request_id=req.id,
+                caller=req.meta.caller,
+            )  # fmt: skip
         except StoreError as exc:
             self.parts.metrics.record_error(name, "store_unavailable")
             raise settling.StoreUnavailable(
                 f"the budget could not be checked ({exc}); the teacher was not called, retry later",
                 details={"request_id": req.id},
             ) from exc
+        if isinstance(got, budget_mod.BudgetExhausted):
+            req.refused = got
+            return None
+        return got
 
     def _over_budget(
         self, req: Request, ready: bool, estimate: float, student_estimate: float | None
@@ -114,6 +126,12 @@ class Admission:
         parts, task, now = self.parts, req.task, req.received_at
         allowed = ready and parts.config.budget.pause_remote_when_exhausted
         decision = task.engine.route(req.id, student_ready=allowed, teacher_allowed=False)
+        refused = req.refused
+        if refused is not None and refused.scope.startswith(budget_mod.KEY_PREFIX):
+            if decision.calls_student:  # the key's cap only: a free student may answer
+                return decision.route
+            parts.metrics.record_error(task.name, "key_budget_exhausted")
+            raise key_budget_exhausted(refused, parts.budget.limits)
         cap = snapshot.blocking_cap(parts.budget.mirror.ledger, now, task.name, estimate)
         consequence = "the student serves (flagged)" if decision.calls_student else None
         parts.alerts.emit(
@@ -141,3 +159,26 @@ class Admission:
                 "caps": parts.budget.caps(task.name),
             },
         )
+
+
+def key_budget_exhausted(
+    refused: budget_mod.BudgetExhausted, limits: budget_mod.BudgetLimits
+) -> errors.KeyBudgetExhausted:
+    """429 naming the API key, its capped window, the cap and when the window resets."""
+    key_id = refused.scope.removeprefix(budget_mod.KEY_PREFIX)
+    resets = budget_mod.window_bounds(limits, refused.now)[refused.window][1]
+    resets_at = datetime.fromtimestamp(resets, UTC).isoformat()
+    return errors.KeyBudgetExhausted(
+        f"API key {key_id} reached its {refused.window.value} budget of {refused.cap:.4f} "
+        f"{limits.currency} ({refused.committed:.4f} spent or reserved, {refused.asked:.4f} "
+        f"more asked); it resets at {resets_at}",
+        details={
+            "key_id": key_id,
+            "window": refused.window.value,
+            "cap": refused.cap,
+            "spent_or_reserved": refused.committed,
+            "asked": refused.asked,
+            "currency": limits.currency,
+            "resets_at": resets_at,
+        },
+    )

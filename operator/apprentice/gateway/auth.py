@@ -27,9 +27,12 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
+import pydantic
+
+from apprentice.config import BudgetCaps
 from apprentice.gateway import errors
 from apprentice.store import Store
 from apprentice.store.api_keys import ApiKeyRecord
@@ -180,8 +183,13 @@ class KeyRing:
         name: str | None,
         known: Sequence[str],
         rate_per_s: float | None = None,
+        budget: Mapping[str, float] | None = None,
     ) -> tuple[ApiKeyRecord, str]:
-        """A new key for ``tasks`` and its token (the only time the token exists)."""
+        """A new key for ``tasks`` and its token (the only time the token exists).
+
+        ``budget``: the key's own spend caps (``daily``/``weekly``/``monthly``), checked
+        at every reservation of its requests (:mod:`apprentice.gateway.spending`).
+        """
         unknown = [t for t in tasks if t not in known]
         if unknown:
             raise errors.BadRequest(
@@ -189,6 +197,7 @@ class KeyRing:
                 f"configured tasks: {', '.join(known)}",
                 details=[{"path": "tasks", "message": f"unknown task {t!r}"} for t in unknown],
             )
+        caps = _budget(budget)
         key_id, token = mint()
         key = ApiKeyRecord(
             id=key_id,
@@ -197,6 +206,7 @@ class KeyRing:
             name=name,
             created_at=datetime.now(UTC),
             rate_per_s=rate_per_s,
+            budget=caps,
         )
         await asyncio.to_thread(self._store().add_api_key, key)
         return key, token
@@ -211,3 +221,27 @@ class KeyRing:
             raise errors.NotFound(f"no API key with id {key_id!r}", details={"key_id": key_id})
         self._cache[key_id] = (self._clock(), key)
         return key
+
+
+def _budget(budget: Mapping[str, float] | None) -> dict[str, float] | None:
+    """The key's caps, checked as a task's are (positive, daily <= weekly <= monthly)."""
+    if budget is None:
+        return None
+    try:
+        caps = BudgetCaps.model_validate(dict(budget))
+    except pydantic.ValidationError as exc:
+        problems = [
+            {"path": ".".join(["budget", *map(str, e["loc"])]), "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        raise errors.BadRequest(
+            "budget: " + "; ".join(f"{p['path']}: {p['message']}" for p in problems),
+            details=problems,
+        ) from None
+    found = {w: v for w, v in caps.model_dump().items() if v is not None}
+    if not found:
+        raise errors.BadRequest(
+            "budget: give at least one of daily, weekly, monthly (USD)",
+            details=[{"path": "budget", "message": "no window capped"}],
+        )
+    return found

@@ -21,6 +21,7 @@
     ├── InvalidInput                  422     invalid_input
     │   └── InvalidCorrection         422     invalid_correction  (feedback output vs schema)
     ├── BudgetExhausted               429     budget_exhausted
+    │   └── KeyBudgetExhausted        429     key_budget_exhausted  (an API key's own budget)
     ├── RateLimited                   429     rate_limited  (an API key's rate_per_s)
     ├── TeacherUnavailable            502|503 teacher_unavailable  (details.reason: AuthError, ...)
     ├── StudentUnavailable            503     student_unavailable
@@ -60,6 +61,7 @@ __all__ = [
     "GatewayError",
     "InvalidCorrection",
     "InvalidInput",
+    "KeyBudgetExhausted",
     "MethodNotAllowed",
     "NotFound",
     "Overloaded",
@@ -225,6 +227,13 @@ class InvalidCorrection(InvalidInput):
 class BudgetExhausted(GatewayError):
     status = 429
     type = "budget_exhausted"
+
+
+class KeyBudgetExhausted(BudgetExhausted):
+    """The calling API key's own budget (``budget`` on ``POST /admin/keys``) is at its cap;
+    ``details`` name the key, the window, the cap and ``resets_at``."""
+
+    type = "key_budget_exhausted"
 
 
 class RateLimited(GatewayError):

@@ -35,6 +35,11 @@ class CreateKey(BaseModel):
     rate_per_s: float | None = Field(
         default=None, gt=0, description="Requests per second it may make (none: no limit)."
     )
+    budget: dict[str, float] | None = Field(
+        default=None,
+        description="The key's spend caps across its tasks, in the budget currency: any of "
+        "daily, weekly, monthly (none: only the task and global caps apply).",
+    )
 
 
 def _json(body: object, status: int = 200) -> web.Response:
@@ -58,7 +63,7 @@ def add_routes(
         admin(request)
         raw = await reading.read_json(request, cfg.max_body_bytes, cfg.body_timeout_s)
         body = bodies.parse(CreateKey, raw)
-        key, token = await ring.create(body.tasks, body.name, tasks, body.rate_per_s)
+        key, token = await ring.create(body.tasks, body.name, tasks, body.rate_per_s, body.budget)
         return _json({**key.public(), "key": token}, 201)
 
     async def listing(request: web.Request) -> web.Response:

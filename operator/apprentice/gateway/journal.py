@@ -87,6 +87,7 @@ def _encode(e: records.SpendRecord) -> dict[str, Any]:
         "input_tokens": e.input_tokens,
         "output_tokens": e.output_tokens,
         "reservation": e.reservation,
+        "caller": e.caller,
     }
 
 
@@ -102,4 +103,5 @@ def _decode(d: dict[str, Any]) -> records.SpendRecord:
         input_tokens=int(d.get("input_tokens", 0)),
         output_tokens=int(d.get("output_tokens", 0)),
         reservation=d.get("reservation"),
+        caller=d.get("caller"),
     )

@@ -32,7 +32,7 @@ async def judge(budget: SharedBudget, req: Request) -> None:
         return
     evaluation, line = await evaluate_reserved(
         budget, req.task, req.student.output, req.teacher.output, req.input, req.id,
-        req.received_at,
+        req.received_at, caller=req.meta.caller,
     )  # fmt: skip
     req.evaluation = evaluation
     if line is not None:
@@ -47,8 +47,13 @@ async def evaluate_reserved(
     task_input: dict[str, Any],
     rid: str,
     now: datetime,
+    *,
+    caller: str | None = None,
 ) -> tuple[Evaluation | None, records.SpendRecord | None]:
-    """The evaluation (None: no comparison) and the spend line settling the judge's hold."""
+    """The evaluation (None: no comparison) and the spend line settling the judge's hold.
+
+    With ``caller`` (the request's API key) the judge is charged to the key too.
+    """
     evaluator = rt.evaluator
     if evaluator is None:  # not serving: nothing to score with
         return None, None
@@ -61,7 +66,9 @@ async def evaluate_reserved(
         return None, None
     hold = None
     if estimate > 0:
-        hold = await budget.reserve(rt.name, estimate, now, kind="judge", request_id=rid)
+        hold = await budget.reserve(
+            rt.name, estimate, now, kind="judge", request_id=rid, caller=caller
+        )
         if hold is None:
             log.info(
                 "task %s: request %s not compared: the budget has no room for the "
@@ -84,7 +91,9 @@ async def evaluate_reserved(
         billing.current.reset(cover)
     if actual > 0 and hold is None:  # an evaluator that spends without an estimate: a bug
         log.warning("task %s: evaluator spent %.6f with no estimate", rt.name, actual)
-        return evaluation, budget.line(None, rt.name, actual, now, kind="judge", request_id=rid)
+        return evaluation, budget.line(
+            None, rt.name, actual, now, kind="judge", request_id=rid, caller=caller
+        )
     if hold is None:
         return evaluation, None
     overrun(rt.name, hold, actual)

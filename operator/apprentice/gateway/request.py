@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from apprentice.engine.budget import BudgetExhausted
 from apprentice.evaluators.base import Evaluation
 from apprentice.gateway.spending import Hold
 from apprentice.gateway.tasks import ServedTask
@@ -71,6 +72,7 @@ class Request:
     # admit
     teacher_hold: Hold | None = None
     student_hold: Hold | None = None
+    refused: BudgetExhausted | None = None  # the cap a refused reservation would cross
     # call
     teacher: TeacherAnswer | None = None  # a schema-valid teacher answer
     teacher_failure: BaseException | None = None  # or why there is none

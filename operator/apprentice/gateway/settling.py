@@ -114,7 +114,7 @@ def call_lines(budget: SharedBudget, req: Request) -> list[records.SpendRecord]:
     if req.student_hold is not None or req.student_cost > 0:  # a paid student
         lines.append(
             budget.line(req.student_hold, name, req.student_cost, now, kind="student",
-                        request_id=req.id)
+                        request_id=req.id, caller=req.meta.caller)
         )  # fmt: skip
     hold = req.teacher_hold
     if hold is not None:

@@ -61,6 +61,7 @@ class Hold:
     amount: float
     kind: records.SpendKind = "teacher"
     request_id: str | None = None
+    caller: str | None = None  # the API key charged: its caps are checked, its spend kept
     called: bool = False  # the paid call started: from now on it may have been billed
     done: bool = False  # settled or released (a spend line written or queued)
 
@@ -126,13 +127,24 @@ class SharedBudget:
         assert self.store is not None, "the budget needs the open store (start() first)"
         return self.store
 
-    def _admit(self, task: str, amount: float, now: float) -> Admit:
+    def _admit(self, task: str, amount: float, now: float, caller: str | None = None) -> Admit:
         def admit(totals: BudgetTotals) -> None:
             ledger = self._ledger(totals, now)
-            budget_mod.reserve(ledger, task, amount, now)  # raises BudgetExhausted
+            key = None
+            if caller is not None:  # the key's caps as its row says in this transaction
+                scope = budget_mod.key_scope(caller)
+                caps = totals.key_caps.get(scope)
+                key = None if caps is None else (scope, budget_mod.Caps(*caps))
+            budget_mod.reserve(ledger, task, amount, now, key)  # raises BudgetExhausted
             self.mirror.ledger = ledger
 
         return admit
+
+    @staticmethod
+    def _scopes(task: str, caller: str | None) -> list[str]:
+        if caller is None:
+            return [task, GLOBAL]
+        return [task, GLOBAL, budget_mod.key_scope(caller)]
 
     def _ledger(self, totals: BudgetTotals, now: float) -> budget_mod.Ledger:
         spent = {
@@ -153,13 +165,28 @@ class SharedBudget:
         *,
         kind: records.SpendKind = "teacher",
         request_id: str | None = None,
+        caller: str | None = None,
     ) -> Hold | None:
-        """A hold of ``estimate`` for ``task``, or ``None`` when a cap would be crossed.
+        """A hold of ``estimate`` for ``task``, or ``None`` when a cap would be crossed."""
+        got = await self.hold(task, estimate, now, kind=kind, request_id=request_id, caller=caller)
+        return None if isinstance(got, budget_mod.BudgetExhausted) else got
+
+    async def hold(
+        self,
+        task: str,
+        estimate: float,
+        now: datetime,
+        *,
+        kind: records.SpendKind = "teacher",
+        request_id: str | None = None,
+        caller: str | None = None,
+    ) -> Hold | budget_mod.BudgetExhausted:
+        """A hold of ``estimate``, or the cap it would cross (task, global or ``caller``'s key).
 
         Reservations asked for meanwhile share one store transaction (one fsync):
         each is still checked against the totals including those before it.
         """
-        hold, ask = self._ask(task, estimate, now, kind, request_id)
+        hold, ask = self._ask(task, estimate, now, kind, request_id, caller)
         if self._batcher is None:
             self._batcher = _Batcher(self._opened())
         future = self._batcher.submit(ask)
@@ -169,7 +196,7 @@ class SharedBudget:
             future.add_done_callback(lambda f: self._give_back(hold, f))
             raise
         if isinstance(outcome, budget_mod.BudgetExhausted):
-            return None
+            return outcome
         if isinstance(outcome, Exception):
             raise outcome
         return hold
@@ -187,17 +214,20 @@ class SharedBudget:
         now: datetime,
         kind: records.SpendKind,
         request_id: str | None,
+        caller: str | None = None,
     ) -> tuple[Hold, Ask]:
         amount = float(estimate)
         if not (math.isfinite(amount) and amount >= 0):
             raise ValueError(f"estimate must be a finite amount >= 0, got {estimate!r}")
-        hold = Hold(uuid.uuid4().hex, task, amount, kind, request_id)
+        hold = Hold(uuid.uuid4().hex, task, amount, kind, request_id, caller)
         t = now.timestamp()
         row = records.ReservationRecord(
             id=hold.id, task=task, amount=amount, owner=self.owner, created_at=now,
             expires_at=now + timedelta(seconds=self.ttl_s), kind=kind, request_id=request_id,
+            caller=caller,
         )  # fmt: skip
-        return hold, (row, [task, GLOBAL], self._windows(t), self._admit(task, amount, t))
+        admit = self._admit(task, amount, t, caller)
+        return hold, (row, self._scopes(task, caller), self._windows(t), admit)
 
     def reserve_now(
         self,
@@ -224,8 +254,8 @@ class SharedBudget:
         t = now.timestamp()
         try:
             ok = self._opened().budget_extend(
-                hold.id, more, scopes=[hold.task, GLOBAL], windows=self._windows(t),
-                admit=self._admit(hold.task, more, t),
+                hold.id, more, scopes=self._scopes(hold.task, hold.caller),
+                windows=self._windows(t), admit=self._admit(hold.task, more, t, hold.caller),
             )  # fmt: skip
         except budget_mod.BudgetExhausted:
             return False
@@ -254,16 +284,22 @@ class SharedBudget:
         model: str | None = None,
         input_tokens: int = 0,
         output_tokens: int = 0,
+        caller: str | None = None,
     ) -> records.SpendRecord:
-        """The spend line that settles ``hold`` at ``amount`` (write it with the request)."""
+        """The spend line that settles ``hold`` at ``amount`` (write it with the request).
+
+        It is charged to the hold's API key (``caller`` when there is no hold).
+        """
         if hold is not None:
             hold.done = True
+            caller = hold.caller
         if amount > 0:
             self.mirror.record(task, amount, now)
         return records.SpendRecord(
             task=task, at=now, amount=amount, kind=kind, request_id=request_id,
             provider=provider, model=model, input_tokens=max(0, input_tokens),
             output_tokens=max(0, output_tokens), reservation=None if hold is None else hold.id,
+            caller=caller,
         )  # fmt: skip
 
     async def settle(self, hold: Hold, amount: float, now: datetime, **fields: Any) -> None:

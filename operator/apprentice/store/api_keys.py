@@ -8,6 +8,7 @@ database does not leak usable keys.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,6 +26,9 @@ class ApiKeyRecord:
     created_at: datetime
     revoked_at: datetime | None = None
     rate_per_s: float | None = None  # requests per second it may make (None: no limit)
+    budget: Mapping[str, float] | None = None
+    """Spend caps of the key across its tasks: ``daily``/``weekly``/``monthly`` in the
+    budget currency (None: none), enforced by the gateway's reserve/settle ledger."""
 
     @property
     def revoked(self) -> bool:
@@ -39,4 +43,5 @@ class ApiKeyRecord:
             "created_at": self.created_at.isoformat(),
             "revoked_at": None if self.revoked_at is None else self.revoked_at.isoformat(),
             "rate_per_s": self.rate_per_s,
+            "budget": None if self.budget is None else dict(self.budget),
         }

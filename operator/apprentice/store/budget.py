@@ -26,7 +26,8 @@ from apprentice.store.records import ReservationRecord, SpendKind, SpendRecord
 from apprentice.store.sqlcore import SqlCore, Tx
 
 GLOBAL = "*"
-_RESERVATION_COLUMNS = "id, task, amount, owner, created_at, expires_at, kind, request_id"
+KEY_PREFIX = "key:"  # an API key's scope: engine.budget.key_scope
+_RESERVATION_COLUMNS = "id, task, amount, owner, created_at, expires_at, kind, request_id, caller"
 
 Windows = Sequence[tuple[float, float]]
 """``[start, end)`` Unix seconds of each budget window (day, week, month), in order."""
@@ -36,12 +37,21 @@ Admit = Callable[["BudgetTotals"], None]
 """The caller's pure check: raises to refuse a reservation."""
 
 
+KeyCaps = tuple[float | None, float | None, float | None]
+"""An API key's daily, weekly and monthly caps (``None``: uncapped)."""
+
+
 @dataclass(frozen=True)
 class BudgetTotals:
-    """Spend per scope per window (in the order of the windows asked) and open reservations."""
+    """Spend per scope per window (in the order of the windows asked) and open reservations.
+
+    ``key_caps``: for each API key scope asked (``key:<id>``), the key's caps as
+    its ``api_keys`` row holds them in this transaction (absent: no budget).
+    """
 
     spent: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     pending: Mapping[str, float] = field(default_factory=dict)
+    key_caps: Mapping[str, KeyCaps] = field(default_factory=dict)
 
 
 def lock(tx: Tx, dialect: schema.Dialect) -> None:
@@ -74,7 +84,40 @@ def totals(tx: Tx, scopes: Sequence[str], windows: Windows) -> BudgetTotals:
     for task, amount in tx.all("SELECT task, SUM(amount) FROM budget_reservations GROUP BY task"):
         pending[str(task)] = float(amount)
     pending[GLOBAL] = math.fsum(pending.values())
-    return BudgetTotals(spent=spent, pending=pending)
+    keys = [scope.removeprefix(KEY_PREFIX) for scope in scopes if scope.startswith(KEY_PREFIX)]
+    if not keys:
+        return BudgetTotals(spent=spent, pending=pending)
+    return BudgetTotals(
+        spent=spent, pending=pending | _key_pending(tx, keys), key_caps=_caps(tx, keys)
+    )
+
+
+def _key_pending(tx: Tx, keys: Sequence[str]) -> dict[str, float]:
+    marks = ", ".join("?" for _ in keys)
+    rows = tx.all(
+        f"SELECT caller, SUM(amount) FROM budget_reservations WHERE caller IN ({marks})"
+        " GROUP BY caller",
+        list(keys),
+    )
+    return {KEY_PREFIX + str(caller): float(amount) for caller, amount in rows}
+
+
+def _caps(tx: Tx, keys: Sequence[str]) -> dict[str, KeyCaps]:
+    marks = ", ".join("?" for _ in keys)
+    rows = tx.all(f"SELECT id, budget FROM api_keys WHERE id IN ({marks})", list(keys))
+    out: dict[str, KeyCaps] = {}
+    for key_id, raw in rows:
+        if raw is None:
+            continue
+        caps = codec.load_json(raw)
+        out[KEY_PREFIX + str(key_id)] = (
+            _cap(caps.get("daily")), _cap(caps.get("weekly")), _cap(caps.get("monthly"))
+        )  # fmt: skip
+    return out
+
+
+def _cap(value: object) -> float | None:
+    return None if value is None else float(str(value))
 
 
 def insert_spend(tx: Tx, dialect: schema.Dialect, entries: Sequence[SpendRecord]) -> int:
@@ -96,7 +139,7 @@ def insert_spend(tx: Tx, dialect: schema.Dialect, entries: Sequence[SpendRecord]
         at = codec.to_micros(s.at)
         tx.execute(
             "INSERT INTO spend (task, at, amount, kind, request_id, provider, model,"
-            " input_tokens, output_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " input_tokens, output_tokens, caller) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 s.task,
                 at,
@@ -107,9 +150,12 @@ def insert_spend(tx: Tx, dialect: schema.Dialect, entries: Sequence[SpendRecord]
                 s.model,
                 int(s.input_tokens),
                 int(s.output_tokens),
+                s.caller,
             ),
         )
         scopes = [GLOBAL] if s.task is None else [s.task, GLOBAL]
+        if s.caller is not None:
+            scopes.append(KEY_PREFIX + s.caller)
         for scope in scopes:
             tx.execute(
                 "INSERT INTO spend_buckets (scope, bucket, amount) VALUES (?, ?, ?)"
@@ -123,7 +169,8 @@ def insert_spend(tx: Tx, dialect: schema.Dialect, entries: Sequence[SpendRecord]
 
 def _insert_reservation(tx: Tx, r: ReservationRecord) -> None:
     tx.execute(
-        f"INSERT INTO budget_reservations ({_RESERVATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO budget_reservations ({_RESERVATION_COLUMNS})"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             r.id,
             r.task,
@@ -133,6 +180,7 @@ def _insert_reservation(tx: Tx, r: ReservationRecord) -> None:
             codec.to_micros(r.expires_at),
             r.kind,
             r.request_id,
+            r.caller,
         ),
     )
 
@@ -148,13 +196,14 @@ def _reservation(row: tuple[object, ...]) -> ReservationRecord:
         expires_at=codec.from_micros(int(row[5])),  # type: ignore[call-overload]
         kind=kind,
         request_id=None if row[7] is None else str(row[7]),
+        caller=None if row[8] is None else str(row[8]),
     )
 
 
 def _worst_case(r: ReservationRecord, at: datetime) -> SpendRecord:
     return SpendRecord(
         task=r.task, at=at, amount=r.amount, kind=r.kind, request_id=r.request_id,
-        provider="unrecorded", reservation=r.id,
+        provider="unrecorded", reservation=r.id, caller=r.caller,
     )  # fmt: skip
 
 

@@ -109,6 +109,7 @@ def spend(row: Row) -> SpendRecord:
         input_tokens=int(row[7]),
         output_tokens=int(row[8]),
         id=int(row[9]),
+        caller=row[10],
     )
 
 

@@ -15,7 +15,7 @@ from apprentice.store.sqlcore import SqlCore
 
 __all__ = ["KeyRows"]
 
-_KEY_COLUMNS = "id, secret_hash, tasks, name, created_at, revoked_at, rate_per_s"
+_KEY_COLUMNS = "id, secret_hash, tasks, name, created_at, revoked_at, rate_per_s, budget"
 
 
 def _key(row: tuple[object, ...]) -> ApiKeyRecord:
@@ -29,7 +29,10 @@ def _key(row: tuple[object, ...]) -> ApiKeyRecord:
         created_at=codec.from_micros(int(str(row[4]))),
         revoked_at=None if revoked is None else codec.from_micros(int(str(revoked))),
         rate_per_s=None if row[6] is None else float(str(row[6])),
-    )
+        budget=None if row[7] is None else {
+            str(k): float(v) for k, v in codec.load_json(row[7]).items()
+        },
+    )  # fmt: skip
 
 
 class KeyRows(SqlCore):
@@ -38,7 +41,7 @@ class KeyRows(SqlCore):
     def add_api_key(self, key: ApiKeyRecord) -> None:
         with self._write() as tx:
             tx.execute(
-                f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     key.id,
                     key.secret_hash,
@@ -47,6 +50,7 @@ class KeyRows(SqlCore):
                     codec.to_micros(key.created_at),
                     None,
                     key.rate_per_s,
+                    None if key.budget is None else canonical_json(dict(key.budget)),
                 ),
             )
 

@@ -134,6 +134,8 @@ class SpendRecord:
     """The budget reservation this line settles (its row is deleted in the same
     transaction). If that row is gone (a lease expired and booked it at its worst
     case), the line is not written again: the worst case already covers it."""
+    caller: str | None = None
+    """The API key (public id) the line is charged to: its budget scope counts it."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,7 @@ class ReservationRecord:
     expires_at: datetime
     kind: SpendKind = "teacher"
     request_id: str | None = None
+    caller: str | None = None  # the API key charged (its caps count the hold)
 
 
 @dataclass(frozen=True)

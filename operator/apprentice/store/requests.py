@@ -34,7 +34,8 @@ _COMPARISON_COLUMNS = (
     "task, request_id, at, score, details, student_version, phase, sampling_rate, id"
 )
 _SPEND_COLUMNS = (
-    "task, at, amount, kind, request_id, provider, model, input_tokens, output_tokens, id"
+    "task, at, amount, kind, request_id, provider, model, input_tokens, output_tokens, id,"
+    " caller"
 )
 
 

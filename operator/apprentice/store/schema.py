@@ -249,4 +249,17 @@ MIGRATIONS.append(
     )
 )
 
+# Per-key budgets (apprentice.gateway.auth): a key's caps, and the key each reservation
+# and spend line is charged to (its spend buckets are scope 'key:<id>').
+MIGRATIONS.append(
+    (
+        9,
+        [
+            "ALTER TABLE api_keys ADD COLUMN budget {json}",
+            "ALTER TABLE budget_reservations ADD COLUMN caller TEXT",
+            "ALTER TABLE spend ADD COLUMN caller TEXT",
+        ],
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
