@@ -30,6 +30,7 @@ from test_steady import seed_steady_state
 
 from apprentice import config
 from apprentice.gateway import tracing_otel
+from apprentice.teachers.errors import AuthError
 from fakes.teachers import COMPLETION_TOKENS, PROMPT_TOKENS, FakeTeacherServer, openai_error
 
 HERE = Path(__file__).parent
@@ -170,6 +171,30 @@ async def test_a_teacher_request_is_one_trace_with_its_attributes_and_logs_carry
     assert retry[0].span_id == teacher.span_id.hex()  # type: ignore[attr-defined]
     line = logging.Formatter(tracing_otel.LOG_FORMAT).format(retry[0])
     assert f"trace_id={root.trace_id.hex()} span_id={teacher.span_id.hex()}" in line
+
+
+async def test_a_failed_teacher_call_is_an_error_span_under_an_error_request(
+    collector: Collector, harness_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRACE_TEST_KEY", "sk-" + "t" * 40)
+    async with FakeTeacherServer("openai", answer=gw_rules.teacher_output) as fake:
+        fake.script(openai_error(401, "Incorrect API key provided", code="invalid_api_key"))
+        cfg = make_config(tmp_path, remote=_remote(fake.base_url),
+                          telemetry=_traces(collector.url))  # fmt: skip
+        h = await harness_factory(cfg)
+        client = await h.serve()
+        resp = await client.post("/v1/tasks/classify", json={"input": gw_rules.make_input(2)})
+        assert resp.status == 502
+        await asyncio.to_thread(h.gw.tracing.flush)
+    root = collector.named("apprentice.request")
+    teacher = collector.named("chat teacher-1")
+    assert teacher.parent_span_id == root.span_id
+    error = trace_pb2.Status.STATUS_CODE_ERROR
+    assert root.status.code == error and teacher.status.code == error
+    assert _attrs(teacher)["error.type"] == AuthError.__qualname__  # the provider refused
+    assert "gen_ai.usage.input_tokens" not in _attrs(teacher)
+    assert [e.name for e in teacher.events] == ["exception"]
+    assert _attrs(root)["apprentice.cost_usd"] == 0.0
 
 
 async def test_a_steady_state_request_traces_the_student_and_the_judge(
