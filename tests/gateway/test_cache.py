@@ -170,3 +170,19 @@ async def test_a_cancelled_first_caller_leaves_the_others_served(
         assert result.output == gw_rules.teacher_output(inp)
         assert first.cancelled()
         assert fake.requests == 2  # the second caller asked again itself
+
+
+async def test_a_hit_is_served_at_the_budget_cap(harness_factory: Any, tmp_path: Path) -> None:
+    async with BillingTeacher() as fake:
+        cfg = make_config(
+            tmp_path,
+            remote=provider_block(fake.base_url),
+            task={"cache": {"enabled": True}, "budget": {"daily": 0.01}},
+        )
+        h, client, _ = await _serve(harness_factory, cfg)
+        first = await _ask(client, 8)  # spends 0.002 of 0.01; a worst case is about 0.0085
+        resp = await client.post("/v1/tasks/classify", json={"input": gw_rules.make_input(9)})
+        assert resp.status == 429, await resp.text()  # a new input: no room for a call
+        assert (await _ask(client, 8))["output"] == first["output"]  # a repeat costs nothing
+        assert fake.requests == 1
+        assert len(h.gw.store.spend_entries("classify")) == 1
