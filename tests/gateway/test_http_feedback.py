@@ -16,6 +16,7 @@ from test_http_models import two_tasks
 
 from apprentice import config, prompts
 from apprentice.engine import lifecycle
+from apprentice.reporting import html, report
 from apprentice.store import assign_split, input_hash, open_store
 
 
@@ -87,6 +88,13 @@ async def test_a_correction_outranks_the_teacher_in_training_data_and_dpo(
     assert len(mine) == 1
     assert mine[0]["chosen"] == [_reply(human)]
     assert mine[0]["rejected"] == [_reply({"label": train["text"].split()[-1]})]
+
+    shown = report.build_report(store, h.gw.config)
+    summary = shown.tasks[0].to_json()["feedback"]
+    assert (summary["count"], summary["corrections"], summary["mean_agreement"]) == (2, 2, 0.0)
+    page = html.render_html(shown)
+    assert "<h3>Feedback</h3>" in page and "&lt;b&gt;wrong&lt;/b&gt;" in page
+    assert "<b>wrong</b>" not in page  # a person's comment is text, never markup
 
 
 def _steady(cfg: config.ApprenticeConfig, tmp_path: Path, rule: str) -> None:

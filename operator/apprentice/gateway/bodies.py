@@ -162,4 +162,6 @@ def parse(model: type[M], body: dict[str, Any]) -> M:
         ) from None
 
 
-_BRANCHES = frozenset({"str", "list[ContentPart]", "none", "literal[False]", "dict[str,any]"})
+_BRANCHES = frozenset(
+    {"str", "list[ContentPart]", "none", "literal[False]", "dict[str,any]", "constrained-float"}
+)

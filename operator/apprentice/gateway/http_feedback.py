@@ -12,10 +12,11 @@ to the request's task (401/403 as on the task API).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from apprentice.gateway import bodies, errors, reading
 from apprentice.gateway.auth import KeyRing
@@ -30,16 +31,21 @@ MAX_COMMENT = 2000
 class FeedbackRequest(BaseModel):
     """``POST /v1/feedback``: exactly one of ``output`` and ``score``."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    # The document says "exactly one" too, so a generated client (or a fuzzer) sends one.
+    model_config = ConfigDict(
+        extra="allow",
+        strict=True,
+        json_schema_extra={"oneOf": [{"required": ["output"]}, {"required": ["score"]}]},
+    )
 
     request_id: str = Field(
         min_length=1, max_length=200, description="The request_id of the answer."
     )
-    output: dict[str, Any] | None = Field(
+    output: dict[str, Any] | SkipJsonSchema[None] = Field(
         default=None, description="The correct answer (the task's output schema)."
     )
-    score: float | None = Field(
-        default=None, ge=0.0, le=1.0, description="How good the answer was, 0 to 1."
+    score: Annotated[float, Field(ge=0.0, le=1.0)] | SkipJsonSchema[None] = Field(
+        default=None, description="How good the answer was, 0 to 1."
     )
     comment: str | None = Field(
         default=None, max_length=MAX_COMMENT, description="Free text, shown in the report."

@@ -24,7 +24,14 @@ from pydantic.json_schema import models_json_schema
 
 from apprentice import __version__
 from apprentice.config import ApprenticeConfig
-from apprentice.gateway import bodies, errors, exports, http_keys, openapi_parts
+from apprentice.gateway import (
+    bodies,
+    errors,
+    exports,
+    http_feedback,
+    http_keys,
+    openapi_parts,
+)
 from apprentice.gateway import reading as _reading  # noqa: F401 - BodyTimeout joins the tree
 from apprentice.gateway import settling as _settling  # noqa: F401 - StoreUnavailable too
 from apprentice.gateway.openapi_parts import (
@@ -44,7 +51,11 @@ from apprentice.gateway.openapi_parts import (
 )
 from apprentice.vocabulary import VERSION_STATES
 
-_MODELS: tuple[type[BaseModel], ...] = (*bodies.MODELS, http_keys.CreateKey)
+_MODELS: tuple[type[BaseModel], ...] = (
+    *bodies.MODELS,
+    http_keys.CreateKey,
+    http_feedback.FeedbackRequest,
+)
 
 
 def _model_schemas() -> dict[str, Any]:
@@ -203,6 +214,7 @@ def _public_paths(cfg: ApprenticeConfig) -> dict[str, Any]:
     paths["/v1/models/{model}"] = {
         "get": _op("One task as a model", _body(_ref("Model")), *_KEYED, 404, parameters=[_MODEL])
     }
+    paths.update(openapi_parts.feedback_paths())
     paths["/healthz"] = {"get": _op("Liveness", _body({"type": "object"}))}
     paths["/readyz"] = {
         "get": _op(

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from apprentice.gateway import bodies, http_keys
+from apprentice.gateway import bodies, http_feedback, http_keys
 
-__all__ = ["key_paths", "spend_paths"]
+__all__ = ["feedback_paths", "key_paths", "spend_paths"]
 
 _REF_TEMPLATE = "#/components/schemas/{model}"
 # One Server-Sent Event of a stream=true answer: ``data`` is a JSON object, or ``[DONE]``.
@@ -150,4 +150,37 @@ def key_paths() -> dict[str, Any]:
                 **_ADMIN,
             )
         },
+    }
+
+
+def feedback_paths() -> dict[str, Any]:
+    answer = {
+        "type": "object",
+        "required": ["id", "request_id", "task", "kind"],
+        "properties": {
+            "id": {"type": "integer"},
+            "request_id": {"type": "string"},
+            "task": {"type": "string"},
+            "kind": {"enum": ["correction", "score"]},
+            "agreement": {
+                "type": ["number", "null"],
+                "description": "The served answer scored against the correction.",
+            },
+            "example": {
+                "type": ["object", "null"],
+                "description": "The human example a correction became (provenance, split).",
+            },
+        },
+    }
+    return {
+        "/v1/feedback": {
+            "post": {
+                "summary": "Correct or score an answer (by its request_id)",
+                "responses": {
+                    "201": {"description": "Stored", **_body(answer)},
+                    **_errors(400, 401, 403, 404, 408, 409, 413, 422, 429, 503),
+                },
+                "requestBody": _request(http_feedback.FeedbackRequest),
+            }
+        }
     }

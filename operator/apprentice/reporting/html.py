@@ -169,6 +169,24 @@ def _alarms_table(tr: TaskReport) -> str:
     )
 
 
+def _feedback(tr: TaskReport) -> str:
+    """Feedback counts and the latest comments (people's text: escaped like all data)."""
+    fb = tr.feedback
+    if fb.count == 0:
+        return '<p class="empty">No feedback.</p>'
+    cards = (
+        _card("feedback", f"{fb.count:,}", f"{fb.corrections:,} corrections")
+        + _card("mean score", _num(fb.mean_score), f"{fb.scores:,} scores")
+        + _card("agreement with corrections", _pct(fb.mean_agreement))
+    )
+    rows = "".join(
+        f"<tr><td>{escape(at.isoformat(timespec='seconds'))}</td><td>{escape(text)}</td></tr>"
+        for at, text in fb.comments
+    )
+    table = f"<table><tr><th>at</th><th>comment</th></tr>{rows}</table>" if rows else ""
+    return f'<div class="cards">{cards}</div>{table}'
+
+
 MAX_TIMELINE_ROWS = 500  # the newest; the events table and `apprentice events` keep all
 
 
@@ -215,6 +233,7 @@ def _task_section(tr: TaskReport) -> str:
         f"{_cards(tr)}{figs}"
         f"<h3>Model versions</h3>{_versions_table(tr)}"
         f"<h3>Alarms</h3>{_alarms_table(tr)}"
+        f"<h3>Feedback</h3>{_feedback(tr)}"
         f"<h3>Timeline</h3>{_timeline_table(tr)}</section>"
     )
 

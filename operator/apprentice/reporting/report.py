@@ -17,6 +17,7 @@ from apprentice.reporting.plots import Thresholds
 from apprentice.reporting.status import TaskStatus
 from apprentice.reporting.timeline import TaskTimeline, collect
 from apprentice.store import Store
+from apprentice.store.feedback import FeedbackSummary
 
 __all__ = ["Report", "TaskReport", "build_report", "thresholds_of"]
 
@@ -28,6 +29,7 @@ class TaskReport:
     timeline: TaskTimeline
     thresholds: Thresholds
     status: TaskStatus | None = None
+    feedback: FeedbackSummary = field(default_factory=FeedbackSummary)  # POST /v1/feedback
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -41,7 +43,19 @@ class TaskReport:
                 "min_floor": self.thresholds.min_floor,
             },
             "timeline": self.timeline.to_json(),
+            "feedback": _feedback_json(self.feedback),
         }
+
+
+def _feedback_json(summary: FeedbackSummary) -> dict[str, Any]:
+    return {
+        "count": summary.count,
+        "corrections": summary.corrections,
+        "scores": summary.scores,
+        "mean_score": summary.mean_score,
+        "mean_agreement": summary.mean_agreement,
+        "comments": [{"at": at.isoformat(), "comment": text} for at, text in summary.comments],
+    }
 
 
 @dataclass
@@ -89,6 +103,7 @@ def build_report(
                 timeline=collect(store, name, window_size=window),
                 thresholds=thresholds_of(cfg, name),
                 status=(statuses or {}).get(name),
+                feedback=store.feedback_summary(name),
             )
         )
     return report
