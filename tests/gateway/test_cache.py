@@ -9,12 +9,15 @@ task's cache; a task without ``cache.enabled`` calls the teacher every time.
 from __future__ import annotations
 
 import asyncio
+import math
 from pathlib import Path
 from typing import Any
 
 import gw_rules
 from billing_teacher import BillingTeacher, provider_block
 from gw_config import make_config
+
+from apprentice.reporting import timeline
 
 
 class Clock:
@@ -74,6 +77,9 @@ async def test_a_repeat_calls_nobody_and_counts_as_saved(
 
         state = await (await client.get("/v1/tasks/classify/state")).json()
         assert state["estimated_savings"] > 0  # three hits at the teacher's average cost
+        report = timeline.collect(h.gw.store, "classify")  # the report's "saved"
+        cost = report.teacher_spend
+        assert math.isclose(report.all_teacher_estimate - cost, 3 * cost, rel_tol=1e-6)
         text = await (await client.get("/metrics")).text()
         assert 'apprentice_cache_lookups_total{result="hit",task="classify"} 3.0' in text
         assert 'apprentice_cache_lookups_total{result="miss",task="classify"} 1.0' in text

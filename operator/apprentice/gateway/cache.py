@@ -23,6 +23,9 @@ first caller's pipeline runs in its own task (no extra task on the miss path); i
 error, if any, is every waiter's error; if it is cancelled (its client went away) the
 waiters ask again themselves, one of them leading the next flight.
 
+Per gateway process, in memory: each replica keeps its own (a repeat that lands on
+another replica calls once there), and a restart starts empty.
+
 Invalidation: entries carry nothing of the version; instead the cache remembers the
 task's (phase, active version) and empties the task's entries the first time it sees
 either change (a promotion, a rollback, a phase change), before answering anything. An
