@@ -29,7 +29,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from test_steady import seed_steady_state
 
 from apprentice import config
-from apprentice.gateway import tracing_otel
+from apprentice.gateway import tracing, tracing_otel
 from apprentice.teachers.errors import AuthError
 from fakes.teachers import COMPLETION_TOKENS, PROMPT_TOKENS, FakeTeacherServer, openai_error
 
@@ -246,6 +246,24 @@ async def test_the_standard_endpoint_variable_is_honoured_and_sampling_applies(
         await h2.gw.run("classify", gw_rules.make_input(i))
     await asyncio.to_thread(h2.gw.tracing.flush)
     assert collector.spans == []
+
+
+async def test_a_callers_traceparent_is_the_parent_and_its_sampled_flag_wins(
+    collector: Collector, harness_factory: Any, tmp_path: Path
+) -> None:
+    """Sampled out by ratio 0, yet traced: the caller sampled its trace (parent-based)."""
+    h = await harness_factory(make_config(tmp_path, telemetry=_traces(collector.url, 0.0)))
+    trace_id, parent = os.urandom(16).hex(), os.urandom(8).hex()
+    with tracing.incoming({"traceparent": f"00-{trace_id}-{parent}-01"}):
+        await h.gw.run("classify", gw_rules.make_input(1))
+    with tracing.incoming({"traceparent": f"00-{os.urandom(16).hex()}-{parent}-00"}):
+        await h.gw.run("classify", gw_rules.make_input(2))  # the caller did not sample it
+    with tracing.incoming({}):  # no header: the ratio decides (0: not traced)
+        await h.gw.run("classify", gw_rules.make_input(3))
+    await asyncio.to_thread(h.gw.tracing.flush)
+    root = collector.named("apprentice.request")
+    assert root.trace_id.hex() == trace_id and root.parent_span_id.hex() == parent
+    assert {s.trace_id.hex() for s in collector.spans} == {trace_id}
 
 
 def test_a_traces_endpoint_that_is_not_a_url_is_refused_with_its_path(tmp_path: Path) -> None:

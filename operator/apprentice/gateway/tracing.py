@@ -20,7 +20,7 @@ imported only then (they are an optional extra, ``otel``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, TypeVar
 
@@ -31,8 +31,8 @@ from apprentice.gateway.request import Request
 if TYPE_CHECKING:  # types only: importing them at run time would load OpenTelemetry
     from apprentice.gateway.tracing_otel import Spans
 
-__all__ = ["Tracing", "admitted", "commit", "judge", "request", "start", "store", "student",
-           "teacher"]  # fmt: skip
+__all__ = ["Tracing", "admitted", "commit", "incoming", "judge", "request", "start", "store",
+           "student", "teacher"]  # fmt: skip
 
 T = TypeVar("T")
 
@@ -78,6 +78,19 @@ def start(cfg: ApprenticeConfig) -> Tracing | None:
         ) from exc
     _spans = tracing_otel.Spans(cfg)
     return Tracing(_spans)
+
+
+def incoming(headers: Mapping[str, str]) -> AbstractContextManager[object]:
+    """A caller's W3C ``traceparent`` header as the parent of the request's spans.
+
+    For the HTTP layer, around its call into the gateway: the request's spans then
+    join the caller's trace, and a caller that sampled its trace is traced whatever
+    ``sample_ratio`` says (parent-based sampling).
+    """
+    spans = _spans
+    if spans is None or "traceparent" not in headers:
+        return _OFF
+    return spans.incoming(headers)
 
 
 def request(task: str) -> AbstractContextManager[object]:

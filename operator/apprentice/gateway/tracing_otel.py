@@ -25,17 +25,18 @@ log format ties a line to its trace; :data:`LOG_FORMAT` is such a format.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractContextManager
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
-from opentelemetry import trace
+from opentelemetry import context, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from apprentice.config import ApprenticeConfig
 from apprentice.gateway import settling
@@ -48,6 +49,8 @@ T = TypeVar("T")
 LOG_FORMAT = (
     "%(asctime)s %(levelname)s %(name)s trace_id=%(trace_id)s span_id=%(span_id)s %(message)s"
 )
+
+_W3C = TraceContextTextMapPropagator()  # the ``traceparent`` / ``tracestate`` headers
 
 # gen_ai.provider.name's well-known values where ours differ (OpenTelemetry's registry).
 _GEN_AI_PROVIDER = {"google": "gcp.gemini"}
@@ -89,6 +92,14 @@ class Spans:
         self.provider.shutdown()  # flushes what the batch still holds
 
     # -- the spans ----------------------------------------------------------------------------
+
+    @contextmanager
+    def incoming(self, headers: Mapping[str, str]) -> Iterator[None]:
+        token = context.attach(_W3C.extract(headers))
+        try:
+            yield
+        finally:
+            context.detach(token)
 
     def request(self, task: str) -> AbstractContextManager[object]:
         attrs = {"apprentice.task": task}
