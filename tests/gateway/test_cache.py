@@ -192,3 +192,17 @@ async def test_a_hit_is_served_at_the_budget_cap(harness_factory: Any, tmp_path:
         assert (await _ask(client, 8))["output"] == first["output"]  # a repeat costs nothing
         assert fake.requests == 1
         assert len(h.gw.store.spend_entries("classify")) == 1
+
+
+async def test_the_oldest_answer_is_evicted_past_max_entries(
+    harness_factory: Any, tmp_path: Path
+) -> None:
+    async with BillingTeacher() as fake:
+        _, client, _ = await _serve(harness_factory, _config(tmp_path, fake, max_entries=2))
+        for i in (10, 11, 10, 12):  # 10 is used again, so 11 is the oldest when 12 comes
+            await _ask(client, i)
+        assert fake.requests == 3
+        await _ask(client, 10)
+        assert fake.requests == 3
+        await _ask(client, 11)
+        assert fake.requests == 4
