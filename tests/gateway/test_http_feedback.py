@@ -11,11 +11,13 @@ from typing import Any
 
 import gw_fakes
 import gw_rules
+from aiohttp.test_utils import TestClient, TestServer
 from gw_config import make_config
 from test_http_models import two_tasks
 
 from apprentice import config, prompts
 from apprentice.engine import lifecycle
+from apprentice.gateway.http import build_app
 from apprentice.reporting import html, report
 from apprentice.store import assign_split, input_hash, open_store
 
@@ -151,6 +153,18 @@ async def test_feedback_on_student_answers_counts_in_agreement_and_confidence(
     summary = store.feedback_summary("classify")
     assert (summary.count, summary.corrections, summary.scores) == (2, 1, 1)
     assert summary.mean_score == 0.25 and summary.comments[0][1] == "meh"
+
+    # Another replica (its own memory of answers) has no input for a local-only answer.
+    other = TestClient(TestServer(build_app(h.gw)))
+    await other.start_server()
+    try:
+        status, body = await _post(other, {"request_id": scored, "output": served})
+        assert (status, body["error"]["type"]) == (409, "feedback_unavailable")
+        assert body["error"]["details"] == {"request_id": scored}
+        status, _ = await _post(other, {"request_id": scored, "score": 1.0})
+        assert status == 201  # a score needs no input
+    finally:
+        await other.close()
 
 
 async def test_bad_feedback_gets_the_right_4xx(

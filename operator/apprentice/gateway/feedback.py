@@ -32,7 +32,7 @@ from typing import Any
 from apprentice.gateway import errors, judging
 from apprentice.gateway.service import Gateway
 from apprentice.gateway.tasks import ServedTask
-from apprentice.store import records
+from apprentice.store import Store, records
 from apprentice.store.feedback import HUMAN, FeedbackRecord
 
 __all__ = ["RECENT", "Feedback", "Given", "Recent"]
@@ -89,7 +89,8 @@ class Feedback:
     async def request(self, request_id: str) -> records.RequestRecord:
         """The recorded request (404 ``unknown_request`` when none, or of no served task)."""
         await self.gw.flush()  # a local-only answer commits a moment after it is sent
-        found = await asyncio.to_thread(self.gw.store.request_record, request_id)
+        store: Store = self.gw.store
+        found = await asyncio.to_thread(store.request_record, request_id)
         if found is None or found.task not in self.gw.tasks:
             raise errors.UnknownRequest(request_id)
         return found
