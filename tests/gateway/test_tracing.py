@@ -253,9 +253,14 @@ async def test_a_callers_traceparent_is_the_parent_and_its_sampled_flag_wins(
 ) -> None:
     """Sampled out by ratio 0, yet traced: the caller sampled its trace (parent-based)."""
     h = await harness_factory(make_config(tmp_path, telemetry=_traces(collector.url, 0.0)))
+    client = await h.serve()
     trace_id, parent = os.urandom(16).hex(), os.urandom(8).hex()
-    with tracing.incoming({"traceparent": f"00-{trace_id}-{parent}-01"}):
-        await h.gw.run("classify", gw_rules.make_input(1))
+    resp = await client.post(
+        "/v1/tasks/classify",
+        json={"input": gw_rules.make_input(1)},
+        headers={"traceparent": f"00-{trace_id}-{parent}-01"},
+    )
+    assert resp.status == 200
     with tracing.incoming({"traceparent": f"00-{os.urandom(16).hex()}-{parent}-00"}):
         await h.gw.run("classify", gw_rules.make_input(2))  # the caller did not sample it
     with tracing.incoming({}):  # no header: the ratio decides (0: not traced)

@@ -35,7 +35,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -54,6 +54,7 @@ from apprentice.gateway import (
     openapi,
     reading,
     tags,
+    tracing,
 )
 from apprentice.gateway.request import Meta, Result
 from apprentice.gateway.service import Gateway
@@ -155,7 +156,9 @@ class Routes:
 
     # -- limits ------------------------------------------------------------------------
 
-    async def _limited(self, task: str, task_input: Any, meta: Meta) -> Result:
+    async def _limited(
+        self, task: str, task_input: Any, meta: Meta, headers: Mapping[str, str]
+    ) -> Result:
         if self.inflight >= self.max_inflight:
             raise errors.Overloaded(
                 f"{self.inflight} requests in flight (gateway.max_concurrency); retry shortly",
@@ -163,7 +166,8 @@ class Routes:
             )
         self.inflight += 1
         try:
-            return await self.gw.run(task, task_input, meta)
+            with tracing.incoming(headers):  # a caller's traceparent; a no-op when off
+                return await self.gw.run(task, task_input, meta)
         finally:
             self.inflight -= 1
 
@@ -200,7 +204,7 @@ class Routes:
         caller = await self._key(request, task)
         body = await self._body(request, bodies.TaskRequest)
         meta = self._meta(request, caller, body.metadata)
-        result = await self._limited(task, body.input, meta)
+        result = await self._limited(task, body.input, meta, request.headers)
         self.recent.remember(result.request_id, task, body.input, result.output)
         answer = {"output": result.output, "request_id": result.request_id}
         if body.stream:
@@ -213,7 +217,7 @@ class Routes:
         self.gw.check_task(task)
         meta = self._meta(request, await self._key(request, task), body.metadata)
         task_input = chat.chat_input(body.messages)
-        result = await self._limited(task, task_input, meta)
+        result = await self._limited(task, task_input, meta, request.headers)
         self.recent.remember(result.request_id, task, task_input, result.output)
         if body.stream:
             usage = body.stream_options is not None and bool(body.stream_options.include_usage)
