@@ -206,3 +206,11 @@ async def test_bad_feedback_gets_the_right_4xx(
     assert h.gw.store.feedback("classify") == []  # nothing bad was kept
     status, _ = await _post(client, {"request_id": rid, "score": 1.0}, keys["classify"])
     assert status == 201
+    chat = {"model": "classify", "messages": [{"role": "user", "content": json.dumps(
+        gw_rules.make_input(4))}]}  # fmt: skip
+    resp = await client.post("/v1/chat/completions", json=chat, headers=keys["classify"])
+    completion = await resp.json()
+    status, body = await _post(client, {"request_id": completion["id"], "output": {"label": "x"}},
+                               keys["classify"])  # fmt: skip
+    assert status == 201 and body["request_id"] == completion["id"].removeprefix("chatcmpl-")
+    assert body["kind"] == "correction"  # the chat answer's input was remembered

@@ -37,6 +37,9 @@ from apprentice.store.feedback import HUMAN, FeedbackRecord
 
 __all__ = ["RECENT", "Feedback", "Given", "Recent"]
 
+CHAT_PREFIX = "chatcmpl-"
+"""A chat completion's ``id`` is this and the request id (:mod:`apprentice.gateway.chat`)."""
+
 RECENT = 10_000
 """Answers whose input and output the gateway remembers for corrections (per replica)."""
 
@@ -87,10 +90,12 @@ class Feedback:
         self.recent = recent
 
     async def request(self, request_id: str) -> records.RequestRecord:
-        """The recorded request (404 ``unknown_request`` when none, or of no served task)."""
+        """The recorded request (404 ``unknown_request`` when none, or of no served task);
+        a chat completion's ``id`` (``chatcmpl-<request id>``) names its request too."""
         await self.gw.flush()  # a local-only answer commits a moment after it is sent
         store: Store = self.gw.store
-        found = await asyncio.to_thread(store.request_record, request_id)
+        rid = request_id.removeprefix(CHAT_PREFIX)
+        found = await asyncio.to_thread(store.request_record, rid)
         if found is None or found.task not in self.gw.tasks:
             raise errors.UnknownRequest(request_id)
         return found

@@ -39,7 +39,9 @@ class FeedbackRequest(BaseModel):
     )
 
     request_id: str = Field(
-        min_length=1, max_length=200, description="The request_id of the answer."
+        min_length=1,
+        max_length=200,
+        description="The request_id of the answer (or its chat completion id).",
     )
     output: dict[str, Any] | SkipJsonSchema[None] = Field(
         default=None, description="The correct answer (the task's output schema)."
