@@ -27,6 +27,10 @@ spend) need an API key for the task, or the admin token. Without it (the laptop
 default) they answer anyone who can reach the socket: bind to loopback (the default)
 or put the gateway behind a network policy. Keys are managed under ``/admin/keys``
 (:mod:`apprentice.gateway.http_keys`).
+
+``POST /v1/feedback`` (:mod:`apprentice.gateway.http_feedback`) corrects or scores an
+answer by its request id; the handlers here remember each answer's input for it
+(:class:`apprentice.gateway.feedback.Recent`).
 """
 
 from __future__ import annotations
