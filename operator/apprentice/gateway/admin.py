@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from apprentice.gateway import errors
 from apprentice.gateway.control import TaskControl
 from apprentice.gateway.parts import Parts
-from apprentice.orchestration import datasets as export_mod
+from apprentice.orchestration import datasets
 from apprentice.orchestration import local as local_orch
 from apprentice.orchestration.seam import OrchestrationError, ValidationResult, VersionInfo
 from apprentice.reporting import events as events_mod
@@ -60,6 +60,10 @@ class Admin:
         local = await asyncio.to_thread(
             snapshot_mod.local_compute_cost, parts.config, store, task, now
         )
+        if served.paid is not None:  # a paid student's answers were billed: not savings
+            local += await asyncio.to_thread(
+                store.spend_total, datetime.fromtimestamp(0, UTC), now, task=task, kind="student"
+            )
         typical = served.avg_teacher_cost()
         st = status_mod.build_task_status(
             task,
@@ -125,12 +129,10 @@ class Admin:
         served, store = self.parts.tasks[task], self.parts.opened()
         if split not in records.SPLITS:
             raise errors.BadRequest(f"split must be train or heldout, got {split!r}")
-        if fmt not in export_mod.FORMATS:
-            raise errors.BadRequest(
-                f"format must be one of {list(export_mod.FORMATS)}, got {fmt!r}"
-            )
+        if fmt not in datasets.FORMATS:
+            raise errors.BadRequest(f"format must be one of {list(datasets.FORMATS)}, got {fmt!r}")
         rows = await asyncio.to_thread(lambda: list(store.iter_examples(task, split)))
-        return [export_mod.render_line(served.cfg, row, fmt) for row in rows]
+        return [datasets.render_line(served.cfg, row, fmt) for row in rows]
 
     # -- versions (the seam) -----------------------------------------------------------------
 

@@ -67,7 +67,7 @@ class Committer:
             example_added=example is not None,
             now=now,
         )
-        request = self._request_row(req)
+        request = self._request_row(req, spend)
         # An unchanged engine state (a local-only answer in steady state) is not rewritten.
         state = None if task.engine.state is before else task.engine.to_json()
         future = self.parts.writer.submit_request(
@@ -110,7 +110,7 @@ class Committer:
             sampling_rate=engine.sampling_rate(),
         )  # fmt: skip
 
-    def _request_row(self, req: Request) -> records.RequestRecord:
+    def _request_row(self, req: Request, spend: list[records.SpendRecord]) -> records.RequestRecord:
         teacher, failure = req.teacher, req.teacher_failure
         return records.RequestRecord(
             id=req.id, task=req.task.name, received_at=req.received_at,
@@ -119,7 +119,7 @@ class Committer:
             teacher_provider=settling.provider_of(teacher or failure),
             student_version=None if req.student is None else req.student.version,
             latency_ms=(time.perf_counter() - req.started) * 1000,
-            error=None if failure is None else failures.reason(failure), cost=req.teacher_cost,
+            error=None if failure is None else failures.reason(failure), cost=settling.spent(spend),
             tags=dict(req.meta.tags), caller=req.meta.caller,
         )  # fmt: skip
 
@@ -152,8 +152,8 @@ class Committer:
             m.record_teacher_call(name, who, cost, 0)
         if req.student is not None:
             m.record_student_call(name, req.student.latency_s)
-        if served == "student":
-            m.record_savings(name, task.avg_teacher_cost())
+        if served == "student":  # a paid student's own bill is taken off (a counter: >= 0)
+            m.record_savings(name, max(0.0, task.avg_teacher_cost() - req.student_cost))
         if comparison is not None:
             m.record_agreement(name, comparison.score)
             view = task.engine.view()

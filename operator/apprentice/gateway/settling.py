@@ -46,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -104,6 +105,11 @@ def student_charge(res: object, hold: Hold | None) -> float:
     return 0.0
 
 
+def spent(spend: list[records.SpendRecord]) -> float:
+    """A request's ``cost``: the sum of its spend lines (teacher, paid student, judge)."""
+    return math.fsum(line.amount for line in spend)
+
+
 def call_lines(budget: SharedBudget, req: Request) -> list[records.SpendRecord]:
     """The settle: one spend line per reserved (or billed) call of ``req``, then the judge's.
 
@@ -152,7 +158,7 @@ class Settler:
             id=req.id, task=req.task.name, received_at=req.received_at, route=req.stored_route,
             served_by=None, teacher_provider=provider_of(err),
             latency_ms=(time.perf_counter() - req.started) * 1000, error=reason,
-            cost=req.teacher_cost,
+            cost=spent(spend),
         )  # fmt: skip
         try:
             await self.writer.submit_request(request=request, spend=spend)

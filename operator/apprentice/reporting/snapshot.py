@@ -168,7 +168,11 @@ def status_from_store(
     typical = total_spend / counts.teacher_calls if counts.teacher_calls else 0.0
     local = local_compute_cost(cfg, store, task, moment)
     answered_free = counts.student_answers + counts.cache_hits  # no teacher call either way
-    savings = budget_mod.savings(answered_free, counts.teacher_calls, total_spend, local)
+    # A paid student's answers are not free: what they cost is taken off the savings.
+    student_spend = store.spend_total(_EPOCH, moment, task=task, kind="student")
+    savings = budget_mod.savings(
+        answered_free, counts.teacher_calls, total_spend, local + student_spend
+    )
     return status_mod.build_task_status(
         task,
         engine=engine_view(state, requests=counts.requests),

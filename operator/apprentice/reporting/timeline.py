@@ -60,7 +60,8 @@ def wilson_lower(mean: float, n: int, z: float = _Z95) -> float:
 
 @dataclass(frozen=True)
 class SpendBucket:
-    """Teacher spend in one wall-time bucket, and what all-teacher would have cost."""
+    """Spend in one wall-time bucket (``teacher_spend``: everything the requests spent,
+    a paid student's and the judge's too), and what all-teacher would have cost."""
 
     start: str
     requests: int
@@ -155,7 +156,7 @@ def _spend_buckets(
         row[0] += 1
         row[1] += 1 if r.teacher_called else 0
         row[2] += r.cost
-        row[3] += r.cost if r.teacher_called else avg_cost
+        row[3] += _all_teacher(r, avg_cost)
     # Fill empty buckets so bars sit on a true time axis.
     out: list[SpendBucket] = []
     cursor, last = min(rows), max(rows)
@@ -166,6 +167,16 @@ def _spend_buckets(
         )
         cursor += size
     return name, out
+
+
+def _all_teacher(r: RequestRecord, avg_cost: float) -> float:
+    """What ``r`` would have cost had the teacher alone answered every request.
+
+    A request's ``cost`` is all it spent (teacher, paid student, judge); only a
+    remote-only one spent on the teacher alone, so the others count at the
+    average teacher-alone cost.
+    """
+    return r.cost if r.route == "remote_only" else avg_cost
 
 
 def _phase_spans(
@@ -203,9 +214,11 @@ def build_timeline(
     t = TaskTimeline(task=task, window_size=window_size)
     t.requests = len(requests)
     calls = [r for r in requests if r.teacher_called and r.error is None]
+    alone = [r for r in calls if r.route == "remote_only"]  # the teacher's cost and nothing else
     t.teacher_calls = sum(1 for r in requests if r.teacher_called)
     t.teacher_spend = round(sum(r.cost for r in requests), 6)
-    t.avg_teacher_cost = sum(r.cost for r in calls) / len(calls) if calls else 0.0
+    base = alone or calls
+    t.avg_teacher_cost = sum(r.cost for r in base) / len(base) if base else 0.0
     t.bucket, t.spend_buckets = _spend_buckets(requests, t.avg_teacher_cost)
     _add_spend_series(t, requests, share_window)
     _add_comparisons(t, comparisons, {r.id: i for i, r in enumerate(requests)})
@@ -224,7 +237,7 @@ def _add_spend_series(
     in_recent = 0
     for r in requests:
         spend += r.cost
-        estimate += r.cost if r.teacher_called else t.avg_teacher_cost
+        estimate += _all_teacher(r, t.avg_teacher_cost)
         t.cumulative_spend.append(round(spend, 6))
         t.cumulative_all_teacher.append(round(estimate, 6))
         called = 1 if r.teacher_called else 0

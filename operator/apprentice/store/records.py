@@ -52,8 +52,9 @@ class RequestRecord:
     """One request the gateway answered (or failed to answer).
 
     ``route`` is the scheduler's decision; ``served_by`` who produced the
-    answer the caller got (``None`` when the request failed). ``cost`` is the
-    total teacher spend of this request in USD. ``error`` is the typed reason
+    answer the caller got (``None`` when the request failed). ``cost`` is what
+    the request spent in USD: the sum of its spend lines (teacher, paid student,
+    judge), made from those lines in the transaction that writes them. ``error`` is the typed reason
     (e.g. ``RateLimited``, ``budget_exhausted``) or ``None``. ``tags`` are the
     caller's per-request metadata (``customer=acme``), for reports and exports.
     """
