@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "export",
     "imports",
     "keys",
+    "feedback",
     "demo",
 )
 

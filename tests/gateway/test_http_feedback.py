@@ -5,17 +5,20 @@ get the 4xx naming the problem. Real replay teacher, real store, real HTTP on lo
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import gw_fakes
 import gw_rules
+import pytest
+import yaml
 from aiohttp.test_utils import TestClient, TestServer
-from gw_config import make_config
+from gw_config import config_dict, make_config
 from test_http_models import two_tasks
 
-from apprentice import config, prompts
+from apprentice import cli, config, prompts
 from apprentice.engine import lifecycle
 from apprentice.gateway.http import build_app
 from apprentice.reporting import html, report
@@ -46,9 +49,14 @@ def _reply(output: dict[str, Any]) -> dict[str, str]:
 
 
 async def test_a_correction_outranks_the_teacher_in_training_data_and_dpo(
-    harness_factory: Any, tmp_path: Path, admin_env: dict[str, str]
+    harness_factory: Any,
+    tmp_path: Path,
+    admin_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    cfg = make_config(tmp_path)
+    path = tmp_path / "apprentice.yaml"
+    path.write_text(yaml.safe_dump(config_dict(tmp_path)))
+    cfg = config.load(path)
     with open_store(cfg.store.url) as store:  # phase 2: teacher serves, student compared
         gw_fakes.promote_v1(store, gw_fakes.write_adapter(tmp_path / "m" / "v1", "last_word"))
     h = await harness_factory(cfg)
@@ -97,6 +105,14 @@ async def test_a_correction_outranks_the_teacher_in_training_data_and_dpo(
     page = html.render_html(shown)
     assert "<h3>Feedback</h3>" in page and "&lt;b&gt;wrong&lt;/b&gt;" in page
     assert "<b>wrong</b>" not in page  # a person's comment is text, never markup
+
+    argv = ["feedback", "-c", str(path), "--task", "classify", "--json"]
+    assert await asyncio.to_thread(cli.main, argv) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(f["request_id"], f["output"], f["comment"]) for f in listed] == [
+        (rids["train"], human, "<b>wrong</b>"), (rids["heldout"], human, "<b>wrong</b>")]  # fmt: skip
+    assert await asyncio.to_thread(cli.main, argv[:-1]) == 0
+    assert "2 feedback (2 corrections, 0 scores" in capsys.readouterr().out
 
 
 def _steady(cfg: config.ApprenticeConfig, tmp_path: Path, rule: str) -> None:
