@@ -57,7 +57,7 @@ def test_spend_never_exceeds_any_cap_under_any_interleaving(operations):
                 ledger, res = budget.reserve(ledger, arg, value, now)
                 open_ids.append(res.id)
             except budget.BudgetExhausted:
-                assert not budget.may_call(ledger, arg, now, value)
+                assert budget.exhausted_caps(ledger, now, arg, value)
         elif open_ids:
             rid = open_ids.pop(arg % len(open_ids))
             if op == "settle":
@@ -84,12 +84,14 @@ def test_a_reservation_that_would_cross_a_cap_is_refused():
 def test_the_day_rolls_over_in_the_configured_zone():
     tokyo = budget.BudgetLimits(global_caps=Caps(daily=1.0), timezone="Asia/Tokyo")
     ledger = budget.record(budget.empty(tokyo), "a", 1.0, T0)  # 07:00 Saturday in Tokyo
-    assert not budget.may_call(ledger, "a", T0)
+    assert budget.exhausted_caps(ledger, T0, "a")
     # 14:59 UTC is 23:59 in Tokyo: same day; 15:00 UTC is the next day there.
-    assert not budget.may_call(ledger, "a", T0 + 16 * 3600 + 59 * 60)
-    assert budget.may_call(ledger, "a", T0 + 17 * 3600)
+    assert budget.exhausted_caps(ledger, T0 + 16 * 3600 + 59 * 60, "a")
+    assert not budget.exhausted_caps(ledger, T0 + 17 * 3600, "a")
     utc = budget.BudgetLimits(global_caps=Caps(daily=1.0))
-    assert budget.may_call(budget.record(budget.empty(utc), "a", 1.0, T0), "a", T0 + 2 * 3600)
+    assert not budget.exhausted_caps(
+        budget.record(budget.empty(utc), "a", 1.0, T0), T0 + 2 * 3600, "a"
+    )
 
 
 def test_week_keys_are_iso_weeks():

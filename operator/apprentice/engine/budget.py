@@ -81,7 +81,6 @@ __all__ = [
     "from_entries",
     "from_totals",
     "key_scope",
-    "may_call",
     "record",
     "release",
     "reserve",
@@ -219,7 +218,7 @@ def spend(ledger: Ledger, now: float, task: str | None = None) -> dict[Window, f
 
 
 def _check(
-    ledger: Ledger, task: str, amount: float, now: float, strict: bool, key: KeyCaps | None = None
+    ledger: Ledger, task: str, amount: float, now: float, key: KeyCaps | None = None
 ) -> None:
     keys = keys_at(ledger.limits.timezone, math.floor(now / 60.0))
     spent, limits = ledger.spent, ledger.limits
@@ -233,17 +232,8 @@ def _check(
         for i, w, cap in capped:
             entry = spent.get((scope, w))
             committed = pending + (entry[1] if entry is not None and entry[0] == keys[i] else 0.0)
-            if committed + amount > cap or (strict and committed >= cap):
+            if committed + amount > cap:
                 raise BudgetExhausted(scope, w, cap, committed, amount, now)
-
-
-def may_call(ledger: Ledger, task: str, now: float, estimate: float = 0.0) -> bool:
-    """Whether a teacher call costing ``estimate`` fits (with 0: whether any room is left)."""
-    try:
-        _check(ledger, task, estimate, now, strict=estimate <= 0.0)
-    except BudgetExhausted:
-        return False
-    return True
 
 
 def _amount(value: float, what: str) -> float:
@@ -262,7 +252,7 @@ def reserve(
     against its caps (the same invariant holds per key: spent + pending <= cap).
     """
     amount = _amount(estimate, "estimate")
-    _check(ledger, task, amount, now, strict=False, key=key)
+    _check(ledger, task, amount, now, key)
     res = Reservation(ledger.next_id, task, amount, None if key is None else key[0])
     pending = dict(ledger.pending)
     for scope in _scopes(res):
@@ -392,7 +382,7 @@ def view(ledger: Ledger, now: float, task: str | None = None) -> BudgetView:
         month=mine[Window.month],
         caps=ledger.limits.caps(scope),
         currency=ledger.limits.currency,
-        exhausted=not may_call(ledger, scope if task else GLOBAL, now),
+        exhausted=bool(exhausted_caps(ledger, now, task)),
         fraction_used=fraction,
     )
 

@@ -55,7 +55,7 @@ class LedgerMirror:
 
     def exhausted(self, task: str, now: datetime, typical_cost: float = 0.0) -> bool:
         """No room left for a typical teacher call (``typical_cost``: recent average)."""
-        return not budget_mod.may_call(self.ledger, task, now.timestamp(), typical_cost)
+        return bool(budget_mod.exhausted_caps(self.ledger, now.timestamp(), task, typical_cost))
 
     def windows(self, task: str, now: datetime) -> dict[str, float]:
         got = budget_mod.spend(self.ledger, now.timestamp(), task)

@@ -27,15 +27,9 @@ from apprentice.gateway.tasks import ServedTask
 from apprentice.store import records
 from apprentice.students.base import StudentAnswer
 from apprentice.teachers.base import TeacherAnswer, Usage
-from apprentice.vocabulary import Route, ServedBy, StoredRoute
+from apprentice.vocabulary import Route, ServedBy, StoredRoute, stored_route
 
 __all__ = ["Meta", "Request", "Result"]
-
-_STORED: dict[Route, StoredRoute] = {
-    Route.remote_only: "remote_only",
-    Route.local_only: "local_only",
-    Route.both: "both",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +89,7 @@ class Request:
     @property
     def stored_route(self) -> StoredRoute:
         """The route as the store's column holds it (a rejected request is never stored)."""
-        return _STORED[self.route]
+        return stored_route(self.route)
 
     @property
     def student_output(self) -> dict[str, Any] | None:
