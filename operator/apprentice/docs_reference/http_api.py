@@ -33,7 +33,7 @@ client generator produces typed calls per task. CI runs schemathesis against it.
 """
 
 _GROUPS = (
-    ("Task API", ("/v1/tasks",)),
+    ("Task API", ("/v1/tasks", "/v1/feedback")),
     ("OpenAI-compatible API", ("/v1/chat", "/v1/models")),
     ("Admin", ("/admin",)),
     ("Health, metrics and the document", ("/healthz", "/readyz", "/metrics", "/openapi.json")),
