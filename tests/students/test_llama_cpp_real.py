@@ -9,7 +9,6 @@ gateway's requests to that server.
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from llama_cpp import llama_chat_format
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "gateway"))
+import gw_rules
 from gw_config import config_dict
 
 from apprentice import config, prompts
@@ -161,15 +161,13 @@ async def test_tiny_student_trained_converted_and_served_by_llama_cpp_through_th
         await app.gateway.flush()
         served = app.store.request_counts("classify").student_answers - before.student_answers
         assert served >= 10
-        await _assert_same_agreement_as_in_process(app, tmp_path)
+        await _assert_same_agreement_as_in_process(app)
     finally:
         await client.close()
         await app.close()
 
 
 def _input(i: int) -> dict[str, Any]:
-    import gw_rules
-
     return gw_rules.make_input(i)
 
 
@@ -192,14 +190,14 @@ async def _run_to_steady_state(app: Apprentice, client: TestClient[Any, Any]) ->
     return i
 
 
-async def _assert_same_agreement_as_in_process(app: Apprentice, tmp_path: Path) -> None:
+async def _assert_same_agreement_as_in_process(app: Apprentice) -> None:
     """The held-out split v1 was validated on: llama.cpp (its recorded score and a fresh
     server) agrees with the in-process transformers student answer for answer."""
     v1 = app.store.version("classify", "v1")
     heldout = app.store.examples("classify", "heldout")
     assert heldout and v1.heldout_score is not None
-    task = app.cfg.task("classify")
-    local = app.cfg.local
+    task = app.config.task("classify")
+    local = app.config.local
     in_process = build_student(local.model_copy(update={"backend": "transformers"}))
     served = build_student(local)
     try:
@@ -216,5 +214,4 @@ async def _assert_same_agreement_as_in_process(app: Apprentice, tmp_path: Path) 
     assert same == len(pairs), [(a.raw_text, b.raw_text) for a, b in pairs]
     ours = sum(_exact(a.output, e.output) for (a, _), e in zip(pairs, heldout, strict=True))
     assert v1.heldout_score == pytest.approx(ours / len(heldout))
-    (tmp_path / "agreement.json").write_text(json.dumps({"heldout": len(heldout), "same": same}))
-    await asyncio.sleep(0)
+    print(f"held-out {len(heldout)}: identical {same}, agreement {ours / len(heldout):.3f}")
