@@ -133,6 +133,11 @@ def _components(cfg: ApprenticeConfig) -> dict[str, Any]:
                 "created_at": {"type": "string"},
                 "revoked_at": {"type": ["string", "null"]},
                 "rate_per_s": {"type": ["number", "null"]},
+                "budget": {
+                    "type": ["object", "null"],
+                    "additionalProperties": {"type": "number"},
+                    "description": "The key's caps: daily, weekly, monthly (none: no budget).",
+                },
                 "key": {"type": "string", "description": "The token: only in the 201 answer."},
             },
         },
