@@ -46,6 +46,14 @@ async def _ask(client: Any, i: int) -> dict[str, Any]:
     return body
 
 
+async def _joined(h: Any, n: int, calls: list[asyncio.Future[Any]]) -> None:
+    """Yield to the loop until ``n`` callers await another's flight (or a call ended early:
+    the test's assertions then say what went wrong instead of a hang)."""
+    cache = h.gw.pipeline.cache
+    while cache.waiting("classify") < n and not any(c.done() for c in calls):  # noqa: ASYNC110
+        await asyncio.sleep(0)  # no event to wait on: the cache only counts its waiters
+
+
 async def _serve(harness_factory: Any, cfg: Any) -> tuple[Any, Any, Clock]:
     h = await harness_factory(cfg)
     clock = Clock()
@@ -105,9 +113,7 @@ async def test_fifty_identical_requests_make_one_call(harness_factory: Any, tmp_
         fake.gate = asyncio.Event()  # the teacher holds its answer until all fifty wait
         h, client, _ = await _serve(harness_factory, _config(tmp_path, fake))
         calls = [asyncio.ensure_future(_ask(client, 3)) for _ in range(50)]
-        await fake.arrived.wait()
-        while h.gw.pipeline.cache.waiting("classify") < 49:  # noqa: ASYNC110 (no event to wait on)
-            await asyncio.sleep(0)  # yields to the loop until the other 49 joined the flight
+        await _joined(h, 49, calls)  # the other 49 wait on the first one's call
         fake.gate.set()
         answers = await asyncio.gather(*calls)
         assert fake.requests == 1
@@ -148,8 +154,7 @@ async def test_a_failure_is_shared_and_never_cached(harness_factory: Any, tmp_pa
         h, client, _ = await _serve(harness_factory, _config(tmp_path, fake))
         url, body = "/v1/tasks/classify", {"input": gw_rules.make_input(6)}
         calls = [asyncio.ensure_future(client.post(url, json=body)) for _ in range(5)]
-        while h.gw.pipeline.cache.waiting("classify") < 4:  # noqa: ASYNC110 (no event to wait on)
-            await asyncio.sleep(0)
+        await _joined(h, 4, calls)
         fake.gate.set()
         statuses = {r.status for r in await asyncio.gather(*calls)}
         assert len(statuses) == 1 and statuses.pop() >= 500  # one error for all five
@@ -166,10 +171,10 @@ async def test_a_cancelled_first_caller_leaves_the_others_served(
         h, _, _ = await _serve(harness_factory, _config(tmp_path, fake))
         inp = gw_rules.make_input(7)
         first = asyncio.ensure_future(h.gw.run("classify", inp))
-        await fake.arrived.wait()
+        async with asyncio.timeout(30):  # a guard against a hang, not a synchronisation
+            await fake.arrived.wait()
         second = asyncio.ensure_future(h.gw.run("classify", inp))
-        while h.gw.pipeline.cache.waiting("classify") < 1:  # noqa: ASYNC110 (no event to wait on)
-            await asyncio.sleep(0)
+        await _joined(h, 1, [first, second])
         first.cancel()
         fake.gate.set()
         result = await second
