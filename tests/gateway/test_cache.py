@@ -16,6 +16,7 @@ from typing import Any
 import gw_rules
 from billing_teacher import BillingTeacher, provider_block
 from gw_config import make_config
+from test_steady import seed_steady_state
 
 from apprentice.reporting import timeline
 
@@ -211,3 +212,23 @@ async def test_the_oldest_answer_is_evicted_past_max_entries(
         assert fake.requests == 3
         await _ask(client, 11)
         assert fake.requests == 4
+
+
+async def test_a_student_answer_is_cached_too(harness_factory: Any, tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, task={"cache": {"enabled": True}})
+    seed_steady_state(cfg, tmp_path, "first_word")
+    h, client, _ = await _serve(harness_factory, cfg)
+    student = h.students["classify"]
+    for i in range(200):  # until the engine routes one local-only (the student alone)
+        answer = await _ask(client, i)
+        await h.gw.flush()
+        if h.gw.store.requests("classify")[-1].served_by == "student":
+            break
+    else:
+        raise AssertionError("the engine never routed local-only")
+    calls = student.calls
+    for _ in range(3):
+        assert (await _ask(client, i))["output"] == answer["output"]
+    assert student.calls == calls  # served from the cache: the student was not asked
+    await h.gw.flush()
+    assert [r.served_by for r in h.gw.store.requests("classify")[-3:]] == ["cache"] * 3
