@@ -28,7 +28,7 @@ IMAGES = ROOT / "images"
 #: image -> what its Dockerfile installs from the repository (extras of pyproject.toml).
 EXTRAS = {
     "operator": ["kube"],
-    "gateway": ["train", "semantic", "postgres"],
+    "gateway": ["train", "semantic", "postgres", "otel"],
     "trainer": ["train", "postgres"],
 }
 PLATFORMS = ["x86_64-manylinux_2_28", "aarch64-manylinux_2_28"]
