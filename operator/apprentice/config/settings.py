@@ -322,7 +322,9 @@ class TracesConfig(Model):
         default="apprentice-gateway", min_length=1, description="The spans' service.name."
     )
     sample_ratio: Fraction = Field(
-        default=1.0, description="Share of requests traced (decided per trace id)."
+        default=1.0,
+        description="Share of requests traced, decided per trace id; a caller's sampled "
+        "W3C traceparent is traced whatever the ratio.",
     )
 
     @field_validator("endpoint")
