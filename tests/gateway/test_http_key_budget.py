@@ -144,9 +144,9 @@ async def test_concurrent_requests_never_spend_past_a_key_s_cap(
     ("budget", "problem"),
     [
         ({"daily": 0}, "budget.daily"),
-        ({"daily": 5, "monthly": 1}, "budget"),
+        ({"weekly": -1}, "budget.weekly"),
         ({"hourly": 1}, "budget.hourly"),
-        ({}, "budget"),
+        ({"monthly": "5"}, "budget.monthly"),
     ],
 )
 async def test_a_bad_key_budget_is_a_400_naming_it(

@@ -31,16 +31,29 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 import pydantic
+from pydantic import BaseModel, ConfigDict, Field
 
-from apprentice.config import BudgetCaps
 from apprentice.gateway import errors
 from apprentice.store import Store
 from apprentice.store.api_keys import ApiKeyRecord
 
-__all__ = ["CACHE_S", "KeyRing", "digest", "mint"]
+__all__ = ["CACHE_S", "KeyBudget", "KeyRing", "digest", "mint"]
 
 CACHE_S = 5.0
 _TOKEN = re.compile(r"^apk_([0-9a-f]{12})_[A-Za-z0-9_-]{20,}$")
+
+
+class KeyBudget(BaseModel):
+    """A key's own spend caps across its tasks, in the budget currency (none: uncapped).
+
+    Each window binds on its own (a daily cap above the monthly one just never binds).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    daily: float | None = Field(default=None, gt=0, description="Cap per calendar day.")
+    weekly: float | None = Field(default=None, gt=0, description="Cap per ISO week.")
+    monthly: float | None = Field(default=None, gt=0, description="Cap per calendar month.")
 
 
 def mint() -> tuple[str, str]:
@@ -224,11 +237,11 @@ class KeyRing:
 
 
 def _budget(budget: Mapping[str, float] | None) -> dict[str, float] | None:
-    """The key's caps, checked as a task's are (positive, daily <= weekly <= monthly)."""
+    """The key's caps (:class:`KeyBudget`); none given is no budget."""
     if budget is None:
         return None
     try:
-        caps = BudgetCaps.model_validate(dict(budget))
+        caps = KeyBudget.model_validate(dict(budget))
     except pydantic.ValidationError as exc:
         problems = [
             {"path": ".".join(["budget", *map(str, e["loc"])]), "message": e["msg"]}
@@ -238,10 +251,5 @@ def _budget(budget: Mapping[str, float] | None) -> dict[str, float] | None:
             "budget: " + "; ".join(f"{p['path']}: {p['message']}" for p in problems),
             details=problems,
         ) from None
-    found = {w: v for w, v in caps.model_dump().items() if v is not None}
-    if not found:
-        raise errors.BadRequest(
-            "budget: give at least one of daily, weekly, monthly (USD)",
-            details=[{"path": "budget", "message": "no window capped"}],
-        )
-    return found
+    found = caps.model_dump(exclude_none=True)
+    return found or None

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from apprentice.config import GatewayConfig
 from apprentice.gateway import bodies, reading
-from apprentice.gateway.auth import KeyRing
+from apprentice.gateway.auth import KeyBudget, KeyRing
 
 __all__ = ["CreateKey", "add_routes"]
 
@@ -35,10 +35,10 @@ class CreateKey(BaseModel):
     rate_per_s: float | None = Field(
         default=None, gt=0, description="Requests per second it may make (none: no limit)."
     )
-    budget: dict[str, float] | None = Field(
+    budget: KeyBudget | None = Field(
         default=None,
-        description="The key's spend caps across its tasks, in the budget currency: any of "
-        "daily, weekly, monthly (none: only the task and global caps apply).",
+        description="The key's spend caps across its tasks, in the budget currency "
+        "(none: only the task and global caps apply).",
     )
 
 
@@ -63,7 +63,8 @@ def add_routes(
         admin(request)
         raw = await reading.read_json(request, cfg.max_body_bytes, cfg.body_timeout_s)
         body = bodies.parse(CreateKey, raw)
-        key, token = await ring.create(body.tasks, body.name, tasks, body.rate_per_s, body.budget)
+        caps = None if body.budget is None else body.budget.model_dump(exclude_none=True)
+        key, token = await ring.create(body.tasks, body.name, tasks, body.rate_per_s, caps)
         return _json({**key.public(), "key": token}, 201)
 
     async def listing(request: web.Request) -> web.Response:

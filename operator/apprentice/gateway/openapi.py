@@ -135,8 +135,9 @@ def _components(cfg: ApprenticeConfig) -> dict[str, Any]:
                 "rate_per_s": {"type": ["number", "null"]},
                 "budget": {
                     "type": ["object", "null"],
-                    "additionalProperties": {"type": "number"},
-                    "description": "The key's caps: daily, weekly, monthly (none: no budget).",
+                    "properties": {w: {"type": "number"} for w in ("daily", "weekly", "monthly")},
+                    "additionalProperties": False,
+                    "description": "The key's caps per window (none: no budget).",
                 },
                 "key": {"type": "string", "description": "The token: only in the 201 answer."},
             },
