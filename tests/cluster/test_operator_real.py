@@ -26,6 +26,7 @@ import yaml
 from cluster_procs import (
     LocalContainer,
     Process,
+    env_value,
     free_port,
     operator_env,
     start,
@@ -33,6 +34,8 @@ from cluster_procs import (
     token_kubeconfig,
 )
 from cluster_support import CHART, EXAMPLES, GROUP, ROOT, Cluster, eventually, load_docs
+
+from apprentice.kube.objects import ADMIN_TOKEN_ENV
 
 RELEASE = "apprentice"
 NS = "apprentice-system"
@@ -216,7 +219,7 @@ def _condition(body: dict[str, Any], type_: str) -> dict[str, Any]:
 
 
 def test_task_pods_run_and_ready_reflects_the_real_gateway(
-    cluster: Cluster, gateway: Process, gateway_port: int
+    cluster: Cluster, gateway: Process, gateway_port: int, api_key: str
 ) -> None:
     for kind, name in CHILDREN.items():
         child = cluster.get(kind, name, TASKS)
@@ -230,7 +233,7 @@ def test_task_pods_run_and_ready_reflects_the_real_gateway(
         "wait", "--for=condition=Ready", f"dt/{TASK}", "-n", TASKS, "--timeout=120s", timeout=150
     )
     # Traffic through the real gateway (the replay teacher answers, at a price) ...
-    state = _traffic(gateway_port, ANSWERS.read_text().splitlines()[:6])
+    state = _traffic(gateway_port, ANSWERS.read_text().splitlines()[:6], api_key)
     assert state["spend"]["today"] > 0
     # ... shows in the DistilledTask's status: phase, confidence and spend from the gateway.
 
@@ -245,9 +248,28 @@ def test_task_pods_run_and_ready_reflects_the_real_gateway(
     assert status["examples"]["train"] + status["examples"]["heldout"] >= 1
 
 
-def _traffic(port: int, lines: list[str]) -> dict[str, Any]:
-    """Requests through the real gateway; returns its task state afterwards."""
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+@pytest.fixture(scope="module")
+def api_key(cluster: Cluster, gateway: Process, gateway_port: int) -> str:
+    """A client's API key for the task: the chart turns keys on (gateway.requireApiKeys),
+    so a caller needs one; made with the admin token the pod's gateway reads."""
+    pod = _pods(cluster, TASK)[0]
+    container = next(c for c in pod["spec"]["containers"] if c["name"] == "gateway")
+    item = next(e for e in container["env"] if e["name"] == ADMIN_TOKEN_ENV)
+    reply = httpx.post(
+        f"http://127.0.0.1:{gateway_port}/admin/keys",
+        json={"tasks": ["classify_ticket"], "name": "cluster-tests"},
+        headers={"Authorization": f"Bearer {env_value(cluster, TASKS, item)}"},
+        timeout=30,
+    )
+    assert reply.status_code == 201, reply.text
+    return str(reply.json()["key"])
+
+
+def _traffic(port: int, lines: list[str], key: str) -> dict[str, Any]:
+    """Requests through the real gateway, as a client with its API key; returns the task
+    state afterwards."""
+    auth = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, headers=auth) as http:
         for line in lines:
             body = {"input": json.loads(line)["input"]}
             reply = http.post("/v1/tasks/classify_ticket", json=body)
@@ -431,10 +453,10 @@ def test_two_replicas_with_peering_take_turns(
 
 
 def test_training_job_to_promoted_model_version(
-    cluster: Cluster, gateway: Process, workdir: Path, gateway_port: int
+    cluster: Cluster, gateway: Process, workdir: Path, gateway_port: int, api_key: str
 ) -> None:
     """TrainingJob -> batch/v1 Job -> (its container run here) -> ModelVersion -> promoted."""
-    _traffic(gateway_port, ANSWERS.read_text().splitlines()[:TRAIN_ON])  # past phase 1
+    _traffic(gateway_port, ANSWERS.read_text().splitlines()[:TRAIN_ON], api_key)  # past phase 1
     tjs = eventually(
         lambda: cluster.items("trainingjob", TASKS, f"{TASK_LABEL}={TASK}"), 60, "a TrainingJob"
     )
