@@ -180,3 +180,5 @@ async def test_cli_creates_a_key_with_a_budget(
     assert "expected WINDOW=AMOUNT" in capsys.readouterr().err
     assert await asyncio.to_thread(cli.main, [*base, "--budget", "yearly=5"]) == 1
     assert "budget.yearly" in capsys.readouterr().err
+    assert await asyncio.to_thread(cli.main, ["keys", "list", "-c", str(path)]) == 0
+    assert f"{made['id']}  classify  -  daily=2,monthly=30  active" in capsys.readouterr().out

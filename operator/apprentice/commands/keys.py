@@ -94,7 +94,9 @@ def _print(args: argparse.Namespace, result: dict[str, Any]) -> None:
     else:
         for k in result["keys"]:
             state = f"revoked {k['revoked_at']}" if k["revoked_at"] else "active"
-            print(f"{k['id']}  {','.join(k['tasks'])}  {k['name'] or '-'}  {state}")
+            caps = k.get("budget") or {}
+            budget = ",".join(f"{w}={v:g}" for w, v in caps.items()) or "no budget"
+            print(f"{k['id']}  {','.join(k['tasks'])}  {k['name'] or '-'}  {budget}  {state}")
         if not result["keys"]:
             print("no API keys")
 
