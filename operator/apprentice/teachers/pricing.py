@@ -53,6 +53,7 @@ def _p(inp: float, out: float) -> ModelPrice:
 # Checked 2026-11 against the providers' public pricing pages. Override in config when they change.
 LIST_PRICES: dict[str, ModelPrice] = {
     # Anthropic
+    "claude-sonnet-4-6": _p(3.00, 15.00),
     "claude-opus-4-5": _p(5.00, 25.00),
     "claude-opus-4-1": _p(15.00, 75.00),
     "claude-opus-4": _p(15.00, 75.00),
