@@ -59,6 +59,14 @@ class Route(enum.StrEnum):
     both = "both"
     rejected = "rejected"  # nobody may answer: the gateway answers 429 budget_exhausted
 
+    @property
+    def calls_teacher(self) -> bool:
+        return self is Route.remote_only or self is Route.both
+
+    @property
+    def calls_student(self) -> bool:
+        return self is Route.local_only or self is Route.both
+
 
 StoredRoute = Literal["remote_only", "local_only", "both"]
 """The routes a stored request can have taken (a rejected one is never stored)."""

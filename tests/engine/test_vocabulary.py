@@ -33,9 +33,20 @@ def test_every_layer_uses_the_one_definition() -> None:
     assert status_models.ModelVersionState is v.VersionState
     assert get_type_hints(records.ModelVersionRecord)["state"] is v.VersionStateName
     assert get_type_hints(records.RequestRecord)["route"] is v.StoredRoute
-    served_by = v.ServedBy | None
-    assert get_type_hints(records.RequestRecord)["served_by"] == served_by
-    assert get_type_hints(lifecycle.Decision)["serve"] == served_by
+    # the store also keeps answers served from the cache; the engine decides only these two
+    assert get_type_hints(records.RequestRecord)["served_by"] == v.StoredServedBy | None
+    assert get_type_hints(lifecycle.Decision)["serve"] == v.ServedBy | None
+    assert set(get_args(v.StoredServedBy)) == set(get_args(v.ServedBy)) | {"cache"}
+
+
+def test_a_route_says_who_it_calls() -> None:
+    calls = {r: (r.calls_teacher, r.calls_student) for r in v.Route}
+    assert calls == {
+        v.Route.remote_only: (True, False),
+        v.Route.local_only: (False, True),
+        v.Route.both: (True, True),
+        v.Route.rejected: (False, False),
+    }
 
 
 def test_openapi_error_types_come_from_the_error_tree() -> None:

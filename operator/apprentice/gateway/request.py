@@ -80,11 +80,11 @@ class Request:
 
     @property
     def calls_teacher(self) -> bool:
-        return self.route is Route.remote_only or self.route is Route.both
+        return self.route.calls_teacher
 
     @property
     def calls_student(self) -> bool:
-        return self.route is Route.local_only or self.route is Route.both
+        return self.route.calls_student
 
     @property
     def stored_route(self) -> StoredRoute:
