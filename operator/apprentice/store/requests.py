@@ -34,8 +34,7 @@ _COMPARISON_COLUMNS = (
     "task, request_id, at, score, details, student_version, phase, sampling_rate, id"
 )
 _SPEND_COLUMNS = (
-    "task, at, amount, kind, request_id, provider, model, input_tokens, output_tokens, id,"
-    " caller"
+    "task, at, amount, kind, request_id, provider, model, input_tokens, output_tokens, id, caller"
 )
 
 
