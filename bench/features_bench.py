@@ -2,7 +2,8 @@
 
 The same gateway, store and instant student as ``gateway_bench.py`` (its setup and its
 server child are reused), measured in ONE run with ``gateway.require_api_keys`` off, on,
-and on with two tags per request (``metadata``, stored with the request), alternating
+and on with two tags per request (``metadata``, stored with the request), and with keys,
+tags and the task's answer cache on (every input new, so every lookup misses), alternating
 ``--rounds`` times so every variant sees the same machine load:
 
 - ``max_rps``: closed-loop throughput, 64 requests in flight (the median round);
@@ -45,13 +46,18 @@ from apprentice.store.api_keys import ApiKeyRecord
 RATE = 500
 
 
-def setup(directory: Path, keys: bool) -> tuple[Path, str | None]:
-    """gateway_bench's steady-state setup, with keys required and one key made if ``keys``."""
+def setup(directory: Path, keys: bool, cache: bool = False) -> tuple[Path, str | None]:
+    """gateway_bench's steady-state setup, with keys required and one key made if ``keys``,
+    and the task's answer cache on if ``cache`` (every input is new: each lookup misses,
+    the cache's worst case)."""
     cfg_path = gb.write_setup(directory)
     if not keys:
         return cfg_path, None
     data = yaml.safe_load(cfg_path.read_text())
     data["gateway"]["require_api_keys"] = True
+    if cache:
+        for task in data["tasks"]:
+            task["cache"] = {"enabled": True, "ttl_s": 300}
     cfg_path.write_text(yaml.safe_dump(data))
     key_id, token = auth.mint()
     record = ApiKeyRecord(key_id, auth.digest(token), (gb.TASK,), "bench", datetime.now(UTC))
@@ -116,15 +122,25 @@ def tags_cost(n: int = 50_000) -> float:
 
 
 async def main_async(seconds: float, rounds: int) -> dict[str, Any]:
-    runs: dict[str, list[dict[str, Any]]] = {"keys_off": [], "keys_on": [], "keys_and_tags": []}
+    runs: dict[str, list[dict[str, Any]]] = {
+        "keys_off": [],
+        "keys_on": [],
+        "keys_and_tags": [],
+        "keys_tags_cache": [],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         paths = {}
-        for name, keys in (("keys_off", False), ("keys_on", True)):
+        for name, keys, cache in (
+            ("keys_off", False, False),
+            ("keys_on", True, False),
+            ("keys_tags_cache", True, True),
+        ):
             (Path(tmp) / name).mkdir()
-            paths[name] = setup(Path(tmp) / name, keys)
+            paths[name] = setup(Path(tmp) / name, keys, cache)
         for _ in range(rounds):
             for name, (cfg_path, token) in paths.items():
-                runs[name].append(await phase(cfg_path, token, seconds))
+                tagged = name == "keys_tags_cache"
+                runs[name].append(await phase(cfg_path, token, seconds, tags=tagged))
             on_path, on_token = paths["keys_on"]
             runs["keys_and_tags"].append(await phase(on_path, on_token, seconds, tags=True))
         cfg_path, token = paths["keys_on"]
@@ -153,6 +169,9 @@ async def main_async(seconds: float, rounds: int) -> dict[str, Any]:
     out["keys_and_tags_throughput_ratio"] = round(
         out["keys_and_tags"]["max_rps"] / off["max_rps"], 3
     )
+    out["keys_tags_cache_throughput_ratio"] = round(
+        out["keys_tags_cache"]["max_rps"] / off["max_rps"], 3
+    )
     return out
 
 
@@ -166,7 +185,7 @@ def render_md(r: dict[str, Any]) -> str:
         "| variant | max requests/s (median round) | rounds | p50 at 500/s | p99 at 500/s |",
         "|---|---|---|---|---|",
     ]
-    for name in ("keys_off", "keys_on", "keys_and_tags"):
+    for name in ("keys_off", "keys_on", "keys_and_tags", "keys_tags_cache"):
         v = r[name]
         at = v[str(RATE)]
         lines.append(
@@ -177,7 +196,9 @@ def render_md(r: dict[str, Any]) -> str:
     lines += [
         "",
         f"API keys on: {r['keys_throughput_ratio']:.1%} of the throughput with them off "
-        f"(keys and two tags per request: {r['keys_and_tags_throughput_ratio']:.1%}); "
+        f"(keys and two tags per request: {r['keys_and_tags_throughput_ratio']:.1%}; keys, "
+        f"tags and the answer cache on, every lookup a miss: "
+        f"{r['keys_tags_cache_throughput_ratio']:.1%}); "
         f"{r['keys_added_p50_ms_at_500']:+.3f} ms at the median at 500 requests/s. The key "
         f"check alone costs {r['check_us']:.1f} µs per request (in process, cached key), "
         f"{r['check_us'] / (1e6 / r['keys_off']['max_rps']):.2%} of a request's time at the "
