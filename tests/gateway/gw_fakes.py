@@ -22,6 +22,7 @@ from apprentice import prompts
 from apprentice.config import TaskConfig
 from apprentice.store import Store, records
 from apprentice.students import base as students
+from apprentice.teachers.base import Usage
 
 
 class RuleStudent:
@@ -59,7 +60,11 @@ class RuleStudent:
         text = (
             "not json" if fn is None else prompts.render_output({"label": fn(task_input["text"])})
         )
-        return students.answer_from_text(task, text, version=self.active.name, started=started)
+        # Tokens counted as apprentice/tiny's byte tokenizer would: one per UTF-8 byte.
+        usage = Usage(len(prompts.canonical_json(task_input).encode()), len(text.encode()))
+        return students.answer_from_text(
+            task, text, version=self.active.name, started=started, usage=usage
+        )
 
     async def health(self) -> students.Health:
         return students.Health(not self.fail, "down" if self.fail else "ok")

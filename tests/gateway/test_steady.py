@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import gw_fakes
 import gw_rules
 from gw_config import make_config
 
-from apprentice import config
+from apprentice import config, prompts
 from apprentice.engine import lifecycle
 from apprentice.store import open_store
 
@@ -49,6 +50,35 @@ async def test_phase_3_student_serves(harness_factory: Any, tmp_path: Path) -> N
     assert last.cost == 0.0 and last.student_version == "v1"
     state = await (await client.get("/v1/tasks/classify/state")).json()
     assert state["phase"] == "steady_state" and state["sampling_rate"] < 1.0
+
+
+async def test_a_student_answer_reports_the_students_tokens(
+    harness_factory: Any, tmp_path: Path
+) -> None:
+    """Chat ``usage`` of an answer the student served: its own token counts, not zeros."""
+    cfg = make_config(tmp_path)
+    seed_steady_state(cfg, tmp_path, "first_word")
+    h = await harness_factory(cfg)
+    client = await h.serve()
+    for i in range(200):
+        inp = gw_rules.make_input(i)
+        messages = [{"role": "user", "content": json.dumps(inp)}]
+        resp = await client.post(
+            "/v1/chat/completions", json={"model": "classify", "messages": messages}
+        )
+        body = await resp.json()
+        await h.gw.flush()
+        if h.gw.store.requests("classify")[-1].served_by == "student":
+            break
+    else:
+        raise AssertionError("the student never served")
+    answer = body["choices"][0]["message"]["content"]
+    assert body["usage"] == {
+        "prompt_tokens": len(prompts.canonical_json(inp).encode()),
+        "completion_tokens": len(answer.encode()),
+        "total_tokens": len(prompts.canonical_json(inp).encode()) + len(answer.encode()),
+    }
+    assert body["usage"]["completion_tokens"] > 0
 
 
 async def test_invalid_local_answer_falls_back_to_the_teacher_and_scores_0(

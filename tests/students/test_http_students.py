@@ -17,6 +17,7 @@ from apprentice.students.base import (
     VersionLoadError,
     VersionRef,
 )
+from apprentice.teachers.base import Usage
 
 TASK = config.TaskConfig.model_validate(
     {
@@ -61,6 +62,7 @@ async def test_vllm_loads_adapter_at_runtime_and_answers_with_it(tmp_path: Path)
         answer = await student.generate(TASK, INPUT)
         assert answer.output == {"category": "billing", "confidence": 0.9, "priority": 2}
         assert answer.version == "v1" and answer.error is None and answer.latency_s >= 0
+        assert answer.usage == Usage(50, 20)  # the server's own counts, as its usage says
         sent = fake.bodies("/v1/chat/completions")[0]
         assert sent["model"] == "v1"
         assert sent["messages"] == prompts.build_messages(TASK, INPUT)

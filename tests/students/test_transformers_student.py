@@ -56,6 +56,20 @@ def test_tiny_base_is_the_same_everywhere() -> None:
     assert codec.decode(chat.prompt_ids) == "hé" and codec.decode(chat.target_ids) == "{}"
 
 
+def test_generate_text_counts_the_models_own_tokens() -> None:
+    """The usage a student answer reports: the prompt's tokens and every token generated."""
+    model, codec = tiny.load_base("apprentice/tiny")
+    loaded = transformers_backend.LoadedVersion(
+        "base", "-", codec, decoding.make_decoder(model), model.config.max_position_embeddings
+    )
+    messages = [{"role": "user", "content": '{"text": "hé"}'}]
+    text, usage = transformers_backend.generate_text(loaded, messages, 7)
+    assert usage.input_tokens == len(tiny.encode_chat(codec, messages).prompt_ids) > 0
+    # an untrained base rarely stops: it makes all 7, or fewer when it emits EOS (counted)
+    assert 0 < usage.output_tokens <= 7
+    assert len(text) <= usage.output_tokens  # a byte token decodes to one character at most
+
+
 @pytest.mark.slow
 async def test_generate_is_deterministic_schema_valid_and_learnt(adapter: Path) -> None:
     student = build_student(LOCAL)

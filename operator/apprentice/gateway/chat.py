@@ -33,8 +33,9 @@ PIECE_CHARS = 32
 
 
 def usage(tokens: Usage | None) -> dict[str, int]:
-    """OpenAI's ``usage``: the teacher's billed tokens when its answer was served; zeros
-    for a student's answer (its tokens are not counted yet)."""
+    """OpenAI's ``usage``: the teacher's billed tokens when its answer was served, the
+    student's tokens as its tokenizer counted them; zeros only when nobody reported any
+    (a server student that sends no ``usage``)."""
     if tokens is None:
         return {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
     return {

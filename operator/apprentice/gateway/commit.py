@@ -76,7 +76,7 @@ class Committer:
         if task.engine.pending:  # phase changes and alarms: the events table, after the request
             self.write_events(task)
         self._report(req, comparison, alarms)
-        usage = None if req.teacher is None else req.teacher.usage
+        usage = req.usage
         if example is None and not spend and comparison is None and state is None:
             # Nothing here may be lost: answer without waiting for the fsync. The write
             # stays queued in order and commits within milliseconds.

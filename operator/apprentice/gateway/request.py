@@ -9,8 +9,8 @@
 
 A step reads what the steps before it wrote and writes only its own fields, so
 each is a function of the record. ``tags`` and ``caller`` travel with the
-request for callers' metadata and API-key accounting; ``usage`` is the teacher's
-token usage when it answered.
+request for callers' metadata and API-key accounting; ``usage`` is the served
+answer's tokens (the teacher's as billed, the student's as its tokenizer counted).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class Result:
 
     output: dict[str, Any]
     request_id: str
-    usage: Usage | None = None  # the teacher's tokens when its answer was served
+    usage: Usage | None = None  # the served answer's tokens (teacher's billed, student's counted)
 
 
 @dataclass(slots=True, eq=False)
@@ -109,6 +109,14 @@ class Request:
         if self.teacher is not None:
             return self.teacher.output
         return self.student_output
+
+    @property
+    def usage(self) -> Usage | None:
+        """The served answer's tokens: the teacher's as billed, the student's as its
+        tokenizer (or its server) counted them."""
+        if self.teacher is not None:
+            return self.teacher.usage
+        return self.student.usage if self.student_output is not None and self.student else None
 
     def holds(self) -> list[Hold]:
         return [h for h in (self.teacher_hold, self.student_hold) if h is not None]

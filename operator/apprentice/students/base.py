@@ -23,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from apprentice import prompts, schema_checks
 from apprentice.config import TaskConfig
+from apprentice.teachers.base import Usage
 
 __all__ = [
     "Health",
@@ -66,6 +67,7 @@ class StudentAnswer:
     latency_s: float
     error: str | None = None
     cost: float = 0.0  # USD billed for the answer (a remote ``openai`` student); local: 0
+    usage: Usage | None = None  # prompt and answer tokens, as the student's tokenizer counts
 
     @property
     def ok(self) -> bool:
@@ -110,7 +112,7 @@ class Student(Protocol):
 
 
 def answer_from_text(
-    task: TaskConfig, text: str, *, version: str | None, started: float
+    task: TaskConfig, text: str, *, version: str | None, started: float, usage: Usage | None = None
 ) -> StudentAnswer:
     """Parse and validate model text into a :class:`StudentAnswer` (never raises).
 
@@ -120,9 +122,10 @@ def answer_from_text(
     try:
         output = prompts.parse_output(text)
     except prompts.OutputParseError as exc:
-        return StudentAnswer(None, text, version, latency, f"invalid JSON: {exc}")
+        return StudentAnswer(None, text, version, latency, f"invalid JSON: {exc}", usage=usage)
     check = schema_checks.for_task(task).output  # compiled once per task: the only check
     if not check.is_valid(output):
         detail = "; ".join(check.problems(output)[:3])
-        return StudentAnswer(None, text, version, latency, f"schema-invalid output: {detail}")
-    return StudentAnswer(output, text, version, latency, None)
+        problem = f"schema-invalid output: {detail}"
+        return StudentAnswer(None, text, version, latency, problem, usage=usage)
+    return StudentAnswer(output, text, version, latency, None, usage=usage)

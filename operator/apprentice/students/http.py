@@ -15,8 +15,21 @@ import httpx
 from apprentice import prompts
 from apprentice.config import LocalConfig, TaskConfig
 from apprentice.students.base import StudentAnswer, StudentUnavailable, answer_from_text
+from apprentice.teachers.base import Usage
 
-__all__ = ["HTTPStudentBase", "ModelMissing"]
+__all__ = ["HTTPStudentBase", "ModelMissing", "server_usage"]
+
+
+def server_usage(body: object) -> Usage | None:
+    """An OpenAI-compatible answer's ``usage`` (vLLM and llama.cpp report the tokens their
+    tokenizer counted); ``None`` when the server sent none or something else."""
+    usage = body.get("usage") if isinstance(body, dict) else None
+    if not isinstance(usage, dict):
+        return None
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if isinstance(prompt, int) and isinstance(completion, int) and prompt >= 0 <= completion:
+        return Usage(prompt, completion)
+    return None
 
 
 class ModelMissing(StudentUnavailable):
@@ -108,15 +121,18 @@ class HTTPStudentBase:
                 f"{self.backend} answered {response.status_code}: {error_message(response)}"
             )
         try:
-            text = response.json()["choices"][0]["message"]["content"] or ""
+            body = response.json()
+            text = body["choices"][0]["message"]["content"] or ""
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise StudentUnavailable(
                 f"{self.backend} answered without choices[0].message.content"
             ) from exc
-        return self.answer(task, str(text), started)
+        return self.answer(task, str(text), started, server_usage(body))
 
-    def answer(self, task: TaskConfig, text: str, started: float) -> StudentAnswer:
-        return answer_from_text(task, text, version=self._active, started=started)
+    def answer(
+        self, task: TaskConfig, text: str, started: float, usage: Usage | None = None
+    ) -> StudentAnswer:
+        return answer_from_text(task, text, version=self._active, started=started, usage=usage)
 
     def active_version(self) -> str | None:
         return self._active

@@ -41,7 +41,7 @@ from apprentice.students.base import (
     VersionLoadError,
     VersionRef,
 )
-from apprentice.students.http import HTTPStudentBase, ModelMissing, error_message
+from apprentice.students.http import HTTPStudentBase, ModelMissing, error_message, server_usage
 
 __all__ = ["ManagedLlamaCppStudent", "ServerProcess"]
 
@@ -163,12 +163,13 @@ class ManagedLlamaCppStudent(HTTPStudentBase):
                 f"llama_cpp answered {response.status_code}: {error_message(response)}"
             )
         try:
-            text = str(response.json()["choices"][0]["message"]["content"] or "")
+            reply = response.json()
+            text = str(reply["choices"][0]["message"]["content"] or "")
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise StudentUnavailable(
                 "llama_cpp answered without choices[0].message.content"
             ) from exc
-        return self.answer(task, _first_object(text), started)
+        return self.answer(task, _first_object(text), started, server_usage(reply))
 
     async def health(self) -> Health:
         server = self._server

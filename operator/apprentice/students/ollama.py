@@ -46,6 +46,7 @@ from apprentice.students.base import (
     VersionRef,
 )
 from apprentice.students.http import HTTPStudentBase, error_message
+from apprentice.teachers.base import Usage
 
 __all__ = ["DEFAULT_URL", "OllamaStudent", "adapter_files", "default_base_url", "model_name"]
 
@@ -166,10 +167,11 @@ class OllamaStudent(HTTPStudentBase):
                 f"{error_message(response)}"
             )
         try:
-            text = response.json()["message"]["content"]
+            reply = response.json()
+            text = reply["message"]["content"]
         except (ValueError, KeyError, TypeError) as exc:
             raise StudentUnavailable("ollama answered without message.content") from exc
-        return self.answer(task, str(text), started)
+        return self.answer(task, str(text), started, _ollama_usage(reply))
 
     async def health(self) -> Health:
         try:
@@ -306,3 +308,11 @@ class OllamaStudent(HTTPStudentBase):
             self._active = None
         self._paths.pop(name, None)
         await self._delete(self.model(name))
+
+
+def _ollama_usage(reply: dict[str, Any]) -> Usage | None:
+    """Ollama's own counts: ``prompt_eval_count`` (prompt) and ``eval_count`` (answer)."""
+    prompt, answer = reply.get("prompt_eval_count"), reply.get("eval_count")
+    if isinstance(prompt, int) and isinstance(answer, int):
+        return Usage(prompt, answer)
+    return None

@@ -199,6 +199,7 @@ class OpenAIStudent:
             time.perf_counter() - started,
             None,
             cost=answer.cost,
+            usage=answer.usage,
         )
 
     def estimate_cost(self, task: TaskConfig, task_input: dict[str, Any]) -> float:

@@ -32,6 +32,7 @@ from apprentice.students.base import (
     VersionRef,
     answer_from_text,
 )
+from apprentice.teachers.base import Usage
 
 Args = TypeVarTuple("Args")
 R = TypeVar("R")
@@ -68,8 +69,9 @@ def load_merged(base_model: str, adapter_dir: str, device: str) -> tuple[Any, ti
 
 def generate_text(
     loaded: LoadedVersion, messages: list[prompts.ChatMessage], max_new_tokens: int
-) -> str:
-    """Greedy answer text for one chat (blocking; runs on the worker thread)."""
+) -> tuple[str, Usage]:
+    """Greedy answer text for one chat and its token counts (blocking; runs on the worker
+    thread). The counts are the model's own tokens: the prompt it read, the tokens it made."""
     codec = loaded.codec
     ids = tiny.encode_chat(codec, messages).prompt_ids
     room = loaded.max_positions - max_new_tokens
@@ -82,9 +84,10 @@ def generate_text(
         return token in eos or stop.feed(codec.decode([token]))
 
     out = loaded.decoder.generate(ids, max_new_tokens, done)
+    usage = Usage(len(ids), len(out))
     if out and out[-1] in eos:
         out = out[:-1]
-    return codec.decode(out)
+    return codec.decode(out), usage
 
 
 class TransformersStudent:
@@ -113,7 +116,7 @@ class TransformersStudent:
         messages = prompts.build_messages(task, task_input)
         started = time.perf_counter()
         try:
-            text = await asyncio.wait_for(
+            text, usage = await asyncio.wait_for(
                 self._run(generate_text, loaded, messages, self.local.max_new_tokens),
                 timeout=self.local.timeout_s,
             )
@@ -123,7 +126,7 @@ class TransformersStudent:
             ) from exc
         except RuntimeError as exc:
             raise StudentUnavailable(f"transformers student failed: {exc}") from exc
-        return answer_from_text(task, text, version=loaded.name, started=started)
+        return answer_from_text(task, text, version=loaded.name, started=started, usage=usage)
 
     def _load(self, version: VersionRef) -> LoadedVersion:
         model, codec = load_merged(self.local.base_model, version.path, self.device)
