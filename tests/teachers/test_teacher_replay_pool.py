@@ -195,7 +195,7 @@ def test_reference_config_builds_and_refuses_a_missing_key() -> None:
     cfg = config.load(Path(__file__).parents[2] / "apprentice.yaml")
     pool = build_pool(cfg.remote, env={"ANTHROPIC_API_KEY": "a", "OPENAI_API_KEY": "b"})
     assert [t.name for t in pool.teachers] == [
-        "anthropic:claude-sonnet-4-5-20250929",
+        "anthropic:claude-sonnet-4-6",
         "openai:gpt-4o",
     ]
     with pytest.raises(errors.TeacherConfigError, match="OPENAI_API_KEY"):
