@@ -568,6 +568,12 @@ def main() -> None:
         action="store_true",
         help="run only the paid-path budget comparison; keep the other results",
     )
+    parser.add_argument(
+        "--keep-budget",
+        action="store_true",
+        help="skip the paid-path budget comparison (issue 9's before/after); keep its "
+        "committed figures (its 'before' injects a process-local budget into the old core)",
+    )
     args = parser.parse_args()
     if args.serve:
         asyncio.run(serve(Path(args.config), args.serve))
@@ -578,9 +584,12 @@ def main() -> None:
     else:
         result = asyncio.run(main_async(args.seconds, base))
     load = [round(x, 2) for x in os.getloadavg()]
-    with tempfile.TemporaryDirectory(dir=base) as tmp:
-        budget = asyncio.run(budget_phase(Path(tmp), args.seconds))
-    result["budget"] = {"seconds": args.seconds, "load_average_at_start": load, **budget}
+    if args.keep_budget:
+        result["budget"] = json.loads((RESULTS / "gateway.json").read_text())["budget"]
+    else:
+        with tempfile.TemporaryDirectory(dir=base) as tmp:
+            budget = asyncio.run(budget_phase(Path(tmp), args.seconds))
+        result["budget"] = {"seconds": args.seconds, "load_average_at_start": load, **budget}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "gateway.json").write_text(json.dumps(result, indent=2) + "\n")
     (RESULTS / "gateway.md").write_text(render_md(result))
