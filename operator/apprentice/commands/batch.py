@@ -63,6 +63,54 @@ def _read_inputs(stream: IO[str]) -> Iterator[tuple[dict[str, Any] | None, str |
         yield value, None
 
 
+class _OrderedSink:
+    """Writes results in input order as they complete, and counts them.
+
+    Requests finish out of order under ``--concurrency``; a line is held back until
+    every earlier line is written, so the output file lines up with the input file.
+    """
+
+    def __init__(self, out: IO[str], progress: Any) -> None:
+        self._out = out
+        self._progress = progress
+        self._results: dict[int, dict[str, Any]] = {}
+        self._next_to_write = 0
+        self.answered = 0
+        self.failed = 0
+
+    def put(self, index: int, line: dict[str, Any], ok: bool) -> None:
+        self._results[index] = line
+        if ok:
+            self.answered += 1
+        else:
+            self.failed += 1
+        if self._progress is not None:
+            self._progress.update(1)
+        self.flush()
+
+    def flush(self) -> None:
+        while self._next_to_write in self._results:
+            line = self._results.pop(self._next_to_write)
+            self._out.write(json.dumps(line, ensure_ascii=False) + "\n")
+            self._next_to_write += 1
+        self._out.flush()
+
+
+async def _answer(
+    app: Any, task: str, task_input: dict[str, Any] | None, problem: str | None
+) -> tuple[dict[str, Any], bool]:
+    """One input line's output line, and whether it was answered."""
+    from apprentice.gateway import errors
+
+    if task_input is None:
+        return {"input": None, "error": {"type": "bad_request", "message": problem}}, False
+    try:
+        result = await app.run(task, task_input)
+    except errors.GatewayError as exc:
+        return {"input": task_input, "error": exc.body()["error"]}, False
+    return {"input": task_input, "output": result.output, "request_id": result.request_id}, True
+
+
 async def run_batch(
     app: Any,
     task: str,
@@ -74,40 +122,10 @@ async def run_batch(
     progress: Any = None,
 ) -> tuple[int, int]:
     """Run ``inputs`` through ``app`` (an Apprentice); returns (answered, failed)."""
-    from apprentice.gateway import errors
-
-    results: dict[int, dict[str, Any]] = {}
-    next_to_write = 0
-    answered = failed = 0
-
-    def flush() -> None:
-        nonlocal next_to_write
-        while next_to_write in results:
-            out.write(json.dumps(results.pop(next_to_write), ensure_ascii=False) + "\n")
-            next_to_write += 1
-        out.flush()
+    sink = _OrderedSink(out, progress)
 
     async def one(index: int, task_input: dict[str, Any] | None, problem: str | None) -> None:
-        nonlocal answered, failed
-        if task_input is None:
-            results[index] = {"input": None, "error": {"type": "bad_request", "message": problem}}
-            failed += 1
-        else:
-            try:
-                result = await app.run(task, task_input)
-            except errors.GatewayError as exc:
-                results[index] = {"input": task_input, "error": exc.body()["error"]}
-                failed += 1
-            else:
-                results[index] = {
-                    "input": task_input,
-                    "output": result.output,
-                    "request_id": result.request_id,
-                }
-                answered += 1
-        if progress is not None:
-            progress.update(1)
-        flush()
+        sink.put(index, *await _answer(app, task, task_input, problem))
 
     pending: set[asyncio.Task[None]] = set()
     for index, (task_input, problem) in enumerate(inputs):
@@ -128,8 +146,8 @@ async def run_batch(
         await asyncio.gather(*pending)
     if wait_for_training:
         await app.wait_for_training_idle(task)
-    flush()
-    return answered, failed
+    sink.flush()
+    return sink.answered, sink.failed
 
 
 async def _main(
