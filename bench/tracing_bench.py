@@ -16,22 +16,17 @@ exporter's threads included: encoding and sending the spans is part of the cost)
 requests one after another, the median round. ``hooks_off_ns`` is the seven hooks alone
 with tracing off, timed in a loop.
 
-Writes bench/results/tracing.json and tracing.md.
+Writes bench/results/tracing.json and tracing.md (``--out DIR`` elsewhere, for a quick
+check: ``--requests 200 --rounds 1 --out /tmp/tracing``).
 Run: ``.venv/bin/python bench/tracing_bench.py [--requests 3000] [--rounds 3]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import os
-import platform
 import socket
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -39,7 +34,8 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import gateway_bench as gb  # the sibling script, found by the path above
+import _rounds  # the sibling module, found by the path above
+import gateway_bench as gb
 
 from apprentice.gateway import tracing
 from apprentice.gateway.facade import Apprentice
@@ -100,19 +96,15 @@ async def phase(cfg_path: Path, n: int) -> tuple[float, float]:
     app = Apprentice.from_config(cfg_path, student_factory=lambda _t: gb.InstantStudent())
     async with app:
         traced = app.gateway.tracing
-        for i in range(500):  # warm-up
-            await app.run(gb.TASK, gb._input(i))
-        await app.gateway.flush()
-        if traced is not None:
-            await asyncio.to_thread(traced.flush)
-        cpu, wall = time.process_time(), time.perf_counter()
-        for i in range(n):
-            await app.run(gb.TASK, gb._input(i))
-        await app.gateway.flush()  # the rows' writes are part of the cost
-        if traced is not None:  # so is exporting every span of these requests
-            await asyncio.to_thread(traced.flush)
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        return cpu / n * 1e6, n / wall
+
+        async def settle() -> None:
+            await app.gateway.flush()  # the rows' writes are part of the cost
+            if traced is not None:  # so is exporting every span of these requests
+                await asyncio.to_thread(traced.flush)
+
+        return await _rounds.timed(
+            lambda i: app.run(gb.TASK, gb._input(i)), settle, warmup=500, n=n
+        )
 
 
 def hooks_off_ns(n: int = 200_000) -> float:
@@ -133,30 +125,19 @@ def hooks_off_ns(n: int = 200_000) -> float:
 
 
 async def main_async(n: int, rounds: int) -> dict[str, Any]:
-    cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
-    rps: dict[str, list[float]] = {v: [] for v in VARIANTS}
     collector, endpoint = start_collector()
+
+    async def measure(d: Path, v: str) -> tuple[float, float]:
+        return await phase(setup(d, v, endpoint), n)
+
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            for r in range(rounds):
-                for v in VARIANTS:
-                    d = Path(tmp) / f"{v}-{r}"
-                    d.mkdir()
-                    us, per_s = await phase(setup(d, v, endpoint), n)
-                    cpu[v].append(us)
-                    rps[v].append(per_s)
+        cpu, rps = await _rounds.alternate(VARIANTS, rounds, measure)
     finally:
         collector.kill()
         collector.wait()
-    med = {v: statistics.median(xs) for v, xs in cpu.items()}
-    machine = {"cpus": os.cpu_count(), "python": platform.python_version()}
+    result, med = _rounds.summary(n, rounds, cpu, rps)
     return {
-        "machine": {**machine, "load": os.getloadavg()[0]},
-        "requests": n,
-        "rounds": rounds,
-        "cpu_us": {v: round(x, 1) for v, x in med.items()},
-        "rounds_cpu_us": {v: [round(x, 1) for x in xs] for v, xs in cpu.items()},
-        "rounds_rps": {v: [round(x) for x in xs] for v, xs in rps.items()},
+        **result,
         "on_minus_off_us": round(med["on"] - med["off"], 1),
         "unsampled_minus_off_us": round(med["on_unsampled"] - med["off"], 1),
         "hooks_off_ns": round(hooks_off_ns()),
@@ -164,20 +145,9 @@ async def main_async(n: int, rounds: int) -> dict[str, Any]:
 
 
 def render_md(r: dict[str, Any]) -> str:
-    rows = "\n".join(
-        f"| {v} | {r['cpu_us'][v]:.0f} | {', '.join(f'{x:.0f}' for x in r['rounds_cpu_us'][v])}"
-        f" | {', '.join(str(x) for x in r['rounds_rps'][v])} |"
-        for v in VARIANTS
-    )
-    return (
-        "# Tracing (issue 13 item 8)\n\n"
-        f"In process (facade), steady state (local-only path), instant student; "
-        f"{r['rounds']} alternating rounds of {r['requests']} sequential requests; load "
-        f"average {r['machine']['load']:.1f} on {r['machine']['cpus']} CPUs (CPU time is "
-        "the figure to read: wall-clock rates on a shared machine are noise).\n\n"
-        "| variant | CPU µs/request (median) | rounds, µs | rounds, req/s |\n"
-        "|---|---|---|---|\n"
-        f"{rows}\n\n"
+    return _rounds.report_head(
+        "Tracing (issue 13 item 8)", "steady state (local-only path), instant student", r, VARIANTS
+    ) + (
         f"Tracing every request and exporting it over OTLP/HTTP costs "
         f"{r['on_minus_off_us']:+.1f} µs of CPU per request against tracing off; on but "
         f"sampled out, {r['unsampled_minus_off_us']:+.1f} µs. With tracing off the seven "
@@ -186,15 +156,7 @@ def render_md(r: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--requests", type=int, default=3000)
-    ap.add_argument("--rounds", type=int, default=3)
-    args = ap.parse_args()
-    result = asyncio.run(main_async(args.requests, args.rounds))
-    gb.RESULTS.mkdir(exist_ok=True)
-    (gb.RESULTS / "tracing.json").write_text(json.dumps(result, indent=2) + "\n")
-    (gb.RESULTS / "tracing.md").write_text(render_md(result))
-    print(render_md(result))
+    _rounds.cli(__doc__ or "", "tracing", (3000, 3), gb.RESULTS, main_async, render_md)
 
 
 if __name__ == "__main__":
