@@ -43,6 +43,7 @@ from apprentice.kube.objects import (
     pull_secrets,
     resources,
     selector,
+    traces_env,
     unprivileged_env,
 )
 
@@ -85,7 +86,7 @@ def build_gateway_config(task: TaskObject) -> dict[str, Any]:
         f"${{{STORE_URL_ENV}}}" if spec.storage.postgres else f"sqlite:///{DATA_DIR}/apprentice.db"
     )
     remote = spec.teacher.provider_config(f"{REPLAY_DIR}/{_replay_key(task)}")
-    return {
+    out: dict[str, Any] = {
         "tasks": [task_block],
         "remote": remote.model_dump(mode="json", exclude_none=True),
         "local": local.model_dump(mode="json", include=local.model_fields_set, exclude_none=True),
@@ -99,6 +100,10 @@ def build_gateway_config(task: TaskObject) -> dict[str, Any]:
             "require_api_keys": task.require_api_keys,
         },
     }
+    traces = task.defaults.traces  # the chart's gateway.tracing; off: no block, as before
+    if traces is not None:
+        out["telemetry"] = {"traces": traces.model_dump(mode="json", exclude_none=True)}
+    return out
 
 
 def _replay_key(task: TaskObject) -> str:
@@ -200,7 +205,7 @@ def _gateway_container(task: TaskObject, mounts: list[Manifest]) -> Manifest:
         "args": ["serve", "-c", CONFIG_FILE],
         "command": ["apprentice"],
         "ports": [{"name": "http", "containerPort": spec.gateway.port, "protocol": "TCP"}],
-        "env": gateway_env(task),
+        "env": [*gateway_env(task), *traces_env(task)],
         "readinessProbe": ready,
         "livenessProbe": probe,
         "startupProbe": {**probe, "periodSeconds": 5, "failureThreshold": 120},

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from apprentice.config import TracesConfig
 from apprentice.kube import API_VERSION, TASK_LABEL, cel
 from apprentice.kube.models import (
     STUDENT_KEY_ENV,
@@ -32,6 +33,7 @@ __all__ = [
     "MODELS_DIR",
     "REPLAY_DIR",
     "STORE_URL_ENV",
+    "TRACES_HEADERS_ENV",
     "Defaults",
     "InvalidTaskName",
     "Manifest",
@@ -50,6 +52,7 @@ __all__ = [
     "resources",
     "secret_env",
     "selector",
+    "traces_env",
     "unprivileged_env",
 ]
 
@@ -57,6 +60,8 @@ Manifest = dict[str, Any]
 
 ADMIN_TOKEN_ENV = "APPRENTICE_ADMIN_TOKEN"
 STORE_URL_ENV = "APPRENTICE_STORE_URL"
+# OpenTelemetry's OTLP exporter reads its headers (a collector's token) from this itself.
+TRACES_HEADERS_ENV = "OTEL_EXPORTER_OTLP_TRACES_HEADERS"
 CONFIG_DIR = "/etc/apprentice"
 CONFIG_FILE = f"{CONFIG_DIR}/apprentice.yaml"
 REPLAY_DIR = f"{CONFIG_DIR}/replay"
@@ -90,6 +95,12 @@ class Defaults:
     # repr=False: not a secret, but reprs are searched for leaked key values and this
     # field's name must not be what such a search finds.
     require_api_keys: bool = field(default=False, repr=False)
+    # APPRENTICE_TRACES_* (the chart's gateway.tracing): every gateway's telemetry.traces.
+    # None: tracing off, and the gateway config has no telemetry block (as before).
+    traces: TracesConfig | None = None
+    # The Secret key (in each task's namespace) holding the span exporter's headers, set as
+    # TRACES_HEADERS_ENV in the gateway container: a reference, never a value.
+    traces_headers: KeyRef | None = None
 
 
 @dataclass(frozen=True)
@@ -283,6 +294,14 @@ def placement(node_selector: dict[str, str], tolerations: list[Any]) -> Manifest
 
 def secret_env(name: str, ref: KeyRef) -> Manifest:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+
+
+def traces_env(task: TaskObject) -> list[Manifest]:
+    """The span exporter's headers from their Secret, when tracing is on and names one."""
+    ref = task.defaults.traces_headers
+    if task.defaults.traces is None or ref is None:
+        return []
+    return [secret_env(TRACES_HEADERS_ENV, ref)]
 
 
 def unprivileged_env() -> list[Manifest]:

@@ -16,7 +16,9 @@ from typing import Any
 
 import httpx
 import kopf
+import pydantic
 
+from apprentice.config import TracesConfig
 from apprentice.kube import client as k8s
 from apprentice.kube.gateway_client import GatewayClient
 from apprentice.kube.manifests import Defaults, TaskObject
@@ -69,13 +71,46 @@ def _json(env: Mapping[str, str], key: str, default: Any) -> Any:
         raise ValueError(f"{key} must be JSON, e.g. {json.dumps(default)}: {exc}") from exc
 
 
+def _key_ref(value: str, default_key: str) -> KeyRef:
+    name, _, key = value.partition("/")
+    return KeyRef(name=name, key=key or default_key)
+
+
+# TracesConfig's fields and the variables the chart sets them in.
+_TRACES_ENV = {
+    "endpoint": "APPRENTICE_TRACES_ENDPOINT",
+    "sample_ratio": "APPRENTICE_TRACES_SAMPLE_RATIO",
+    "service_name": "APPRENTICE_TRACES_SERVICE_NAME",
+}
+
+
+def _traces(env: Mapping[str, str]) -> tuple[TracesConfig | None, KeyRef | None]:
+    """The chart's gateway.tracing (``APPRENTICE_TRACES_*``); (None, None) while it is off."""
+    if env.get("APPRENTICE_TRACES_ENABLED", "").lower() not in ("1", "true"):
+        return None, None
+    fields: dict[str, object] = {"enabled": True}
+    for name, var in _TRACES_ENV.items():
+        if env.get(var):
+            fields[name] = env[var]
+    try:
+        traces = TracesConfig.model_validate(fields)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        var = _TRACES_ENV.get(str(first["loc"][0]), "APPRENTICE_TRACES_*")
+        raise ValueError(
+            f"{var}={first['input']!r} (the chart's gateway.tracing): {first['msg']}"
+        ) from exc
+    secret = env.get("APPRENTICE_TRACES_HEADERS_SECRET")
+    return traces, _key_ref(secret, "headers") if secret else None
+
+
 def settings_from_env(env: Mapping[str, str]) -> OperatorSettings:
     """Settings from the ``APPRENTICE_*`` variables the chart's Deployment sets."""
     base = Defaults()
     postgres = None
     if env.get("APPRENTICE_POSTGRES_SECRET"):
-        name, _, key = env["APPRENTICE_POSTGRES_SECRET"].partition("/")
-        postgres = KeyRef(name=name, key=key or "dsn")
+        postgres = _key_ref(env["APPRENTICE_POSTGRES_SECRET"], "dsn")
+    traces, traces_headers = _traces(env)
     defaults = Defaults(
         gateway_image=env.get("APPRENTICE_GATEWAY_IMAGE") or base.gateway_image,
         vllm_image=env.get("APPRENTICE_VLLM_IMAGE") or base.vllm_image,
@@ -88,6 +123,8 @@ def settings_from_env(env: Mapping[str, str]) -> OperatorSettings:
         postgres=postgres,
         admin_token_key=env.get("APPRENTICE_ADMIN_TOKEN_KEY") or None,
         require_api_keys=env.get("APPRENTICE_REQUIRE_API_KEYS", "").lower() in ("1", "true"),
+        traces=traces,
+        traces_headers=traces_headers,
     )
 
     def port(key: str) -> int | None:
