@@ -52,13 +52,21 @@ from apprentice.config.settings import (
     TracesConfig,
     TrainingConfig,
 )
-from apprentice.config.tasks import ConfidenceThresholds, EvaluatorOptions, TaskConfig
+from apprentice.config.tasks import (
+    CanaryConfig,
+    CanaryMode,
+    ConfidenceThresholds,
+    EvaluatorOptions,
+    TaskConfig,
+)
 
 __all__ = [
     "AlertsConfig",
     "ApprenticeConfig",
     "BudgetCaps",
     "BudgetConfig",
+    "CanaryConfig",
+    "CanaryMode",
     "ConfidenceThresholds",
     "ConfigError",
     "ConfigIssue",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import re
 from typing import Any, Literal
 
@@ -80,6 +81,64 @@ class CacheConfig(Model):
     max_entries: int = Field(default=10_000, gt=0, description="Oldest answers evicted beyond.")
 
 
+class CanaryMode(enum.StrEnum):
+    off = "off"
+    share = "share"
+    shadow = "shadow"
+
+
+class CanaryConfig(Model):
+    """Try a validated version on live traffic before it replaces the active one.
+
+    Off by default: a version that passes held-out validation is promoted at once.
+    ``share``: the candidate answers ``share`` of the student's requests (chosen by
+    a hash of the request id, so a request id always goes to the same version).
+    ``shadow``: the active version answers; the candidate also answers ``share`` of
+    the requests and is scored, its answer never served. It takes over once its live
+    agreement minus the active's is at least ``margin`` (docs/guides/thresholds.md);
+    otherwise it is rolled back (rejected, with an alert).
+    """
+
+    mode: CanaryMode = Field(default=CanaryMode.off, description="off, share or shadow.")
+    share: float = Field(
+        default=0.1, gt=0, le=1, description="Requests routed to the candidate (share: <= 0.5)."
+    )
+    margin: float = Field(
+        default=0.0,
+        ge=-0.5,
+        le=0.5,
+        description="Candidate agreement minus the active's needed to take over (0: match).",
+    )
+    min_comparisons: int = Field(
+        default=50, ge=5, description="Live comparisons each version needs before a verdict."
+    )
+    max_comparisons: int = Field(
+        default=400, ge=5, description="Candidate comparisons after which the point estimate rules."
+    )
+    sampling_rate: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Teacher sampling of every request while a canary runs (unset: the task's).",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CanaryConfig:
+        if self.mode is CanaryMode.share and self.share > 0.5:
+            raise RuleError(
+                "share",
+                f"({self.share}) must be at most 0.5 in share mode: an unproven candidate "
+                "never answers most requests (shadow mode may shadow up to 1.0)",
+            )
+        if self.max_comparisons < self.min_comparisons:
+            raise RuleError(
+                "max_comparisons",
+                f"({self.max_comparisons}) must be at least min_comparisons "
+                f"({self.min_comparisons})",
+            )
+        return self
+
+
 class TaskConfig(Model):
     """One recurring structured operation."""
 
@@ -105,6 +164,7 @@ class TaskConfig(Model):
     fine_tune_batch_size: int | None = Field(default=None, gt=0, description="Overrides local.")
     examples: list[dict[str, Any]] = Field(default_factory=list, description="Few-shot inputs.")
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    canary: CanaryConfig = Field(default_factory=CanaryConfig)
 
     @field_validator("input_schema", "output_schema", mode="before")
     @classmethod

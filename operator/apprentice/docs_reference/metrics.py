@@ -55,7 +55,7 @@ NOTES: dict[str, str] = {
     "apprentice_budget_spend_usd": "In the budget's time zone.",
     "apprentice_request_duration_seconds": "Buckets 0.5 ms ... 120 s.",
     "apprentice_alerts_total": "`kind`: coaching, emergency, shift, drift, anti_correlation, "
-    "budget_80, budget_100, version_rejected (after de-duplication).",
+    "budget_80, budget_100, version_rejected, canary_rolled_back (after de-duplication).",
     "apprentice_alerts_dropped_total": "`reason`: cooldown, queue_full, delivery_failed.",
 }
 

@@ -90,6 +90,10 @@ class Admin:
             last_training=await asyncio.to_thread(snapshot_mod.last_training, store, task),
         )
         parts.metrics.update_from_status(st)
+        if served.canary is not None:  # a candidate on live traffic
+            st = st.model_copy(
+                update={"canary": status_mod.CanaryStatus.model_validate(served.canary.view())}
+            )
         return st.to_json()
 
     async def readiness(self, started: bool) -> tuple[bool, dict[str, Any]]:
@@ -152,7 +156,12 @@ class Admin:
         return await _guard(self._orch().validate(task, version))
 
     async def promote(self, task: str, version: str) -> str:
-        return await _guard(self._orch().promote(task, version))
+        """The version that serves afterwards: the active one while ``version`` is a canary."""
+        promoted = await _guard(self._orch().promote(task, version))
+        live = self.parts.tasks[task].canary
+        if live is not None and live.version == version and live.active_version is not None:
+            return live.active_version
+        return promoted
 
     async def rollback(self, task: str) -> str:
         served = self.parts.tasks[task]

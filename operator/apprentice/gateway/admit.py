@@ -26,6 +26,7 @@ from typing import Any
 
 from apprentice.engine import budget as budget_mod
 from apprentice.gateway import errors, settling
+from apprentice.gateway.canary import CanaryCall, LiveCanary
 from apprentice.gateway.parts import Parts
 from apprentice.gateway.request import Meta, Request
 from apprentice.gateway.spending import Hold
@@ -56,6 +57,8 @@ class Admission:
         req = Request(
             task, checked, rid, datetime.now(UTC), time.perf_counter(), decision.route, meta
         )
+        if task.canary is not None and req.calls_student:  # off: this one check
+            _to_canary(req, task.canary)
         try:
             student_estimate = None
             if req.calls_student:
@@ -159,6 +162,16 @@ class Admission:
                 "caps": parts.budget.caps(task.name),
             },
         )
+
+
+def _to_canary(req: Request, live: LiveCanary) -> None:
+    """A request whose id routes to the candidate is marked. The canary's own teacher
+    sampling (the same for both versions, so their evidence is alike) may turn a
+    local-only request into a compared one (reserved below)."""
+    if live.routes(req.id):
+        req.canary = CanaryCall(live)
+    if req.route is Route.local_only and live.compares(req.id):
+        req.route = Route.both
 
 
 def key_budget_exhausted(

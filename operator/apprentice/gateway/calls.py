@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from apprentice.gateway import settling, tracing
 from apprentice.gateway.admit import Admission
+from apprentice.gateway.canary import CanaryCall
 from apprentice.gateway.deadlines import Deadlines
 from apprentice.gateway.parts import Parts
 from apprentice.gateway.request import Request
@@ -42,6 +43,23 @@ class Caller:
         self.deadlines = Deadlines()  # one sweep timer for every call's timeout
 
     async def call(self, req: Request) -> None:
+        canary = req.canary
+        if canary is not None and canary.live.shadow:  # the candidate answers alongside
+            await asyncio.gather(self._call(req), self._shadow(req, canary))
+            if req.teacher is not None:
+                out = None if canary.answer is None else canary.answer.output
+                graded = await req.task.evaluate(out, req.teacher.output, req.input)
+                canary.score = graded.score
+            return
+        await self._call(req)
+
+    async def _shadow(self, req: Request, canary: CanaryCall) -> None:
+        """Shadow mode: the candidate's answer, kept for scoring, never served."""
+        call = canary.live.student.generate(req.task.cfg, req.input)
+        got = await _settled(self.deadlines.run(call, self.parts.config.local.timeout_s))
+        canary.answer = got if isinstance(got, StudentAnswer) else None
+
+    async def _call(self, req: Request) -> None:
         if req.calls_teacher and req.calls_student:  # the slower one sets the latency
             teacher, student = await asyncio.gather(
                 self._teacher(req), self._student(req), return_exceptions=True
@@ -70,7 +88,8 @@ class Caller:
             billing.current.reset(cover)
 
     async def _student(self, req: Request) -> StudentAnswer:
-        student = req.task.student
+        canary = req.canary  # share mode: the candidate answers the requests routed to it
+        student = req.task.student if canary is None or canary.live.shadow else canary.live.student
         assert student is not None, "the engine routes to a student only when one is ready"
         hold = req.student_hold
         timeout = self.parts.config.local.timeout_s

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 
 from apprentice.gateway import errors, failures, settling, tracing
+from apprentice.gateway.canary import LiveCanary
 from apprentice.gateway.parts import Parts
 from apprentice.gateway.request import Request, Result
 from apprentice.gateway.tasks import ServedTask
@@ -36,6 +37,22 @@ log = logging.getLogger(__name__)
 def _log_failure(future: asyncio.Future[RecordResult]) -> None:
     if not future.cancelled() and future.exception() is not None:
         log.error("store write of a local-only request failed: %s", future.exception())
+
+
+def _observe_canary(
+    req: Request, live: LiveCanary, comparison: records.ComparisonRecord | None
+) -> None:
+    """Each live comparison goes to the tally of the version that produced the answer."""
+    call = req.canary
+    if call is not None and call.live is not live:
+        return  # routed to a canary that has ended since
+    if call is not None and live.shadow:
+        if call.score is not None:
+            live.observe(candidate=True, score=call.score)
+        if comparison is not None:
+            live.observe(candidate=False, score=comparison.score)
+    elif comparison is not None:
+        live.observe(candidate=call is not None, score=comparison.score)
 
 
 class Committer:
@@ -62,8 +79,10 @@ class Committer:
         example = None if req.teacher is None else task.make_example(req.input, req.teacher,
                                                                       req.id, now)  # fmt: skip
         before = task.engine.state
+        # A share-mode candidate's score is the canary's, not the active version's engine's.
+        candidate = req.canary is not None and not req.canary.live.shadow
         alarms = task.engine.record(
-            score=None if comparison is None else comparison.score,
+            score=None if comparison is None or candidate else comparison.score,
             example_added=example is not None,
             now=now,
         )
@@ -76,6 +95,8 @@ class Committer:
         if task.engine.pending:  # phase changes and alarms: the events table, after the request
             self.write_events(task)
         self._report(req, comparison, alarms)
+        if task.canary is not None:
+            _observe_canary(req, task.canary, comparison)
         usage = req.usage
         if example is None and not spend and comparison is None and state is None:
             # Nothing here may be lost: answer without waiting for the fsync. The write

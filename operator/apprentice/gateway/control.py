@@ -17,16 +17,20 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
+from apprentice.engine.canary import Judgement, Verdict
 from apprentice.gateway import training_data
+from apprentice.gateway.canary import LiveCanary
 from apprentice.gateway.parts import Parts
 from apprentice.gateway.tasks import ServedTask
-from apprentice.orchestration.seam import TrainingData
+from apprentice.orchestration.seam import CanaryVerdict, TrainingData
 from apprentice.reporting import alerts as alerts_mod
 from apprentice.reporting import events as events_mod
 from apprentice.reporting import snapshot as snapshot_mod
 from apprentice.store import records
+from apprentice.students.base import Student
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,7 @@ class TaskControl:
         self.trainer: Trainer | None = None  # set once the orchestrator exists
         self._rejections: dict[str, str] = {}  # task -> why its last candidate was rejected
         self.training_runs = training_data.TrainingRuns()  # the data handed to each run
+        self.canary_jobs: set[asyncio.Task[None]] = set()  # canary verdicts being carried out
         parts.alerts.listen(self._alert_event)
 
     # -- events ----------------------------------------------------------------------------
@@ -140,6 +145,67 @@ class TaskControl:
         served.engine.version_promoted(version)
         await self._save_state(served)
 
+    async def canary_started(
+        self, task: str, version: str, student: Student, verdict: CanaryVerdict
+    ) -> bool:
+        """Route live traffic to ``version`` (:mod:`apprentice.gateway.canary`) until the
+        engine's verdict, then hand it to ``verdict`` off the request path. A canary of
+        another version still running is superseded (rolled back)."""
+        served = self.parts.tasks[task]
+        old = served.canary
+        if old is not None and old.version == version:
+            return False
+        now = datetime.now(UTC)
+        if old is not None:
+            old.done = True
+            self._canary_ended(old, Judgement(Verdict.roll_back, f"superseded by {version}"),
+                               verdict)  # fmt: skip
+
+        def finish(live: LiveCanary, judgement: Judgement) -> None:
+            self._canary_ended(live, judgement, verdict)
+
+        served.canary = LiveCanary(
+            task, version, student, served.cfg.canary, active=served.engine.active_version,
+            started_at=now, finish=finish,
+        )  # fmt: skip
+        cfg = served.cfg.canary
+        text = f"canary {version} started: {cfg.mode.value} of {cfg.share:.0%} of live traffic"
+        self.write_events(served, [events_mod.event(task, "canary_started", text, now,
+                                                    version=version)])  # fmt: skip
+        return True
+
+    def _canary_ended(self, live: LiveCanary, judgement: Judgement, verdict: CanaryVerdict) -> None:
+        """Stop routing to the candidate now; promote or roll back in the background."""
+        served = self.parts.tasks[live.task]
+        if served.canary is live:
+            served.canary = None
+        job = asyncio.get_running_loop().create_task(self._settle_canary(live, judgement, verdict))
+        self.canary_jobs.add(job)
+        job.add_done_callback(self.canary_jobs.discard)
+
+    async def _settle_canary(
+        self, live: LiveCanary, judgement: Judgement, verdict: CanaryVerdict
+    ) -> None:
+        served = self.parts.tasks[live.task]
+        promoted = judgement.verdict is Verdict.promote
+        kind = "canary_promoted" if promoted else "canary_rolled_back"
+        text = f"canary {live.version} {'promoted' if promoted else 'rolled back'}: "
+        event = events_mod.event(live.task, kind, text + judgement.reason, datetime.now(UTC),
+                                 **live.view())  # fmt: skip
+        try:
+            await verdict(live.task, live.version, judgement)
+        except Exception:
+            log.exception("task %s: canary %s: the verdict failed", live.task, live.version)
+        finally:
+            self.write_events(served, [event])
+            with contextlib.suppress(Exception):
+                await live.student.aclose()
+
+    async def wait_for_canaries(self) -> None:
+        """Wait until every canary verdict reached so far is carried out (tests, shutdown)."""
+        while self.canary_jobs:
+            await asyncio.gather(*list(self.canary_jobs), return_exceptions=True)
+
     async def training_data(self, task: str) -> TrainingData:
         """What the task's run trains on, for the LocalOrchestrator and the trainer Job
         alike (:mod:`apprentice.gateway.training_data`)."""
@@ -171,6 +237,8 @@ class TaskControl:
     def maybe_train(self, task: ServedTask) -> None:
         """Start a run in the background when the engine says one is due (local mode)."""
         if self.trainer is None or not self._trains_here(task) or task.training_in_progress():
+            return
+        if task.canary is not None:  # the candidate is judged first; the next run after
             return
         due, reason = task.engine.training_due()
         if due:

@@ -22,6 +22,7 @@ from typing import Any
 
 from apprentice.engine.budget import BudgetExhausted
 from apprentice.evaluators.base import Evaluation
+from apprentice.gateway.canary import CanaryCall
 from apprentice.gateway.spending import Hold
 from apprentice.gateway.tasks import ServedTask
 from apprentice.store import records
@@ -67,6 +68,7 @@ class Request:
     teacher_hold: Hold | None = None
     student_hold: Hold | None = None
     refused: BudgetExhausted | None = None  # the cap a refused reservation would cross
+    canary: CanaryCall | None = None  # routed to a canary's candidate (gateway/canary.py)
     # call
     teacher: TeacherAnswer | None = None  # a schema-valid teacher answer
     teacher_failure: BaseException | None = None  # or why there is none

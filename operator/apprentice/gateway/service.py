@@ -288,6 +288,10 @@ class Gateway:
                 served.training.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await served.training
+        await self.control.wait_for_canaries()
+        for served in parts.tasks.values():
+            if served.canary is not None:  # a canary still running resumes at the next start
+                await served.canary.student.aclose()
         if self.admin.orchestrator is not None:
             await self.admin.orchestrator.aclose()
         await parts.writer.close()

@@ -10,6 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 from apprentice import schema_checks
 from apprentice.config import TaskConfig
 from apprentice.evaluators.base import Evaluation, Evaluator
+from apprentice.gateway.canary import LiveCanary
 from apprentice.gateway.task_engine import TaskEngine
 from apprentice.store import records
 from apprentice.students import base as students
@@ -42,6 +43,7 @@ class ServedTask:
         self.evaluator: Evaluator | None = None
         self.examples = {"train": 0, "heldout": 0}
         self.training: asyncio.Task[None] | None = None
+        self.canary: LiveCanary | None = None  # a candidate on live traffic (gateway/canary.py)
         self._costs: deque[float] = deque(maxlen=200)
         self._cost_sum = 0.0
 

@@ -12,7 +12,8 @@ One run, from "training is due" to a served adapter::
          one) and answers the held-out split; the task's evaluator scores it against
          the teacher's answers; the current version is scored on the same examples
       -> promote only if score >= threshold AND score >= current's score,
-         else rejected with the reason (alert) and never served
+         else rejected with the reason (alert) and never served; with the task's
+         canary on, tried on live traffic first (orchestration/canary.py)
       -> the serving student loads it; older versions stay on disk for rollback
 
 The threshold is the task's ``phase2_to_phase3`` unless ``validation_threshold``
@@ -39,6 +40,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from apprentice.config import ApprenticeConfig, TaskConfig
 from apprentice.evaluators.base import Evaluator
+from apprentice.orchestration import canary as canary_mod
 from apprentice.orchestration import datasets
 from apprentice.orchestration import trainer as trainer_mod
 from apprentice.orchestration.seam import (
@@ -62,7 +64,6 @@ log = logging.getLogger(__name__)
 #: Held-out examples scored per validation (the most recent); bounds validation time.
 MAX_VALIDATION_EXAMPLES = 200
 _UNJUDGED = (VersionState.candidate, VersionState.validating)  # states that may validate
-
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -131,6 +132,7 @@ class LocalOrchestrator:
             await student.load_version(student_base.VersionRef(active.version, active.path))
         except student_base.StudentError as exc:
             log.error("task %s: cannot load active version %s: %s", task, active.version, exc)
+        await canary_mod.resume(self, task)
 
     # -- the seam --------------------------------------------------------------------------
 
@@ -217,14 +219,8 @@ class LocalOrchestrator:
         why = await self._why_not(task, score, heldout)
         if why is not None:
             return await self._reject(task, version, score, why)
-        await self._db(
-            self.store.update_version,
-            task,
-            version,
-            state="candidate",
-            heldout_score=score,
-            reason=None,
-        )
+        update = self.store.update_version
+        await self._db(update, task, version, state="candidate", heldout_score=score, reason=None)
         return ValidationResult(version, score, True, None)
 
     async def _heldout(self, task: str) -> list[records.ExampleRecord]:
@@ -265,14 +261,8 @@ class LocalOrchestrator:
     async def _reject(
         self, task: str, version: str, score: float | None, reason: str
     ) -> ValidationResult:
-        await self._db(
-            self.store.update_version,
-            task,
-            version,
-            state="rejected",
-            heldout_score=score,
-            reason=reason,
-        )
+        update = self.store.update_version
+        await self._db(update, task, version, state="rejected", heldout_score=score, reason=reason)
         if self.alerts is not None:
             self.alerts.emit(alerts_mod.rejected_version(task, version, reason, score))
         log.warning("task %s: version %s rejected: %s", task, version, reason)
@@ -295,7 +285,9 @@ class LocalOrchestrator:
         finally:
             await student.aclose()
 
-    async def promote(self, task: str, version: str) -> str:
+    async def promote(self, task: str, version: str, *, canary: bool = True) -> str:
+        """Serve ``version``; with the task's canary on (and ``canary``), try it on live
+        traffic first (:mod:`apprentice.orchestration.canary`) and return at once."""
         rec = await self._db(self.store.version, task, version)
         if rec.state == VersionState.rejected:
             raise OrchestrationError(
@@ -307,6 +299,12 @@ class LocalOrchestrator:
             )
         if rec.state == VersionState.promoted:
             return version
+        if canary:
+            try:
+                if await canary_mod.start(self, task, rec):
+                    return version
+            except student_base.StudentError as exc:
+                raise OrchestrationError(f"cannot load {task} {version}: {exc}") from exc
         student = self.students.get(task)
         if student is not None:
             try:
@@ -364,9 +362,10 @@ class LocalOrchestrator:
         # exactly as it does for the Kubernetes trainer Job.
         data = await self.hooks.training_data(task)
         data_path = data.selection.dataset.write_jsonl(run_dir / "train.jsonl")
-        spec_path = datasets.training_spec(self.cfg.local, data_path, out_dir).write(
-            run_dir / "spec.json"
-        )
+        # A retrain starts from the active version's adapter (fewer passes).
+        init = await self._db(datasets.warm_start, self.store, task, self.cfg.local)
+        spec = datasets.training_spec(self.cfg.local, data_path, out_dir, init_adapter=init)
+        spec_path = spec.write(run_dir / "spec.json")
         started = time.monotonic()
         code = await self._run_trainer(spec_path, run_dir / "train.log")
         if code != 0:

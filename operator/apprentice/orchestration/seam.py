@@ -13,15 +13,20 @@ gateway. Either way the gateway selects what a version trains on
 
 Version life cycle: ``candidate -> validating -> promoted | rejected``; a promoted
 version becomes ``retired`` when a newer one is promoted and may be promoted again
-by a rollback.
+by a rollback. With a task's canary on, a validated candidate stays ``candidate``
+(its ``metrics.canary`` says so) while it is tried on live traffic, then is promoted
+or rejected by the gateway's verdict.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from apprentice.engine.canary import Judgement
 from apprentice.store.records import ModelVersionRecord
+from apprentice.students.base import Student
 from apprentice.training.corpus import Selection
 
 
@@ -80,6 +85,10 @@ class TrainingData:
     covered_ids: tuple[int, ...]
 
 
+CanaryVerdict = Callable[[str, str, Judgement], Awaitable[None]]
+"""Carries out a canary's verdict: ``(task, version, judgement)`` (promote or roll back)."""
+
+
 class OrchestrationError(Exception):
     """A seam step that cannot be done (unknown version, nothing to roll back to...)."""
 
@@ -119,4 +128,14 @@ class GatewayHooks(Protocol):
 
     async def version_promoted(self, task: str, version: str) -> None:
         """``version`` now serves (``POST .../versions/{version}/promote`` or rollback)."""
+        ...
+
+    async def canary_started(
+        self, task: str, version: str, student: Student, verdict: CanaryVerdict
+    ) -> bool:
+        """``version`` (loaded in ``student``, a second instance) is tried on live traffic
+        (:mod:`apprentice.orchestration.canary`); the gateway calls ``verdict`` once it has
+        one. False: this version's canary already runs (nothing new started). Reached by
+        ``POST .../versions/{version}/promote`` with the task's canary on.
+        """
         ...

@@ -75,6 +75,7 @@ _SEVERITY: dict[str, Severity] = {
     "budget_80": "warning",
     "budget_100": "critical",
     "version_rejected": "warning",
+    "canary_rolled_back": "warning",
     "training_failed": "warning",
     "recovered": "info",
 }
@@ -167,6 +168,16 @@ def rejected_version(task: str, version: str, reason: str, score: float | None) 
         task=task,
         message=f"model version {version} rejected (held-out score {shown}): {reason}",
         details={"version": version, "reason": reason, "heldout_score": score},
+    )
+
+
+def canary_rolled_back(task: str, version: str, reason: str) -> Alert:
+    """A candidate that did worse on live traffic than the active version (the canary)."""
+    return Alert(
+        kind="canary_rolled_back",
+        task=task,
+        message=f"canary {version} rolled back, the active version keeps serving: {reason}",
+        details={"version": version, "reason": reason},
     )
 
 

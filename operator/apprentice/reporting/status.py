@@ -124,6 +124,28 @@ class TrainingOutcome(_Frozen):
     next_retry: str | None = None
 
 
+class CanaryTally(_Frozen):
+    """One version's live comparisons during a canary."""
+
+    comparisons: int = 0
+    agreement: float = 0.0
+
+
+class CanaryStatus(_Frozen):
+    """A candidate version on live traffic before promotion (``canary`` in a task's config)."""
+
+    version: str
+    active_version: str | None = None
+    mode: str = Field(description="share | shadow")
+    share: float
+    margin: float
+    started_at: str
+    candidate: CanaryTally = Field(default_factory=CanaryTally)
+    active: CanaryTally = Field(default_factory=CanaryTally)
+    verdict: str = Field(default="continue", description="continue | promote | roll_back")
+    reason: str = ""
+
+
 class TaskStatus(_Frozen):
     """What a task is doing now; the JSON shape is the gateway contract's TaskStatus."""
 
@@ -157,6 +179,7 @@ class TaskStatus(_Frozen):
     training_in_progress: bool = False
     last_training: TrainingOutcome | None = None
     alarms: list[Alarm] = Field(default_factory=list)
+    canary: CanaryStatus | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-able dict in the contract's key order."""
