@@ -43,23 +43,9 @@ class Caller:
         self.deadlines = Deadlines()  # one sweep timer for every call's timeout
 
     async def call(self, req: Request) -> None:
-        canary = req.canary
+        canary, shadow = req.canary, None
         if canary is not None and canary.live.shadow:  # the candidate answers alongside
-            await asyncio.gather(self._call(req), self._shadow(req, canary))
-            if req.teacher is not None:
-                out = None if canary.answer is None else canary.answer.output
-                graded = await req.task.evaluate(out, req.teacher.output, req.input)
-                canary.score = graded.score
-            return
-        await self._call(req)
-
-    async def _shadow(self, req: Request, canary: CanaryCall) -> None:
-        """Shadow mode: the candidate's answer, kept for scoring, never served."""
-        call = canary.live.student.generate(req.task.cfg, req.input)
-        got = await _settled(self.deadlines.run(call, self.parts.config.local.timeout_s))
-        canary.answer = got if isinstance(got, StudentAnswer) else None
-
-    async def _call(self, req: Request) -> None:
+            shadow = asyncio.ensure_future(self._shadow(req, canary))
         if req.calls_teacher and req.calls_student:  # the slower one sets the latency
             teacher, student = await asyncio.gather(
                 self._teacher(req), self._student(req), return_exceptions=True
@@ -74,6 +60,19 @@ class Caller:
             teacher = await self._fall_back(req)  # None: no room; the commit step fails it
         if teacher is not None:
             self._note_teacher(req, teacher)
+        if shadow is not None:
+            await shadow
+            if req.teacher is not None and canary is not None:
+                out = None if canary.answer is None else canary.answer.output
+                graded = await req.task.evaluate(out, req.teacher.output, req.input)
+                canary.score = graded.score
+
+    async def _shadow(self, req: Request, canary: CanaryCall) -> None:
+        """Shadow mode: the candidate's answer, scored once the teacher's is in (when the
+        teacher was asked), never served."""
+        call = canary.live.student.generate(req.task.cfg, req.input)
+        got = await _settled(self.deadlines.run(call, self.parts.config.local.timeout_s))
+        canary.answer = got if isinstance(got, StudentAnswer) else None
 
     async def _teacher(self, req: Request) -> TeacherAnswer:
         hold = req.teacher_hold
