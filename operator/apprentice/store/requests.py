@@ -38,6 +38,34 @@ _SPEND_COLUMNS = (
 )
 
 
+_COUNTERS = ("requests", "teacher_calls", "student_answers", "errors", "comparisons", "cache_hits")
+_BUMP = (
+    f"INSERT INTO task_counters (task, {', '.join(_COUNTERS)})"
+    f" VALUES (?{', ?' * len(_COUNTERS)}) ON CONFLICT (task) DO UPDATE SET "
+    + ", ".join(f"{c} = task_counters.{c} + excluded.{c}" for c in _COUNTERS)
+)
+
+
+def _counts(request: RequestRecord, comparison: ComparisonRecord | None) -> tuple[int, ...]:
+    """What one request adds to its task's counters, in ``_COUNTERS`` order."""
+    served = request.served_by
+    return (
+        1,
+        int(request.teacher_called),
+        int(served == "student"),
+        int(request.error is not None),
+        int(comparison is not None),
+        int(served == "cache"),
+    )
+
+
+def _bump(tx: Tx, counts: dict[str, list[int]]) -> None:
+    """The counters of every request written in ``tx``: one upsert per task, not per request
+    (a group commit of a hundred local answers updates the row once)."""
+    for task, totals in counts.items():
+        tx.execute(_BUMP, (task, *totals))
+
+
 class RequestRows(SqlCore):
     """Requests, examples, comparisons, spend and the per-hour series."""
 
@@ -55,7 +83,10 @@ class RequestRows(SqlCore):
         with self._write() as tx:
             if spend:  # the budget lock first, as every budget transaction (no deadlock)
                 budget.lock(tx, self.dialect)
-            return self._record(tx, request, example, comparison, spend, task_state)
+            counts: dict[str, list[int]] = {}
+            result = self._record(tx, request, example, comparison, spend, task_state, counts)
+            _bump(tx, counts)
+            return result
 
     def record_requests(
         self, writes: Sequence[Mapping[str, Any]]
@@ -79,7 +110,10 @@ class RequestRows(SqlCore):
             with self._write() as tx:
                 if paying:  # the budget lock first, as every budget transaction (no deadlock)
                     budget.lock(tx, self.dialect)
-                return [self._record_write(tx, write) for write in batch]
+                counts: dict[str, list[int]] = {}
+                done = [self._record_write(tx, write, counts) for write in batch]
+                _bump(tx, counts)
+                return done
         except StoreUnavailableError:
             raise  # the database failed, not a write: retrying would not help
         except Exception:
@@ -88,18 +122,27 @@ class RequestRows(SqlCore):
         with self._write() as tx:
             if paying:
                 budget.lock(tx, self.dialect)
+            counts = {}
             for write in batch:
                 tx.execute("SAVEPOINT request_write")
+                mine: dict[str, list[int]] = {}
                 try:
                     with self._translated():
-                        results.append(self._record_write(tx, write))
+                        results.append(self._record_write(tx, write, mine))
                 except Exception as error:
                     tx.execute("ROLLBACK TO SAVEPOINT request_write")
                     results.append(error)
+                else:
+                    for task, totals in mine.items():
+                        into = counts.setdefault(task, [0] * len(_COUNTERS))
+                        counts[task] = [a + b for a, b in zip(into, totals, strict=True)]
                 tx.execute("RELEASE SAVEPOINT request_write")
+            _bump(tx, counts)
         return results
 
-    def _record_write(self, tx: Tx, write: Mapping[str, Any]) -> RecordResult:
+    def _record_write(
+        self, tx: Tx, write: Mapping[str, Any], counts: dict[str, list[int]]
+    ) -> RecordResult:
         return self._record(
             tx,
             write["request"],
@@ -107,6 +150,7 @@ class RequestRows(SqlCore):
             write.get("comparison"),
             write.get("spend", ()),
             write.get("task_state"),
+            counts,
         )
 
     def _record(
@@ -117,7 +161,9 @@ class RequestRows(SqlCore):
         comparison: ComparisonRecord | None,
         spend: Sequence[SpendRecord],
         task_state: dict[str, Any] | None,
+        counts: dict[str, list[int]],
     ) -> RecordResult:
+        """One request's rows; its counters are added to ``counts`` (see :func:`_bump`)."""
         self._insert_request(tx, request)
         example_id, added = (None, False)
         if example is not None:
@@ -126,25 +172,9 @@ class RequestRows(SqlCore):
         if comparison is not None:
             comparison_id = self._insert_comparison(tx, comparison)
         self._insert_spend(tx, spend)
-        tx.execute(
-            "INSERT INTO task_counters (task, requests, teacher_calls, student_answers,"
-            " errors, comparisons, cache_hits) VALUES (?, 1, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (task) DO UPDATE SET"
-            " requests = task_counters.requests + 1,"
-            " teacher_calls = task_counters.teacher_calls + excluded.teacher_calls,"
-            " student_answers = task_counters.student_answers + excluded.student_answers,"
-            " errors = task_counters.errors + excluded.errors,"
-            " comparisons = task_counters.comparisons + excluded.comparisons,"
-            " cache_hits = task_counters.cache_hits + excluded.cache_hits",
-            (
-                request.task,
-                int(request.teacher_called),
-                int(request.served_by == "student"),
-                int(request.error is not None),
-                int(comparison is not None),
-                int(request.served_by == "cache"),
-            ),
-        )
+        totals = counts.setdefault(request.task, [0] * len(_COUNTERS))
+        for i, n in enumerate(_counts(request, comparison)):
+            totals[i] += n
         if task_state is not None:
             self._upsert_state(tx, request.task, task_state, request.received_at)
         return RecordResult(example_id=example_id, example_added=added, comparison_id=comparison_id)
