@@ -157,8 +157,11 @@ async def read_json(request: web.Request, limit: int, timeout_s: float) -> dict[
             details={"max_body_bytes": limit, "content_length": length},
         )
     try:
-        async with asyncio.timeout(timeout_s):
+        if request.content.is_eof():  # all of it arrived with the head: nothing to wait for
             raw = await request.read()
+        else:
+            async with asyncio.timeout(timeout_s):
+                raw = await request.read()
     except TimeoutError:
         raise BodyTimeout(
             f"request body not received within gateway.body_timeout_s ({timeout_s:g} s)",
