@@ -12,14 +12,16 @@ With an in-process student that answers instantly, in ONE run:
    reporting p50/p99 and the *added* latency (gateway minus direct);
 3. memory per 10,000 stored examples: the gateway's RSS growth and the SQLite
    file growth while 10,000 teacher answers are stored through the path;
-4. the cost of store-enforced budget caps on the paid path: every request a
-   teacher call, with reservations in process memory (before issue 9) and as
-   rows in locked store transactions (after), same run (``--budget-only`` runs
-   just this and keeps the other results).
+4. the paid path: every request a teacher call, each reservation a row in a
+   locked store transaction (issue 9's before/after figures are kept from the
+   committed results: the core they were injected into is gone).
 
 The HTTP servers run in a child process (one core), the load generator in this
 one (the other core). The task sits in steady state with a sampling floor of
-1e-4, so practically every request is local-only. The store is SQLite with
+1e-4 and a detection guarantee loose enough (``max_detection_delay``) not to
+lift it, so practically every request is local-only: with the default guarantee
+(5,000 requests) about one request in 75 also asks the (replay) teacher and
+waits for its reservation and commit fsyncs, and those set the p99. The store is SQLite with
 ``synchronous=FULL`` on the VM disk; the gateway's writer group-commits the
 request transactions queued meanwhile (``Store.record_requests``: one fsync,
 each request atomic). ``--tmpfs`` puts it on ``/dev/shm`` instead, to take the
@@ -33,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import platform
@@ -108,7 +109,8 @@ def write_setup(directory: Path, *, steady: bool = True) -> Path:
                 "input_schema": {"text": "str"},
                 "output_schema": {"label": "str"},
                 "evaluator": "exact_match",
-                "sampling": {"min_floor": 0.0001},
+                # The student's path only: no sampled teacher call (see the docstring).
+                "sampling": {"min_floor": 0.0001, "max_detection_delay": 100_000_000},
             }
         ],
         "remote": {"provider": "replay", "path": str(answers), "price_as": "gpt-4o"},
@@ -154,6 +156,7 @@ async def serve(cfg_path: Path, mode: str) -> None:
 
     from apprentice.gateway.facade import Apprentice
     from apprentice.gateway.http import build_app
+    from apprentice.gateway.server import tune_process
 
     student = InstantStudent()
     if mode == "gateway":
@@ -175,9 +178,7 @@ async def serve(cfg_path: Path, mode: str) -> None:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    gc.collect()
-    gc.freeze()  # as `apprentice serve` does
-    sys.setswitchinterval(0.0005)
+    tune_process()  # as `apprentice serve` does
     print(port, flush=True)
     await asyncio.Event().wait()
 
@@ -398,83 +399,54 @@ def _paid_input(i: int) -> dict[str, Any]:
     return {"text": f"ticket {i} cannot log in since the update"}
 
 
-def process_local_budget(cfg: Any) -> Any:
-    """Before issue 9: reservations in this process's memory only (a cap per process)."""
-    from apprentice.gateway import spending
-
-    class ProcessLocal(spending.SharedBudget):
-        def reserve_now(self, task: str, estimate: float, now: datetime, **kw: Any) -> Any:
-            token = self.mirror.reserve(task, estimate, now)
-            if token is None:
-                return None
-            return spending.Hold(str(token), task, estimate, kw.get("kind", "teacher"))
-
-        async def reserve(self, task: str, estimate: float, now: datetime, **kw: Any) -> Any:
-            return self.reserve_now(task, estimate, now, **kw)  # synchronous, as it was
-
-        def line(self, hold: Any, task: str, amount: float, now: datetime, **kw: Any) -> Any:
-            if hold is not None:
-                hold.done = True
-                self.mirror.settle(int(hold.id), amount, now)
-            fields = {k: v for k, v in kw.items() if k in ("kind", "request_id", "provider")}
-            return records.SpendRecord(task=task, at=now, amount=amount, **fields)
-
-    return ProcessLocal(cfg)
-
-
 async def budget_phase(directory: Path, seconds: float) -> dict[str, Any]:
-    """Paid requests through ``app.run``: process-local budget vs store-enforced, same run."""
+    """Paid requests through ``app.run``, each reservation a row in a locked transaction."""
     from apprentice.gateway.facade import Apprentice
 
-    out: dict[str, Any] = {}
-    for mode in ("process_local", "store_enforced"):
-        work = directory / mode
-        work.mkdir()
-        cfg_path = budget_setup(work)
-        async with Apprentice.from_config(
-            cfg_path, student_factory=lambda _t: InstantStudent()
-        ) as app:
-            if mode == "process_local":
-                app.gateway.budget = process_local_budget(app.gateway.config)
+    cfg_path = budget_setup(directory)
+    async with Apprentice.from_config(cfg_path, student_factory=lambda _t: InstantStudent()) as app:
 
-            async def call(i: int, app: Any = app) -> None:
-                await app.run(TASK, _paid_input(i % 20_000))
+        async def call(i: int) -> None:
+            await app.run(TASK, _paid_input(i % 20_000))
 
-            for i in range(200):
-                await call(i)
-            result: dict[str, Any] = {"max_rps": round(await closed_loop(call, seconds), 1)}
-            result["200"] = await trials(call, 200, seconds)
-            await app.gateway.flush()
-            result["reservations_left"] = len(app.gateway.store.reservations())
-            out[mode] = result
-    return out
+        for i in range(200):
+            await call(i)
+        result: dict[str, Any] = {"max_rps": round(await closed_loop(call, seconds), 1)}
+        result["200"] = await trials(call, 200, seconds)
+        await app.gateway.flush()
+        result["reservations_left"] = len(app.gateway.store.reservations())
+    return result
 
 
 def render_budget_md(r: dict[str, Any]) -> list[str]:
-    b = r.get("budget")
-    if not b:
-        return []
-    p, s = b["process_local"], b["store_enforced"]
-    return [
-        "## Store-enforced caps (issue 9): the paid path, before and after, same run",
-        "",
-        f"Every request a paid (replay) teacher call through `app.run`, cold start, a cap "
-        f"never reached; {b['seconds']} s per measurement, load average "
-        f"{b['load_average_at_start']} when it started. *Before*: reservations in the "
-        "process's memory (each gateway enforced its own cap). *After*: each reservation "
-        "a row written in a locked store transaction, settled in the request's own "
-        "transaction (one cap across every gateway, surviving crashes).",
-        "",
-        "| | max requests/s (64 in flight) | p50 ms at 200 rps | p99 ms at 200 rps |",
-        "|---|---:|---:|---:|",
-        f"| before: process-local budget | {p['max_rps']:.0f} | {p['200']['p50_ms']} | "
-        f"{p['200']['p99_ms']} |",
-        f"| after: store-enforced budget | {s['max_rps']:.0f} | {s['200']['p50_ms']} | "
-        f"{s['200']['p99_ms']} |",
-        "",
-        "The local-only path above takes no reservation and is unchanged.",
-        "",
-    ]
+    now, then = r.get("paid"), r.get("budget")
+    lines = ["## The paid path: store-enforced caps", ""]
+    if now:
+        lines += [
+            "Every request a paid (replay) teacher call through `app.run`, cold start, a cap "
+            f"never reached, each reservation a row in a locked store transaction settled in "
+            f"the request's own (one cap across every gateway, surviving crashes): "
+            f"**{now['max_rps']:.0f} requests/s** (64 in flight), p50 {now['200']['p50_ms']} ms "
+            f"and p99 {now['200']['p99_ms']} ms at 200/s, {now['reservations_left']} "
+            "reservations left open.",
+            "",
+        ]
+    if then:
+        p, s = then["process_local"], then["store_enforced"]
+        lines += [
+            "Issue 9's before/after, measured at 19d4e48 and kept (its *before*, reservations "
+            "in one process's memory, was injected into the request core that issue 12 "
+            f"replaced); load average {then['load_average_at_start']}:",
+            "",
+            "| | max requests/s (64 in flight) | p50 ms at 200 rps | p99 ms at 200 rps |",
+            "|---|---:|---:|---:|",
+            f"| before: process-local budget | {p['max_rps']:.0f} | {p['200']['p50_ms']} | "
+            f"{p['200']['p99_ms']} |",
+            f"| after: store-enforced budget | {s['max_rps']:.0f} | {s['200']['p50_ms']} | "
+            f"{s['200']['p99_ms']} |",
+            "",
+        ]
+    return lines
 
 
 def render_md(r: dict[str, Any]) -> str:
@@ -563,33 +535,16 @@ def main() -> None:
     parser.add_argument("--tmpfs", action="store_true", help="store on /dev/shm (no disk fsync)")
     parser.add_argument("--serve", choices=["gateway", "bare"])
     parser.add_argument("--config")
-    parser.add_argument(
-        "--budget-only",
-        action="store_true",
-        help="run only the paid-path budget comparison; keep the other results",
-    )
-    parser.add_argument(
-        "--keep-budget",
-        action="store_true",
-        help="skip the paid-path budget comparison (issue 9's before/after); keep its "
-        "committed figures (its 'before' injects a process-local budget into the old core)",
-    )
     args = parser.parse_args()
     if args.serve:
         asyncio.run(serve(Path(args.config), args.serve))
         return
     base = Path("/dev/shm") if args.tmpfs and Path("/dev/shm").is_dir() else None
-    if args.budget_only:
-        result = json.loads((RESULTS / "gateway.json").read_text())
-    else:
-        result = asyncio.run(main_async(args.seconds, base))
-    load = [round(x, 2) for x in os.getloadavg()]
-    if args.keep_budget:
-        result["budget"] = json.loads((RESULTS / "gateway.json").read_text())["budget"]
-    else:
-        with tempfile.TemporaryDirectory(dir=base) as tmp:
-            budget = asyncio.run(budget_phase(Path(tmp), args.seconds))
-        result["budget"] = {"seconds": args.seconds, "load_average_at_start": load, **budget}
+    result = asyncio.run(main_async(args.seconds, base))
+    with tempfile.TemporaryDirectory(dir=base) as tmp:
+        result["paid"] = asyncio.run(budget_phase(Path(tmp), args.seconds))
+    if (RESULTS / "gateway.json").exists():  # issue 9's before/after, kept
+        result["budget"] = json.loads((RESULTS / "gateway.json").read_text()).get("budget")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "gateway.json").write_text(json.dumps(result, indent=2) + "\n")
     (RESULTS / "gateway.md").write_text(render_md(result))

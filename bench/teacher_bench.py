@@ -43,6 +43,7 @@ from typing import Any
 import httpx
 
 from apprentice.config import ProviderConfig, TaskConfig
+from apprentice.gateway.server import tune_process
 from apprentice.teachers import build_teacher
 from apprentice.teachers.base import Teacher
 
@@ -95,6 +96,7 @@ def serve() -> None:
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0, backlog=4096)
         await site.start()
+        tune_process()  # a stand-in for a remote API: its own GC pauses are not ours
         print(runner.addresses[0][1], flush=True)
         await asyncio.Event().wait()
 
@@ -210,6 +212,7 @@ async def run_pool(port: int, pool: str, seconds: float, rates: list[int]) -> di
                 result["slow"].append(await open_loop(slow, OLD_SECONDS, rate))
                 continue
             await open_loop(slow, min(2.0, seconds), rate)  # warm up: open the connections
+            tune_process()  # as `apprentice serve` does once it is up
             result["slow"].append(await open_loop(slow, seconds, rate))
         return result
     finally:

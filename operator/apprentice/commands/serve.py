@@ -12,14 +12,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import signal
 import sys
 from typing import Any
 
 from apprentice import config
-
-SWITCH_INTERVAL_S = 0.0005
 
 
 def register(sub: Any) -> None:
@@ -47,13 +44,7 @@ async def serve(cfg: config.ApprenticeConfig, host: str, port: int) -> None:
         # Slow-client limits (header/body timeouts, max_connections) live in listen().
         listener = await server.listen(build_app(app.gateway), cfg.gateway, host, port)
         bound = listener.port
-        # Start-up objects (config, models, compiled schemas) move to the permanent
-        # generation: collections then scan only request garbage (shorter GC pauses, p99).
-        gc.collect()
-        gc.freeze()
-        # The store writer is a thread: with the default 5 ms GIL switch interval a
-        # commit's Python half can hold requests on the event loop for up to 5 ms.
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        server.tune_process()  # GC and GIL settings for serving (p99), after start-up
         print(f"apprentice gateway listening on http://{host}:{bound}", flush=True)
         try:
             await stop.wait()

@@ -18,8 +18,10 @@ config bound that:
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import socket
+import sys
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -27,7 +29,33 @@ from aiohttp import web
 from apprentice.config import GatewayConfig
 from apprentice.config.errors import docs_url
 
-__all__ = ["Listener", "listen"]
+__all__ = ["Listener", "listen", "tune_process"]
+
+SWITCH_INTERVAL_S = 0.0005
+"""The GIL switch interval while serving: the store writer is a thread, and with the
+default 5 ms a commit's Python half can hold the event loop for up to 5 ms."""
+GC_YOUNG_THRESHOLD = 10_000
+"""Allocations between young collections (CPython's default is 700). A request that
+waits a second on its teacher keeps a few hundred objects alive; at 1,000 in flight
+the default collects them dozens of times a second, promotes them, and ends in full
+collections of the whole in-flight set (100 ms or more, measured in
+bench/teacher_bench.py): pauses every request in flight waits out. Larger young
+generations let request garbage die by reference counting before it is scanned."""
+
+
+def tune_process() -> None:
+    """Tune the interpreter for serving, once start-up is done (``apprentice serve``).
+
+    Start-up objects (config, models, compiled schemas) move to the permanent
+    generation, so collections scan only request garbage; see ``GC_YOUNG_THRESHOLD``
+    and ``SWITCH_INTERVAL_S`` for the rest. The benchmarks call this too, so that
+    they measure what ``serve`` runs.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
 def _refusal(limit: int) -> bytes:
