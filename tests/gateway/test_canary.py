@@ -178,3 +178,25 @@ def test_a_bad_canary_block_gets_a_clear_error(
         make_config(tmp_path, task={"canary": canary})
     text = str(info.value)
     assert f"tasks[0].{where}" in text and says in text, text
+
+
+async def test_a_local_run_becomes_a_canary_which_a_restart_resumes(
+    harness_factory: Any, tmp_path: Path, admin_env: dict[str, str]
+) -> None:
+    """The embedded orchestrator's own run: validated, then a canary (not promoted); a
+    gateway restarted meanwhile starts it again and the verdict still comes."""
+    cfg = make_config(tmp_path, task={"canary": {"mode": "share", **CANARY}})
+    seed(cfg, tmp_path)
+    h = await harness_factory(cfg, rule="last_word")
+    info = await h.gw.orchestrator.train("classify", "test")
+    assert info is not None and info.version == "v2" and info.state == "candidate"
+    assert info.metrics["canary"]["mode"] == "share"
+    assert h.gw.tasks["classify"].canary.version == "v2"
+    await h.close()
+    again = await harness_factory(cfg, rule="last_word")
+    assert again.gw.tasks["classify"].canary.version == "v2"  # resumed, tally anew
+    client = await again.serve()
+    await traffic(again, client, 400)
+    v2 = again.gw.store.version("classify", "v2")
+    assert v2.state == "rejected" and v2.reason.startswith("canary: ")
+    assert again.gw.store.active_version("classify").version == "v1"

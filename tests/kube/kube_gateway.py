@@ -70,6 +70,7 @@ class FakeGateway:
     )
     calls: list[tuple[str, str, Any]] = field(default_factory=list)
     unauthorized: int = 0
+    canary: bool = False  # promote starts a canary (the task's canary on): v stays candidate
 
     def __post_init__(self) -> None:
         self.state = self.state or task_state(self.task)
@@ -142,6 +143,9 @@ class FakeGateway:
 
     async def _promote(self, request: web.Request) -> web.Response:
         version = request.match_info["version"]
+        if self.canary:
+            self.versions[version].update(state="candidate", metrics={"canary": {"mode": "share"}})
+            return web.json_response({"active": self.state.get("active_version")})
         self.versions[version]["state"] = "promoted"
         self.state["active_version"] = version
         return web.json_response({"active": version})

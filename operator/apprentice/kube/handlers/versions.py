@@ -1,5 +1,9 @@
 """ModelVersion: register with the gateway, validate on the held-out split, promote or reject.
 
+With the task's canary on, the gateway answers a promotion by trying the version on live
+traffic first; the ModelVersion stays ``candidate`` (``passed``, reconciling) and the
+handler polls the gateway until its verdict: promoted, or rejected with the reason.
+
 Promotion loads the adapter into the student server at runtime and switches the
 gateway; the previously promoted ModelVersion of the task is marked retired. These
 handlers write ModelVersion status only (state, kstatus conditions, observedGeneration);
@@ -64,12 +68,25 @@ async def validate_version(
         task = ctx.task(dt_body)
         token = await ctx.admin_token(task)
         async with ctx.gateway(task, token) as gateway:
-            verdict = await _register_and_validate(gateway, spec)
-            score = verdict.get("heldout_score")
-            if not verdict.get("passed"):
-                _reject(body, dt_body, patch, score, verdict.get("reason"))
-                return
-            await gateway.promote(version)
+            known = await _known(gateway, version)
+            if known is None or not _judged(known):
+                verdict = await _register_and_validate(gateway, spec)
+                if not verdict.get("passed"):
+                    _reject(
+                        body, dt_body, patch, verdict.get("heldout_score"), verdict.get("reason")
+                    )
+                    return
+                await gateway.promote(version)  # with the task's canary on: a canary first
+                known = await _known(gateway, version) or {"state": "promoted"}
+    score = known.get("heldout_score")
+    if known.get("state") == ModelVersionState.rejected.value:  # the canary rolled it back
+        _reject(body, dt_body, patch, score, known.get("reason"))
+        return
+    if known.get("state") != ModelVersionState.promoted.value:
+        _canary(body, patch, score)
+        raise kopf.TemporaryError(
+            f"{version} is a canary on live traffic", delay=ctx.settings.poll_interval_s
+        )
     when = reconcile.rfc3339(now())
     patch.status.update(
         _mv_status(
@@ -86,6 +103,33 @@ async def validate_version(
     metrics.PROMOTIONS.labels("promoted").inc()
     emit(body, "Normal", "Promoted", f"{version} scored {score} and now serves")
     emit(dt_body, "Normal", "Promoted", f"{version} scored {score} and now serves")
+
+
+async def _known(gateway: GatewayClient, version: str) -> Obj | None:
+    """The version as the gateway's store has it (None: not registered yet)."""
+    listed = await gateway.versions()
+    return next((v for v in listed.get("versions") or [] if v.get("version") == version), None)
+
+
+def _judged(known: Obj) -> bool:
+    """Validated and handed to promotion already: promoted, rejected, or a canary running."""
+    state = known.get("state")
+    canary = (known.get("metrics") or {}).get("canary")
+    return state in (ModelVersionState.promoted.value, ModelVersionState.rejected.value) or (
+        state == ModelVersionState.candidate.value and canary is not None
+    )
+
+
+def _canary(body: kopf.Body, patch: kopf.Patch, score: Any) -> None:
+    """Validated, now tried on live traffic by the gateway: still a candidate, reconciling."""
+    message = f"scored {score}; a canary on live traffic until the gateway's verdict"
+    if (body.get("status") or {}).get("passed") is not True:
+        emit(body, "Normal", "Canary", f"{body.spec['version']} {message}")
+    patch.status.update(
+        _mv_status(
+            body, ModelVersionState.candidate.value, message, heldoutScore=score, passed=True
+        )
+    )
 
 
 async def _register_and_validate(gateway: GatewayClient, spec: kopf.Spec) -> dict[str, Any]:
