@@ -466,18 +466,22 @@ def render_md(r: dict[str, Any]) -> str:
         f"| max throughput, Python facade `app.run` | {r['facade_max_rps']:.0f} |",
         f"| SQLite commits/s on the VM disk (fsync per request) | {r['disk_commits_per_s']:.0f} |",
         "",
-        "Open-loop latency (ms) at offered load:",
+        "Open-loop latency (ms) at offered load (*added*: gateway minus calling the student "
+        "in process; *over bare HTTP*: gateway minus a bare aiohttp server that only calls "
+        "the student, the HTTP round trip itself taken out):",
         "",
         "| offered rps | direct p50 | direct p99 | bare HTTP p50 | bare HTTP p99 | gateway p50 | "
-        "gateway p99 | **added p50** | **added p99** | gateway achieved rps |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "gateway p99 | **added p50** | **added p99** | over bare HTTP p50 | over bare HTTP p99 "
+        "| gateway achieved rps |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for rate in RATES:
         k = str(rate)
         lines.append(
             f"| {rate} | {d[k]['p50_ms']} | {d[k]['p99_ms']} | {b[k]['p50_ms']} | {b[k]['p99_ms']} "
             f"| {g[k]['p50_ms']} | {g[k]['p99_ms']} | **{r['added'][k]['p50_ms']}** | "
-            f"**{r['added'][k]['p99_ms']}** | {g[k]['achieved_rps']} |"
+            f"**{r['added'][k]['p99_ms']}** | {r['added_over_bare'][k]['p50_ms']} | "
+            f"{r['added_over_bare'][k]['p99_ms']} | {g[k]['achieved_rps']} |"
         )
     m = r["memory"]
     lines += [
@@ -491,8 +495,46 @@ def render_md(r: dict[str, Any]) -> str:
         f"({'met' if r['targets']['p99_500'] else 'NOT met'}).",
         "",
     ]
+    lines += render_before_md(r)
     lines += render_budget_md(r)
     return "\n".join(lines)
+
+
+BEFORE = RESULTS / "gateway_before_issue12.json"
+"""This script's results for f86b00a (the request core before issue 12), run with
+``--before`` from a worktree of that commit just before the run above."""
+
+
+def render_before_md(r: dict[str, Any]) -> list[str]:
+    if not BEFORE.exists():
+        return []
+    b = json.loads(BEFORE.read_text())
+
+    def row(name: str, get: Any) -> str:
+        return f"| {name} | {get(b)} | {get(r)} |"
+
+    return [
+        "## Before and after issue 12's request core",
+        "",
+        f"The same script at f86b00a, run just before (load average "
+        f"{b['load_average_at_start']}; f86b00a's `serve` froze start-up objects and set the "
+        "switch interval but kept the default GC thresholds):",
+        "",
+        "| | before (f86b00a) | after (this run) |",
+        "|---|---:|---:|",
+        row(
+            "max throughput, HTTP gateway, local-only",
+            lambda x: f"{x['http']['gateway']['max_rps']:,.0f}",
+        ),
+        row(
+            "max throughput, bare aiohttp + student",
+            lambda x: f"{x['http']['bare_http']['max_rps']:,.0f}",
+        ),
+        row("max throughput, Python facade `app.run`", lambda x: f"{x['facade_max_rps']:,.0f}"),
+        row("added p50 at 1,000 requests/s (ms)", lambda x: x["added"]["1000"]["p50_ms"]),
+        row("added p99 at 1,000 requests/s (ms)", lambda x: x["added"]["1000"]["p99_ms"]),
+        "",
+    ]
 
 
 async def main_async(seconds: float, base: Path | None) -> dict[str, Any]:
@@ -517,9 +559,15 @@ async def main_async(seconds: float, base: Path | None) -> dict[str, Any]:
             "memory": await memory_phase(root / "mem"),
             "disk_commits_per_s": round(disk_commit_rate(Path(disk)), 1),
         }
-    g, d = result["http"]["gateway"], result["direct"]
+    g, d, b = result["http"]["gateway"], result["direct"], result["http"]["bare_http"]
     result["added"] = {
         str(rate): {q: round(g[str(rate)][q] - d[str(rate)][q], 3) for q in ("p50_ms", "p99_ms")}
+        for rate in RATES
+    }
+    # What the gateway adds over a bare aiohttp server that only calls the student: the
+    # HTTP round trip itself (both sides on this machine's two cores) is not the gateway's.
+    result["added_over_bare"] = {
+        str(rate): {q: round(g[str(rate)][q] - b[str(rate)][q], 3) for q in ("p50_ms", "p99_ms")}
         for rate in RATES
     }
     result["targets"] = {
@@ -535,12 +583,16 @@ def main() -> None:
     parser.add_argument("--tmpfs", action="store_true", help="store on /dev/shm (no disk fsync)")
     parser.add_argument("--serve", choices=["gateway", "bare"])
     parser.add_argument("--config")
+    parser.add_argument("--before", help="write this run's JSON here and stop (see BEFORE)")
     args = parser.parse_args()
     if args.serve:
         asyncio.run(serve(Path(args.config), args.serve))
         return
     base = Path("/dev/shm") if args.tmpfs and Path("/dev/shm").is_dir() else None
     result = asyncio.run(main_async(args.seconds, base))
+    if args.before:  # an older commit's core (run from its worktree): its figures only
+        Path(args.before).write_text(json.dumps(result, indent=2) + "\n")
+        return
     with tempfile.TemporaryDirectory(dir=base) as tmp:
         result["paid"] = asyncio.run(budget_phase(Path(tmp), args.seconds))
     if (RESULTS / "gateway.json").exists():  # issue 9's before/after, kept
