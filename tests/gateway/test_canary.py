@@ -10,6 +10,7 @@ candidate passes validation there and still does worse on live traffic (1 in 4).
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,10 @@ from typing import Any
 import gw_fakes
 import gw_rules
 import pytest
-from gw_config import make_config
+import yaml
+from gw_config import config_dict, make_config
 
-from apprentice import config
+from apprentice import cli, config
 from apprentice.engine import canary as rule
 from apprentice.engine import lifecycle
 from apprentice.store import open_store, records
@@ -97,7 +99,7 @@ async def test_a_matching_candidate_takes_over_after_the_evidence(
     assert versions["v2"].state == "promoted" and versions["v1"].state == "retired"
     assert versions["v2"].metrics["canary"]["verdict"].startswith("at least the margin")
     state = await (await client.get("/v1/tasks/classify/state", headers=admin_env)).json()
-    assert state["active_version"] == "v2" and state["canary"] is None
+    assert state["active_version"] == "v2" and "canary" not in state
     assert h.students["classify"].active_version() == "v2"  # the serving student switched
     kinds = [e.kind for e in h.gw.store.events("classify")]
     assert "canary_started" in kinds and "canary_promoted" in kinds
@@ -130,7 +132,7 @@ async def test_a_worse_candidate_is_rolled_back_with_an_alert(
     kinds = [e.kind for e in h.gw.store.events("classify")]
     assert "canary_rolled_back" in kinds
     state = await (await client.get("/v1/tasks/classify/state", headers=admin_env)).json()
-    assert state["active_version"] == "v1" and state["canary"] is None
+    assert state["active_version"] == "v1" and "canary" not in state
     after = await traffic(
         h, client, 20, start=1000, until_verdict=False
     )  # v1 keeps serving, right answers
@@ -200,3 +202,28 @@ async def test_a_local_run_becomes_a_canary_which_a_restart_resumes(
     v2 = again.gw.store.version("classify", "v2")
     assert v2.state == "rejected" and v2.reason.startswith("canary: ")
     assert again.gw.store.active_version("classify").version == "v1"
+
+
+async def test_apprentice_status_shows_a_running_canary(
+    harness_factory: Any, tmp_path: Path, admin_env: dict[str, str], capsys: Any
+) -> None:
+    """``apprentice status`` reads the store: the canary and each version's comparisons."""
+    slow = {**CANARY, "min_comparisons": 500, "max_comparisons": 500}  # no verdict yet
+    over = {"task": {"canary": {"mode": "share", **slow}}}
+    path = tmp_path / "apprentice.yaml"
+    path.write_text(yaml.safe_dump(config_dict(tmp_path, **over)))
+    cfg = config.load(path)
+    seed(cfg, tmp_path)
+    h = await harness_factory(cfg)
+    client = await h.serve()
+    await start_canary(h, client, admin_env, tmp_path, "first_word")
+    await traffic(h, client, 60)
+    live = h.gw.tasks["classify"].canary.view()
+    assert cli.main(["status", "-c", str(path), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["tasks"]["classify"]["canary"]
+    assert shown["version"] == "v2" and shown["active_version"] == "v1"
+    assert shown["candidate"] == live["candidate"] and shown["active"] == live["active"]
+    assert shown["candidate"]["comparisons"] > 0 and shown["verdict"] == "continue"
+    assert cli.main(["status", "-c", str(path)]) == 0
+    table = capsys.readouterr().out
+    assert any(line.split()[:4] == ["canary", "v2", "on", "50%"] for line in table.splitlines())

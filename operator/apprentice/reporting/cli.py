@@ -119,6 +119,13 @@ def _details(s: TaskStatus) -> str:
         if not t.ok and t.next_retry:
             text += f"; next retry {t.next_retry}"
         rows.append(("last training", f"{text} ({t.at})" if t.at else text))
+    if s.canary is not None:
+        c = s.canary
+        rows.append(
+            ("canary", f"{c.version} on {percent(c.share, 0)} ({c.mode}), agreement "
+             f"{c.candidate.agreement:.3f} over {c.candidate.comparisons:,} vs the active "
+             f"{c.active.agreement:.3f} over {c.active.comparisons:,}: {c.verdict}")
+        )  # fmt: skip
     if s.alarms:
         last = s.alarms[-1]
         rows.append(

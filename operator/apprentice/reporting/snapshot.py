@@ -14,6 +14,7 @@ from typing import Any
 
 from apprentice.config import ApprenticeConfig
 from apprentice.engine import budget as budget_mod
+from apprentice.engine import canary as canary_rule
 from apprentice.engine import lifecycle
 from apprentice.reporting import status as status_mod
 from apprentice.store import Store
@@ -191,7 +192,42 @@ def status_from_store(
         budget_exhausted=view.exhausted,
         budget_cap=blocking_cap(book, moment, task, typical),
         last_training=last_training(store, task),
-    )
+    ).model_copy(update={"canary": canary_from_store(cfg, store, task)})
+
+
+def canary_from_store(
+    cfg: ApprenticeConfig, store: Store, task: str
+) -> status_mod.CanaryStatus | None:
+    """A canary still running, rebuilt from the store: the newest version a validated
+    candidate marked ``metrics.canary``, and the comparisons each version produced since
+    it started (share mode; a shadow candidate's scores live in the gateway only)."""
+    versions = store.versions(task)
+    newest = versions[-1] if versions else None
+    mark = {} if newest is None else newest.metrics.get("canary")
+    if newest is None or newest.state != "candidate" or not mark or "ended_at" in mark:
+        return None
+    active = next((v.version for v in versions if v.state == "promoted"), None)
+    since = datetime.fromisoformat(str(mark.get("started_at")))
+    tallies = {newest.version: canary_rule.Tally(), active: canary_rule.Tally()}
+    for c in store.comparisons(task, since=since):
+        if c.student_version in tallies:
+            tallies[c.student_version] = tallies[c.student_version].add(c.score)
+    rules = cfg.task(task).canary
+    judged = canary_rule.judge(
+        tallies[newest.version], tallies[active], margin=rules.margin,
+        min_comparisons=rules.min_comparisons, max_comparisons=rules.max_comparisons,
+    )  # fmt: skip
+    return status_mod.CanaryStatus(
+        version=newest.version, active_version=active, mode=str(mark.get("mode")),
+        share=float(mark.get("share") or rules.share), margin=rules.margin,
+        started_at=since.isoformat(),
+        candidate=_tally(tallies[newest.version]), active=_tally(tallies[active]),
+        verdict=judged.verdict.value, reason=judged.reason,
+    )  # fmt: skip
+
+
+def _tally(t: canary_rule.Tally) -> status_mod.CanaryTally:
+    return status_mod.CanaryTally(comparisons=t.n, agreement=round(t.mean, 4))
 
 
 def statuses_from_store(

@@ -182,8 +182,11 @@ class TaskStatus(_Frozen):
     canary: CanaryStatus | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON-able dict in the contract's key order."""
-        return self.model_dump(mode="json")
+        """Plain JSON-able dict in the contract's key order (``canary`` only while one runs)."""
+        data = self.model_dump(mode="json")
+        if data["canary"] is None:
+            del data["canary"]
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TaskStatus:
@@ -197,7 +200,7 @@ class StatusReport(_Frozen):
     tasks: dict[str, TaskStatus] = Field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        return {"tasks": {name: s.to_json() for name, s in self.tasks.items()}}
 
     @classmethod
     def of(cls, statuses: Iterable[TaskStatus]) -> StatusReport:
