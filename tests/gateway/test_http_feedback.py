@@ -147,7 +147,7 @@ async def test_feedback_on_student_answers_counts_in_agreement_and_confidence(
     _steady(cfg, tmp_path, "last_word")
     h = await harness_factory(cfg)
     client = await h.serve()
-    (inp, rid), (_, scored) = await _student_answers(client, h, 2)
+    (inp, rid), (scored_input, scored) = await _student_answers(client, h, 2)
     store = h.gw.store
     before = len(store.comparisons("classify"))
     engine = h.gw.tasks["classify"].engine
@@ -170,13 +170,14 @@ async def test_feedback_on_student_answers_counts_in_agreement_and_confidence(
     assert (summary.count, summary.corrections, summary.scores) == (2, 1, 1)
     assert summary.mean_score == 0.25 and summary.comments[0][1] == "meh"
 
-    # Another replica (its own memory of answers) has no input for a local-only answer.
+    # Another app (no state of the first's) corrects a local-only answer: the request's
+    # row holds its input and answer (real second gateways: test_http_feedback_replicas.py).
     other = TestClient(TestServer(build_app(h.gw)))
     await other.start_server()
     try:
-        status, body = await _post(other, {"request_id": scored, "output": served})
-        assert (status, body["error"]["type"]) == (409, "feedback_unavailable")
-        assert body["error"]["details"] == {"request_id": scored}
+        agreed = {"label": scored_input["text"].split()[-1]}  # what the student answered
+        status, body = await _post(other, {"request_id": scored, "output": agreed})
+        assert (status, body["kind"], body["agreement"]) == (201, "correction", 1.0), body
         status, _ = await _post(other, {"request_id": scored, "score": 1.0})
         assert status == 201  # a score needs no input
     finally:
@@ -229,4 +230,4 @@ async def test_bad_feedback_gets_the_right_4xx(
     status, body = await _post(client, {"request_id": completion["id"], "output": {"label": "x"}},
                                keys["classify"])  # fmt: skip
     assert status == 201 and body["request_id"] == completion["id"].removeprefix("chatcmpl-")
-    assert body["kind"] == "correction"  # the chat answer's input was remembered
+    assert body["kind"] == "correction"  # the chat answer's input is on its row

@@ -79,11 +79,12 @@ ENTRIES: dict[tuple[str, str], tuple[str, str]] = {
         "the state allows.",
     ),
     ("gateway", "feedback_unavailable"): (
-        "A correction (`output`) names a request whose input the gateway no longer holds: "
-        "it keeps the inputs of recent answers in memory, and the store keeps only those of "
-        "requests that called the teacher.",
-        "Send the correction to the replica that answered, soon after the answer; a `score` "
-        "is accepted for any recorded request.",
+        "A correction (`output`) names a request recorded before the store kept each "
+        "request's input and answer (schema version 10, on the `requests` row), and which "
+        "did not call the teacher (a teacher answer's input is read from its example): "
+        "nothing holds what was asked.",
+        "Send a `score` instead: it is accepted for any recorded request. Corrections on "
+        "requests answered since the upgrade work on any replica.",
     ),
     ("gateway", "too_large"): (
         "The body is larger than `gateway.max_body_bytes`.",

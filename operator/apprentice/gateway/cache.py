@@ -101,14 +101,15 @@ class AnswerCache:
         if entry is not None:
             if entry[0] > self.clock():
                 cache.entries.move_to_end(key)
-                return self._serve(task, json.loads(entry[1]), meta, "hit", started)
+                return self._serve(task, task_input, json.loads(entry[1]), meta, "hit", started)
             del cache.entries[key]
         flight = cache.flights.get(key)
         if flight is not None:
             result = await self._join(cache, flight)
             if result is None:  # the first caller was cancelled: this one asks itself
                 return await self.run(task, task_input, meta, compute)
-            return self._serve(task, copy.deepcopy(result.output), meta, "shared", started)
+            answer = copy.deepcopy(result.output)
+            return self._serve(task, task_input, answer, meta, "shared", started)
         self.parts.metrics.record_cache(task.name, "miss")
         return await self._lead(task, cache, key, compute)
 
@@ -174,16 +175,23 @@ class AnswerCache:
         return cache
 
     def _serve(
-        self, task: ServedTask, output: dict[str, Any], meta: Meta, how: str, started: float
+        self,
+        task: ServedTask,
+        task_input: dict[str, Any],
+        output: dict[str, Any],
+        meta: Meta,
+        how: str,
+        started: float,
     ) -> Result:
-        """Answer from the cache: its own request id and row; counted, never routed."""
+        """Answer from the cache: its own request id and row (with the input and the answer
+        served, for feedback); counted, never routed."""
         parts, name = self.parts, task.name
         rid = parts.new_request_id()
         seconds = time.perf_counter() - started
         row = records.RequestRecord(
             id=rid, task=name, received_at=datetime.now(UTC), route="local_only",
             served_by="cache", latency_ms=seconds * 1000, cost=0.0,
-            tags=dict(meta.tags), caller=meta.caller,
+            tags=dict(meta.tags), caller=meta.caller, input=task_input, output=output,
         )  # fmt: skip
         # Nothing here may be lost (no spend, no example): answer without the fsync.
         parts.writer.submit_request(request=row).add_done_callback(_log_failure)

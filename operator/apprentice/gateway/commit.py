@@ -22,6 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from apprentice.gateway import errors, failures, settling, tracing
 from apprentice.gateway.canary import LiveCanary
@@ -86,7 +87,7 @@ class Committer:
             example_added=example is not None,
             now=now,
         )
-        request = self._request_row(req, spend)
+        request = self._request_row(req, spend, output)
         # An unchanged engine state (a local-only answer in steady state) is not rewritten.
         state = None if task.engine.state is before else task.engine.to_json()
         future = self.parts.writer.submit_request(
@@ -131,7 +132,11 @@ class Committer:
             sampling_rate=engine.sampling_rate(),
         )  # fmt: skip
 
-    def _request_row(self, req: Request, spend: list[records.SpendRecord]) -> records.RequestRecord:
+    def _request_row(
+        self, req: Request, spend: list[records.SpendRecord], output: dict[str, Any]
+    ) -> records.RequestRecord:
+        """The row of an answered request, with what it was asked and answered (for
+        feedback): two references, serialised by the store's writer off the event loop."""
         teacher, failure = req.teacher, req.teacher_failure
         return records.RequestRecord(
             id=req.id, task=req.task.name, received_at=req.received_at,
@@ -141,7 +146,7 @@ class Committer:
             student_version=None if req.student is None else req.student.version,
             latency_ms=(time.perf_counter() - req.started) * 1000,
             error=None if failure is None else failures.reason(failure), cost=settling.spent(spend),
-            tags=dict(req.meta.tags), caller=req.meta.caller,
+            tags=dict(req.meta.tags), caller=req.meta.caller, input=req.input, output=output,
         )  # fmt: skip
 
     async def _failed(self, req: Request, spend: list[records.SpendRecord]) -> errors.GatewayError:

@@ -202,8 +202,8 @@ class Conflict(GatewayError):
 
 
 class FeedbackUnavailable(Conflict):
-    """A correction on a request whose input the gateway no longer holds (see
-    :mod:`apprentice.gateway.feedback`): a score is still accepted."""
+    """A correction on a request whose input the store does not hold (recorded before it
+    kept them; see :mod:`apprentice.gateway.feedback`): a score is still accepted."""
 
     type = "feedback_unavailable"
 

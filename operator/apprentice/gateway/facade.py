@@ -13,7 +13,7 @@ import threading
 from collections.abc import Coroutine
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from apprentice import config as config_mod
 from apprentice.config import ApprenticeConfig
@@ -23,6 +23,15 @@ from apprentice.gateway.service import Gateway, Result
 __all__ = ["Apprentice", "Result", "SyncApprentice"]
 
 T = TypeVar("T")
+
+
+def _own(value: T) -> T:
+    """A copy of a JSON tree's dicts and lists (depth already bounded by check_tree)."""
+    if isinstance(value, dict):
+        return cast(T, {k: _own(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return cast(T, [_own(v) for v in value])
+    return value
 
 
 class Apprentice:
@@ -67,11 +76,16 @@ class Apprentice:
         await self.close()
 
     async def run(self, task: str, task_input: dict[str, Any]) -> Result:
-        """Answer one request; raises :mod:`apprentice.gateway.errors` on failure."""
+        """Answer one request; raises :mod:`apprentice.gateway.errors` on failure.
+
+        The gateway keeps its own copies of the input and of the answer: a local answer
+        returns before its row (which holds both, for feedback) is written, and a caller
+        may reuse or change its dicts at once (HTTP parses fresh ones: no copy there)."""
         # What HTTP refuses at its boundary (a lone surrogate no teacher can be sent,
         # nesting deeper than any store will take) is refused here too, as a 400.
         reading.check_tree(task_input, deep=True, surrogates=True, what="input")
-        return await self.gateway.run(task, task_input)
+        result = await self.gateway.run(task, _own(task_input))
+        return Result(_own(result.output), result.request_id, result.usage)
 
     @property
     def store(self) -> Any:

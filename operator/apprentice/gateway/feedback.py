@@ -14,17 +14,18 @@ one observation for the confidence engine, like a sampled comparison.
 A **score** in [0, 1] is stored and shown; on a student answer it is that
 comparison's score (and the engine's observation).
 
-Where the input comes from: the store keeps a request's input only in the example
-of a request that called the teacher, so the gateway also remembers the input and
-answer of its last :data:`RECENT` answers in memory (:class:`Recent`). A correction
-on a request neither holds (another replica's, or from before a restart) is a 409
-``feedback_unavailable``; a score needs neither.
+Where the input comes from: the request's own row (:meth:`Store.request_record`)
+holds what it was asked and answered, written with the request (the commit step, the
+answer cache), so a correction works on any replica on the store, after any restart.
+Only a request that got no answer, or one recorded before the store kept them (schema
+version 10), has none: for such an old teacher answer the input is read from the example
+it added; a correction on any other is a 409 ``feedback_unavailable`` saying which; a
+score needs neither.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,40 +36,18 @@ from apprentice.gateway.tasks import ServedTask
 from apprentice.store import Store, records
 from apprentice.store.feedback import HUMAN, FeedbackRecord
 
-__all__ = ["RECENT", "Feedback", "Given", "Recent"]
+__all__ = ["Feedback", "Given"]
 
 CHAT_PREFIX = "chatcmpl-"
 """A chat completion's ``id`` is this and the request id (:mod:`apprentice.gateway.chat`)."""
-
-RECENT = 10_000
-"""Answers whose input and output the gateway remembers for corrections (per replica)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Served:
     """What a caller sent and got: enough to turn a correction into an example."""
 
-    task: str
     input: dict[str, Any]
     output: dict[str, Any]
-
-
-class Recent:
-    """The last ``capacity`` answers by request id (oldest forgotten first)."""
-
-    def __init__(self, capacity: int = RECENT) -> None:
-        self.capacity = capacity
-        self._answers: OrderedDict[str, Served] = OrderedDict()
-
-    def remember(self, request_id: str, task: str, task_input: Any, output: Any) -> None:
-        if not isinstance(task_input, dict) or not isinstance(output, dict):
-            return
-        self._answers[request_id] = Served(task, task_input, output)
-        if len(self._answers) > self.capacity:
-            self._answers.popitem(last=False)
-
-    def get(self, request_id: str) -> Served | None:
-        return self._answers.get(request_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +61,26 @@ class Given:
     caller: str | None
 
 
+def _unavailable(request: records.RequestRecord) -> errors.FeedbackUnavailable:
+    """409 for a correction on a request whose input and answer the store does not hold."""
+    if request.served_by is None:
+        why = f"got no answer ({request.error or 'failed'}), so nothing was kept to correct"
+    else:
+        why = (
+            "was recorded before the store kept each request's input and answer (schema "
+            "version 10), so a correction cannot become an example"
+        )
+    return errors.FeedbackUnavailable(
+        f"request {request.id!r} {why}; send a score for it instead",
+        details={"request_id": request.id},
+    )
+
+
 class Feedback:
     """Turns one :class:`Given` into the store's rows and the engine's observation."""
 
-    def __init__(self, gateway: Gateway, recent: Recent) -> None:
+    def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
-        self.recent = recent
 
     async def request(self, request_id: str) -> records.RequestRecord:
         """The recorded request (404 ``unknown_request`` when none, or of no served task);
@@ -115,12 +108,7 @@ class Feedback:
                     details=problems,
                 )
             if served is None:
-                raise errors.FeedbackUnavailable(
-                    f"this gateway no longer holds the input of request {request.id!r}, so a "
-                    "correction cannot become an example; send it to the replica that "
-                    "answered, or send a score",
-                    details={"request_id": request.id},
-                )
+                raise _unavailable(request)
             example = self._example(task, served.input, given.output, request.id, now)
             evaluation, line = await judging.evaluate_reserved(
                 self.gw.budget, task, served.output, given.output, served.input, request.id, now
@@ -156,14 +144,14 @@ class Feedback:
         }
 
     async def _served(self, request: records.RequestRecord) -> Served | None:
-        """The request's input and served answer: from memory, else the example it added."""
-        served = self.recent.get(request.id)
-        if served is not None and served.task == request.task:
-            return served
+        """The request's input and served answer, from its row; for a teacher answer
+        recorded before the row kept them, from the example it added."""
+        if request.input is not None and request.output is not None:
+            return Served(request.input, request.output)
+        if request.served_by != "teacher":
+            return None  # recorded before the store kept inputs: nothing else holds it
         example = await asyncio.to_thread(self.gw.store.request_example, request.id)
-        if example is None or request.served_by != "teacher":
-            return None
-        return Served(request.task, example.input, example.output)
+        return None if example is None else Served(example.input, example.output)
 
     @staticmethod
     def _example(

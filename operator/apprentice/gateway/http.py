@@ -29,8 +29,7 @@ or put the gateway behind a network policy. Keys are managed under ``/admin/keys
 (:mod:`apprentice.gateway.http_keys`).
 
 ``POST /v1/feedback`` (:mod:`apprentice.gateway.http_feedback`) corrects or scores an
-answer by its request id; the handlers here remember each answer's input for it
-(:class:`apprentice.gateway.feedback.Recent`).
+answer by its request id; the request's row in the store holds its input and answer.
 """
 
 from __future__ import annotations
@@ -51,7 +50,6 @@ from apprentice.gateway import (
     chat,
     errors,
     exports,
-    feedback,
     http_feedback,
     http_keys,
     http_spend,
@@ -156,7 +154,6 @@ class Routes:
             required=cfg.require_api_keys,
             admin_token_env=cfg.admin_token_env,
         )
-        self.recent = feedback.Recent()  # inputs of recent answers, for corrections
 
     # -- limits ------------------------------------------------------------------------
 
@@ -209,7 +206,6 @@ class Routes:
         body = await self._body(request, bodies.TaskRequest)
         meta = self._meta(request, caller, body.metadata)
         result = await self._limited(task, body.input, meta, request.headers)
-        self.recent.remember(result.request_id, task, body.input, result.output)
         answer = {"output": result.output, "request_id": result.request_id}
         if body.stream:
             return await chat.events(request, [answer])
@@ -222,7 +218,6 @@ class Routes:
         meta = self._meta(request, await self._key(request, task), body.metadata)
         task_input = chat.chat_input(body.messages)
         result = await self._limited(task, task_input, meta, request.headers)
-        self.recent.remember(result.request_id, task, task_input, result.output)
         if body.stream:
             usage = body.stream_options is not None and bool(body.stream_options.include_usage)
             return await chat.stream(request, task, result, usage)
@@ -386,7 +381,7 @@ def build_app(gateway: Gateway) -> web.Application:
     add("POST", f"{admin}/training/finished", r.training_finished)
     add("GET", f"{admin}/training/dataset", r.training_dataset)
     http_spend.add_routes(app, lambda: gateway.store, gateway.check_task, r._admin, gateway.flush)
-    http_feedback.add_routes(app, gateway, r.keys, r.recent)
+    http_feedback.add_routes(app, gateway, r.keys)
     http_keys.add_routes(
         app, r.keys, [t.name for t in gateway.config.tasks], r._admin, gateway.config.gateway
     )

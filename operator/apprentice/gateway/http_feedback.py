@@ -5,7 +5,8 @@ The body names the answer by its ``request_id`` and carries exactly one of ``out
 ``comment`` (at most :data:`MAX_COMMENT` characters). What happens to it is
 :mod:`apprentice.gateway.feedback`'s. Failures name what is wrong: 400 ``bad_request``
 naming the field, 404 ``unknown_request``, 422 ``invalid_correction`` naming each path,
-409 ``feedback_unavailable``; with ``gateway.require_api_keys`` the key must be scoped
+409 ``feedback_unavailable`` (a correction on a request recorded before the store kept
+its input); with ``gateway.require_api_keys`` the key must be scoped
 to the request's task (401/403 as on the task API).
 """
 
@@ -20,7 +21,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from apprentice.gateway import bodies, errors, reading
 from apprentice.gateway.auth import KeyRing
-from apprentice.gateway.feedback import Feedback, Given, Recent
+from apprentice.gateway.feedback import Feedback, Given
 from apprentice.gateway.service import Gateway
 
 __all__ = ["MAX_COMMENT", "FeedbackRequest", "add_routes"]
@@ -66,9 +67,9 @@ def _one_of(body: FeedbackRequest) -> None:
         )
 
 
-def add_routes(app: web.Application, gateway: Gateway, ring: KeyRing, recent: Recent) -> None:
+def add_routes(app: web.Application, gateway: Gateway, ring: KeyRing) -> None:
     """Wire ``POST /v1/feedback`` into ``app``."""
-    feedback = Feedback(gateway, recent)
+    feedback = Feedback(gateway)
     cfg = gateway.config.gateway
 
     async def post(request: web.Request) -> web.Response:

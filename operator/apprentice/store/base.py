@@ -250,7 +250,8 @@ class Store(FeedbackStore, abc.ABC):
     def requests(
         self, task: str, since: datetime | None = None, limit: int | None = None
     ) -> list[RequestRecord]:
-        """Recorded requests in time order (the last ``limit`` when given)."""
+        """Recorded requests in time order (the last ``limit`` when given); without their
+        ``input`` and ``output`` (``None``), which :meth:`request_record` reads."""
 
     @abc.abstractmethod
     def request_counts(self, task: str) -> RequestCounts:

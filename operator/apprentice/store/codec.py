@@ -10,6 +10,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+from apprentice.prompts import canonical_json
 from apprentice.store.records import (
     ComparisonRecord,
     EventRecord,
@@ -47,7 +48,56 @@ def load_json(value: Any) -> dict[str, Any]:
     return cast(dict[str, Any], value)
 
 
+REQUEST_COLUMNS = (
+    "id, task, received_at, route, served_by, teacher_model, teacher_provider,"
+    " student_version, latency_ms, error, cost, tags, caller"
+)
+"""A request row as listings read it (reports, exports): without the input and output."""
+
+ANSWER_COLUMNS = "input, output"
+"""What a request was asked and answered; read one request at a time (:func:`request`)."""
+
+
+def answer_json(value: dict[str, Any] | None) -> str | None:
+    """The canonical JSON of a request's input or served output (``None`` stays NULL).
+
+    Runs on the store's writer thread, never on the event loop. A string holding a lone
+    surrogate (which no UTF-8 column takes) is written escaped (``\\udXXX``), so it can
+    never fail the request's row; it reads back as the same string."""
+    if value is None:
+        return None
+    text = canonical_json(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return text
+
+
+def request_values(r: RequestRecord) -> tuple[Any, ...]:
+    """``r`` as the values of ``REQUEST_COLUMNS``, then ``ANSWER_COLUMNS``."""
+    return (
+        r.id,
+        r.task,
+        to_micros(r.received_at),
+        r.route,
+        r.served_by,
+        r.teacher_model,
+        r.teacher_provider,
+        r.student_version,
+        float(r.latency_ms),
+        r.error,
+        float(r.cost),
+        canonical_json(r.tags) if r.tags else None,
+        r.caller,
+        answer_json(r.input),
+        answer_json(r.output),
+    )
+
+
 def request(row: Row) -> RequestRecord:
+    """A request row (``REQUEST_COLUMNS``, then ``ANSWER_COLUMNS`` when selected)."""
+    answered = len(row) > 13
     return RequestRecord(
         id=row[0],
         task=row[1],
@@ -62,6 +112,8 @@ def request(row: Row) -> RequestRecord:
         cost=float(row[10]),
         tags={str(k): str(v) for k, v in load_json(row[11]).items()} if row[11] else {},
         caller=row[12],
+        input=load_json(row[13]) if answered and row[13] is not None else None,
+        output=load_json(row[14]) if answered and row[14] is not None else None,
     )
 
 

@@ -67,11 +67,14 @@ class FeedbackStore(abc.ABC):
 
     @abc.abstractmethod
     def request_record(self, request_id: str) -> RequestRecord | None:
-        """The recorded request with this id, of any task (``None``: unknown)."""
+        """The recorded request with this id, of any task (``None``: unknown), with its
+        ``input`` and served ``output`` (``None`` when it got no answer, or was recorded
+        before the store kept them)."""
 
     @abc.abstractmethod
     def request_example(self, request_id: str) -> ExampleRecord | None:
-        """The example this request added (``None``: it added none)."""
+        """The example this request added (``None``: it added none); a correction on a
+        teacher answer recorded before the store kept requests' inputs reads it there."""
 
     @abc.abstractmethod
     def add_feedback(

@@ -23,10 +23,7 @@ __all__ = ["FeedbackRows"]
 _COLUMNS = (
     "task, request_id, at, output, score, comment, caller, served_by, agreement, replaced, id"
 )
-_REQUEST_COLUMNS = (
-    "id, task, received_at, route, served_by, teacher_model, teacher_provider,"
-    " student_version, latency_ms, error, cost, tags, caller"
-)
+_REQUEST_COLUMNS = f"{codec.REQUEST_COLUMNS}, {codec.ANSWER_COLUMNS}"
 _EXAMPLE_COLUMNS = (
     "task, input, output, input_hash, split, teacher_provider, teacher_model, created_at,"
     " cost, request_id, weight, trained_in_version, id"
@@ -61,6 +58,7 @@ class FeedbackRows(SqlCore):
     """Feedback rows, and the two request lookups feedback needs."""
 
     def request_record(self, request_id: str) -> RequestRecord | None:
+        """The request with what it was asked and answered (``input``, ``output``)."""
         with self._read() as tx:
             row = tx.one(f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE id = ?", (request_id,))
         return None if row is None else codec.request(row)

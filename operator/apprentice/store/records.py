@@ -57,6 +57,13 @@ class RequestRecord:
     judge), made from those lines in the transaction that writes them. ``error`` is the typed reason
     (e.g. ``RateLimited``, ``budget_exhausted``) or ``None``. ``tags`` are the
     caller's per-request metadata (``customer=acme``), for reports and exports.
+
+    ``input`` and ``output`` are what the caller asked and was answered (the validated
+    input, the served output; ``None`` for a request that got no answer, and for rows
+    written before the store kept them): a correction (``POST /v1/feedback``) turns them
+    into an example on any replica. The gateway passes its own references (the store's
+    writer serialises them, off the event loop); :meth:`Store.request_record` reads them
+    back, while listings (:meth:`Store.requests`) leave them ``None`` to stay cheap.
     """
 
     id: str
@@ -72,6 +79,8 @@ class RequestRecord:
     cost: float = 0.0
     tags: dict[str, str] = field(default_factory=dict)  # the caller's metadata (tags)
     caller: str | None = None  # the API key's public id, when keys are in use
+    input: dict[str, Any] | None = None  # what was asked (None: no answer, or an old row)
+    output: dict[str, Any] | None = None  # the answer served (teacher's, student's, cache's)
 
     @property
     def teacher_called(self) -> bool:

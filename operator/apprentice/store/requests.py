@@ -1,4 +1,4 @@
-"""The request transaction and everything counted from it: examples, spend, reports."""
+"""The request transaction and everything counted from it: examples, comparisons, spend."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ from datetime import datetime
 from typing import Any, cast
 
 from apprentice.prompts import canonical_json
-from apprentice.store import budget, codec, schema
+from apprentice.store import budget, codec
 from apprentice.store.base import DuplicateRequestError, StoreUnavailableError
 from apprentice.store.records import (
     ComparisonRecord,
     ExampleRecord,
-    HourBucket,
     RecordResult,
     RequestCounts,
     RequestRecord,
@@ -22,10 +21,8 @@ from apprentice.store.records import (
 )
 from apprentice.store.sqlcore import SqlCore, Tx
 
-_REQUEST_COLUMNS = (
-    "id, task, received_at, route, served_by, teacher_model, teacher_provider,"
-    " student_version, latency_ms, error, cost, tags, caller"
-)
+_REQUEST_ROW = f"{codec.REQUEST_COLUMNS}, {codec.ANSWER_COLUMNS}"  # codec.request_values
+_INSERT_REQUEST = f"INSERT INTO requests ({_REQUEST_ROW}) VALUES ({', '.join('?' * 15)})"
 _EXAMPLE_COLUMNS = (
     "task, input, output, input_hash, split, teacher_provider, teacher_model, created_at,"
     " cost, request_id, weight, trained_in_version, id"
@@ -111,7 +108,9 @@ class RequestRows(SqlCore):
                 if paying:  # the budget lock first, as every budget transaction (no deadlock)
                     budget.lock(tx, self.dialect)
                 counts: dict[str, list[int]] = {}
-                done = [self._record_write(tx, write, counts) for write in batch]
+                done: list[RecordResult | Exception] = [
+                    self._record_write(tx, write, counts) for write in batch
+                ]
                 _bump(tx, counts)
                 return done
         except StoreUnavailableError:
@@ -181,25 +180,7 @@ class RequestRows(SqlCore):
 
     def _insert_request(self, tx: Tx, r: RequestRecord) -> None:
         try:
-            tx.execute(
-                f"INSERT INTO requests ({_REQUEST_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    r.id,
-                    r.task,
-                    codec.to_micros(r.received_at),
-                    r.route,
-                    r.served_by,
-                    r.teacher_model,
-                    r.teacher_provider,
-                    r.student_version,
-                    float(r.latency_ms),
-                    r.error,
-                    float(r.cost),
-                    canonical_json(r.tags) if r.tags else None,
-                    r.caller,
-                ),
-            )
+            tx.execute(_INSERT_REQUEST, codec.request_values(r))
         except Exception as error:
             if self._is_unique_violation(error):
                 raise DuplicateRequestError(
@@ -325,7 +306,10 @@ class RequestRows(SqlCore):
     def requests(
         self, task: str, since: datetime | None = None, limit: int | None = None
     ) -> list[RequestRecord]:
-        rows = self._tail("requests", _REQUEST_COLUMNS, "received_at", "id", task, since, limit)
+        # Without input and output (codec.REQUEST_COLUMNS): a report reads many rows.
+        rows = self._tail(
+            "requests", codec.REQUEST_COLUMNS, "received_at", "id", task, since, limit
+        )
         return [codec.request(row) for row in rows]
 
     def request_counts(self, task: str) -> RequestCounts:
@@ -373,56 +357,3 @@ class RequestRows(SqlCore):
                 (codec.to_micros(start), codec.to_micros(end)),
             )
         return {str(task): float(total) for task, total in rows}
-
-    def hourly(
-        self,
-        task: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> list[HourBucket]:
-        def window(column: str) -> tuple[str, list[Any]]:
-            where: list[str] = []
-            params: list[Any] = []
-            if task is not None:
-                where.append("task = ?")
-                params.append(task)
-            if since is not None:
-                where.append(f"{column} >= ?")
-                params.append(codec.to_micros(since))
-            if until is not None:
-                where.append(f"{column} < ?")
-                params.append(codec.to_micros(until))
-            return (" WHERE " + " AND ".join(where) if where else ""), params
-
-        hour = schema.MICROS_PER_HOUR
-        buckets: dict[int, dict[str, Any]] = {}
-        with self._read() as tx:
-            where, params = window("received_at")
-            for h, n, teacher, student, errors in tx.all(
-                f"SELECT received_at / {hour} AS h, COUNT(*),"
-                " SUM(CASE WHEN route <> 'local_only' THEN 1 ELSE 0 END),"
-                " SUM(CASE WHEN served_by = 'student' THEN 1 ELSE 0 END),"
-                " SUM(CASE WHEN error IS NOT NULL THEN 1 ELSE 0 END)"
-                f" FROM requests{where} GROUP BY h",
-                params,
-            ):
-                buckets.setdefault(int(h), {}).update(
-                    requests=int(n),
-                    teacher_calls=int(teacher),
-                    student_answers=int(student),
-                    errors=int(errors),
-                )
-            where, params = window("at")
-            for h, total in tx.all(
-                f"SELECT at / {hour} AS h, SUM(amount) FROM spend{where} GROUP BY h", params
-            ):
-                buckets.setdefault(int(h), {})["spend"] = float(total)
-            for h, n, mean in tx.all(
-                f"SELECT at / {hour} AS h, COUNT(*), AVG(score) FROM comparisons{where} GROUP BY h",
-                params,
-            ):
-                buckets.setdefault(int(h), {}).update(comparisons=int(n), mean_score=float(mean))
-        return [
-            HourBucket(start=codec.from_micros(h * hour), **fields)
-            for h, fields in sorted(buckets.items())
-        ]

@@ -262,4 +262,19 @@ MIGRATIONS.append(
     )
 )
 
+# What each answered request was asked and answered (the validated input and the served
+# output, canonical JSON; NULL for a request that got no answer, and for every row written
+# before this migration), so a correction (POST /v1/feedback) on any answer finds them in
+# the store, on any replica, after any restart. TEXT, not {json}: never queried inside,
+# cheaper to write than JSONB on every request, and it keeps what JSONB refuses (\u0000).
+MIGRATIONS.append(
+    (
+        10,
+        [
+            "ALTER TABLE requests ADD COLUMN input TEXT",
+            "ALTER TABLE requests ADD COLUMN output TEXT",
+        ],
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
