@@ -227,3 +227,19 @@ async def test_apprentice_status_shows_a_running_canary(
     assert cli.main(["status", "-c", str(path)]) == 0
     table = capsys.readouterr().out
     assert any(line.split()[:4] == ["canary", "v2", "on", "50%"] for line in table.splitlines())
+
+
+async def test_a_candidate_that_cannot_answer_is_rolled_back_and_callers_get_answers(
+    harness_factory: Any, tmp_path: Path, admin_env: dict[str, str]
+) -> None:
+    cfg = make_config(tmp_path, task={"canary": {"mode": "share", **CANARY}})
+    seed(cfg, tmp_path)
+    h = await harness_factory(cfg)
+    client = await h.serve()
+    await start_canary(h, client, admin_env, tmp_path, "first_word")
+    h.gw.tasks["classify"].canary.student.fail = True  # its server went down
+    answers = await traffic(h, client, 400)
+    expected = [gw_rules.teacher_output(gw_rules.make_input(i)) for i in range(len(answers))]
+    assert [a["output"] for a in answers] == expected  # the teacher stood in
+    v2 = h.gw.store.version("classify", "v2")
+    assert v2.state == "rejected" and "agreement 0.000" in v2.reason

@@ -54,6 +54,8 @@ def _observe_canary(
             live.observe(candidate=False, score=comparison.score)
     elif comparison is not None:
         live.observe(candidate=call is not None, score=comparison.score)
+    elif call is not None and req.student_failure is not None:
+        live.observe(candidate=True, score=0.0)  # the candidate could not answer at all
 
 
 class Committer:
