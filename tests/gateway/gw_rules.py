@@ -14,6 +14,8 @@ RULES = {
     "first_word": lambda text: text.split()[0],
     "last_word": lambda text: text.split()[-1],
     "constant": lambda text: "unknown",
+    # right 7 times in 8 (make_input cycles 8 first words): a decent but beatable version
+    "first_but_golf": lambda text: "unknown" if text.startswith("golf") else text.split()[0],
     "invalid": None,  # answers text that is not JSON
 }
 

@@ -29,13 +29,13 @@ from apprentice.store import open_store, records
 CANARY = {"share": 0.5, "min_comparisons": 12, "max_comparisons": 24, "sampling_rate": 1.0}
 
 
-def seed(cfg: config.ApprenticeConfig, tmp_path: Path) -> None:
-    """Steady state on v1 (the teacher's rule), with held-out examples to validate on."""
+def seed(cfg: config.ApprenticeConfig, tmp_path: Path, active: str = "first_word") -> None:
+    """Steady state on v1 (by default the teacher's rule), with held-out examples."""
     params = lifecycle.TaskParams.from_config(cfg, "classify")
     state = lifecycle.version_promoted(lifecycle.initial(params), "v1")
     for i in range(params.detectors.window_size):
         state, _ = lifecycle.observe(state, 1.0, index=i)
-    path = gw_fakes.write_adapter(tmp_path / "models" / "classify" / "v1", "first_word")
+    path = gw_fakes.write_adapter(tmp_path / "models" / "classify" / "v1", active)
     with open_store(cfg.store.url) as store:
         gw_fakes.promote_v1(store, path)
         store.save_task_state("classify", state.to_dict())
@@ -243,3 +243,20 @@ async def test_a_candidate_that_cannot_answer_is_rolled_back_and_callers_get_ans
     assert [a["output"] for a in answers] == expected  # the teacher stood in
     v2 = h.gw.store.version("classify", "v2")
     assert v2.state == "rejected" and "agreement 0.000" in v2.reason
+
+
+async def test_a_better_candidate_beats_the_margin_and_takes_over(
+    harness_factory: Any, tmp_path: Path, admin_env: dict[str, str]
+) -> None:
+    """v1 is right 7 times in 8; v2 always: it must beat v1 by 0.05 live, and does."""
+    cfg = make_config(tmp_path, task={"canary": {"mode": "share", **CANARY, "margin": 0.05}})
+    seed(cfg, tmp_path, active="first_but_golf")
+    h = await harness_factory(cfg)
+    client = await h.serve()
+    await start_canary(h, client, admin_env, tmp_path, "first_word")
+    await traffic(h, client, 400)
+    v2 = h.gw.store.version("classify", "v2")
+    assert v2.state == "promoted", v2.reason
+    assert h.gw.store.active_version("classify").version == "v2"
+    shown = v2.metrics["canary"]["verdict"]
+    assert "live agreement 1.000" in shown and "margin +0.050" in shown
