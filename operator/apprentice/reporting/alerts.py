@@ -45,6 +45,7 @@ __all__ = [
     "alarm",
     "amount",
     "budget_alerts",
+    "canary_rolled_back",
     "cap_reached",
     "format_payload",
     "rejected_version",
@@ -62,6 +63,7 @@ ALERT_KINDS = (
     "budget_80",
     "budget_100",
     "version_rejected",
+    "canary_rolled_back",
     "training_failed",
     "recovered",
 )

@@ -11,8 +11,9 @@ the same step, and tests need no database.
 Kinds (``EVENT_KINDS``): ``phase``, the alarm kinds (``drift``, ``shift``,
 ``coaching``, ``emergency``, ``anti_correlation``), ``coaching_end``,
 ``training_started``, ``training_finished``, ``training_failed``,
-``training_interrupted``, ``promoted``, ``rejected``, ``rollback``, ``paused``,
-``resumed``, ``budget_80``, ``budget_100``.
+``training_interrupted``, ``promoted``, ``rejected``, ``rollback``, ``canary_started``,
+``canary_promoted``, ``canary_rolled_back``, ``paused``, ``resumed``, ``budget_80``,
+``budget_100``.
 """
 
 from __future__ import annotations
