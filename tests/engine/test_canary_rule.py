@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -105,3 +106,28 @@ def test_scores_are_clipped_and_counted() -> None:
     t = Tally().add(1.5).add(-1.0).add(0.5)
     assert t.n == 3 and math.isclose(t.mean, 0.5)
     assert t.to_json() == {"comparisons": 3, "agreement": 0.5}
+
+
+def _sequential(p_candidate: float, p_active: float, seed: int) -> tuple[Verdict, int]:
+    """One canary on 0/1 scores, one comparison of each version at a time, to its verdict."""
+    draw, c, a = random.Random(seed), Tally(), Tally()
+    while True:
+        c = c.add(float(draw.random() < p_candidate))
+        a = a.add(float(draw.random() < p_active))
+        got = judge(c, a, margin=0.0, min_comparisons=50, max_comparisons=400)
+        if got.verdict is not Verdict.keep_going:
+            return got.verdict, c.n
+
+
+def test_early_verdicts_on_equal_versions_are_rare_despite_looking_every_time() -> None:
+    runs = [_sequential(0.9, 0.9, seed) for seed in range(400)]
+    early = [v for v, n in runs if n < 400]
+    assert sum(v is Verdict.roll_back for v in early) / len(runs) < 0.04
+    assert sum(v is Verdict.promote for v in early) / len(runs) < 0.04
+
+
+def test_a_candidate_worse_by_a_tenth_is_rolled_back_and_a_better_one_promoted() -> None:
+    worse = [_sequential(0.8, 0.9, seed)[0] for seed in range(200)]
+    better = [_sequential(0.97, 0.9, seed)[0] for seed in range(200)]
+    assert sum(v is Verdict.roll_back for v in worse) / 200 >= 0.97
+    assert sum(v is Verdict.promote for v in better) / 200 >= 0.97
