@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from apprentice.store import RequestRecord, open_store, schema
+from apprentice.prompts import canonical_json
+from apprentice.store import RequestRecord, codec, open_store, schema
 from apprentice.store.sql import SqlStore
 
 T0 = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
@@ -80,3 +81,16 @@ def test_a_store_from_before_the_migration_upgrades_and_keeps_its_rows(
         store.record_request(later)
         new_row = store.request_record("new")
         assert new_row is not None and (new_row.input, new_row.output) == ({"a": 1}, {})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {},
+        {"b": 1, "a": [1, 2.5, -0.0, 1e300, True, False, None], "c": {"z": "ü", "y": "\x00\n"}},
+        {"nan": float("nan"), "inf": float("inf"), "big": 2**70, "é": "日本語 ✓ \u2028"},
+        {"deep": [[[{"k": [[]]}]]], "tab\t": '"quoted" \\ back'},
+    ],
+)
+def test_the_row_json_is_canonical_json_exactly(value: dict[str, Any]) -> None:
+    assert codec.answer_json(value) == canonical_json(value)
