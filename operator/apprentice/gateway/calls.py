@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from apprentice.gateway import settling, tracing
+from apprentice.gateway import judging, settling, tracing
 from apprentice.gateway.admit import Admission
 from apprentice.gateway.canary import CanaryCall
 from apprentice.gateway.deadlines import Deadlines
@@ -63,9 +63,7 @@ class Caller:
         if shadow is not None:
             await shadow
             if req.teacher is not None and canary is not None:
-                out = None if canary.answer is None else canary.answer.output
-                graded = await req.task.evaluate(out, req.teacher.output, req.input)
-                canary.score = graded.score
+                await self._score_shadow(req, canary, req.teacher.output)
 
     async def _shadow(self, req: Request, canary: CanaryCall) -> None:
         """Shadow mode: the candidate's answer, scored once the teacher's is in (when the
@@ -73,6 +71,21 @@ class Caller:
         call = canary.live.student.generate(req.task.cfg, req.input)
         got = await _settled(self.deadlines.run(call, self.parts.config.local.timeout_s))
         canary.answer = got if isinstance(got, StudentAnswer) else None
+
+    async def _score_shadow(
+        self, req: Request, canary: CanaryCall, teacher_output: dict[str, Any]
+    ) -> None:
+        """The shadow answer's agreement with the teacher's; an ``llm_judge``'s call is
+        reserved and its spend settled with the request, as the judge step does."""
+        out = None if canary.answer is None else canary.answer.output
+        graded, line = await judging.evaluate_reserved(
+            self.parts.budget, req.task, out, teacher_output, req.input, req.id,
+            req.received_at, caller=req.meta.caller,
+        )  # fmt: skip
+        if graded is not None:
+            canary.score = graded.score
+        if line is not None:
+            req.spend.append(line)
 
     async def _teacher(self, req: Request) -> TeacherAnswer:
         hold = req.teacher_hold
