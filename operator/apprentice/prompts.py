@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any, Literal, TypedDict
 
 from apprentice.config import TaskConfig
@@ -23,19 +24,64 @@ class OutputParseError(ValueError):
     """Model text that holds no JSON object."""
 
 
+def _canonical_encoder() -> Callable[[Any], str]:
+    """``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``,
+    from an encoder built once.
+
+    ``json.dumps`` with options builds a new encoder on every call, most of its cost on
+    a small dict (1.2 us against 5.1 us for a one-key input, measured on a loaded 2-core
+    machine; several times per request). This is the C encoder ``json`` itself uses, with
+    the same options (no circular check: the values are parsed JSON or built here).
+    Without the C accelerator (PyPy): ``json.dumps`` itself."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return lambda value: json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+    encode = make(
+        None,  # markers: no circular check
+        json.JSONEncoder().default,  # a TypeError for what JSON cannot hold
+        json.encoder.encode_basestring,  # ensure_ascii=False: UTF-8 kept
+        None,  # indent
+        ":",  # key separator
+        ",",  # item separator
+        True,  # sort_keys
+        False,  # skipkeys
+        True,  # allow_nan
+    )
+    return lambda value: "".join(encode(value, 0))
+
+
+_canonical = _canonical_encoder()
+
+
 def canonical_json(value: Any) -> str:
     """Stable, compact JSON: sorted keys, no spaces, UTF-8 kept."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _canonical(value)
+
+
+_SYSTEM_PROMPTS: dict[int, tuple[TaskConfig, str]] = {}
 
 
 def system_prompt(task: TaskConfig) -> str:
-    """Instructions: what the task is and the exact JSON shape to answer with."""
+    """Instructions: what the task is and the exact JSON shape to answer with.
+
+    Built once per task config (configs are frozen; every teacher call and student
+    prompt asks): keyed by identity, the config kept beside it so an id is never reused.
+    """
+    cached = _SYSTEM_PROMPTS.get(id(task))
+    if cached is not None and cached[0] is task:
+        return cached[1]
     description = task.description.strip() or f"Perform the task {task.name}."
-    return (
+    prompt = (
         f"{description}\n"
         "Reply with one JSON object only, no prose, matching this JSON Schema:\n"
         f"{canonical_json(task.output_schema)}"
     )
+    if len(_SYSTEM_PROMPTS) >= 1024:  # many configs loaded (tests, reloads): start over
+        _SYSTEM_PROMPTS.clear()
+    _SYSTEM_PROMPTS[id(task)] = (task, prompt)
+    return prompt
 
 
 def user_prompt(task_input: dict[str, Any]) -> str:

@@ -23,7 +23,6 @@ from apprentice.reporting.metrics import Metrics
 from apprentice.store import Store
 from apprentice.teachers.base import TeacherPool
 
-
 _ID_BYTES = 16
 _ID_BATCH = 256
 _random_pool = bytearray()

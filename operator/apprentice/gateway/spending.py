@@ -107,6 +107,7 @@ class SharedBudget:
         self.cfg = cfg
         self.store = store
         self.limits = budget_mod.BudgetLimits.from_config(cfg)
+        self._bounds: list[tuple[float, float]] = []  # see _windows (day first)
         self.owner = owner or instance_id()
         # A lease outlives any call it covers: the request timeout, the judge, slack.
         self.ttl_s = ttl_s if ttl_s is not None else max(600.0, 3 * cfg.gateway.request_timeout_s)
@@ -154,8 +155,14 @@ class SharedBudget:
         return budget_mod.from_totals(self.limits, now, spent, totals.pending)
 
     def _windows(self, now: float) -> list[tuple[float, float]]:
+        """The day, week and month around ``now``; recomputed only when the day changes
+        (every paid request asks, and the time zone arithmetic is not free)."""
+        last = self._bounds
+        if last and last[0][0] <= now < last[0][1]:  # within the same day: same windows
+            return last
         bounds = budget_mod.window_bounds(self.limits, now)
-        return [bounds[w] for w in budget_mod.WINDOWS]
+        self._bounds = [bounds[w] for w in budget_mod.WINDOWS]
+        return self._bounds
 
     async def reserve(
         self,

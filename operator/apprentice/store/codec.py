@@ -7,7 +7,6 @@ Times are integer microseconds since the epoch (UTC) in the database; see
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -59,34 +58,6 @@ ANSWER_COLUMNS = "input, output"
 """What a request was asked and answered; read one request at a time (:func:`request`)."""
 
 
-def _compact_encoder() -> Callable[[Any], str]:
-    """:func:`~apprentice.prompts.canonical_json`'s exact output from an encoder built once.
-
-    ``json.dumps`` with options builds a new encoder on every call, most of its cost on
-    a small dict (1.2 us against 5.1 us for a one-key input, measured on a loaded 2-core
-    machine; twice per request). This is the C encoder ``json`` itself uses, with the
-    same options (no circular check: the inputs are parsed JSON or depth-checked by the
-    facade). Without the C accelerator (PyPy): ``canonical_json`` itself."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return canonical_json
-    encode = make(
-        None,  # markers: no circular check
-        json.JSONEncoder().default,  # a TypeError for what JSON cannot hold
-        json.encoder.encode_basestring,  # ensure_ascii=False: UTF-8 kept
-        None,  # indent
-        ":",  # key separator
-        ",",  # item separator
-        True,  # sort_keys
-        False,  # skipkeys
-        True,  # allow_nan
-    )
-    return lambda value: "".join(encode(value, 0))
-
-
-_compact = _compact_encoder()
-
-
 def answer_json(value: dict[str, Any] | None) -> str | None:
     """The canonical JSON of a request's input or served output (``None`` stays NULL).
 
@@ -95,7 +66,7 @@ def answer_json(value: dict[str, Any] | None) -> str | None:
     never fail the request's row; it reads back as the same string."""
     if value is None:
         return None
-    text = _compact(value)
+    text = canonical_json(value)  # an encoder built once (prompts.canonical_json)
     if not text.isascii():
         try:
             text.encode("utf-8")
