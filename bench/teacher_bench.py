@@ -36,6 +36,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,9 @@ from apprentice.config import ProviderConfig, TaskConfig
 from apprentice.gateway.server import tune_process
 from apprentice.teachers import build_teacher
 from apprentice.teachers.base import Teacher
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import teacher_gateway  # the sibling module, found by the path above
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DELAY_S = 1.0
@@ -155,7 +159,14 @@ async def closed_loop(teacher: Teacher, seconds: float, in_flight: int) -> dict[
     }
 
 
-async def open_loop(teacher: Teacher, seconds: float, rate: int) -> dict[str, Any]:
+def calls(teacher: Teacher) -> Callable[[], Awaitable[Any]]:
+    """One teacher call of the bench's task, as an argument-free coroutine function."""
+    return lambda: teacher.generate(TASK, {"text": "my invoice is wrong"})
+
+
+async def open_loop(
+    call: Callable[[], Awaitable[Any]], seconds: float, rate: int
+) -> dict[str, Any]:
     latencies: list[float] = []
     failures: dict[str, int] = {}
     total = int(rate * seconds)
@@ -165,7 +176,7 @@ async def open_loop(teacher: Teacher, seconds: float, rate: int) -> dict[str, An
     async def one() -> None:
         started = time.perf_counter()
         try:
-            await teacher.generate(TASK, {"text": "my invoice is wrong"})
+            await call()
         except Exception as exc:
             failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
             return
@@ -209,11 +220,11 @@ async def run_pool(port: int, pool: str, seconds: float, rates: list[int]) -> di
         result["slow"] = []
         for rate in rates:
             if pool == "httpx":  # the old pool collapses at high rates: a short run says so
-                result["slow"].append(await open_loop(slow, OLD_SECONDS, rate))
+                result["slow"].append(await open_loop(calls(slow), OLD_SECONDS, rate))
                 continue
-            await open_loop(slow, min(2.0, seconds), rate)  # warm up: open the connections
+            await open_loop(calls(slow), min(2.0, seconds), rate)  # warm up: the connections
             tune_process()  # as `apprentice serve` does once it is up
-            result["slow"].append(await open_loop(slow, seconds, rate))
+            result["slow"].append(await open_loop(calls(slow), seconds, rate))
         return result
     finally:
         await instant.aclose()
@@ -334,6 +345,12 @@ def write_md(out: dict[str, Any]) -> str:
     for pool, res in out["pools"].items():
         i = res["instant"]
         lines.append(f"| {pool} | {i['rps']:,} | {i['cpu_ms_per_request']} ms |")
+    if "gateway" in out:
+        i = out["gateway"]["instant"]
+        lines.append(
+            f"| Apprentice gateway as a proxy (`apprentice serve`, its CPU; every answer "
+            f"reserved, stored, fsynced) | {i['rps']:,} | {i['cpu_ms_per_request']} ms |"
+        )
     if "litellm" in out:
         i = out["litellm"]
         lines.append(
@@ -355,6 +372,14 @@ def write_md(out: dict[str, Any]) -> str:
                 f"{failed} | {s['p50_ms']} ms | {s['p99_ms']} ms | "
                 f"{s['cpu_ms_per_request']} ms |"
             )
+    if "gateway" in out:
+        s = out["gateway"]["slow"]
+        failed = ", ".join(f"{k} {v}" for k, v in s["failed"].items()) or "0"
+        lines.append(
+            f"| Apprentice gateway (`apprentice serve`, HTTP, stored) | {s['offered_rps']:,} | "
+            f"{s['requests']:,} | {s['served']:,} | {failed} | {s['p50_ms']} ms | "
+            f"{s['p99_ms']} ms | {s['gateway_cpu_ms_per_request']} ms (serve's) |"
+        )
     lines += ["", *out.get("notes", [])]
     return "\n".join(lines) + "\n"
 
@@ -365,6 +390,9 @@ def main() -> None:
     parser.add_argument("--pools", default="aiohttp,httpx")
     parser.add_argument("--rates", default="10,1000")
     parser.add_argument("--litellm", help="path of a litellm binary: add its proxy")
+    parser.add_argument(
+        "--gateway", action="store_true", help="add the whole gateway as a proxy (serve)"
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -383,6 +411,10 @@ def main() -> None:
             for pool in args.pools.split(",")
         }
         extra: dict[str, Any] = {}
+        if args.gateway:
+            extra["gateway"] = asyncio.run(
+                teacher_gateway.run(port, args.seconds, max(rates), _cpu_s, open_loop)
+            )
         if args.litellm:
             extra["litellm"] = asyncio.run(litellm_run(args.litellm, port, args.seconds))
             extra["litellm_version"] = subprocess.run(
