@@ -54,7 +54,7 @@ __all__ = ["AnswerCache"]
 
 log = logging.getLogger(__name__)
 
-Stamp = tuple[str, str | None]  # (phase, active version): what the answers depend on
+Stamp = tuple[str, str | None, str | None]  # (phase, active version, canary version)
 
 
 @dataclass(slots=True)
@@ -158,8 +158,10 @@ class AnswerCache:
             cache.waiting -= 1
 
     def _current(self, task: ServedTask) -> _TaskCache:
-        """The task's cache, emptied first if its phase or active version changed."""
-        stamp: Stamp = (task.engine.phase_name(), task.engine.active_version)
+        """The task's cache, emptied first if its phase, active version or canary changed
+        (a rolled-back candidate's answers must not outlive it)."""
+        canary = None if task.canary is None else task.canary.version
+        stamp: Stamp = (task.engine.phase_name(), task.engine.active_version, canary)
         cache = self._tasks.get(task.name)
         if cache is None:
             cache = self._tasks[task.name] = _TaskCache(stamp)
