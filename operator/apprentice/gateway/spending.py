@@ -155,8 +155,7 @@ class SharedBudget:
         return budget_mod.from_totals(self.limits, now, spent, totals.pending)
 
     def _windows(self, now: float) -> list[tuple[float, float]]:
-        """The day, week and month around ``now``; recomputed only when the day changes
-        (every paid request asks, and the time zone arithmetic is not free)."""
+        """The day, week and month around ``now`` (recomputed only when the day changes)."""
         last = self._bounds
         if last and last[0][0] <= now < last[0][1]:  # within the same day: same windows
             return last
