@@ -24,6 +24,7 @@ from gw_config import config_dict, make_config
 from apprentice import cli, config
 from apprentice.engine import canary as rule
 from apprentice.engine import lifecycle
+from apprentice.reporting import snapshot
 from apprentice.store import open_store, records
 
 CANARY = {"share": 0.5, "min_comparisons": 12, "max_comparisons": 24, "sampling_rate": 1.0}
@@ -196,12 +197,35 @@ async def test_a_local_run_becomes_a_canary_which_a_restart_resumes(
     assert h.gw.tasks["classify"].canary.version == "v2"
     await h.close()
     again = await harness_factory(cfg, rule="last_word")
-    assert again.gw.tasks["classify"].canary.version == "v2"  # resumed, tally anew
+    assert again.gw.tasks["classify"].canary.version == "v2"  # resumed
     client = await again.serve()
     await traffic(again, client, 400)
     v2 = again.gw.store.version("classify", "v2")
     assert v2.state == "rejected" and v2.reason.startswith("canary: ")
     assert again.gw.store.active_version("classify").version == "v1"
+
+
+@pytest.mark.parametrize("mode", ["share", "shadow"])
+async def test_a_restarted_gateway_resumes_a_canary_with_its_evidence(
+    harness_factory: Any, tmp_path: Path, admin_env: dict[str, str], mode: str
+) -> None:
+    """Both versions' live comparisons are in the store: after a restart the canary goes
+    on from the evidence it had, not from nothing."""
+    slow = {**CANARY, "share": 1.0 if mode == "shadow" else 0.5}
+    slow |= {"min_comparisons": 500, "max_comparisons": 500}
+    cfg = make_config(tmp_path, task={"canary": {"mode": mode, **slow}})
+    seed(cfg, tmp_path)
+    h = await harness_factory(cfg)
+    client = await h.serve()
+    await start_canary(h, client, admin_env, tmp_path, "first_word")
+    await traffic(h, client, 40)
+    before = h.gw.tasks["classify"].canary.view()
+    assert before["candidate"]["comparisons"] > 0 and before["active"]["comparisons"] > 0
+    await h.close()
+    again = await harness_factory(cfg)
+    resumed = again.gw.tasks["classify"].canary.view()
+    assert resumed["candidate"] == before["candidate"] and resumed["active"] == before["active"]
+    assert resumed["started_at"] == before["started_at"]
 
 
 async def test_apprentice_status_shows_a_running_canary(
@@ -227,6 +251,32 @@ async def test_apprentice_status_shows_a_running_canary(
     assert cli.main(["status", "-c", str(path)]) == 0
     table = capsys.readouterr().out
     assert any(line.split()[:4] == ["canary", "v2", "on", "50%"] for line in table.splitlines())
+
+
+async def test_a_shadow_candidates_comparisons_are_stored_beside_the_requests(
+    harness_factory: Any, tmp_path: Path, admin_env: dict[str, str]
+) -> None:
+    """The store holds a shadow candidate's scored answers too: status rebuilt from it
+    shows the same tallies as the live gateway, and the candidate's answers are kept."""
+    slow = {**CANARY, "share": 1.0, "min_comparisons": 500, "max_comparisons": 500}
+    cfg = make_config(tmp_path, task={"canary": {"mode": "shadow", **slow}})
+    seed(cfg, tmp_path)
+    h = await harness_factory(cfg)
+    client = await h.serve()
+    await start_canary(h, client, admin_env, tmp_path, "last_word")
+    await traffic(h, client, 40)
+    live = h.gw.tasks["classify"].canary.view()
+    stored = snapshot.canary_from_store(cfg, h.gw.store, "classify")
+    assert stored is not None and live["candidate"]["comparisons"] >= 30
+    assert stored.candidate.model_dump() == live["candidate"]
+    assert stored.active.model_dump() == live["active"]
+    shadows = [c for c in h.gw.store.comparisons("classify") if c.student_version == "v2"]
+    assert len(shadows) == live["candidate"]["comparisons"]
+    assert all(c.details["source"] == "shadow" for c in shadows)
+    assert all(c.details["student_output"] is not None for c in shadows)
+    assert {r.student_version for r in h.gw.store.requests("classify") if r.student_version} == {
+        "v1"
+    }  # the requests themselves were all answered by the active version
 
 
 async def test_a_candidate_that_cannot_answer_is_rolled_back_and_callers_get_answers(

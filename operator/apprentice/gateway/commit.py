@@ -58,6 +58,24 @@ def _observe_canary(
         live.observe(candidate=True, score=0.0)  # the candidate could not answer at all
 
 
+def _shadow_comparison(
+    req: Request, comparison: records.ComparisonRecord | None
+) -> records.ComparisonRecord | None:
+    """A shadow candidate's scored answer, stored beside the request's own comparison (so
+    ``apprentice status`` and a restarted gateway see the canary's evidence)."""
+    call = req.canary
+    if call is None or not call.live.shadow or call.score is None:
+        return None
+    engine = req.task.engine
+    answer = None if call.answer is None else call.answer.output
+    return records.ComparisonRecord(
+        task=req.task.name, request_id=req.id, at=req.received_at, score=call.score,
+        details={"source": "shadow", "student_output": answer},
+        student_version=call.live.version, phase=engine.phase_name(),
+        sampling_rate=engine.sampling_rate() if comparison is None else comparison.sampling_rate,
+    )  # fmt: skip
+
+
 class Committer:
     """Writes a finished request and reports it (metrics, alerts, events, training)."""
 
@@ -92,16 +110,18 @@ class Committer:
         request = self._request_row(req, spend, output)
         # An unchanged engine state (a local-only answer in steady state) is not rewritten.
         state = None if task.engine.state is before else task.engine.to_json()
+        shadow = _shadow_comparison(req, comparison)
         future = self.parts.writer.submit_request(
-            request=request, example=example, comparison=comparison, spend=spend, task_state=state
-        )
+            request=request, example=example, comparison=comparison, spend=spend,
+            task_state=state, shadow=shadow,
+        )  # fmt: skip
         if task.engine.pending:  # phase changes and alarms: the events table, after the request
             self.write_events(task)
         self._report(req, comparison, alarms)
         if task.canary is not None:
             _observe_canary(req, task.canary, comparison)
         usage = req.usage
-        if example is None and not spend and comparison is None and state is None:
+        if example is None and not spend and comparison is None and state is None and not shadow:
             # Nothing here may be lost: answer without waiting for the fsync. The write
             # stays queued in order and commits within milliseconds.
             future.add_done_callback(_log_failure)

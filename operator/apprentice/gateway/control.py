@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from apprentice.engine.canary import Judgement, Verdict
+from apprentice.engine.canary import Judgement, Tally, Verdict
 from apprentice.gateway import training_data
 from apprentice.gateway.canary import LiveCanary
 from apprentice.gateway.parts import Parts
@@ -164,15 +164,29 @@ class TaskControl:
         def finish(live: LiveCanary, judgement: Judgement) -> None:
             self._canary_ended(live, judgement, verdict)
 
-        served.canary = LiveCanary(
-            task, version, student, served.cfg.canary, active=served.engine.active_version,
-            started_at=now, finish=finish,
-        )  # fmt: skip
+        active = served.engine.active_version
+        started, evidence = await asyncio.to_thread(self._evidence, task, version, active, now)
+        live = LiveCanary(task, version, student, served.cfg.canary, active=active,
+                          started_at=started, finish=finish)  # fmt: skip
+        served.canary = live
+        live.candidate, live.active = evidence[version], evidence[active]
         cfg = served.cfg.canary
         text = f"canary {version} started: {cfg.mode.value} of {cfg.share:.0%} of live traffic"
         self.write_events(served, [events_mod.event(task, "canary_started", text, now,
                                                     version=version)])  # fmt: skip
         return True
+
+    def _evidence(
+        self, task: str, version: str, active: str | None, now: datetime
+    ) -> tuple[datetime, dict[str | None, Tally]]:
+        """When ``version``'s canary started (its store mark; ``now`` for a new one) and each
+        version's stored comparisons since: a restarted gateway resumes with its evidence."""
+        store = self.parts.store
+        if store is None:
+            return now, {version: Tally(), active: Tally()}
+        mark = store.version(task, version).metrics.get("canary") or {}
+        started = datetime.fromisoformat(mark["started_at"]) if "started_at" in mark else now
+        return started, snapshot_mod.canary_tallies(store, task, started, [version, active])
 
     def _canary_ended(self, live: LiveCanary, judgement: Judgement, verdict: CanaryVerdict) -> None:
         """Stop routing to the candidate now; promote or roll back in the background."""

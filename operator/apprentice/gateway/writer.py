@@ -64,10 +64,11 @@ class StoreWriter:
         comparison: records.ComparisonRecord | None = None,
         spend: Sequence[records.SpendRecord] = (),
         task_state: dict[str, Any] | None = None,
+        shadow: records.ComparisonRecord | None = None,
     ) -> asyncio.Future[records.RecordResult]:
         """Queue one request transaction (``Store.record_request``'s arguments)."""
         write = {"request": request, "example": example, "comparison": comparison,
-                 "spend": spend, "task_state": task_state}  # fmt: skip
+                 "spend": spend, "task_state": task_state, "shadow": shadow}  # fmt: skip
         return self.submit(_RequestWrite(self._store, write))
 
     async def _run(self) -> None:

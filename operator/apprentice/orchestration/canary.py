@@ -104,7 +104,7 @@ async def settle(orch: Orchestrator, task: str, version: str, judgement: Judgeme
 
 
 async def resume(orch: Orchestrator, task: str) -> None:
-    """Start-up: a canary the last process was running starts again (its tally anew)."""
+    """Start-up: a canary the last process was running goes on (from its stored evidence)."""
     versions = await asyncio.to_thread(orch.store.versions, task)
     active = next((v for v in versions if v.state == VersionState.promoted), None)
     newest = versions[-1] if versions else None

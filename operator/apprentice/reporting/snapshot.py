@@ -9,6 +9,7 @@ without loading any model.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -200,7 +201,7 @@ def canary_from_store(
 ) -> status_mod.CanaryStatus | None:
     """A canary still running, rebuilt from the store: the newest version a validated
     candidate marked ``metrics.canary``, and the comparisons each version produced since
-    it started (share mode; a shadow candidate's scores live in the gateway only)."""
+    it started (a shadow candidate's are stored beside its requests' own)."""
     versions = store.versions(task)
     newest = versions[-1] if versions else None
     mark = {} if newest is None else newest.metrics.get("canary")
@@ -208,10 +209,7 @@ def canary_from_store(
         return None
     active = next((v.version for v in versions if v.state == "promoted"), None)
     since = datetime.fromisoformat(str(mark.get("started_at")))
-    tallies = {newest.version: canary_rule.Tally(), active: canary_rule.Tally()}
-    for c in store.comparisons(task, since=since):
-        if c.student_version in tallies:
-            tallies[c.student_version] = tallies[c.student_version].add(c.score)
+    tallies = canary_tallies(store, task, since, [newest.version, active])
     rules = cfg.task(task).canary
     judged = canary_rule.judge(
         tallies[newest.version], tallies[active], margin=rules.margin,
@@ -224,6 +222,17 @@ def canary_from_store(
         candidate=_tally(tallies[newest.version]), active=_tally(tallies[active]),
         verdict=judged.verdict.value, reason=judged.reason,
     )  # fmt: skip
+
+
+def canary_tallies(
+    store: Store, task: str, since: datetime, versions: Sequence[str | None]
+) -> dict[str | None, canary_rule.Tally]:
+    """Each version's stored comparisons since ``since`` (a canary's evidence)."""
+    tallies: dict[str | None, canary_rule.Tally] = {v: canary_rule.Tally() for v in versions}
+    for c in store.comparisons(task, since=since):
+        if c.student_version in tallies:
+            tallies[c.student_version] = tallies[c.student_version].add(c.score)
+    return tallies
 
 
 def _tally(t: canary_rule.Tally) -> status_mod.CanaryTally:

@@ -1,7 +1,6 @@
 """The store's interface: what the gateway, the orchestrator and reporting may ask.
 
-One interface, two backends (SQLite, PostgreSQL), same behaviour; the suite in
-``tests/store`` runs against both.
+One interface, two backends (SQLite, PostgreSQL), same behaviour (``tests/store`` runs both).
 
 Threading and asyncio: every method is synchronous, blocking and thread-safe.
 Writes commit durably before they return (a request transaction fsyncs: from
@@ -111,15 +110,15 @@ class Store(FeedbackStore, abc.ABC):
         comparison: ComparisonRecord | None = None,
         spend: Sequence[SpendRecord] = (),
         task_state: dict[str, Any] | None = None,
+        shadow: ComparisonRecord | None = None,
     ) -> RecordResult:
         """Store one request's writes in ONE durable transaction, then return.
 
-        Either everything is kept (request row, example, comparison, spend
-        lines, counters, the task's engine state) or nothing is. A duplicate
-        example (same task and input hash) is not an error: the existing row
-        stays, ``example_added`` is False and counts do not change. A request
-        id recorded twice raises :class:`DuplicateRequestError`.
-        ``task_state`` (a JSON object) replaces the task's saved engine state.
+        Everything is kept (request row, example, comparison, a shadow canary's
+        comparison, spend lines, counters, the engine state ``task_state``) or nothing.
+        A duplicate example (same task and input hash) is not an error: the existing
+        row stays, ``example_added`` is False and counts do not change. A request id
+        recorded twice raises :class:`DuplicateRequestError`.
         """
 
     @abc.abstractmethod

@@ -76,12 +76,15 @@ class RequestRows(SqlCore):
         comparison: ComparisonRecord | None = None,
         spend: Sequence[SpendRecord] = (),
         task_state: dict[str, Any] | None = None,
+        shadow: ComparisonRecord | None = None,
     ) -> RecordResult:
         with self._write() as tx:
             if spend:  # the budget lock first, as every budget transaction (no deadlock)
                 budget.lock(tx, self.dialect)
             counts: dict[str, list[int]] = {}
-            result = self._record(tx, request, example, comparison, spend, task_state, counts)
+            result = self._record(
+                tx, request, example, comparison, spend, task_state, counts, shadow
+            )
             _bump(tx, counts)
             return result
 
@@ -150,6 +153,7 @@ class RequestRows(SqlCore):
             write.get("spend", ()),
             write.get("task_state"),
             counts,
+            write.get("shadow"),
         )
 
     def _record(
@@ -161,6 +165,7 @@ class RequestRows(SqlCore):
         spend: Sequence[SpendRecord],
         task_state: dict[str, Any] | None,
         counts: dict[str, list[int]],
+        shadow: ComparisonRecord | None = None,
     ) -> RecordResult:
         """One request's rows; its counters are added to ``counts`` (see :func:`_bump`)."""
         self._insert_request(tx, request)
@@ -170,6 +175,8 @@ class RequestRows(SqlCore):
         comparison_id = None
         if comparison is not None:
             comparison_id = self._insert_comparison(tx, comparison)
+        if shadow is not None:  # a shadow candidate's answer, scored (not counted as sampled)
+            self._insert_comparison(tx, shadow)
         self._insert_spend(tx, spend)
         totals = counts.setdefault(request.task, [0] * len(_COUNTERS))
         for i, n in enumerate(_counts(request, comparison)):
