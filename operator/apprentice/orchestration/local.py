@@ -381,10 +381,11 @@ class LocalOrchestrator:
         result = await self.validate(task, version)
         if result.passed:
             await self.promote(task, version)
-        if self.metrics is not None:
-            outcome = VersionState.promoted if result.passed else VersionState.rejected
-            self.metrics.record_training_run(task, outcome.value)
         found = await self._db(self.store.version, task, version)
+        if self.metrics is not None:  # a canary's verdict comes later (events, alert)
+            canary = result.passed and "canary" in found.metrics
+            outcome = "canary" if canary else "promoted" if result.passed else "rejected"
+            self.metrics.record_training_run(task, outcome)
         return VersionInfo.of(found)
 
     async def _run_trainer(self, spec_path: Path, log_path: Path) -> int:

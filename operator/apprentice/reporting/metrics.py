@@ -188,7 +188,7 @@ class Metrics:
             make(
                 Counter,
                 "apprentice_training_runs",
-                "Training runs by outcome (promoted, rejected, failed).",
+                "Training runs by outcome (promoted, canary, rejected, failed).",
                 ["task", "result"],
             )
         )
@@ -295,7 +295,8 @@ class Metrics:
         self._alerts_dropped.get(reason).inc()
 
     def record_training_run(self, task: str, result: str) -> None:
-        """result: promoted | rejected | failed."""
+        """result: promoted | canary (passed, now tried on live traffic: the verdict is
+        the canary_promoted / canary_rolled_back event) | rejected | failed."""
         self._training.get(task, result).inc()
 
     # --- exposition ------------------------------------------------------------------
