@@ -7,6 +7,8 @@ case here fails :func:`test_every_cel_rule_has_a_case` rather than going uncheck
 from __future__ import annotations
 
 import copy
+import datetime as dt
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,7 +17,7 @@ import yaml
 from cluster_support import CRDS, EXAMPLES, Cluster, example_task
 
 from apprentice.config import StudentBackend
-from apprentice.kube import models
+from apprentice.kube import models, task_status
 
 NS = "crd-tests"
 Obj = dict[str, Any]
@@ -298,3 +300,44 @@ def test_immutable_fields_stay_immutable(
     assert f"{field} is immutable" in out.stderr, out.stderr
     stored = crds.get(kind, name, ns)
     assert stored is not None and stored["spec"][field] == body["spec"][field]
+
+
+def test_a_running_canary_in_the_status_is_kept_shown_and_cleared_by_the_server(
+    crds: Cluster, ns: str
+) -> None:
+    """The operator's own status (task_status from a gateway state with a canary) goes
+    through the status subresource unpruned, ``kubectl get`` shows the candidate, and the
+    merge patch the operator sends once the canary ended removes it."""
+    crds.kubectl("create", "-f", "-", stdin=yaml.safe_dump(_base("canary-status")))
+    live = {
+        "version": "v2", "active_version": "v1", "mode": "shadow", "share": 0.25,
+        "margin": -0.02, "started_at": "2026-01-01T00:00:00.5+00:00",
+        "candidate": {"comparisons": 40, "agreement": 0.925},
+        "active": {"comparisons": 120, "agreement": 0.9}, "reason": "undecided",
+    }  # fmt: skip
+    now = dt.datetime(2026, 1, 1, 0, 5, tzinfo=dt.UTC)
+    kwargs: Obj = {"generation": 1, "now": now, "endpoint": "http://x:8080"}
+    state: Obj = {"phase": "steady_state", "phase_number": 3, "active_version": "v1"}
+    running = task_status.task_status({}, state={**state, "canary": live}, **kwargs)
+
+    def patch(status: Obj) -> Obj:
+        body = json.dumps({"status": status})
+        crds.kubectl("patch", "distilledtask", "canary-status", "-n", ns, "--subresource=status",
+                     "--type=merge", "-p", body)  # fmt: skip
+        stored = crds.get("distilledtask", "canary-status", ns)
+        assert stored is not None
+        return dict(stored["status"])
+
+    stored = patch(running)
+    assert stored["canary"] == running["canary"]  # nothing pruned or defaulted away
+    assert stored["canary"]["candidate"] == {"comparisons": 40, "agreement": 0.925}
+    canary = next(c for c in stored["conditions"] if c["type"] == "Canary")
+    assert (canary["status"], canary["reason"]) == ("True", "CanaryRunning")
+    table = crds.kubectl("get", "distilledtask", "canary-status", "-n", ns)
+    header, row = table.splitlines()[:2]
+    assert "CANARY" in header.split() and "v2" in row.split()
+    ended = task_status.task_status(stored, state=state, **kwargs)
+    stored = patch(task_status.status_patch(stored, ended))
+    assert "canary" not in stored
+    canary = next(c for c in stored["conditions"] if c["type"] == "Canary")
+    assert (canary["status"], canary["reason"]) == ("False", "CanaryEnded")

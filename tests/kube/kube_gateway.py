@@ -145,6 +145,7 @@ class FakeGateway:
         version = request.match_info["version"]
         if self.canary:
             self.versions[version].update(state="candidate", metrics={"canary": {"mode": "share"}})
+            self.state["canary"] = canary_view(version, self.state.get("active_version"))
             return web.json_response({"active": self.state.get("active_version")})
         self.versions[version]["state"] = "promoted"
         self.state["active_version"] = version
@@ -157,6 +158,22 @@ class FakeGateway:
     async def _finished(self, request: web.Request) -> web.Response:
         self.state.update(training_in_progress=False)
         return web.json_response({"ok": True})
+
+
+def canary_view(version: str, active: str | None) -> dict[str, Any]:
+    """The gateway state's ``canary`` while one runs (LiveCanary.view's shape), no evidence yet."""
+    return {
+        "version": version,
+        "active_version": active,
+        "mode": "share",
+        "share": 0.1,
+        "margin": 0.0,
+        "started_at": "2026-01-01T00:00:00+00:00",
+        "candidate": {"comparisons": 0, "agreement": 0.0},
+        "active": {"comparisons": 0, "agreement": 0.0},
+        "verdict": "continue",
+        "reason": "collecting evidence",
+    }
 
 
 def _error(status: int, code: str, message: str) -> web.Response:

@@ -155,10 +155,19 @@ def test_kubectl_get_dt_columns_render_from_a_status() -> None:
         "Sampling": 0.05,
         "Spend-Today": 0.42,
         "Model": "v3",
+        "Canary": None,  # kubectl prints <none> while no canary runs
         "Ready": "True",
         "Age": "2026-01-01T00:00:00Z",
     }
     models.DistilledTaskStatus.model_validate(body["status"])  # the sample is a real status
+
+
+def test_kubectl_get_dt_shows_a_running_canary_beside_the_serving_model() -> None:
+    tally = {"comparisons": 40, "agreement": 0.93}
+    status = {"activeModelVersion": "v3", "canary": {"version": "v4", "candidate": tally}}
+    got = columns("DistilledTask", {"metadata": {}, "status": status})
+    assert (got["Model"], got["Canary"]) == ("v3", "v4")
+    models.DistilledTaskStatus.model_validate(status)
 
 
 def test_tj_and_mv_columns_render() -> None:

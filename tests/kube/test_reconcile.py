@@ -76,7 +76,48 @@ def test_status_from_state_maps_the_contract_to_camel_case() -> None:
         "spend": {"today": 0.42, "week": 1.5, "month": 3.25, "currency": "USD"},
         "estimatedSavings": 12.5,
         "activeModelVersion": "v2",
+        "canary": None,  # null when none runs: the merge patch removes an ended one
     }
+
+
+CANARY = {
+    "version": "v3",
+    "active_version": "v2",
+    "mode": "share",
+    "share": 0.1,
+    "margin": 0.0,
+    "started_at": "2026-01-01T00:00:00.250000+00:00",
+    "candidate": {"comparisons": 40, "agreement": 0.925},
+    "active": {"comparisons": 120, "agreement": 0.9},
+    "verdict": "continue",
+    "reason": "undecided: d = +0.025",
+}
+
+
+def test_a_running_canary_maps_to_status_canary_in_camel_case() -> None:
+    status = reconcile.status_from_state(task_state("t", active_version="v2", canary=CANARY))
+    assert status["canary"] == {
+        "version": "v3",
+        "activeVersion": "v2",
+        "mode": "share",
+        "share": 0.1,
+        "margin": 0.0,
+        "since": "2026-01-01T00:00:00Z",
+        "candidate": {"comparisons": 40, "agreement": 0.925},
+        "active": {"comparisons": 120, "agreement": 0.9},
+    }
+    assert reconcile.status_from_state(task_state("t", canary=None))["canary"] is None
+
+
+def test_the_canary_condition_is_true_while_one_runs_then_false_and_absent_before() -> None:
+    running = reconcile.canary_condition(task_state("t", canary=CANARY), {})
+    assert running is not None and running[:2] == (True, "CanaryRunning")
+    assert "v3 in share mode on 10% of live traffic" in running[2]
+    assert "0.925 over 40 comparisons" in running[2] and "v2 0.9 over 120" in running[2]
+    old = {"canary": {"version": "v3"}}
+    ended = reconcile.canary_condition(task_state("t"), old)
+    assert ended == (False, "CanaryEnded", "canary v3 ended: its ModelVersion has the verdict")
+    assert reconcile.canary_condition(task_state("t"), {}) is None
 
 
 @pytest.mark.parametrize(

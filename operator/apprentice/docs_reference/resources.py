@@ -53,6 +53,12 @@ CONDITIONS: dict[str, list[tuple[str, str, str]]] = {
             "a budget window's cap is reached: no teacher calls",
             "CapReached; False: WithinBudget",
         ),
+        (
+            "Canary",
+            "a candidate version is on live traffic (`status.canary`); absent until a "
+            "task's first canary",
+            "CanaryRunning; False: CanaryEnded",
+        ),
     ],
     "TrainingJob": [
         ("Ready", "the run succeeded", "Succeeded"),

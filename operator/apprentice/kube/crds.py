@@ -198,6 +198,7 @@ _KINDS: list[tuple[str, str, str, type[BaseModel], type[BaseModel], list[Schema]
             _column("Sampling", "number", ".status.samplingRate", "Share of requests shadowed."),
             _column("Spend-Today", "number", ".status.spend.today", "Teacher spend today."),
             _column("Model", "string", ".status.activeModelVersion", "Serving adapter version."),
+            _column("Canary", "string", ".status.canary.version", "Candidate on live traffic."),
             _column("Ready", "string", '.status.conditions[?(@.type=="Ready")].status', "Ready."),
             _AGE,
         ],

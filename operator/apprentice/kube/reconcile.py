@@ -6,7 +6,8 @@ tested as data.
 Conditions follow kstatus: ``Ready`` (the gateway answers), ``Reconciling`` (children
 applied but not yet serving), ``Stalled`` (the spec cannot be reconciled), ``Training``,
 ``Degraded`` (emergency, or the last training failed; the current version keeps
-serving) and ``BudgetExhausted``.
+serving), ``BudgetExhausted`` and ``Canary`` (a candidate version is on live traffic; set
+once a task had one, False after it ended).
 """
 
 from __future__ import annotations
@@ -18,10 +19,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from apprentice.kube.status_models import DistilledTaskStatus, ExampleCounts, Spend
+from apprentice.kube.status_models import (
+    CanaryTally,
+    DistilledTaskStatus,
+    ExampleCounts,
+    Spend,
+    TaskCanary,
+)
 
 __all__ = [
     "JobOutcome",
+    "canary_condition",
     "condition",
     "differs",
     "events_for",
@@ -123,6 +131,7 @@ def status_from_state(state: Mapping[str, Any]) -> Obj:
     values = {f: state.get(GATEWAY_NAMES.get(f, f)) for f in FROM_GATEWAY}
     values["examples"] = _known(ExampleCounts, state.get("examples"))
     values["spend"] = _known(Spend, state.get("spend"))
+    values["canary"] = _canary(state.get("canary"))
     status = DistilledTaskStatus.model_validate(values)
     out: Obj = status.model_dump(mode="json", by_alias=True, include=set(FROM_GATEWAY))
     return out
@@ -133,6 +142,50 @@ def _known(model: type[BaseModel], value: Any) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         return {}
     return {k: v for k, v in value.items() if k in model.model_fields}
+
+
+def _canary(value: Any) -> dict[str, Any] | None:
+    """``status.canary`` from the gateway's ``canary`` (None: no canary runs)."""
+    if not isinstance(value, Mapping) or not value.get("version"):
+        return None
+    out = _known(TaskCanary, value)
+    out["candidate"] = _known(CanaryTally, value.get("candidate"))
+    out["active"] = _known(CanaryTally, value.get("active"))
+    started = value.get("started_at")
+    if isinstance(started, str) and started:
+        try:
+            out["since"] = rfc3339(parse_time(started) or dt.datetime.now(dt.UTC))
+        except ValueError:  # not ISO 8601: shown as the gateway wrote it
+            out["since"] = started
+    return out
+
+
+def canary_condition(
+    state: Mapping[str, Any], old: Mapping[str, Any]
+) -> tuple[bool, str, str] | None:
+    """(status, reason, message) of ``Canary`` from the gateway's state and the last
+    status ``old``: True while one runs, False once it ended; None (no condition) for a
+    task that has not had one, so most tasks carry no ``Canary`` condition at all."""
+    live = state.get("canary")
+    if isinstance(live, Mapping) and live.get("version"):
+        return True, "CanaryRunning", _canary_text(live)
+    was = condition(old.get("conditions") or [], "Canary")
+    if old.get("canary") or (was is not None and was.get("status") == "True"):
+        version = (old.get("canary") or {}).get("version") or "the candidate"
+        return False, "CanaryEnded", f"canary {version} ended: its ModelVersion has the verdict"
+    return None
+
+
+def _canary_text(live: Mapping[str, Any]) -> str:
+    cand, act = live.get("candidate") or {}, live.get("active") or {}
+    share = live.get("share")
+    routed = f"{share:.0%} of live traffic" if isinstance(share, int | float) else "live traffic"
+    return (
+        f"{live.get('version')} in {live.get('mode')} mode on {routed}: agreement "
+        f"{cand.get('agreement', 0)} over {cand.get('comparisons', 0)} comparisons, "
+        f"active {live.get('active_version')} {act.get('agreement', 0)} over "
+        f"{act.get('comparisons', 0)}; {live.get('reason') or 'collecting evidence'}"
+    )
 
 
 def state_conditions(

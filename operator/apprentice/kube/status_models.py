@@ -17,12 +17,14 @@ from apprentice.vocabulary import PhaseName, VersionState
 
 __all__ = [
     "CONDITION_TYPES",
+    "CanaryTally",
     "Condition",
     "DistilledTaskStatus",
     "ExampleCounts",
     "ModelVersionState",
     "ModelVersionStatus",
     "Spend",
+    "TaskCanary",
     "TrainingJobState",
     "TrainingJobStatus",
 ]
@@ -35,6 +37,7 @@ CONDITION_TYPES: tuple[str, ...] = (
     "Training",
     "Degraded",
     "BudgetExhausted",
+    "Canary",
 )
 
 
@@ -80,6 +83,28 @@ class Spend(Model):
     currency: str = Field(default="USD")
 
 
+class CanaryTally(Model):
+    """One version's live comparisons since the canary started."""
+
+    comparisons: int = Field(default=0, ge=0, description="Sampled comparisons scored.")
+    agreement: float = Field(default=0.0, description="Mean agreement with the teacher.")
+
+
+class TaskCanary(Model):
+    """A candidate version on live traffic before promotion (the gateway's ``canary``)."""
+
+    version: str = Field(description="The candidate ModelVersion's version.")
+    active_version: str | None = Field(
+        default=None, description="The version it is judged against."
+    )
+    mode: str | None = Field(default=None, description="share | shadow")
+    share: float | None = Field(default=None, description="Share of live requests routed to it.")
+    margin: float | None = Field(default=None, description="Agreement over the active's needed.")
+    since: str | None = Field(default=None, description="When it started (RFC 3339).")
+    candidate: CanaryTally = Field(default_factory=CanaryTally)
+    active: CanaryTally = Field(default_factory=CanaryTally)
+
+
 Phase = PhaseName
 
 
@@ -100,6 +125,9 @@ class DistilledTaskStatus(Model):
     spend: Spend | None = None
     estimated_savings: float | None = None
     active_model_version: str | None = None
+    canary: TaskCanary | None = Field(
+        default=None, description="The canary while one runs (absent otherwise)."
+    )
     endpoint: str | None = Field(default=None, description="In-cluster gateway URL.")
     observed_generation: int | None = None
     last_alarm_index: int | None = Field(default=None, description="Last alarm evented.")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apprentice.kube.reconcile import (
+    canary_condition,
     parse_time,
     rfc3339,
     set_condition,
@@ -180,6 +181,9 @@ def task_status(
         now=now,
         training_failure=_failure_text(view.failure, blocked),
     )
+    canary = canary_condition(state, old)
+    if canary is not None:
+        put("Canary", *canary)
     if view.waiting:
         put("Training", True, "WaitingForGPU", f"waiting for a GPU: {view.waiting}")
     elif blocked and not view.running:  # due, but earlier failures hold the next run back
