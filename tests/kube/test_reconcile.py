@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 from kube_gateway import task_state
 
-from apprentice.kube import reconcile
+from apprentice.kube import reconcile, status_models
+from apprentice.reporting import status as status_mod
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 T1 = T0 + dt.timedelta(minutes=5)
@@ -107,6 +108,19 @@ def test_a_running_canary_maps_to_status_canary_in_camel_case() -> None:
         "active": {"comparisons": 120, "agreement": 0.9},
     }
     assert reconcile.status_from_state(task_state("t", canary=None))["canary"] is None
+
+
+def test_every_status_canary_field_comes_from_the_gateways_canary_contract() -> None:
+    """The gateway's own model (what /state serialises), so a renamed key there fails here."""
+    tally = status_mod.CanaryTally(comparisons=3, agreement=0.5)
+    live = status_mod.CanaryStatus(
+        version="v3", active_version="v2", mode="shadow", share=0.2, margin=-0.02,
+        started_at="2026-01-01T00:00:00+00:00", candidate=tally, active=tally,
+    )  # fmt: skip
+    canary = reconcile.status_from_state(task_state("t", canary=live.model_dump(mode="json")))
+    shown = canary["canary"]
+    assert set(shown) == {f.alias for f in status_models.TaskCanary.model_fields.values()}
+    assert all(v is not None for v in shown.values()), shown
 
 
 def test_the_canary_condition_is_true_while_one_runs_then_false_and_absent_before() -> None:
