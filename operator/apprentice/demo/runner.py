@@ -117,6 +117,72 @@ def last_window_reduction(
     return round(1.0 - actual / (avg_cost * len(costs)), 4)
 
 
+class _Bar:
+    """The progress bar on stderr (a no-op without ``progress``)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.bar: Any = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, file=sys.stderr, unit="req", desc="cold_start",
+                            dynamic_ncols=True)  # fmt: skip
+
+    def training(self, index: int) -> None:
+        if self.bar is not None:
+            self.bar.set_description("training")
+            self.bar.write(f"request {index:,}: training the student on the teacher's answers")
+
+    def trained(self, store: Any, seconds: float) -> None:
+        if self.bar is not None:
+            self.bar.write(_training_note(store, seconds))
+
+    def step(self, phase: str) -> None:
+        if self.bar is not None:
+            self.bar.set_description(phase, refresh=False)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@dataclass
+class _Run:
+    """What the request loop saw: when the task first graduated, time spent on training."""
+
+    steady_at: int | None = None
+    training_seconds: float = 0.0
+
+
+async def _serve(
+    app: Any,
+    inputs: list[dict[str, Any]],
+    bar: _Bar,
+    on_phase: Callable[[int, str], None] | None,
+) -> _Run:
+    """Every input through the facade, one at a time, waiting out each training run."""
+    run = _Run()
+    phase = "cold_start"
+    for index, task_input in enumerate(inputs):
+        if app.training_due_or_running(TASK):
+            waited = time.perf_counter()
+            bar.training(index)
+            await app.wait_for_training_idle(TASK)
+            run.training_seconds += time.perf_counter() - waited
+            bar.trained(app.store, time.perf_counter() - waited)
+        await app.run(TASK, task_input)
+        now_phase = app.engine_state(TASK).phase_name()
+        if now_phase != phase:
+            phase = now_phase
+            if on_phase is not None:
+                on_phase(index, phase)
+            if phase == "steady_state" and run.steady_at is None:
+                run.steady_at = index
+        bar.step(phase)
+    return run
+
+
 async def run_demo(
     directory: Path,
     *,
@@ -132,61 +198,27 @@ async def run_demo(
     from apprentice.gateway.facade import Apprentice
 
     started, cpu_started = time.perf_counter(), _cpu_seconds()
-    training_seconds = 0.0
     chosen = settings or DemoSettings()
     if shift_at is not None and not 0 < shift_at < requests:
         raise ValueError(f"shift_at must be within the {requests} requests, got {shift_at}")
     cfg_path = prepare(directory, requests, seed, chosen, shift_at)
     inputs = [t.input for t in workload.generate(requests, seed, shift_at=shift_at)]
-
-    bar: Any = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(inputs), file=sys.stderr, unit="req", desc="cold_start",
-                   dynamic_ncols=True)  # fmt: skip
-    steady_at: int | None = None
-    phase = "cold_start"
+    bar = _Bar(len(inputs), progress)
     try:
         async with Apprentice.from_config(cfg_path) as app:
             # Same ids, same sampling draws: a rerun makes the same decisions.
             ids = (f"demo-{seed}-{i}" for i in range(10**9))
             app.gateway.new_request_id = ids.__next__
-            for index, task_input in enumerate(inputs):
-                if app.training_due_or_running(TASK):
-                    waited = time.perf_counter()
-                    if bar is not None:
-                        bar.set_description("training")
-                        bar.write(
-                            f"request {index:,}: training the student on the teacher's answers"
-                        )
-                    await app.wait_for_training_idle(TASK)
-                    training_seconds += time.perf_counter() - waited
-                    if bar is not None:
-                        bar.write(_training_note(app.store, time.perf_counter() - waited))
-                await app.run(TASK, task_input)
-                now_phase = app.engine_state(TASK).phase_name()
-                if now_phase != phase:
-                    phase = now_phase
-                    if on_phase is not None:
-                        on_phase(index, phase)
-                    if phase == "steady_state" and steady_at is None:
-                        steady_at = index
-                if bar is not None:
-                    bar.set_description(phase, refresh=False)
-                    bar.update(1)
+            run = await _serve(app, inputs, bar, on_phase)
             status = await app.status(TASK)
             store = app.store
             await app.flush()
             summary = _summarise(store, status, requests)
             detected = _detected(store, shift_at)
             recovered_at = _recovered(store, detected)
-            report_path = None
-            if write_report:
-                report_path = _write_report(store, app.config, directory)
+            report_path = _write_report(store, app.config, directory) if write_report else None
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return DemoResult(
         requests=requests,
         teacher_calls=summary["teacher_calls"],
@@ -194,9 +226,9 @@ async def run_demo(
         spend_reduction_last_1000=summary["reduction"],
         heldout_agreement=summary["heldout"],
         seconds=round(time.perf_counter() - started, 1),
-        training_seconds=round(training_seconds, 1),
+        training_seconds=round(run.training_seconds, 1),
         cpu_seconds=round(_cpu_seconds() - cpu_started, 1),
-        steady_state_at=steady_at,
+        steady_state_at=run.steady_at,
         shift_at=shift_at,
         shift_detected_at=detected,
         recovered_at=recovered_at,

@@ -32,12 +32,20 @@ CHANGE_EVENTS = ("shift", "drift", "emergency")
 
 
 def last_change(store: store_base.Store, task: str) -> datetime | None:
-    """When the teacher last changed, as the engine saw it (a shift, drift or emergency).
+    """When the teacher last changed, as the engine saw it: the first alarm (a shift,
+    drift or emergency) of the latest episode, which ends at a promotion. One change
+    often raises several alarms (a shift, then an emergency as agreement keeps
+    falling); the answers between them already follow the new teacher.
 
     Blocking (a store read): call it off the event loop.
     """
-    found = store.events(task, None, CHANGE_EVENTS, 1)
-    return found[-1].at if found else None
+    start: datetime | None = None
+    for event in reversed(store.events(task, None, (*CHANGE_EVENTS, "promoted"), 500)):
+        if event.kind != "promoted":
+            start = event.at
+        elif start is not None:
+            break
+    return start
 
 
 CPU_TRAINING_THREADS = 2
@@ -46,7 +54,23 @@ adapter on any machine (float sums depend on how many threads split them), and t
 is what the demo's 2-core target machine has."""
 
 
-def training_spec(local: LocalConfig, dataset: Path, out_dir: Path) -> TrainingRunSpec:
+def warm_start(store: store_base.Store, task: str, local: LocalConfig) -> str | None:
+    """The adapter a retrain starts from: the active version's, when the huggingface
+    backend trains it on the same base (the backend also checks the LoRA shape).
+
+    Blocking (a store read): call it off the event loop.
+    """
+    if local.fine_tune_backend is not FineTuneBackend.huggingface:
+        return None
+    active = store.active_version(task)
+    if active is None or active.base_model != local.training_base():
+        return None
+    return active.path if Path(active.path).is_dir() else None
+
+
+def training_spec(
+    local: LocalConfig, dataset: Path, out_dir: Path, *, init_adapter: str | None = None
+) -> TrainingRunSpec:
     """What ``python -m apprentice.training.run --spec`` reads."""
     return TrainingRunSpec(
         threads=CPU_TRAINING_THREADS if local.device == "cpu" else None,
@@ -59,4 +83,5 @@ def training_spec(local: LocalConfig, dataset: Path, out_dir: Path) -> TrainingR
         # the openai backend trains through the same key and endpoint its student uses
         api_key_env=local.api_key_env,
         base_url=local.base_url if local.fine_tune_backend is FineTuneBackend.openai else None,
+        init_adapter=init_adapter,
     )

@@ -49,6 +49,11 @@ class TrainingRunSpec(BaseModel):
         default=None, description="openai: env var of the API key (default OPENAI_API_KEY)."
     )
     base_url: str | None = Field(default=None, description="openai: API root (proxy, tests).")
+    init_adapter: str | None = Field(
+        default=None,
+        description="huggingface: the active version's adapter to start from (a retrain "
+        "needs fewer passes); ignored when its base model or LoRA shape differ.",
+    )
 
     def write(self, path: str | Path) -> Path:
         file = Path(path)
@@ -80,7 +85,9 @@ def train_from_spec(spec: TrainingRunSpec) -> dict[str, Any]:
 
         torch.set_num_threads(spec.threads)
     dataset = TrainingDataset.read_jsonl(spec.dataset)
-    options = TunerOptions(spec.device, spec.max_steps, spec.base_url, spec.api_key_env)
+    options = TunerOptions(
+        spec.device, spec.max_steps, spec.base_url, spec.api_key_env, spec.init_adapter
+    )
     tuner = get_fine_tuner(spec.backend, options)
     _emit(
         {

@@ -45,13 +45,17 @@ class TunerOptions:
     """openai: the API root (a proxy, a test server); None reads OPENAI_BASE_URL."""
     api_key_env: str | None = None
     """openai: the environment variable of the key; None means OPENAI_API_KEY."""
+    init_adapter: str | None = None
+    """huggingface: an earlier version's adapter to start from (a warm start)."""
 
 
 FineTunerFactory = Callable[[TunerOptions], FineTuner]
 
 
 def _huggingface(options: TunerOptions) -> FineTuner:
-    return huggingface.HuggingFaceFineTuner(options.device, max_steps=options.max_steps)
+    return huggingface.HuggingFaceFineTuner(
+        options.device, max_steps=options.max_steps, init_adapter=options.init_adapter
+    )
 
 
 def _openai(options: TunerOptions) -> FineTuner:
