@@ -9,7 +9,7 @@ it started from.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from test_entrypoints import run_spec, write_dataset
 from apprentice.config import FineTuneBackend, LocalConfig, TrainingConfig
 from apprentice.orchestration import datasets
 from apprentice.store import open_store
-from apprentice.store.records import ModelVersionRecord
+from apprentice.store.records import EventRecord, ModelVersionRecord
 from apprentice.training.backends import TrainingResult
 from apprentice.training.backends.huggingface import (
     ALL_LINEAR,
@@ -132,3 +132,26 @@ def test_a_warm_run_starts_where_the_earlier_adapter_ended(tmp_path: Path) -> No
     # One step from v1's weights scores about what v1 ended on, far below a fresh start.
     assert v2.loss_curve[0] < v1.loss_curve[0] / 2
     assert [e["event"] for e in events][-1] == "done"
+
+
+def test_the_change_starts_at_the_first_alarm_of_the_latest_episode(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'e.db'}")
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+    def event(minute: int, kind: str) -> datetime:
+        at = t0 + timedelta(minutes=minute)
+        store.add_event(EventRecord(task=TASK, at=at, kind=kind, message=kind))
+        return at
+
+    assert datasets.last_change(store, TASK) is None
+    event(0, "promoted")  # v1: no change yet
+    assert datasets.last_change(store, TASK) is None
+    first = event(10, "shift")
+    event(11, "coaching")  # not a change of the teacher
+    event(12, "emergency")  # the same change, agreement still falling
+    assert datasets.last_change(store, TASK) == first
+    event(20, "promoted")  # v2 trained on it: the episode still dates the change
+    assert datasets.last_change(store, TASK) == first
+    second = event(30, "drift")  # a new episode
+    assert datasets.last_change(store, TASK) == second
+    store.close()
