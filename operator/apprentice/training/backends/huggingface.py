@@ -62,6 +62,10 @@ TINY_BATCH_SIZE = 16
 # held-out 0.954 with dropout 0.1, 0.976 without; same data, same steps).
 TINY_DROPOUT = 0.0
 TINY_WEIGHT_DECAY = 0.1
+# Rows run at once within a batch of 16 (gradients summed): the activations of 8, and
+# the allocator's leftovers from them: the demo's trainer peaked at 948 MB RSS instead
+# of 1,100, same CPU, its first version held-out 0.966 (0.976 whole batches).
+TINY_MICRO_BATCH = 8
 # Passes of a retrain that starts from the active version's adapter: the model
 # already writes the JSON and knows the old labels, it only learns what changed.
 TINY_WARM_EPOCHS = 3
@@ -217,23 +221,36 @@ def _tensors(encoded: Encoded, batch: list[int], pad: int) -> tuple[Any, Any]:
 
 
 class _Loop:
-    """One run's optimisation: AdamW, the learning-rate schedule, gradient clipping."""
+    """One run's optimisation: AdamW, the learning-rate schedule, gradient clipping.
+
+    A batch is run ``micro_batch`` rows at a time, the gradients summed, each part's
+    loss weighted by its share of the batch's answer tokens: the step is the whole
+    batch's (its token mean), while only a part's activations are alive at once.
+    """
 
     def __init__(
-        self, model: Any, used: TrainingConfig, *, decay: float, total_steps: int, device: str
+        self,
+        model: Any,
+        used: TrainingConfig,
+        *,
+        decay: float,
+        total_steps: int,
+        device: str,
+        micro_batch: int | None = None,
     ) -> None:
         import torch  # heavy optional dependency
 
         self.model = model
         self.device = device
         self.total_steps = total_steps
+        self.micro_batch = micro_batch or used.batch_size
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimiser = torch.optim.AdamW(self.params, lr=used.learning_rate, weight_decay=decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimiser, _schedule(total_steps))
         self.step = 0
 
-    def train_step(self, ids: Any, labels: Any) -> float:
-        """One optimiser step on one batch; its loss."""
+    def _backward(self, ids: Any, labels: Any, share: float) -> float:
+        """Forward and backward of one part; its (unweighted) loss."""
         import torch  # heavy optional dependency
 
         loss = self.model(input_ids=ids.to(self.device), labels=labels.to(self.device)).loss
@@ -241,13 +258,29 @@ class _Loop:
             raise TrainingFailed(
                 f"loss became {float(loss)} at step {self.step}; lower the learning rate"
             )
+        (loss if share == 1.0 else loss * share).backward()
+        return float(loss.detach())
+
+    def train_step(self, encoded: Encoded, batch: list[int], pad: int) -> float:
+        """One optimiser step on one batch; its loss."""
+        import torch  # heavy optional dependency
+
+        parts = [
+            _tensors(encoded, batch[i : i + self.micro_batch], pad)
+            for i in range(0, len(batch), self.micro_batch)
+        ]
+        # The model's loss is the mean over answer tokens, labels shifted by one.
+        counts = [int((labels[:, 1:] != -100).sum()) for _, labels in parts]
         self.optimiser.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = 0.0
+        for (ids, labels), count in zip(parts, counts, strict=True):
+            share = 1.0 if len(parts) == 1 else count / sum(counts)
+            loss += share * self._backward(ids, labels, share)
         torch.nn.utils.clip_grad_norm_(self.params, 1.0)
         self.optimiser.step()
         self.scheduler.step()
         self.step += 1
-        return float(loss.detach())
+        return loss
 
     def epoch(self, encoded: Encoded, batches: list[list[int]], pad: int) -> float:
         """One pass over ``batches`` (until the step budget ends); the mean loss."""
@@ -255,7 +288,7 @@ class _Loop:
         for batch in batches:
             if self.step >= self.total_steps:
                 break
-            losses.append(self.train_step(*_tensors(encoded, batch, pad)))
+            losses.append(self.train_step(encoded, batch, pad))
         return sum(losses) / len(losses)
 
 
@@ -300,7 +333,9 @@ class HuggingFaceFineTuner:
         peft_model = _with_lora(model, base_model, used, init)
         decay = TINY_WEIGHT_DECAY if tiny.is_tiny(base_model) else 0.0
         used, total_steps = _steps(len(encoded), used, self.max_steps)
-        loop = _Loop(peft_model, used, decay=decay, total_steps=total_steps, device=device)
+        micro = TINY_MICRO_BATCH if tiny.is_tiny(base_model) else None
+        loop = _Loop(peft_model, used, decay=decay, total_steps=total_steps, device=device,
+                     micro_batch=micro)  # fmt: skip
         peft_model.train()
         loss_curve = _fit(loop, encoded, used, rng, codec.pad_id, _Reporter(progress, started))
         out_dir.mkdir(parents=True, exist_ok=True)
