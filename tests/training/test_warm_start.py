@@ -42,6 +42,9 @@ def test_a_warm_tiny_run_skips_the_from_scratch_step_floor() -> None:
     assert effective_hyper("apprentice/tiny", hyper, 200).epochs * 13 >= TINY_MIN_STEPS
     assert effective_hyper("apprentice/tiny", hyper, 200, warm=True).epochs == TINY_WARM_EPOCHS
     assert effective_hyper("apprentice/tiny", TrainingConfig(epochs=1), 200, warm=True).epochs == 1
+    # A grown store: fewer passes, never none.
+    assert effective_hyper("apprentice/tiny", hyper, 16 * 150, warm=True).epochs == 2
+    assert effective_hyper("apprentice/tiny", hyper, 16 * 1000, warm=True).epochs == 1
     big = "meta-llama/Llama-3.2-1B"
     assert effective_hyper(big, hyper, 1466, warm=True) == hyper
 

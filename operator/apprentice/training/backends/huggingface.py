@@ -69,6 +69,8 @@ TINY_MICRO_BATCH = 8
 # Passes of a retrain that starts from the active version's adapter: the model
 # already writes the JSON and knows the old labels, it only learns what changed.
 TINY_WARM_EPOCHS = 3
+# ... and at most this many steps (one pass at least): a grown store stays cheap.
+TINY_WARM_MAX_STEPS = 300
 
 
 def effective_hyper(
@@ -87,7 +89,7 @@ def effective_hyper(
         min(hyper.epochs, max(1, TINY_MAX_STEPS // steps_per_epoch)),
     )
     if warm:
-        epochs = min(hyper.epochs, TINY_WARM_EPOCHS)
+        epochs = min(hyper.epochs, TINY_WARM_EPOCHS, max(1, TINY_WARM_MAX_STEPS // steps_per_epoch))
     return hyper.model_copy(
         update={
             "learning_rate": max(hyper.learning_rate, TINY_LEARNING_RATE),
