@@ -120,7 +120,10 @@ def observe(
     elif coaching and not state.coaching:
         alarms.append(Alarm(AlarmKind.coaching, index, count, now))
 
-    in_episode = coaching or emergency
+    # A demoted task stays in its episode until it graduates again: its emergency may
+    # end (agreement back over the coaching trigger) long before it can graduate.
+    demoted = phase is Phase.reinforcement and state.episode_start is not None
+    in_episode = coaching or emergency or demoted
     episode_start = (
         (state.episode_start if state.episode_start is not None else state.examples)
         if in_episode
@@ -201,6 +204,8 @@ def training_due(state: TaskState) -> TrainingDue:
             return TrainingDue(True, f"emergency: {new} new examples")
         if state.coaching:
             return TrainingDue(True, f"coaching: {new} new examples")
+        if state.episode_start is not None:  # demoted, emergency over, not graduated
+            return TrainingDue(True, f"demoted: {new} new examples")
     if new >= p.fine_tune_batch_size:
         return TrainingDue(True, f"batch: {new} new examples")
     return TrainingDue(False)
@@ -212,7 +217,7 @@ def training_started(state: TaskState) -> TaskState:
         state,
         training_in_progress=True,
         trained_examples=state.examples,
-        remedial=state.remedial or state.coaching or state.emergency,
+        remedial=state.remedial or state.episode_start is not None,
         interrupted=False,
     )
 
