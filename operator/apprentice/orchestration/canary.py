@@ -48,6 +48,8 @@ class Orchestrator(Protocol):
 
     async def promote(self, task: str, version: str, *, canary: bool = True) -> str: ...
 
+    async def unload_candidate(self, task: str, version: str) -> None: ...
+
 
 async def _update(orch: Orchestrator, task: str, version: str, **fields: Any) -> None:
     await asyncio.to_thread(orch.store.update_version, task, version, **fields)
@@ -94,13 +96,7 @@ async def settle(orch: Orchestrator, task: str, version: str, judgement: Judgeme
     if orch.alerts is not None:
         orch.alerts.emit(alerts_mod.canary_rolled_back(task, version, judgement.reason))
     log.warning("task %s: canary %s rolled back: %s", task, version, judgement.reason)
-    student = orch.student_factory(orch.cfg.task(task))  # frees a shared server's slot
-    try:
-        await student.unload_version(version)
-    except student_base.StudentError as exc:
-        log.info("task %s: could not unload %s: %s", task, version, exc)
-    finally:
-        await student.aclose()
+    await orch.unload_candidate(task, version)  # frees a shared server's slot
 
 
 async def resume(orch: Orchestrator, task: str) -> None:

@@ -266,10 +266,10 @@ class LocalOrchestrator:
         if self.alerts is not None:
             self.alerts.emit(alerts_mod.rejected_version(task, version, reason, score))
         log.warning("task %s: version %s rejected: %s", task, version, reason)
-        await self._unload_candidate(task, version)
+        await self.unload_candidate(task, version)
         return ValidationResult(version, score, False, reason)
 
-    async def _unload_candidate(self, task: str, version: str) -> None:
+    async def unload_candidate(self, task: str, version: str) -> None:
         """Free a rejected candidate's slot on a shared student server (vLLM's max_loras).
 
         Only rejected candidates: the active version must never be unloaded behind the
