@@ -7,7 +7,7 @@ from typing import Any
 
 from apprentice.store import codec, schema
 from apprentice.store.records import HourBucket
-from apprentice.store.sqlcore import SqlCore
+from apprentice.store.sqlcore import SqlCore, time_filter
 
 __all__ = ["SeriesRows"]
 
@@ -22,17 +22,7 @@ class SeriesRows(SqlCore):
         until: datetime | None = None,
     ) -> list[HourBucket]:
         def window(column: str) -> tuple[str, list[Any]]:
-            where: list[str] = []
-            params: list[Any] = []
-            if task is not None:
-                where.append("task = ?")
-                params.append(task)
-            if since is not None:
-                where.append(f"{column} >= ?")
-                params.append(codec.to_micros(since))
-            if until is not None:
-                where.append(f"{column} < ?")
-                params.append(codec.to_micros(until))
+            where, params = time_filter(column, task, since, until)
             return (" WHERE " + " AND ".join(where) if where else ""), params
 
         hour = schema.MICROS_PER_HOUR

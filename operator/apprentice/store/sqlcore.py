@@ -38,6 +38,25 @@ class Cursor(Protocol):
     def fetchall(self) -> Any: ...
 
 
+def time_filter(
+    column: str, task: str | None, since: datetime | None, until: datetime | None = None
+) -> tuple[list[str], list[Any]]:
+    """``WHERE`` clauses and their values: one task (``None``: all) and ``[since, until)``
+    on ``column`` (either bound ``None``: open)."""
+    where: list[str] = []
+    params: list[Any] = []
+    if task is not None:
+        where.append("task = ?")
+        params.append(task)
+    if since is not None:
+        where.append(f"{column} >= ?")
+        params.append(codec.to_micros(since))
+    if until is not None:
+        where.append(f"{column} < ?")
+        params.append(codec.to_micros(until))
+    return where, params
+
+
 class Tx:
     """A cursor inside one transaction, speaking the store's ``?`` SQL."""
 
@@ -131,14 +150,7 @@ class SqlCore(Store):
         extra: Sequence[tuple[str, Sequence[Any]]] = (),
     ) -> list[Row]:
         """Rows in time order; with ``limit``, the most recent ``limit`` of them."""
-        where: list[str] = []
-        params: list[Any] = []
-        if task is not None:
-            where.append("task = ?")
-            params.append(task)
-        if since is not None:
-            where.append(f"{at} >= ?")
-            params.append(codec.to_micros(since))
+        where, params = time_filter(at, task, since)
         for clause, values in extra:
             where.append(clause)
             params.extend(values)
