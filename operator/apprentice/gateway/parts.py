@@ -10,6 +10,7 @@ needs when it runs (so a benchmark that swaps the budget swaps it for all).
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -28,17 +29,22 @@ _ID_BATCH = 256
 _random_pool = bytearray()
 
 
+_pool_lock = threading.Lock()
+
+
 def random_request_id() -> str:
     """128 random bits as 32 hex digits (what ``uuid4().hex`` gave, without the object).
 
     The bits come from ``os.urandom`` 256 ids at a time: one system call per 256
-    requests instead of one each (ids stay unguessable; the event loop's single
-    thread is the only caller).
+    requests instead of one each (ids stay unguessable). Locked: gateways on other
+    threads (``SyncApprentice``'s loop, tests) share the pool, and two takers of one
+    chunk would give two requests one id.
     """
-    if not _random_pool:
-        _random_pool.extend(os.urandom(_ID_BYTES * _ID_BATCH))
-    chunk = _random_pool[-_ID_BYTES:]
-    del _random_pool[-_ID_BYTES:]
+    with _pool_lock:
+        if not _random_pool:
+            _random_pool.extend(os.urandom(_ID_BYTES * _ID_BATCH))
+        chunk = _random_pool[-_ID_BYTES:]
+        del _random_pool[-_ID_BYTES:]
     return chunk.hex()
 
 
