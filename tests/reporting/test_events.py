@@ -97,10 +97,12 @@ def test_savings_subtract_local_compute_at_cost_per_hour(tmp_path) -> None:
             )
         )
         store.update_version("t", "v1", state="promoted")
+        # promoted_at is the store's clock (now), not NOW: count from it, whatever the hour.
         promoted = store.version("t", "v1").promoted_at
-        hours = (NOW + timedelta(hours=2) - promoted).total_seconds() / 3600
-        cost = snapshot.local_compute_cost(cfg, store, "t", NOW + timedelta(hours=2))
-        assert abs(cost - 0.5 * hours) < 1e-9
+        assert promoted is not None
+        cost = snapshot.local_compute_cost(cfg, store, "t", promoted + timedelta(hours=2))
+        assert abs(cost - 0.5 * 2) < 1e-9
+        assert snapshot.local_compute_cost(cfg, store, "t", promoted - timedelta(hours=1)) == 0.0
 
 
 def test_alarm_alerts_carry_the_numbers() -> None:
