@@ -58,22 +58,39 @@ def _observe_canary(
         live.observe(candidate=True, score=0.0)  # the candidate could not answer at all
 
 
-def _shadow_comparison(
-    req: Request, comparison: records.ComparisonRecord | None
-) -> records.ComparisonRecord | None:
+def _compared(
+    req: Request, score: float, details: dict[str, Any], version: str | None
+) -> records.ComparisonRecord:
+    """One scored student answer of ``req``, in the engine's phase and rate before it learns.
+
+    ``details`` carries the student's whole answer (``student_output``; None: invalid)
+    beside the score: DPO exports pair it with the example's (training.export.dpo_rows).
+    """
+    engine = req.task.engine
+    return records.ComparisonRecord(
+        task=req.task.name, request_id=req.id, at=req.received_at, score=score,
+        details=details, student_version=version, phase=engine.phase_name(),
+        sampling_rate=engine.sampling_rate(),
+    )  # fmt: skip
+
+
+def _comparison(req: Request) -> records.ComparisonRecord | None:
+    """The request's sampled comparison: the student it called against the teacher."""
+    if req.evaluation is None or req.student is None:
+        return None
+    details = {**req.evaluation.details, "student_output": req.student.output}
+    return _compared(req, req.evaluation.score, details, req.student.version)
+
+
+def _shadow_comparison(req: Request) -> records.ComparisonRecord | None:
     """A shadow candidate's scored answer, stored beside the request's own comparison (so
     ``apprentice status`` and a restarted gateway see the canary's evidence)."""
     call = req.canary
     if call is None or not call.live.shadow or call.score is None:
         return None
-    engine = req.task.engine
     answer = None if call.answer is None else call.answer.output
-    return records.ComparisonRecord(
-        task=req.task.name, request_id=req.id, at=req.received_at, score=call.score,
-        details={"source": "shadow", "student_output": answer},
-        student_version=call.live.version, phase=engine.phase_name(),
-        sampling_rate=engine.sampling_rate() if comparison is None else comparison.sampling_rate,
-    )  # fmt: skip
+    details = {"source": "shadow", "student_output": answer}
+    return _compared(req, call.score, details, call.live.version)
 
 
 class Committer:
@@ -96,7 +113,7 @@ class Committer:
         if output is None:
             raise await self._failed(req, spend)
         task, now = req.task, req.received_at
-        comparison = self._comparison(req)
+        comparison, shadow = _comparison(req), _shadow_comparison(req)
         example = None if req.teacher is None else task.make_example(req.input, req.teacher,
                                                                       req.id, now)  # fmt: skip
         before = task.engine.state
@@ -110,7 +127,6 @@ class Committer:
         request = self._request_row(req, spend, output)
         # An unchanged engine state (a local-only answer in steady state) is not rewritten.
         state = None if task.engine.state is before else task.engine.to_json()
-        shadow = _shadow_comparison(req, comparison)
         future = self.parts.writer.submit_request(
             request=request, example=example, comparison=comparison, spend=spend,
             task_state=state, shadow=shadow,
@@ -139,20 +155,6 @@ class Committer:
                 task.engine.add_example(-1)
         self.maybe_train(task)
         return Result(output, req.id, usage)
-
-    def _comparison(self, req: Request) -> records.ComparisonRecord | None:
-        if req.evaluation is None or req.student is None:
-            return None
-        engine = req.task.engine
-        return records.ComparisonRecord(
-            task=req.task.name, request_id=req.id, at=req.received_at,
-            score=req.evaluation.score,
-            # The student's whole answer (None: invalid) beside the score: DPO exports pair it
-            # with the example's answer (apprentice.training.export.dpo_rows).
-            details={**req.evaluation.details, "student_output": req.student.output},
-            student_version=req.student.version, phase=engine.phase_name(),
-            sampling_rate=engine.sampling_rate(),
-        )  # fmt: skip
 
     def _request_row(
         self, req: Request, spend: list[records.SpendRecord], output: dict[str, Any]
