@@ -40,6 +40,7 @@ import math
 from dataclasses import dataclass
 
 from apprentice.engine.confidence import wilson
+from apprentice.json_types import JsonObject
 
 __all__ = ["Judgement", "Tally", "Verdict", "judge", "routed", "sampled"]
 
@@ -77,7 +78,7 @@ class Tally:
     def mean(self) -> float:
         return self.total / self.n if self.n else 0.0
 
-    def to_json(self) -> dict[str, float | int]:
+    def to_json(self) -> JsonObject:
         return {"comparisons": self.n, "agreement": round(self.mean, 4)}
 
 

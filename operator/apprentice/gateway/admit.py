@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 from apprentice.engine import budget as budget_mod
 from apprentice.gateway import errors, settling
@@ -31,6 +30,7 @@ from apprentice.gateway.parts import Parts
 from apprentice.gateway.request import Meta, Request
 from apprentice.gateway.spending import Hold
 from apprentice.gateway.tasks import ServedTask
+from apprentice.json_types import JsonObject
 from apprentice.reporting import alerts as alerts_mod
 from apprentice.reporting import snapshot
 from apprentice.store import StoreError, records
@@ -79,7 +79,7 @@ class Admission:
             raise
         return req
 
-    def _valid_input(self, task: ServedTask, task_input: object) -> dict[str, Any]:
+    def _valid_input(self, task: ServedTask, task_input: object) -> JsonObject:
         if not isinstance(task_input, dict):
             raise errors.InvalidInput(
                 "input must be a JSON object",
@@ -94,7 +94,7 @@ class Admission:
             )
         return task_input
 
-    def check_storable(self, task_input: dict[str, Any]) -> None:
+    def check_storable(self, task_input: JsonObject) -> None:
         """Never pay for what cannot be stored: refuse such an input before the teacher."""
         store = self.parts.store
         problem = store.unstorable(task_input) if store is not None else None

@@ -43,11 +43,11 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from apprentice.gateway.parts import Parts
 from apprentice.gateway.request import Meta, Result
 from apprentice.gateway.tasks import ServedTask
+from apprentice.json_types import JsonObject
 from apprentice.store import RecordResult, records
 
 __all__ = ["AnswerCache"]
@@ -179,8 +179,8 @@ class AnswerCache:
     def _serve(
         self,
         task: ServedTask,
-        task_input: dict[str, Any],
-        output: dict[str, Any],
+        task_input: JsonObject,
+        output: JsonObject,
         meta: Meta,
         how: str,
         started: float,

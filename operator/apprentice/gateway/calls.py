@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from apprentice.gateway import judging, settling, tracing
 from apprentice.gateway.admit import Admission
@@ -26,6 +26,7 @@ from apprentice.gateway.deadlines import Deadlines
 from apprentice.gateway.parts import Parts
 from apprentice.gateway.request import Request
 from apprentice.gateway.spending import CallCover
+from apprentice.json_types import JsonObject
 from apprentice.students.base import StudentAnswer
 from apprentice.teachers import billing
 from apprentice.teachers.base import TeacherAnswer
@@ -73,7 +74,7 @@ class Caller:
         canary.answer = got if isinstance(got, StudentAnswer) else None
 
     async def _score_shadow(
-        self, req: Request, canary: CanaryCall, teacher_output: dict[str, Any]
+        self, req: Request, canary: CanaryCall, teacher_output: JsonObject
     ) -> None:
         """The shadow answer's agreement with the teacher's; an ``llm_judge``'s call is
         reserved and its spend settled with the request, as the judge step does."""

@@ -25,10 +25,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from apprentice.config import CanaryConfig, CanaryMode
 from apprentice.engine import canary as rule
+from apprentice.json_types import JsonObject
 from apprentice.students.base import Student, StudentAnswer
 
 __all__ = ["CanaryCall", "LiveCanary"]
@@ -86,7 +86,7 @@ class LiveCanary:
             self.done = True
             self._finish(self, self.judgement)
 
-    def view(self) -> dict[str, Any]:
+    def view(self) -> JsonObject:
         """What status shows: the candidate, the mode and both versions' live agreement."""
         return {
             "version": self.version,

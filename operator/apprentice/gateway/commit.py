@@ -22,13 +22,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from apprentice.gateway import errors, failures, settling, tracing
 from apprentice.gateway.canary import LiveCanary
 from apprentice.gateway.parts import Parts
 from apprentice.gateway.request import Request, Result
 from apprentice.gateway.tasks import ServedTask
+from apprentice.json_types import JsonObject
 from apprentice.reporting import alerts as alerts_mod
 from apprentice.store import RecordResult, records
 
@@ -59,7 +59,7 @@ def _observe_canary(
 
 
 def _compared(
-    req: Request, score: float, details: dict[str, Any], version: str | None
+    req: Request, score: float, details: JsonObject, version: str | None
 ) -> records.ComparisonRecord:
     """One scored student answer of ``req``, in the engine's phase and rate before it learns.
 
@@ -78,7 +78,7 @@ def _comparison(req: Request) -> records.ComparisonRecord | None:
     """The request's sampled comparison: the student it called against the teacher."""
     if req.evaluation is None or req.student is None:
         return None
-    details = {**req.evaluation.details, "student_output": req.student.output}
+    details: JsonObject = {**req.evaluation.details, "student_output": req.student.output}
     return _compared(req, req.evaluation.score, details, req.student.version)
 
 
@@ -89,7 +89,7 @@ def _shadow_comparison(req: Request) -> records.ComparisonRecord | None:
     if call is None or not call.live.shadow or call.score is None:
         return None
     answer = None if call.answer is None else call.answer.output
-    details = {"source": "shadow", "student_output": answer}
+    details: JsonObject = {"source": "shadow", "student_output": answer}
     return _compared(req, call.score, details, call.live.version)
 
 
@@ -157,7 +157,7 @@ class Committer:
         return Result(output, req.id, usage)
 
     def _request_row(
-        self, req: Request, spend: list[records.SpendRecord], output: dict[str, Any]
+        self, req: Request, spend: list[records.SpendRecord], output: JsonObject
     ) -> records.RequestRecord:
         """The row of an answered request, with what it was asked and answered (for
         feedback): two references, serialised by the store's writer off the event loop."""

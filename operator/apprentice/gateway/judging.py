@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Protocol, runtime_checkable
 
 from apprentice import teachers as teacher_registry
-from apprentice.config import TaskConfig
+from apprentice.config import ProviderConfig, TaskConfig
 from apprentice.evaluators import base as evaluators_base
-from apprentice.evaluators.base import Evaluation, EvaluatorError
+from apprentice.evaluators.base import Evaluation, Evaluator, EvaluatorError, JudgeFactory
 from apprentice.gateway.request import Request
 from apprentice.gateway.spending import CallCover, Hold, SharedBudget
 from apprentice.gateway.tasks import ServedTask
+from apprentice.json_types import JsonObject
 from apprentice.store import records
 from apprentice.teachers import billing
+from apprentice.teachers.base import Teacher
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +44,9 @@ async def judge(budget: SharedBudget, req: Request) -> None:
 async def evaluate_reserved(
     budget: SharedBudget,
     rt: ServedTask,
-    student_output: dict[str, Any] | None,
-    teacher_output: dict[str, Any],
-    task_input: dict[str, Any],
+    student_output: JsonObject | None,
+    teacher_output: JsonObject,
+    task_input: JsonObject,
     rid: str,
     now: datetime,
     *,
@@ -120,22 +122,26 @@ class BudgetedEvaluator:
     When a cap has no room the validation fails with a clear error.
     """
 
-    def __init__(self, inner: Any, budget: SharedBudget, task: str) -> None:
+    def __init__(self, inner: Evaluator, budget: SharedBudget, task: str) -> None:
         self.inner = inner
+        self.kind = inner.kind
         self.budget = budget
         self.task = task
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)  # the rest is the evaluator's own
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
     async def evaluate(
         self,
         task: TaskConfig,
-        student_output: dict[str, Any] | None,
-        teacher_output: dict[str, Any],
+        student_output: JsonObject | None,
+        teacher_output: JsonObject,
         *,
-        task_input: dict[str, Any] | None = None,
-    ) -> Any:
+        task_input: JsonObject | None = None,
+    ) -> Evaluation:
         estimate = evaluators_base.estimate_cost(
             self.inner, task, student_output, teacher_output, task_input=task_input
         )
@@ -169,6 +175,15 @@ class BudgetedEvaluator:
         return evaluation
 
 
+@runtime_checkable
+class BillsEmbeddings(Protocol):
+    """A teacher that can say what its embeddings cost (the remote ones)."""
+
+    async def embed_billed(self, texts: list[str]) -> tuple[list[list[float]], float]: ...
+
+    def estimate_embed_cost(self, texts: list[str]) -> float: ...
+
+
 class BilledEmbeddings:
     """A judge teacher whose ``embed`` is reserved and booked (``embedding: teacher``).
 
@@ -179,21 +194,23 @@ class BilledEmbeddings:
     the comparison that asked for it).
     """
 
-    def __init__(self, inner: Any, budget: SharedBudget, task: str) -> None:
+    def __init__(self, inner: Teacher, budget: SharedBudget, task: str) -> None:
         self.inner = inner
+        self.name, self.provider, self.model = inner.name, inner.provider, inner.model
+        self.generate, self.complete = inner.generate, inner.complete
+        self.estimate_cost = inner.estimate_cost
         self.budget = budget
         self.task = task
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)  # the rest is the teacher's own
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
-        billed = getattr(self.inner, "embed_billed", None)
-        if billed is None:  # a teacher that cannot say what embeddings cost: not ours to book
-            vectors: list[list[float]] = await self.inner.embed(texts)
-            return vectors
+        inner = self.inner
+        if not isinstance(inner, BillsEmbeddings):  # it cannot say what they cost: not ours
+            return await inner.embed(texts)
         now = datetime.now(UTC)
-        estimate = float(self.inner.estimate_embed_cost(texts))
+        estimate = float(inner.estimate_embed_cost(texts))
         hold = await self.budget.reserve(self.task, estimate, now, kind="embedding")
         if hold is None:
             raise EvaluatorError(
@@ -202,7 +219,7 @@ class BilledEmbeddings:
             )
         hold.called = True
         try:
-            vectors, cost = await billed(texts)
+            vectors, cost = await inner.embed_billed(texts)
         except Exception as exc:
             await self.budget.settle(hold, float(getattr(exc, "cost", 0.0) or 0.0), now)
             raise
@@ -216,10 +233,10 @@ class BilledEmbeddings:
         await self.inner.aclose()
 
 
-def billed_judges(budget: SharedBudget, task: str) -> Any:
+def billed_judges(budget: SharedBudget, task: str) -> JudgeFactory:
     """A ``judge_factory`` whose teachers book their embeddings against ``task``."""
 
-    def factory(provider: Any) -> Any:
+    def factory(provider: ProviderConfig) -> Teacher:
         return BilledEmbeddings(teacher_registry.build_teacher(provider), budget, task)
 
     return factory

@@ -30,6 +30,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from apprentice.gateway import errors
+from apprentice.json_types import JsonObject
 
 __all__ = [
     "MAX_DEPTH",
@@ -148,7 +149,7 @@ def loads(raw: bytes | str, what: str = "request body") -> Any:
     return value
 
 
-async def read_json(request: web.Request, limit: int, timeout_s: float) -> dict[str, Any]:
+async def read_json(request: web.Request, limit: int, timeout_s: float) -> JsonObject:
     """The body of ``request`` as a JSON object, within the size and time limits."""
     length = request.content_length
     if length is not None and length > limit:

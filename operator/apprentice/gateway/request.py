@@ -18,13 +18,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from apprentice.engine.budget import BudgetExhausted
 from apprentice.evaluators.base import Evaluation
 from apprentice.gateway.canary import CanaryCall
 from apprentice.gateway.spending import Hold
 from apprentice.gateway.tasks import ServedTask
+from apprentice.json_types import JsonObject
 from apprentice.store import records
 from apprentice.students.base import StudentAnswer
 from apprentice.teachers.base import TeacherAnswer, Usage
@@ -48,7 +48,7 @@ NO_META = Meta()
 class Result:
     """What a caller gets: the validated output and the request id (never who answered)."""
 
-    output: dict[str, Any]
+    output: JsonObject
     request_id: str
     usage: Usage | None = None  # the served answer's tokens (teacher's billed, student's counted)
 
@@ -58,7 +58,7 @@ class Request:
     """See the module docstring; fields are grouped by the step that writes them."""
 
     task: ServedTask
-    input: dict[str, Any]
+    input: JsonObject
     id: str
     received_at: datetime
     started: float  # time.perf_counter() at admission, for the latency
@@ -94,7 +94,7 @@ class Request:
         return stored_route(self.route)
 
     @property
-    def student_output(self) -> dict[str, Any] | None:
+    def student_output(self) -> JsonObject | None:
         return None if self.student is None else self.student.output
 
     @property
@@ -107,7 +107,7 @@ class Request:
         return None
 
     @property
-    def output(self) -> dict[str, Any] | None:
+    def output(self) -> JsonObject | None:
         if self.teacher is not None:
             return self.teacher.output
         return self.student_output

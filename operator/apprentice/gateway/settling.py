@@ -49,13 +49,13 @@ import logging
 import math
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 from apprentice.gateway import errors, failures
 from apprentice.gateway.journal import SpendJournal
 from apprentice.gateway.request import Request
 from apprentice.gateway.spending import Hold, SharedBudget
 from apprentice.gateway.writer import StoreWriter
+from apprentice.json_types import JsonObject
 from apprentice.store import Store, records
 from apprentice.students import base as students
 from apprentice.teachers import errors as teacher_errors
@@ -171,7 +171,7 @@ class Settler:
         self,
         request: records.RequestRecord,
         spend: list[records.SpendRecord],
-        output: dict[str, Any],
+        output: JsonObject,
         exc: Exception,
     ) -> StoreUnavailable:
         """The request write failed after payment: book the spend, answer 503 with the output."""

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
-from typing import Any
 
 from apprentice.config import ApprenticeConfig, TaskConfig
 from apprentice.engine import lifecycle
+from apprentice.json_types import JsonObject
 from apprentice.reporting import events as events_mod
 from apprentice.reporting import snapshot
 from apprentice.reporting import status as status_mod
@@ -23,9 +23,7 @@ from apprentice.store import records
 class TaskEngine:
     """One task's engine state (``lifecycle.TaskState``) behind small verbs."""
 
-    def __init__(
-        self, cfg: ApprenticeConfig, task: TaskConfig, saved: dict[str, Any] | None
-    ) -> None:
+    def __init__(self, cfg: ApprenticeConfig, task: TaskConfig, saved: JsonObject | None) -> None:
         self.params = lifecycle.TaskParams.from_config(cfg, task)
         state = (
             lifecycle.TaskState.from_dict(saved, self.params)
@@ -67,7 +65,7 @@ class TaskEngine:
         due = lifecycle.training_due(self.state)
         return due.due, due.reason
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return self.state.to_dict()
 
     def view(self, *, paused: bool | None = None) -> status_mod.EngineView:
