@@ -21,6 +21,10 @@ Reusable by any suite (gateway end-to-end, llm_judge, teachers)::
 - ``script(*replies)`` queues exact replies (errors, hangs, odd bodies) used before the
   default; :class:`Reply` with ``hang=True`` never answers (for client timeouts).
 - ``received`` records every request: path, lower-cased headers, JSON body.
+- A request that asks to stream (``stream: true``, ``:streamGenerateContent``) is answered
+  with the protocol's real events (:mod:`fakes.teacher_streams`); ``Reply(events=...)``
+  scripts exact ones. With ``hold`` set to an event, the stream stops after its first
+  text until the test sets it (``holding`` is set meanwhile).
 
 Every success body this server sends for OpenAI and Anthropic is first parsed by the
 official SDK's own response type (``openai.types.chat.ChatCompletion``,
@@ -30,16 +34,33 @@ official SDK's own response type (``openai.types.chat.ChatCompletion``,
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+
+from fakes import teacher_streams
+from fakes.teacher_bodies import (
+    COMPLETION_TOKENS,
+    PROMPT_TOKENS,
+    Protocol,
+    Reply,
+    anthropic_error,
+    anthropic_message,
+    fake_vector,
+    gemini_embeddings,
+    gemini_error,
+    gemini_response,
+    openai_chat,
+    openai_embeddings,
+    openai_error,
+    validate_with_sdk,
+)
 
 __all__ = [
     "FakeTeacherServer",
@@ -58,22 +79,7 @@ __all__ = [
     "validate_with_sdk",
 ]
 
-Protocol = Literal["openai", "anthropic", "google"]
 Answer = Callable[[dict[str, Any]], "dict[str, Any] | str"]
-
-PROMPT_TOKENS = 120
-COMPLETION_TOKENS = 30
-
-
-@dataclass
-class Reply:
-    """One scripted HTTP reply."""
-
-    status: int = 200
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    hang: bool = False
-    raw: str | None = None
 
 
 @dataclass
@@ -85,210 +91,6 @@ class Received:
     headers: dict[str, str]
     json: Any
     query: dict[str, str]
-
-
-# ---------------------------------------------------------------- response bodies
-
-
-def openai_chat(
-    content: str | None,
-    *,
-    model: str = "gpt-4o-2024-08-06",
-    prompt_tokens: int = PROMPT_TOKENS,
-    completion_tokens: int = COMPLETION_TOKENS,
-    finish_reason: str = "stop",
-    refusal: str | None = None,
-) -> dict[str, Any]:
-    """A ``chat.completion`` object as OpenAI sends it."""
-    return {
-        "id": "chatcmpl-AbC123",
-        "object": "chat.completion",
-        "created": 1_763_900_000,
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {
-                    "role": "assistant",
-                    "content": content,
-                    "refusal": refusal,
-                    "annotations": [],
-                },
-                "logprobs": None,
-                "finish_reason": finish_reason,
-            }
-        ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-            "completion_tokens_details": {
-                "reasoning_tokens": 0,
-                "audio_tokens": 0,
-                "accepted_prediction_tokens": 0,
-                "rejected_prediction_tokens": 0,
-            },
-        },
-        "service_tier": "default",
-        "system_fingerprint": "fp_test",
-    }
-
-
-def openai_embeddings(
-    vectors: list[list[float]], *, model: str = "text-embedding-3-small", prompt_tokens: int = 8
-) -> dict[str, Any]:
-    return {
-        "object": "list",
-        "data": [
-            {"object": "embedding", "index": i, "embedding": vector}
-            for i, vector in enumerate(vectors)
-        ],
-        "model": model,
-        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
-    }
-
-
-def openai_error(
-    status: int,
-    message: str,
-    *,
-    type: str = "invalid_request_error",
-    code: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> Reply:
-    """OpenAI's error envelope, e.g. ``openai_error(429, "...", type="insufficient_quota",
-    code="insufficient_quota")``."""
-    body = {"error": {"message": message, "type": type, "param": None, "code": code}}
-    return Reply(status=status, body=body, headers=headers or {})
-
-
-def anthropic_message(
-    *,
-    tool_input: dict[str, Any] | None = None,
-    tool_name: str = "answer",
-    text: str | None = None,
-    model: str = "claude-sonnet-4-5-20250929",
-    input_tokens: int = PROMPT_TOKENS,
-    output_tokens: int = COMPLETION_TOKENS,
-    stop_reason: str | None = None,
-) -> dict[str, Any]:
-    """A Messages API ``message``: a ``tool_use`` block, a ``text`` block, or both."""
-    content: list[dict[str, Any]] = []
-    if text is not None:
-        content.append({"type": "text", "text": text})
-    if tool_input is not None:
-        content.append(
-            {"type": "tool_use", "id": "toolu_01A09q90qw90lq917835lq9", "name": tool_name,
-             "input": tool_input}
-        )  # fmt: skip
-    return {
-        "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": content,
-        "stop_reason": stop_reason or ("tool_use" if tool_input is not None else "end_turn"),
-        "stop_sequence": None,
-        "usage": {
-            "input_tokens": input_tokens,
-            "output_tokens": output_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
-            "service_tier": "standard",
-        },
-    }
-
-
-def anthropic_error(
-    status: int, type: str, message: str, *, headers: dict[str, str] | None = None
-) -> Reply:
-    """Anthropic's error envelope, e.g. ``anthropic_error(529, "overloaded_error", "Overloaded")``."""
-    body = {
-        "type": "error",
-        "error": {"type": type, "message": message},
-        "request_id": "req_011CSHoEeqs5C35K2UUqR7Fy",
-    }
-    return Reply(status=status, body=body, headers=headers or {})
-
-
-def gemini_response(
-    text: str,
-    *,
-    model: str = "gemini-2.5-flash",
-    prompt_tokens: int = PROMPT_TOKENS,
-    candidates_tokens: int = COMPLETION_TOKENS,
-    thoughts_tokens: int = 0,
-    finish_reason: str = "STOP",
-) -> dict[str, Any]:
-    """A ``GenerateContentResponse`` as the REST API sends it (camelCase)."""
-    usage: dict[str, Any] = {
-        "promptTokenCount": prompt_tokens,
-        "candidatesTokenCount": candidates_tokens,
-        "totalTokenCount": prompt_tokens + candidates_tokens + thoughts_tokens,
-        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}],
-    }
-    if thoughts_tokens:
-        usage["thoughtsTokenCount"] = thoughts_tokens
-    return {
-        "candidates": [
-            {
-                "content": {"parts": [{"text": text}], "role": "model"},
-                "finishReason": finish_reason,
-                "index": 0,
-            }
-        ],
-        "usageMetadata": usage,
-        "modelVersion": model,
-        "responseId": "mHsjaLOVJY2Wz7IPlN2R4Qc",
-    }
-
-
-def gemini_embeddings(vectors: list[list[float]]) -> dict[str, Any]:
-    return {"embeddings": [{"values": vector} for vector in vectors]}
-
-
-def gemini_error(
-    status: int,
-    state: str,
-    message: str,
-    *,
-    details: list[dict[str, Any]] | None = None,
-    headers: dict[str, str] | None = None,
-) -> Reply:
-    """Google's error envelope, e.g. ``gemini_error(429, "RESOURCE_EXHAUSTED", ...)``."""
-    body = {"error": {"code": status, "message": message, "status": state}}
-    if details:
-        body["error"]["details"] = details
-    return Reply(status=status, body=body, headers=headers or {})
-
-
-def fake_vector(text: str, dims: int = 8) -> list[float]:
-    """A deterministic pseudo-embedding of ``text``."""
-    digest = hashlib.sha256(text.encode("utf-8")).digest()
-    return [round(b / 255.0 - 0.5, 6) for b in digest[:dims]]
-
-
-def validate_with_sdk(protocol: Protocol, path: str, body: Any) -> None:
-    """Parse a success body with the official SDK's own type (raises if it drifted)."""
-    if protocol == "openai" and path.endswith("/chat/completions"):
-        from openai.types.chat import ChatCompletion
-
-        ChatCompletion.model_validate(body, strict=False)
-    elif protocol == "openai" and path.endswith("/embeddings"):
-        from openai.types import CreateEmbeddingResponse
-
-        CreateEmbeddingResponse.model_validate(body)
-    elif protocol == "anthropic":
-        from anthropic.types import Message
-
-        Message.model_validate(body)
-    elif protocol == "google" and path.endswith(":generateContent"):
-        try:  # google-genai is optional here; tests/teachers validate with it explicitly
-            from google.genai import types as genai_types
-        except ImportError:
-            return
-        genai_types.GenerateContentResponse.model_validate(body)
 
 
 # ---------------------------------------------------------------- the server
@@ -313,6 +115,13 @@ def _task_input(protocol: Protocol, body: dict[str, Any]) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"value": value}
 
 
+def _streams(path: str, body: Any) -> bool:
+    """Whether the request asks for a streamed answer."""
+    return path.endswith(":streamGenerateContent") or (
+        isinstance(body, dict) and body.get("stream") is True
+    )
+
+
 class FakeTeacherServer:
     """An aiohttp server on 127.0.0.1 speaking one provider protocol."""
 
@@ -332,6 +141,8 @@ class FakeTeacherServer:
         self._queue: deque[Reply] = deque()
         self._release = asyncio.Event()
         self._server: TestServer | None = None
+        self.hold: asyncio.Event | None = None
+        self.holding = asyncio.Event()
 
     # -- lifecycle
 
@@ -410,6 +221,11 @@ class FakeTeacherServer:
                 status=reply.status, text=reply.raw, headers=reply.headers,
                 content_type="text/html",
             )  # fmt: skip
+        if reply.events is not None or (_streams(request.path, body) and reply.status == 200):
+            events = reply.events or self._stream(request.path, body)
+            return await teacher_streams.send(
+                request, self.protocol, events, hold=self.hold, holding=self.holding
+            )
         if 200 <= reply.status < 300:
             validate_with_sdk(self.protocol, request.path, reply.body)
         return web.json_response(reply.body, status=reply.status, headers=reply.headers)
@@ -453,6 +269,29 @@ class FakeTeacherServer:
                 prompt_tokens=tokens["prompt"],
                 candidates_tokens=tokens["completion"],
             )
+        )
+
+    def _stream(self, path: str, body: Any) -> list[teacher_streams.SseOut]:
+        """The default answer, streamed in the protocol's events."""
+        output = self.answer(_task_input(self.protocol, body))
+        text = output if isinstance(output, str) else json.dumps(output)
+        done, made = self.completion_tokens, self.prompt_tokens
+        if self.protocol == "openai":
+            usage = (body.get("stream_options") or {}).get("include_usage") is True
+            return teacher_streams.openai_events(
+                text, model=str(body.get("model")), prompt_tokens=made, completion_tokens=done,
+                include_usage=usage,
+            )  # fmt: skip
+        if self.protocol == "anthropic":
+            choice = body.get("tool_choice") or {}
+            forced = choice.get("type") == "tool" and not isinstance(output, str)
+            return teacher_streams.anthropic_events(
+                text, model=str(body.get("model")), input_tokens=made, output_tokens=done,
+                tool_name=str(choice.get("name")) if forced else None,
+            )  # fmt: skip
+        model = path.rsplit("/", 1)[-1].split(":", 1)[0]
+        return teacher_streams.gemini_events(
+            text, model=model, prompt_tokens=made, candidates_tokens=done
         )
 
     def _embeddings(self, body: dict[str, Any]) -> dict[str, Any]:

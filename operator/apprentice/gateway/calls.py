@@ -94,7 +94,14 @@ class Caller:
         hold.called = True  # from here on the provider may bill: never released blindly
         cover = billing.current.set(CallCover(self.parts.budget, hold))
         try:
-            generate = self.parts.pool().generate(req.task.cfg, req.input, request_id=req.id)
+            pool, stream = self.parts.pool(), req.meta.stream
+            generate = (
+                pool.generate(req.task.cfg, req.input, request_id=req.id)
+                if stream is None  # else its text goes to the client as it arrives
+                else pool.generate_stream(
+                    req.task.cfg, req.input, sink=stream(req.id), request_id=req.id
+                )
+            )
             call = tracing.teacher(req, generate)  # a span when tracing is on, else the call
             return await self.deadlines.run(call, self.parts.config.gateway.request_timeout_s)
         finally:

@@ -1,16 +1,12 @@
 """The OpenAI-compatible chat API's shapes: the task input from the messages, and the answer
-as one ``chat.completion`` or, with ``stream=true``, as Server-Sent Events of
-``chat.completion.chunk`` objects ending with ``data: [DONE]``.
+as one ``chat.completion`` or, with ``stream=true``, as ``chat.completion.chunk`` objects.
 
-An answer is one validated JSON object, so a stream is that answer in pieces: the
-request runs its whole path first (teacher and/or student, judging, the one store
-transaction, the budget settled), then the pieces go out. A client that hangs up
-mid-stream therefore never loses a paid answer: it is stored and booked before the
-first byte, and the write error of the hang-up is ignored. Errors before the stream
-(bad input, budget, teacher failure) are the usual JSON error with its status.
-``stream_options.include_usage`` adds the final chunk with ``usage`` and no choices,
-as OpenAI does. The task API's own variant (``{"input": ..., "stream": true}``) sends
-one event, ``{"output", "request_id"}``, then ``data: [DONE]``.
+How a stream is served (token by token from the teacher, or whole) is
+:mod:`apprentice.gateway.streaming`; this module only builds the objects. The chunks of
+one answer: a first one with ``delta.role`` ``assistant``, one per piece of text
+(``delta.content``), one with ``finish_reason`` ``stop``, and with
+``stream_options.include_usage`` a last one with ``usage`` and no choices, as OpenAI
+sends (earlier chunks then carry ``usage: null``).
 """
 
 from __future__ import annotations
@@ -26,7 +22,18 @@ from apprentice.gateway import bodies, errors, reading
 from apprentice.gateway.request import Result
 from apprentice.teachers.base import Usage
 
-__all__ = ["PIECE_CHARS", "chat_input", "chunks", "completion", "events", "stream", "usage"]
+__all__ = [
+    "PIECE_CHARS",
+    "chat_input",
+    "chunk",
+    "chunks",
+    "closing",
+    "completion",
+    "events",
+    "head",
+    "opening",
+    "usage",
+]
 
 PIECE_CHARS = 32
 """Characters of the answer per chunk."""
@@ -84,30 +91,47 @@ def completion(task: str, result: Result) -> dict[str, Any]:
     }
 
 
-def chunks(task: str, result: Result, include_usage: bool) -> list[dict[str, Any]]:
-    """The ``chat.completion.chunk`` objects of one answer, in order."""
-    head = _head(task, result.request_id, "chat.completion.chunk")
-    text = prompts.render_output(result.output)
-    no_usage: dict[str, Any] = {"usage": None} if include_usage else {}
+def head(task: str, request_id: str) -> dict[str, Any]:
+    """What every chunk of one answer shares (its id is the request id's)."""
+    return _head(task, request_id, "chat.completion.chunk")
 
-    def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
-        choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
-        return {**head, "choices": [choice], **no_usage}
 
-    out = [chunk({"role": "assistant", "content": ""}, None)]
-    out += [
-        chunk({"content": text[i : i + PIECE_CHARS]}, None)
-        for i in range(0, len(text), PIECE_CHARS)
-    ]
-    out.append(chunk({}, "stop"))
+def chunk(
+    head: dict[str, Any], delta: dict[str, Any], finish: str | None, include_usage: bool
+) -> dict[str, Any]:
+    """One ``chat.completion.chunk`` with one choice."""
+    choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+    return {**head, "choices": [choice], **({"usage": None} if include_usage else {})}
+
+
+def opening(head: dict[str, Any], include_usage: bool) -> dict[str, Any]:
+    """The first chunk: the role, no text yet."""
+    return chunk(head, {"role": "assistant", "content": ""}, None, include_usage)
+
+
+def closing(head: dict[str, Any], result: Result, include_usage: bool) -> list[dict[str, Any]]:
+    """The chunks after the text: ``finish_reason``, then the usage when asked for."""
+    out = [chunk(head, {}, "stop", include_usage)]
     if include_usage:
         out.append({**head, "choices": [], "usage": usage(result.usage)})
     return out
 
 
+def chunks(task: str, result: Result, include_usage: bool) -> list[dict[str, Any]]:
+    """The chunks of an answer that was not streamed as it was produced: its JSON text
+    cut into :data:`PIECE_CHARS` pieces."""
+    first = head(task, result.request_id)
+    text = prompts.render_output(result.output)
+    pieces = [
+        chunk(first, {"content": text[i : i + PIECE_CHARS]}, None, include_usage)
+        for i in range(0, len(text), PIECE_CHARS)
+    ]
+    return [opening(first, include_usage), *pieces, *closing(first, result, include_usage)]
+
+
 async def events(request: web.Request, items: list[dict[str, Any]]) -> web.StreamResponse:
-    """Send ``items`` as SSE ``data:`` events, then ``data: [DONE]``; a client gone
-    mid-stream is not an error (see the module docstring)."""
+    """Send ``items`` as SSE ``data:`` events, then ``data: [DONE]``: an answer that is
+    stored and booked already, so a client gone mid-stream loses only the rest of it."""
     resp = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
     )
@@ -120,10 +144,3 @@ async def events(request: web.Request, items: list[dict[str, Any]]) -> web.Strea
     except ConnectionError:
         pass  # the answer is stored and booked already; only the rest of the stream is lost
     return resp
-
-
-async def stream(
-    request: web.Request, task: str, result: Result, include_usage: bool
-) -> web.StreamResponse:
-    """The chat answer as ``chat.completion.chunk`` events."""
-    return await events(request, chunks(task, result, include_usage))

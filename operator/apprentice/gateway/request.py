@@ -15,7 +15,7 @@ answer's tokens (the teacher's as billed, the student's as its tokenizer counted
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -27,7 +27,7 @@ from apprentice.gateway.tasks import ServedTask
 from apprentice.json_types import JsonObject
 from apprentice.store import records
 from apprentice.students.base import StudentAnswer
-from apprentice.teachers.base import TeacherAnswer, Usage
+from apprentice.teachers.base import TeacherAnswer, TextSink, Usage
 from apprentice.vocabulary import Route, ServedBy, StoredRoute, stored_route
 
 __all__ = ["Meta", "Request", "Result"]
@@ -39,6 +39,8 @@ class Meta:
 
     tags: Mapping[str, str] = field(default_factory=dict)
     caller: str | None = None  # the API key's public id, when keys are in use
+    # stream=true: given the request id, the sink of the teacher's text as it streams in
+    stream: Callable[[str], TextSink] | None = None
 
 
 NO_META = Meta()

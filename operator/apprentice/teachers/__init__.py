@@ -33,8 +33,9 @@ from apprentice.teachers.base import (
 )
 from apprentice.teachers.errors import TeacherConfigError
 from apprentice.teachers.keys import resolve_api_key
-from apprentice.teachers.remote import Adapter, RemoteTeacher
+from apprentice.teachers.remote import Adapter
 from apprentice.teachers.replay import ReplayTeacher
+from apprentice.teachers.streamed import StreamingRemoteTeacher
 
 __all__ = [
     "Completion",
@@ -80,7 +81,7 @@ def _remote(kind: ProviderKind) -> TeacherFactory:
     def build(config: ProviderConfig, wiring: TeacherDeps) -> Teacher:
         price = pricing.price_for(config)
         key = resolve_api_key(config, wiring.env, default_env=adapter.default_key_env)
-        return RemoteTeacher(
+        return StreamingRemoteTeacher(  # a RemoteTeacher that can also stream its answer
             config,
             adapter,
             api_key=key,

@@ -23,9 +23,11 @@ __all__ = [
     "Clock",
     "Completion",
     "Sleep",
+    "StreamingTeacher",
     "Teacher",
     "TeacherAnswer",
     "TeacherPool",
+    "TextSink",
     "Usage",
 ]
 
@@ -34,6 +36,9 @@ Clock = Callable[[], float]
 
 Sleep = Callable[[float], Awaitable[None]]
 """Waits the given seconds (``asyncio.sleep``); tests pass one that records the delays."""
+
+TextSink = Callable[[str], None]
+"""Takes an answer's text as it streams in, piece by piece; must not block."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,21 @@ class Teacher(Protocol):
         ...
 
 
+@runtime_checkable
+class StreamingTeacher(Protocol):
+    """A teacher that can pass its answer's text to a sink as the provider streams it
+    (:mod:`apprentice.teachers.streamed`); the answer is validated once it is whole."""
+
+    async def generate_stream(
+        self,
+        task: TaskConfig,
+        task_input: dict[str, Any],
+        *,
+        sink: TextSink,
+        request_id: str | None = None,
+    ) -> TeacherAnswer: ...
+
+
 def _unit_interval(request_id: str) -> float:
     """A stable number in [0, 1) from a request id (same id, same teacher, every process)."""
     digest = hashlib.sha256(request_id.encode("utf-8")).digest()
@@ -169,6 +189,21 @@ class TeacherPool:
     ) -> TeacherAnswer:
         """``pick(request_id).generate(...)``."""
         return await self.pick(request_id).generate(task, task_input, request_id=request_id)
+
+    async def generate_stream(
+        self,
+        task: TaskConfig,
+        task_input: dict[str, Any],
+        *,
+        sink: TextSink,
+        request_id: str | None = None,
+    ) -> TeacherAnswer:
+        """``generate``, the text passed to ``sink`` as it arrives when the picked teacher
+        streams (a remote one); another (replay) answers whole and ``sink`` hears nothing."""
+        teacher = self.pick(request_id)
+        if isinstance(teacher, StreamingTeacher):
+            return await teacher.generate_stream(task, task_input, sink=sink, request_id=request_id)
+        return await teacher.generate(task, task_input, request_id=request_id)
 
     def estimate_cost(
         self, task: TaskConfig, task_input: dict[str, Any], *, request_id: str | None = None

@@ -1,0 +1,280 @@
+"""A remote teacher that streams: the answer's text goes to a sink as the provider sends it.
+
+:meth:`StreamingRemoteTeacher.generate_stream` is :meth:`RemoteTeacher.generate` with the
+provider asked to stream (:mod:`apprentice.teachers.streaming` holds the protocols):
+
+- every text delta is passed to ``sink`` the moment it is read, then kept; when the
+  stream ends, the whole text is parsed and validated once, as an unstreamed answer;
+- retries follow the teacher's :class:`~apprentice.teachers.http.RetryPolicy` and rate
+  limiter, but only until the first delta went to the sink: after that, a failure
+  (a dropped connection, an ``error`` event, a stream cut before its end marker) ends
+  the call, since the caller's client already has part of the answer;
+- an invalid answer gets its one repair request only if nothing was streamed yet
+  (then the repair is an ordinary call); once text went out it is
+  :class:`~apprentice.teachers.errors.InvalidOutput` at once;
+- cost is :mod:`apprentice.teachers.billing`'s policy: the usage the stream reports
+  (the final usage chunk, ``message_delta``, ``usageMetadata``) priced, or the
+  attempt's worst case when it reports none or broke off after the model ran.
+
+The sink is called synchronously and must not block: the stream is read to its end
+whatever the client on the other side does (the gateway queues the deltas).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import httpx
+
+from apprentice import prompts, schema_checks
+from apprentice.config import TaskConfig
+from apprentice.prompts import ChatMessage
+from apprentice.teachers import billing, pricing
+from apprentice.teachers.base import TeacherAnswer, TextSink
+from apprentice.teachers.billing import Bill
+from apprentice.teachers.errors import InvalidOutput, ProviderError, TeacherError
+from apprentice.teachers.errors import Timeout as TeacherTimeout
+from apprentice.teachers.http import retry_after_s
+from apprentice.teachers.remote import ChatResult, RemoteTeacher, estimate_tokens, repair_messages
+from apprentice.teachers.streaming import (
+    SseDecoder,
+    StreamFailure,
+    StreamProtocol,
+    StreamReader,
+    protocol_for,
+)
+
+__all__ = ["StreamingRemoteTeacher"]
+
+
+class _Sent:
+    """The sink, and whether anything reached it (no retry after that)."""
+
+    def __init__(self, sink: TextSink) -> None:
+        self.sink = sink
+        self.chars = 0
+
+    def __call__(self, text: str) -> None:
+        self.chars += len(text)
+        self.sink(text)
+
+
+@dataclass
+class _Attempt:
+    """One streamed attempt's outcome: a result, or an error and the exception behind it."""
+
+    result: ChatResult | None = None
+    error: TeacherError | None = None
+    cause: BaseException | None = None
+
+
+class StreamingRemoteTeacher(RemoteTeacher):
+    """A :class:`RemoteTeacher` that can also stream its answer (see the module docstring)."""
+
+    _streams: aiohttp.ClientSession | None = None
+
+    async def generate_stream(
+        self,
+        task: TaskConfig,
+        task_input: dict[str, Any],
+        *,
+        sink: TextSink,
+        request_id: str | None = None,
+    ) -> TeacherAnswer:
+        protocol = protocol_for(self.provider)
+        if protocol is None:
+            return await self.generate(task, task_input, request_id=request_id)
+        started = self._clock()
+        messages = prompts.build_messages(task, task_input)
+        cap, bill, sent = self.config.max_output_tokens, Bill(), _Sent(sink)
+        result, attempts = await self._stream_chat(protocol, messages, task, bill, sent)
+        check = schema_checks.for_task(task).output
+        output, problems = _check(result.text, check)
+        if output is None and sent.chars:
+            error = InvalidOutput(
+                f"answer for task {task.name!r} is invalid and was streamed already, so it "
+                f"cannot be repaired: {'; '.join(problems[:5])}"
+                + (" (truncated: raise max_output_tokens)" if result.truncated else ""),
+                provider=self.provider,
+            )
+            raise billing.charge(error, bill)
+        if output is None:  # nothing went out: the ordinary repair, as generate() does
+            retry = repair_messages(messages, result.text, problems)
+            if not await bill.allow(self._attempt_worst(retry, cap)):
+                raise billing.charge(
+                    InvalidOutput(f"answer for task {task.name!r} is invalid and the budget "
+                                  "has no room for a repair request", provider=self.provider),
+                    bill,
+                )  # fmt: skip
+            repaired, more = await self._chat(retry, task.output_schema, task.name, cap, bill)
+            result = ChatResult(repaired.text, result.usage + repaired.usage, repaired.model)
+            attempts += more
+            output, problems = _check(repaired.text, check)
+            if output is None:
+                error = InvalidOutput(
+                    f"answer for task {task.name!r} still invalid after one repair: "
+                    f"{'; '.join(problems[:5])}", provider=self.provider,
+                )  # fmt: skip
+                raise billing.charge(error, bill)
+        return TeacherAnswer(
+            output=output, usage=result.usage, cost=bill.total, provider=self.provider,
+            model=result.model or self.model, latency_s=self._clock() - started,
+            attempts=attempts,
+        )  # fmt: skip
+
+    async def _stream_chat(
+        self,
+        protocol: StreamProtocol,
+        messages: list[ChatMessage],
+        task: TaskConfig,
+        bill: Bill,
+        sent: _Sent,
+    ) -> tuple[ChatResult, int]:
+        """One streamed chat call with its retries (only before the first delta)."""
+        cap = self.config.max_output_tokens
+        raw = self.adapter.chat_request(
+            self.model, messages, json_schema=task.output_schema, schema_name=task.name,
+            max_tokens=cap,
+        )  # fmt: skip
+        body = protocol.body(raw)
+        url = protocol.url(self.adapter.chat_url(self._base_url, self.model))
+        tokens, worst = estimate_tokens(messages) + cap, self._attempt_worst(messages, cap)
+        policy, attempt = self.policy, 0
+        while True:
+            attempt += 1
+            await policy.limiter.acquire(tokens)
+            got = await self._attempt(url, body, protocol.reader(body), sent)
+            if got.result is not None:
+                bill.attempts += attempt
+                self._book(got.result, bill, worst)
+                return got.result, attempt
+            error = got.error
+            assert error is not None
+            if billing.may_have_billed(error, got.cause):
+                bill.unknown += worst
+            retries = attempt - 1
+            if sent.chars or not error.retryable or retries >= policy.retry.max_retries:
+                raise billing.charge(error, bill) from got.cause
+            if not await bill.allow(worst):
+                raise billing.charge(error, bill) from got.cause
+            delay = policy.retry.delay_s(retries, error.retry_after_s, policy.rng)
+            if delay > policy.retry.max_retry_after_s:
+                raise billing.charge(error, bill) from got.cause
+            await policy.sleep(delay)
+
+    def _book(self, result: ChatResult, bill: Bill, worst: float) -> None:
+        """The stream's reported usage priced; the worst case when it reported none."""
+        odd = billing.check_usage(result.usage, self.provider)
+        if odd is not None:
+            bill.unknown += worst
+            raise billing.odd_usage(self.provider, odd, bill.total)
+        if result.usage.total_tokens == 0:
+            bill.unknown += worst
+        else:
+            bill.known += pricing.cost(result.usage, self.price)
+
+    async def _attempt(
+        self, url: str, body: dict[str, Any], reader: StreamReader, sent: _Sent
+    ) -> _Attempt:
+        secret = self._key.reveal() if self._key else None
+        headers = self.adapter.auth_headers(secret)
+        try:
+            async with self._open(url, body, headers) as response:
+                hints = httpx.Headers(list(response.headers.items()))
+                self.policy.limiter.observe(self.adapter.rate_hints(hints))
+                if response.status >= 300:
+                    return self._refused(response.status, await response.read(), hints)
+                return await _read(response.content.iter_any(), reader, sent, self.provider)
+        except StreamFailure as failure:
+            error = self.adapter.map_error(500, failure.body, httpx.Headers())
+            return _Attempt(error=error, cause=httpx.RemoteProtocolError(str(failure)))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return _transport_error(exc, url, self.provider, self.config.timeout_s)
+
+    def _refused(self, status: int, raw: bytes, headers: httpx.Headers) -> _Attempt:
+        response = httpx.Response(status, headers=headers, content=raw)
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = response.text[:500]
+        error = self.adapter.map_error(status, body, headers)
+        if error.retry_after_s is None:
+            error.retry_after_s = retry_after_s(headers)
+        return _Attempt(error=error, cause=None)
+
+    @asynccontextmanager
+    async def _open(
+        self, url: str, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        if self._streams is None or self._streams.closed:
+            self._streams = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+        timeout = self.config.timeout_s
+        limits = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
+        async with self._streams.post(url, json=body, headers=headers, timeout=limits) as got:
+            yield got
+
+    async def aclose(self) -> None:
+        if self._streams is not None:
+            await self._streams.close()
+        await super().aclose()
+
+
+async def _read(
+    chunks: AsyncIterator[bytes], reader: StreamReader, sent: _Sent, provider: str
+) -> _Attempt:
+    """Feed the body to ``reader``, text to the sink as it comes; a result once complete."""
+    decoder = SseDecoder()
+    async for chunk in chunks:
+        for event in decoder.feed(chunk):
+            text = reader.read(event)
+            if text:
+                sent(text)
+    for event in decoder.close():
+        text = reader.read(event)
+        if text:
+            sent(text)
+    if reader.complete:
+        return _Attempt(result=reader.result())
+    error = ProviderError(
+        "the answer's stream ended before its end marker (the connection dropped or the "
+        "provider stopped); retried only if nothing was streamed yet",
+        provider=provider,
+        retryable=True,
+    )
+    return _Attempt(error=error, cause=httpx.RemoteProtocolError("stream cut"))
+
+
+def _transport_error(exc: BaseException, url: str, provider: str, timeout_s: float) -> _Attempt:
+    """The failure as the unstreamed path words it; the cause tells billing if it reached."""
+    host = httpx.URL(url).host
+    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
+        error: TeacherError = ProviderError(
+            f"cannot reach {host} ({type(exc).__name__}); check base_url and network",
+            provider=provider, retryable=True,
+        )  # fmt: skip
+        return _Attempt(error=error, cause=httpx.ConnectError(str(exc)))
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError | asyncio.TimeoutError):
+        error = TeacherTimeout(
+            f"no answer within timeout_s={timeout_s:g}s from {host}; raise timeout_s or "
+            "check the endpoint", provider=provider,
+        )  # fmt: skip
+        return _Attempt(error=error, cause=httpx.ReadTimeout(str(exc)))
+    error = ProviderError(
+        f"the stream from {host} failed ({type(exc).__name__})", provider=provider, retryable=True
+    )
+    return _Attempt(error=error, cause=httpx.ReadError(str(exc)))
+
+
+def _check(text: str, check: schema_checks.SchemaCheck) -> tuple[dict[str, Any] | None, list[str]]:
+    try:
+        output = prompts.parse_output(text)
+    except prompts.OutputParseError as exc:
+        return None, [str(exc)]
+    if check.is_valid(output):
+        return output, []
+    return None, check.problems(output)
