@@ -44,7 +44,7 @@ secrets: provider errors are re-worded here from their type, status and message.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from apprentice.config.errors import docs_url
 
@@ -99,7 +99,7 @@ class GatewayError(Exception):
     retry_after_s: float | None = None
     """For a 503: how long the caller should wait, when known (else one second)."""
 
-    def __init__(self, message: str, *, details: Any = None, status: int | None = None) -> None:
+    def __init__(self, message: str, *, details: object = None, status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
@@ -111,7 +111,7 @@ class GatewayError(Exception):
         """The link to this error type's entry (cause and fix) in the errors reference."""
         return docs_url("gateway", self.type)
 
-    def body(self) -> dict[str, Any]:
+    def body(self) -> dict[str, object]:
         """The JSON error body of the contract; ``docs`` links to the type's entry."""
         return {
             "error": {
@@ -242,7 +242,7 @@ class RateLimited(GatewayError):
     status = 429
     type = "rate_limited"
 
-    def __init__(self, message: str, *, retry_after_s: float, details: Any = None) -> None:
+    def __init__(self, message: str, *, retry_after_s: float, details: object = None) -> None:
         super().__init__(message, details=details)
         self.retry_after_s = retry_after_s
 

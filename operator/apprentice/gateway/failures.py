@@ -10,8 +10,6 @@ Messages come from the teachers' scrubbed messages, so no key can leak through t
 
 from __future__ import annotations
 
-from typing import Any
-
 from apprentice.gateway import errors
 from apprentice.students import base as students
 from apprentice.teachers import errors as teacher_errors
@@ -39,7 +37,7 @@ def teacher_error(exc: BaseException) -> errors.TeacherUnavailable:
     return errors.TeacherUnavailable(why, message, retryable=retryable, retry_after_s=after)
 
 
-def student_error(res: Any) -> errors.StudentUnavailable:
+def student_error(res: object) -> errors.StudentUnavailable:
     """The student could not answer and the teacher could not be asked instead."""
     if isinstance(res, students.StudentAnswer):
         why, msg = "InvalidOutput", res.error or "invalid output"

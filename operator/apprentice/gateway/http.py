@@ -34,13 +34,11 @@ answer by its request id; the request's row in the store holds its input and ans
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
 
 from aiohttp import web
 
@@ -56,12 +54,12 @@ from apprentice.gateway import (
     http_spend,
     openapi,
     reading,
-    streaming,
     tags,
     tracing,
 )
 from apprentice.gateway.request import Meta, Result
 from apprentice.gateway.service import Gateway
+from apprentice.json_types import JsonObject
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -70,7 +68,7 @@ GATEWAY_KEY: web.AppKey[Gateway] = web.AppKey("gateway", Gateway)
 _JSON = "application/json"
 
 
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def _json(body: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
         body=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
         status=status,
@@ -160,7 +158,7 @@ class Routes:
     # -- limits ------------------------------------------------------------------------
 
     async def _limited(
-        self, task: str, task_input: Any, meta: Meta, headers: Mapping[str, str]
+        self, task: str, task_input: JsonObject, meta: Meta, headers: Mapping[str, str]
     ) -> Result:
         if self.inflight >= self.max_inflight:
             raise errors.Overloaded(
@@ -187,7 +185,7 @@ class Routes:
         key = await self.keys.check(request.headers.get("Authorization", ""), task)
         return None if key is None else key.id
 
-    def _meta(self, request: web.Request, caller: str | None, metadata: Any) -> Meta:
+    def _meta(self, request: web.Request, caller: str | None, metadata: object) -> Meta:
         """The request's caller and tags (``metadata`` and the tags header; 400 if bad)."""
         return Meta(tags=tags.parse(metadata, request.headers.get(tags.HEADER)), caller=caller)
 
@@ -207,11 +205,11 @@ class Routes:
         caller = await self._key(request, task)
         body = await self._body(request, bodies.TaskRequest)
         meta = self._meta(request, caller, body.metadata)
-        if body.stream:  # token by token from the teacher (gateway/streaming.py)
-            run = functools.partial(self._limited, task, body.input, headers=request.headers)
-            return await streaming.serve(request, run, meta, streaming.TaskFormat())
         result = await self._limited(task, body.input, meta, request.headers)
-        return _json({"output": result.output, "request_id": result.request_id})
+        answer = {"output": result.output, "request_id": result.request_id}
+        if body.stream:
+            return await chat.events(request, [answer])
+        return _json(answer)
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         body = await self._body(request, bodies.ChatCompletionRequest)
@@ -219,11 +217,10 @@ class Routes:
         self.gw.check_task(task)
         meta = self._meta(request, await self._key(request, task), body.metadata)
         task_input = chat.chat_input(body.messages)
-        if body.stream:  # token by token from the teacher (gateway/streaming.py)
-            usage = body.stream_options is not None and bool(body.stream_options.include_usage)
-            run = functools.partial(self._limited, task, task_input, headers=request.headers)
-            return await streaming.serve(request, run, meta, streaming.ChatFormat(task, usage))
         result = await self._limited(task, task_input, meta, request.headers)
+        if body.stream:
+            usage = body.stream_options is not None and bool(body.stream_options.include_usage)
+            return await chat.stream(request, task, result, usage)
         return _json(chat.completion(task, result))
 
     async def list_tasks(self, request: web.Request) -> web.Response:
@@ -231,7 +228,7 @@ class Routes:
         found = self.gw.task_summaries()
         return _json({"tasks": [t for t in found if allowed is None or t["name"] in allowed]})
 
-    def _model(self, task: str) -> dict[str, Any]:
+    def _model(self, task: str) -> JsonObject:
         return {"id": task, "object": "model", "created": self.started, "owned_by": "apprentice"}
 
     async def list_models(self, request: web.Request) -> web.Response:
@@ -359,7 +356,6 @@ def build_app(gateway: Gateway) -> web.Application:
         middlewares=[_errors], client_max_size=gateway.config.gateway.max_body_bytes
     )
     app[GATEWAY_KEY] = gateway
-    streaming.install(app)  # streamed requests outlive their clients; awaited at shutdown
     r = Routes(gateway)
     add = app.router.add_route
     add("POST", "/v1/tasks/{task}", r.run_task)

@@ -24,13 +24,13 @@ import asyncio
 import json
 import math
 import re
-from typing import Any
+from typing import NoReturn
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from apprentice.gateway import errors
-from apprentice.json_types import JsonObject
+from apprentice.json_types import JsonObject, JsonValue
 
 __all__ = [
     "MAX_DEPTH",
@@ -71,7 +71,7 @@ class UnreadableBody(HangUp):
     type = "bad_request"
 
 
-def _no_constant(name: str) -> Any:
+def _no_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON; send a finite number or null")
 
 
@@ -91,9 +91,11 @@ def _where(path: list[str | int]) -> str:
     return text or "<root>"
 
 
-def check_tree(value: Any, *, deep: bool, surrogates: bool, what: str = "request body") -> None:
+def check_tree(
+    value: JsonValue, *, deep: bool, surrogates: bool, what: str = "request body"
+) -> None:
     """400 for nesting deeper than :data:`MAX_DEPTH` or a string with a lone surrogate."""
-    stack: list[tuple[Any, list[str | int]]] = [(value, [])]
+    stack: list[tuple[JsonValue, list[str | int]]] = [(value, [])]
     while stack:
         node, path = stack.pop()
         if deep and len(path) > MAX_DEPTH:
@@ -123,10 +125,10 @@ def _text(text: str, path: list[str | int], what: str) -> None:
         ) from None
 
 
-def loads(raw: bytes | str, what: str = "request body") -> Any:
+def loads(raw: bytes | str, what: str = "request body") -> JsonValue:
     """``raw`` as JSON under the rules in the module docstring; 400 otherwise."""
     try:
-        value = _DECODER.decode(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+        value: JsonValue = _DECODER.decode(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
     except json.JSONDecodeError as exc:
         raise errors.BadRequest(f"{what} is not valid JSON: {exc}") from None
     except UnicodeDecodeError as exc:

@@ -30,7 +30,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from apprentice.config import ApprenticeConfig
 from apprentice.engine import budget as budget_mod
@@ -308,15 +307,19 @@ class SharedBudget:
             caller=caller,
         )  # fmt: skip
 
-    async def settle(self, hold: Hold, amount: float, now: datetime, **fields: Any) -> None:
+    async def settle(
+        self, hold: Hold, amount: float, now: datetime, *, request_id: str | None = None
+    ) -> None:
         """Book ``amount`` against ``hold`` now, outside a request write (0: release)."""
-        await asyncio.to_thread(self.settle_now, hold, amount, now, **fields)
+        await asyncio.to_thread(self.settle_now, hold, amount, now, request_id=request_id)
 
-    def settle_now(self, hold: Hold, amount: float, now: datetime, **fields: Any) -> None:
+    def settle_now(
+        self, hold: Hold, amount: float, now: datetime, *, request_id: str | None = None
+    ) -> None:
         if amount <= 0 and not hold.called:
             self.release_now(hold)
             return
-        entry = self.line(hold, hold.task, amount, now, kind=hold.kind, **fields)
+        entry = self.line(hold, hold.task, amount, now, kind=hold.kind, request_id=request_id)
         self._opened().record_spend([entry])
 
     async def worst_case(self, hold: Hold, now: datetime) -> None:

@@ -10,7 +10,6 @@ rule it breaks, so a tag is never dropped silently.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from apprentice.gateway import errors
 
@@ -36,7 +35,7 @@ def _from_header(text: str) -> dict[str, str]:
     return found
 
 
-def _check(tags: Mapping[Any, Any], where: str) -> None:
+def _check(tags: Mapping[str, object], where: str) -> None:
     if len(tags) > MAX_TAGS:
         raise errors.BadRequest(f"{where}: {len(tags)} tags, at most {MAX_TAGS}")
     for key, value in tags.items():
@@ -48,7 +47,7 @@ def _check(tags: Mapping[Any, Any], where: str) -> None:
             raise errors.BadRequest(f"{where}.{key}: value longer than {MAX_VALUE} characters")
 
 
-def parse(metadata: Any, header: str | None) -> dict[str, str]:
+def parse(metadata: object, header: str | None) -> dict[str, str]:
     """The request's tags from ``metadata`` (a JSON object or None) and the header."""
     tags = _from_header(header) if header else {}
     _check(tags, HEADER)

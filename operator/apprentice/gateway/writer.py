@@ -14,9 +14,29 @@ import asyncio
 import collections
 import contextlib
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Required, TypedDict, TypeVar, cast
 
+from apprentice.json_types import JsonObject
 from apprentice.store import records
+
+if TYPE_CHECKING:
+    from apprentice.store import Store
+
+T = TypeVar("T")
+
+
+class RequestWrite(TypedDict, total=False):
+    """One request transaction: ``Store.record_request``'s arguments."""
+
+    request: Required[records.RequestRecord]
+    example: records.ExampleRecord | None
+    comparison: records.ComparisonRecord | None
+    spend: Sequence[records.SpendRecord]
+    task_state: JsonObject | None
+    shadow: records.ComparisonRecord | None
+
+
+GroupCommit = Callable[[list[RequestWrite]], Sequence[records.RecordResult | Exception]]
 
 
 class StoreWriter:
@@ -28,10 +48,10 @@ class StoreWriter:
     own); otherwise each is its own ``record_request`` transaction.
     """
 
-    def __init__(self, store: Any = None) -> None:
-        self._group = getattr(store, "record_requests", None)
+    def __init__(self, store: Store | None = None) -> None:
+        self._group: GroupCommit | None = getattr(store, "record_requests", None)
         self._store = store
-        self._queue: collections.deque[tuple[Callable[[], Any], asyncio.Future[Any]]] = (
+        self._queue: collections.deque[tuple[Callable[[], object], asyncio.Future[object]]] = (
             collections.deque()
         )
         self._wakeup = asyncio.Event()
@@ -47,12 +67,12 @@ class StoreWriter:
         if self._worker is None:
             self._worker = asyncio.get_running_loop().create_task(self._run(), name="store-writer")
 
-    def submit(self, call: Callable[[], Any]) -> asyncio.Future[Any]:
+    def submit(self, call: Callable[[], T]) -> asyncio.Future[T]:
         """Queue ``call`` (synchronous; never awaits) and return the future of its result."""
         if self._closed:
             raise RuntimeError("the store writer is closed")
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((call, future))
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.append((call, cast("asyncio.Future[object]", future)))
         self._wakeup.set()
         return future
 
@@ -63,11 +83,11 @@ class StoreWriter:
         example: records.ExampleRecord | None = None,
         comparison: records.ComparisonRecord | None = None,
         spend: Sequence[records.SpendRecord] = (),
-        task_state: dict[str, Any] | None = None,
+        task_state: JsonObject | None = None,
         shadow: records.ComparisonRecord | None = None,
     ) -> asyncio.Future[records.RecordResult]:
         """Queue one request transaction (``Store.record_request``'s arguments)."""
-        write = {"request": request, "example": example, "comparison": comparison,
+        write: RequestWrite = {"request": request, "example": example, "comparison": comparison,
                  "spend": spend, "task_state": task_state, "shadow": shadow}  # fmt: skip
         return self.submit(_RequestWrite(self._store, write))
 
@@ -85,7 +105,7 @@ class StoreWriter:
                         continue
                     if ok:
                         future.set_result(value)
-                    else:
+                    elif isinstance(value, BaseException):  # always, for a failure
                         future.set_exception(value)
 
     async def close(self) -> None:
@@ -108,20 +128,24 @@ class StoreWriter:
 class _RequestWrite:
     """A queued ``record_request``; callable alone, or grouped with its neighbours."""
 
-    def __init__(self, store: Any, write: dict[str, Any]) -> None:
+    def __init__(self, store: Store | None, write: RequestWrite) -> None:
         self.store = store
         self.write = write
 
-    def __call__(self) -> Any:
-        request = self.write["request"]
-        rest = {k: v for k, v in self.write.items() if k != "request"}
-        return self.store.record_request(request, **rest)
+    def __call__(self) -> records.RecordResult:
+        w = self.write
+        if self.store is None:
+            raise RuntimeError("the store writer was built without a store")
+        return self.store.record_request(
+            w["request"], example=w.get("example"), comparison=w.get("comparison"),
+            spend=w.get("spend", ()), task_state=w.get("task_state"), shadow=w.get("shadow"),
+        )  # fmt: skip
 
 
 def _run_batch(
-    calls: list[Callable[[], Any]], group: Callable[[list[dict[str, Any]]], list[Any]] | None
-) -> list[tuple[bool, Any]]:
-    out: list[tuple[bool, Any]] = []
+    calls: list[Callable[[], object]], group: GroupCommit | None
+) -> list[tuple[bool, object]]:
+    out: list[tuple[bool, object]] = []
     i = 0
     while i < len(calls):
         j = i
