@@ -6,10 +6,10 @@ after one second (``/slow``). This process calls it through the real teacher pat
 :meth:`RemoteTeacher.generate` (prompt, wire request, retry/rate/cost policy, HTTP,
 answer parsing, schema check), on one core (one event loop thread), for two pools:
 
-- ``aiohttp``: the teacher's own transport (:mod:`apprentice.teachers.transport`);
+- ``aiohttp``: the teacher's own poster (:mod:`apprentice.teachers.transport`);
 - ``httpx``: the teacher path before issue 12: each call through an
   ``httpx.AsyncClient`` with its default pool (httpcore, 100 connections, 20 kept
-  alive), selected by injecting :class:`OldClient` as the transport.
+  alive), put in place of the teacher's poster by :class:`OldPoster`.
 
 Measured, in ONE run, per pool:
 
@@ -45,8 +45,9 @@ import httpx
 
 from apprentice.config import ProviderConfig, TaskConfig
 from apprentice.gateway.server import tune_process
-from apprentice.teachers import build_teacher
+from apprentice.teachers import build_teacher, transport
 from apprentice.teachers.base import Teacher
+from apprentice.teachers.remote import RemoteTeacher
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import teacher_gateway  # the sibling module, found by the path above
@@ -119,22 +120,34 @@ def make_teacher(base_url: str, pool: str) -> Teacher:
             "max_retries": 0,
         }
     )
-    transport = OldClient() if pool == "httpx" else None
-    return build_teacher(config, transport=transport, env={})
+    teacher = build_teacher(config, env={})
+    if pool == "httpx":
+        assert isinstance(teacher, RemoteTeacher)
+        teacher.policy.poster = OldPoster()  # type: ignore[assignment]
+    return teacher
 
 
-class OldClient(httpx.AsyncBaseTransport):
+class OldPoster:
     """The teacher path before issue 12: every call through an ``httpx.AsyncClient``.
 
     Its default pool (httpcore: 100 connections, 20 kept alive) and its per-request
-    work (auth and redirect flows, cookie extraction) are what the old path paid.
+    work (auth and redirect flows, cookie extraction, request and response objects)
+    are what the old path paid. Failures come back as the poster's own types.
     """
 
     def __init__(self) -> None:
-        self.client = httpx.AsyncClient(follow_redirects=False)
+        self.client = httpx.AsyncClient(follow_redirects=False, timeout=30.0)
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self.client.send(request)
+    async def post(
+        self, url: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> transport.Response:
+        try:
+            response = await self.client.post(url, json=body, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise transport.ReadTimeout(str(exc)) from exc
+        except httpx.TransportError as exc:
+            raise transport.ReadError(str(exc)) from exc
+        return transport.Response(response.status_code, response.headers, response.content)
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -336,7 +349,7 @@ def write_md(out: dict[str, Any]) -> str:
         "",
         f"Run {out['when']} on {out['machine']}; load average before/after: "
         f"{out['load_before']} / {out['load_after']} (2 cores shared with other agents).",
-        "`aiohttp` is the teacher's transport since issue 12; `httpx` is httpx's default",
+        "`aiohttp` is the teacher's poster since issue 12; `httpx` is httpx's default",
         "pool (httpcore), the teacher path before it. Same run, same loopback teacher.",
         "",
         "## Instant teacher, 64 calls in flight, one core",
@@ -394,6 +407,9 @@ def main() -> None:
     parser.add_argument(
         "--gateway", action="store_true", help="add the whole gateway as a proxy (serve)"
     )
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="where teacher.json and teacher.md go"
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -434,9 +450,9 @@ def main() -> None:
         "pools": pools,
         **extra,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "teacher.json").write_text(json.dumps(out, indent=2) + "\n")
-    (RESULTS / "teacher.md").write_text(write_md(out))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "teacher.json").write_text(json.dumps(out, indent=2) + "\n")
+    (args.out / "teacher.md").write_text(write_md(out))
     print(write_md(out))
 
 

@@ -17,6 +17,7 @@ the HTML report and the operator's Event messages.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import random
@@ -26,8 +27,9 @@ from typing import Any
 
 import gw_fakes
 import gw_rules
-import httpx
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from gw_config import make_config
 
 from apprentice.config import TrainingConfig
@@ -255,32 +257,49 @@ async def test_embedding_errors_never_show_the_key(
 
 
 @pytest.mark.parametrize("shape", sorted(KEYS))
-def test_trainer_errors_never_show_the_key(
+async def test_trainer_errors_never_show_the_key(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path, shape: str
 ) -> None:
     key = KEYS[shape]
     monkeypatch.setenv("SECRETS_FT_KEY", key)
     sent: list[str] = []
 
-    def provider(request: httpx.Request) -> httpx.Response:
+    async def provider(request: web.Request) -> web.Response:
+        """OpenAI's files API refusing the key it was sent, and echoing it."""
+        await request.read()
         sent.append(request.headers["authorization"].removeprefix("Bearer "))
-        return httpx.Response(
-            401, json={"error": {"message": f"Incorrect API key provided: {sent[-1]}."}}
-        )
+        message = {"error": {"message": f"Incorrect API key provided: {sent[-1]}."}}
+        return web.json_response(message, status=401)
 
+    app = web.Application()
+    app.router.add_route("*", "/{path:.*}", provider)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
     tuner = openai_ft.OpenAIFineTuner(
-        base_url="http://openai.test/v1",
-        api_key_env="SECRETS_FT_KEY",
-        transport=httpx.MockTransport(provider),
+        base_url=f"http://127.0.0.1:{server.port}/v1", api_key_env="SECRETS_FT_KEY"
     )
     data = TrainingDataset.from_conversations(
         [[{"role": "user", "content": "{}"}, {"role": "assistant", "content": "{}"}]]
     )
-    with pytest.raises(TrainingFailed) as info:
-        tuner.train(data, base_model="gpt-4o-mini", hyper=TrainingConfig(), out_dir=tmp_path)
+    try:
+        with pytest.raises(TrainingFailed) as info:
+            await asyncio.to_thread(
+                tuner.train,
+                data,
+                base_model="gpt-4o-mini",
+                hyper=TrainingConfig(),
+                out_dir=tmp_path,
+            )
+    finally:
+        await server.close()
     assert sent == [key]  # the key was sent, and echoed back
     text = f"{info.value!s} {info.value!r} {caplog.text}"
     assert "file upload failed (401)" in text
     assert key not in text
-    for path in tmp_path.rglob("*"):
-        assert not path.is_file() or key.encode() not in path.read_bytes()
+    for content in await asyncio.to_thread(_file_contents, tmp_path):
+        assert key.encode() not in content
+
+
+def _file_contents(directory: Path) -> list[bytes]:
+    """Every file under ``directory``, read (on a thread: the test's loop serves meanwhile)."""
+    return [path.read_bytes() for path in directory.rglob("*") if path.is_file()]

@@ -9,8 +9,8 @@ import random
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
 from teacher_support import SECRET, FakeClock, provider_config
 
 from apprentice.config import ProviderConfig, RateLimits, TaskConfig
@@ -63,7 +63,7 @@ async def test_key_never_leaks(
     texts = [repr(teacher), str(teacher), str(info.value), repr(info.value), caplog.text]
     texts += [str(r.args) for r in caplog.records]
     cause = info.value.__cause__
-    assert isinstance(cause, httpx.HTTPStatusError)  # raised from the original
+    assert isinstance(cause, http.StatusError)  # raised from the original
     texts.append(str(cause))
     for text in texts:
         assert SECRET not in text
@@ -162,9 +162,14 @@ async def test_tokens_per_minute_bucket(clock: FakeClock) -> None:
     assert waited == pytest.approx(10.0)
 
 
+def _headers(values: dict[str, str]) -> CIMultiDictProxy[str]:
+    """Response headers as the teacher's poster hands them over (aiohttp's)."""
+    return CIMultiDictProxy(CIMultiDict(values))
+
+
 async def test_limits_adapt_to_openai_headers(clock: FakeClock) -> None:
     limiter = http.RateLimiter(RateLimits(), clock=clock, sleep=clock.sleep)
-    hints = openai.rate_hints(httpx.Headers({
+    hints = openai.rate_hints(_headers({
         "x-ratelimit-limit-requests": "500", "x-ratelimit-remaining-requests": "0",
         "x-ratelimit-reset-requests": "2s", "x-ratelimit-limit-tokens": "30000",
         "x-ratelimit-remaining-tokens": "29000", "x-ratelimit-reset-tokens": "2ms"}))  # fmt: skip
@@ -177,7 +182,7 @@ async def test_limits_adapt_to_openai_headers(clock: FakeClock) -> None:
 
 
 def test_anthropic_headers_use_the_response_date() -> None:
-    hints = anthropic.rate_hints(httpx.Headers({
+    hints = anthropic.rate_hints(_headers({
         "date": "Mon, 23 Nov 2026 16:00:00 GMT",
         "anthropic-ratelimit-requests-limit": "50",
         "anthropic-ratelimit-requests-remaining": "0",

@@ -168,7 +168,7 @@ class OpenAIStudent:
             provider = self.provider(model)
             await self._check_model(provider, model)
             try:
-                teacher = teachers.build_teacher(provider, transport=self._transport, env=self._env)
+                teacher = teachers.build_teacher(provider, env=self._env)
             except teacher_errors.TeacherError as exc:
                 raise VersionLoadError(f"openai student: {exc}") from None
             old = self._models.pop(version.name, None)

@@ -18,8 +18,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import httpx
-
 from apprentice.config import ProviderConfig, ProviderKind, RemoteConfig
 from apprentice.teachers import anthropic, google, openai, pricing
 from apprentice.teachers.base import (
@@ -52,7 +50,6 @@ __all__ = [
 class TeacherDeps:
     """What a factory gets besides its provider block: I/O and time, replaced in tests."""
 
-    transport: httpx.AsyncBaseTransport | None
     env: Mapping[str, str]
     clock: Clock
     sleep: Sleep
@@ -86,7 +83,6 @@ def _remote(kind: ProviderKind) -> TeacherFactory:
             adapter,
             api_key=key,
             price=price,
-            transport=wiring.transport,
             clock=wiring.clock,
             sleep=wiring.sleep,
             rng=wiring.rng or random.Random(),
@@ -109,7 +105,6 @@ REGISTRY: dict[ProviderKind, TeacherFactory] = {
 def build_teacher(
     config: ProviderConfig,
     *,
-    transport: httpx.AsyncBaseTransport | None = None,
     env: Mapping[str, str] | None = None,
     clock: Clock = time.monotonic,
     sleep: Sleep = asyncio.sleep,
@@ -127,14 +122,13 @@ def build_teacher(
             f"unknown teacher provider {config.provider.value!r}; known: {known}",
             provider=config.provider.value,
         )
-    wiring = TeacherDeps(transport, os.environ if env is None else env, clock, sleep, rng)
+    wiring = TeacherDeps(os.environ if env is None else env, clock, sleep, rng)
     return factory(config, wiring)
 
 
 def build_pool(
     remote: RemoteConfig,
     *,
-    transport: httpx.AsyncBaseTransport | None = None,
     env: Mapping[str, str] | None = None,
     clock: Clock = time.monotonic,
     sleep: Sleep = asyncio.sleep,
@@ -143,8 +137,6 @@ def build_pool(
     """All teachers of ``remote`` (primary + additional_providers) with their weights."""
     members: list[tuple[Teacher, float]] = []
     for provider in remote.providers():
-        teacher = build_teacher(
-            provider, transport=transport, env=env, clock=clock, sleep=sleep, rng=rng
-        )
+        teacher = build_teacher(provider, env=env, clock=clock, sleep=sleep, rng=rng)
         members.append((teacher, provider.weight))
     return TeacherPool(members, rng=rng or random.Random())

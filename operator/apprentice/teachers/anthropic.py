@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import httpx
-
 from apprentice.prompts import ChatMessage, canonical_json
 from apprentice.teachers.base import Usage
 from apprentice.teachers.errors import (
@@ -31,6 +29,7 @@ from apprentice.teachers.errors import (
 )
 from apprentice.teachers.http import RateHints
 from apprentice.teachers.remote import ChatResult, tool_name
+from apprentice.teachers.transport import Headers
 
 __all__ = [
     "ANTHROPIC",
@@ -144,7 +143,7 @@ def map_error(status: int, body: Any) -> TeacherError:
     return error_for_status("anthropic", status, detail)
 
 
-def _reset_s(headers: httpx.Headers, name: str) -> float | None:
+def _reset_s(headers: Headers, name: str) -> float | None:
     """RFC 3339 reset time minus the response's Date: no local clock involved."""
     raw, date = headers.get(name), headers.get("date")
     if not raw or not date:
@@ -157,7 +156,7 @@ def _reset_s(headers: httpx.Headers, name: str) -> float | None:
     return max(0.0, (reset - now).total_seconds())
 
 
-def _int(headers: httpx.Headers, name: str) -> int | None:
+def _int(headers: Headers, name: str) -> int | None:
     raw = headers.get(name)
     try:
         return int(raw) if raw is not None else None
@@ -165,7 +164,7 @@ def _int(headers: httpx.Headers, name: str) -> int | None:
         return None
 
 
-def rate_hints(headers: httpx.Headers) -> RateHints:
+def rate_hints(headers: Headers) -> RateHints:
     """``anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}``."""
     prefix = "anthropic-ratelimit-"
     return RateHints(
@@ -219,10 +218,10 @@ class AnthropicAdapter:
     def embed_response(self, body: Any) -> list[list[float]]:
         raise NotImplementedError("Anthropic has no embeddings endpoint")
 
-    def map_error(self, status: int, body: Any, headers: httpx.Headers) -> TeacherError:
+    def map_error(self, status: int, body: Any, headers: Headers) -> TeacherError:
         return map_error(status, body)
 
-    def rate_hints(self, headers: httpx.Headers) -> RateHints:
+    def rate_hints(self, headers: Headers) -> RateHints:
         return rate_hints(headers)
 
 

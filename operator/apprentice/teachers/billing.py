@@ -24,10 +24,9 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
-import httpx
-
 from apprentice.teachers.base import Usage
 from apprentice.teachers.errors import ProviderError, TeacherError
+from apprentice.teachers.transport import ConnectError, TransportError
 
 __all__ = ["MAX_TOKENS", "Bill", "Cover", "charge", "check_usage", "current", "may_have_billed"]
 
@@ -78,9 +77,9 @@ def charge(error: TeacherError, bill: Bill) -> TeacherError:
 
 def may_have_billed(error: TeacherError, cause: BaseException | None) -> bool:
     """Whether a failed attempt can have been billed (the model may have run)."""
-    if isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+    if isinstance(cause, ConnectError):  # and ConnectTimeout: no connection in time
         return False  # the request never reached the provider
-    if isinstance(cause, httpx.TransportError):
+    if isinstance(cause, TransportError):
         return True  # sent, then the connection or the read failed: the model may have run
     status = error.status
     if status is None:

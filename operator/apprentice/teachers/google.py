@@ -17,8 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from apprentice.prompts import ChatMessage
 from apprentice.teachers.base import Usage
 from apprentice.teachers.errors import (
@@ -32,6 +30,7 @@ from apprentice.teachers.errors import (
 )
 from apprentice.teachers.http import RateHints, parse_duration
 from apprentice.teachers.remote import ChatResult
+from apprentice.teachers.transport import Headers
 
 __all__ = [
     "GOOGLE",
@@ -245,10 +244,10 @@ class GoogleAdapter:
     def embed_response(self, body: Any) -> list[list[float]]:
         return parse_embed_response(body)
 
-    def map_error(self, status: int, body: Any, headers: httpx.Headers) -> TeacherError:
+    def map_error(self, status: int, body: Any, headers: Headers) -> TeacherError:
         return map_error(status, body)
 
-    def rate_hints(self, headers: httpx.Headers) -> RateHints:
+    def rate_hints(self, headers: Headers) -> RateHints:
         return RateHints()  # Gemini sends no rate-limit headers; 429 bodies carry RetryInfo
 
 

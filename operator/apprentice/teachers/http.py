@@ -26,8 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
-
-import httpx
+from urllib.parse import urlsplit
 
 from apprentice.config import RateLimits
 from apprentice.teachers.base import Clock, Sleep
@@ -37,13 +36,21 @@ from apprentice.teachers.errors import (
     TeacherError,
 )
 from apprentice.teachers.errors import Timeout as TeacherTimeout
-from apprentice.teachers.transport import JsonPoster
+from apprentice.teachers.transport import (
+    ConnectTimeout,
+    Headers,
+    JsonPoster,
+    ReadTimeout,
+    Response,
+    TransportError,
+)
 
 __all__ = [
     "HttpPolicy",
     "RateHints",
     "RateLimiter",
     "RetryPolicy",
+    "StatusError",
     "TokenBucket",
     "parse_duration",
     "retry_after_s",
@@ -241,8 +248,16 @@ class RetryPolicy:
         return rng.uniform(0.0, min(self.max_delay_s, self.base_delay_s * 2**retry))
 
 
-ErrorMapper = Callable[[httpx.Response], TeacherError]
-HintReader = Callable[[httpx.Headers], RateHints]
+ErrorMapper = Callable[[Response], TeacherError]
+HintReader = Callable[[Headers], RateHints]
+
+
+class StatusError(Exception):
+    """What a failed attempt with an HTTP answer is chained to: its status and host only."""
+
+    def __init__(self, status: int, url: str) -> None:
+        super().__init__(f"HTTP {status} from {_host(url)}")
+        self.status = status
 
 
 @dataclass
@@ -316,13 +331,13 @@ class HttpPolicy:
         """(None, json) on success, else (error, the exception it translates)."""
         try:
             response = await self.poster.post(url, body, headers)
-        except httpx.TimeoutException as exc:
+        except (ConnectTimeout, ReadTimeout) as exc:
             return TeacherTimeout(
                 f"no answer within timeout_s={self.timeout_s:g}s from {_host(url)}; raise "
                 "timeout_s or check the endpoint",
                 provider=self.provider,
             ), exc
-        except httpx.TransportError as exc:
+        except TransportError as exc:
             return ProviderError(
                 f"cannot reach {_host(url)} ({type(exc).__name__}); check base_url and network",
                 provider=self.provider,
@@ -333,37 +348,27 @@ class HttpPolicy:
             error = map_error(response)
             if error.retry_after_s is None:
                 error.retry_after_s = retry_after_s(response.headers)
-            return error, _status_error(response, url)
+            return error, StatusError(response.status, url)
         try:
             return None, response.json()
         except ValueError:
-            status_error = _status_error(response, url)
             return ProviderError(
-                f"HTTP {response.status_code} from {_host(url)} is not JSON "
+                f"HTTP {response.status} from {_host(url)} is not JSON "
                 f"({response.headers.get('content-type', 'no content-type')}); a proxy in "
                 "the way? check base_url",
                 provider=self.provider,
-                status=response.status_code,
+                status=response.status,
                 retryable=True,
-            ), status_error
-
-
-def _status_error(response: httpx.Response, url: str) -> httpx.HTTPStatusError:
-    """The exception a failed attempt is chained to (built on failure only: it parses the URL)."""
-    return httpx.HTTPStatusError(
-        f"HTTP {response.status_code} from {_host(url)}",
-        request=response.request,
-        response=response,
-    )
+            ), StatusError(response.status, url)
 
 
 def _host(url: str) -> str:
     """Scheme and host only: query strings may carry keys on some proxies."""
-    parsed = httpx.URL(url)
-    return f"{parsed.scheme}://{parsed.host}" + (f":{parsed.port}" if parsed.port else "")
+    parsed = urlsplit(url)
+    return f"{parsed.scheme}://{parsed.hostname}" + (f":{parsed.port}" if parsed.port else "")
 
 
-def response_json(response: httpx.Response) -> Any:
+def response_json(response: Response) -> Any:
     """The error body as JSON, or its text when it is not JSON."""
     try:
         return response.json()

@@ -17,8 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from apprentice.prompts import ChatMessage
 from apprentice.teachers.base import Usage
 from apprentice.teachers.errors import (
@@ -29,6 +27,7 @@ from apprentice.teachers.errors import (
 )
 from apprentice.teachers.http import RateHints, parse_duration
 from apprentice.teachers.remote import ChatResult, tool_name
+from apprentice.teachers.transport import Headers
 
 __all__ = [
     "COMPATIBLE",
@@ -158,7 +157,7 @@ def map_error(status: int, body: Any, provider: str = "openai") -> TeacherError:
     return error_for_status(provider, status, detail)
 
 
-def _int(headers: httpx.Headers, name: str) -> int | None:
+def _int(headers: Headers, name: str) -> int | None:
     raw = headers.get(name)
     try:
         return int(float(raw)) if raw is not None else None
@@ -166,12 +165,12 @@ def _int(headers: httpx.Headers, name: str) -> int | None:
         return None
 
 
-def _secs(headers: httpx.Headers, name: str) -> float | None:
+def _secs(headers: Headers, name: str) -> float | None:
     raw = headers.get(name)
     return parse_duration(raw) if raw else None
 
 
-def rate_hints(headers: httpx.Headers) -> RateHints:
+def rate_hints(headers: Headers) -> RateHints:
     """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}``."""
     return RateHints(
         limit_requests=_int(headers, "x-ratelimit-limit-requests"),
@@ -229,10 +228,10 @@ class OpenAIAdapter:
     def embed_response(self, body: Any) -> list[list[float]]:
         return parse_embed_response(body, self.provider)
 
-    def map_error(self, status: int, body: Any, headers: httpx.Headers) -> TeacherError:
+    def map_error(self, status: int, body: Any, headers: Headers) -> TeacherError:
         return map_error(status, body, self.provider)
 
-    def rate_hints(self, headers: httpx.Headers) -> RateHints:
+    def rate_hints(self, headers: Headers) -> RateHints:
         return rate_hints(headers)
 
 

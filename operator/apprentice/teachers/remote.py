@@ -14,8 +14,6 @@ import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import httpx
-
 from apprentice import prompts, schema_checks
 from apprentice.config import ProviderConfig, TaskConfig
 from apprentice.prompts import ChatMessage
@@ -32,7 +30,7 @@ from apprentice.teachers.http import (
     response_json,
 )
 from apprentice.teachers.keys import ApiKey
-from apprentice.teachers.transport import AiohttpTransport, JsonPoster, pool_size
+from apprentice.teachers.transport import Headers, JsonPoster, Response, pool_size
 
 __all__ = [
     "Adapter",
@@ -94,9 +92,9 @@ class Adapter(Protocol):
 
     def embed_response(self, body: Any) -> list[list[float]]: ...
 
-    def map_error(self, status: int, body: Any, headers: httpx.Headers) -> TeacherError: ...
+    def map_error(self, status: int, body: Any, headers: Headers) -> TeacherError: ...
 
-    def rate_hints(self, headers: httpx.Headers) -> RateHints: ...
+    def rate_hints(self, headers: Headers) -> RateHints: ...
 
 
 def tool_name(name: str) -> str:
@@ -149,7 +147,6 @@ class RemoteTeacher:
         *,
         api_key: ApiKey | None,
         price: pricing.ModelPrice,
-        transport: httpx.AsyncBaseTransport | None,
         clock: Clock,
         sleep: Sleep,
         rng: random.Random,
@@ -165,10 +162,9 @@ class RemoteTeacher:
         self._key = api_key
         self._clock = clock
         self._base_url = (config.base_url or adapter.default_base_url).rstrip("/")
-        poster = JsonPoster(transport or AiohttpTransport(pool_size(config)), config.timeout_s)
         self._http = HttpPolicy(
             provider=self.provider,
-            poster=poster,
+            poster=JsonPoster(config.timeout_s, pool_size(config)),
             retry=RetryPolicy(max_retries=config.max_retries),
             limiter=RateLimiter(config.rate_limits, clock=clock, sleep=sleep),
             clock=clock,
@@ -191,9 +187,9 @@ class RemoteTeacher:
         secret = self._key.reveal() if self._key else None
         headers = self.adapter.auth_headers(secret)
 
-        def map_error(response: httpx.Response) -> TeacherError:
+        def map_error(response: Response) -> TeacherError:
             return self.adapter.map_error(
-                response.status_code, response_json(response), response.headers
+                response.status, response_json(response), response.headers
             )
 
         def failed(error: TeacherError, cause: BaseException | None) -> None:

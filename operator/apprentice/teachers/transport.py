@@ -1,41 +1,65 @@
-"""The connection pool under every remote teacher: aiohttp's, behind httpx's interface.
+"""The HTTP client under every remote teacher: one aiohttp session, used directly.
 
-httpx's own pool (httpcore) rescans every queued request against every connection
-each time one starts or ends (encode/httpx#3215), so its CPU per call grows with the
-calls in flight; and it keeps only 20 connections alive, so a teacher that answers
-in a second, called 100 times a second, reopens a connection for most calls. A real
-teacher is slow, so hundreds of calls are in flight at modest traffic.
+Why aiohttp, and why directly:
 
-aiohttp's connector hands out and takes back connections in constant time and keeps
-as many alive as it holds. This transport puts it under :class:`httpx.AsyncClient`,
-so everything above the socket is unchanged: the retry, rate-limit and cost policy in
-:mod:`apprentice.teachers.http` still sees ``httpx`` responses and ``httpx``
-exceptions (a refused connection is still :class:`httpx.ConnectError`, never billed;
-a dropped read is still :class:`httpx.ReadError`, maybe billed). The response body
-is passed up still encoded, and httpx decodes it, as it does for its own pool.
+- httpx's own pool (httpcore) rescans every queued request against every connection
+  each time one starts or ends (encode/httpx#3215), so its CPU per call grows with the
+  calls in flight; and it keeps only 20 connections alive. A real teacher answers in
+  about a second, so hundreds of calls are in flight at modest traffic. aiohttp's
+  connector hands out and takes back connections in constant time and keeps as many
+  alive as it holds.
+- Building httpx request and response objects over aiohttp cost more CPU than the
+  pool itself (41% of the gateway's GIL time as a proxy). A teacher needs none of a
+  general client: no cookies, no redirects, a key in a header, one JSON body out and
+  one back. :class:`JsonPoster` sends that with the session and returns a
+  :class:`Response` that holds only what the policy reads.
+
+Failures are translated into this module's own exception types, because billing
+reads their kind (:func:`apprentice.teachers.billing.may_have_billed`):
+
+- :class:`ConnectError` (and :class:`ConnectTimeout`): the request never reached the
+  provider (refused, unresolvable, TLS, no connection in time): never billed;
+- :class:`ReadError` (and :class:`ReadTimeout`): it was sent, then the connection or
+  the read failed: the model may have run, so it may have been billed.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import httpx
+from yarl import URL
 
 from apprentice.config import ProviderConfig
 
-__all__ = ["MAX_CONNECTIONS", "MIN_CONNECTIONS", "AiohttpTransport", "JsonPoster", "pool_size"]
+__all__ = [
+    "MAX_CONNECTIONS",
+    "MIN_CONNECTIONS",
+    "ConnectError",
+    "ConnectTimeout",
+    "Headers",
+    "JsonPoster",
+    "ReadError",
+    "ReadTimeout",
+    "Response",
+    "TransportError",
+    "failure",
+    "pool_size",
+]
 
 MIN_CONNECTIONS = 64
 """Fewest connections a teacher may hold: room for bursts when its rate limit is low."""
 MAX_CONNECTIONS = 4096
 """Most connections a teacher may hold, and what one without a rate limit gets."""
 KEEPALIVE_S = 5.0
-"""An idle connection is closed after this long (httpx's own default)."""
+"""An idle connection is closed after this long."""
+
+Headers = Mapping[str, str]
+"""Response headers; the poster's are case-insensitive (aiohttp's ``CIMultiDictProxy``)."""
 
 
 def pool_size(config: ProviderConfig) -> int:
@@ -52,16 +76,92 @@ def pool_size(config: ProviderConfig) -> int:
     return max(MIN_CONNECTIONS, min(MAX_CONNECTIONS, in_flight))
 
 
-class AiohttpTransport(httpx.AsyncBaseTransport):
-    """One aiohttp session with ``connections`` kept-alive connections, opened on first use."""
+class TransportError(Exception):
+    """An attempt that got no HTTP response at all."""
 
-    def __init__(self, connections: int = MAX_CONNECTIONS, keepalive_s: float = KEEPALIVE_S):
+
+class ConnectError(TransportError):
+    """The request never reached the provider: refused, unresolvable, TLS. Never billed."""
+
+
+class ConnectTimeout(ConnectError):
+    """No connection within ``timeout_s`` (waiting for a free one, then opening it)."""
+
+
+class ReadError(TransportError):
+    """Sent, then the connection failed or the answer was garbled: the model may have run."""
+
+
+class ReadTimeout(ReadError):
+    """Sent, then no answer within ``timeout_s``: the model may have run."""
+
+
+def failure(exc: aiohttp.ClientError | TimeoutError) -> TransportError:
+    """The :class:`TransportError` for what aiohttp raised (a streaming post reuses it)."""
+    message = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return ConnectTimeout(message)  # never reached the provider
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ConnectError(message)  # refused, unresolvable, TLS
+    if isinstance(exc, TimeoutError):  # a socket read, or a deadline outside one
+        return ReadTimeout(message)
+    return ReadError(message)  # sent, then disconnected, reset or a malformed answer
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """One whole HTTP response: what the retry, rate-limit and cost policy reads."""
+
+    status: int
+    headers: Headers
+    body: bytes
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status < 300
+
+    def json(self) -> Any:
+        """The body decoded as JSON; :class:`ValueError` when it is not JSON."""
+        return json.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+_HEADERS = {  # and aiohttp's own User-Agent
+    "accept": "*/*",
+    "accept-encoding": "gzip, deflate",
+    "content-type": "application/json",
+}
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+"""Compact JSON from the C encoder, built once (``json.dumps`` with options builds one a call)."""
+_MAX_URLS = 256
+
+
+class JsonPoster:
+    """POSTs a JSON body with one aiohttp session of ``connections`` kept-alive connections.
+
+    The session is opened on first use, inside the running loop (aiohttp binds a
+    session to its loop). Every attempt has ``timeout_s`` to get a connection, the same
+    to open it and the same between reads; no total deadline (the caller has one).
+    A streaming post belongs here beside :meth:`post`: same session, same headers,
+    errors through :func:`failure`.
+    """
+
+    def __init__(
+        self, timeout_s: float, connections: int = MAX_CONNECTIONS, keepalive_s: float = KEEPALIVE_S
+    ) -> None:
         self.connections = connections
         self.keepalive_s = keepalive_s
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=timeout_s, sock_connect=timeout_s, sock_read=timeout_s
+        )
         self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[str, URL] = {}
 
-    def _open(self) -> aiohttp.ClientSession:
-        # Created inside the running loop (aiohttp binds a session to it).
+    def session(self) -> aiohttp.ClientSession:
+        """The open session, created on first use in the running loop."""
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
                 limit=self.connections,
@@ -71,117 +171,33 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
-                auto_decompress=False,  # httpx decodes, as it does for bytes from its own pool
+                headers=_HEADERS,
                 cookie_jar=aiohttp.DummyCookieJar(),
-                timeout=aiohttp.ClientTimeout(total=None),
-                skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+                timeout=self._timeout,
             )
         return self._session
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        timeouts = request.extensions.get("timeout", {})
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=timeouts.get("pool"),  # waiting for a free connection, then opening one
-            sock_connect=timeouts.get("connect"),
-            sock_read=timeouts.get("read"),
-        )
-        content = await request.aread()
+    def url(self, url: str) -> URL:
+        """``url`` parsed once: a teacher posts to a handful of URLs."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = URL(url)
+            if len(self._urls) < _MAX_URLS:  # never grow unbounded
+                self._urls[url] = parsed
+        return parsed
+
+    async def post(self, url: str, body: dict[str, Any], headers: Mapping[str, str]) -> Response:
+        """The whole response (body read), or a :class:`TransportError`."""
+        data = _ENCODE(body).encode()
         try:
-            async with self._open().request(
-                request.method,
-                str(request.url),
-                data=content or None,
-                headers=request.headers.multi_items(),
-                timeout=timeout,
-                allow_redirects=False,
-                compress=None,
+            async with self.session().post(
+                self.url(url), data=data, headers=headers, allow_redirects=False
             ) as response:
-                body = await response.read()
-                return httpx.Response(
-                    response.status,
-                    headers=list(response.raw_headers),
-                    stream=httpx.ByteStream(body),
-                    request=request,
-                    extensions={"http_version": b"HTTP/1.1"},
-                )
-        except aiohttp.ClientError as exc:
-            raise _translate(exc, request) from exc
-        except TimeoutError as exc:  # the deadline hit outside a socket operation
-            raise httpx.ReadTimeout(f"timed out: {exc}", request=request) from exc
+                return Response(response.status, response.headers, await response.read())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise failure(exc) from exc
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-
-def _translate(exc: aiohttp.ClientError, request: httpx.Request) -> httpx.TransportError:
-    """The httpx exception httpcore raises for the same failure (billing reads its type)."""
-    message = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return httpx.ConnectTimeout(message, request=request)  # never reached the provider
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return httpx.ConnectError(message, request=request)  # refused, unresolvable, TLS
-    if isinstance(exc, aiohttp.ServerTimeoutError | asyncio.TimeoutError):
-        return httpx.ReadTimeout(message, request=request)
-    if isinstance(exc, aiohttp.ClientResponseError | aiohttp.ClientPayloadError):
-        return httpx.RemoteProtocolError(message, request=request)
-    return httpx.ReadError(message, request=request)  # sent, then the connection failed
-
-
-_HEADERS = {
-    "accept": "*/*",
-    "accept-encoding": "gzip, deflate",
-    "connection": "keep-alive",
-    "user-agent": f"python-httpx/{httpx.__version__}",
-    "content-type": "application/json",
-}
-_MAX_URLS = 256
-
-
-class JsonPoster:
-    """POSTs a JSON body straight to a transport, without :class:`httpx.AsyncClient`.
-
-    The client's per-request work (URL merging, cookie extraction through urllib,
-    auth and redirect flows) cost more CPU than the pool itself, and a teacher needs
-    none of it: no cookies, no redirects, a key in a header. The request that reaches
-    the wire is the one the client sent: the same headers, the same compact JSON, the
-    same per-attempt timeouts.
-    """
-
-    def __init__(self, transport: httpx.AsyncBaseTransport, timeout_s: float) -> None:
-        self.transport = transport
-        self._timeout = {"connect": timeout_s, "read": timeout_s, "write": timeout_s}
-        self._timeout["pool"] = timeout_s
-        self._urls: dict[str, httpx.URL] = {}
-
-    def _url(self, url: str) -> httpx.URL:
-        parsed = self._urls.get(url)
-        if parsed is None:
-            parsed = httpx.URL(url)
-            if len(self._urls) < _MAX_URLS:  # a teacher has a handful; never grow unbounded
-                self._urls[url] = parsed
-        return parsed
-
-    async def post(
-        self, url: str, body: dict[str, Any], headers: Mapping[str, str]
-    ) -> httpx.Response:
-        """The whole response (body read), or the transport's :class:`httpx.TransportError`."""
-        content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        request = httpx.Request(
-            "POST",
-            self._url(url),
-            headers={**_HEADERS, **headers},
-            content=content.encode("utf-8"),
-            extensions={"timeout": self._timeout},
-        )
-        response = await self.transport.handle_async_request(request)
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        return response
-
-    async def aclose(self) -> None:
-        await self.transport.aclose()
