@@ -32,6 +32,7 @@ from openai.types.chat import ChatCompletionChunk
 __all__ = [
     "SseOut",
     "anthropic_events",
+    "encode",
     "gemini_events",
     "openai_events",
     "pieces",
@@ -147,7 +148,8 @@ def validate_event(protocol: Protocol, event: SseOut) -> None:
         genai_types.GenerateContentResponse.model_validate(data)
 
 
-def _encode(protocol: Protocol, event: SseOut) -> bytes:
+def encode(protocol: Protocol, event: SseOut) -> bytes:
+    """One event as the provider frames it on the wire."""
     name, data = event
     payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
     end = "\r\n" if protocol == "google" else "\n"
@@ -170,7 +172,7 @@ async def send(
     held = hold is None
     for event in events:
         validate_event(protocol, event)
-        await resp.write(_encode(protocol, event))
+        await resp.write(encode(protocol, event))
         if not held and _has_text(event):
             held = True
             if holding is not None:

@@ -20,7 +20,7 @@ import pytest
 from gw_config import make_config
 
 from apprentice.gateway import streaming
-from fakes.teachers import FakeTeacherServer
+from fakes.teachers import FakeTeacherServer, anthropic_error, gemini_error, openai_error
 
 KEY_ENV = "STREAM_TEST_KEY"
 MODELS = {"openai": "teacher-1", "anthropic": "claude-sonnet-4-5", "google": "gemini-2.5-flash"}
@@ -130,3 +130,73 @@ async def test_a_client_gone_mid_stream_still_gets_its_answer_stored_and_booked(
     assert line.amount > 0 and line.output_tokens == fake.completion_tokens
     state = await (await client.get("/v1/tasks/classify/state")).json()
     assert state["spend"]["today"] == pytest.approx(line.amount)
+
+
+async def test_an_invalid_streamed_answer_ends_the_stream_with_an_error_and_is_booked(
+    harness_factory: Any, tmp_path: Path, fake: FakeTeacherServer
+) -> None:
+    fake.answer = lambda task_input: {"label": 5}  # breaks output_schema (label: str)
+    fake.hold = None
+    h, client = await _serve(harness_factory, tmp_path, fake)
+    sdk = openai.AsyncOpenAI(base_url=str(client.make_url("/v1")), api_key="unused", max_retries=0)
+    messages: Any = [{"role": "user", "content": json.dumps(gw_rules.make_input(5))}]
+    stream = await sdk.chat.completions.create(model="classify", messages=messages, stream=True)
+    got: list[Any] = []
+    with pytest.raises(openai.APIError) as raised:
+        async for chunk in stream:
+            got.append(chunk)
+    text = "".join(c.choices[0].delta.content or "" for c in got if c.choices)
+    assert json.loads(text) == {"label": 5}  # it went out as it came, then the verdict
+    body = raised.value.body
+    assert isinstance(body, dict) and body["type"] == "teacher_unavailable"
+    assert body["details"] == {"reason": "InvalidOutput"}
+    assert "streamed already" in body["message"] and "label" in body["message"]
+    assert len(fake.received) == 1  # no repair request: the client has the answer already
+    # Booked as an unstreamed invalid answer is: its priced usage, the request failed.
+    assert h.gw.store.examples("classify") == []
+    (line,) = [s for s in h.gw.store.spend_entries("classify") if s.kind == "teacher"]
+    assert line.amount == pytest.approx((120 * 1.0 + 30 * 2.0) / 1e6)
+    (row,) = h.gw.store.requests("classify")
+    assert row.error == "InvalidOutput" and row.cost == pytest.approx(line.amount)
+    await sdk.close()
+
+
+async def test_the_task_api_streams_delta_events_then_the_answer(
+    harness_factory: Any, tmp_path: Path, fake: FakeTeacherServer
+) -> None:
+    h, client = await _serve(harness_factory, tmp_path, fake)
+    inp = gw_rules.make_input(6)
+    resp = await client.post("/v1/tasks/classify", json={"input": inp, "stream": True})
+    assert resp.status == 200 and resp.headers["Content-Type"] == "text/event-stream"
+    first = await resp.content.readuntil(b"\n\n")
+    assert json.loads(first.removeprefix(b"data: "))["delta"]  # while the teacher holds
+    assert h.gw.store.examples("classify") == []
+    fake.hold.set()  # type: ignore[union-attr]
+    rest = (await resp.text()).split("\n\n")
+    events = [json.loads(first.removeprefix(b"data: "))] + [
+        json.loads(e.removeprefix("data: ")) for e in rest if e and e != "data: [DONE]"
+    ]
+    assert rest[-2:] == ["data: [DONE]", ""]
+    *deltas, answer = events
+    assert all(set(d) == {"delta"} for d in deltas)
+    assert json.loads("".join(d["delta"] for d in deltas)) == answer["output"]
+    assert answer["output"] == gw_rules.teacher_output(inp)
+    assert [e.request_id for e in h.gw.store.examples("classify")] == [answer["request_id"]]
+
+
+async def test_a_teacher_refusing_before_its_stream_is_a_plain_json_error(
+    harness_factory: Any, tmp_path: Path, fake: FakeTeacherServer
+) -> None:
+    refusal = {
+        "openai": openai_error(429, "Rate limit reached", type="rate_limit_error"),
+        "anthropic": anthropic_error(429, "rate_limit_error", "Rate limited"),
+        "google": gemini_error(429, "RESOURCE_EXHAUSTED", "Rate limited"),
+    }[fake.protocol]
+    fake.script(refusal)
+    h, client = await _serve(harness_factory, tmp_path, fake)
+    body = {"model": "classify", "stream": True,
+            "messages": [{"role": "user", "content": json.dumps(gw_rules.make_input(7))}]}  # fmt: skip
+    resp = await client.post("/v1/chat/completions", json=body)
+    assert resp.status == 503 and resp.headers["Content-Type"].startswith("application/json")
+    assert (await resp.json())["error"]["details"] == {"reason": "RateLimited"}
+    assert [s.amount for s in h.gw.store.spend_entries("classify")] in ([], [0.0])

@@ -22,14 +22,11 @@ whatever the client on the other side does (the gateway queues the deltas).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
-
-import aiohttp
-import httpx
+from urllib.parse import urlsplit
 
 from apprentice import prompts, schema_checks
 from apprentice.config import TaskConfig
@@ -47,6 +44,13 @@ from apprentice.teachers.streaming import (
     StreamProtocol,
     StreamReader,
     protocol_for,
+)
+from apprentice.teachers.transport import (
+    ConnectTimeout,
+    Headers,
+    ReadError,
+    ReadTimeout,
+    TransportError,
 )
 
 __all__ = ["StreamingRemoteTeacher"]
@@ -75,8 +79,6 @@ class _Attempt:
 
 class StreamingRemoteTeacher(RemoteTeacher):
     """A :class:`RemoteTeacher` that can also stream its answer (see the module docstring)."""
-
-    _streams: aiohttp.ClientSession | None = None
 
     async def generate_stream(
         self,
@@ -184,44 +186,27 @@ class StreamingRemoteTeacher(RemoteTeacher):
         secret = self._key.reveal() if self._key else None
         headers = self.adapter.auth_headers(secret)
         try:
-            async with self._open(url, body, headers) as response:
-                hints = httpx.Headers(list(response.headers.items()))
-                self.policy.limiter.observe(self.adapter.rate_hints(hints))
+            async with self.policy.poster.post_stream(url, body, headers) as response:
+                self.policy.limiter.observe(self.adapter.rate_hints(response.headers))
                 if response.status >= 300:
-                    return self._refused(response.status, await response.read(), hints)
-                return await _read(response.content.iter_any(), reader, sent, self.provider)
+                    return self._refused(response.status, await response.read(), response.headers)
+                return await _read(response.chunks(), reader, sent, self.provider)
         except StreamFailure as failure:
-            error = self.adapter.map_error(500, failure.body, httpx.Headers())
-            return _Attempt(error=error, cause=httpx.RemoteProtocolError(str(failure)))
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            error = self.adapter.map_error(500, failure.body, {})
+            return _Attempt(error=error, cause=ReadError(f"error event: {failure}"))
+        except TransportError as exc:
             return _transport_error(exc, url, self.provider, self.config.timeout_s)
 
-    def _refused(self, status: int, raw: bytes, headers: httpx.Headers) -> _Attempt:
-        response = httpx.Response(status, headers=headers, content=raw)
+    def _refused(self, status: int, raw: bytes, headers: Headers) -> _Attempt:
+        """An HTTP error before any byte of the answer: mapped as an unstreamed one is."""
         try:
-            body: Any = response.json()
+            body: Any = json.loads(raw)
         except ValueError:
-            body = response.text[:500]
+            body = raw.decode("utf-8", "replace")[:500]
         error = self.adapter.map_error(status, body, headers)
         if error.retry_after_s is None:
             error.retry_after_s = retry_after_s(headers)
         return _Attempt(error=error, cause=None)
-
-    @asynccontextmanager
-    async def _open(
-        self, url: str, body: dict[str, Any], headers: Mapping[str, str]
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
-        if self._streams is None or self._streams.closed:
-            self._streams = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
-        timeout = self.config.timeout_s
-        limits = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
-        async with self._streams.post(url, json=body, headers=headers, timeout=limits) as got:
-            yield got
-
-    async def aclose(self) -> None:
-        if self._streams is not None:
-            await self._streams.close()
-        await super().aclose()
 
 
 async def _read(
@@ -246,28 +231,23 @@ async def _read(
         provider=provider,
         retryable=True,
     )
-    return _Attempt(error=error, cause=httpx.RemoteProtocolError("stream cut"))
+    return _Attempt(error=error, cause=ReadError("the stream ended before its end marker"))
 
 
-def _transport_error(exc: BaseException, url: str, provider: str, timeout_s: float) -> _Attempt:
-    """The failure as the unstreamed path words it; the cause tells billing if it reached."""
-    host = httpx.URL(url).host
-    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
-        error: TeacherError = ProviderError(
-            f"cannot reach {host} ({type(exc).__name__}); check base_url and network",
-            provider=provider, retryable=True,
-        )  # fmt: skip
-        return _Attempt(error=error, cause=httpx.ConnectError(str(exc)))
-    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError | asyncio.TimeoutError):
-        error = TeacherTimeout(
+def _transport_error(exc: TransportError, url: str, provider: str, timeout_s: float) -> _Attempt:
+    """The failure as the unstreamed path words it; its type tells billing if it reached."""
+    host = urlsplit(url).netloc
+    if isinstance(exc, ConnectTimeout | ReadTimeout):
+        error: TeacherError = TeacherTimeout(
             f"no answer within timeout_s={timeout_s:g}s from {host}; raise timeout_s or "
             "check the endpoint", provider=provider,
         )  # fmt: skip
-        return _Attempt(error=error, cause=httpx.ReadTimeout(str(exc)))
-    error = ProviderError(
-        f"the stream from {host} failed ({type(exc).__name__})", provider=provider, retryable=True
-    )
-    return _Attempt(error=error, cause=httpx.ReadError(str(exc)))
+    else:
+        error = ProviderError(
+            f"cannot reach {host} or the stream failed ({type(exc).__name__}); check base_url "
+            "and network", provider=provider, retryable=True,
+        )  # fmt: skip
+    return _Attempt(error=error, cause=exc)
 
 
 def _check(text: str, check: schema_checks.SchemaCheck) -> tuple[dict[str, Any] | None, list[str]]:

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,7 @@ __all__ = [
     "ReadError",
     "ReadTimeout",
     "Response",
+    "Streamed",
     "TransportError",
     "failure",
     "pool_size",
@@ -129,6 +131,30 @@ class Response:
         return self.body.decode("utf-8", "replace")
 
 
+@dataclass(frozen=True, slots=True)
+class Streamed:
+    """A response whose body is read as it arrives (:meth:`JsonPoster.post_stream`)."""
+
+    status: int
+    headers: Headers
+    response: aiohttp.ClientResponse
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body, piece by piece as the socket delivers it."""
+        try:
+            async for chunk in self.response.content.iter_any():
+                yield chunk
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise failure(exc) from exc
+
+    async def read(self) -> bytes:
+        """The whole body (an error answer)."""
+        try:
+            return await self.response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise failure(exc) from exc
+
+
 _HEADERS = {  # and aiohttp's own User-Agent
     "accept": "*/*",
     "accept-encoding": "gzip, deflate",
@@ -194,6 +220,22 @@ class JsonPoster:
                 self.url(url), data=data, headers=headers, allow_redirects=False
             ) as response:
                 return Response(response.status, response.headers, await response.read())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise failure(exc) from exc
+
+    @asynccontextmanager
+    async def post_stream(
+        self, url: str, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> AsyncIterator[Streamed]:
+        """The response with its body unread, to be read as it arrives (a streamed answer);
+        failures to connect, and to read while inside, are :class:`TransportError` as for
+        :meth:`post`."""
+        data = _ENCODE(body).encode()
+        try:
+            async with self.session().post(
+                self.url(url), data=data, headers=headers, allow_redirects=False
+            ) as response:
+                yield Streamed(response.status, response.headers, response)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise failure(exc) from exc
 
