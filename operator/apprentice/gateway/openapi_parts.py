@@ -17,6 +17,15 @@ _REF_TEMPLATE = "#/components/schemas/{model}"
 # One Server-Sent Event of a stream=true answer: ``data`` is a JSON object, or ``[DONE]``.
 _SSE_EVENT = {
     "type": "object",
+    "description": (
+        "One Server-Sent Event of a stream=true answer (gateway/streaming.py); `data` is JSON "
+        "or `[DONE]`. Chat API: `chat.completion.chunk` objects carrying the teacher's text as "
+        "it is produced (an answer not streamed by its producer comes in pieces once stored), "
+        "a usage chunk with stream_options.include_usage, then `[DONE]`. Task API: "
+        '`{"delta": text}` events while the teacher streams, then `{"output", "request_id"}`, '
+        'then `[DONE]`. A failure after the stream started ends it with one `{"error": {...}}` '
+        "event (the error body) and no `[DONE]`."
+    ),
     "required": ["data"],
     "properties": {"data": {"type": "string"}, "event": {"type": "string"}},
 }
