@@ -14,6 +14,7 @@ the same conversations, and mark the same examples as trained by the version.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import uuid
@@ -31,6 +32,7 @@ from apprentice.gateway.http import build_app
 from apprentice.store import open_store, records
 from apprentice.training import job
 from apprentice.training.dataset import TrainingDataset
+from apprentice.training.run import TrainingRunSpec
 
 TASK = "classify"
 TOKEN_ENV = "ORCH_TEST_ADMIN_TOKEN"
@@ -39,7 +41,7 @@ SHIFT = T0 + timedelta(hours=30)
 COVERED = 48  # examples in the store when the run becomes due
 
 
-def make_config(root: Path) -> config.ApprenticeConfig:
+def make_config(root: Path, *, warm_start: bool = True) -> config.ApprenticeConfig:
     answers = root / "answers.jsonl"
     answers.write_text("")
     return config.ApprenticeConfig.model_validate(
@@ -58,7 +60,7 @@ def make_config(root: Path) -> config.ApprenticeConfig:
                 "backend": "transformers",
                 "base_model": "apprentice/tiny",
                 "model_dir": str(root / "models"),
-                "training": {"coaching_weight": 3},
+                "training": {"coaching_weight": 3, "warm_start": warm_start},
             },
             "store": {"url": f"sqlite:///{root}/apprentice.db"},
             "gateway": {"admin_token_env": TOKEN_ENV},
@@ -115,22 +117,32 @@ def token(monkeypatch: pytest.MonkeyPatch) -> str:
     return value
 
 
-@pytest.fixture
-async def gateways(tmp_path: Path, token: str) -> AsyncIterator[tuple[Apprentice, Apprentice]]:
+@contextlib.asynccontextmanager
+async def started_gateways(
+    tmp_path: Path, *, warm_start: bool = True
+) -> AsyncIterator[tuple[Apprentice, Apprentice]]:
     made = []
     for name in ("local", "job"):
         root = tmp_path / name
         root.mkdir()
-        cfg = make_config(root)
+        cfg = make_config(root, warm_start=warm_start)
         fill_store(cfg, 0, COVERED)
         trainer = [sys.executable, "-c", "import sys; sys.exit(0)"]
         app = Apprentice.from_config(cfg, trainer_command=trainer)
         await app.gateway.start(serving=False)
         fill_store(cfg, COVERED, COVERED + 6)  # arrived after the run became due
         made.append(app)
-    yield made[0], made[1]
-    for app in made:
-        await app.close()
+    try:
+        yield made[0], made[1]
+    finally:
+        for app in made:
+            await app.close()
+
+
+@pytest.fixture
+async def gateways(tmp_path: Path, token: str) -> AsyncIterator[tuple[Apprentice, Apprentice]]:
+    async with started_gateways(tmp_path) as made:
+        yield made
 
 
 def trained_ids(app: Apprentice, version: str) -> set[int]:
@@ -221,3 +233,74 @@ async def test_only_the_run_that_took_the_data_marks_it(
     finally:
         await server.close()
     assert trained_ids(remote, "v1") == set() and trained_ids(remote, "v2") == set()
+
+
+def promote_adapter(app: Apprentice, root: Path) -> str:
+    """A promoted v1 with its adapter folder on disk (as the operator or a run leaves it)."""
+    adapter = root / "models" / TASK / "v1"
+    adapter.mkdir(parents=True)
+    now = datetime.now(UTC)
+    app.gateway.store.add_version(
+        records.ModelVersionRecord(
+            task=TASK,
+            version="v1",
+            state="promoted",
+            path=str(adapter),
+            base_model="apprentice/tiny",
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    return str(adapter)
+
+
+async def job_input(app: Apprentice, out: Path, token: str) -> job.TrainingInput:
+    """What the trainer Job is handed, over HTTP, after the operator's training/started."""
+    server = TestServer(build_app(app.gateway), host="127.0.0.1")
+    await server.start_server()
+    url = f"http://127.0.0.1:{server.port}"
+    try:
+        async with httpx.AsyncClient(base_url=url) as admin:
+            started = await admin.post(
+                f"/admin/tasks/{TASK}/training/started",
+                json={},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert started.status_code == 200
+        settings = job.settings_from(
+            ["--gateway-url", url, "--task", TASK, "--output-dir", str(out)],
+            {"APPRENTICE_ADMIN_TOKEN": token},
+        )
+        return await asyncio.to_thread(job.fetch_input, settings)
+    finally:
+        await server.close()
+
+
+async def starts(local: Apprentice, remote: Apprentice, tmp_path: Path, token: str) -> list[object]:
+    """The adapter each mode's next run starts from: the local run's spec, the Job's input."""
+    assert local.gateway.orchestrator is not None
+    await local.gateway.orchestrator.train(TASK, "retrain")
+    spec_path = tmp_path / "local" / "models" / TASK / ".runs" / "v2" / "spec.json"
+    spec = TrainingRunSpec.model_validate_json(spec_path.read_text(encoding="utf-8"))
+    given = await job_input(remote, tmp_path / "out", token)
+    return [spec.init_adapter, given.init_adapter]
+
+
+async def test_both_modes_warm_start_from_the_active_version(
+    gateways: tuple[Apprentice, Apprentice], tmp_path: Path, token: str
+) -> None:
+    """The gateway names the adapter a run starts from, with its data, for both modes."""
+    local, remote = gateways
+    assert (await job_input(remote, tmp_path / "out", token)).init_adapter is None  # no v1 yet
+    wanted = [promote_adapter(local, tmp_path / "local"), promote_adapter(remote, tmp_path / "job")]
+    assert await starts(local, remote, tmp_path, token) == wanted
+
+
+async def test_training_warm_start_off_trains_both_modes_from_the_base(
+    tmp_path: Path, token: str
+) -> None:
+    """One switch, read by the gateway for both modes."""
+    async with started_gateways(tmp_path, warm_start=False) as (local, remote):
+        for app, app_name in ((local, "local"), (remote, "job")):
+            promote_adapter(app, tmp_path / app_name)
+        assert await starts(local, remote, tmp_path, token) == [None, None]

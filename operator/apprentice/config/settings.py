@@ -36,6 +36,11 @@ class TrainingConfig(Model):
     coaching_weight: float = Field(
         default=2.0, ge=1, description="Repeat factor for examples the student got wrong."
     )
+    warm_start: bool = Field(
+        default=True,
+        description="A retrain starts from the active version's adapter (huggingface "
+        "backend, same base and LoRA shape); false trains every version from the base.",
+    )
 
 
 class LocalConfig(Model):

@@ -56,6 +56,7 @@ from apprentice.gateway import (
     reading,
     tags,
     tracing,
+    training_data,
 )
 from apprentice.gateway.request import Meta, Result
 from apprentice.gateway.service import Gateway
@@ -288,11 +289,10 @@ class Routes:
         coaching and recency repeats included (see apprentice.gateway.training_data)."""
         self._admin(request)
         data = await self.gw.training_data(self._task(request))
-        dataset = data.selection.dataset
         return web.Response(
-            text=dataset.to_jsonl_text(),
+            text=data.selection.dataset.to_jsonl_text(),
             content_type="application/x-ndjson",
-            headers={"X-Apprentice-Data-Hash": dataset.data_hash},
+            headers=training_data.response_headers(data),
         )
 
     async def versions(self, request: web.Request) -> web.Response:

@@ -49,6 +49,7 @@ from apprentice.gateway.openapi_parts import (
     _ref,
     _request,
 )
+from apprentice.training.dataset import INIT_ADAPTER_HEADER
 from apprentice.vocabulary import VERSION_STATES
 
 _MODELS: tuple[type[BaseModel], ...] = (
@@ -69,6 +70,19 @@ def _model_schemas() -> dict[str, Any]:
 _RUN = (400, 401, 403, 404, 408, 413, 422, 429, 502, 503)
 # With gateway.require_api_keys: no key, a wrong, revoked or other task's key, its rate limit.
 _KEYED = (401, 403, 429)
+# The run's data also says which examples it holds and the adapter the run starts from.
+_RUN_HEADERS = {
+    "X-Apprentice-Data-Hash": {
+        "description": "SHA-256 of the conversations (the version's data_hash).",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    INIT_ADAPTER_HEADER: {
+        "description": "The adapter the run starts from (the active version's, a warm "
+        "start; percent-encoded path on the task's volume); absent: train from the base.",
+        "schema": {"type": "string"},
+    },
+}
 
 
 def _components(cfg: ApprenticeConfig) -> dict[str, Any]:
@@ -258,7 +272,7 @@ def _admin_paths() -> dict[str, Any]:
         "/admin/tasks/{task}/training/dataset": {
             "get": _op(
                 "The run's training data as the gateway selected it (chat JSONL)",
-                _body({"type": "string"}, "application/x-ndjson"),
+                {**_body({"type": "string"}, "application/x-ndjson"), "headers": _RUN_HEADERS},
                 *_ADMIN_PLAIN,
                 parameters=[_TASK_PARAM],
                 **_ADMIN,

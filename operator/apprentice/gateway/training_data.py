@@ -12,6 +12,8 @@ A training run's data is decided by the gateway, from the store, by one function
   are retired and newer ones weigh more (:mod:`apprentice.training.recency`);
 - *coaching weights*: while the task is coaching, examples the student got wrong
   (its comparison score < 1) are repeated ``training.coaching_weight`` times.
+- *the warm start*: the adapter the run starts from, the active version's
+  (:func:`apprentice.orchestration.datasets.warm_start`; ``training.warm_start``).
 
 Both run modes read it through the gateway: the embedded ``LocalOrchestrator``
 through its hooks (:class:`apprentice.orchestration.seam.GatewayHooks`), the
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -42,8 +45,15 @@ from apprentice.orchestration.seam import TrainingData
 from apprentice.store import base as store_base
 from apprentice.store import records
 from apprentice.training import corpus, recency
+from apprentice.training.dataset import INIT_ADAPTER_HEADER
 
-__all__ = ["TrainingData", "TrainingRuns", "read_training_data", "weigh_examples"]
+__all__ = [
+    "TrainingData",
+    "TrainingRuns",
+    "read_training_data",
+    "response_headers",
+    "weigh_examples",
+]
 
 
 def weigh_examples(
@@ -92,7 +102,19 @@ def read_training_data(
         cfg.task(task), examples, cfg.local, coaching=coaching, scores=scores, since=since
     )
     ids = tuple(e.id for e in examples if e.id is not None)
-    return TrainingData(selection, covered, ids)
+    # The adapter the run starts from is decided here too, so both modes warm-start alike
+    # (in Kubernetes the path is on the task's volume, mounted alike in the trainer pod).
+    init = datasets.warm_start(store, task, cfg.local)
+    return TrainingData(selection, covered, ids, init)
+
+
+def response_headers(data: TrainingData) -> dict[str, str]:
+    """The headers of ``GET .../training/dataset``: the data's hash and, for a warm
+    start, the adapter the trainer Job starts from (percent-encoded: a header is ASCII)."""
+    headers = {"X-Apprentice-Data-Hash": data.selection.dataset.data_hash}
+    if data.init_adapter is not None:
+        headers[INIT_ADAPTER_HEADER] = urllib.parse.quote(data.init_adapter, safe="/")
+    return headers
 
 
 class TrainingRuns:

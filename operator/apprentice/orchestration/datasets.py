@@ -56,11 +56,13 @@ is what the demo's 2-core target machine has."""
 
 def warm_start(store: store_base.Store, task: str, local: LocalConfig) -> str | None:
     """The adapter a retrain starts from: the active version's, when the huggingface
-    backend trains it on the same base (the backend also checks the LoRA shape).
+    backend trains it on the same base (the backend also checks the LoRA shape) and
+    ``training.warm_start`` is on. The gateway decides it with the run's data, for both
+    run modes (:func:`apprentice.gateway.training_data.read_training_data`).
 
     Blocking (a store read): call it off the event loop.
     """
-    if local.fine_tune_backend is not FineTuneBackend.huggingface:
+    if not local.training.warm_start or local.fine_tune_backend is not FineTuneBackend.huggingface:
         return None
     active = store.active_version(task)
     if active is None or active.base_model != local.training_base():

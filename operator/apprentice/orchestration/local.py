@@ -362,9 +362,11 @@ class LocalOrchestrator:
         # exactly as it does for the Kubernetes trainer Job.
         data = await self.hooks.training_data(task)
         data_path = data.selection.dataset.write_jsonl(run_dir / "train.jsonl")
-        # A retrain starts from the active version's adapter (fewer passes).
-        init = await self._db(datasets.warm_start, self.store, task, self.cfg.local)
-        spec = datasets.training_spec(self.cfg.local, data_path, out_dir, init_adapter=init)
+        # A retrain starts from the active version's adapter (fewer passes): the gateway
+        # names it with the data, as it does for the Kubernetes trainer Job.
+        spec = datasets.training_spec(
+            self.cfg.local, data_path, out_dir, init_adapter=data.init_adapter
+        )
         spec_path = spec.write(run_dir / "spec.json")
         started = time.monotonic()
         code = await self._run_trainer(spec_path, run_dir / "train.log")

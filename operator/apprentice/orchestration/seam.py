@@ -77,12 +77,15 @@ class TrainingData:
     """One run's dataset, as the gateway selected it, and what it covered.
 
     ``covered_ids`` are the store ids of the covered train examples, which the run's
-    registered version marks as trained.
+    registered version marks as trained. ``init_adapter`` is the adapter the run starts
+    from (the active version's, a warm start), or None to train from the base; the
+    Kubernetes trainer Job reads it from the dataset's ``X-Apprentice-Init-Adapter``.
     """
 
     selection: Selection
     covered: int | None  # the engine's count when the run became due; None: every example
     covered_ids: tuple[int, ...]
+    init_adapter: str | None = None
 
 
 CanaryVerdict = Callable[[str, str, Judgement], Awaitable[None]]

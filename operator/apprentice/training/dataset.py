@@ -18,10 +18,15 @@ from typing import Any, cast
 
 from apprentice import prompts
 
-__all__ = ["DatasetError", "TrainingDataset", "hash_conversations"]
+__all__ = ["INIT_ADAPTER_HEADER", "DatasetError", "TrainingDataset", "hash_conversations"]
 
 Conversation = tuple[prompts.ChatMessage, ...]
 _ROLES = ("system", "user", "assistant")
+
+INIT_ADAPTER_HEADER = "X-Apprentice-Init-Adapter"
+"""Response header of the gateway's training data: the adapter the run starts from (a
+warm start; a path on the task's volume, percent-encoded), absent for a run from the
+base. The gateway decides it with the data, for both run modes."""
 
 
 class DatasetError(ValueError):

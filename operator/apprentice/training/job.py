@@ -6,8 +6,14 @@ gateway exactly as for the embedded LocalOrchestrator, see
 :mod:`apprentice.gateway.training_data`), trains with the configured backend,
 and writes the adapter, ``metadata.json`` and ``metrics.json`` to the output
 directory on the model volume. The operator then registers the version with the
-gateway. Every setting is a flag or an environment variable (the Job's manifest
-sets the latter):
+gateway.
+
+A retrain warm-starts as in the embedded mode: with the data, the gateway names the
+adapter the run starts from (the active version's, on the same task volume the Job
+mounts, header ``X-Apprentice-Init-Adapter``), decided by the same rule and the same
+``training.warm_start`` switch; the huggingface backend checks its base and LoRA shape
+and records it as ``init_adapter``. Every setting is a flag or an environment variable
+(the Job's manifest sets the latter):
 
 ====================  ===============================  ===========================
 flag                  environment                      meaning
@@ -37,7 +43,9 @@ import argparse
 import json
 import os
 import sys
+import urllib.parse
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +54,17 @@ from pydantic import ValidationError
 
 from apprentice.config import FineTuneBackend, TrainingConfig
 from apprentice.training.backends import TrainingError, TunerOptions, get_fine_tuner
-from apprentice.training.dataset import DatasetError, TrainingDataset
+from apprentice.training.dataset import INIT_ADAPTER_HEADER, DatasetError, TrainingDataset
 
-__all__ = ["JobError", "JobSettings", "fetch_dataset", "main", "settings_from"]
+__all__ = [
+    "JobError",
+    "JobSettings",
+    "TrainingInput",
+    "fetch_dataset",
+    "fetch_input",
+    "main",
+    "settings_from",
+]
 
 METRICS_FILE = "metrics.json"
 TERMINATION_LOG = Path("/dev/termination-log")
@@ -170,10 +186,29 @@ def settings_from(argv: list[str] | None, env: Mapping[str, str]) -> JobSettings
     )
 
 
+@dataclass(frozen=True)
+class TrainingInput:
+    """What the gateway hands the run: its data and the adapter it starts from (or None)."""
+
+    dataset: TrainingDataset
+    init_adapter: str | None
+
+
 def fetch_dataset(
     settings: JobSettings, *, transport: httpx.BaseTransport | None = None
 ) -> TrainingDataset:
     """The run's training data, as the gateway selected it (chat JSONL)."""
+    return fetch_input(settings, transport=transport).dataset
+
+
+def fetch_input(
+    settings: JobSettings, *, transport: httpx.BaseTransport | None = None
+) -> TrainingInput:
+    """The run's data and warm start, as the gateway selected them.
+
+    The adapter is dropped when this run's own ``training.warm_start`` is off (the
+    gateway reads the same switch; this keeps a hand-made Job honest too).
+    """
     url = f"{settings.gateway_url}/admin/tasks/{settings.task}/training/dataset"
     try:
         with httpx.Client(timeout=httpx.Timeout(300.0, connect=10.0), transport=transport) as c:
@@ -195,7 +230,9 @@ def fetch_dataset(
             f"the train split of {settings.task!r} is empty after the gateway's selection; "
             "nothing to train on"
         )
-    return dataset
+    named = response.headers.get(INIT_ADAPTER_HEADER)
+    init = urllib.parse.unquote(named) if named and settings.hyper.warm_start else None
+    return TrainingInput(dataset, init)
 
 
 def _emit(event: dict[str, Any]) -> None:
@@ -205,13 +242,22 @@ def _emit(event: dict[str, Any]) -> None:
 
 def run(settings: JobSettings, *, transport: httpx.BaseTransport | None = None) -> dict[str, Any]:
     """Fetch, train, write; returns the metrics written to ``metrics.json``."""
-    dataset = fetch_dataset(settings, transport=transport)
-    _emit({"event": "dataset", "task": settings.task, "examples": len(dataset)})
-    options = TunerOptions(device=settings.device, max_steps=settings.max_steps)
+    given = fetch_input(settings, transport=transport)
+    _emit(
+        {
+            "event": "dataset",
+            "task": settings.task,
+            "examples": len(given.dataset),
+            "init_adapter": given.init_adapter,
+        }
+    )
+    options = TunerOptions(
+        device=settings.device, max_steps=settings.max_steps, init_adapter=given.init_adapter
+    )
     tuner = get_fine_tuner(settings.backend, options)
     try:
         result = tuner.train(
-            dataset,
+            given.dataset,
             base_model=settings.base_model,
             hyper=settings.hyper,
             out_dir=settings.output_dir,
