@@ -4,11 +4,13 @@ Ollama's is ``fakes.ollama`` (shared with the gateway's lifecycle test).
 
 Each records what it received, so tests assert on the wire, and its answers are
 the real JSON shapes (the OpenAI-compatible ones are checked with the ``openai``
-SDK's own response type).
+SDK's own response type). Asked to stream, the OpenAI-compatible ones answer in OpenAI's
+chunk events (``fakes.teacher_streams``), as vLLM and llama-server do.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +20,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from openai.types.chat import ChatCompletion
+
+from fakes import teacher_streams
 
 ANSWER = '{"category":"billing","confidence":0.9,"priority":2}'
 
@@ -46,6 +50,20 @@ def chat_completion(model: str, content: str) -> dict[str, Any]:
 class Recorder:
     requests: list[tuple[str, str, Any]] = dataclasses.field(default_factory=list)
     answer: str = ANSWER
+    hold: asyncio.Event | None = None  # a streamed answer stops after its first text until set
+    holding: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+    async def reply(self, request: web.Request, body: Any, model: str) -> web.StreamResponse:
+        """The answer, streamed in OpenAI's chunk events when the request asks."""
+        if not body.get("stream"):
+            return web.json_response(chat_completion(model, self.answer))
+        usage = (body.get("stream_options") or {}).get("include_usage") is True
+        events = teacher_streams.openai_events(
+            self.answer, model=model, prompt_tokens=50, completion_tokens=20, include_usage=usage
+        )
+        return await teacher_streams.send(
+            request, "openai", events, hold=self.hold, holding=self.holding
+        )
 
     def bodies(self, path: str) -> list[Any]:
         return [body for _, p, body in self.requests if p == path]
@@ -114,7 +132,7 @@ class VLLMFake(Recorder):
         del self.adapters[name]
         return web.Response(text=f"Success: LoRA adapter '{name}' removed successfully.")
 
-    async def chat(self, request: web.Request) -> web.Response:
+    async def chat(self, request: web.Request) -> web.StreamResponse:
         body = await _record(self, request)
         model = body["model"]
         if model != self.base_model and model not in self.adapters:
@@ -127,7 +145,7 @@ class VLLMFake(Recorder):
                 },
                 status=404,
             )
-        return web.json_response(chat_completion(model, self.answer))
+        return await self.reply(request, body, model)
 
 
 @dataclasses.dataclass
@@ -164,11 +182,11 @@ class LlamaCppFake(Recorder):
             adapter["scale"] = scales.get(adapter["id"], 0.0)
         return web.json_response({"success": True})
 
-    async def chat(self, request: web.Request) -> web.Response:
-        await _record(self, request)
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        body = await _record(self, request)
         if self.loading:
             return self._loading()
-        return web.json_response(chat_completion("student.gguf", self.answer))
+        return await self.reply(request, body, "student.gguf")
 
 
 @asynccontextmanager

@@ -27,7 +27,7 @@ from apprentice.gateway.parts import Parts
 from apprentice.gateway.request import Request
 from apprentice.gateway.spending import CallCover
 from apprentice.json_types import JsonObject
-from apprentice.students.base import StudentAnswer
+from apprentice.students.base import StreamingStudent, StudentAnswer
 from apprentice.teachers import billing
 from apprentice.teachers.base import TeacherAnswer
 from apprentice.vocabulary import Route
@@ -113,7 +113,12 @@ class Caller:
         assert student is not None, "the engine routes to a student only when one is ready"
         hold = req.student_hold
         timeout = self.parts.config.local.timeout_s
-        call = tracing.student(req, student.generate(req.task.cfg, req.input))
+        stream = req.meta.stream if req.route is Route.local_only else None  # it serves
+        if stream is not None and isinstance(student, StreamingStudent):
+            generate = student.generate_stream(req.task.cfg, req.input, sink=stream(req.id))
+        else:
+            generate = student.generate(req.task.cfg, req.input)
+        call = tracing.student(req, generate)
         if hold is None:  # a local model: nothing to cover
             return await self.deadlines.run(call, timeout)
         hold.called = True  # a paid student: its retries ask the budget first, as a teacher's

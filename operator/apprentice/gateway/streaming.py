@@ -26,8 +26,13 @@ teacher streams (none when the answer was not streamed), then one
 ``data: [DONE]``. The concatenated deltas are the teacher's text as produced: JSON
 that parses to ``output``.
 
-In-process students (transformers, the tiny model) answer whole, so their answers are
-sent in pieces after the fact.
+The student serves token by token too where its server streams: the OpenAI-compatible
+HTTP backends (vLLM, llama.cpp: :mod:`apprentice.students.http`), on the local-only
+route (on the compared route the teacher's answer serves). In-process students
+(transformers, the tiny model), Ollama and the ``openai`` fine-tune answer whole, so
+their answers are sent in pieces once stored. A streamed student answer that proves
+invalid is replaced by the teacher as usual (stored, booked), but its text is already
+out: the stream ends with an error event and the client retries.
 """
 
 from __future__ import annotations
@@ -114,7 +119,11 @@ class Relay:
         self.wake = asyncio.Event()
 
     def open(self, request_id: str) -> TextSink:
-        """``Meta.stream``: the sink of one request's teacher text."""
+        """``Meta.stream``: the sink of the text of the answer that serves. A second
+        producer (the teacher after a streamed student answer proved invalid) is not
+        relayed: the client has the first one's text, and gets an error event at the end."""
+        if self.pending or self.sent:
+            return _ignore
         self.request_id = request_id
         return self.put
 
@@ -134,6 +143,10 @@ class Relay:
             if self.pending or job.done():
                 return
             await self.wake.wait()
+
+
+def _ignore(text: str) -> None:
+    """The sink of a producer whose text cannot be relayed (see :meth:`Relay.open`)."""
 
 
 class _Out:
@@ -200,8 +213,8 @@ def _ending(job: asyncio.Task[Result], relay: Relay, fmt: Format) -> tuple[list[
         return fmt.closing(result), True
     problem = errors.TeacherUnavailable(
         "StreamBroken",
-        "the streamed answer is not the one that was validated (the teacher's answer failed "
-        "validation or its stream broke off after it started, and the request was answered "
+        "the streamed answer is not the one that was validated (it failed validation or its "
+        "stream broke off after it started, and the request was answered "
         f"otherwise, request {result.request_id}); retry without stream",
     )
     return [problem.body()], False

@@ -23,11 +23,12 @@ from typing import Any, Protocol, runtime_checkable
 
 from apprentice import prompts, schema_checks
 from apprentice.config import TaskConfig
-from apprentice.teachers.base import Usage
+from apprentice.teachers.base import TextSink, Usage
 
 __all__ = [
     "Health",
     "NoStudent",
+    "StreamingStudent",
     "Student",
     "StudentAnswer",
     "StudentError",
@@ -109,6 +110,16 @@ class Student(Protocol):
     def active_version(self) -> str | None: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class StreamingStudent(Protocol):
+    """A student that can pass its answer's text to a sink as its server generates it (the
+    OpenAI-compatible HTTP servers: vLLM, llama.cpp); validated once it is whole."""
+
+    async def generate_stream(
+        self, task: TaskConfig, task_input: dict[str, Any], *, sink: TextSink
+    ) -> StudentAnswer: ...
 
 
 def answer_from_text(

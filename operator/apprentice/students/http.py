@@ -15,7 +15,8 @@ import httpx
 from apprentice import prompts
 from apprentice.config import LocalConfig, TaskConfig
 from apprentice.students.base import StudentAnswer, StudentUnavailable, answer_from_text
-from apprentice.teachers.base import Usage
+from apprentice.teachers import streaming
+from apprentice.teachers.base import TextSink, Usage
 
 __all__ = ["HTTPStudentBase", "ModelMissing", "server_usage"]
 
@@ -95,11 +96,12 @@ class HTTPStudentBase:
         return response
 
     async def chat_completion(
-        self, task: TaskConfig, task_input: dict[str, Any], model: str
+        self, task: TaskConfig, task_input: dict[str, Any], model: str, sink: TextSink | None = None
     ) -> StudentAnswer:
-        """One answer from an OpenAI-compatible server (vLLM, llama.cpp), JSON-constrained."""
+        """One answer from an OpenAI-compatible server (vLLM, llama.cpp), JSON-constrained;
+        with ``sink``, streamed to it as generated (validated once whole)."""
         started = self.now()
-        body = {
+        body: dict[str, Any] = {
             "model": model,
             "messages": prompts.build_messages(task, task_input),
             "temperature": 0,
@@ -109,7 +111,22 @@ class HTTPStudentBase:
                 "json_schema": {"name": task.name, "schema": task.output_schema},
             },
         }
+        if sink is not None:
+            text, usage = await self._streamed(body, sink)
+            return self.answer(task, text, started, usage)
         response = await self.request("POST", "/v1/chat/completions", json_body=body)
+        self._refused(response, model)
+        try:
+            body = response.json()
+            text = body["choices"][0]["message"]["content"] or ""
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise StudentUnavailable(
+                f"{self.backend} answered without choices[0].message.content"
+            ) from exc
+        return self.answer(task, str(text), started, server_usage(body))
+
+    def _refused(self, response: httpx.Response, model: str) -> None:
+        """A chat answer that is not a 200: the model is missing, or the server failed."""
         if response.status_code == 404:
             raise ModelMissing(
                 f"{self.backend} does not know the model {model!r}: {error_message(response)}; "
@@ -120,14 +137,34 @@ class HTTPStudentBase:
             raise StudentUnavailable(
                 f"{self.backend} answered {response.status_code}: {error_message(response)}"
             )
+
+    async def _streamed(self, body: dict[str, Any], sink: TextSink) -> tuple[str, Usage | None]:
+        """The answer's text read as the server streams it (OpenAI's chunk events, as the
+        teacher's: :mod:`apprentice.teachers.streaming`), each piece to ``sink``."""
+        body = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        reader, decoder = streaming.OpenAIReader(), streaming.SseDecoder()
         try:
-            body = response.json()
-            text = body["choices"][0]["message"]["content"] or ""
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            async with self._client.stream("POST", self.url("/v1/chat/completions"),
+                                           json=body) as response:  # fmt: skip
+                if response.status_code != 200:
+                    await response.aread()
+                    self._refused(response, str(body["model"]))
+                async for chunk in response.aiter_bytes():
+                    for event in decoder.feed(chunk):
+                        piece = reader.read(event)
+                        if piece:
+                            sink(piece)
+        except httpx.HTTPError as exc:
             raise StudentUnavailable(
-                f"{self.backend} answered without choices[0].message.content"
+                f"{self.backend} student's stream failed ({type(exc).__name__}); {self.start_hint}"
             ) from exc
-        return self.answer(task, str(text), started, server_usage(body))
+        except streaming.StreamFailure as exc:
+            raise StudentUnavailable(f"{self.backend} student's stream failed: {exc}") from exc
+        if not reader.complete:
+            raise StudentUnavailable(f"{self.backend} student's stream ended before [DONE]")
+        result = reader.result()
+        usage = result.usage if result.usage.total_tokens else None
+        return result.text, usage
 
     def answer(
         self, task: TaskConfig, text: str, started: float, usage: Usage | None = None

@@ -23,6 +23,7 @@ from apprentice.students.base import (
     VersionRef,
 )
 from apprentice.students.http import HTTPStudentBase, error_message
+from apprentice.teachers.base import TextSink
 
 __all__ = ["LlamaCppStudent"]
 
@@ -48,10 +49,16 @@ class LlamaCppStudent(HTTPStudentBase):
         self._adapter_ids: dict[str, int] = {}
 
     async def generate(self, task: TaskConfig, task_input: dict[str, Any]) -> StudentAnswer:
+        return await self.generate_stream(task, task_input, sink=None)
+
+    async def generate_stream(
+        self, task: TaskConfig, task_input: dict[str, Any], *, sink: TextSink | None
+    ) -> StudentAnswer:
+        """``generate``; with ``sink``, the text streamed to it as llama-server generates it."""
         # The active adapter is chosen by scale (see load_version), not by model name.
         if self._active is None:
             raise NoStudent()
-        return await self.chat_completion(task, task_input, self._active)
+        return await self.chat_completion(task, task_input, self._active, sink)
 
     async def health(self) -> Health:
         try:

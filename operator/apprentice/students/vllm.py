@@ -26,6 +26,7 @@ from apprentice.students.base import (
     VersionRef,
 )
 from apprentice.students.http import HTTPStudentBase, ModelMissing, error_message
+from apprentice.teachers.base import TextSink
 
 __all__ = ["VLLM_LORA_RANKS", "LoRARankError", "VLLMStudent", "check_lora_rank"]
 
@@ -80,19 +81,25 @@ class VLLMStudent(HTTPStudentBase):
         self._paths: dict[str, str] = {}  # version -> adapter path (to reload)
 
     async def generate(self, task: TaskConfig, task_input: dict[str, Any]) -> StudentAnswer:
+        return await self.generate_stream(task, task_input, sink=None)
+
+    async def generate_stream(
+        self, task: TaskConfig, task_input: dict[str, Any], *, sink: TextSink | None
+    ) -> StudentAnswer:
+        """``generate``; with ``sink``, the text streamed to it as vLLM generates it."""
         # Adapters are addressed by name: the active version is the model to ask.
         version = self._active
         if version is None:
             raise NoStudent()
         try:
-            return await self.chat_completion(task, task_input, version)
-        except ModelMissing:
+            return await self.chat_completion(task, task_input, version, sink)
+        except ModelMissing:  # refused before any text: nothing was streamed
             if version not in self._paths:
                 raise
         # vLLM forgets runtime adapters when it restarts: load the active one again, once.
         self._loaded.discard(version)
         await self.load_version(VersionRef(version, self._paths[version]))
-        return await self.chat_completion(task, task_input, version)
+        return await self.chat_completion(task, task_input, version, sink)
 
     async def health(self) -> Health:
         try:

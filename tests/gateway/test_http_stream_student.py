@@ -1,0 +1,77 @@
+"""Steady state with ``stream=true``: a student that streams (as the OpenAI-compatible HTTP
+students do, tested on the wire in tests/students/test_http_students_stream.py) serves
+its local-only answers token by token, through the official ``openai`` SDK."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import gw_fakes
+import gw_rules
+import openai
+from gw_config import make_config
+from test_steady import seed_steady_state
+
+from apprentice import prompts
+from apprentice.config import TaskConfig
+from apprentice.students.base import StudentAnswer
+from apprentice.teachers.base import TextSink
+
+
+class StreamingRuleStudent(gw_fakes.RuleStudent):
+    """Streams its answer: the first four characters, then the rest once ``hold`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hold = asyncio.Event()
+        self.holding = asyncio.Event()
+
+    async def generate_stream(
+        self, task: TaskConfig, task_input: dict[str, Any], *, sink: TextSink
+    ) -> StudentAnswer:
+        answer = await self.generate(task, task_input)
+        assert answer.output is not None
+        text = prompts.render_output(answer.output)
+        sink(text[:4])
+        self.holding.set()
+        await self.hold.wait()
+        sink(text[4:])
+        return answer
+
+
+async def test_a_local_only_answer_streams_from_the_student(
+    harness_factory: Any, tmp_path: Path
+) -> None:
+    cfg = make_config(tmp_path)
+    seed_steady_state(cfg, tmp_path, "first_word")
+    h = await harness_factory(cfg, student=StreamingRuleStudent)
+    student: StreamingRuleStudent = h.students["classify"]
+    client = await h.serve()
+    sdk = openai.AsyncOpenAI(base_url=str(client.make_url("/v1")), api_key="unused", max_retries=0)
+    for i in range(200):  # until the engine routes one local-only (the others are compared)
+        inp = gw_rules.make_input(i)
+        messages: Any = [{"role": "user", "content": json.dumps(inp)}]
+        stream = await sdk.chat.completions.create(model="classify", messages=messages, stream=True)
+        got = []
+        async for chunk in stream:
+            got.append(chunk)
+            if chunk.choices and chunk.choices[0].delta.content:
+                break
+        if student.holding.is_set():
+            break
+        got += [c async for c in stream]  # a compared request: the teacher's answer, whole
+    else:
+        raise AssertionError("the engine never routed local-only")
+    assert got[-1].choices[0].delta.content == '{"la'  # the student is still generating
+    student.hold.set()
+    got += [c async for c in stream]
+    text = "".join(c.choices[0].delta.content or "" for c in got if c.choices)
+    assert json.loads(text) == gw_rules.teacher_output(inp)
+    await h.gw.flush()
+    last = h.gw.store.requests("classify")[-1]
+    assert last.route == "local_only" and last.served_by == "student"
+    assert last.id == got[0].id.removeprefix("chatcmpl-") and last.cost == 0.0
+    await sdk.close()
