@@ -22,7 +22,8 @@ from apprentice.teachers.base import TextSink
 
 
 class StreamingRuleStudent(gw_fakes.RuleStudent):
-    """Streams its answer: the first four characters, then the rest once ``hold`` is set."""
+    """Streams its answer's text: the first four characters, then the rest once ``hold``
+    is set (already set: no pause)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -33,8 +34,7 @@ class StreamingRuleStudent(gw_fakes.RuleStudent):
         self, task: TaskConfig, task_input: dict[str, Any], *, sink: TextSink
     ) -> StudentAnswer:
         answer = await self.generate(task, task_input)
-        assert answer.output is not None
-        text = prompts.render_output(answer.output)
+        text = "not json" if answer.output is None else prompts.render_output(answer.output)
         sink(text[:4])
         self.holding.set()
         await self.hold.wait()
@@ -75,3 +75,30 @@ async def test_a_local_only_answer_streams_from_the_student(
     assert last.route == "local_only" and last.served_by == "student"
     assert last.id == got[0].id.removeprefix("chatcmpl-") and last.cost == 0.0
     await sdk.close()
+
+
+async def test_a_streamed_invalid_student_answer_ends_in_an_error_the_teacher_stored(
+    harness_factory: Any, tmp_path: Path
+) -> None:
+    cfg = make_config(tmp_path)
+    seed_steady_state(cfg, tmp_path, "invalid")  # v1 answers text that is not JSON
+    h = await harness_factory(cfg, student=StreamingRuleStudent)
+    student: StreamingRuleStudent = h.students["classify"]
+    student.hold.set()
+    client = await h.serve()
+    for i in range(200):
+        inp = gw_rules.make_input(i)
+        resp = await client.post("/v1/tasks/classify", json={"input": inp, "stream": True})
+        events = [json.loads(e.removeprefix("data: ")) for e in (await resp.text()).split("\n\n")
+                  if e and e != "data: [DONE]"]  # fmt: skip
+        if student.holding.is_set():
+            break
+    else:
+        raise AssertionError("the engine never routed local-only")
+    assert [e.get("delta") for e in events[:-1]] == ["not ", "json"]  # the student's text
+    error = events[-1]["error"]  # then the verdict, and no [DONE]
+    assert error["type"] == "teacher_unavailable" and "retry without stream" in error["message"]
+    await h.gw.flush()
+    last = h.gw.store.requests("classify")[-1]  # the teacher stepped in: stored, as unstreamed
+    assert last.served_by == "teacher" and last.error is None
+    assert h.gw.store.examples("classify")[-1].output == gw_rules.teacher_output(inp)
