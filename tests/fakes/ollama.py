@@ -17,7 +17,9 @@ Built from ``docs/api.md`` and the server's handlers (``server/routes.go``,
   ``unsupported architecture``, an unparsable safetensors header is 400. ``stream:
   false`` answers one ``{"status": "success"}``; otherwise NDJSON progress.
 - ``DELETE /api/delete``: 200, or 404 ``model '...' not found``.
-- ``POST /api/chat``: 404 for an unknown model; no messages loads the model
+- ``POST /api/chat``: 404 for an unknown model; unless ``stream: false``, the answer
+  streams as Ollama's does (a JSON line per piece, then the ``done`` line with the
+  counts); no messages loads the model
   (``done_reason: load``, or ``unload`` with ``keep_alive: 0``); a model in
   ``unloadable`` fails as a runner that cannot load it does (500).
 
@@ -281,9 +283,27 @@ class OllamaServer:
         if not body.get("messages"):
             reply["done_reason"] = "unload" if body.get("keep_alive") == 0 else "load"
             return web.json_response(reply)
-        reply["message"]["content"] = self.answer(model, body["messages"])
-        reply.update(done_reason="stop", total_duration=1000, eval_count=20)
+        text = self.answer(model, body["messages"])
+        reply.update(done_reason="stop", total_duration=1000, prompt_eval_count=40, eval_count=20)
+        if body.get("stream") is not False:  # Ollama's default: one JSON object a line
+            return await _stream(request, name, text, reply)
+        reply["message"]["content"] = text
         return web.json_response(reply)
+
+
+async def _stream(
+    request: web.Request, name: str, text: str, done: dict[str, Any]
+) -> web.StreamResponse:
+    """A streamed chat reply: a line per piece of text, then the ``done`` line with counts."""
+    resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await resp.prepare(request)
+    for i in range(0, len(text), 5):
+        piece = {"model": name, "created_at": "2026-11-30T07:00:00Z", "done": False,
+                 "message": {"role": "assistant", "content": text[i : i + 5]}}  # fmt: skip
+        await resp.write(json.dumps(piece).encode() + b"\n")
+    await resp.write(json.dumps(done).encode() + b"\n")
+    await resp.write_eof()
+    return resp
 
 
 def _bad(message: str) -> web.HTTPBadRequest:

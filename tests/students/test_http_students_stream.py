@@ -1,4 +1,4 @@
-"""The OpenAI-compatible student servers (vLLM, llama-server) streaming their answer:
+"""The student servers (vLLM, llama-server, Ollama) streaming their answer:
 text reaches the sink as generated, the answer is validated once whole, usage is the
 server's own count."""
 
@@ -10,10 +10,13 @@ from pathlib import Path
 
 from student_servers import LlamaCppFake, VLLMFake, serve
 from test_http_students import INPUT, TASK, adapter_dir, local
+from test_ollama_student import student as ollama_student
 
 from apprentice.students import build_student
 from apprentice.students.base import StreamingStudent, VersionRef
 from apprentice.teachers.base import Usage
+from fakes.lora import write_peft_adapter
+from fakes.ollama import OllamaServer
 
 
 async def test_vllm_streams_its_answer_as_it_generates(tmp_path: Path) -> None:
@@ -59,3 +62,24 @@ async def test_llama_cpp_streams_and_invalid_text_is_an_answer(tmp_path: Path) -
         assert "".join(pieces) == "category: billing"
         assert answer.output is None and answer.error  # invalid, as unstreamed: no crash
         await student.aclose()
+
+
+async def test_ollama_streams_its_answer_line_by_line_and_recreates_a_deleted_model(
+    tmp_path: Path,
+) -> None:
+    fake = OllamaServer()
+    adapter = write_peft_adapter(tmp_path / "v1")
+    async with serve(fake.app()) as url:
+        s = ollama_student(url)
+        assert isinstance(s, StreamingStudent)
+        await s.load_version(VersionRef("v1", str(adapter)))
+        del fake.models["apprentice-classify_ticket:v1"]  # `ollama rm` behind our back
+        pieces: list[str] = []
+        answer = await s.generate_stream(TASK, INPUT, sink=pieces.append)
+        assert len(pieces) > 2 and json.loads("".join(pieces)) == answer.output
+        assert answer.output == {"category": "billing", "confidence": 0.9, "priority": 2}
+        assert answer.usage == Usage(40, 20)  # prompt_eval_count, eval_count of the done line
+        chat = fake.bodies("/api/chat")[-1]
+        assert chat["stream"] is True and chat["format"] == TASK.output_schema
+        assert "apprentice-classify_ticket:v1" in fake.models  # recreated, then asked again
+        await s.aclose()

@@ -26,11 +26,11 @@ teacher streams (none when the answer was not streamed), then one
 ``data: [DONE]``. The concatenated deltas are the teacher's text as produced: JSON
 that parses to ``output``.
 
-The student serves token by token too where its server streams: the OpenAI-compatible
-HTTP backends (vLLM, llama.cpp: :mod:`apprentice.students.http`), on the local-only
-route (on the compared route the teacher's answer serves). In-process students
-(transformers, the tiny model), Ollama and the ``openai`` fine-tune answer whole, so
-their answers are sent in pieces once stored. A streamed student answer that proves
+The student serves token by token too where its server streams: vLLM and llama.cpp
+(OpenAI's chunk events, :mod:`apprentice.students.http`) and Ollama (a JSON line per
+piece), on the local-only route (on the compared route the teacher's answer serves).
+In-process students (transformers, the tiny model) and the ``openai`` fine-tune answer
+whole, so their answers are sent in pieces once stored. A streamed student answer that proves
 invalid is replaced by the teacher as usual (stored, booked), but its text is already
 out: the stream ends with an error event and the client retries.
 """

@@ -114,8 +114,8 @@ class Student(Protocol):
 
 @runtime_checkable
 class StreamingStudent(Protocol):
-    """A student that can pass its answer's text to a sink as its server generates it (the
-    OpenAI-compatible HTTP servers: vLLM, llama.cpp); validated once it is whole."""
+    """A student that can pass its answer's text to a sink as its server generates it
+    (vLLM, llama.cpp, Ollama); the answer is validated once it is whole."""
 
     async def generate_stream(
         self, task: TaskConfig, task_input: dict[str, Any], *, sink: TextSink

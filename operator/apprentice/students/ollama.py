@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -46,7 +47,7 @@ from apprentice.students.base import (
     VersionRef,
 )
 from apprentice.students.http import HTTPStudentBase, error_message
-from apprentice.teachers.base import Usage
+from apprentice.teachers.base import TextSink, Usage
 
 __all__ = ["DEFAULT_URL", "OllamaStudent", "adapter_files", "default_base_url", "model_name"]
 
@@ -151,27 +152,70 @@ class OllamaStudent(HTTPStudentBase):
         }
 
     async def generate(self, task: TaskConfig, task_input: dict[str, Any]) -> StudentAnswer:
+        return await self.generate_stream(task, task_input, sink=None)
+
+    async def generate_stream(
+        self, task: TaskConfig, task_input: dict[str, Any], *, sink: TextSink | None
+    ) -> StudentAnswer:
+        """``generate``; with ``sink``, the text streamed to it as Ollama generates it
+        (``stream: true``: one JSON object a line, the counts on the ``done`` one)."""
         version = self._active
         if version is None:
             raise NoStudent()
         started = self.now()
         body = self.request_body(task, task_input, self.model(version))
-        response = await self.request("POST", "/api/chat", json_body=body)
-        if response.status_code == 404 and version in self._paths:
+        reply = await self._chat(body, sink)
+        if reply is None and version in self._paths:
             # Deleted behind our back (``ollama rm``): recreate from the adapter, once.
             await self._create(VersionRef(version, self._paths[version]))
+            reply = await self._chat(body, sink)
+        if reply is None:
+            raise StudentUnavailable(f"ollama has no model {self.model(version)} (404)")
+        text = reply.get("message", {}).get("content")
+        if not isinstance(text, str):
+            raise StudentUnavailable("ollama answered without message.content")
+        return self.answer(task, text, started, _ollama_usage(reply))
+
+    async def _chat(self, body: dict[str, Any], sink: TextSink | None) -> dict[str, Any] | None:
+        """The whole reply (``None``: 404, no such model), streamed to ``sink`` if given."""
+        if sink is None:
             response = await self.request("POST", "/api/chat", json_body=body)
+            if response.status_code == 404:
+                return None
+            self._check(response, body)
+            try:
+                reply = response.json()
+            except ValueError as exc:
+                raise StudentUnavailable("ollama answered without JSON") from exc
+            return reply if isinstance(reply, dict) else {}
+        pieces: list[str] = []
+        last: dict[str, Any] = {}
+        try:
+            async with self._client.stream("POST", self.url("/api/chat"),
+                                           json={**body, "stream": True}) as response:  # fmt: skip
+                if response.status_code == 404:
+                    return None
+                if response.status_code != 200:
+                    await response.aread()
+                    self._check(response, body)
+                async for line in response.aiter_lines():
+                    last = _line(line) if line.strip() else last
+                    piece = (last.get("message") or {}).get("content")
+                    if isinstance(piece, str) and piece:
+                        pieces.append(piece)
+                        sink(piece)
+        except httpx.HTTPError as exc:
+            raise StudentUnavailable(f"ollama's stream failed ({type(exc).__name__})") from exc
+        if not last.get("done"):
+            raise StudentUnavailable("ollama's stream ended before its done line")
+        return {**last, "message": {"role": "assistant", "content": "".join(pieces)}}
+
+    def _check(self, response: httpx.Response, body: dict[str, Any]) -> None:
         if response.status_code != 200:
             raise StudentUnavailable(
-                f"ollama answered {response.status_code} for model {self.model(version)}: "
+                f"ollama answered {response.status_code} for model {body['model']}: "
                 f"{error_message(response)}"
             )
-        try:
-            reply = response.json()
-            text = reply["message"]["content"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise StudentUnavailable("ollama answered without message.content") from exc
-        return self.answer(task, str(text), started, _ollama_usage(reply))
 
     async def health(self) -> Health:
         try:
@@ -308,6 +352,19 @@ class OllamaStudent(HTTPStudentBase):
             self._active = None
         self._paths.pop(name, None)
         await self._delete(self.model(name))
+
+
+def _line(line: str) -> dict[str, Any]:
+    """One line of a streamed reply; an ``error`` line (a runner that died) fails."""
+    try:
+        value = json.loads(line)
+    except ValueError as exc:
+        raise StudentUnavailable(
+            f"ollama streamed a line that is not JSON: {line[:200]!r}"
+        ) from exc
+    if not isinstance(value, dict) or "error" in value:
+        raise StudentUnavailable(f"ollama's stream failed: {str(value)[:300]}")
+    return value
 
 
 def _ollama_usage(reply: dict[str, Any]) -> Usage | None:
