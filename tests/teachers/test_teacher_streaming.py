@@ -75,6 +75,8 @@ def test_openai_refusal_length_cut_and_error() -> None:
     with pytest.raises(StreamFailure) as failed:
         OpenAIReader().read(SseEvent(None, json.dumps(error)))
     assert failed.value.body == error
+    with pytest.raises(StreamFailure, match="not JSON"):  # garbled: a failure, not a crash
+        OpenAIReader().read(SseEvent(None, '{"choices": ['))
     no_usage = ts.openai_events(
         "{}", model="m", prompt_tokens=1, completion_tokens=1, include_usage=False
     )

@@ -23,6 +23,7 @@ whatever the client on the other side does (the gateway queues the deltas).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +35,7 @@ from apprentice.prompts import ChatMessage
 from apprentice.teachers import billing, pricing
 from apprentice.teachers.base import TeacherAnswer, TextSink
 from apprentice.teachers.billing import Bill
-from apprentice.teachers.errors import InvalidOutput, ProviderError, TeacherError
+from apprentice.teachers.errors import InvalidOutput, ProviderError, RateLimited, TeacherError
 from apprentice.teachers.errors import Timeout as TeacherTimeout
 from apprentice.teachers.http import retry_after_s
 from apprentice.teachers.remote import ChatResult, RemoteTeacher, estimate_tokens, repair_messages
@@ -54,6 +55,8 @@ from apprentice.teachers.transport import (
 )
 
 __all__ = ["StreamingRemoteTeacher"]
+
+log = logging.getLogger("apprentice.teachers")
 
 
 class _Sent:
@@ -167,6 +170,10 @@ class StreamingRemoteTeacher(RemoteTeacher):
             delay = policy.retry.delay_s(retries, error.retry_after_s, policy.rng)
             if delay > policy.retry.max_retry_after_s:
                 raise billing.charge(error, bill) from got.cause
+            if isinstance(error, RateLimited):  # every caller of this teacher waits, as unstreamed
+                policy.limiter.pause(delay)
+            log.warning("teacher %s: %s before its stream; retry %d/%d in %.2fs", self.provider,
+                        type(error).__name__, attempt, policy.retry.max_retries, delay)  # fmt: skip
             await policy.sleep(delay)
 
     def _book(self, result: ChatResult, bill: Bill, worst: float) -> None:

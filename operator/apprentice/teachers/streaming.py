@@ -121,7 +121,12 @@ class StreamReader(Protocol):
 
 
 def _json(event: SseEvent) -> dict[str, Any]:
-    value = json.loads(event.data)
+    try:
+        value = json.loads(event.data)
+    except ValueError:
+        raise StreamFailure(
+            {"error": {"message": f"stream event is not JSON: {event.data[:200]!r}"}}
+        ) from None
     if not isinstance(value, dict):
         raise StreamFailure({"error": {"message": f"stream event is not an object: {value!r}"}})
     if "error" in value:
