@@ -53,8 +53,9 @@ class TaskRequest(_Body):
     )
     stream: bool | None = Field(
         default=None,
-        description="Answer as Server-Sent Events: one event with output and request_id, "
-        "then data: [DONE] (sent once the answer is stored).",
+        description="Answer as Server-Sent Events: {delta} events with the teacher's text as "
+        "it is produced (none when the answer was not streamed), then one event with output "
+        "and request_id once the answer is validated and stored, then data: [DONE].",
     )
 
 
@@ -91,7 +92,9 @@ class ChatCompletionRequest(_Body):
     stream: bool | None = Field(
         default=None,
         description="Answer as Server-Sent Events of chat.completion.chunk objects ending with "
-        "data: [DONE] (the validated answer in pieces, sent once it is stored).",
+        "data: [DONE]: the teacher's (or a server student's) text token by token as it is "
+        "produced, validated and stored once it is whole (else the answer in pieces once "
+        "stored); a failure after the first chunk is one error event.",
     )
     metadata: Tags | None = Field(
         default=None, max_length=16, description="Tags stored with the request (OpenAI's)."
