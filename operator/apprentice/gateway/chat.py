@@ -135,8 +135,8 @@ async def events(request: web.Request, items: list[dict[str, Any]]) -> web.Strea
     resp = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
     )
-    await resp.prepare(request)
     try:
+        await resp.prepare(request)
         for item in items:
             await resp.write(f"data: {json.dumps(item, separators=(',', ':'))}\n\n".encode())
         await resp.write(b"data: [DONE]\n\n")

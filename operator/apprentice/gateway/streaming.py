@@ -156,6 +156,13 @@ class _Out:
         self.resp = resp
         self.gone = False
 
+    async def open(self, request: web.Request) -> None:
+        """Send the headers (a client gone before its first byte is gone, not an error)."""
+        try:
+            await self.resp.prepare(request)
+        except ConnectionError:
+            self.gone = True
+
     async def send(self, events: list[Event], done: bool = False) -> None:
         if self.gone or (not events and not done):
             return
@@ -188,8 +195,8 @@ async def serve(
     resp = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
     )
-    await resp.prepare(request)
     out = _Out(resp)
+    await out.open(request)
     await out.send(fmt.opening(relay.request_id))
     while True:
         await out.send([fmt.delta(text) for text in relay.take()])
