@@ -222,7 +222,7 @@ class FakeTeacherServer:
                 content_type="text/html",
             )  # fmt: skip
         if reply.events is not None or (_streams(request.path, body) and reply.status == 200):
-            events = reply.events or self._stream(request.path, body)
+            events = reply.events or self.stream_events(request.path, body)
             return await teacher_streams.send(
                 request, self.protocol, events, hold=self.hold, holding=self.holding
             )
@@ -271,8 +271,8 @@ class FakeTeacherServer:
             )
         )
 
-    def _stream(self, path: str, body: Any) -> list[teacher_streams.SseOut]:
-        """The default answer, streamed in the protocol's events."""
+    def stream_events(self, path: str, body: Any) -> list[teacher_streams.SseOut]:
+        """The default answer to a request (its ``path`` and JSON body) as the protocol streams it."""
         output = self.answer(_task_input(self.protocol, body))
         text = output if isinstance(output, str) else json.dumps(output)
         done, made = self.completion_tokens, self.prompt_tokens

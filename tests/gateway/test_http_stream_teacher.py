@@ -20,7 +20,7 @@ import pytest
 from gw_config import make_config
 
 from apprentice.gateway import streaming
-from fakes.teachers import FakeTeacherServer, anthropic_error, gemini_error, openai_error
+from fakes.teachers import FakeTeacherServer, Reply, anthropic_error, gemini_error, openai_error
 
 KEY_ENV = "STREAM_TEST_KEY"
 MODELS = {"openai": "teacher-1", "anthropic": "claude-sonnet-4-5", "google": "gemini-2.5-flash"}
@@ -200,3 +200,29 @@ async def test_a_teacher_refusing_before_its_stream_is_a_plain_json_error(
     assert resp.status == 503 and resp.headers["Content-Type"].startswith("application/json")
     assert (await resp.json())["error"]["details"] == {"reason": "RateLimited"}
     assert [s.amount for s in h.gw.store.spend_entries("classify")] in ([], [0.0])
+
+
+async def test_a_stream_cut_mid_answer_ends_in_an_error_and_books_the_worst_case(
+    harness_factory: Any, tmp_path: Path, fake: FakeTeacherServer
+) -> None:
+    whole = fake.stream_events("/v1beta/models/gemini-2.5-flash:streamGenerateContent", {
+        "model": MODELS[fake.protocol], "stream_options": {"include_usage": True},
+        "tool_choice": {"type": "tool", "name": "classify"},
+        "messages": [{"role": "user", "content": json.dumps(gw_rules.make_input(8))}],
+        "contents": [{"role": "user", "parts": [{"text": json.dumps(gw_rules.make_input(8))}]}],
+    })  # fmt: skip
+    cut = 1 if fake.protocol == "google" else 4  # some text, then the stream ends early
+    fake.script(Reply(events=whole[:cut]))
+    fake.hold = None
+    h, client = await _serve(harness_factory, tmp_path, fake)
+    body = {"model": "classify", "stream": True,
+            "messages": [{"role": "user", "content": json.dumps(gw_rules.make_input(8))}]}  # fmt: skip
+    resp = await client.post("/v1/chat/completions", json=body)
+    events = [e.removeprefix("data: ") for e in (await resp.text()).split("\n\n") if e]
+    assert resp.status == 200 and "[DONE]" not in events
+    error = json.loads(events[-1])["error"]
+    assert error["details"] == {"reason": "ProviderError"}
+    assert "before its end marker" in error["message"]
+    assert len(fake.received) == 1  # text went out: no retry
+    (line,) = [s for s in h.gw.store.spend_entries("classify") if s.kind == "teacher"]
+    assert line.amount > 0 and h.gw.store.examples("classify") == []  # maybe billed: booked
