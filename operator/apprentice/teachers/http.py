@@ -182,6 +182,8 @@ class RateLimiter:
 
     async def acquire(self, tokens: int) -> float:
         """Wait (via the injected sleep) until one request of ``tokens`` may go; seconds waited."""
+        if self.requests is None and self.tokens is None and self.blocked_until <= self._clock():
+            return 0.0  # no limit known and no pause: nothing to wait for, nothing to take
         waited = 0.0
         async with self._lock:
             while True:

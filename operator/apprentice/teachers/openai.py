@@ -50,6 +50,22 @@ _STRICT_UNSUPPORTED = frozenset(
 )  # fmt: skip
 
 
+_STRICT: dict[int, tuple[Any, bool]] = {}
+
+
+def _strict(schema: dict[str, Any]) -> bool:
+    """:func:`strict_compatible` once per schema (a task's or a judge's, fixed once loaded):
+    keyed by identity, the schema kept beside it so an id is never reused."""
+    cached = _STRICT.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    strict = strict_compatible(schema)
+    if len(_STRICT) >= 1024:  # many configs loaded (tests, reloads): start over
+        _STRICT.clear()
+    _STRICT[id(schema)] = (schema, strict)
+    return strict
+
+
 def strict_compatible(schema: Any) -> bool:
     """Whether OpenAI's strict mode accepts ``schema`` unchanged."""
     if isinstance(schema, list):
@@ -93,7 +109,7 @@ def build_chat_request(
             "json_schema": {
                 "name": tool_name(schema_name),
                 "schema": json_schema,
-                "strict": strict_compatible(json_schema),
+                "strict": _strict(json_schema),
             },
         }
     return body

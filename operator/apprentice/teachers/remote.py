@@ -8,6 +8,7 @@ single repair request, and the cost.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import re
@@ -97,8 +98,9 @@ class Adapter(Protocol):
     def rate_hints(self, headers: Headers) -> RateHints: ...
 
 
+@functools.lru_cache(maxsize=1024)
 def tool_name(name: str) -> str:
-    """A schema/tool name every provider accepts (^[a-zA-Z0-9_-]{1,64}$)."""
+    """A schema/tool name every provider accepts (^[a-zA-Z0-9_-]{1,64}$); a task has one."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64] or "answer"
 
 
