@@ -1,6 +1,7 @@
-"""Steady state with ``stream=true``: a student that streams (as the OpenAI-compatible HTTP
-students do, tested on the wire in tests/students/test_http_students_stream.py) serves
-its local-only answers token by token, through the official ``openai`` SDK."""
+"""Steady state with ``stream=true``: a student that streams (as the HTTP students do,
+tested on the wire in tests/students/test_http_students_stream.py) serves its local-only
+answers token by token, through the official ``openai`` SDK; a compared request streams
+the teacher's answer and is judged once it is whole."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import gw_fakes
 import gw_rules
 import openai
+import pytest
 from gw_config import make_config
 from test_steady import seed_steady_state
 
@@ -19,6 +21,7 @@ from apprentice import prompts
 from apprentice.config import TaskConfig
 from apprentice.students.base import StudentAnswer
 from apprentice.teachers.base import TextSink
+from fakes.teachers import FakeTeacherServer
 
 
 class StreamingRuleStudent(gw_fakes.RuleStudent):
@@ -102,3 +105,35 @@ async def test_a_streamed_invalid_student_answer_ends_in_an_error_the_teacher_st
     last = h.gw.store.requests("classify")[-1]  # the teacher stepped in: stored, as unstreamed
     assert last.served_by == "teacher" and last.error is None
     assert h.gw.store.examples("classify")[-1].output == gw_rules.teacher_output(inp)
+
+
+async def test_a_compared_request_streams_the_teacher_then_judges_once(
+    harness_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAM_TEST_KEY", "k-" + "stream" * 4)
+    async with FakeTeacherServer("openai", answer=gw_rules.teacher_output) as fake:
+        remote = {"provider": "openai_compatible", "model": "teacher-1", "base_url": fake.base_url,
+                  "api_key_env": "STREAM_TEST_KEY", "price": {"input_per_mtok": 1.0,
+                  "output_per_mtok": 2.0}}  # fmt: skip
+        cfg = make_config(tmp_path, remote=remote)
+        seed_steady_state(cfg, tmp_path, "last_word")  # v1 disagrees with the teacher
+        h = await harness_factory(cfg)
+        client = await h.serve()
+        for i in range(200):  # until the engine samples one for comparison
+            inp = gw_rules.make_input(i)
+            resp = await client.post("/v1/tasks/classify", json={"input": inp, "stream": True})
+            events = [json.loads(e.removeprefix("data: ")) for e in
+                      (await resp.text()).split("\n\n") if e and e != "data: [DONE]"]  # fmt: skip
+            if fake.received:
+                break
+        else:
+            raise AssertionError("the engine never sampled a comparison")
+        *deltas, answer = events
+        assert len(deltas) > 2 and json.loads("".join(d["delta"] for d in deltas)) == answer[
+            "output"
+        ] == gw_rules.teacher_output(inp)  # the teacher's answer served, token by token
+        await h.gw.flush()
+        (compared,) = h.gw.store.comparisons("classify")
+        assert compared.request_id == answer["request_id"] and compared.score == 0.0
+        (example,) = h.gw.store.examples("classify")
+        assert example.request_id == answer["request_id"]
