@@ -34,6 +34,7 @@ answer by its request id; the request's row in the store holds its input and ans
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -54,6 +55,7 @@ from apprentice.gateway import (
     http_spend,
     openapi,
     reading,
+    streaming,
     tags,
     tracing,
     training_data,
@@ -206,11 +208,11 @@ class Routes:
         caller = await self._key(request, task)
         body = await self._body(request, bodies.TaskRequest)
         meta = self._meta(request, caller, body.metadata)
+        if body.stream:  # token by token from the teacher (gateway/streaming.py)
+            run = functools.partial(self._limited, task, body.input, headers=request.headers)
+            return await streaming.serve(request, run, meta, streaming.TaskFormat())
         result = await self._limited(task, body.input, meta, request.headers)
-        answer = {"output": result.output, "request_id": result.request_id}
-        if body.stream:
-            return await chat.events(request, [answer])
-        return _json(answer)
+        return _json({"output": result.output, "request_id": result.request_id})
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         body = await self._body(request, bodies.ChatCompletionRequest)
@@ -218,10 +220,11 @@ class Routes:
         self.gw.check_task(task)
         meta = self._meta(request, await self._key(request, task), body.metadata)
         task_input = chat.chat_input(body.messages)
-        result = await self._limited(task, task_input, meta, request.headers)
-        if body.stream:
+        if body.stream:  # token by token from the teacher (gateway/streaming.py)
             usage = body.stream_options is not None and bool(body.stream_options.include_usage)
-            return await chat.stream(request, task, result, usage)
+            run = functools.partial(self._limited, task, task_input, headers=request.headers)
+            return await streaming.serve(request, run, meta, streaming.ChatFormat(task, usage))
+        result = await self._limited(task, task_input, meta, request.headers)
         return _json(chat.completion(task, result))
 
     async def list_tasks(self, request: web.Request) -> web.Response:
@@ -356,6 +359,7 @@ def build_app(gateway: Gateway) -> web.Application:
         middlewares=[_errors], client_max_size=gateway.config.gateway.max_body_bytes
     )
     app[GATEWAY_KEY] = gateway
+    streaming.install(app)  # streamed requests outlive their clients; awaited at shutdown
     r = Routes(gateway)
     add = app.router.add_route
     add("POST", "/v1/tasks/{task}", r.run_task)
