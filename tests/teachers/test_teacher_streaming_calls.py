@@ -124,3 +124,22 @@ async def test_an_empty_stream_gets_its_one_ordinary_repair(
         assert answer.output == GOOD and pieces == []  # the repair answered whole
         assert [r.json.get("stream") for r in fake.received] == [True, None]
         assert answer.usage == Usage(5 + fake.prompt_tokens, 1 + fake.completion_tokens)
+
+
+async def test_a_compatible_server_that_refuses_to_stream_answers_whole(
+    make_teacher: Any, task: TaskConfig
+) -> None:
+    async with FakeTeacherServer("openai", answer=lambda _: GOOD) as fake:
+        fake.script(openai_error(400, "Unrecognized request argument: stream_options"))
+        teacher = make_teacher("openai_compatible", fake.base_url)
+        pieces: list[str] = []
+        answer = await teacher.generate_stream(task, INPUT, sink=pieces.append)
+        assert answer.output == GOOD and pieces == []  # answered whole, sent in pieces later
+        assert [r.json.get("stream") for r in fake.received] == [True, None]
+    async with FakeTeacherServer("openai", answer=lambda _: GOOD) as fake:
+        fake.script(openai_error(400, "Invalid schema"))
+        with pytest.raises(errors.BadRequest):  # OpenAI itself: a 400 is the request's fault
+            await make_teacher("openai", fake.base_url).generate_stream(
+                task, INPUT, sink=pieces.append
+            )
+        assert len(fake.received) == 1

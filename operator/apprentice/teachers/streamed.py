@@ -35,7 +35,13 @@ from apprentice.prompts import ChatMessage
 from apprentice.teachers import billing, pricing
 from apprentice.teachers.base import TeacherAnswer, TextSink
 from apprentice.teachers.billing import Bill
-from apprentice.teachers.errors import InvalidOutput, ProviderError, RateLimited, TeacherError
+from apprentice.teachers.errors import (
+    BadRequest,
+    InvalidOutput,
+    ProviderError,
+    RateLimited,
+    TeacherError,
+)
 from apprentice.teachers.errors import Timeout as TeacherTimeout
 from apprentice.teachers.http import retry_after_s
 from apprentice.teachers.remote import ChatResult, RemoteTeacher, estimate_tokens, repair_messages
@@ -96,8 +102,15 @@ class StreamingRemoteTeacher(RemoteTeacher):
             return await self.generate(task, task_input, request_id=request_id)
         started = self._clock()
         messages = prompts.build_messages(task, task_input)
-        cap, bill, sent = self.config.max_output_tokens, Bill(), _Sent(sink)
-        result, attempts = await self._stream_chat(protocol, messages, task, bill, sent)
+        bill, sent = Bill(), _Sent(sink)
+        try:
+            result, attempts = await self._stream_chat(protocol, messages, task, bill, sent)
+        except BadRequest as refused:  # before any byte; a 4xx is never billed
+            if sent.chars or self.provider != "openai_compatible":
+                raise
+            # An OpenAI-compatible server that does not know stream or stream_options.
+            log.warning("teacher %s refused to stream (%s); answering whole", self.name, refused)
+            return await self.generate(task, task_input, request_id=request_id)
         check = schema_checks.for_task(task).output
         output, problems = _check(result.text, check)
         if output is None and sent.chars:
@@ -109,28 +122,44 @@ class StreamingRemoteTeacher(RemoteTeacher):
             )
             raise billing.charge(error, bill)
         if output is None:  # nothing went out: the ordinary repair, as generate() does
-            retry = repair_messages(messages, result.text, problems)
-            if not await bill.allow(self._attempt_worst(retry, cap)):
-                raise billing.charge(
-                    InvalidOutput(f"answer for task {task.name!r} is invalid and the budget "
-                                  "has no room for a repair request", provider=self.provider),
-                    bill,
-                )  # fmt: skip
-            repaired, more = await self._chat(retry, task.output_schema, task.name, cap, bill)
-            result = ChatResult(repaired.text, result.usage + repaired.usage, repaired.model)
+            output, result, more = await self._repair(task, messages, result, problems, bill)
             attempts += more
-            output, problems = _check(repaired.text, check)
-            if output is None:
-                error = InvalidOutput(
-                    f"answer for task {task.name!r} still invalid after one repair: "
-                    f"{'; '.join(problems[:5])}", provider=self.provider,
-                )  # fmt: skip
-                raise billing.charge(error, bill)
         return TeacherAnswer(
             output=output, usage=result.usage, cost=bill.total, provider=self.provider,
             model=result.model or self.model, latency_s=self._clock() - started,
             attempts=attempts,
         )  # fmt: skip
+
+    async def _repair(
+        self,
+        task: TaskConfig,
+        messages: list[ChatMessage],
+        result: ChatResult,
+        problems: list[str],
+        bill: Bill,
+    ) -> tuple[dict[str, Any], ChatResult, int]:
+        """The one repair request of an invalid answer nobody has seen yet (unstreamed)."""
+        cap, check = self.config.max_output_tokens, schema_checks.for_task(task).output
+        retry = repair_messages(messages, result.text, problems)
+        if not await bill.allow(self._attempt_worst(retry, cap)):
+            raise billing.charge(
+                InvalidOutput(f"answer for task {task.name!r} is invalid and the budget "
+                              "has no room for a repair request", provider=self.provider),
+                bill,
+            )  # fmt: skip
+        repaired, more = await self._chat(retry, task.output_schema, task.name, cap, bill)
+        output, problems = _check(repaired.text, check)
+        if output is None:
+            error = InvalidOutput(
+                f"answer for task {task.name!r} still invalid after one repair: "
+                f"{'; '.join(problems[:5])}", provider=self.provider,
+            )  # fmt: skip
+            raise billing.charge(error, bill)
+        return (
+            output,
+            ChatResult(repaired.text, result.usage + repaired.usage, repaired.model),
+            more,
+        )
 
     async def _stream_chat(
         self,
