@@ -116,7 +116,9 @@ def _legacy_store(url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 async def test_requests_recorded_before_the_migration(
     harness_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cfg = make_config(tmp_path)
+    # The old rows are dated 2025: retention off keeps them (a serving gateway prunes request
+    # rows older than store.request_retention_days at start).
+    cfg = make_config(tmp_path, store={"request_retention_days": 0})
     teacher_input = _legacy_store(cfg.store.url, monkeypatch)
     h = await harness_factory(cfg)  # opens the store: migrated to the latest version
     assert h.gw.store.schema_version() == schema.LATEST_VERSION

@@ -259,6 +259,11 @@ class StoreConfig(Model):
     url: str = Field(
         default="sqlite:///apprentice.db", description="sqlite:///path or postgresql://..."
     )
+    request_retention_days: NonNegFloat | None = Field(
+        default=30.0,
+        description="Days a request row (its input and answer, for feedback) is kept; "
+        "0 or null: forever. Examples, comparisons, spend and feedback are never pruned.",
+    )
 
     @field_validator("url")
     @classmethod

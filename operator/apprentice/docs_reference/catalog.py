@@ -59,9 +59,13 @@ ENTRIES: dict[tuple[str, str], tuple[str, str]] = {
         "Use one of the names listed in `details.tasks`, or add the task to the config.",
     ),
     ("gateway", "unknown_request"): (
-        "`POST /v1/feedback` names a `request_id` (in `details.request_id`) that no task or "
-        "chat answer of this gateway's store gave.",
-        "Send the `request_id` of the answer you are correcting or scoring.",
+        "`POST /v1/feedback` names a `request_id` (in `details.request_id`) that the "
+        "gateway's store does not hold: no task or chat answer gave it, or its request row "
+        "is older than `store.request_retention_days` and was pruned (the message gives the "
+        "retention).",
+        "Send the `request_id` of the answer you are correcting or scoring, within the "
+        "retention window; raise `store.request_retention_days` (0 or null: keep every "
+        "request) if feedback comes later than that.",
     ),
     ("gateway", "method_not_allowed"): (
         "The route exists but not with this HTTP method.",

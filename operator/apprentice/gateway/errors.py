@@ -178,13 +178,21 @@ class UnknownTask(NotFound):
 
 
 class UnknownRequest(NotFound):
-    """Feedback names a request id this gateway's store never recorded."""
+    """Feedback names a request id this gateway's store does not hold: never recorded, or
+    pruned after ``store.request_retention_days`` (``retention_days``; None: kept forever)."""
 
     type = "unknown_request"
 
-    def __init__(self, request_id: str) -> None:
+    def __init__(self, request_id: str, retention_days: float | None = None) -> None:
+        aged = (
+            f", or it is older than the store's {retention_days:g}-day retention "
+            "(store.request_retention_days) and was pruned"
+            if retention_days
+            else ""
+        )
         super().__init__(
-            f"no request with id {request_id!r} (use the request_id a task or chat answer gave)",
+            f"no request with id {request_id!r}{aged} (use the request_id a task or chat "
+            "answer gave)",
             details={"request_id": request_id},
         )
 

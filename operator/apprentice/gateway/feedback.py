@@ -83,14 +83,15 @@ class Feedback:
         self.gw = gateway
 
     async def request(self, request_id: str) -> records.RequestRecord:
-        """The recorded request (404 ``unknown_request`` when none, or of no served task);
+        """The recorded request (404 ``unknown_request`` when none, pruned by the
+        retention, or of no served task);
         a chat completion's ``id`` (``chatcmpl-<request id>``) names its request too."""
         await self.gw.flush()  # a local-only answer commits a moment after it is sent
         store: Store = self.gw.store
         rid = request_id.removeprefix(CHAT_PREFIX)
         found = await asyncio.to_thread(store.request_record, rid)
         if found is None or found.task not in self.gw.tasks:
-            raise errors.UnknownRequest(request_id)
+            raise errors.UnknownRequest(request_id, self.gw.config.store.request_retention_days)
         return found
 
     async def submit(self, given: Given, request: records.RequestRecord) -> dict[str, Any]:

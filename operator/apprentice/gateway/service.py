@@ -32,7 +32,7 @@ from apprentice import students as student_registry
 from apprentice import teachers as teacher_registry
 from apprentice.config import ApprenticeConfig, TaskConfig
 from apprentice.evaluators.base import EvaluatorError
-from apprentice.gateway import errors, judging, settling, spending, tracing
+from apprentice.gateway import errors, judging, retention, settling, spending, tracing
 from apprentice.gateway.admin import Admin
 from apprentice.gateway.admit import Admission
 from apprentice.gateway.commit import Committer
@@ -95,6 +95,7 @@ class Gateway:
         self.pipeline = Pipeline(self.parts, admission, committer)
         self._started = False
         self._background: set[asyncio.Task[None]] = set()
+        self.pruner: retention.RequestPruner | None = None  # old request rows (serving)
         self.tracing: tracing.Tracing | None = None
 
     # -- the parts, by name (tests, the CLI and the benchmark read them) ----------------------
@@ -245,6 +246,7 @@ class Gateway:
             if warm_up is not None:  # e.g. the MiniLM model: load it off the request path
                 self._background.add(asyncio.get_running_loop().create_task(warm_up()))
         self.parts.writer.start()
+        self.pruner = retention.start(self.parts.opened(), self.config.store, self._background)
         await self.parts.alerts.start()
         for served in self.parts.tasks.values():
             self.control.write_events(served)  # e.g. a run interrupted by the restart

@@ -86,12 +86,14 @@ def build_gateway_config(task: TaskObject) -> dict[str, Any]:
         f"${{{STORE_URL_ENV}}}" if spec.storage.postgres else f"sqlite:///{DATA_DIR}/apprentice.db"
     )
     remote = spec.teacher.provider_config(f"{REPLAY_DIR}/{_replay_key(task)}")
+    # storage.requestRetentionDays when set (the API server's CRD default sets it)
+    retention = spec.storage.model_dump(include={"request_retention_days"}, exclude_unset=True)
     out: dict[str, Any] = {
         "tasks": [task_block],
         "remote": remote.model_dump(mode="json", exclude_none=True),
         "local": local.model_dump(mode="json", include=local.model_fields_set, exclude_none=True),
         "budget": spec.budget.model_dump(mode="json", exclude_none=True),
-        "store": {"url": store},
+        "store": {"url": store, **retention},
         "gateway": {
             "host": "0.0.0.0",
             "port": spec.gateway.port,

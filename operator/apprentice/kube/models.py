@@ -271,6 +271,12 @@ class StorageSpec(Model):
         description="ReadWriteMany lets the trainer run on another node than the student.",
     )
     postgres: PostgresSpec | None = Field(default=None, description="Store in PostgreSQL.")
+    request_retention_days: float | None = Field(
+        default=30.0,
+        ge=0,
+        description="Days a request row (input and answer, for feedback) is kept; 0 or null: "
+        "forever (store.request_retention_days). Examples and spend are never pruned.",
+    )
 
 
 class GatewaySpec(Model):

@@ -98,3 +98,11 @@ class FeedbackStore(abc.ABC):
     @abc.abstractmethod
     def feedback_summary(self, task: str, comments: int = 5) -> FeedbackSummary:
         """Counts, means and the ``comments`` latest comments of the task's feedback."""
+
+    @abc.abstractmethod
+    def prune_requests(self, task: str, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` of ``task``'s request rows received before ``before``,
+        oldest first, in one short transaction; returns how many went. Nothing else is
+        deleted (examples, comparisons, spend, feedback stay): the request rows are what
+        feedback reads, kept for ``store.request_retention_days``
+        (:mod:`apprentice.store.retention`)."""
