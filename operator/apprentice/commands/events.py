@@ -10,43 +10,41 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from apprentice.commands._store_args import load_config_for_tasks
+from apprentice.commands._store_args import list_parser, load_config_for_tasks, read_store
+
+if TYPE_CHECKING:
+    from apprentice.store import EventRecord, Store
 
 
 def register(sub: Any) -> None:
-    parser: argparse.ArgumentParser = sub.add_parser(
-        "events", help="the history of phase changes, alarms, training runs and budget caps"
+    parser = list_parser(
+        sub,
+        "events",
+        "the history of phase changes, alarms, training runs and budget caps",
+        one_task=False,
     )
-    parser.add_argument("-c", "--config", required=True, help="path to apprentice.yaml")
-    parser.add_argument("--task", action="append", help="only this task (repeatable)")
     parser.add_argument("--kind", action="append", help="only this kind (repeatable)")
-    parser.add_argument("--limit", type=int, default=None, metavar="N", help="the last N only")
-    parser.add_argument("--json", action="store_true", help="print a JSON list")
     parser.set_defaults(func=run)
+
+
+def _events(store: Store, tasks: list[str] | None, kinds: list[str] | None) -> list[EventRecord]:
+    """The events of ``tasks`` (None: every task) of ``kinds``, oldest first."""
+    if not tasks:
+        return store.events(None, kinds=kinds)
+    found = [e for t in tasks for e in store.events(t, kinds=kinds)]
+    return sorted(found, key=lambda e: (e.at, e.id or 0))
 
 
 def run(args: argparse.Namespace) -> int:
     from apprentice.reporting.cli import format_table
-    from apprentice.store import StoreError, open_store
 
-    if args.limit is not None and args.limit <= 0:
-        print("--limit must be a positive number of events", file=sys.stderr)
-        return 2
     cfg = load_config_for_tasks(args.config, args.task)
     if cfg is None:
         return 1
-    try:
-        with open_store(cfg.store.url) as store:
-            if args.task:
-                found = [e for t in args.task for e in store.events(t, kinds=args.kind)]
-                found.sort(key=lambda e: (e.at, e.id or 0))
-            else:
-                found = store.events(None, kinds=args.kind)
-    except StoreError as exc:
-        print(f"error: cannot read the store: {exc}", file=sys.stderr)
+    found = read_store(cfg.store.url, lambda store: _events(store, args.task, args.kind))
+    if found is None:
         return 1
     if args.limit is not None:
         found = found[-args.limit :]

@@ -9,41 +9,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
-from apprentice.commands._store_args import load_config_for_tasks
+from apprentice.commands._store_args import list_parser, load_config_for_tasks, read_store
 
 
 def register(sub: Any) -> None:
-    parser: argparse.ArgumentParser = sub.add_parser(
-        "feedback", help="corrections and scores people sent for a task's answers"
+    parser = list_parser(
+        sub, "feedback", "corrections and scores people sent for a task's answers", one_task=True
     )
-    parser.add_argument("-c", "--config", required=True, help="path to apprentice.yaml")
-    parser.add_argument("--task", required=True, help="the task")
-    parser.add_argument("--limit", type=int, default=None, metavar="N", help="the last N only")
-    parser.add_argument("--json", action="store_true", help="print a JSON list")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     # Deferred like every command's: the CLI imports only the command it runs.
     from apprentice.reporting.cli import format_table
-    from apprentice.store import StoreError, open_store
 
-    if args.limit is not None and args.limit <= 0:
-        print("--limit must be a positive number of feedback rows", file=sys.stderr)
-        return 2
     cfg = load_config_for_tasks(args.config, [args.task])
     if cfg is None:
         return 1
-    try:
-        with open_store(cfg.store.url) as store:
-            found = store.feedback(args.task, args.limit)
-            summary = store.feedback_summary(args.task)
-    except StoreError as exc:
-        print(f"error: cannot read the store: {exc}", file=sys.stderr)
+    read = read_store(
+        cfg.store.url,
+        lambda store: (store.feedback(args.task, args.limit), store.feedback_summary(args.task)),
+    )
+    if read is None:
         return 1
+    found, summary = read
     if args.json:
         body = [
             {
