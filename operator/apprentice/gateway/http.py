@@ -30,6 +30,9 @@ or put the gateway behind a network policy. Keys are managed under ``/admin/keys
 
 ``POST /v1/feedback`` (:mod:`apprentice.gateway.http_feedback`) corrects or scores an
 answer by its request id; the request's row in the store holds its input and answer.
+
+``stream=true`` (chat and task API) answers Server-Sent Events, token by token as the
+teacher or a server student produces them (:mod:`apprentice.gateway.streaming`).
 """
 
 from __future__ import annotations
