@@ -12,7 +12,7 @@ from typing import TypeAlias
 
 __all__ = ["JsonObject", "JsonValue"]
 
-JsonValue: TypeAlias = "None | bool | int | float | str | list[JsonValue] | dict[str, JsonValue]"
+JsonValue: TypeAlias = "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None"
 """Any value ``json.loads`` can return."""
 
 JsonObject: TypeAlias = "dict[str, JsonValue]"
