@@ -1,0 +1,100 @@
+"""The key check remembers a header that proved valid (``auth.KeyRing``), so a repeat
+caller's check is one dict lookup. What remembering may not change:
+
+- the store is read once per key per ``auth.CACHE_S``, however many requests;
+- a key revoked through another replica (here: straight in the store) stops within
+  ``CACHE_S``, and one revoked through this gateway at once;
+- the task scope applies to every request, a remembered one too;
+- a token that is not valid is never remembered.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from apprentice.gateway import auth, errors
+from apprentice.store import Store, open_store
+from apprentice.store.api_keys import ApiKeyRecord
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _CountingStore:
+    """The real store, counting its key reads."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.reads: list[str] = []
+
+    def api_key(self, key_id: str) -> ApiKeyRecord | None:
+        self.reads.append(key_id)
+        return self.store.api_key(key_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def _key(store: Store, tasks: tuple[str, ...]) -> tuple[str, str]:
+    key_id, token = auth.mint()
+    store.add_api_key(ApiKeyRecord(key_id, auth.digest(token), tasks, "ci", datetime.now(UTC)))
+    return key_id, token
+
+
+async def test_a_remembered_header_lives_as_long_as_its_store_read(tmp_path: Path) -> None:
+    clock = _Clock()
+    with open_store(f"sqlite:///{tmp_path}/keys.db") as real:
+        store = _CountingStore(real)
+        ring = auth.KeyRing(
+            lambda: cast(Store, store), required=True, admin_token_env="GW_TEST_NO_ADMIN",
+            clock=clock,
+        )  # fmt: skip
+        key_id, token = _key(real, ("classify",))
+        header = f"Bearer {token}"
+        for _ in range(100):
+            found = await ring.check(header, "classify")
+            assert found is not None and found.id == key_id
+        assert store.reads == [key_id]
+        with pytest.raises(errors.ApiKeyWrongTask):
+            await ring.check(header, "summarize")
+        # Revoked through another replica: this one learns it within CACHE_S.
+        real.revoke_api_key(key_id, datetime.now(UTC))
+        clock.now += auth.CACHE_S - 0.01
+        assert await ring.check(header, "classify") is not None
+        clock.now += 0.02
+        with pytest.raises(errors.ApiKeyRevoked):
+            await ring.check(header, "classify")
+        assert store.reads == [key_id, key_id]
+        with pytest.raises(errors.ApiKeyRevoked):  # the same token, spaced otherwise
+            await ring.check(f"Bearer  {token} ", "classify")
+
+
+async def test_revoked_here_stops_at_once_and_a_wrong_token_is_never_remembered(
+    tmp_path: Path,
+) -> None:
+    clock = _Clock()
+    with open_store(f"sqlite:///{tmp_path}/keys.db") as real:
+        ring = auth.KeyRing(
+            lambda: real, required=True, admin_token_env="GW_TEST_NO_ADMIN", clock=clock
+        )
+        key_id, token = _key(real, ("classify",))
+        assert await ring.check(f"Bearer {token}", "classify") is not None
+        await ring.revoke(key_id)
+        with pytest.raises(errors.ApiKeyRevoked):
+            await ring.check(f"Bearer {token}", "classify")
+        other_id, other = _key(real, ("classify",))
+        mistyped = f"Bearer {other[:-3]}{'A' if other[-3] != 'A' else 'B'}{other[-2:]}"
+        for _ in range(2):
+            with pytest.raises(errors.ApiKeyInvalid):
+                await ring.check(mistyped, "classify")
+        found = await ring.check(f"Bearer {other}", "classify")
+        assert found is not None and found.id == other_id
