@@ -21,9 +21,10 @@ Measured, in ONE run, per pool:
    its connections (kept alive) as it would in steady traffic. The old pool gets one
    second per rate and no warm-up: at 1,000/s its queue alone takes minutes to drain.
 
-The machine is shared (2 cores, several agents); the load average is recorded
-beside the figures. Writes bench/results/teacher.json and teacher.md.
-Run: ``.venv/bin/python bench/teacher_bench.py [--seconds 5]``.
+``--gateway`` adds the whole gateway as a proxy (:mod:`teacher_gateway`, also at
+``GATEWAY_RATES``), ``--gateway-before DIR`` an older checkout's ``operator/`` served
+alike in the same run, ``--litellm BINARY`` LiteLLM's proxy (:mod:`teacher_litellm`).
+Writes teacher.json and teacher.md to ``--out`` (bench/results), with the load average.
 """
 
 from __future__ import annotations
@@ -50,13 +51,14 @@ from apprentice.teachers.base import Teacher
 from apprentice.teachers.remote import RemoteTeacher
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import teacher_gateway  # the sibling module, found by the path above
+import teacher_gateway  # the sibling modules, found by the path above
+from teacher_litellm import cpu_s, litellm_run
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DELAY_S = 1.0
-MASTER_KEY = "sk-" + os.urandom(32).hex()  # the proxy refuses to start without one
-GATEWAY_RATES = [500, 1000]
-"""Offered rates of the 1 s teacher through the whole gateway (``--gateway``)."""
+GATEWAY_RATES = [10, 500, 1000]
+"""Offered rates of the 1 s teacher through the whole gateway (``--gateway``); 10/s is the
+reference its CPU per request must stay flat against (within 20%)."""
 OLD_SECONDS = 1.0
 """How long the old pool is offered each slow rate (no warm-up): long enough to see it fail."""
 ANSWER = {
@@ -130,9 +132,8 @@ def make_teacher(base_url: str, pool: str) -> Teacher:
 class OldPoster:
     """The teacher path before issue 12: every call through an ``httpx.AsyncClient``.
 
-    Its default pool (httpcore: 100 connections, 20 kept alive) and its per-request
-    work (auth and redirect flows, cookie extraction, request and response objects)
-    are what the old path paid. Failures come back as the poster's own types.
+    Its default pool (httpcore: 100 connections, 20 kept alive) and per-request work
+    (auth, redirects, cookies, request and response objects) are what the old path paid.
     """
 
     def __init__(self) -> None:
@@ -246,101 +247,14 @@ async def run_pool(port: int, pool: str, seconds: float, rates: list[int]) -> di
         await slow.aclose()
 
 
-def _cpu_s(pid: int) -> float:
-    """User+system CPU seconds of a process and its descendants, from /proc (Linux)."""
-    parents: dict[int, int] = {}
-    cpu: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # gone meanwhile
-        parents[int(entry.name)] = int(fields[1])
-        cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
-    tree, frontier = {pid}, [pid]
-    while frontier:
-        parent = frontier.pop()
-        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
-        tree.update(children)
-        frontier.extend(children)
-    return sum(cpu.get(p, 0.0) for p in tree)
-
-
-async def litellm_run(binary: str, port: int, seconds: float) -> dict[str, Any]:
-    """LiteLLM's proxy (one worker) in front of the same instant teacher, 64 in flight.
-
-    The figure is the proxy's CPU (its process tree) per request, beside this path's.
-    """
-    import tempfile
-
-    import aiohttp
-
-    cfg = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)  # noqa: SIM115
-    cfg.write(
-        "model_list:\n  - model_name: gpt-4o\n    litellm_params:\n"
-        f"      model: openai/gpt-4o\n      api_base: http://127.0.0.1:{port}/instant/v1\n"
-        "      api_key: sk-bench\n"
-        f"general_settings:\n  master_key: {MASTER_KEY}\n"
-    )
-    cfg.close()
-    import socket
-
-    with socket.socket() as sock:  # a free port for the proxy
-        sock.bind(("127.0.0.1", 0))
-        proxy_port = sock.getsockname()[1]
-    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before the measurement
-        [binary, "--config", cfg.name, "--port", str(proxy_port), "--num_workers", "1"],
-        stdout=subprocess.DEVNULL,
-        stderr=open(cfg.name + ".log", "w"),  # noqa: SIM115, ASYNC230 - once, before timing
-    )
-    url = f"http://127.0.0.1:{proxy_port}"
-    body = {
-        "model": "gpt-4o",
-        "messages": [{"role": "user", "content": "Classify: my invoice is wrong"}],
-        "max_tokens": 64,
-    }
-    auth = {"Authorization": f"Bearer {MASTER_KEY}"}
-    try:
-        async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0), headers=auth
-        ) as http:
-            for _ in range(2400):  # start-up: up to 240 s (its imports are slow)
-                if proc.poll() is not None:
-                    raise RuntimeError(f"litellm exited {proc.returncode}; see {cfg.name}.log")
-                try:
-                    async with http.get(f"{url}/health/liveliness") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-            done = 0
-
-            async def worker(stop: float) -> None:
-                nonlocal done
-                while time.perf_counter() < stop:
-                    async with http.post(f"{url}/v1/chat/completions", json=body) as r:
-                        await r.read()
-                        done += r.status == 200
-
-            await asyncio.gather(*(worker(time.perf_counter() + 1.0) for _ in range(16)))
-            done = 0
-            cpu0, wall0 = _cpu_s(proc.pid), time.perf_counter()
-            stop = wall0 + seconds
-            await asyncio.gather(*(worker(stop) for _ in range(64)))
-            cpu, wall = _cpu_s(proc.pid) - cpu0, time.perf_counter() - wall0
-    finally:
-        proc.terminate()
-        proc.wait()
-    return {
-        "in_flight": 64,
-        "requests": done,
-        "rps": round(done / wall, 1),
-        "cpu_ms_per_request": round(cpu / max(done, 1) * 1000, 3),
-    }
+def _gateways(out: dict[str, Any]) -> list[tuple[str, str]]:
+    """The gateway measurements in ``out`` and their row labels (the older checkout first)."""
+    rows = []
+    if "gateway_before" in out:
+        rows.append(("gateway_before", f" before ({out['gateway_before']['source']})"))
+    if "gateway" in out:
+        rows.append(("gateway", " after" if "gateway_before" in out else ""))
+    return rows
 
 
 def write_md(out: dict[str, Any]) -> str:
@@ -360,11 +274,11 @@ def write_md(out: dict[str, Any]) -> str:
     for pool, res in out["pools"].items():
         i = res["instant"]
         lines.append(f"| {pool} | {i['rps']:,} | {i['cpu_ms_per_request']} ms |")
-    if "gateway" in out:
-        i = out["gateway"]["instant"]
+    for key, label in _gateways(out):
+        i = out[key]["instant"]
         lines.append(
-            f"| Apprentice gateway as a proxy (`apprentice serve`, its CPU; every answer "
-            f"reserved, stored, fsynced) | {i['rps']:,} | {i['cpu_ms_per_request']} ms |"
+            f"| Apprentice gateway{label} as a proxy (`apprentice serve`, its CPU; every "
+            f"answer reserved, stored, fsynced) | {i['rps']:,} | {i['cpu_ms_per_request']} ms |"
         )
     if "litellm" in out:
         i = out["litellm"]
@@ -387,15 +301,28 @@ def write_md(out: dict[str, Any]) -> str:
                 f"{failed} | {s['p50_ms']} ms | {s['p99_ms']} ms | "
                 f"{s['cpu_ms_per_request']} ms |"
             )
-    for s in out.get("gateway", {}).get("slow", []):
-        failed = ", ".join(f"{k} {v}" for k, v in s["failed"].items()) or "0"
-        lines.append(
-            f"| Apprentice gateway (`apprentice serve`, HTTP, stored) | {s['offered_rps']:,} | "
-            f"{s['requests']:,} | {s['served']:,} | {failed} | {s['p50_ms']} ms | "
-            f"{s['p99_ms']} ms | {s['gateway_cpu_ms_per_request']} ms (serve's) |"
-        )
+    for key, label in _gateways(out):
+        for s in out[key]["slow"]:
+            failed = ", ".join(f"{k} {v}" for k, v in s["failed"].items()) or "0"
+            lines.append(
+                f"| Apprentice gateway{label} (`apprentice serve`, HTTP, stored) | "
+                f"{s['offered_rps']:,} | {s['requests']:,} | {s['served']:,} | {failed} | "
+                f"{s['p50_ms']} ms | {s['p99_ms']} ms | "
+                f"{s['gateway_cpu_ms_per_request']} ms (serve's) |"
+            )
     lines += ["", *out.get("notes", [])]
     return "\n".join(lines) + "\n"
+
+
+def _commit_of(source: str) -> str:
+    """The commit an older checkout's operator/ directory is at (its path when not a clone)."""
+    found = subprocess.run(
+        ["git", "-C", source, "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return found.stdout.strip() or source
 
 
 def main() -> None:
@@ -406,6 +333,11 @@ def main() -> None:
     parser.add_argument("--litellm", help="path of a litellm binary: add its proxy")
     parser.add_argument(
         "--gateway", action="store_true", help="add the whole gateway as a proxy (serve)"
+    )
+    parser.add_argument(
+        "--gateway-before",
+        metavar="DIR",
+        help="with --gateway: also serve the operator/ directory of an older checkout, same run",
     )
     parser.add_argument(
         "--out", type=Path, default=RESULTS, help="where teacher.json and teacher.md go"
@@ -428,9 +360,16 @@ def main() -> None:
             for pool in args.pools.split(",")
         }
         extra: dict[str, Any] = {}
+        if args.gateway and args.gateway_before:
+            extra["gateway_before"] = asyncio.run(
+                teacher_gateway.run(
+                    port, args.seconds, GATEWAY_RATES, cpu_s, open_loop, args.gateway_before
+                )
+            )
+            extra["gateway_before"]["source"] = _commit_of(args.gateway_before)
         if args.gateway:
             extra["gateway"] = asyncio.run(
-                teacher_gateway.run(port, args.seconds, GATEWAY_RATES, _cpu_s, open_loop)
+                teacher_gateway.run(port, args.seconds, GATEWAY_RATES, cpu_s, open_loop)
             )
         if args.litellm:
             extra["litellm"] = asyncio.run(litellm_run(args.litellm, port, args.seconds))

@@ -64,9 +64,15 @@ def write_config(directory: Path, base_url: str) -> Path:
     return path
 
 
-def start(cfg: Path) -> tuple[subprocess.Popen[str], str]:
-    """``apprentice serve`` on a free port; the task API's URL once it listens."""
+def start(cfg: Path, source: str | None = None) -> tuple[subprocess.Popen[str], str]:
+    """``apprentice serve`` on a free port; the task API's URL once it listens.
+
+    ``source``: the ``operator`` directory of another checkout, to serve its code instead
+    (a before/after pair in one run, on one machine, minutes apart).
+    """
     env = {**os.environ, KEY_ENV: "sk-" + os.urandom(16).hex()}
+    if source is not None:
+        env["PYTHONPATH"] = source
     proc = subprocess.Popen(
         [sys.executable, "-c", SERVE, "serve", "-c", str(cfg), "--port", "0"],
         stdout=subprocess.PIPE,
@@ -87,13 +93,14 @@ async def run(
     rates: list[int],
     cpu_s: Callable[[int], float],
     open_loop: Callable[[Callable[[], Awaitable[None]], float, int], Awaitable[dict[str, Any]]],
+    source: str | None = None,
 ) -> dict[str, Any]:
-    """Both measurements; each on a fresh gateway and store."""
+    """Both measurements; each on a fresh gateway and store (``source``: see :func:`start`)."""
     out: dict[str, Any] = {"slow": []}
     for name, rate in [("instant", 0)] + [("slow", r) for r in rates]:
         with tempfile.TemporaryDirectory() as tmp:
             base = f"http://127.0.0.1:{teacher_port}/{name}/v1"
-            proc, url = start(write_config(Path(tmp), base))
+            proc, url = start(write_config(Path(tmp), base), source)
             try:
                 got = await _measure(name, url, proc.pid, seconds, rate, cpu_s, open_loop)
             finally:
