@@ -100,7 +100,7 @@ async def test_a_streamed_invalid_student_answer_ends_in_an_error_the_teacher_st
         raise AssertionError("the engine never routed local-only")
     assert [e.get("delta") for e in events[:-1]] == ["not ", "json"]  # the student's text
     error = events[-1]["error"]  # then the verdict, and no [DONE]
-    assert error["type"] == "teacher_unavailable" and "retry without stream" in error["message"]
+    assert error["type"] == "stream_broken" and "retry without stream" in error["message"]
     await h.gw.flush()
     last = h.gw.store.requests("classify")[-1]  # the teacher stepped in: stored, as unstreamed
     assert last.served_by == "teacher" and last.error is None

@@ -123,6 +123,15 @@ ENTRIES: dict[tuple[str, str], tuple[str, str]] = {
         "`Retry-After`), 502 for permanent ones.",
         "Follow the entry of `details.reason`.",
     ),
+    ("gateway", "stream_broken"): (
+        "Only as the last event of a `stream=true` response, never as a status: text of the "
+        "answer had gone out when that answer proved unusable (a student's streamed answer "
+        "failed validation, or a stream broke off), and the request was answered otherwise "
+        "(the teacher stepped in; stored and booked). The streamed text is not the stored "
+        "answer; `details.request_id` names the request, and no `data: [DONE]` follows.",
+        "Discard the streamed text and send the request again, without `stream` if the "
+        "answer must come whole; the OpenAI SDK raises this event as `APIError`.",
+    ),
     ("gateway", "student_unavailable"): (
         "The student failed (not loaded, timed out, invalid output) and the teacher could not "
         "be asked instead, usually because the budget is exhausted.",

@@ -24,6 +24,7 @@
     │   └── KeyBudgetExhausted        429     key_budget_exhausted  (an API key's own budget)
     ├── RateLimited                   429     rate_limited  (an API key's rate_per_s)
     ├── TeacherUnavailable            502|503 teacher_unavailable  (details.reason: AuthError, ...)
+    ├── StreamBroken                  (502)   stream_broken  (only as a stream's last event)
     ├── StudentUnavailable            503     student_unavailable
     ├── Overloaded                    503     overloaded
     ├── StoreUnavailable (settling)   503     store_unavailable  (paid answer in details.output)
@@ -67,6 +68,7 @@ __all__ = [
     "Overloaded",
     "RateLimited",
     "StartupError",
+    "StreamBroken",
     "StudentUnavailable",
     "TeacherUnavailable",
     "TooLarge",
@@ -280,6 +282,27 @@ class TeacherUnavailable(GatewayError):
         self.reason = reason
         if retryable:
             self.retry_after_s = retry_after_s
+
+
+class StreamBroken(GatewayError):
+    """A ``stream=true`` answer whose text went out is not the answer that was stored.
+
+    Its streamed text failed validation, or its stream broke off, after the first byte,
+    and the request was answered otherwise (the teacher stepped in; stored and booked).
+    The client already has a 200 and text it must not use, so this is never a status: it
+    is the stream's last event (:mod:`apprentice.gateway.streaming`), with no ``[DONE]``.
+    """
+
+    status = 502
+    type = "stream_broken"
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(
+            "the streamed answer is not the one that was validated (it failed validation or "
+            "its stream broke off after it started, and the request was answered otherwise, "
+            f"request {request_id}); retry without stream",
+            details={"request_id": request_id},
+        )
 
 
 class StudentUnavailable(GatewayError):

@@ -13,7 +13,10 @@ committed and settled exactly as an unstreamed one: the same steps, run once.
 - **A failure after text went out** (the teacher's answer is invalid, its stream broke
   off, the store refused): the stream ends with one ``data: {"error": {...}}`` event,
   the contract's error body (the OpenAI SDK raises it as ``APIError``), and no
-  ``[DONE]``. What the call may have cost is booked as for an unstreamed request.
+  ``[DONE]``. What the call may have cost is booked as for an unstreamed request. When
+  the request was answered otherwise (a streamed student answer proved invalid and the
+  teacher stepped in), the event's type is ``stream_broken``: the text sent is not the
+  answer stored.
 - **The client hangs up mid-stream**: the request task is not the client's, so the
   teacher's stream is read to its end, the answer stored and its cost booked. Tasks
   still running at shutdown are awaited (:func:`install`).
@@ -32,7 +35,7 @@ piece), on the local-only route (on the compared route the teacher's answer serv
 In-process students (transformers, the tiny model) and the ``openai`` fine-tune answer
 whole, so their answers are sent in pieces once stored. A streamed student answer that proves
 invalid is replaced by the teacher as usual (stored, booked), but its text is already
-out: the stream ends with an error event and the client retries.
+out: the stream ends with a ``stream_broken`` event and the client retries.
 """
 
 from __future__ import annotations
@@ -218,13 +221,7 @@ def _ending(job: asyncio.Task[Result], relay: Relay, fmt: Format) -> tuple[list[
         return [errors.GatewayError("internal error; see the gateway log").body()], False
     if _parses_to("".join(relay.sent), result.output):
         return fmt.closing(result), True
-    problem = errors.TeacherUnavailable(
-        "StreamBroken",
-        "the streamed answer is not the one that was validated (it failed validation or its "
-        "stream broke off after it started, and the request was answered "
-        f"otherwise, request {result.request_id}); retry without stream",
-    )
-    return [problem.body()], False
+    return [errors.StreamBroken(result.request_id).body()], False
 
 
 def _parses_to(text: str, output: object) -> bool:
