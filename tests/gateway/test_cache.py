@@ -232,3 +232,16 @@ async def test_a_student_answer_is_cached_too(harness_factory: Any, tmp_path: Pa
     assert student.calls == calls  # served from the cache: the student was not asked
     await h.gw.flush()
     assert [r.served_by for r in h.gw.store.requests("classify")[-3:]] == ["cache"] * 3
+
+
+async def test_each_hit_gets_its_own_copy(harness_factory: Any, tmp_path: Path) -> None:
+    async with BillingTeacher() as fake:
+        h, _, _ = await _serve(harness_factory, _config(tmp_path, fake))
+        inp = gw_rules.make_input(5)
+        first = await h.gw.run("classify", inp)
+        hit = await h.gw.run("classify", inp)
+        assert fake.requests == 1 and first.output
+        assert hit.output == first.output and hit.output is not first.output
+        hit.output.clear()  # a caller changing its answer changes no one else's
+        again = await h.gw.run("classify", inp)
+        assert again.output == first.output and again.output is not hit.output

@@ -1,10 +1,12 @@
 """Step 0, the answer cache: a repeated input answered without calling anyone.
 
 Per task, off unless ``cache.enabled`` (:class:`apprentice.config.tasks.CacheConfig`
-says why). The key is the SHA-256 of the input's canonical JSON
-(:func:`apprentice.store.records.input_hash`, the examples' key too); an entry is the
-answer the caller was actually served (teacher's or student's) and lives ``ttl_s``
-seconds on an injected clock.
+says why). The key is the input's canonical JSON (its SHA-256 past 256 characters,
+so a long input does not sit in memory twice); an entry is the answer the caller was
+actually served (teacher's or student's) and lives ``ttl_s`` seconds on an injected
+clock. A miss, the path every new input takes, only keeps a reference to that answer
+(nothing on the request path changes an answer once served: HTTP serialises it, the
+facade copies it); each hit or shared answer gets its own deep copy.
 
 What a hit is, honestly:
 
@@ -36,7 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
+import hashlib
 import logging
 import time
 from collections import OrderedDict
@@ -48,6 +50,7 @@ from apprentice.gateway.parts import Parts
 from apprentice.gateway.request import Meta, Result
 from apprentice.gateway.tasks import ServedTask
 from apprentice.json_types import JsonObject
+from apprentice.prompts import canonical_json
 from apprentice.store import RecordResult, records
 
 __all__ = ["AnswerCache"]
@@ -60,10 +63,16 @@ Stamp = tuple[str, str | None, str | None]  # (phase, active version, canary ver
 @dataclass(slots=True)
 class _TaskCache:
     stamp: Stamp
-    # key -> (expires at, the served output as JSON: each hit gets its own copy)
-    entries: OrderedDict[str, tuple[float, str]] = field(default_factory=OrderedDict)
+    # key -> (expires at, the served output: each hit gets its own deep copy)
+    entries: OrderedDict[str, tuple[float, JsonObject]] = field(default_factory=OrderedDict)
     flights: dict[str, asyncio.Future[Result]] = field(default_factory=dict)
     waiting: int = 0  # callers awaiting someone else's flight
+
+
+def _key(task_input: JsonObject) -> str:
+    """An entry's key: the input's canonical JSON, or its SHA-256 past 256 characters."""
+    text = canonical_json(task_input)
+    return text if len(text) <= 256 else hashlib.sha256(text.encode()).hexdigest()
 
 
 def _log_failure(future: asyncio.Future[RecordResult]) -> None:
@@ -95,13 +104,14 @@ class AnswerCache:
         started = time.perf_counter()
         if not isinstance(task_input, dict):  # never valid input: admission says why
             return await compute()
-        key = records.input_hash(task_input)
+        key = _key(task_input)
         cache = self._current(task)
         entry = cache.entries.get(key)
         if entry is not None:
             if entry[0] > self.clock():
                 cache.entries.move_to_end(key)
-                return self._serve(task, task_input, json.loads(entry[1]), meta, "hit", started)
+                answer = copy.deepcopy(entry[1])
+                return self._serve(task, task_input, answer, meta, "hit", started)
             del cache.entries[key]
         flight = cache.flights.get(key)
         if flight is not None:
@@ -138,7 +148,7 @@ class AnswerCache:
         cache = self._drop(task, key, flight)
         if cache.stamp == stamp:  # else answered under a phase or version that is gone
             limits = task.cfg.cache
-            cache.entries[key] = (self.clock() + limits.ttl_s, json.dumps(result.output))
+            cache.entries[key] = (self.clock() + limits.ttl_s, result.output)
             while len(cache.entries) > limits.max_entries:
                 cache.entries.popitem(last=False)
         flight.set_result(result)
