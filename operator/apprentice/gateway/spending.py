@@ -22,28 +22,22 @@ Any gateway books reservations whose lease expired (``ttl_s``) the same way.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import os
 import socket
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from apprentice.config import ApprenticeConfig
 from apprentice.engine import budget as budget_mod
 from apprentice.gateway.ledger import LedgerMirror
+from apprentice.gateway.reservations import Admit, Ask, Batcher
 from apprentice.store import Store, records
 from apprentice.store.budget import BudgetTotals
 from apprentice.teachers.billing import Bill
 
 GLOBAL = budget_mod.GLOBAL
-
-Admit = Callable[[BudgetTotals], None]
-"""The pure cap check a reservation's store transaction runs on the totals it sees."""
-Ask = tuple[records.ReservationRecord, list[str], list[tuple[float, float]], Admit]
-"""One reservation as the store takes it: ``(row, scopes, windows, admit)``."""
 
 
 def instance_id() -> str:
@@ -111,7 +105,7 @@ class SharedBudget:
         # A lease outlives any call it covers: the request timeout, the judge, slack.
         self.ttl_s = ttl_s if ttl_s is not None else max(600.0, 3 * cfg.gateway.request_timeout_s)
         self.mirror = LedgerMirror(cfg)
-        self._batcher: _Batcher | None = None
+        self._batcher: Batcher | None = None
         self._returns: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
@@ -193,7 +187,7 @@ class SharedBudget:
         """
         hold, ask = self._ask(task, estimate, now, kind, request_id, caller)
         if self._batcher is None:
-            self._batcher = _Batcher(self._opened())
+            self._batcher = Batcher(self._opened())
         future = self._batcher.submit(ask)
         try:
             outcome = await asyncio.shield(future)
@@ -360,43 +354,3 @@ class SharedBudget:
         """``(scope, window, resets_at)`` of each cap that stops the teacher (for status)."""
         found = budget_mod.exhausted_caps(self.mirror.ledger, now.timestamp(), task, typical_cost)
         return [(s, w, datetime.fromtimestamp(at, UTC)) for s, w, at in found]
-
-
-class _Batcher:
-    """Group commit for reservations: everything asked meanwhile, one store transaction."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._queue: list[tuple[Ask, asyncio.Future[object]]] = []
-        self._wakeup = asyncio.Event()
-        self._worker = asyncio.get_running_loop().create_task(self._run(), name="budget-batcher")
-
-    def submit(self, ask: Ask) -> asyncio.Future[object]:
-        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self._queue.append((ask, future))
-        self._wakeup.set()
-        return future
-
-    async def _run(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._queue:
-                batch, self._queue = self._queue, []
-                try:
-                    outcomes = await asyncio.to_thread(
-                        self.store.budget_reserve_many, [ask for ask, _ in batch]
-                    )
-                except Exception as exc:  # the store failed: every asker hears it
-                    outcomes = [exc] * len(batch)
-                for (_, future), outcome in zip(batch, outcomes, strict=True):
-                    if not future.done():
-                        future.set_result(outcome)
-
-    async def close(self) -> None:
-        self._worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._worker
-        for _, future in self._queue:
-            if not future.done():
-                future.set_result(RuntimeError("the budget is closed"))
