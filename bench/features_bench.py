@@ -1,28 +1,38 @@
-"""Issue 13's features on the hot path: what API keys and tags cost on the local-only HTTP path.
+"""Issue 13's features on the hot path: what API keys, tags and the cache cost on the
+local-only HTTP path, tracing off (the issue: within 10% of the throughput without them).
 
 The same gateway, store and instant student as ``gateway_bench.py`` (its setup and its
-server child are reused), measured in ONE run with ``gateway.require_api_keys`` off, on,
-and on with two tags per request (``metadata``, stored with the request), and with keys,
-tags and the task's answer cache on (every input new, so every lookup misses), alternating
-``--rounds`` times so every variant sees the same machine load:
+server child are reused), measured in ONE run, alternating ``--rounds`` times so every
+variant sees the same machine load, each variant with its own store:
 
-- ``max_rps``: closed-loop throughput, 64 requests in flight (the median round);
-- p50/p99 at 500 requests/s offered (the round with the median p99).
+- ``keys_off``: ``gateway.require_api_keys`` off (the baseline);
+- ``keys_on``: keys required, every request sends ``Authorization: Bearer <key>`` for
+  the task;
+- ``keys_and_tags``: and two tags per request (``metadata``, stored with the request);
+- ``keys_tags_cache``: and the task's answer cache on. Every input of the whole run is
+  new, in every variant, so every cache lookup MISSES: the cache's worst case (a hit
+  skips the student and the engine, so repeats would flatter it).
 
-With keys on every request sends ``Authorization: Bearer <key>``; the gateway checks
-it against its in-memory cache (a SHA-256 and a constant-time compare; the store is
-read once per key per ``auth.CACHE_S``). ``check_us`` is that check alone, in process,
-against the same SQLite store: on a shared machine the throughput rounds are noisier
-than the difference they are meant to show.
+Per variant (median round): ``max_rps``, closed-loop throughput with 64 requests in
+flight, and p50/p99 at 500 requests/s offered; and the CPU each request costs during
+the closed loop, apart: the server's event loop (its main thread), the server's other
+threads (the store writer), and the load generator, which runs on the same cores (an
+extra header costs it too). Ratios to ``keys_off`` are taken within each round and the
+median is reported: for throughput and for the server's CPU per request. On a shared
+machine the CPU ratio is the figure to trust; on a quiet one the two agree.
+
+The store's counters check the path after the run: no cache hits and (nearly) no
+teacher calls, so what was measured is the local-only path.
 
 Writes bench/results/features.json and features.md.
-Run: ``.venv/bin/python bench/features_bench.py [--seconds 4] [--rounds 3]``.
+Run: ``.venv/bin/python bench/features_bench.py [--seconds 4] [--rounds 5] [--results DIR]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import platform
@@ -30,6 +40,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,26 +50,35 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gateway_bench as gb  # the sibling script, found by the path above
 
+from apprentice import config as config_mod
 from apprentice.gateway import auth, tags
 from apprentice.store import open_store
 from apprentice.store.api_keys import ApiKeyRecord
 
 RATE = 500
+VARIANTS = ("keys_off", "keys_on", "keys_and_tags", "keys_tags_cache")
+TAGS = {"customer": "acme", "team": "billing"}
+_TICK = os.sysconf("SC_CLK_TCK")
+_fresh = itertools.count()  # every input of the run is new (see the docstring)
+
+
+def _input() -> dict[str, Any]:
+    return {"text": f"ticket {next(_fresh):09d} cannot log in since the update"}
 
 
 def setup(directory: Path, keys: bool, cache: bool = False) -> tuple[Path, str | None]:
-    """gateway_bench's steady-state setup, with keys required and one key made if ``keys``,
-    and the task's answer cache on if ``cache`` (every input is new: each lookup misses,
-    the cache's worst case)."""
+    """gateway_bench's steady-state setup, with keys required and one key made for the
+    task if ``keys``, and the task's answer cache on if ``cache``; tracing stays off."""
     cfg_path = gb.write_setup(directory)
-    if not keys:
-        return cfg_path, None
     data = yaml.safe_load(cfg_path.read_text())
-    data["gateway"]["require_api_keys"] = True
+    data["gateway"]["require_api_keys"] = keys
     if cache:
         for task in data["tasks"]:
             task["cache"] = {"enabled": True, "ttl_s": 300}
     cfg_path.write_text(yaml.safe_dump(data))
+    assert not config_mod.load(cfg_path).telemetry.traces.enabled
+    if not keys:
+        return cfg_path, None
     key_id, token = auth.mint()
     record = ApiKeyRecord(key_id, auth.digest(token), (gb.TASK,), "bench", datetime.now(UTC))
     with open_store(data["store"]["url"]) as store:
@@ -66,12 +86,43 @@ def setup(directory: Path, keys: bool, cache: bool = False) -> tuple[Path, str |
     return cfg_path, token
 
 
-TAGS = {"customer": "acme", "team": "billing"}
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) of each thread of ``pid``, from /proc."""
+    found: dict[int, float] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        found[int(tid)] = (int(fields[11]) + int(fields[12])) / _TICK
+    return found
 
 
-async def phase(
-    cfg_path: Path, token: str | None, seconds: float, tags: bool = False
+async def measured(
+    pid: int, call: Callable[[int], Awaitable[None]], seconds: float
 ) -> dict[str, Any]:
+    """The closed loop, with the CPU per request of the server's event loop (its main
+    thread), its other threads and this process (the load generator)."""
+    before, client = thread_cpu(pid), time.process_time()
+    started = time.perf_counter()
+    rps = await gb.closed_loop(call, seconds)
+    done = rps * (time.perf_counter() - started)
+    client = time.process_time() - client
+    after = thread_cpu(pid)
+    spent = {t: after[t] - before.get(t, 0.0) for t in after}
+    loop = spent.pop(pid, 0.0)
+    per = 1e6 / done
+    return {
+        "max_rps": round(rps, 1),
+        "server_loop_us": round(loop * per, 1),
+        "server_other_us": round(sum(spent.values()) * per, 1),
+        "server_us": round((loop + sum(spent.values())) * per, 1),
+        "client_us": round(client * per, 1),
+    }
+
+
+async def phase(cfg_path: Path, token: str | None, seconds: float, tagged: bool) -> dict[str, Any]:
     import aiohttp
 
     proc, url = gb.start_server(cfg_path, "gateway")
@@ -80,9 +131,9 @@ async def phase(
         conn = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=conn, headers=headers) as session:
 
-            async def call(i: int) -> None:
-                body: dict[str, Any] = {"input": gb._input(i)}
-                if tags:
+            async def call(_: int) -> None:
+                body: dict[str, Any] = {"input": _input()}
+                if tagged:
                     body["metadata"] = TAGS
                 async with session.post(url, json=body) as resp:
                     if resp.status != 200:
@@ -91,18 +142,16 @@ async def phase(
 
             for i in range(300):  # warm-up: connections, caches, the key's first read
                 await call(i)
-            max_rps = await gb.closed_loop(call, seconds)
-            return {
-                "max_rps": round(max_rps, 1),
-                str(RATE): await gb.open_loop(call, RATE, seconds),
-            }
+            out = await measured(proc.pid, call, seconds)
+            out[str(RATE)] = await gb.open_loop(call, RATE, seconds)
+            return out
     finally:
         proc.terminate()
         proc.wait(timeout=10)
 
 
 async def check_cost(store_url: str, token: str, n: int = 50_000) -> float:
-    """Microseconds per ``KeyRing.check`` of a valid key (cached, as on the hot path)."""
+    """Microseconds per ``KeyRing.check`` of a valid key (remembered, as on the hot path)."""
     with open_store(store_url) as store:
         ring = auth.KeyRing(lambda: store, required=True, admin_token_env="BENCH_NO_ADMIN")
         header = f"Bearer {token}"
@@ -121,89 +170,113 @@ def tags_cost(n: int = 50_000) -> float:
     return (time.perf_counter() - started) / n * 1e6
 
 
-async def main_async(seconds: float, rounds: int) -> dict[str, Any]:
-    runs: dict[str, list[dict[str, Any]]] = {
-        "keys_off": [],
-        "keys_on": [],
-        "keys_and_tags": [],
-        "keys_tags_cache": [],
+def summarise(found: list[dict[str, Any]], off: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median round of one variant, and its ratios to keys-off round by round."""
+    med = {k: statistics.median(r[k] for r in found) for k in found[0] if k != str(RATE)}
+    by_p99 = sorted(found, key=lambda r: r[str(RATE)]["p99_ms"])
+    return {
+        **med,
+        "max_rps_rounds": [r["max_rps"] for r in found],
+        "server_us_rounds": [r["server_us"] for r in found],
+        str(RATE): by_p99[len(by_p99) // 2][str(RATE)],
+        "throughput_ratio": round(
+            statistics.median(r["max_rps"] / o["max_rps"] for r, o in zip(found, off, strict=True)),
+            3,
+        ),
+        "server_cpu_ratio": round(
+            statistics.median(
+                o["server_us"] / r["server_us"] for r, o in zip(found, off, strict=True)
+            ),
+            3,
+        ),
     }
+
+
+def path_check(paths: dict[str, tuple[Path, str | None]]) -> dict[str, dict[str, int]]:
+    """Each variant's store counters: the requests were local-only, the cache never hit."""
+    out = {}
+    for name, (cfg_path, _) in paths.items():
+        with open_store(config_mod.load(cfg_path).store.url) as store:
+            c = store.request_counts(gb.TASK)
+        out[name] = {"requests": c.requests, "teacher_calls": c.teacher_calls,
+                     "cache_hits": c.cache_hits}  # fmt: skip
+    return out
+
+
+async def main_async(seconds: float, rounds: int) -> dict[str, Any]:
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in VARIANTS}
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory() as tmp:
         paths = {}
-        for name, keys, cache in (
-            ("keys_off", False, False),
-            ("keys_on", True, False),
-            ("keys_tags_cache", True, True),
-        ):
+        for name in VARIANTS:
             (Path(tmp) / name).mkdir()
-            paths[name] = setup(Path(tmp) / name, keys, cache)
+            paths[name] = setup(Path(tmp) / name, name != "keys_off", name == "keys_tags_cache")
         for _ in range(rounds):
-            for name, (cfg_path, token) in paths.items():
-                tagged = name == "keys_tags_cache"
-                runs[name].append(await phase(cfg_path, token, seconds, tags=tagged))
-            on_path, on_token = paths["keys_on"]
-            runs["keys_and_tags"].append(await phase(on_path, on_token, seconds, tags=True))
+            for name in VARIANTS:
+                cfg_path, token = paths[name]
+                tagged = name in ("keys_and_tags", "keys_tags_cache")
+                runs[name].append(await phase(cfg_path, token, seconds, tagged))
         cfg_path, token = paths["keys_on"]
         assert token is not None
-        url = yaml.safe_load(cfg_path.read_text())["store"]["url"]
-        check_us = await check_cost(url, token)
+        check_us = await check_cost(config_mod.load(cfg_path).store.url, token)
+        counts = path_check(paths)
     out: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}",
         "seconds": seconds,
         "rounds": rounds,
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "load_average_at_start": load_at_start,
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "check_us": round(check_us, 2),
         "tags_us": round(tags_cost(), 2),
+        "store_counts": counts,
     }
-    for name, found in runs.items():
-        by_p99 = sorted(found, key=lambda r: r[str(RATE)]["p99_ms"])
-        out[name] = {
-            "max_rps": statistics.median(r["max_rps"] for r in found),
-            "max_rps_rounds": [r["max_rps"] for r in found],
-            str(RATE): by_p99[len(by_p99) // 2][str(RATE)],
-        }
-    off, on = out["keys_off"], out["keys_on"]
-    out["keys_throughput_ratio"] = round(on["max_rps"] / off["max_rps"], 3)
-    out["keys_added_p50_ms_at_500"] = round(on[str(RATE)]["p50_ms"] - off[str(RATE)]["p50_ms"], 3)
-    out["keys_and_tags_throughput_ratio"] = round(
-        out["keys_and_tags"]["max_rps"] / off["max_rps"], 3
-    )
-    out["keys_tags_cache_throughput_ratio"] = round(
-        out["keys_tags_cache"]["max_rps"] / off["max_rps"], 3
-    )
+    for name in VARIANTS:
+        out[name] = summarise(runs[name], runs["keys_off"])
     return out
 
 
 def render_md(r: dict[str, Any]) -> str:
     lines = [
-        "# Issue 13 features on the local-only HTTP path",
+        "# Issue 13 features on the local-only HTTP path (tracing off)",
         "",
         f"{r['machine']}; {r['rounds']} alternating rounds of {r['seconds']} s; load average "
-        f"at start {r['load_average_at_start']}. Generated by `bench/features_bench.py`.",
+        f"{r['load_average_at_start']} at start, {r['load_average_at_end']} at the end. "
+        "Generated by `bench/features_bench.py`. Every input is new (the cache always misses).",
         "",
-        "| variant | max requests/s (median round) | rounds | p50 at 500/s | p99 at 500/s |",
-        "|---|---|---|---|---|",
+        "| variant | max requests/s | of keys off | server CPU/request (event loop + other) "
+        "| of keys off (CPU) | client CPU/request | p50 / p99 at 500/s |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for name in ("keys_off", "keys_on", "keys_and_tags", "keys_tags_cache"):
+    for name in VARIANTS:
         v = r[name]
         at = v[str(RATE)]
         lines.append(
-            f"| {name.replace('_', ' ')} | {v['max_rps']:,.0f} | "
-            f"{', '.join(f'{x:,.0f}' for x in v['max_rps_rounds'])} | "
-            f"{at['p50_ms']:.2f} ms | {at['p99_ms']:.2f} ms |"
+            f"| {name.replace('_', ' ')} | {v['max_rps']:,.0f} | {v['throughput_ratio']:.1%} | "
+            f"{v['server_us']:.0f} µs ({v['server_loop_us']:.0f} + {v['server_other_us']:.0f}) "
+            f"| {v['server_cpu_ratio']:.1%} | {v['client_us']:.0f} µs | "
+            f"{at['p50_ms']:.2f} / {at['p99_ms']:.2f} ms |"
         )
+    counts = r["store_counts"]
     lines += [
         "",
-        f"API keys on: {r['keys_throughput_ratio']:.1%} of the throughput with them off "
-        f"(keys and two tags per request: {r['keys_and_tags_throughput_ratio']:.1%}; keys, "
-        f"tags and the answer cache on, every lookup a miss: "
-        f"{r['keys_tags_cache_throughput_ratio']:.1%}); "
-        f"{r['keys_added_p50_ms_at_500']:+.3f} ms at the median at 500 requests/s. The key "
-        f"check alone costs {r['check_us']:.1f} µs per request (in process, cached key), "
-        f"{r['check_us'] / (1e6 / r['keys_off']['max_rps']):.2%} of a request's time at the "
-        "keys-off throughput; parsing three tags costs "
-        f"{r['tags_us']:.1f} µs. On a loaded machine the rounds' spread is noise, not these.",
+        "Ratios are the median of each round's ratio to keys off (throughput: requests/s; "
+        "CPU: keys-off server CPU per request over the variant's, so above 100% is cheaper). "
+        "Throughput per round: "
+        + "; ".join(
+            f"{n.replace('_', ' ')} {', '.join(f'{x:,.0f}' for x in r[n]['max_rps_rounds'])}"
+            for n in VARIANTS
+        )
+        + ".",
+        "",
+        f"The key check alone (a remembered header) costs {r['check_us']:.1f} µs in process; "
+        f"parsing three tags {r['tags_us']:.1f} µs. The store's counters after the run "
+        "(requests, teacher calls, cache hits): "
+        + "; ".join(
+            f"{n.replace('_', ' ')} {c['requests']:,}, {c['teacher_calls']}, {c['cache_hits']}"
+            for n, c in counts.items()
+        )
+        + ".",
         "",
     ]
     return "\n".join(lines)
@@ -212,12 +285,15 @@ def render_md(r: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=4.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--results", type=Path, default=gb.RESULTS, help="where features.json/.md go"
+    )
     args = parser.parse_args()
     result = asyncio.run(main_async(args.seconds, args.rounds))
-    gb.RESULTS.mkdir(parents=True, exist_ok=True)
-    (gb.RESULTS / "features.json").write_text(json.dumps(result, indent=2) + "\n")
-    (gb.RESULTS / "features.md").write_text(render_md(result))
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "features.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.results / "features.md").write_text(render_md(result))
     print(render_md(result))
 
 
