@@ -57,6 +57,8 @@ def parse(metadata: object, header: str | None) -> dict[str, str]:
                 f"metadata must be an object of string values, got {type(metadata).__name__}"
             )
         _check(metadata, "metadata")
+        if not tags:  # the usual case: nothing to merge, nothing more to check
+            return dict(metadata)
         tags = {**tags, **metadata}
         _check(tags, f"metadata and {HEADER}")
     return tags
