@@ -15,6 +15,7 @@ from test_entrypoints import write_dataset
 from apprentice.config import TrainingConfig
 from apprentice.students import tiny
 from apprentice.training.backends import huggingface as hf
+from apprentice.training.backends.torch_loop import Loop
 from apprentice.training.dataset import TrainingDataset
 
 torch = pytest.importorskip("torch")
@@ -26,7 +27,7 @@ def _one_step(micro: int, data: TrainingDataset) -> list[object]:
     model, codec = tiny.load_base(tiny.TINY_NAME, "cpu")
     encoded = hf._encode(codec, data, used.max_seq_length)
     peft_model = hf._with_lora(model, tiny.TINY_NAME, used, None)
-    loop = hf._Loop(peft_model, used, decay=0.1, total_steps=10, device="cpu", micro_batch=micro)
+    loop = Loop(peft_model, used, decay=0.1, total_steps=10, device="cpu", micro_batch=micro)
     batch = hf._batches(encoded, 16, random.Random(0))[0]
     assert len(batch) == 16
     loss = loop.train_step(encoded, batch, codec.pad_id)
