@@ -1,0 +1,46 @@
+"""What ``apprentice serve`` does to the interpreter once it is up (``tune_process``)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from apprentice.gateway import server
+
+
+@pytest.fixture
+def restored() -> Iterator[None]:
+    """The interpreter's collector and switch interval as they were before the test."""
+    thresholds, interval = gc.get_threshold(), sys.getswitchinterval()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
+    sys.setswitchinterval(interval)
+
+
+async def test_the_serving_loop_sweeps_the_young_generation_once(restored: None) -> None:
+    loop = asyncio.get_running_loop()
+    young: list[float] = []
+    two = asyncio.Event()
+
+    def seen(phase: str, info: dict[str, Any]) -> None:
+        if phase == "stop" and info["generation"] == 0:
+            young.append(loop.time())
+            if len(young) == 2:
+                loop.call_soon(two.set)
+
+    server.tune_process()
+    server.tune_process()  # called again (the benches do, per rate): still one sweep
+    assert gc.get_threshold() == server.GC_THRESHOLDS
+    gc.set_threshold(10**9)  # no collection by allocation count: only the sweep's
+    gc.callbacks.append(seen)
+    try:
+        await asyncio.wait_for(two.wait(), timeout=10)
+    finally:
+        gc.callbacks.remove(seen)
+    assert young[1] - young[0] >= server.YOUNG_SWEEP_S * 0.9  # one sweep, not two interleaved
