@@ -116,9 +116,15 @@ async def test_the_pruner_clears_every_task_past_the_window_by_its_clock(
     with open_store(store_url) as store:
         _fill(store)
         before = _kept(store)
-        pruner = RequestPruner(store, 30, clock=lambda: NOW, batch=1, pause_s=0)
+        pruned: list[tuple[str, int]] = []
+        pruner = RequestPruner(
+            store, 30, clock=lambda: NOW, batch=1, pause_s=0,
+            on_pruned=lambda task, rows: pruned.append((task, rows)),
+        )  # fmt: skip
         assert pruner.cutoff() == NOW - 30 * DAY
         assert await pruner.prune() == len(OLD)  # one row per batch: every batch ran
+        assert sum(rows for _, rows in pruned) == len(OLD)  # what the metric counts
+        assert {task for task, _ in pruned} == {"t", "u"}
         assert _ids(store) == {rid for _, rid, _ in ROWS} - OLD
         assert await pruner.prune() == 0
         # Two days later, by the clock it was given: t-29 is now 31 days old.

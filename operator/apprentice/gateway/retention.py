@@ -60,6 +60,7 @@ class RequestPruner:
         clock: Callable[[], datetime] = _utc_now,
         batch: int = BATCH_ROWS,
         pause_s: float = BATCH_PAUSE_S,
+        on_pruned: Callable[[str, int], None] | None = None,
     ) -> None:
         if batch <= 0:
             raise ValueError(f"batch must be positive, got {batch}")
@@ -68,6 +69,7 @@ class RequestPruner:
         self.clock = clock
         self.batch = batch
         self.pause_s = pause_s
+        self.on_pruned = on_pruned  # (task, rows) after each batch that deleted some: metrics
         self.first_pass = asyncio.Event()  # set once the first pass ended (tests, probes)
 
     def cutoff(self) -> datetime | None:
@@ -86,6 +88,8 @@ class RequestPruner:
                     asyncio.to_thread(self.store.prune_requests, task, cutoff, self.batch)
                 )
                 total += gone
+                if gone and self.on_pruned is not None:
+                    self.on_pruned(task, gone)
                 if gone < self.batch:
                     break
                 await asyncio.sleep(self.pause_s)  # pacing: let request writes in
@@ -110,11 +114,14 @@ class RequestPruner:
 
 
 def start(
-    store: Store, cfg: StoreConfig, background: set[asyncio.Task[None]]
+    store: Store,
+    cfg: StoreConfig,
+    background: set[asyncio.Task[None]],
+    on_pruned: Callable[[str, int], None] | None = None,
 ) -> RequestPruner | None:
     """Start the serving gateway's pruner, its task added to ``background`` (the gateway
     cancels those at close); None when retention is off."""
-    pruner = RequestPruner(store, cfg.request_retention_days)
+    pruner = RequestPruner(store, cfg.request_retention_days, on_pruned=on_pruned)
     if pruner.days is None:
         return None
     background.add(asyncio.get_running_loop().create_task(pruner.run(), name="request-retention"))

@@ -246,7 +246,10 @@ class Gateway:
             if warm_up is not None:  # e.g. the MiniLM model: load it off the request path
                 self._background.add(asyncio.get_running_loop().create_task(warm_up()))
         self.parts.writer.start()
-        self.pruner = retention.start(self.parts.opened(), self.config.store, self._background)
+        self.pruner = retention.start(
+            self.parts.opened(), self.config.store, self._background,
+            on_pruned=self.parts.metrics.record_pruned,
+        )  # fmt: skip
         await self.parts.alerts.start()
         for served in self.parts.tasks.values():
             self.control.write_events(served)  # e.g. a run interrupted by the restart

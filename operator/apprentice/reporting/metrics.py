@@ -210,6 +210,15 @@ class Metrics:
                 ["task", "result"],
             )
         )
+        self._pruned = _Children(
+            make(
+                Counter,
+                "apprentice_request_rows_pruned",
+                "Request rows deleted past store.request_retention_days (examples, spend "
+                "and feedback are never pruned).",
+                ["task"],
+            )
+        )
 
     # --- per request -----------------------------------------------------------------
 
@@ -287,6 +296,9 @@ class Metrics:
         self.set_budget_spend(status.task, "monthly", status.spend.month)
 
     # --- events ----------------------------------------------------------------------
+
+    def record_pruned(self, task: str, rows: int) -> None:
+        self._pruned.get(task).inc(rows)
 
     def record_alert(self, kind: str) -> None:
         self._alerts.get(kind).inc()
