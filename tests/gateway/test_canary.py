@@ -10,7 +10,9 @@ candidate passes validation there and still does worse on live traffic (1 in 4).
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,29 @@ from apprentice.reporting import snapshot
 from apprentice.store import open_store, records
 
 CANARY = {"share": 0.5, "min_comparisons": 12, "max_comparisons": 24, "sampling_rate": 1.0}
+
+
+@pytest.fixture
+def harness_factory(harness_factory: Callable[..., Any]) -> Callable[..., Any]:
+    """The conftest harness with request ids from a fixed sequence, one per test (a
+    restarted gateway goes on counting, so stored ids stay unique).
+
+    The canary routes by a hash of the request id, so with random ids each run splits
+    the inputs differently between the versions: how many of the active version's
+    mistakes it meets before the candidate's ``max_comparisons`` varies, and with
+    them the verdict (about 1 run in 12 rolled back the better candidate).
+    """
+    numbers = itertools.count()
+
+    def next_id() -> str:
+        return f"canary-{next(numbers)}"
+
+    async def make(*args: Any, **kwargs: Any) -> Any:
+        h = await harness_factory(*args, **kwargs)
+        h.gw.new_request_id = next_id
+        return h
+
+    return make
 
 
 def seed(cfg: config.ApprenticeConfig, tmp_path: Path, active: str = "first_word") -> None:
