@@ -5,7 +5,9 @@ Schema. Both become one JSON Schema object here, so every later consumer (the
 gateway's validation, a provider's structured-output request, the CRD) sees one
 shape. Shorthand objects are closed (``additionalProperties: false``) with every
 field required, because providers' strict structured-output modes demand that.
-A trailing ``?`` makes a shorthand field optional: ``{note: str?}``.
+A trailing ``?`` makes a shorthand field optional: ``{note: str?}``. A shorthand
+field may be named like a JSON Schema keyword (``{type: str, text: str}``): a mapping
+is JSON Schema only when such a key holds something other than a shorthand type name.
 """
 
 from __future__ import annotations
@@ -45,9 +47,25 @@ class SchemaSyntaxError(ValueError):
     """A schema that is neither valid shorthand nor valid JSON Schema."""
 
 
+_JSON_TYPE_NAMES = frozenset({"string", "integer", "number", "boolean", "object", "array", "null"})
+
+
+def _shorthand_only(spec: Any) -> bool:
+    """Whether ``spec`` is a type name only the shorthand writes (``str``, ``list[int]``,
+    ``note?``), never a JSON Schema keyword's value; ``string`` or ``object`` are both."""
+    if not isinstance(spec, str):
+        return False
+    name = spec.strip()
+    if name.endswith("?"):
+        return True
+    known = name in _SCALARS or bool(_LIST_OF.match(name))
+    return known and name not in _JSON_TYPE_NAMES
+
+
 def is_json_schema(raw: dict[str, Any]) -> bool:
-    """Whether ``raw`` is written as JSON Schema rather than the seed's shorthand."""
-    return bool(_JSON_SCHEMA_KEYS & raw.keys())
+    """Whether ``raw`` is written as JSON Schema rather than the seed's shorthand: a
+    keyword key whose value is no shorthand type (``{type: str}`` is a field)."""
+    return any(k in _JSON_SCHEMA_KEYS and not _shorthand_only(v) for k, v in raw.items())
 
 
 def _shorthand_type(spec: Any, where: str) -> JSONSchema:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from apprentice import config, schemas
@@ -136,6 +136,7 @@ def test_shorthand_and_json_schema_agree() -> None:
         max_size=6,
     )
 )
+@example({"type": "str", "items": "list[int]", "enum": "bool", "const": "int"})
 def test_shorthand_schemas_are_valid_closed_objects(raw: dict[str, str]) -> None:
     schema = schemas.normalize(raw)
     assert schema["additionalProperties"] is False
