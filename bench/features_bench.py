@@ -18,8 +18,11 @@ flight, and p50/p99 at 500 requests/s offered; and the CPU each request costs du
 the closed loop, apart: the server's event loop (its main thread), the server's other
 threads (the store writer), and the load generator, which runs on the same cores (an
 extra header costs it too). Ratios to ``keys_off`` are taken within each round and the
-median is reported: for throughput and for the server's CPU per request. On a shared
-machine the CPU ratio is the figure to trust; on a quiet one the two agree.
+median is reported: for throughput and for the server's CPU per request. The CPU
+ratio is less sensitive to other load than throughput, not immune: a slower server
+also batches less per event-loop iteration and wakes its client more often, so a few
+percent more instructions per request show as rather more CPU time on both sides.
+Only a quiet machine gives the throughput figure the issue asks about.
 
 The store's counters check the path after the run: no cache hits and (nearly) no
 teacher calls, so what was measured is the local-only path.
