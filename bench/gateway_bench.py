@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -156,7 +157,14 @@ async def serve(cfg_path: Path, mode: str) -> None:
 
     from apprentice.gateway.facade import Apprentice
     from apprentice.gateway.http import build_app
-    from apprentice.gateway.server import tune_process
+
+    try:
+        from apprentice.gateway.server import tune_process
+    except ImportError:  # --before at f86b00a: what its `serve` did (default GC thresholds)
+
+        def tune_process() -> None:
+            gc.freeze()
+            sys.setswitchinterval(0.0005)
 
     student = InstantStudent()
     if mode == "gateway":
