@@ -16,7 +16,7 @@ key holding one second of requests (at least one), kept by each gateway replica.
 Keys are read from the store and kept for ``CACHE_S`` seconds, so a request does
 not pay a database read; a key revoked through this gateway stops working at once,
 one revoked through another replica within ``CACHE_S``. A header that proved valid is
-remembered with its key until that read expires, so a repeat caller's check is one
+remembered (its key id) while the key's read is fresh, so a repeat caller's check is one
 dict lookup (no regex, no environment read, no SHA-256: about a sixth of the full
 check, which was ~6% of a local-only request's event-loop instructions).
 """
@@ -103,11 +103,11 @@ class KeyRing:
         self._admin_env = admin_token_env
         self._clock = clock
         self._cache: dict[str, tuple[float, ApiKeyRecord | None]] = {}
-        # Authorization header -> (when its key was read, the key): headers that proved
-        # valid, never the admin token. A dict lookup by the secret leaks no timing an
-        # attacker can use: str hashes are keyed per process, so a wrong token's lookup
-        # ends at the hash, never in a comparison with a stored token.
-        self._verified: dict[str, tuple[float, ApiKeyRecord]] = {}
+        # Authorization header -> key id: headers that proved valid, never the admin token;
+        # trusted while their key's read in _cache is fresh and not revoked. A dict lookup
+        # by the secret leaks no timing an attacker can use: str hashes are keyed per
+        # process, so a wrong token's lookup ends at the hash, never in a comparison.
+        self._verified: dict[str, str] = {}
         self._buckets: dict[str, tuple[float, float]] = {}  # key id -> (tokens, when)
 
     # -- the admin token -------------------------------------------------------------------
@@ -146,14 +146,11 @@ class KeyRing:
         """
         if not self.required:
             return None
-        seen = self._verified.get(header)
-        if seen is not None and self._clock() - seen[0] < CACHE_S:
-            key = seen[1]
-        else:
-            found = await self._verify(header)
-            if found is None:
+        key = self._remembered(header)
+        if key is None:
+            key = await self._verify(header)
+            if key is None:
                 return None
-            key = found
         if task is not None and task not in key.tasks:
             raise errors.ApiKeyWrongTask(
                 f"API key {key.id} may call {', '.join(key.tasks)}, not {task!r}",
@@ -162,6 +159,13 @@ class KeyRing:
         if key.rate_per_s is not None:
             self._take(key.id, key.rate_per_s)
         return key
+
+    def _remembered(self, header: str) -> ApiKeyRecord | None:
+        """The key of a header that proved valid, while its read is fresh and unrevoked."""
+        seen = self._cache.get(self._verified.get(header, ""))
+        if seen is None or seen[1] is None or seen[1].revoked:
+            return None
+        return seen[1] if self._clock() - seen[0] < CACHE_S else None
 
     async def _verify(self, header: str) -> ApiKeyRecord | None:
         """The full check of a header not remembered (``None``: the admin token)."""
@@ -174,7 +178,7 @@ class KeyRing:
         if self.is_admin(token):
             return None
         match = _TOKEN.match(token)
-        read_at, key = await self._lookup(match.group(1)) if match else (0.0, None)
+        key = await self._lookup(match.group(1)) if match else None
         if key is None or not hmac.compare_digest(key.secret_hash, digest(token)):
             raise errors.ApiKeyInvalid("the API key is not valid (unknown or mistyped)")
         if key.revoked:
@@ -182,7 +186,7 @@ class KeyRing:
         if len(header) <= 200:  # a token padded with spaces is valid, not worth keeping
             if len(self._verified) >= 10_000:  # many keys or a churn of them: start afresh
                 self._verified.clear()
-            self._verified[header] = (read_at, key)  # valid as long as the read it came from
+            self._verified[header] = key.id
         return key
 
     def _take(self, key_id: str, rate: float) -> None:
@@ -201,17 +205,17 @@ class KeyRing:
             )
         self._buckets[key_id] = (tokens - 1.0, now)
 
-    async def _lookup(self, key_id: str) -> tuple[float, ApiKeyRecord | None]:
-        """``(when it was read, the key or None)``, from the store at most every ``CACHE_S``."""
+    async def _lookup(self, key_id: str) -> ApiKeyRecord | None:
+        """The key or None, from the store at most every ``CACHE_S``."""
         now = self._clock()
         cached = self._cache.get(key_id)
         if cached is not None and now - cached[0] < CACHE_S:
-            return cached
+            return cached[1]
         key = await asyncio.to_thread(self._store().api_key, key_id)
         if len(self._cache) > 10_000:  # unknown ids from a scanner must not grow it forever
             self._cache.clear()
         self._cache[key_id] = (now, key)
-        return now, key
+        return key
 
     # -- administration ----------------------------------------------------------------------
 
@@ -257,8 +261,7 @@ class KeyRing:
         key = await asyncio.to_thread(self._store().revoke_api_key, key_id, datetime.now(UTC))
         if key is None:
             raise errors.NotFound(f"no API key with id {key_id!r}", details={"key_id": key_id})
-        self._cache[key_id] = (self._clock(), key)
-        self._verified = {h: v for h, v in self._verified.items() if v[1].id != key_id}
+        self._cache[key_id] = (self._clock(), key)  # revoked: its remembered headers stop here
         return key
 
 
