@@ -11,11 +11,8 @@ sends (earlier chunks then carry ``usage: null``).
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
-
-from aiohttp import web
 
 from apprentice import prompts
 from apprentice.gateway import bodies, errors, reading
@@ -29,7 +26,6 @@ __all__ = [
     "chunks",
     "closing",
     "completion",
-    "events",
     "head",
     "opening",
     "usage",
@@ -127,20 +123,3 @@ def chunks(task: str, result: Result, include_usage: bool) -> list[dict[str, Any
         for i in range(0, len(text), PIECE_CHARS)
     ]
     return [opening(first, include_usage), *pieces, *closing(first, result, include_usage)]
-
-
-async def events(request: web.Request, items: list[dict[str, Any]]) -> web.StreamResponse:
-    """Send ``items`` as SSE ``data:`` events, then ``data: [DONE]``: an answer that is
-    stored and booked already, so a client gone mid-stream loses only the rest of it."""
-    resp = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-    )
-    try:
-        await resp.prepare(request)
-        for item in items:
-            await resp.write(f"data: {json.dumps(item, separators=(',', ':'))}\n\n".encode())
-        await resp.write(b"data: [DONE]\n\n")
-        await resp.write_eof()
-    except ConnectionError:
-        pass  # the answer is stored and booked already; only the rest of the stream is lost
-    return resp

@@ -155,16 +155,21 @@ def _ignore(text: str) -> None:
 class _Out:
     """The SSE response; a client gone mid-stream turns every later write into a no-op."""
 
-    def __init__(self, resp: web.StreamResponse) -> None:
-        self.resp = resp
+    def __init__(self) -> None:
+        self.resp = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
         self.gone = False
 
-    async def open(self, request: web.Request) -> None:
-        """Send the headers (a client gone before its first byte is gone, not an error)."""
+    @classmethod
+    async def opened(cls, request: web.Request) -> _Out:
+        """The headers sent (a client gone before its first byte is gone, not an error)."""
+        out = cls()
         try:
-            await self.resp.prepare(request)
+            await out.resp.prepare(request)
         except ConnectionError:
-            self.gone = True
+            out.gone = True
+        return out
 
     async def send(self, events: list[Event], done: bool = False) -> None:
         if self.gone or (not events and not done):
@@ -193,13 +198,12 @@ async def serve(
     job = _detach(request.app, run(dataclasses.replace(meta, stream=relay.open)))
     job.add_done_callback(lambda _: relay.wake.set())
     await relay.until(job)
-    if not relay.pending:  # answered whole (or failed before any text): as before
-        return await chat.events(request, fmt.whole(await job))
-    resp = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-    )
-    out = _Out(resp)
-    await out.open(request)
+    if not relay.pending:  # answered whole (or failed before any text: a JSON error)
+        events = fmt.whole(await job)
+        out = await _Out.opened(request)
+        await out.send(events, done=True)
+        return out.resp
+    out = await _Out.opened(request)
     await out.send(fmt.opening(relay.request_id))
     while True:
         await out.send([fmt.delta(text) for text in relay.take()])
@@ -207,7 +211,7 @@ async def serve(
             break
         await relay.until(job)
     await out.send(*_ending(job, relay, fmt))
-    return resp
+    return out.resp
 
 
 def _ending(job: asyncio.Task[Result], relay: Relay, fmt: Format) -> tuple[list[Event], bool]:
