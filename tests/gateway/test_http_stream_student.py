@@ -119,7 +119,9 @@ async def test_a_compared_request_streams_the_teacher_then_judges_once(
         seed_steady_state(cfg, tmp_path, "last_word")  # v1 disagrees with the teacher
         h = await harness_factory(cfg)
         client = await h.serve()
-        for i in range(200):  # until the engine samples one for comparison
+        # until the engine samples one for comparison; i % 4 == 0 is left out: there the
+        # last word is the first (make_input), so v1 would agree with the teacher
+        for i in (n for n in range(400) if n % 4):
             inp = gw_rules.make_input(i)
             resp = await client.post("/v1/tasks/classify", json={"input": inp, "stream": True})
             events = [json.loads(e.removeprefix("data: ")) for e in
