@@ -19,6 +19,7 @@ from apprentice import config as config_mod
 from apprentice.config import ApprenticeConfig
 from apprentice.gateway import reading
 from apprentice.gateway.service import Gateway, Result
+from apprentice.json_types import JsonObject, JsonValue
 
 __all__ = ["Apprentice", "Result", "SyncApprentice"]
 
@@ -26,12 +27,50 @@ T = TypeVar("T")
 
 
 def _own(value: T) -> T:
-    """A copy of a JSON tree's dicts and lists (depth already bounded by check_tree)."""
+    """A copy of a JSON tree's dicts and lists (an answer: depth bounded by its schema)."""
     if isinstance(value, dict):
         return cast(T, {k: _own(v) for k, v in value.items()})
     if isinstance(value, list):
         return cast(T, [_own(v) for v in value])
     return value
+
+
+class _Refused(Exception):
+    """A string or a depth that :func:`reading.check_tree` refuses, with its message."""
+
+
+def _owned_input(node: JsonValue, depth: int = 0) -> JsonValue:
+    """:func:`_own` and the boundary check in one walk: a string that is not plain
+    ASCII must encode (no lone surrogate), no node deeper than ``MAX_DEPTH``."""
+    if isinstance(node, str):
+        if not node.isascii():
+            node.encode("utf-8")  # UnicodeEncodeError: a lone surrogate
+        return node
+    if isinstance(node, dict):
+        if node and depth >= reading.MAX_DEPTH:
+            raise _Refused
+        out: dict[str, JsonValue] = {}
+        for key, item in node.items():
+            if not key.isascii():
+                key.encode("utf-8")
+            out[key] = _owned_input(item, depth + 1)
+        return out
+    if isinstance(node, list):
+        if node and depth >= reading.MAX_DEPTH:
+            raise _Refused
+        return [_owned_input(item, depth + 1) for item in node]
+    return node
+
+
+def own_input(task_input: JsonObject) -> JsonObject:
+    """The gateway's own copy of ``task_input``, refused (400) where HTTP refuses it."""
+    try:
+        owned = _owned_input(task_input)
+    except (_Refused, UnicodeEncodeError, AttributeError):
+        # check_tree raises the error (with its path) that HTTP would send
+        reading.check_tree(task_input, deep=True, surrogates=True, what="input")
+        raise
+    return cast(JsonObject, owned)  # not an object: the pipeline refuses it (InvalidInput)
 
 
 class Apprentice:
@@ -83,8 +122,7 @@ class Apprentice:
         may reuse or change its dicts at once (HTTP parses fresh ones: no copy there)."""
         # What HTTP refuses at its boundary (a lone surrogate no teacher can be sent,
         # nesting deeper than any store will take) is refused here too, as a 400.
-        reading.check_tree(task_input, deep=True, surrogates=True, what="input")
-        result = await self.gateway.run(task, _own(task_input))
+        result = await self.gateway.run(task, own_input(task_input))
         return Result(_own(result.output), result.request_id, result.usage)
 
     @property
