@@ -53,3 +53,23 @@ async def test_writes_keep_order_and_failures_stay_per_call(grouped: bool) -> No
     await writer.close()
     with pytest.raises(RuntimeError):
         writer.submit(lambda: None)
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+async def test_a_write_behind_keeps_its_place_and_its_failure_is_logged(
+    grouped: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = Recorder(grouped)
+    writer = StoreWriter(store)
+    writer.start()
+    writer.write_behind("a local-only request", "b0")
+    writer.write_behind("a cached answer", "dup")
+    waited = writer.submit_request(request="r1")
+    writer.write_behind("a local-only request", "b2")
+    assert await waited == "ok:r1"
+    await writer.close()  # finishes what is queued, written behind included
+    assert store.log == ["b0", "r1", "b2"]
+    failed = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert failed == ["store write of a cached answer failed: duplicate request id"]
+    with pytest.raises(RuntimeError):
+        writer.write_behind("a local-only request", "late")

@@ -39,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import hashlib
-import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -51,11 +50,9 @@ from apprentice.gateway.request import Meta, Result
 from apprentice.gateway.tasks import ServedTask
 from apprentice.json_types import JsonObject
 from apprentice.prompts import canonical_json
-from apprentice.store import RecordResult, records
+from apprentice.store import records
 
 __all__ = ["AnswerCache"]
-
-log = logging.getLogger(__name__)
 
 Stamp = tuple[str, str | None, str | None]  # (phase, active version, canary version)
 
@@ -73,11 +70,6 @@ def _key(task_input: JsonObject) -> str:
     """An entry's key: the input's canonical JSON, or its SHA-256 past 256 characters."""
     text = canonical_json(task_input)
     return text if len(text) <= 256 else hashlib.sha256(text.encode()).hexdigest()
-
-
-def _log_failure(future: asyncio.Future[RecordResult]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.error("store write of a cached answer failed: %s", future.exception())
 
 
 class AnswerCache:
@@ -206,7 +198,7 @@ class AnswerCache:
             tags=dict(meta.tags), caller=meta.caller, input=task_input, output=output,
         )  # fmt: skip
         # Nothing here may be lost (no spend, no example): answer without the fsync.
-        parts.writer.submit_request(request=row).add_done_callback(_log_failure)
+        parts.writer.write_behind("a cached answer", row)
         m = parts.metrics
         m.record_cache(name, how)
         m.record_request(name, "local_only", "cache", seconds)

@@ -18,8 +18,6 @@ caller gets the typed 502/503); whatever may have been billed is booked.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from collections.abc import Callable
 
@@ -30,14 +28,7 @@ from apprentice.gateway.request import Request, Result
 from apprentice.gateway.tasks import ServedTask
 from apprentice.json_types import JsonObject
 from apprentice.reporting import alerts as alerts_mod
-from apprentice.store import RecordResult, records
-
-log = logging.getLogger(__name__)
-
-
-def _log_failure(future: asyncio.Future[RecordResult]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.error("store write of a local-only request failed: %s", future.exception())
+from apprentice.store import records
 
 
 def _observe_canary(
@@ -127,20 +118,24 @@ class Committer:
         request = self._request_row(req, spend, output)
         # An unchanged engine state (a local-only answer in steady state) is not rewritten.
         state = None if task.engine.state is before else task.engine.to_json()
-        future = self.parts.writer.submit_request(
-            request=request, example=example, comparison=comparison, spend=spend,
-            task_state=state, shadow=shadow,
-        )  # fmt: skip
+        # Nothing here may be lost (no example, spend, comparison, state change): the row is
+        # written behind, and the answer goes without waiting for the fsync.
+        behind = example is None and not spend and comparison is None and state is None
+        if behind and shadow is None:
+            self.parts.writer.write_behind("a local-only request", request)
+            future = None  # it stays queued in order and commits within milliseconds
+        else:
+            future = self.parts.writer.submit_request(
+                request=request, example=example, comparison=comparison, spend=spend,
+                task_state=state, shadow=shadow,
+            )  # fmt: skip
         if task.engine.pending:  # phase changes and alarms: the events table, after the request
             self.write_events(task)
         self._report(req, comparison, alarms)
         if task.canary is not None:
             _observe_canary(req, task.canary, comparison)
         usage = req.usage
-        if example is None and not spend and comparison is None and state is None and not shadow:
-            # Nothing here may be lost: answer without waiting for the fsync. The write
-            # stays queued in order and commits within milliseconds.
-            future.add_done_callback(_log_failure)
+        if future is None:
             return Result(output, req.id, usage)
         try:
             result = await tracing.store(req, future)

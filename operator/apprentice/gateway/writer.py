@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Required, TypedDict, TypeVar, cast
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from apprentice.store import Store
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 class RequestWrite(TypedDict, total=False):
@@ -51,9 +54,10 @@ class StoreWriter:
     def __init__(self, store: Store | None = None) -> None:
         self._group: GroupCommit | None = getattr(store, "record_requests", None)
         self._store = store
-        self._queue: collections.deque[tuple[Callable[[], object], asyncio.Future[object]]] = (
-            collections.deque()
-        )
+        # A write behind has no future: nobody waits for it; its failure is logged.
+        self._queue: collections.deque[
+            tuple[Callable[[], object], asyncio.Future[object] | None]
+        ] = collections.deque()
         self._wakeup = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._closed = False
@@ -91,6 +95,15 @@ class StoreWriter:
                  "spend": spend, "task_state": task_state, "shadow": shadow}  # fmt: skip
         return self.submit(_RequestWrite(self._store, write))
 
+    def write_behind(self, what: str, request: records.RequestRecord) -> None:
+        """Queue a request row that nobody waits for (no future, no callback on the loop);
+        a failure is logged as ``store write of {what} failed``."""
+        if self._closed:
+            raise RuntimeError("the store writer is closed")
+        write: RequestWrite = {"request": request}
+        self._queue.append((_RequestWrite(self._store, write, what), None))
+        self._wakeup.set()
+
     async def _run(self) -> None:
         while True:
             await self._wakeup.wait()
@@ -100,7 +113,11 @@ class StoreWriter:
                 batch = list(self._queue)
                 self._queue.clear()
                 outcomes = await asyncio.to_thread(_run_batch, [c for c, _ in batch], self._group)
-                for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                for (call, future), (ok, value) in zip(batch, outcomes, strict=True):
+                    if future is None:  # written behind
+                        if not ok:
+                            log.error("store write of %s failed: %s", _behind(call), value)
+                        continue
                     if future.done():
                         continue
                     if ok:
@@ -111,14 +128,12 @@ class StoreWriter:
     async def close(self) -> None:
         """Finish what is queued, then stop."""
         self._closed = True
-        while self._queue:
-            await asyncio.sleep(0)
-            if self._worker is None:
-                break
-            pending = [f for _, f in self._queue]
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
         if self._worker is not None:
+            # Everything queued before it (awaited or written behind) runs first, in order.
+            barrier: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+            self._queue.append((_nothing, barrier))
+            self._wakeup.set()
+            await asyncio.gather(barrier, return_exceptions=True)
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
@@ -128,9 +143,10 @@ class StoreWriter:
 class _RequestWrite:
     """A queued ``record_request``; callable alone, or grouped with its neighbours."""
 
-    def __init__(self, store: Store | None, write: RequestWrite) -> None:
+    def __init__(self, store: Store | None, write: RequestWrite, behind: str = "") -> None:
         self.store = store
         self.write = write
+        self.behind = behind  # written behind: what the log calls it
 
     def __call__(self) -> records.RecordResult:
         w = self.write
@@ -140,6 +156,14 @@ class _RequestWrite:
             w["request"], example=w.get("example"), comparison=w.get("comparison"),
             spend=w.get("spend", ()), task_state=w.get("task_state"), shadow=w.get("shadow"),
         )  # fmt: skip
+
+
+def _nothing() -> None:
+    return None
+
+
+def _behind(call: Callable[[], object]) -> str:
+    return call.behind if isinstance(call, _RequestWrite) else "a request"
 
 
 def _run_batch(
