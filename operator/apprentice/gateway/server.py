@@ -22,6 +22,7 @@ import gc
 import json
 import socket
 import sys
+import time
 import weakref
 from dataclasses import dataclass
 
@@ -58,6 +59,14 @@ fell to 2-4 ms, the collector's CPU by about half and the call's p99 from
 1,159-1,213 to 1,012-1,047 ms (bench/teacher_bench.py's call at 1,000/s, runs
 alternated on a busy machine). Survivors reach the middle generation sooner, so it
 is collected about every 50 s instead of every few minutes."""
+IDLE_SWEEP_S = 1.0
+"""The longest the sweep waits while there is little to sweep: a nearly idle gateway
+wakes once a second for it, not 20 times (its idle CPU, bench/teacher_bench.py)."""
+SMALL_SWEEP_S = 0.0005
+"""A sweep shorter than this found little (a few thousand objects at most): the next
+waits twice as long, up to ``IDLE_SWEEP_S``; a longer one sets ``YOUNG_SWEEP_S`` again.
+Traffic that starts meanwhile grows the young generation by allocations alone, so
+CPython's own threshold collects it until the sweep is back to every 50 ms."""
 
 
 def tune_process() -> None:
@@ -79,15 +88,20 @@ def tune_process() -> None:
         return  # no loop to sweep from (a script): the thresholds alone
     if loop not in _SWEPT:  # once per loop, however often this is called
         _SWEPT.add(loop)
-        loop.call_later(YOUNG_SWEEP_S, _sweep_young, loop)
+        loop.call_later(YOUNG_SWEEP_S, _sweep_young, loop, YOUNG_SWEEP_S)
 
 
 _SWEPT: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 
 
-def _sweep_young(loop: asyncio.AbstractEventLoop) -> None:
+def _sweep_young(loop: asyncio.AbstractEventLoop, interval: float) -> None:
+    started = time.perf_counter()
     gc.collect(0)
-    loop.call_later(YOUNG_SWEEP_S, _sweep_young, loop)
+    if time.perf_counter() - started < SMALL_SWEEP_S:
+        interval = min(interval * 2, IDLE_SWEEP_S)
+    else:
+        interval = YOUNG_SWEEP_S
+    loop.call_later(interval, _sweep_young, loop, interval)
 
 
 def _refusal(limit: int) -> bytes:
