@@ -104,7 +104,7 @@ class Request:
         """The teacher's answer when it was called and answered, else the student's."""
         if self.teacher is not None:
             return "teacher"
-        if self.student_output is not None:
+        if self.student is not None and self.student.output is not None:
             return "student"
         return None
 
@@ -112,7 +112,7 @@ class Request:
     def output(self) -> JsonObject | None:
         if self.teacher is not None:
             return self.teacher.output
-        return self.student_output
+        return None if self.student is None else self.student.output
 
     @property
     def usage(self) -> Usage | None:
@@ -120,7 +120,8 @@ class Request:
         tokenizer (or its server) counted them."""
         if self.teacher is not None:
             return self.teacher.usage
-        return self.student.usage if self.student_output is not None and self.student else None
+        student = self.student
+        return student.usage if student is not None and student.output is not None else None
 
     def holds(self) -> list[Hold]:
         return [h for h in (self.teacher_hold, self.student_hold) if h is not None]

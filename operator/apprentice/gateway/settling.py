@@ -107,7 +107,7 @@ def student_charge(res: object, hold: Hold | None) -> float:
 
 def spent(spend: list[records.SpendRecord]) -> float:
     """A request's ``cost``: the sum of its spend lines (teacher, paid student, judge)."""
-    return math.fsum(line.amount for line in spend)
+    return math.fsum(line.amount for line in spend) if spend else 0.0
 
 
 def call_lines(budget: SharedBudget, req: Request) -> list[records.SpendRecord]:
