@@ -274,12 +274,8 @@ def write_md(out: dict[str, Any]) -> str:
     for pool, res in out["pools"].items():
         i = res["instant"]
         lines.append(f"| {pool} | {i['rps']:,} | {i['cpu_ms_per_request']} ms |")
-    for key, label in _gateways(out):
-        i = out[key]["instant"]
-        lines.append(
-            f"| Apprentice gateway{label} as a proxy (`apprentice serve`, its CPU; every "
-            f"answer reserved, stored, fsynced) | {i['rps']:,} | {i['cpu_ms_per_request']} ms |"
-        )
+    gateways = [teacher_gateway.md_rows(out[key], label) for key, label in _gateways(out)]
+    lines += [instant for instant, _, _ in gateways]
     if "litellm" in out:
         i = out["litellm"]
         lines.append(
@@ -301,16 +297,8 @@ def write_md(out: dict[str, Any]) -> str:
                 f"{failed} | {s['p50_ms']} ms | {s['p99_ms']} ms | "
                 f"{s['cpu_ms_per_request']} ms |"
             )
-    for key, label in _gateways(out):
-        for s in out[key]["slow"]:
-            failed = ", ".join(f"{k} {v}" for k, v in s["failed"].items()) or "0"
-            lines.append(
-                f"| Apprentice gateway{label} (`apprentice serve`, HTTP, stored) | "
-                f"{s['offered_rps']:,} | {s['requests']:,} | {s['served']:,} | {failed} | "
-                f"{s['p50_ms']} ms | {s['p99_ms']} ms | "
-                f"{s['gateway_cpu_ms_per_request']} ms (serve's) |"
-            )
-    lines += ["", *out.get("notes", [])]
+    lines += [row for _, slow, _ in gateways for row in slow]
+    lines += ["", *(note for _, _, note in gateways if note), *out.get("notes", [])]
     return "\n".join(lines) + "\n"
 
 
