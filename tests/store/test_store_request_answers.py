@@ -94,3 +94,29 @@ def test_a_store_from_before_the_migration_upgrades_and_keeps_its_rows(
 )
 def test_the_row_json_is_canonical_json_exactly(value: dict[str, Any]) -> None:
     assert codec.answer_json(value) == canonical_json(value)
+
+
+def test_rows_written_alone_share_one_statement_and_a_duplicate_stays_its_own_failure(
+    store_url: str,
+) -> None:
+    with open_store(store_url) as store:
+        store.record_request(_row("taken"))
+        results = store.record_requests(  # request rows alone (written behind) and a full write
+            [
+                {"request": _row("a1", input={"text": "a"}, output={"label": "x"})},
+                {"request": _row("b1", route="both", served_by="teacher"), "example": None},
+                {"request": _row("taken", input={"text": "again"})},  # a duplicate id
+                {"request": _row("a2", served_by="cache", input={"text": "c"})},
+            ]
+        )
+        assert [type(r).__name__ for r in results] == [
+            "RecordResult", "RecordResult", "DuplicateRequestError", "RecordResult",
+        ]  # fmt: skip
+        assert sorted(r.id for r in store.requests("t")) == ["a1", "a2", "b1", "taken"]
+        taken = store.request_record("taken")
+        assert taken is not None and taken.input is None  # the first row kept, not replaced
+        counts = store.request_counts("t")
+        assert (counts.requests, counts.student_answers, counts.cache_hits) == (4, 2, 1)
+        results = store.record_requests([{"request": _row(f"n{i}")} for i in range(3)])
+        assert all(not isinstance(r, Exception) and not r.example_added for r in results)
+        assert store.request_counts("t").requests == 7

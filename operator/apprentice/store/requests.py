@@ -56,6 +56,10 @@ def _counts(request: RequestRecord, comparison: ComparisonRecord | None) -> tupl
     )
 
 
+_NOTHING_ELSE = RecordResult(example_id=None, example_added=False, comparison_id=None)
+"""A request row written alone: no example, no comparison (immutable, so shared)."""
+
+
 def _bump(tx: Tx, counts: dict[str, list[int]]) -> None:
     """The counters of every request written in ``tx``: one upsert per task, not per request
     (a group commit of a hundred local answers updates the row once)."""
@@ -111,9 +115,7 @@ class RequestRows(SqlCore):
                 if paying:  # the budget lock first, as every budget transaction (no deadlock)
                     budget.lock(tx, self.dialect)
                 counts: dict[str, list[int]] = {}
-                done: list[RecordResult | Exception] = [
-                    self._record_write(tx, write, counts) for write in batch
-                ]
+                done = self._record_all(tx, batch, counts)
                 _bump(tx, counts)
                 return done
         except StoreUnavailableError:
@@ -141,6 +143,28 @@ class RequestRows(SqlCore):
                 tx.execute("RELEASE SAVEPOINT request_write")
             _bump(tx, counts)
         return results
+
+    def _record_all(
+        self, tx: Tx, batch: list[Mapping[str, Any]], counts: dict[str, list[int]]
+    ) -> list[RecordResult | Exception]:
+        """Every write of ``batch``. The writes that are a request row alone (the local
+        answers written behind) go in one ``executemany``: the driver binds their values
+        in C, where this thread would otherwise hold the GIL for every row's calls."""
+        done: list[RecordResult | Exception] = []
+        alone: list[tuple[Any, ...]] = []
+        for write in batch:
+            if write.keys() == {"request"}:
+                request: RequestRecord = write["request"]
+                alone.append(codec.request_values(request))
+                totals = counts.setdefault(request.task, [0] * len(_COUNTERS))
+                for i, n in enumerate(_counts(request, None)):
+                    totals[i] += n
+                done.append(_NOTHING_ELSE)
+            else:
+                done.append(self._record_write(tx, write, counts))
+        if alone:  # a duplicate id fails the batch: record_requests then isolates each write
+            tx.execute_many(_INSERT_REQUEST, alone)
+        return done
 
     def _record_write(
         self, tx: Tx, write: Mapping[str, Any], counts: dict[str, list[int]]

@@ -33,6 +33,8 @@ class Cursor(Protocol):
 
     def execute(self, query: Any, params: Any = ..., /) -> Any: ...
 
+    def executemany(self, query: Any, params_seq: Any, /) -> Any: ...
+
     def fetchone(self) -> Any: ...
 
     def fetchall(self) -> Any: ...
@@ -67,6 +69,10 @@ class Tx:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         self._cursor.execute(self._dialect.sql(sql), tuple(params))
         return self._cursor.rowcount
+
+    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement for many rows: the driver binds them in C, not row by row here."""
+        self._cursor.executemany(self._dialect.sql(sql), rows)
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         self._cursor.execute(self._dialect.sql(sql), tuple(params))
