@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -81,15 +82,19 @@ class Cluster:
         argv = [str(self.tools / tool), *args]
         if tool == "kubectl":
             argv.insert(1, f"--cache-dir={self.state_dir / 'kubectl-cache'}")
-        out = subprocess.run(
-            argv,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=timeout,
-            check=False,
-        )
+        try:
+            out = subprocess.run(
+                argv,
+                input=stdin,
+                capture_output=True,
+                text=True,
+                env=self.env,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:  # a wait that never ended: say what it said
+            said = f"{_text(exc.stderr)}{_text(exc.stdout)}\n(killed after {timeout} s)"
+            raise CommandFailed(argv, subprocess.CompletedProcess(argv, -9, "", said)) from exc
         if check and out.returncode != 0:
             raise CommandFailed(argv, out)
         return out
@@ -133,6 +138,34 @@ class Cluster:
         eventually(lambda: self.get("serviceaccount", "default", name), 30, f"{name}/default SA")
         return name
 
+    def warm_watch_caches(self, crds: Iterable[str]) -> None:
+        """List each CRD's objects from the API server's watch cache until it answers.
+
+        kube-apiserver builds a custom resource's watch cache on the first request for it,
+        and answers 429 "storage is (re)initializing" until the cache is ready. When the
+        first request is the CRD finalizer's own list (the CRD is being deleted and nothing
+        watched its objects, as the operator would), the finalizer's retry can be lost (its
+        status write conflicts with its own earlier one, and it ignores an update that only
+        changed the Terminating condition): the CRD then stays Terminating until the
+        finalizer's informer resyncs, five minutes later. Seen here: 2 of 6 such deletions
+        took 290 s. A list without a limit (``--chunk-size=0``) is only ever served from
+        the cache, so its success means the cache is ready; then a delete takes a second.
+        """
+        for crd in crds:
+            if self.get("crd", crd) is not None:
+                eventually(partial(self._listed, crd), 60, f"the watch cache of {crd} objects")
+
+    def _listed(self, crd: str) -> bool:
+        return self.try_kubectl("get", crd, "-A", "--chunk-size=0", "-o", "name").returncode == 0
+
+    def delete_crds(self, crds: list[str]) -> None:
+        """Delete the CRDs (those that exist) and wait until they are gone."""
+        self.warm_watch_caches(crds)
+        self.kubectl(
+            "delete", "crd", *crds, "--ignore-not-found", "--wait=true", "--timeout=120s",
+            timeout=150,
+        )  # fmt: skip
+
     def release_finalizers(self, namespace: str) -> None:
         """Drop the finalizers of Apprentice objects no operator is left to release."""
         for kind in ("distilledtasks", "trainingjobs", "modelversions"):
@@ -155,6 +188,20 @@ class Cluster:
             for line in lines:
                 if line.strip():
                     yield json.loads(line)
+
+
+def _text(data: str | bytes | None) -> str:
+    return data.decode(errors="replace") if isinstance(data, bytes) else data or ""
+
+
+def log_tails(state_dir: Path, lines: int = 25) -> str:
+    """The last lines of each control-plane component's log, to explain a failure."""
+    parts = []
+    for log in sorted((state_dir / "logs").glob("*.log")):
+        if log.name != "audit.log":
+            tail = log.read_text(errors="replace").splitlines()[-lines:]
+            parts.append(f"--- {log} (last {len(tail)} lines)\n" + "\n".join(tail))
+    return "\n".join(parts) or f"no component logs under {state_dir / 'logs'}"
 
 
 def load_docs(path: Path) -> list[dict[str, Any]]:

@@ -16,17 +16,39 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from pathlib import Path
 
 import pytest
-from cluster_support import ROOT, SCRIPT, Cluster, eventually
+from cluster_support import ROOT, SCRIPT, Cluster, eventually, log_tails
 
-STATE = ROOT / ".tools" / "cluster"
+# Where cluster.py keeps the plane's state (the same override as there).
+STATE = Path(os.environ.get("APPRENTICE_CLUSTER_DIR", ROOT / ".tools" / "cluster"))
 LOCK = ROOT / ".tools" / "cluster.lock"
 #: How long a session waits for another one to finish with the plane.
 LOCK_WAIT_S = 3600.0
+#: Where a session that had a failure leaves a copy of the plane's logs.
+KEPT_LOGS = ROOT / ".tools" / "cluster-logs-failed"
+#: Failed tests of this session (the first few carry the logs' tails in their report).
+FAILED: list[str] = []
+TAILS_IN_REPORTS = 3
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed cluster test's report ends with the control plane's last log lines."""
+    report = yield
+    if report.failed and (STATE / "logs").is_dir():
+        FAILED.append(item.nodeid)
+        if len(FAILED) <= TAILS_IN_REPORTS:
+            where = f"(all of them are copied to {KEPT_LOGS} when the session ends)"
+            report.sections.append((f"control plane logs {where}", log_tails(STATE)))
+    return report
 
 
 def _running() -> bool:
@@ -69,7 +91,10 @@ def cluster(exclusive: None) -> Iterator[Cluster]:
             timeout=3600,  # a cold build of kube-apiserver on two cores is long
             check=False,
         )
-        assert up.returncode == 0, f"hack/cluster/cluster.py up failed:\n{up.stderr[-4000:]}"
+        if up.returncode != 0:
+            pytest.fail(
+                f"hack/cluster/cluster.py up failed:\n{up.stderr[-4000:]}\n{log_tails(STATE)}"
+            )
     state = json.loads((STATE / "state.json").read_text())
     assert state["server"].startswith("https://127.0.0.1:")
     yield Cluster(
@@ -77,6 +102,9 @@ def cluster(exclusive: None) -> Iterator[Cluster]:
         audit_log=STATE / "logs" / "audit.log",
         state_dir=STATE,
     )
+    if FAILED:
+        shutil.rmtree(KEPT_LOGS, ignore_errors=True)
+        shutil.copytree(STATE / "logs", KEPT_LOGS)
     if not reused:
         subprocess.run([sys.executable, str(SCRIPT), "down"], check=False, timeout=120)
 

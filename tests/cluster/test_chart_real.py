@@ -62,8 +62,7 @@ def _monitoring_crd(kind: str, plural: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def fresh(cluster: Cluster) -> Cluster:
     """A release namespace, the tasks namespace, and no Apprentice CRDs yet."""
-    for name in CRD_NAMES:
-        cluster.kubectl("delete", "crd", name, "--ignore-not-found", "--wait=true")
+    cluster.delete_crds(CRD_NAMES)
     cluster.create_namespace(NS)
     cluster.create_namespace(TASKS_NS)
     return cluster
@@ -120,6 +119,9 @@ def test_default_install_then_upgrade_then_uninstall_keeps_the_crds(
 
 def test_uninstall_with_crds_keep_false_removes_the_crds(fresh: Cluster, tmp_path: Path) -> None:
     install(fresh, tmp_path, {"crds": {"keep": False}})
+    # Nothing watches the kinds here (no operator runs): without this, the CRD finalizer's
+    # own list may be the first, and the CRD can stay Terminating for minutes.
+    fresh.warm_watch_caches(CRD_NAMES)
     fresh.helm("uninstall", RELEASE, "-n", NS, "--wait", "--timeout=2m")
     for name in CRD_NAMES:
         eventually(lambda n=name: fresh.get("crd", n) is None, 60, f"{name} deleted")

@@ -99,7 +99,7 @@ def _owned_crds(cluster: Cluster) -> None:
         crd = cluster.get("crd", f"{plural}.{GROUP}")
         notes = (crd or {}).get("metadata", {}).get("annotations", {})
         if crd and notes.get("meta.helm.sh/release-namespace") != NS:
-            cluster.kubectl("delete", "crd", f"{plural}.{GROUP}", "--wait=true")
+            cluster.delete_crds([f"{plural}.{GROUP}"])
 
 
 @pytest.fixture(scope="module")
