@@ -62,11 +62,15 @@ is collected about every 50 s instead of every few minutes."""
 IDLE_SWEEP_S = 1.0
 """The longest the sweep waits while there is little to sweep: a nearly idle gateway
 wakes once a second for it, not 20 times (its idle CPU, bench/teacher_bench.py)."""
-SMALL_SWEEP_S = 0.0005
-"""A sweep shorter than this found little (a few thousand objects at most): the next
-waits twice as long, up to ``IDLE_SWEEP_S``; a longer one sets ``YOUNG_SWEEP_S`` again.
-Traffic that starts meanwhile grows the young generation by allocations alone, so
-CPython's own threshold collects it until the sweep is back to every 50 ms."""
+SMALL_SWEEP_S = 0.002
+"""A sweep shorter than this found little: the next waits twice as long, up to
+``IDLE_SWEEP_S``; a longer one sets ``YOUNG_SWEEP_S`` again. Sweeping finds little
+when nothing is in flight, and when calls are short: the young generation then holds
+about the calls in flight (64 instant calls: ~6,400 objects, ~1 ms), however long
+the wait, so sweeping it 20 times a second only repeats that cost (~14 us a request).
+Calls that live longer grow it with the wait (1 s calls at 1,000/s: ~3 ms at 50 ms),
+which keeps the sweep at 50 ms. Traffic that starts while the sweep waits grows the
+young generation by allocations alone, so CPython's own threshold collects it."""
 
 
 def tune_process() -> None:
