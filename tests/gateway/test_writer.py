@@ -73,3 +73,18 @@ async def test_a_write_behind_keeps_its_place_and_its_failure_is_logged(
     assert failed == ["store write of a cached answer failed: duplicate request id"]
     with pytest.raises(RuntimeError):
         writer.write_behind("a local-only request", "late")
+
+
+async def test_rows_written_behind_wait_for_company_until_something_is_awaited() -> None:
+    store = Recorder(grouped=True)
+    writer = StoreWriter(store, linger_s=3600.0)  # only an awaited write can end the wait
+    writer.start()
+    for i in range(3):
+        writer.write_behind("a local-only request", f"b{i}")
+        await asyncio.sleep(0)  # the worker runs in between and starts lingering
+    assert store.log == []  # nothing committed yet: the rows wait for company
+    assert await writer.submit_request(request="paid") == "ok:paid"
+    assert store.log == ["b0", "b1", "b2", "paid"] and store.groups == [4]  # one commit
+    writer.write_behind("a local-only request", "late")
+    await writer.close()  # close does not linger either
+    assert store.log[-1] == "late"

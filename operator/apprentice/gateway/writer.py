@@ -6,6 +6,12 @@ lock, without awaiting), and one worker runs them in that order on a thread. So
 the engine state saved by the last transaction is always the newest, the event
 loop never blocks on the disk, and a request answers only once its writes are
 durable (it awaits its own future).
+
+A row nobody waits for (a local answer's, written behind) lingers up to
+:data:`LINGER_S` for others to join its group: one commit, one fsync and one
+thread hop for many rows instead of a few (the commit's fixed cost, about 125 us
+of CPU on SQLite, was most of the writer's cost per local answer). Anything
+awaited (a paid request's transaction, a flush, close) ends the wait at once.
 """
 
 from __future__ import annotations
@@ -39,6 +45,9 @@ class RequestWrite(TypedDict, total=False):
     shadow: records.ComparisonRecord | None
 
 
+LINGER_S = 0.005
+"""How long rows written behind wait for company before their group commits."""
+
 GroupCommit = Callable[[list[RequestWrite]], Sequence[records.RecordResult | Exception]]
 
 
@@ -51,8 +60,10 @@ class StoreWriter:
     own); otherwise each is its own ``record_request`` transaction.
     """
 
-    def __init__(self, store: Store | None = None) -> None:
+    def __init__(self, store: Store | None = None, *, linger_s: float = LINGER_S) -> None:
         self._group: GroupCommit | None = getattr(store, "record_requests", None)
+        self._linger_s = linger_s
+        self._awaited = asyncio.Event()  # something queued is awaited: no lingering
         self._store = store
         # A write behind has no future: nobody waits for it; its failure is logged.
         self._queue: collections.deque[
@@ -78,6 +89,7 @@ class StoreWriter:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.append((call, cast("asyncio.Future[object]", future)))
         self._wakeup.set()
+        self._awaited.set()
         return future
 
     def submit_request(
@@ -109,6 +121,11 @@ class StoreWriter:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._queue:
+                if not self._awaited.is_set():  # rows written behind only: let others join
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self._linger_s):
+                            await self._awaited.wait()
+                self._awaited.clear()
                 # Take everything queued: one thread hop runs the whole batch in order.
                 batch = list(self._queue)
                 self._queue.clear()
@@ -133,6 +150,7 @@ class StoreWriter:
             barrier: asyncio.Future[object] = asyncio.get_running_loop().create_future()
             self._queue.append((_nothing, barrier))
             self._wakeup.set()
+            self._awaited.set()
             await asyncio.gather(barrier, return_exceptions=True)
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
