@@ -106,7 +106,7 @@ async def run(
             proc, url = start(write_config(Path(tmp), base), source)
             try:
                 if name == "instant":  # before any traffic: what serving nothing costs
-                    out["idle_cpu_ms_per_s"] = await idle_cpu(proc.pid, cpu_s)
+                    out["idle_cpu_ms_per_s"] = await idle_cpu(proc.pid)
                 got = await _measure(name, url, proc.pid, seconds, rate, cpu_s, open_loop)
             finally:
                 proc.terminate()
@@ -123,16 +123,28 @@ async def run(
     return out
 
 
-async def idle_cpu(pid: int, cpu_s: Callable[[int], float], settle_s: float = 3.0) -> float:
+async def idle_cpu(pid: int, settle_s: float = 3.0) -> float:
     """Milliseconds of CPU per second ``pid`` spends serving nothing (its timers).
 
     Measured over ``IDLE_S`` after ``settle_s`` (start-up done, the collector's sweep
-    backed off); /proc counts 10 ms ticks, so below 1 ms/s it reads 0 or 1.
+    backed off), from the scheduler's nanosecond run time of each of its threads
+    (/proc/PID/task/*/schedstat): /proc's stat counts 10 ms ticks, too coarse here.
     """
     await asyncio.sleep(settle_s)
-    cpu0 = cpu_s(pid)
+    ns0 = _run_ns(pid)
     await asyncio.sleep(IDLE_S)
-    return round((cpu_s(pid) - cpu0) / IDLE_S * 1000, 3)
+    return round((_run_ns(pid) - ns0) / 1e6 / IDLE_S, 3)
+
+
+def _run_ns(pid: int) -> int:
+    """Nanoseconds ``pid``'s live threads have run (Linux schedstat)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that ended meanwhile
+    return total
 
 
 def md_rows(out: dict[str, Any], label: str) -> tuple[str, list[str], str]:
@@ -157,8 +169,9 @@ def md_rows(out: dict[str, Any], label: str) -> tuple[str, list[str], str]:
         ""
         if idle is None
         else f"- Gateway{label}: idle `apprentice serve` {idle} ms CPU per second ({IDLE_S:g} s "
-        "with no traffic, /proc stat, before its first request). Net of idle: its CPU over "
-        "the measured seconds less that idle rate times the seconds, per request served."
+        "with no traffic before its first request; its threads' run time from /proc schedstat). "
+        "Net of idle: its CPU over the measured seconds less that idle rate times the seconds, "
+        "per request served."
     )
     return instant, slow, note
 
