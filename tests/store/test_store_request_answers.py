@@ -72,7 +72,7 @@ def test_a_store_from_before_the_migration_upgrades_and_keeps_its_rows(
             )
     monkeypatch.undo()
     with open_store(store_url) as store:
-        assert store.schema_version() == schema.LATEST_VERSION == 10
+        assert store.schema_version() == schema.LATEST_VERSION == 11
         old_row = store.request_record("old")
         assert old_row is not None
         assert (old_row.served_by, old_row.caller, old_row.latency_ms) == ("student", "k1", 2.5)

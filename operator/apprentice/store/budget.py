@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from apprentice.store import codec, schema
+from apprentice.store import codec, schema, spend_windows
 from apprentice.store.records import ReservationRecord, SpendKind, SpendRecord
 from apprentice.store.sqlcore import SqlCore, Tx
 
@@ -83,24 +83,6 @@ def totals(
     return BudgetTotals(spent=spent, pending=pending | held.by_key(keys), key_caps=_caps(tx, keys))
 
 
-def _spent(
-    tx: Tx, scopes: Sequence[str], bounds: Sequence[tuple[int, int]]
-) -> dict[str, tuple[float, ...]]:
-    lowest = min(a for a, _ in bounds)
-    highest = max(b for _, b in bounds)
-    sums = ", ".join(
-        "SUM(CASE WHEN bucket >= ? AND bucket < ? THEN amount ELSE 0 END)" for _ in bounds
-    )
-    marks = ", ".join("?" for _ in scopes)
-    params: list[object] = [v for pair in bounds for v in pair]
-    rows = tx.all(
-        f"SELECT scope, {sums} FROM spend_buckets WHERE scope IN ({marks})"
-        " AND bucket >= ? AND bucket < ? GROUP BY scope",
-        [*params, *scopes, lowest, highest],
-    )
-    return {str(r[0]): tuple(float(v or 0.0) for v in r[1:]) for r in rows}
-
-
 class OpenHolds:
     """What a batch of asks (``budget_reserve_many``) reads once in its transaction.
 
@@ -108,7 +90,7 @@ class OpenHolds:
       batch inserts (:meth:`add`), so each ask sees those admitted before it without a
       rescan that grew with the calls in flight (~160 us an ask at 1,000 open, SQLite).
     - The window spend per scopes and windows, which reservations do not change: it sums
-      each 15-minute bucket of the month (~1.9 ms an ask on SQLite with a month stored).
+      whole days and edge buckets of each window (:mod:`apprentice.store.spend_windows`).
     """
 
     def __init__(self, tx: Tx) -> None:
@@ -123,7 +105,7 @@ class OpenHolds:
         """Spend per scope in each window's buckets (``bounds``), read once per pair."""
         found = self._spent.get((scopes, bounds))
         if found is None:
-            found = self._spent[(scopes, bounds)] = _spent(self._tx, scopes, bounds)
+            found = self._spent[(scopes, bounds)] = spend_windows.spent(self._tx, scopes, bounds)
         return dict(found)
 
     def by_task(self) -> dict[str, float]:
@@ -219,12 +201,7 @@ def insert_spend(tx: Tx, dialect: schema.Dialect, entries: Sequence[SpendRecord]
         if s.caller is not None:
             scopes.append(KEY_PREFIX + s.caller)
         for scope in scopes:
-            tx.execute(
-                "INSERT INTO spend_buckets (scope, bucket, amount) VALUES (?, ?, ?)"
-                " ON CONFLICT (scope, bucket) DO UPDATE SET"
-                " amount = spend_buckets.amount + excluded.amount",
-                (scope, at // schema.BUCKET_MICROS, float(s.amount)),
-            )
+            spend_windows.add(tx, scope, at, float(s.amount))
         written += 1
     return written
 

@@ -277,4 +277,32 @@ MIGRATIONS.append(
     )
 )
 
+# Spend per scope per UTC hour and per UTC day, kept with spend_buckets in each spend
+# transaction (apprentice.store.spend_windows): a budget window reads its whole days and
+# hours here and only its edge quarter hours from spend_buckets. Filled from the buckets
+# of an existing store in the migration's transaction (integer division is the floor:
+# buckets are never negative).
+HOUR_BUCKETS = MICROS_PER_HOUR // BUCKET_MICROS
+DAY_BUCKETS = 24 * HOUR_BUCKETS
+MIGRATIONS.append(
+    (
+        11,
+        [
+            f"""CREATE TABLE spend_{unit}s (
+                scope TEXT NOT NULL,
+                {unit} BIGINT NOT NULL,
+                amount DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (scope, {unit})
+            )"""
+            for unit in ("hour", "day")
+        ]
+        + [
+            f"""INSERT INTO spend_{unit}s (scope, {unit}, amount)
+                SELECT scope, bucket / {size}, SUM(amount) FROM spend_buckets
+                GROUP BY scope, bucket / {size}"""
+            for unit, size in (("hour", HOUR_BUCKETS), ("day", DAY_BUCKETS))
+        ],
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
