@@ -200,8 +200,7 @@ def insert_spend(tx: Tx, dialect: schema.Dialect, entries: Sequence[SpendRecord]
         scopes = [GLOBAL] if s.task is None else [s.task, GLOBAL]
         if s.caller is not None:
             scopes.append(KEY_PREFIX + s.caller)
-        for scope in scopes:
-            spend_windows.add(tx, scope, at, float(s.amount))
+        spend_windows.add(tx, scopes, at, float(s.amount))
         written += 1
     return written
 
