@@ -63,7 +63,7 @@ from apprentice.gateway import (
     tracing,
     training_data,
 )
-from apprentice.gateway.request import NO_META, Meta, Result
+from apprentice.gateway.request import NO_META, Meta, Result, keyed
 from apprentice.gateway.service import Gateway
 from apprentice.json_types import JsonObject
 
@@ -194,8 +194,8 @@ class Routes:
     def _meta(self, request: web.Request, caller: str | None, metadata: object) -> Meta:
         """The request's caller and tags (``metadata`` and the tags header; 400 if bad)."""
         header = request.headers.get(tags.HEADER)
-        if metadata is None and header is None and caller is None:
-            return NO_META  # the usual case: no tags, no key (read-only, so shared)
+        if metadata is None and header is None:  # the usual case: no tags (shared, read-only)
+            return NO_META if caller is None else keyed(caller)
         return Meta(tags=tags.parse(metadata, header), caller=caller)
 
     def _task(self, request: web.Request) -> str:

@@ -15,6 +15,7 @@ answer's tokens (the teacher's as billed, the student's as its tokenizer counted
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,7 +31,7 @@ from apprentice.students.base import StudentAnswer
 from apprentice.teachers.base import TeacherAnswer, TextSink, Usage
 from apprentice.vocabulary import Route, ServedBy, StoredRoute, stored_route
 
-__all__ = ["Meta", "Request", "Result"]
+__all__ = ["Meta", "Request", "Result", "keyed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,13 @@ class Meta:
 
 
 NO_META = Meta()
+
+
+@functools.lru_cache(maxsize=4096)
+def keyed(caller: str) -> Meta:
+    """An untagged request's meta with API key ``caller``: shared per key like ``NO_META``
+    (read-only) instead of built per request, the usual case when keys are required."""
+    return Meta(caller=caller)
 
 
 @dataclass(frozen=True, slots=True)
