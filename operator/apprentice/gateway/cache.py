@@ -55,14 +55,18 @@ from apprentice.store import records
 __all__ = ["AnswerCache"]
 
 Stamp = tuple[str, str | None, str | None]  # (phase, active version, canary version)
+# A call in flight: empty until a caller joins it, then the future the joiners await (a
+# miss nobody joins, the usual one, makes and resolves no future).
+Flight = list[asyncio.Future[Result]]
 
 
 @dataclass(slots=True)
 class _TaskCache:
     stamp: Stamp
+    state: object  # the engine state the stamp was read from (frozen: same object, same stamp)
     # key -> (expires at, the served output: each hit gets its own deep copy)
     entries: OrderedDict[str, tuple[float, JsonObject]] = field(default_factory=OrderedDict)
-    flights: dict[str, asyncio.Future[Result]] = field(default_factory=dict)
+    flights: dict[str, Flight] = field(default_factory=dict)
     waiting: int = 0  # callers awaiting someone else's flight
 
 
@@ -107,7 +111,9 @@ class AnswerCache:
             del cache.entries[key]
         flight = cache.flights.get(key)
         if flight is not None:
-            result = await self._join(cache, flight)
+            if not flight:
+                flight.append(asyncio.get_running_loop().create_future())
+            result = await self._join(cache, flight[0])
             if result is None:  # the first caller was cancelled: this one asks itself
                 return await self.run(task, task_input, meta, compute)
             answer = copy.deepcopy(result.output)
@@ -124,18 +130,20 @@ class AnswerCache:
     ) -> Result:
         """Run ``compute()`` in this caller's task (no extra task on the miss path) and
         hand its result, or its error, to those who joined meanwhile."""
-        flight: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        flight: Flight = []
         cache.flights[key] = flight
         stamp = cache.stamp
         try:
             result = await compute()
         except BaseException as exc:
             self._drop(task, key, flight)
+            if not flight:  # nobody joined
+                raise
             if isinstance(exc, asyncio.CancelledError):
-                flight.cancel()
+                flight[0].cancel()
             else:
-                flight.set_exception(exc)
-                flight.exception()  # retrieved: no stray warning when nobody joined
+                flight[0].set_exception(exc)
+                flight[0].exception()  # retrieved: no stray warning when nobody awaits it
             raise
         cache = self._drop(task, key, flight)
         if cache.stamp == stamp:  # else answered under a phase or version that is gone
@@ -143,7 +151,8 @@ class AnswerCache:
             cache.entries[key] = (self.clock() + limits.ttl_s, result.output)
             while len(cache.entries) > limits.max_entries:
                 cache.entries.popitem(last=False)
-        flight.set_result(result)
+        if flight:
+            flight[0].set_result(result)
         return result
 
     async def _join(self, cache: _TaskCache, flight: asyncio.Future[Result]) -> Result | None:
@@ -163,16 +172,20 @@ class AnswerCache:
         """The task's cache, emptied first if its phase, active version or canary changed
         (a rolled-back candidate's answers must not outlive it)."""
         canary = None if task.canary is None else task.canary.version
-        stamp: Stamp = (task.engine.phase_name(), task.engine.active_version, canary)
+        state = task.engine.state
         cache = self._tasks.get(task.name)
+        if cache is not None and cache.state is state and cache.stamp[2] == canary:
+            return cache  # the usual case, without reading the phase's name again
+        stamp: Stamp = (task.engine.phase_name(), task.engine.active_version, canary)
         if cache is None:
-            cache = self._tasks[task.name] = _TaskCache(stamp)
+            cache = self._tasks[task.name] = _TaskCache(stamp, state)
         elif cache.stamp != stamp:
             cache.entries.clear()  # flights keep running; they will not be stored
             cache.stamp = stamp
+        cache.state = state
         return cache
 
-    def _drop(self, task: ServedTask, key: str, flight: asyncio.Future[Result]) -> _TaskCache:
+    def _drop(self, task: ServedTask, key: str, flight: Flight) -> _TaskCache:
         cache = self._current(task)
         if cache.flights.get(key) is flight:
             del cache.flights[key]
