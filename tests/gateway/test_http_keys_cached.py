@@ -5,11 +5,15 @@ caller's check is one dict lookup. What remembering may not change:
 - a key revoked through another replica (here: straight in the store) stops within
   ``CACHE_S``, and one revoked through this gateway at once;
 - the task scope applies to every request, a remembered one too;
-- a token that is not valid is never remembered.
+- a token that is not valid is never remembered;
+- the requests in flight when a key's read goes stale share one read, and a revocation
+  made here while it is in flight wins over what it read.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -98,3 +102,46 @@ async def test_revoked_here_stops_at_once_and_a_wrong_token_is_never_remembered(
                 await ring.check(mistyped, "classify")
         found = await ring.check(f"Bearer {other}", "classify")
         assert found is not None and found.id == other_id
+
+
+class _HeldStore(_CountingStore):
+    """Reads the key; the first read after ``read`` is cleared holds its answer until
+    ``release`` (``read`` says it has read)."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.read, self.release = threading.Event(), threading.Event()
+
+    def api_key(self, key_id: str) -> ApiKeyRecord | None:
+        found = super().api_key(key_id)
+        if not self.read.is_set():
+            self.read.set()
+            self.release.wait(30)
+        return found
+
+
+async def test_a_stale_read_is_shared_and_a_revocation_here_meanwhile_wins(
+    tmp_path: Path,
+) -> None:
+    clock = _Clock()
+    with open_store(f"sqlite:///{tmp_path}/keys.db") as real:
+        store = _HeldStore(real)
+        ring = auth.KeyRing(
+            lambda: cast(Store, store), required=True, admin_token_env="GW_TEST_NO_ADMIN",
+            clock=clock,
+        )  # fmt: skip
+        key_id, token = _key(real, ("classify",))
+        header = f"Bearer {token}"
+        store.read.set()
+        assert await ring.check(header, "classify") is not None
+        store.read.clear()
+        clock.now += auth.CACHE_S
+        checks = [asyncio.create_task(ring.check(header, "classify")) for _ in range(50)]
+        await asyncio.to_thread(store.read.wait, 30)  # read unrevoked, answer held
+        await ring.revoke(key_id)
+        store.release.set()
+        found = await asyncio.gather(*checks, return_exceptions=True)
+        assert all(isinstance(f, errors.ApiKeyRevoked) for f in found), found
+        assert store.reads == [key_id, key_id]
+        with pytest.raises(errors.ApiKeyRevoked):
+            await ring.check(header, "classify")

@@ -109,6 +109,7 @@ class KeyRing:
         # process, so a wrong token's lookup ends at the hash, never in a comparison.
         self._verified: dict[str, str] = {}
         self._buckets: dict[str, tuple[float, float]] = {}  # key id -> (tokens, when)
+        self._reads: dict[str, asyncio.Task[ApiKeyRecord | None]] = {}  # key id -> its read
 
     # -- the admin token -------------------------------------------------------------------
 
@@ -206,12 +207,29 @@ class KeyRing:
         self._buckets[key_id] = (tokens - 1.0, now)
 
     async def _lookup(self, key_id: str) -> ApiKeyRecord | None:
-        """The key or None, from the store at most every ``CACHE_S``."""
+        """The key or None, from the store at most every ``CACHE_S``. The callers that find
+        its read stale together (every request in flight with the key) share one read."""
         now = self._clock()
         cached = self._cache.get(key_id)
         if cached is not None and now - cached[0] < CACHE_S:
             return cached[1]
-        key = await asyncio.to_thread(self._store().api_key, key_id)
+        read = self._reads.get(key_id)
+        if read is None or read.done():  # done here: cancelled before it started
+            read = asyncio.ensure_future(self._read(key_id, now, cached))
+            read.add_done_callback(_retrieved)
+            self._reads[key_id] = read
+        return await asyncio.shield(read)  # a caller that gives up leaves the read to others
+
+    async def _read(
+        self, key_id: str, now: float, before: tuple[float, ApiKeyRecord | None] | None
+    ) -> ApiKeyRecord | None:
+        try:
+            key = await asyncio.to_thread(self._store().api_key, key_id)
+        finally:
+            del self._reads[key_id]
+        newer = self._cache.get(key_id)
+        if newer is not None and newer is not before:  # revoked here meanwhile: that wins
+            return newer[1]
         if len(self._cache) > 10_000:  # unknown ids from a scanner must not grow it forever
             self._cache.clear()
         self._cache[key_id] = (now, key)
@@ -263,6 +281,12 @@ class KeyRing:
             raise errors.NotFound(f"no API key with id {key_id!r}", details={"key_id": key_id})
         self._cache[key_id] = (self._clock(), key)  # revoked: its remembered headers stop here
         return key
+
+
+def _retrieved(read: asyncio.Task[ApiKeyRecord | None]) -> None:
+    """A read's error reaches its callers; if all of them gave up, nobody is told."""
+    if not read.cancelled():
+        read.exception()
 
 
 def _budget(budget: Mapping[str, float] | None) -> dict[str, float] | None:
