@@ -107,7 +107,7 @@ class KeyRing:
         # trusted while their key's read in _cache is fresh and not revoked. A dict lookup
         # by the secret leaks no timing an attacker can use: str hashes are keyed per
         # process, so a wrong token's lookup ends at the hash, never in a comparison.
-        self._verified: dict[str, str] = {}
+        self._verified: dict[str, tuple[str, str]] = {}  # -> (key id, its secret's hash)
         self._buckets: dict[str, tuple[float, float]] = {}  # key id -> (tokens, when)
         self._reads: dict[str, asyncio.Task[ApiKeyRecord | None]] = {}  # key id -> its read
 
@@ -163,13 +163,20 @@ class KeyRing:
 
     def _remembered(self, header: str) -> ApiKeyRecord | None:
         """The key of a header that proved valid, while its read is fresh and unrevoked."""
-        seen = self._cache.get(self._verified.get(header, ""))
+        known = self._verified.get(header)
+        seen = None if known is None else self._cache.get(known[0])
         if seen is None or seen[1] is None or seen[1].revoked:
             return None
         return seen[1] if self._clock() - seen[0] < CACHE_S else None
 
     async def _verify(self, header: str) -> ApiKeyRecord | None:
-        """The full check of a header not remembered (``None``: the admin token)."""
+        """The full check of a header not remembered (``None``: the admin token). One
+        remembered whose key's read went stale only has the key read again (shared)."""
+        known = self._verified.get(header)
+        if known is not None:
+            key = await self._lookup(known[0])
+            if key is not None and key.secret_hash == known[1]:  # the token checked before
+                return _unrevoked(key)
         token = bearer(header)
         if token is None:
             raise errors.ApiKeyMissing(
@@ -182,12 +189,11 @@ class KeyRing:
         key = await self._lookup(match.group(1)) if match else None
         if key is None or not hmac.compare_digest(key.secret_hash, digest(token)):
             raise errors.ApiKeyInvalid("the API key is not valid (unknown or mistyped)")
-        if key.revoked:
-            raise errors.ApiKeyRevoked(f"API key {key.id} was revoked", details={"key_id": key.id})
+        _unrevoked(key)
         if len(header) <= 200:  # a token padded with spaces is valid, not worth keeping
             if len(self._verified) >= 10_000:  # many keys or a churn of them: start afresh
                 self._verified.clear()
-            self._verified[header] = key.id
+            self._verified[header] = (key.id, key.secret_hash)
         return key
 
     def _take(self, key_id: str, rate: float) -> None:
@@ -281,6 +287,12 @@ class KeyRing:
             raise errors.NotFound(f"no API key with id {key_id!r}", details={"key_id": key_id})
         self._cache[key_id] = (self._clock(), key)  # revoked: its remembered headers stop here
         return key
+
+
+def _unrevoked(key: ApiKeyRecord) -> ApiKeyRecord:
+    if key.revoked:
+        raise errors.ApiKeyRevoked(f"API key {key.id} was revoked", details={"key_id": key.id})
+    return key
 
 
 def _retrieved(read: asyncio.Task[ApiKeyRecord | None]) -> None:
