@@ -133,7 +133,8 @@ class StoreWriter:
                 for (call, future), (ok, value) in zip(batch, outcomes, strict=True):
                     if future is None:  # written behind
                         if not ok:
-                            log.error("store write of %s failed: %s", _behind(call), value)
+                            what = cast(_RequestWrite, call).behind  # write_behind queued it
+                            log.error("store write of %s failed: %s", what, value)
                         continue
                     if future.done():
                         continue
@@ -178,10 +179,6 @@ class _RequestWrite:
 
 def _nothing() -> None:
     return None
-
-
-def _behind(call: Callable[[], object]) -> str:
-    return call.behind if isinstance(call, _RequestWrite) else "a request"
 
 
 def _run_batch(

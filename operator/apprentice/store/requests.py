@@ -60,6 +60,15 @@ _NOTHING_ELSE = RecordResult(example_id=None, example_added=False, comparison_id
 """A request row written alone: no example, no comparison (immutable, so shared)."""
 
 
+def _count(
+    counts: dict[str, list[int]], request: RequestRecord, comparison: ComparisonRecord | None
+) -> None:
+    """Add one written request's counters to its task's totals in ``counts``."""
+    totals = counts.setdefault(request.task, [0] * len(_COUNTERS))
+    for i, n in enumerate(_counts(request, comparison)):
+        totals[i] += n
+
+
 def _bump(tx: Tx, counts: dict[str, list[int]]) -> None:
     """The counters of every request written in ``tx``: one upsert per task, not per request
     (a group commit of a hundred local answers updates the row once)."""
@@ -156,9 +165,7 @@ class RequestRows(SqlCore):
             if write.keys() == {"request"}:
                 request: RequestRecord = write["request"]
                 alone.append(codec.request_values(request))
-                totals = counts.setdefault(request.task, [0] * len(_COUNTERS))
-                for i, n in enumerate(_counts(request, None)):
-                    totals[i] += n
+                _count(counts, request, None)
                 done.append(_NOTHING_ELSE)
             else:
                 done.append(self._record_write(tx, write, counts))
@@ -202,9 +209,7 @@ class RequestRows(SqlCore):
         if shadow is not None:  # a shadow candidate's answer, scored (not counted as sampled)
             self._insert_comparison(tx, shadow)
         self._insert_spend(tx, spend)
-        totals = counts.setdefault(request.task, [0] * len(_COUNTERS))
-        for i, n in enumerate(_counts(request, comparison)):
-            totals[i] += n
+        _count(counts, request, comparison)
         if task_state is not None:
             self._upsert_state(tx, request.task, task_state, request.received_at)
         return RecordResult(example_id=example_id, example_added=added, comparison_id=comparison_id)
