@@ -54,14 +54,19 @@ def _key(store: Store, tasks: tuple[str, ...]) -> tuple[str, str]:
     return key_id, token
 
 
+def _ring(store: _CountingStore, clock: _Clock) -> auth.KeyRing:
+    """Keys required, no admin token, reading ``store`` (counting its reads)."""
+    return auth.KeyRing(
+        lambda: cast(Store, store), required=True, admin_token_env="GW_TEST_NO_ADMIN",
+        clock=clock,
+    )  # fmt: skip
+
+
 async def test_a_remembered_header_lives_as_long_as_its_store_read(tmp_path: Path) -> None:
     clock = _Clock()
     with open_store(f"sqlite:///{tmp_path}/keys.db") as real:
         store = _CountingStore(real)
-        ring = auth.KeyRing(
-            lambda: cast(Store, store), required=True, admin_token_env="GW_TEST_NO_ADMIN",
-            clock=clock,
-        )  # fmt: skip
+        ring = _ring(store, clock)
         key_id, token = _key(real, ("classify",))
         header = f"Bearer {token}"
         for _ in range(100):
@@ -126,10 +131,7 @@ async def test_a_stale_read_is_shared_and_a_revocation_here_meanwhile_wins(
     clock = _Clock()
     with open_store(f"sqlite:///{tmp_path}/keys.db") as real:
         store = _HeldStore(real)
-        ring = auth.KeyRing(
-            lambda: cast(Store, store), required=True, admin_token_env="GW_TEST_NO_ADMIN",
-            clock=clock,
-        )  # fmt: skip
+        ring = _ring(store, clock)
         key_id, token = _key(real, ("classify",))
         header = f"Bearer {token}"
         store.read.set()
