@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck crds check-generated tools e2e clean cluster cluster-build cluster-down docs docs-serve docs-generate
+.PHONY: demo test lint typecheck crds check-generated tools e2e clean cluster cluster-build cluster-down docs docs-serve docs-generate loadgen
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,12 @@ cluster-build:
 # Stops the control plane and removes its state (etcd data, certificates, logs).
 cluster-down:
 	$(PYTHON) hack/cluster/cluster.py down
+
+# The HTTP benchmarks' load generator (bench/loadgen/: Go, standard library only) in
+# .tools/loadgen; bench/gateway_bench.py and features_bench.py build it too when Go is here.
+loadgen:
+	mkdir -p .tools
+	cd bench/loadgen && GOWORK=off go build -trimpath -o ../../.tools/loadgen .
 
 e2e: $(STAMP)
 	$(BIN)/python -m pytest -q e2e
