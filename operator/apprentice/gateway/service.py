@@ -265,7 +265,7 @@ class Gateway:
         """
         parts, store = self.parts, self.parts.opened()
         journal = SpendJournal(journal_path(self.config))
-        parts.budget = spending.SharedBudget(self.config, store)
+        parts.budget = spending.SharedBudget(self.config, store, writer=parts.writer)
         parts.settler = settling.Settler(parts.budget, parts.writer, store, journal)
         replayed = await asyncio.to_thread(journal.replay, store)
         now = datetime.now(UTC)

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from apprentice.config import ApprenticeConfig
 from apprentice.engine import budget as budget_mod
 from apprentice.gateway.ledger import LedgerMirror
-from apprentice.gateway.reservations import Admit, Ask, Batcher
+from apprentice.gateway.writer import Admit, Ask, StoreWriter
 from apprentice.store import Store, records
 from apprentice.store.budget import BudgetTotals
 from apprentice.teachers.billing import Bill
@@ -96,6 +96,7 @@ class SharedBudget:
         *,
         owner: str | None = None,
         ttl_s: float | None = None,
+        writer: StoreWriter | None = None,
     ) -> None:
         self.cfg = cfg
         self.store = store
@@ -105,15 +106,26 @@ class SharedBudget:
         # A lease outlives any call it covers: the request timeout, the judge, slack.
         self.ttl_s = ttl_s if ttl_s is not None else max(600.0, 3 * cfg.gateway.request_timeout_s)
         self.mirror = LedgerMirror(cfg)
-        self._batcher: Batcher | None = None
+        # Reservations queue in the gateway's writer, sharing its group commits; while
+        # it is not serving (or without one), in a writer of the budget's own.
+        self._writer = writer
+        self._own: StoreWriter | None = None
         self._returns: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
         if self._returns:
             await asyncio.gather(*list(self._returns), return_exceptions=True)
-        if self._batcher is not None:
-            await self._batcher.close()
-            self._batcher = None
+        if self._own is not None:
+            await self._own.close()  # finishes what is queued
+            self._own = None
+
+    def _queue(self) -> StoreWriter:
+        if self._writer is not None and self._writer.running:
+            return self._writer
+        if self._own is None:
+            self._own = StoreWriter(self._opened())
+            self._own.start()
+        return self._own
 
     # -- writes (each one store transaction, off the event loop) ------------------------
 
@@ -182,26 +194,24 @@ class SharedBudget:
     ) -> Hold | budget_mod.BudgetExhausted:
         """A hold of ``estimate``, or the cap it would cross (task, global or ``caller``'s key).
 
-        Reservations asked for meanwhile share one store transaction (one fsync):
-        each is still checked against the totals including those before it.
+        Reservations and request transactions queued meanwhile share one store
+        transaction (one fsync: :mod:`apprentice.gateway.writer`); each reservation is
+        still checked against the totals including those before it. It is durable
+        when this returns, before the call it covers starts.
         """
         hold, ask = self._ask(task, estimate, now, kind, request_id, caller)
-        if self._batcher is None:
-            self._batcher = Batcher(self._opened())
-        future = self._batcher.submit(ask)
+        future = self._queue().submit_reservation(ask)
         try:
-            outcome = await asyncio.shield(future)
+            await asyncio.shield(future)
+        except budget_mod.BudgetExhausted as refused:
+            return refused
         except asyncio.CancelledError:  # the caller left; a hold admitted later is given back
             future.add_done_callback(lambda f: self._give_back(hold, f))
             raise
-        if isinstance(outcome, budget_mod.BudgetExhausted):
-            return outcome
-        if isinstance(outcome, Exception):
-            raise outcome
         return hold
 
-    def _give_back(self, hold: Hold, future: asyncio.Future[object]) -> None:
-        if not future.cancelled() and not isinstance(future.result(), Exception):
+    def _give_back(self, hold: Hold, future: asyncio.Future[BudgetTotals]) -> None:
+        if not future.cancelled() and future.exception() is None:
             task = asyncio.get_running_loop().create_task(self.release(hold))
             self._returns.add(task)
             task.add_done_callback(self._returns.discard)

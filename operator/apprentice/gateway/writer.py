@@ -11,7 +11,16 @@ A row nobody waits for (a local answer's, written behind) lingers up to
 :data:`LINGER_S` for others to join its group: one commit, one fsync and one
 thread hop for many rows instead of a few (the commit's fixed cost, about 125 us
 of CPU on SQLite, was most of the writer's cost per local answer). Anything
-awaited (a paid request's transaction, a flush, close) ends the wait at once.
+awaited (a paid request's transaction, a reservation, a flush, close) ends the wait
+at once.
+
+Budget reservations (:meth:`StoreWriter.submit_reservation`, from
+:class:`~apprentice.gateway.spending.SharedBudget`) queue here too: the request
+transactions and reservations queued meanwhile go in one thread hop and ONE durable
+transaction (``Store.record_requests``; the order inside it and why:
+:mod:`apprentice.store.batches`). Under paced traffic a paid request so shares one
+commit and fsync with its neighbours instead of paying two of its own. A reservation's
+caller awaits its future, so it is durable before its teacher call starts.
 """
 
 from __future__ import annotations
@@ -21,10 +30,11 @@ import collections
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Required, TypedDict, TypeVar, cast
+from typing import TYPE_CHECKING, Protocol, Required, TypedDict, TypeVar, cast
 
 from apprentice.json_types import JsonObject
 from apprentice.store import records
+from apprentice.store.budget import BudgetTotals
 
 if TYPE_CHECKING:
     from apprentice.store import Store
@@ -48,16 +58,28 @@ class RequestWrite(TypedDict, total=False):
 LINGER_S = 0.005
 """How long rows written behind wait for company before their group commits."""
 
-GroupCommit = Callable[[list[RequestWrite]], Sequence[records.RecordResult | Exception]]
+Admit = Callable[[BudgetTotals], None]
+"""The pure cap check a reservation's store transaction runs on the totals it sees."""
+Ask = tuple[records.ReservationRecord, list[str], list[tuple[float, float]], Admit]
+"""One reservation as the store takes it: ``(row, scopes, windows, admit)``."""
+
+
+class GroupCommit(Protocol):
+    """``Store.record_requests``: the writes' outcomes, then the reservations'."""
+
+    def __call__(
+        self, writes: list[RequestWrite], reservations: list[Ask] = ..., /
+    ) -> Sequence[object]: ...
 
 
 class StoreWriter:
     """Runs blocking store calls one at a time, in submission order, off the event loop.
 
-    Request transactions submitted with :meth:`submit_request` are group-committed
-    when the store offers ``record_requests(writes) -> list[RecordResult | Exception]``
-    (one durable commit for every request queued meanwhile, each still atomic on its
-    own); otherwise each is its own ``record_request`` transaction.
+    Request transactions (:meth:`submit_request`, :meth:`write_behind`) and
+    reservations (:meth:`submit_reservation`) queued next to each other are
+    group-committed when the store offers ``record_requests(writes, reservations)``
+    (one durable commit for all of them, each write still atomic on its own);
+    otherwise each is its own ``record_request`` or ``budget_reserve`` transaction.
     """
 
     def __init__(self, store: Store | None = None, *, linger_s: float = LINGER_S) -> None:
@@ -106,6 +128,10 @@ class StoreWriter:
         write: RequestWrite = {"request": request, "example": example, "comparison": comparison,
                  "spend": spend, "task_state": task_state, "shadow": shadow}  # fmt: skip
         return self.submit(_RequestWrite(self._store, write))
+
+    def submit_reservation(self, ask: Ask) -> asyncio.Future[BudgetTotals]:
+        """Queue one reservation; its future fails with ``BudgetExhausted`` when refused."""
+        return self.submit(_Reserve(self._store, ask))
 
     def write_behind(self, what: str, request: records.RequestRecord) -> None:
         """Queue a request row that nobody waits for (no future, no callback on the loop);
@@ -177,6 +203,23 @@ class _RequestWrite:
         )  # fmt: skip
 
 
+class _Reserve:
+    """A queued reservation; callable alone (``Store.budget_reserve``), or grouped."""
+
+    def __init__(self, store: Store | None, ask: Ask) -> None:
+        self.store = store
+        self.ask = ask
+
+    def __call__(self) -> BudgetTotals:
+        if self.store is None:
+            raise RuntimeError("the store writer was built without a store")
+        row, scopes, windows, admit = self.ask
+        totals: BudgetTotals = self.store.budget_reserve(
+            row, scopes=scopes, windows=windows, admit=admit
+        )
+        return totals
+
+
 def _nothing() -> None:
     return None
 
@@ -184,19 +227,18 @@ def _nothing() -> None:
 def _run_batch(
     calls: list[Callable[[], object]], group: GroupCommit | None
 ) -> list[tuple[bool, object]]:
+    """Each call's ``(ok, result or exception)``: each run of neighbouring request
+    writes and reservations is one group commit; anything else runs alone, in order."""
     out: list[tuple[bool, object]] = []
     i = 0
     while i < len(calls):
         j = i
-        while group is not None and j < len(calls) and isinstance(calls[j], _RequestWrite):
+        while (
+            group is not None and j < len(calls) and isinstance(calls[j], _Reserve | _RequestWrite)
+        ):
             j += 1
         if j - i > 1 and group is not None:
-            writes = [c.write for c in calls[i:j] if isinstance(c, _RequestWrite)]
-            try:
-                results = group(writes)
-                out.extend((not isinstance(r, Exception), r) for r in results)
-            except Exception as exc:  # the whole group failed: everyone hears it
-                out.extend((False, exc) for _ in writes)
+            out.extend(_run_group(calls[i:j], group))
             i = j
             continue
         try:
@@ -205,3 +247,15 @@ def _run_batch(
             out.append((False, exc))
         i += 1
     return out
+
+
+def _run_group(run: list[Callable[[], object]], group: GroupCommit) -> list[tuple[bool, object]]:
+    writes = [c.write for c in run if isinstance(c, _RequestWrite)]
+    asks = [c.ask for c in run if isinstance(c, _Reserve)]
+    try:
+        results = group(writes, asks) if asks else group(writes)
+    except Exception as exc:  # the whole group failed: everyone hears it
+        return [(False, exc)] * len(run)
+    done, held = iter(results[: len(writes)]), iter(results[len(writes) :])
+    outcomes = (next(done if isinstance(c, _RequestWrite) else held) for c in run)
+    return [(not isinstance(r, Exception), r) for r in outcomes]

@@ -123,13 +123,13 @@ class Store(FeedbackStore, abc.ABC):
 
     @abc.abstractmethod
     def record_requests(
-        self, writes: Sequence[Mapping[str, Any]]
-    ) -> list[RecordResult | Exception]:
+        self, writes: Sequence[Mapping[str, Any]], reservations: Sequence[Any] = ()
+    ) -> list[Any]:
         """Group commit: each write (``record_request``'s keyword arguments, ``request``
-        included) atomic on its own, all of them in ONE durable commit.
-
-        A write that fails is rolled back alone and its exception returned in
-        its place; if the commit fails, the call raises and nothing was kept.
+        included) atomic on its own, then each reservation (:meth:`budget_reserve_many`),
+        all in ONE durable commit (:mod:`apprentice.store.batches`). Returns each write's
+        outcome, then each reservation's. A write that fails is rolled back alone and its
+        exception returned in its place; if the commit fails, the call raises, nothing kept.
         """
 
     @abc.abstractmethod
@@ -158,12 +158,12 @@ class Store(FeedbackStore, abc.ABC):
         are first booked at their worst case.
         """
 
-    @abc.abstractmethod
     def budget_reserve_many(
         self, asks: Sequence[tuple[ReservationRecord, Sequence[str], Any, Callable[[Any], None]]]
     ) -> list[Any]:
         """:meth:`budget_reserve` for each ask ``(reservation, scopes, windows, admit)``, in
         order, in ONE durable commit; a refused ask gets its exception in its place."""
+        return self.record_requests((), asks)
 
     @abc.abstractmethod
     def budget_extend(

@@ -36,6 +36,9 @@ Windows = Sequence[tuple[float, float]]
 Admit = Callable[["BudgetTotals"], None]
 """The caller's pure check: raises to refuse a reservation."""
 
+Ask = tuple[ReservationRecord, Sequence[str], Windows, Admit]
+"""One reservation of a group commit: ``(row, scopes, windows, admit)``."""
+
 
 KeyCaps = tuple[float | None, float | None, float | None]
 """An API key's daily, weekly and monthly caps (``None``: uncapped)."""
@@ -84,7 +87,7 @@ def totals(
 
 
 class OpenHolds:
-    """What a batch of asks (``budget_reserve_many``) reads once in its transaction.
+    """What a batch of asks (``_reserve_all``) reads once in its transaction.
 
     - The open reservations' sums per task and key, kept up to date with each one the
       batch inserts (:meth:`add`), so each ask sees those admitted before it without a
@@ -281,33 +284,28 @@ class BudgetRows(SqlCore):
             raise refused
         return seen
 
-    def budget_reserve_many(
-        self, asks: Sequence[tuple[ReservationRecord, Sequence[str], Windows, Admit]]
-    ) -> list[BudgetTotals | Exception]:
-        """Group commit: :meth:`budget_reserve` for each ask, in order, in ONE transaction.
+    def _reserve_all(self, tx: Tx, asks: Sequence[Ask]) -> list[BudgetTotals | Exception]:
+        """:meth:`budget_reserve` for each ask, in order, in ``tx`` (a group commit's:
+        :mod:`apprentice.store.batches`), which already holds the budget lock.
 
         Each ask sees the reservations admitted before it in the same transaction,
         so the batch is exactly the asks applied one by one. A refused ask gets its
-        exception in its place; the others commit together (one fsync for all).
+        exception in its place; the others are inserted.
         """
+        first = asks[0][0].created_at
+        self._settle_rows(tx, "expires_at < ?", (codec.to_micros(first),), first)
+        held = OpenHolds(tx)
         out: list[BudgetTotals | Exception] = []
-        if not asks:
-            return out
-        with self._write() as tx:
-            lock(tx, self.dialect)
-            first = asks[0][0].created_at
-            self._settle_rows(tx, "expires_at < ?", (codec.to_micros(first),), first)
-            held = OpenHolds(tx)
-            for reservation, scopes, windows, admit in asks:
-                seen = totals(tx, scopes, windows, held)
-                try:
-                    admit(seen)
-                except Exception as exc:
-                    out.append(exc)
-                    continue
-                _insert_reservation(tx, reservation)
-                held.add(reservation)
-                out.append(seen)
+        for reservation, scopes, windows, admit in asks:
+            seen = totals(tx, scopes, windows, held)
+            try:
+                admit(seen)
+            except Exception as exc:
+                out.append(exc)
+                continue
+            _insert_reservation(tx, reservation)
+            held.add(reservation)
+            out.append(seen)
         return out
 
     def budget_extend(

@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from apprentice.prompts import canonical_json
 from apprentice.store import budget, codec
-from apprentice.store.base import DuplicateRequestError, StoreUnavailableError
+from apprentice.store.base import DuplicateRequestError
 from apprentice.store.records import (
     ComparisonRecord,
     ExampleRecord,
@@ -101,60 +101,41 @@ class RequestRows(SqlCore):
             _bump(tx, counts)
             return result
 
-    def record_requests(
-        self, writes: Sequence[Mapping[str, Any]]
+    def _write_requests(
+        self, tx: Tx, batch: Sequence[Mapping[str, Any]], isolated: bool
     ) -> list[RecordResult | Exception]:
-        """Group commit: many request transactions, ONE durable commit.
+        """Every request transaction of a group commit (:mod:`apprentice.store.batches`) in ``tx``.
 
-        Each item holds :meth:`record_request`'s keyword arguments (``request``
-        included). Each write is still atomic on its own (a savepoint): one
-        that fails is rolled back alone and its exception is returned in its
-        place; the others commit together. If the commit itself fails, the
-        whole call raises and nothing of it was kept. The gateway's writer
-        uses this to pay one fsync for every request queued meanwhile.
+        Optimistic (``isolated`` False): no savepoints, as PostgreSQL slows down sharply
+        past 64 subtransactions in one transaction and a failing write is rare; a failure
+        raises. Isolated: each write in its own savepoint, so one that fails is rolled
+        back alone and its exception returned in its place.
         """
-        batch = list(writes)
-        if not batch:
-            return []
-        # Optimistic first: no savepoints. PostgreSQL slows down sharply past
-        # 64 subtransactions in one transaction, and a failing write is rare.
-        paying = any(write.get("spend") for write in batch)
-        try:
-            with self._write() as tx:
-                if paying:  # the budget lock first, as every budget transaction (no deadlock)
-                    budget.lock(tx, self.dialect)
-                counts: dict[str, list[int]] = {}
-                done = self._record_all(tx, batch, counts)
-                _bump(tx, counts)
-                return done
-        except StoreUnavailableError:
-            raise  # the database failed, not a write: retrying would not help
-        except Exception:
-            pass  # some write failed and the whole batch rolled back: isolate it
-        results: list[RecordResult | Exception] = []
-        with self._write() as tx:
-            if paying:
-                budget.lock(tx, self.dialect)
-            counts = {}
-            for write in batch:
-                tx.execute("SAVEPOINT request_write")
-                mine: dict[str, list[int]] = {}
-                try:
-                    with self._translated():
-                        results.append(self._record_write(tx, write, mine))
-                except Exception as error:
-                    tx.execute("ROLLBACK TO SAVEPOINT request_write")
-                    results.append(error)
-                else:
-                    for task, totals in mine.items():
-                        into = counts.setdefault(task, [0] * len(_COUNTERS))
-                        counts[task] = [a + b for a, b in zip(into, totals, strict=True)]
-                tx.execute("RELEASE SAVEPOINT request_write")
+        counts: dict[str, list[int]] = {}
+        if not isolated:
+            done = self._record_all(tx, batch, counts)
             _bump(tx, counts)
+            return done
+        results: list[RecordResult | Exception] = []
+        for write in batch:
+            tx.execute("SAVEPOINT request_write")
+            mine: dict[str, list[int]] = {}
+            try:
+                with self._translated():
+                    results.append(self._record_write(tx, write, mine))
+            except Exception as error:
+                tx.execute("ROLLBACK TO SAVEPOINT request_write")
+                results.append(error)
+            else:
+                for task, totals in mine.items():
+                    into = counts.setdefault(task, [0] * len(_COUNTERS))
+                    counts[task] = [a + b for a, b in zip(into, totals, strict=True)]
+            tx.execute("RELEASE SAVEPOINT request_write")
+        _bump(tx, counts)
         return results
 
     def _record_all(
-        self, tx: Tx, batch: list[Mapping[str, Any]], counts: dict[str, list[int]]
+        self, tx: Tx, batch: Sequence[Mapping[str, Any]], counts: dict[str, list[int]]
     ) -> list[RecordResult | Exception]:
         """Every write of ``batch``. The writes that are a request row alone (the local
         answers written behind) go in one ``executemany``: the driver binds their values

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from apprentice.store.budget import BudgetRows
+from apprentice.store.batches import BatchRows
 from apprentice.store.feedback_rows import FeedbackRows
 from apprentice.store.keyrows import KeyRows
-from apprentice.store.requests import RequestRows
 from apprentice.store.retention import RetentionRows
 from apprentice.store.series import SeriesRows
 from apprentice.store.sqlcore import Cursor, SqlCore, Tx
@@ -14,7 +13,5 @@ from apprentice.store.versions import VersionRows
 __all__ = ["Cursor", "SqlCore", "SqlStore", "Tx"]
 
 
-class SqlStore(
-    RequestRows, SeriesRows, VersionRows, BudgetRows, KeyRows, FeedbackRows, RetentionRows
-):
+class SqlStore(BatchRows, SeriesRows, VersionRows, KeyRows, FeedbackRows, RetentionRows):
     """Every Store method in SQL; a backend adds connections and its dialect."""
