@@ -75,7 +75,7 @@ def test_replay_teacher_reads_the_answers(tmp_path: Path) -> None:
 def test_config_is_valid_and_self_contained(tmp_path: Path) -> None:
     cfg = scenario.write_config(tmp_path, scenario.DemoSettings(phase1_to_phase2=120))
     assert cfg.remote.provider.value == "replay"
-    assert cfg.remote.price_as == "claude-sonnet-4-5"
+    assert cfg.remote.price_as == "claude-sonnet-4-6"
     assert cfg.local.base_model == "apprentice/tiny"
     assert cfg.local.backend.value == "transformers"
     assert cfg.task(scenario.TASK).confidence_thresholds.phase1_to_phase2 == 120

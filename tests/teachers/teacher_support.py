@@ -25,7 +25,7 @@ class FakeClock:
 
 
 MODELS = {
-    "anthropic": "claude-sonnet-4-5-20250929",
+    "anthropic": "claude-sonnet-4-6",
     "openai": "gpt-4o-2024-08-06",
     "google": "gemini-2.5-flash",
     "openai_compatible": "gpt-4o",

@@ -47,7 +47,7 @@ async def test_replay_answers_by_canonical_input(
     expected_in = sum(math.ceil(len(m["content"]) / 4) for m in messages)
     expected_out = math.ceil(len(prompts.render_output(GOOD)) / 4)
     assert (answer.usage.input_tokens, answer.usage.output_tokens) == (expected_in, expected_out)
-    sonnet = pricing.LIST_PRICES["claude-sonnet-4-5"]  # the default price
+    sonnet = pricing.LIST_PRICES[pricing.DEFAULT_REPLAY_MODEL]  # the default price
     assert answer.cost == pytest.approx(
         (expected_in * sonnet.input_per_mtok + expected_out * sonnet.output_per_mtok) / 1e6
     )

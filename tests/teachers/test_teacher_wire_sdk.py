@@ -193,7 +193,7 @@ async def test_anthropic_error_fixtures_as_the_sdk_reads_them(
         try:
             with pytest.raises(sdk_error) as sdk_info:
                 await client.messages.create(
-                    model="claude-sonnet-4-5", max_tokens=8,
+                    model="claude-sonnet-4-6", max_tokens=8,
                     messages=[{"role": "user", "content": "x"}],
                 )  # fmt: skip
         finally:

@@ -19,6 +19,7 @@ import yaml
 
 from apprentice import config as config_mod
 from apprentice.config import ApprenticeConfig
+from apprentice.teachers import pricing
 
 __all__ = ["TASK", "DemoSettings", "demo_config", "write_config"]
 
@@ -54,7 +55,7 @@ class DemoSettings:
     batch_size: int = 16
     max_new_tokens: int = 64
     heldout_fraction: float = 0.1
-    price_as: str = "claude-sonnet-4-5"
+    price_as: str = pricing.DEFAULT_REPLAY_MODEL
 
 
 def demo_config(directory: Path, settings: DemoSettings | None = None) -> dict[str, Any]:

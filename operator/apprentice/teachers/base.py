@@ -86,7 +86,7 @@ class Completion:
 class Teacher(Protocol):
     """One configured teacher endpoint.
 
-    ``name`` is a stable label for logs and metrics ("anthropic:claude-sonnet-4-5"),
+    ``name`` is a stable label for logs and metrics ("anthropic:claude-sonnet-4-6"),
     ``provider`` the :class:`~apprentice.config.ProviderKind` value, ``model`` the
     model name sent on the wire (recorded with every example).
     """

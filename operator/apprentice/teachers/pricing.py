@@ -34,7 +34,9 @@ __all__ = [
 ]
 
 PRICES_CHECKED = "2026-11"
-DEFAULT_REPLAY_MODEL = "claude-sonnet-4-5"
+DEFAULT_REPLAY_MODEL = "claude-sonnet-4-6"
+"""What replay teachers price as by default (claude-sonnet-4-5 reached its end of life on
+2026-11-30; its price stays in the table for spend recorded before)."""
 
 
 @dataclass(frozen=True)

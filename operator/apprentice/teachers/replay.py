@@ -4,9 +4,9 @@
 ``{"input": {...}, "output": {...}}`` (optionally ``"task": name`` to keep tasks
 apart in one file). Inputs match by canonical JSON, so key order does not
 matter. Token counts are estimated from the text (~4 characters per token) of
-exactly the prompt a remote teacher would be sent, and priced like
-``price_as`` (default claude-sonnet-4-5) or the configured ``price``, so demo
-spend and savings look like production. An input the file does not hold is a
+exactly the prompt a remote teacher would be sent, and priced like ``price_as``
+(default :data:`~apprentice.teachers.pricing.DEFAULT_REPLAY_MODEL`) or the configured
+``price``, so demo spend and savings look like production. An input the file does not hold is a
 :class:`ReplayMiss` that names the file.
 
 ``complete`` answers lines whose input is ``{"messages": [...]}`` (a judge's
