@@ -17,6 +17,7 @@ import yaml
 from apprentice.docs_reference import ROOT
 from apprentice.docs_reference.markdown import GENERATED, cell, code, table
 from apprentice.kube import metrics as operator_metrics
+from apprentice.reporting import tally
 from apprentice.reporting.metrics import Metrics
 from apprentice.vocabulary import Phase
 
@@ -116,17 +117,18 @@ def series() -> list[Series]:
     collectors: list[tuple[Any, str]] = [(c, "gateway") for c in registry._collector_to_names]
     collectors += [(getattr(operator_metrics, n), "operator") for n in operator_metrics.__all__]
     for collector, source in collectors:
-        kind = str(collector._type)
-        out.append(
-            Series(
-                _exposed(collector._name, kind),
-                kind,
-                tuple(collector._labelnames),
-                str(collector._documentation),
-                source,
-            )
-        )
+        name, kind, labels, doc = _described(collector)
+        out.append(Series(_exposed(name, kind), kind, labels, doc, source))
     return out
+
+
+def _described(collector: Any) -> tuple[str, str, tuple[str, ...], str]:
+    """Name, type, label names and help of a ``prometheus_client`` metric or a tally
+    (:mod:`apprentice.reporting.tally`, the request path's counters and histograms)."""
+    c = collector
+    if isinstance(c, tally.Tally):
+        return c.name, c.kind, c.labelnames, c.documentation
+    return c._name, str(c._type), tuple(c._labelnames), str(c._documentation)
 
 
 _LITERAL = re.compile(r"\{\{`(.*?)`\}\}")

@@ -3,8 +3,11 @@
 Every :class:`Metrics` owns a fresh ``CollectorRegistry``: two apps in one
 process (tests, a gateway plus a CLI) never share counters, and nothing here is
 a module global that tests would have to patch. The gateway calls the small
-``record_*`` / ``set_*`` methods on the request path; each caches the labelled
-child per label tuple so a request costs a dict lookup and an increment.
+``record_*`` / ``set_*`` methods on the request path; each keeps the labelled child per
+label tuple, so a request costs a dict lookup and an add. The counters and histograms
+updated per request are :mod:`apprentice.reporting.tally`'s (no lock, no checks per
+update; exposed exactly as ``prometheus_client``'s); the gauges and the counters updated
+off the event loop (alerts, the retention pruner) are ``prometheus_client``'s own.
 
 Names, labels and help strings are documented in ``docs/reference/metrics.md``, generated
 from this registry (``make docs-generate``).
@@ -15,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from apprentice.reporting.status import TaskStatus, phase_name, phase_number
+from apprentice.reporting.tally import CounterTally, HistogramTally
 from apprentice.vocabulary import StoredRoute
 
 __all__ = ["CONTENT_TYPE", "LATENCY_BUCKETS", "METRIC_NAMES", "Metrics"]
@@ -54,7 +58,7 @@ METRIC_NAMES = (
     "apprentice_cache_lookups_total",
 )
 
-_M = TypeVar("_M", Counter, Gauge, Histogram)
+_M = TypeVar("_M", Counter, Gauge)
 
 
 class _Children:
@@ -82,36 +86,32 @@ class Metrics:
         def make(cls: Callable[..., _M], name: str, doc: str, labels: list[str], **kw: Any) -> _M:
             return cls(name, doc, labels, registry=r, **kw)
 
-        self._requests = _Children(
-            make(Counter, "apprentice_requests", "Requests by task and route.", ["task", "route"])
+        # Updated on the event loop for each request: tallies (reporting/tally.py says why).
+        def count(name: str, doc: str, labels: list[str]) -> CounterTally:
+            return CounterTally(name, doc, labels, r)
+
+        def histogram(name: str, doc: str, labels: list[str], buckets: Any) -> HistogramTally:
+            return HistogramTally(name, doc, labels, r, buckets)
+
+        self._requests = count(
+            "apprentice_requests", "Requests by task and route.", ["task", "route"]
         )
-        self._teacher_calls = _Children(
-            make(
-                Counter,
-                "apprentice_teacher_calls",
-                "Teacher (remote API) calls by task and provider.",
-                ["task", "provider"],
-            )
+        self._teacher_calls = count(
+            "apprentice_teacher_calls",
+            "Teacher (remote API) calls by task and provider.",
+            ["task", "provider"],
         )
-        self._teacher_cost = _Children(
-            make(Counter, "apprentice_teacher_cost_usd", "Teacher spend, USD.", ["task"])
+        self._teacher_cost = count("apprentice_teacher_cost_usd", "Teacher spend, USD.", ["task"])
+        self._savings = count(
+            "apprentice_savings_usd",
+            "Estimated teacher cost avoided by student and cached answers, USD.",
+            ["task"],
         )
-        self._savings = _Children(
-            make(
-                Counter,
-                "apprentice_savings_usd",
-                "Estimated teacher cost avoided by student and cached answers, USD.",
-                ["task"],
-            )
-        )
-        self._agreement = _Children(
-            make(
-                Histogram,
-                "apprentice_agreement",
-                "Evaluator agreement score of each comparison.",
-                ["task"],
-                buckets=AGREEMENT_BUCKETS,
-            )
+        self._agreement = histogram(
+            "apprentice_agreement",
+            "Evaluator agreement score of each comparison.",
+            ["task"],
+            AGREEMENT_BUCKETS,
         )
         self._confidence = _Children(
             make(Gauge, "apprentice_confidence", "Rolling mean agreement.", ["task"])
@@ -146,32 +146,23 @@ class Metrics:
                 ["scope", "window"],
             )
         )
-        self._duration = _Children(
-            make(
-                Histogram,
-                "apprentice_request_duration_seconds",
-                "Whole request time in the gateway, by who served the answer.",
-                ["task", "served_by"],
-                buckets=LATENCY_BUCKETS,
-            )
+        self._duration = histogram(
+            "apprentice_request_duration_seconds",
+            "Whole request time in the gateway, by who served the answer.",
+            ["task", "served_by"],
+            LATENCY_BUCKETS,
         )
-        self._teacher_duration = _Children(
-            make(
-                Histogram,
-                "apprentice_teacher_duration_seconds",
-                "Teacher call latency, retries included.",
-                ["task", "provider"],
-                buckets=LATENCY_BUCKETS,
-            )
+        self._teacher_duration = histogram(
+            "apprentice_teacher_duration_seconds",
+            "Teacher call latency, retries included.",
+            ["task", "provider"],
+            LATENCY_BUCKETS,
         )
-        self._student_duration = _Children(
-            make(
-                Histogram,
-                "apprentice_student_duration_seconds",
-                "Student generation latency.",
-                ["task"],
-                buckets=LATENCY_BUCKETS,
-            )
+        self._student_duration = histogram(
+            "apprentice_student_duration_seconds",
+            "Student generation latency.",
+            ["task"],
+            LATENCY_BUCKETS,
         )
         self._alerts = _Children(
             make(Counter, "apprentice_alerts", "Alerts raised, by kind.", ["kind"])
@@ -192,23 +183,15 @@ class Metrics:
                 ["task", "result"],
             )
         )
-        self._errors = _Children(
-            make(
-                Counter,
-                "apprentice_errors",
-                "Requests answered with an error, by error type.",
-                ["task", "type"],
-            )
+        self._errors = count(
+            "apprentice_errors", "Requests answered with an error, by error type.", ["task", "type"]
         )
 
-        self._cache = _Children(
-            make(
-                Counter,
-                "apprentice_cache_lookups",
-                "Answer cache lookups of tasks with a cache: hit, shared (joined a call in "
-                "flight) or miss.",
-                ["task", "result"],
-            )
+        self._cache = count(
+            "apprentice_cache_lookups",
+            "Answer cache lookups of tasks with a cache: hit, shared (joined a call in "
+            "flight) or miss.",
+            ["task", "result"],
         )
         self._pruned = _Children(
             make(
@@ -224,35 +207,35 @@ class Metrics:
 
     def record_request(self, task: str, route: StoredRoute, served_by: str, seconds: float) -> None:
         """One finished request, by the route it took and who answered it."""
-        self._requests.get(task, route).inc()
-        self._duration.get(task, served_by).observe(seconds)
+        self._requests.child(task, route).value += 1
+        self._duration.child(task, served_by).observe(seconds)
 
     def record_teacher_call(
         self, task: str, provider: str, cost_usd: float, seconds: float | None = None
     ) -> None:
-        self._teacher_calls.get(task, provider).inc()
+        self._teacher_calls.child(task, provider).value += 1
         if cost_usd > 0:
-            self._teacher_cost.get(task).inc(cost_usd)
+            self._teacher_cost.child(task).value += cost_usd
         if seconds is not None:
-            self._teacher_duration.get(task, provider).observe(seconds)
+            self._teacher_duration.child(task, provider).observe(seconds)
 
     def record_student_call(self, task: str, seconds: float) -> None:
-        self._student_duration.get(task).observe(seconds)
+        self._student_duration.child(task).observe(seconds)
 
     def record_agreement(self, task: str, score: float) -> None:
-        self._agreement.get(task).observe(score)
+        self._agreement.child(task).observe(score)
 
     def record_savings(self, task: str, usd: float) -> None:
         """Teacher cost avoided by one student or cached answer (an estimate, never negative)."""
         if usd > 0:
-            self._savings.get(task).inc(usd)
+            self._savings.child(task).value += usd
 
     def record_cache(self, task: str, result: str) -> None:
         """One answer cache lookup: ``hit``, ``shared`` or ``miss``."""
-        self._cache.get(task, result).inc()
+        self._cache.child(task, result).value += 1
 
     def record_error(self, task: str, error_type: str) -> None:
-        self._errors.get(task, error_type).inc()
+        self._errors.child(task, error_type).value += 1
 
     # --- state -----------------------------------------------------------------------
 
