@@ -16,8 +16,22 @@ With an in-process student that answers instantly, in ONE run:
    locked store transaction (issue 9's before/after figures are kept from the
    committed results: the core they were injected into is gone).
 
-The HTTP servers run in a child process (one core), the load generator in this
-one (the other core). The task sits in steady state with a sampling floor of
+The HTTP servers run in a child process (one core). Two load generators drive them, in
+turn against the same server process, and every HTTP figure says which one produced it:
+
+- ``go``: ``bench/loadgen`` (Go, its own process, one core: see bench/loadgen/README.md).
+  It paces from a timerfd and measures from each request's intended send time; its
+  ``added`` subtracts the in-process student call's own p99 (microseconds).
+- ``python``: the aiohttp client in this process, kept for continuity with earlier
+  results (and the ``--before`` run). It costs about as much CPU per request as the
+  server, and asyncio's timers wake in whole milliseconds, so its open loop sends late
+  and counts that as latency; its ``added`` subtracts the same loop's lateness as
+  measured on the in-process student (``direct``).
+
+``--client go|python|both`` (default both). Without a built generator and without Go on
+PATH the run stops and says to run ``make loadgen``.
+
+The task sits in steady state with a sampling floor of
 1e-4 and a detection guarantee loose enough (``max_detection_delay``) not to
 lift it, so practically every request is local-only: with the default guarantee
 (5,000 requests) about one request in 75 also asks the (replay) teacher and
@@ -27,8 +41,8 @@ request transactions queued meanwhile (``Store.record_requests``: one fsync,
 each request atomic). ``--tmpfs`` puts it on ``/dev/shm`` instead, to take the
 disk out of the measurement; the run also reports single-request commits/s.
 
-Writes bench/results/gateway.json and gateway.md.
-Run: ``.venv/bin/python bench/gateway_bench.py [--seconds 4]``.
+Writes bench/results/gateway.json and gateway.md (``--results DIR``: there instead).
+Run: ``.venv/bin/python bench/gateway_bench.py [--seconds 4] [--client both]``.
 """
 
 from __future__ import annotations
@@ -51,6 +65,9 @@ from typing import Any
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _loadgen as loadgen  # bench/_loadgen.py, found by the path above
+
 from apprentice import config as config_mod
 from apprentice.config import TaskConfig
 from apprentice.engine import lifecycle
@@ -61,10 +78,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 TASK = "classify"
 RATES = (100, 500, 1000)
 TRIALS = 3
+CLIENTS = ("go", "python")
+TEXT = "ticket {i} cannot log in since the update"
+INPUTS = 1000  # distinct inputs: request i sends input i % INPUTS
+BODY = json.dumps({"input": {"text": TEXT}})  # the Go generator's template: the same bodies
 
 
 def _input(i: int) -> dict[str, Any]:
-    return {"text": f"ticket {i % 1000} cannot log in since the update"}
+    return {"text": TEXT.format(i=i % INPUTS)}
 
 
 class InstantStudent:
@@ -199,9 +220,11 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _summary(lat_s: list[float], errors: int, seconds: float) -> dict[str, Any]:
+def _summary(
+    lat_s: list[float], errors: int, seconds: float, from_send_s: list[float] | None = None
+) -> dict[str, Any]:
     ms = [v * 1000 for v in lat_s]
-    return {
+    out = {
         "requests": len(ms),
         "errors": errors,
         "achieved_rps": round(len(ms) / seconds, 1),
@@ -209,24 +232,32 @@ def _summary(lat_s: list[float], errors: int, seconds: float) -> dict[str, Any]:
         "p99_ms": round(_pct(ms, 0.99), 3),
         "mean_ms": round(statistics.fmean(ms), 3),
     }
+    if from_send_s:  # counted from when the call started: the loop's timer lateness out
+        out["from_send_p50_ms"] = round(_pct(from_send_s, 0.50) * 1000, 4)
+        out["from_send_p99_ms"] = round(_pct(from_send_s, 0.99) * 1000, 4)
+    return out
 
 
 async def open_loop(call: Any, rate: int, seconds: float) -> dict[str, Any]:
     """Requests fired at fixed times; latency counts from the scheduled time."""
     n = int(rate * seconds)
     lat: list[float] = []
+    from_send: list[float] = []
     errors = 0
     loop = asyncio.get_running_loop()
     t0 = loop.time() + 0.05
 
     async def one(i: int, at: float) -> None:
         nonlocal errors
+        started = loop.time()
         try:
             await call(i)
         except Exception:
             errors += 1
             return
-        lat.append(loop.time() - at)
+        done = loop.time()
+        lat.append(done - at)
+        from_send.append(done - started)
 
     tasks = []
     for i in range(n):
@@ -236,7 +267,7 @@ async def open_loop(call: Any, rate: int, seconds: float) -> dict[str, Any]:
             await asyncio.sleep(delay)
         tasks.append(asyncio.ensure_future(one(i, at)))
     await asyncio.gather(*tasks)
-    return _summary(lat, errors, seconds)
+    return _summary(lat, errors, seconds, from_send)
 
 
 async def trials(call: Any, rate: int, seconds: float, n: int = TRIALS) -> dict[str, Any]:
@@ -273,7 +304,35 @@ def start_server(cfg_path: Path, mode: str) -> tuple[subprocess.Popen[bytes], st
     return proc, f"http://127.0.0.1:{port}/v1/tasks/{TASK}"
 
 
-async def http_phase(cfg_path: Path, mode: str, seconds: float) -> dict[str, Any]:
+async def go_closed(url: str, seconds: float, workers: int = 64) -> dict[str, Any]:
+    """The Go generator's closed loop: ``workers`` connections, as ``closed_loop``."""
+    report = await asyncio.to_thread(
+        loadgen.run, url, mode="closed", seconds=seconds, connections=workers, warmup=300,
+        body=BODY, mod=INPUTS,
+    )  # fmt: skip
+    if report["errors"]:
+        raise RuntimeError(f"{report['errors']} errors in the Go closed loop: {report}")
+    s = loadgen.summary(report)
+    return {"max_rps": s["achieved_rps"], "client_cpu_us": s["client_cpu_us"]}
+
+
+async def go_trials(url: str, rate: int, seconds: float, n: int = TRIALS) -> dict[str, Any]:
+    """As ``trials``, each run a Go open loop (16 connections, opened before it starts)."""
+    runs = []
+    for _ in range(n):
+        report = await asyncio.to_thread(
+            loadgen.run, url, mode="open", rate=rate, seconds=seconds, warmup=100, body=BODY,
+            mod=INPUTS,
+        )  # fmt: skip
+        runs.append(loadgen.summary(report))
+    best = sorted(runs, key=lambda r: r["p99_ms"])[n // 2]
+    return {**best, "p99_ms_trials": [r["p99_ms"] for r in runs]}
+
+
+async def http_phase(
+    cfg_path: Path, mode: str, seconds: float, clients: tuple[str, ...]
+) -> dict[str, dict[str, Any]]:
+    """Each client's figures against ONE server process, the clients taking turns."""
     import aiohttp
 
     proc, url = start_server(cfg_path, mode)
@@ -289,9 +348,16 @@ async def http_phase(cfg_path: Path, mode: str, seconds: float) -> dict[str, Any
 
             for i in range(300):  # warm-up: connections, caches
                 await call(i)
-            out: dict[str, Any] = {"max_rps": round(await closed_loop(call, seconds), 1)}
+            out: dict[str, dict[str, Any]] = {c: {} for c in clients}
+            if "go" in clients:
+                out["go"] = await go_closed(url, seconds)
+            if "python" in clients:
+                out["python"]["max_rps"] = round(await closed_loop(call, seconds), 1)
             for rate in RATES:
-                out[str(rate)] = await trials(call, rate, seconds)
+                if "go" in clients:
+                    out["go"][str(rate)] = await go_trials(url, rate, seconds)
+                if "python" in clients:
+                    out["python"][str(rate)] = await trials(call, rate, seconds)
         return out
     finally:
         proc.terminate()
@@ -457,26 +523,69 @@ def render_budget_md(r: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_md(r: dict[str, Any]) -> str:
-    g, b, d = r["http"]["gateway"], r["http"]["bare_http"], r["direct"]
-    lines = [
-        "# Gateway benchmark",
-        "",
-        f"{r['machine']}; {r['seconds']} s per measurement (latency: median of {TRIALS} runs "
-        f"by p99); store: {r['store']}. Load average when the run started: "
-        f"{r['load_average_at_start']} (a shared VM: other jobs ran too; the p99 of each "
-        "trial is in gateway.json).",
-        "",
-        "| | requests/s |",
-        "|---|---:|",
-        f"| max throughput, HTTP gateway (local-only path) | {g['max_rps']:.0f} |",
-        f"| max throughput, bare aiohttp + student (no gateway) | {b['max_rps']:.0f} |",
-        f"| max throughput, Python facade `app.run` | {r['facade_max_rps']:.0f} |",
+CLIENT_LABELS = {
+    "go": loadgen.CLIENT,
+    "python": "Python aiohttp client in the bench process (as in earlier results)",
+}
+
+
+def render_throughput_md(r: dict[str, Any]) -> list[str]:
+    lines = ["| | requests/s |", "|---|---:|"]
+    for client, key in (("Go client", "http_go"), ("Python client", "http")):
+        if key in r:
+            h = r[key]
+            lines += [
+                f"| max throughput, HTTP gateway (local-only path), {client} "
+                f"| {h['gateway']['max_rps']:.0f} |",
+                f"| max throughput, bare aiohttp + student (no gateway), {client} "
+                f"| {h['bare_http']['max_rps']:.0f} |",
+            ]
+    lines += [
+        f"| max throughput, Python facade `app.run` (no HTTP, no client) "
+        f"| {r['facade_max_rps']:.0f} |",
         f"| SQLite commits/s on the VM disk (fsync per request) | {r['disk_commits_per_s']:.0f} |",
         "",
-        "Open-loop latency (ms) at offered load (*added*: gateway minus calling the student "
-        "in process; *over bare HTTP*: gateway minus a bare aiohttp server that only calls "
-        "the student, the HTTP round trip itself taken out):",
+    ]
+    return lines
+
+
+def render_go_md(r: dict[str, Any]) -> list[str]:
+    g, b, d = r["http_go"]["gateway"], r["http_go"]["bare_http"], r["direct"]
+    lines = [
+        f"### {CLIENT_LABELS['go']}",
+        "",
+        "Latency from each request's intended send time. *Added*: gateway minus the "
+        "in-process student call's own time (*student call p99*); *over bare HTTP*: gateway "
+        "minus a bare aiohttp server that only calls the student. *Send lag*: how late the "
+        f"generator itself sent (gateway runs). Its CPU per request in the closed loop: "
+        f"{g['client_cpu_us']} µs (gateway), {b['client_cpu_us']} µs (bare).",
+        "",
+        "| offered rps | student call p99 | bare HTTP p50 | bare HTTP p99 | gateway p50 | "
+        "gateway p99 | gateway p99.9 | **added p99** | over bare HTTP p50 | over bare HTTP p99 "
+        "| send lag p99 | gateway achieved rps |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for rate in RATES:
+        k = str(rate)
+        a, o = r["added_go"][k], r["added_over_bare_go"][k]
+        lines.append(
+            f"| {rate} | {d[k]['from_send_p99_ms']} | {b[k]['p50_ms']} | {b[k]['p99_ms']} "
+            f"| {g[k]['p50_ms']} | {g[k]['p99_ms']} | {g[k]['p99_9_ms']} | **{a['p99_ms']}** "
+            f"| {o['p50_ms']} | {o['p99_ms']} | {g[k]['send_lag_p99_ms']} "
+            f"| {g[k]['achieved_rps']} |"
+        )
+    return [*lines, ""]
+
+
+def render_python_md(r: dict[str, Any]) -> list[str]:
+    g, b, d = r["http"]["gateway"], r["http"]["bare_http"], r["direct"]
+    lines = [
+        f"### {CLIENT_LABELS['python']}",
+        "",
+        "Latency from each request's scheduled time on this process's event loop (*added*: "
+        "gateway minus calling the student in process on the same loop, whose timer "
+        "lateness is most of *direct*; *over bare HTTP*: gateway minus a bare aiohttp server "
+        "that only calls the student, the HTTP round trip itself taken out):",
         "",
         "| offered rps | direct p50 | direct p99 | bare HTTP p50 | bare HTTP p99 | gateway p50 | "
         "gateway p99 | **added p50** | **added p99** | over bare HTTP p50 | over bare HTTP p99 "
@@ -491,19 +600,47 @@ def render_md(r: dict[str, Any]) -> str:
             f"**{r['added'][k]['p99_ms']}** | {r['added_over_bare'][k]['p50_ms']} | "
             f"{r['added_over_bare'][k]['p99_ms']} | {g[k]['achieved_rps']} |"
         )
+    return [*lines, ""]
+
+
+def render_md(r: dict[str, Any]) -> str:
+    t = r["targets"]
+    lines = [
+        "# Gateway benchmark",
+        "",
+        f"{r['machine']}; {r['seconds']} s per measurement (latency: median of {TRIALS} runs "
+        f"by p99); store: {r['store']}. Load average when the run started: "
+        f"{r['load_average_at_start']}, at the end of the HTTP phases: "
+        f"{r['load_average_after_http']} (a shared VM: other jobs ran too; the p99 of each "
+        "trial is in gateway.json). HTTP figures by client: "
+        + "; ".join(f"*{c}*: {CLIENT_LABELS[c]}" for c in r["clients"])
+        + ". Both clients take turns against the same server process.",
+        "",
+        *render_throughput_md(r),
+        "## Open-loop latency (ms) at offered load",
+        "",
+    ]
+    if "http_go" in r:
+        lines += render_go_md(r)
+    if "http" in r:
+        lines += render_python_md(r)
     m = r["memory"]
     lines += [
-        "",
         f"Memory per 10,000 stored examples: RSS growth "
         f"{m['rss_growth_mib_per_10k_examples']} MiB, SQLite growth "
         f"{m['store_mib_per_10k_examples']} MiB ({m['examples_stored']} stored).",
         "",
-        f"Targets: >= 2,000 requests/s ({'met' if r['targets']['throughput'] else 'NOT met'})"
-        f", p99 added latency < 5 ms at 500 requests/s "
-        f"({'met' if r['targets']['p99_500'] else 'NOT met'}).",
+        f"Targets: >= 2,000 requests/s ({'met' if t['throughput'] else 'NOT met'}), p99 added "
+        f"latency < 5 ms at 500 requests/s ({'met' if t['p99_500'] else 'NOT met'}); issue 12's "
+        "added p99 <= 1 ms at 1,000 requests/s: "
+        + ", ".join(
+            f"{'met' if ok else 'NOT met'} ({c} client)" for c, ok in t["p99_1000_1ms"].items()
+        )
+        + f" ({t['by']} client figures for the first two).",
         "",
     ]
-    lines += render_before_md(r)
+    if "http" in r:  # the before run was measured with the Python client
+        lines += render_before_md(r)
     lines += render_budget_md(r)
     return "\n".join(lines)
 
@@ -527,6 +664,7 @@ def render_before_md(r: dict[str, Any]) -> list[str]:
         f"The same script at f86b00a, run just before (load average "
         f"{b['load_average_at_start']}; f86b00a's `serve` froze start-up objects and set the "
         "switch interval but kept the default GC thresholds):",
+        "Both columns: the Python aiohttp client in the bench process.",
         "",
         "| | before (f86b00a) | after (this run) |",
         "|---|---:|---:|",
@@ -545,7 +683,50 @@ def render_before_md(r: dict[str, Any]) -> list[str]:
     ]
 
 
-async def main_async(seconds: float, base: Path | None) -> dict[str, Any]:
+def _differences(
+    a: dict[str, Any], b: dict[str, Any], keys: tuple[str, str] = ("p50_ms", "p99_ms")
+) -> dict[str, dict[str, float]]:
+    """Per rate, ``a``'s p50 and p99 minus ``b``'s (``keys``: the fields read in ``b``)."""
+    return {
+        str(rate): {
+            q: round(a[str(rate)][q] - b[str(rate)][k], 3)
+            for q, k in zip(("p50_ms", "p99_ms"), keys, strict=True)
+        }
+        for rate in RATES
+    }
+
+
+def derive(result: dict[str, Any]) -> None:
+    """The added latencies, per client, and the targets."""
+    d = result["direct"]
+    if "http" in result:
+        g, b = result["http"]["gateway"], result["http"]["bare_http"]
+        result["added"] = _differences(g, d)
+        # What the gateway adds over a bare aiohttp server that only calls the student: the
+        # HTTP round trip itself (both sides on this machine's two cores) is not the gateway's.
+        result["added_over_bare"] = _differences(g, b)
+    if "http_go" in result:
+        g, b = result["http_go"]["gateway"], result["http_go"]["bare_http"]
+        # The Go client sends on time, so the student's baseline is its own call, not the
+        # Python loop's lateness that ``direct``'s p99 mostly is.
+        result["added_go"] = _differences(g, d, ("from_send_p50_ms", "from_send_p99_ms"))
+        result["added_over_bare_go"] = _differences(g, b)
+    by = "go" if "http_go" in result else "python"
+    g = result["http_go" if by == "go" else "http"]["gateway"]
+    added = result["added_go" if by == "go" else "added"]
+    result["targets"] = {
+        "by": by,
+        "throughput": g["max_rps"] >= 2000,
+        "p99_500": added["500"]["p99_ms"] < 5.0,
+        "p99_1000_1ms": {
+            c: result[k]["1000"]["p99_ms"] <= 1.0
+            for c, k in (("go", "added_go"), ("python", "added"))
+            if k in result
+        },
+    }
+
+
+async def main_async(seconds: float, base: Path | None, clients: tuple[str, ...]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(dir=base) as tmp, tempfile.TemporaryDirectory() as disk:
         root = Path(tmp)
         (root / "gw").mkdir()
@@ -558,30 +739,19 @@ async def main_async(seconds: float, base: Path | None) -> dict[str, Any]:
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
             "store": "SQLite (WAL, synchronous=FULL, group commit) on "
             + ("tmpfs" if base else "the VM disk"),
+            "clients": {c: CLIENT_LABELS[c] for c in clients},
             "direct": await direct_phase(seconds),
-            "http": {
-                "bare_http": await http_phase(cfg_path, "bare", seconds),
-                "gateway": await http_phase(cfg_path, "gateway", seconds),
-            },
-            "facade_max_rps": round(await facade_phase(cfg_path, seconds), 1),
-            "memory": await memory_phase(root / "mem"),
-            "disk_commits_per_s": round(disk_commit_rate(Path(disk)), 1),
         }
-    g, d, b = result["http"]["gateway"], result["direct"], result["http"]["bare_http"]
-    result["added"] = {
-        str(rate): {q: round(g[str(rate)][q] - d[str(rate)][q], 3) for q in ("p50_ms", "p99_ms")}
-        for rate in RATES
-    }
-    # What the gateway adds over a bare aiohttp server that only calls the student: the
-    # HTTP round trip itself (both sides on this machine's two cores) is not the gateway's.
-    result["added_over_bare"] = {
-        str(rate): {q: round(g[str(rate)][q] - b[str(rate)][q], 3) for q in ("p50_ms", "p99_ms")}
-        for rate in RATES
-    }
-    result["targets"] = {
-        "throughput": g["max_rps"] >= 2000,
-        "p99_500": result["added"]["500"]["p99_ms"] < 5.0,
-    }
+        bare = await http_phase(cfg_path, "bare", seconds, clients)
+        gateway = await http_phase(cfg_path, "gateway", seconds, clients)
+        result["load_average_after_http"] = [round(x, 2) for x in os.getloadavg()]
+        for client, key in (("python", "http"), ("go", "http_go")):
+            if client in clients:
+                result[key] = {"bare_http": bare[client], "gateway": gateway[client]}
+        result["facade_max_rps"] = round(await facade_phase(cfg_path, seconds), 1)
+        result["memory"] = await memory_phase(root / "mem")
+        result["disk_commits_per_s"] = round(disk_commit_rate(Path(disk)), 1)
+    derive(result)
     return result
 
 
@@ -592,12 +762,28 @@ def main() -> None:
     parser.add_argument("--serve", choices=["gateway", "bare"])
     parser.add_argument("--config")
     parser.add_argument("--before", help="write this run's JSON here and stop (see BEFORE)")
+    parser.add_argument(
+        "--client", choices=[*CLIENTS, "both"], default="both",
+        help="the HTTP phases' load generator(s): go (bench/loadgen), python (aiohttp here)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS,
+        help="where gateway.json/.md go (default: %(default)s)",
+    )
     args = parser.parse_args()
     if args.serve:
         asyncio.run(serve(Path(args.config), args.serve))
         return
+    clients = CLIENTS if args.client == "both" else (args.client,)
+    if "go" in clients:
+        try:
+            loadgen.binary()  # before the run, not minutes into it
+        except loadgen.LoadgenError as exc:
+            sys.exit(f"gateway_bench: {exc}")
     base = Path("/dev/shm") if args.tmpfs and Path("/dev/shm").is_dir() else None
-    result = asyncio.run(main_async(args.seconds, base))
+    result = asyncio.run(main_async(args.seconds, base, clients))
     if args.before:  # an older commit's core (run from its worktree): its figures only
         Path(args.before).write_text(json.dumps(result, indent=2) + "\n")
         return
@@ -605,9 +791,9 @@ def main() -> None:
         result["paid"] = asyncio.run(budget_phase(Path(tmp), args.seconds))
     if (RESULTS / "gateway.json").exists():  # issue 9's before/after, kept
         result["budget"] = json.loads((RESULTS / "gateway.json").read_text()).get("budget")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "gateway.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "gateway.md").write_text(render_md(result))
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "gateway.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.results / "gateway.md").write_text(render_md(result))
     print(render_md(result))
 
 
