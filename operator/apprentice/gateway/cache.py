@@ -205,10 +205,11 @@ class AnswerCache:
         parts, name = self.parts, task.name
         rid = parts.new_request_id()
         seconds = time.perf_counter() - started
-        row = records.RequestRecord(
+        row = records.request_row(
             id=rid, task=name, received_at=datetime.now(UTC), route="local_only",
-            served_by="cache", latency_ms=seconds * 1000, cost=0.0,
-            tags=dict(meta.tags), caller=meta.caller, input=task_input, output=output,
+            served_by="cache", teacher_model=None, teacher_provider=None, student_version=None,
+            latency_ms=seconds * 1000, error=None, cost=0.0, tags=dict(meta.tags),
+            caller=meta.caller, input=task_input, output=output,
         )  # fmt: skip
         # Nothing here may be lost (no spend, no example): answer without the fsync.
         parts.writer.write_behind("a cached answer", row)

@@ -157,7 +157,7 @@ class Committer:
         """The row of an answered request, with what it was asked and answered (for
         feedback): two references, serialised by the store's writer off the event loop."""
         teacher, failure = req.teacher, req.teacher_failure
-        return records.RequestRecord(
+        return records.request_row(
             id=req.id, task=req.task.name, received_at=req.received_at,
             route=req.stored_route, served_by=req.served_by,
             teacher_model=None if teacher is None else teacher.model,
