@@ -63,7 +63,7 @@ from apprentice.gateway import (
     tracing,
     training_data,
 )
-from apprentice.gateway.request import NO_META, Meta, Result, keyed
+from apprentice.gateway.request import Meta, Result, request_meta
 from apprentice.gateway.service import Gateway
 from apprentice.json_types import JsonObject
 
@@ -191,12 +191,12 @@ class Routes:
         key = await self.keys.check(request.headers.get("Authorization", ""), task)
         return None if key is None else key.id
 
-    def _meta(self, request: web.Request, caller: str | None, metadata: object) -> Meta:
-        """The request's caller and tags (``metadata`` and the tags header; 400 if bad)."""
+    def _meta(self, request: web.Request, caller: str | None, metadata: bodies.Tags | None) -> Meta:
+        """The caller and tags: ``metadata`` (its body model checked it) and the tags header."""
         header = request.headers.get(tags.HEADER)
-        if metadata is None and header is None:  # the usual case: no tags (shared, read-only)
-            return NO_META if caller is None else keyed(caller)
-        return Meta(tags=tags.parse(metadata, header), caller=caller)
+        if header is not None:  # merged, and checked again (400 if bad)
+            return Meta(tags=tags.parse(metadata, header), caller=caller)
+        return request_meta(caller, metadata)
 
     def _task(self, request: web.Request) -> str:
         name = request.match_info["task"]

@@ -31,7 +31,7 @@ from apprentice.students.base import StudentAnswer
 from apprentice.teachers.base import TeacherAnswer, TextSink, Usage
 from apprentice.vocabulary import Route, ServedBy, StoredRoute, stored_route
 
-__all__ = ["Meta", "Request", "Result", "keyed"]
+__all__ = ["Meta", "Request", "Result", "keyed", "request_meta"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +52,14 @@ def keyed(caller: str) -> Meta:
     """An untagged request's meta with API key ``caller``: shared per key like ``NO_META``
     (read-only) instead of built per request, the usual case when keys are required."""
     return Meta(caller=caller)
+
+
+def request_meta(caller: str | None, tags: Mapping[str, str] | None) -> Meta:
+    """A request's meta; without tags a shared one (``NO_META``, or :func:`keyed`'s).
+    ``tags`` are taken as they are: checked, and the request's own (never copied)."""
+    if tags is None:
+        return NO_META if caller is None else keyed(caller)
+    return Meta(tags=tags, caller=caller)
 
 
 @dataclass(frozen=True, slots=True)
