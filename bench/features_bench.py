@@ -27,8 +27,13 @@ Only a quiet machine gives the throughput figure the issue asks about.
 The store's counters check the path after the run: no cache hits and (nearly) no
 teacher calls, so what was measured is the local-only path.
 
+The load comes from ``bench/loadgen`` (Go, its own process, one core; ``make loadgen``),
+or with ``--client python`` from the aiohttp client in this process, as before: see
+gateway_bench.py for why. The report names the client.
+
 Writes bench/results/features.json and features.md.
-Run: ``.venv/bin/python bench/features_bench.py [--seconds 4] [--rounds 5] [--results DIR]``.
+Run: ``.venv/bin/python bench/features_bench.py [--seconds 4] [--rounds 5] [--results DIR]
+[--client go|python]``.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _loadgen as loadgen
 import gateway_bench as gb  # the sibling script, found by the path above
 
 from apprentice import config as config_mod
@@ -63,10 +69,28 @@ VARIANTS = ("keys_off", "keys_on", "keys_and_tags", "keys_tags_cache")
 TAGS = {"customer": "acme", "team": "billing"}
 _TICK = os.sysconf("SC_CLK_TCK")
 _fresh = itertools.count()  # every input of the run is new (see the docstring)
+PAD = 9  # the counter's digits in each input
 
 
 def _input() -> dict[str, Any]:
-    return {"text": f"ticket {next(_fresh):09d} cannot log in since the update"}
+    return {"text": gb.TEXT.format(i=f"{next(_fresh):0{PAD}d}")}
+
+
+def _go_run(url: str, token: str | None, tagged: bool, **flags: Any) -> dict[str, Any]:
+    """One Go generator run whose inputs continue ``_fresh`` (still none repeated)."""
+    global _fresh  # the run's one input counter, shared by both clients
+    body: dict[str, Any] = {"input": {"text": gb.TEXT}}
+    if tagged:
+        body["metadata"] = TAGS
+    start = next(_fresh)
+    report = loadgen.run(
+        url, body=json.dumps(body), start=start, pad=PAD,
+        headers=[f"Authorization: Bearer {token}"] if token else [], **flags,
+    )  # fmt: skip
+    _fresh = itertools.count(report["next_counter"])
+    if report["errors"]:
+        raise RuntimeError(f"{report['errors']} errors from the Go generator: {report}")
+    return report
 
 
 def setup(directory: Path, keys: bool, cache: bool = False) -> tuple[Path, str | None]:
@@ -123,6 +147,40 @@ async def measured(
         "server_us": round((loop + sum(spent.values())) * per, 1),
         "client_us": round(client * per, 1),
     }
+
+
+async def go_phase(
+    cfg_path: Path, token: str | None, seconds: float, tagged: bool
+) -> dict[str, Any]:
+    """``phase`` with the Go generator: the same warm-up, closed loop and open loop."""
+    proc, url = gb.start_server(cfg_path, "gateway")
+    try:
+        await asyncio.to_thread(
+            _go_run, url, token, tagged, mode="closed", seconds=0, warmup=300
+        )  # warm-up: connections, caches, the key's first read
+        before = thread_cpu(proc.pid)
+        closed = await asyncio.to_thread(
+            _go_run, url, token, tagged, mode="closed", seconds=seconds, connections=64
+        )
+        after = thread_cpu(proc.pid)
+        spent = {t: after[t] - before.get(t, 0.0) for t in after}
+        loop = spent.pop(proc.pid, 0.0)
+        per = 1e6 / closed["requests"]
+        out: dict[str, Any] = {
+            "max_rps": closed["achieved_rps"],
+            "server_loop_us": round(loop * per, 1),
+            "server_other_us": round(sum(spent.values()) * per, 1),
+            "server_us": round((loop + sum(spent.values())) * per, 1),
+            "client_us": round(closed["client_cpu_s"] * per, 1),
+        }
+        report = await asyncio.to_thread(
+            _go_run, url, token, tagged, mode="open", rate=RATE, seconds=seconds, warmup=50
+        )
+        out[str(RATE)] = loadgen.summary(report)
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 async def phase(cfg_path: Path, token: str | None, seconds: float, tagged: bool) -> dict[str, Any]:
@@ -206,7 +264,7 @@ def path_check(paths: dict[str, tuple[Path, str | None]]) -> dict[str, dict[str,
     return out
 
 
-async def main_async(seconds: float, rounds: int) -> dict[str, Any]:
+async def main_async(seconds: float, rounds: int, client: str = "go") -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in VARIANTS}
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory() as tmp:
@@ -218,7 +276,8 @@ async def main_async(seconds: float, rounds: int) -> dict[str, Any]:
             for name in VARIANTS:
                 cfg_path, token = paths[name]
                 tagged = name in ("keys_and_tags", "keys_tags_cache")
-                runs[name].append(await phase(cfg_path, token, seconds, tagged))
+                run = go_phase if client == "go" else phase
+                runs[name].append(await run(cfg_path, token, seconds, tagged))
         cfg_path, token = paths["keys_on"]
         assert token is not None
         check_us = await check_cost(config_mod.load(cfg_path).store.url, token)
@@ -228,6 +287,7 @@ async def main_async(seconds: float, rounds: int) -> dict[str, Any]:
         f"{platform.python_version()}",
         "seconds": seconds,
         "rounds": rounds,
+        "client": gb.CLIENT_LABELS[client],
         "load_average_at_start": load_at_start,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "check_us": round(check_us, 2),
@@ -245,7 +305,8 @@ def render_md(r: dict[str, Any]) -> str:
         "",
         f"{r['machine']}; {r['rounds']} alternating rounds of {r['seconds']} s; load average "
         f"{r['load_average_at_start']} at start, {r['load_average_at_end']} at the end. "
-        "Generated by `bench/features_bench.py`. Every input is new (the cache always misses).",
+        "Generated by `bench/features_bench.py`. Every input is new (the cache always misses). "
+        f"Load: {r.get('client', gb.CLIENT_LABELS['python'])}.",
         "",
         "| variant | max requests/s | of keys off | server CPU/request (event loop + other) "
         "| of keys off (CPU) | client CPU/request | p50 / p99 at 500/s |",
@@ -292,8 +353,17 @@ def main() -> None:
     parser.add_argument(
         "--results", type=Path, default=gb.RESULTS, help="where features.json/.md go"
     )
+    parser.add_argument(
+        "--client", choices=gb.CLIENTS, default="go",
+        help="the load generator: go (bench/loadgen) or python (aiohttp in this process)",
+    )  # fmt: skip
     args = parser.parse_args()
-    result = asyncio.run(main_async(args.seconds, args.rounds))
+    if args.client == "go":
+        try:
+            loadgen.binary()  # before the run, not minutes into it
+        except loadgen.LoadgenError as exc:
+            sys.exit(f"features_bench: {exc}")
+    result = asyncio.run(main_async(args.seconds, args.rounds, args.client))
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "features.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.results / "features.md").write_text(render_md(result))
