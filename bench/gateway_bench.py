@@ -304,16 +304,45 @@ def start_server(cfg_path: Path, mode: str) -> tuple[subprocess.Popen[bytes], st
     return proc, f"http://127.0.0.1:{port}/v1/tasks/{TASK}"
 
 
-async def go_closed(url: str, seconds: float, workers: int = 64) -> dict[str, Any]:
-    """The Go generator's closed loop: ``workers`` connections, as ``closed_loop``."""
-    report = await asyncio.to_thread(
-        loadgen.run, url, mode="closed", seconds=seconds, connections=workers, warmup=300,
-        body=BODY, mod=INPUTS,
-    )  # fmt: skip
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) of process ``pid`` so far, from /proc."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+async def go_closed(url: str, seconds: float, server: int, workers: int = 64) -> dict[str, Any]:
+    """The Go generator's closed loop: ``workers`` connections, as ``closed_loop``; with
+    the server's and the generator's CPU per request."""
+    flags: dict[str, Any] = {"body": BODY, "mod": INPUTS, "connections": workers}
+    await asyncio.to_thread(loadgen.run, url, mode="closed", seconds=0, warmup=300, **flags)
+    cpu = process_cpu(server)
+    report = await asyncio.to_thread(loadgen.run, url, mode="closed", seconds=seconds, **flags)
+    cpu = process_cpu(server) - cpu
     if report["errors"]:
         raise RuntimeError(f"{report['errors']} errors in the Go closed loop: {report}")
     s = loadgen.summary(report)
-    return {"max_rps": s["achieved_rps"], "client_cpu_us": s["client_cpu_us"]}
+    return {
+        "max_rps": s["achieved_rps"],
+        "server_cpu_us": round(cpu / report["requests"] * 1e6, 1),
+        "client_cpu_us": s["client_cpu_us"],
+    }
+
+
+async def python_closed(call: Any, seconds: float, server: int) -> dict[str, Any]:
+    """``closed_loop`` with the server's and this process's (the client's) CPU per request."""
+    cpu, client, wall = process_cpu(server), time.process_time(), time.perf_counter()
+    rps = await closed_loop(call, seconds)
+    done = rps * (time.perf_counter() - wall)
+    cpu, client = process_cpu(server) - cpu, time.process_time() - client
+    return {
+        "max_rps": round(rps, 1),
+        "server_cpu_us": round(cpu / done * 1e6, 1),
+        "client_cpu_us": round(client / done * 1e6, 1),
+    }
 
 
 async def go_trials(url: str, rate: int, seconds: float, n: int = TRIALS) -> dict[str, Any]:
@@ -350,9 +379,9 @@ async def http_phase(
                 await call(i)
             out: dict[str, dict[str, Any]] = {c: {} for c in clients}
             if "go" in clients:
-                out["go"] = await go_closed(url, seconds)
+                out["go"] = await go_closed(url, seconds, proc.pid)
             if "python" in clients:
-                out["python"]["max_rps"] = round(await closed_loop(call, seconds), 1)
+                out["python"] = await python_closed(call, seconds, proc.pid)
             for rate in RATES:
                 if "go" in clients:
                     out["go"][str(rate)] = await go_trials(url, rate, seconds)
@@ -530,20 +559,27 @@ CLIENT_LABELS = {
 
 
 def render_throughput_md(r: dict[str, Any]) -> list[str]:
-    lines = ["| | requests/s |", "|---|---:|"]
+    """Closed loops (64 in flight); CPU per request from /proc (server, all its threads)
+    and from the client's own process."""
+    lines = [
+        "| | requests/s | server CPU/request | client CPU/request |",
+        "|---|---:|---:|---:|",
+    ]
     for client, key in (("Go client", "http_go"), ("Python client", "http")):
-        if key in r:
-            h = r[key]
-            lines += [
-                f"| max throughput, HTTP gateway (local-only path), {client} "
-                f"| {h['gateway']['max_rps']:.0f} |",
-                f"| max throughput, bare aiohttp + student (no gateway), {client} "
-                f"| {h['bare_http']['max_rps']:.0f} |",
-            ]
+        for name, what in (("gateway", "HTTP gateway (local-only path)"),
+                           ("bare_http", "bare aiohttp + student (no gateway)")):  # fmt: skip
+            if key in r:
+                h = r[key][name]
+                cpu = [
+                    f"{h[c]:.0f} µs" if c in h else "" for c in ("server_cpu_us", "client_cpu_us")
+                ]
+                lines.append(
+                    f"| max throughput, {what}, {client} | {h['max_rps']:.0f} | {' | '.join(cpu)} |"
+                )
     lines += [
         f"| max throughput, Python facade `app.run` (no HTTP, no client) "
-        f"| {r['facade_max_rps']:.0f} |",
-        f"| SQLite commits/s on the VM disk (fsync per request) | {r['disk_commits_per_s']:.0f} |",
+        f"| {r['facade_max_rps']:.0f} | | |",
+        f"| SQLite commits/s on the VM disk (fsync per request) | {r['disk_commits_per_s']:.0f} | | |",
         "",
     ]
     return lines
@@ -557,8 +593,7 @@ def render_go_md(r: dict[str, Any]) -> list[str]:
         "Latency from each request's intended send time. *Added*: gateway minus the "
         "in-process student call's own time (*student call p99*); *over bare HTTP*: gateway "
         "minus a bare aiohttp server that only calls the student. *Send lag*: how late the "
-        f"generator itself sent (gateway runs). Its CPU per request in the closed loop: "
-        f"{g['client_cpu_us']} µs (gateway), {b['client_cpu_us']} µs (bare).",
+        "generator itself sent (gateway runs).",
         "",
         "| offered rps | student call p99 | bare HTTP p50 | bare HTTP p99 | gateway p50 | "
         "gateway p99 | gateway p99.9 | **added p99** | over bare HTTP p50 | over bare HTTP p99 "
