@@ -698,8 +698,8 @@ def render_before_md(r: dict[str, Any]) -> list[str]:
         "",
         f"The same script at f86b00a, run just before (load average "
         f"{b['load_average_at_start']}; f86b00a's `serve` froze start-up objects and set the "
-        "switch interval but kept the default GC thresholds):",
-        "Both columns: the Python aiohttp client in the bench process.",
+        "switch interval but kept the default GC thresholds). Both columns: the Python "
+        "aiohttp client in the bench process.",
         "",
         "| | before (f86b00a) | after (this run) |",
         "|---|---:|---:|",
