@@ -22,6 +22,7 @@ import bisect
 import math
 import time
 from collections.abc import Sequence
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
@@ -59,7 +60,10 @@ class Histo:
             self.counts[i] += 1
 
 
-class Tally:
+C = TypeVar("C", Count, Histo)
+
+
+class Tally(Generic[C]):
     """A family of labelled values, registered on ``registry`` as a collector."""
 
     kind = ""
@@ -70,25 +74,26 @@ class Tally:
         self.name = name
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
+        self.children: dict[tuple[str, ...], C] = {}
         registry.register(self)
 
     def describe(self) -> list[Metric]:
         return [Metric(self.name, self.documentation, self.kind)]
 
-    def _labels(self, values: tuple[str, ...]) -> dict[str, str]:
-        return dict(zip(self.labelnames, values, strict=True))
+    def collect(self) -> list[Metric]:
+        metric = Metric(self.name, self.documentation, self.kind)
+        for values, child in list(self.children.items()):
+            self._add(metric, dict(zip(self.labelnames, values, strict=True)), child)
+        return [metric]
+
+    def _add(self, metric: Metric, labels: dict[str, str], child: C) -> None:
+        raise NotImplementedError
 
 
-class CounterTally(Tally):
+class CounterTally(Tally[Count]):
     """A labelled counter; ``child(labels).value += amount`` counts."""
 
     kind = "counter"
-
-    def __init__(
-        self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry
-    ) -> None:
-        self.children: dict[tuple[str, ...], Count] = {}
-        super().__init__(name, documentation, labelnames, registry)
 
     def child(self, *labels: str) -> Count:
         found = self.children.get(labels)
@@ -96,16 +101,12 @@ class CounterTally(Tally):
             found = self.children[labels] = Count()
         return found
 
-    def collect(self) -> list[Metric]:
-        metric = Metric(self.name, self.documentation, self.kind)
-        for values, child in list(self.children.items()):
-            labels = self._labels(values)
-            metric.add_sample(self.name + "_total", labels, child.value)
-            metric.add_sample(self.name + "_created", labels, child.created)
-        return [metric]
+    def _add(self, metric: Metric, labels: dict[str, str], child: Count) -> None:
+        metric.add_sample(self.name + "_total", labels, child.value)
+        metric.add_sample(self.name + "_created", labels, child.created)
 
 
-class HistogramTally(Tally):
+class HistogramTally(Tally[Histo]):
     """A labelled histogram over ``buckets`` (+Inf added); ``child(labels).observe(x)``."""
 
     kind = "histogram"
@@ -120,7 +121,8 @@ class HistogramTally(Tally):
     ) -> None:
         bounds = [float(b) for b in buckets]
         self.bounds = tuple(bounds if bounds[-1] == math.inf else [*bounds, math.inf])
-        self.children: dict[tuple[str, ...], Histo] = {}
+        # ``le`` as the client spells it (0.5, 1.0, +Inf)
+        self.les = tuple(str(floatToGoString(b)) for b in self.bounds)  # type: ignore[no-untyped-call]
         super().__init__(name, documentation, labelnames, registry)
 
     def child(self, *labels: str) -> Histo:
@@ -129,16 +131,11 @@ class HistogramTally(Tally):
             found = self.children[labels] = Histo(self.bounds)
         return found
 
-    def collect(self) -> list[Metric]:
-        metric = Metric(self.name, self.documentation, self.kind)
-        for values, child in list(self.children.items()):
-            labels = self._labels(values)
-            acc = 0.0
-            for bound, count in zip(self.bounds, list(child.counts), strict=True):
-                acc += count
-                le = {**labels, "le": floatToGoString(bound)}
-                metric.add_sample(self.name + "_bucket", le, acc)
-            metric.add_sample(self.name + "_count", labels, acc)
-            metric.add_sample(self.name + "_sum", labels, child.sum)
-            metric.add_sample(self.name + "_created", labels, child.created)
-        return [metric]
+    def _add(self, metric: Metric, labels: dict[str, str], child: Histo) -> None:
+        acc = 0.0
+        for le, count in zip(self.les, list(child.counts), strict=True):
+            acc += count
+            metric.add_sample(self.name + "_bucket", {**labels, "le": le}, acc)
+        metric.add_sample(self.name + "_count", labels, acc)
+        metric.add_sample(self.name + "_sum", labels, child.sum)
+        metric.add_sample(self.name + "_created", labels, child.created)
