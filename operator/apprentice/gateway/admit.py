@@ -57,18 +57,18 @@ class Admission:
         req = Request(
             task, checked, rid, datetime.now(UTC), time.perf_counter(), decision.route, meta
         )
-        if task.canary is not None and req.calls_student:  # off: this one check
+        if task.canary is not None and req.route.calls_student:  # off: this one check
             _to_canary(req, task.canary)
         try:
             student_estimate = None
-            if req.calls_student:
+            if req.route.calls_student and task.paid is not None:  # else free: None
                 student_estimate = task.student_estimate(checked)
             if student_estimate is not None:
                 req.student_hold = await self.reserve(req, student_estimate, "student")
                 if req.student_hold is None:  # no room for the paid student: not called
                     ready = False
                     req.route = task.engine.route(rid, student_ready=False).route
-            if req.calls_teacher:
+            if req.route.calls_teacher:
                 self.check_storable(checked)
                 estimate = self.parts.pool().estimate_cost(task.cfg, checked, request_id=rid)
                 req.teacher_hold = await self.reserve(req, estimate)

@@ -47,15 +47,20 @@ class Caller:
         canary, shadow = req.canary, None
         if canary is not None and canary.live.shadow:  # the candidate answers alongside
             shadow = asyncio.ensure_future(self._shadow(req, canary))
-        if req.calls_teacher and req.calls_student:  # the slower one sets the latency
+        calls_teacher, calls_student = req.route.calls_teacher, req.route.calls_student
+        if calls_teacher and calls_student:  # the slower one sets the latency
             teacher, student = await asyncio.gather(
                 self._teacher(req), self._student(req), return_exceptions=True
             )
-        elif req.calls_teacher:
+        elif calls_teacher:
             teacher, student = await _settled(self._teacher(req)), None
-        else:
-            teacher, student = None, await _settled(self._student(req))
-        if req.calls_student:
+        else:  # local only: as _settled, without its coroutine
+            teacher = None
+            try:
+                student = await self._student(req)
+            except Exception as exc:
+                student = exc
+        if calls_student:
             self._note_student(req, student)
         if req.route is Route.local_only and req.student_output is None:
             teacher = await self._fall_back(req)  # None: no room; the commit step fails it

@@ -29,6 +29,7 @@ from apprentice.gateway.tasks import ServedTask
 from apprentice.json_types import JsonObject
 from apprentice.reporting import alerts as alerts_mod
 from apprentice.store import records
+from apprentice.vocabulary import stored_route
 
 
 def _observe_canary(
@@ -104,7 +105,8 @@ class Committer:
         if output is None:
             raise await self._failed(req, spend)
         task, now = req.task, req.received_at
-        comparison, shadow = _comparison(req), _shadow_comparison(req)
+        comparison = None if req.evaluation is None else _comparison(req)
+        shadow = None if req.canary is None else _shadow_comparison(req)
         example = None if req.teacher is None else task.make_example(req.input, req.teacher,
                                                                       req.id, now)  # fmt: skip
         before = task.engine.state
@@ -131,7 +133,7 @@ class Committer:
             )  # fmt: skip
         if task.engine.pending:  # phase changes and alarms: the events table, after the request
             self.write_events(task)
-        self._report(req, comparison, alarms)
+        self._report(req, request, comparison, alarms)
         if task.canary is not None:
             _observe_canary(req, task.canary, comparison)
         usage = req.usage
@@ -159,12 +161,14 @@ class Committer:
         teacher, failure = req.teacher, req.teacher_failure
         return records.request_row(
             id=req.id, task=req.task.name, received_at=req.received_at,
-            route=req.stored_route, served_by=req.served_by,
+            route=stored_route(req.route), served_by=req.served_by,
             teacher_model=None if teacher is None else teacher.model,
-            teacher_provider=settling.provider_of(teacher or failure),
+            teacher_provider=None if teacher is None and failure is None
+            else settling.provider_of(teacher or failure),
             student_version=None if req.student is None else req.student.version,
             latency_ms=(time.perf_counter() - req.started) * 1000,
-            error=None if failure is None else failures.reason(failure), cost=settling.spent(spend),
+            error=None if failure is None else failures.reason(failure),
+            cost=settling.spent(spend) if spend else 0.0,
             tags=dict(req.meta.tags), caller=req.meta.caller, input=req.input, output=output,
         )  # fmt: skip
 
@@ -183,12 +187,17 @@ class Committer:
         return failures.student_error(req.student or req.student_failure)
 
     def _report(
-        self, req: Request, comparison: records.ComparisonRecord | None, alarms: list[str]
+        self,
+        req: Request,
+        row: records.RequestRecord,
+        comparison: records.ComparisonRecord | None,
+        alarms: list[str],
     ) -> None:
-        """Metrics, alerts and the budget's 80% / 100% alerts after a settle that spent."""
+        """Metrics, alerts and the budget's 80% / 100% alerts after a settle that spent.
+        The request's route, who served it and its latency are its ``row``'s."""
         m, task = self.parts.metrics, req.task
-        name, served, cost = task.name, req.served_by or "", req.teacher_cost
-        m.record_request(name, req.stored_route, served, time.perf_counter() - req.started)
+        name, served, cost = task.name, row.served_by or "", req.teacher_cost
+        m.record_request(name, row.route, served, row.latency_ms / 1000)
         if req.teacher is not None:
             m.record_teacher_call(name, req.teacher.provider, cost, req.teacher.latency_s)
             task.note_teacher_cost(cost)

@@ -16,6 +16,8 @@ started, else released.
 
 from __future__ import annotations
 
+import functools
+
 from apprentice.gateway import judging, tracing
 from apprentice.gateway.admit import Admission
 from apprentice.gateway.cache import AnswerCache
@@ -44,9 +46,8 @@ class Pipeline:
         with tracing.request(task):  # the root span; a shared no-op when tracing is off
             served = self.admission.task(task)
             if served.cfg.cache.enabled:
-                return await self.cache.run(
-                    served, task_input, meta, lambda: self._run(served, task_input, meta)
-                )
+                compute = functools.partial(self._run, served, task_input, meta)  # no frame
+                return await self.cache.run(served, task_input, meta, compute)
             return await self._run(served, task_input, meta)
 
     async def _run(self, served: ServedTask, task_input: object, meta: Meta) -> Result:
@@ -54,7 +55,8 @@ class Pipeline:
         tracing.admitted(req)
         try:
             await self.caller.call(req)
-            await tracing.judge(req, judging.judge(self.parts.budget, req))
+            if req.teacher is not None and req.student is not None:  # else nothing to judge
+                await tracing.judge(req, judging.judge(self.parts.budget, req))
             return await tracing.commit(req, self.committer.commit(req))
         finally:
             if req.teacher_hold is not None or req.student_hold is not None:
