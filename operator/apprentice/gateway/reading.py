@@ -24,6 +24,7 @@ import asyncio
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import NoReturn
 
 from aiohttp import web
@@ -38,6 +39,7 @@ __all__ = [
     "HangUp",
     "UnreadableBody",
     "check_tree",
+    "dumps",
     "loads",
     "read_json",
 ]
@@ -84,6 +86,24 @@ def _finite(text: str) -> float:
 
 # Built once: ``json.loads`` with hooks would build a decoder on every call.
 _DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+
+
+def _compact_encoder() -> Callable[[object], str]:
+    """``json.dumps(value, separators=(",", ":"), ensure_ascii=False)`` from an encoder
+    built once: ``json.dumps`` with options builds one per call, 1.8 of its 2.8 us for a
+    task API answer (thread CPU). The C encoder ``json`` itself uses, same options, no
+    circular check (response bodies are parsed JSON or built here). Without the C
+    accelerator (PyPy): ``json.dumps`` itself."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return lambda value: json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    default, text = json.JSONEncoder().default, json.encoder.encode_basestring
+    encode = make(None, default, text, None, ":", ",", False, False, True)
+    return lambda value: "".join(encode(value, 0))
+
+
+dumps = _compact_encoder()
+"""A response body as compact JSON text, UTF-8 kept (the inverse of :func:`loads`)."""
 
 
 def _where(path: list[str | int]) -> str:
