@@ -57,6 +57,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _loadgen as loadgen
+import _loops
 import gateway_bench as gb  # the sibling script, found by the path above
 
 from apprentice import config as config_mod
@@ -133,7 +134,7 @@ async def measured(
     thread), its other threads and this process (the load generator)."""
     before, client = thread_cpu(pid), time.process_time()
     started = time.perf_counter()
-    rps = await gb.closed_loop(call, seconds)
+    rps = await _loops.closed_loop(call, seconds)
     done = rps * (time.perf_counter() - started)
     client = time.process_time() - client
     after = thread_cpu(pid)
@@ -204,7 +205,7 @@ async def phase(cfg_path: Path, token: str | None, seconds: float, tagged: bool)
             for i in range(300):  # warm-up: connections, caches, the key's first read
                 await call(i)
             out = await measured(proc.pid, call, seconds)
-            out[str(RATE)] = await gb.open_loop(call, RATE, seconds)
+            out[str(RATE)] = await _loops.open_loop(call, RATE, seconds)
             return out
     finally:
         proc.terminate()

@@ -53,7 +53,6 @@ import gc
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,7 +65,9 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _loadgen as loadgen  # bench/_loadgen.py, found by the path above
+import _loadgen as loadgen  # bench/_loadgen.py and its siblings, found by the path above
+import gateway_report
+from _loops import TRIALS, closed_loop, process_cpu, trials
 
 from apprentice import config as config_mod
 from apprentice.config import TaskConfig
@@ -77,7 +78,6 @@ from apprentice.students import base as students
 RESULTS = Path(__file__).resolve().parent / "results"
 TASK = "classify"
 RATES = (100, 500, 1000)
-TRIALS = 3
 CLIENTS = ("go", "python")
 TEXT = "ticket {i} cannot log in since the update"
 INPUTS = 1000  # distinct inputs: request i sends input i % INPUTS
@@ -215,85 +215,6 @@ async def serve(cfg_path: Path, mode: str) -> None:
 # -- parent: load generation ------------------------------------------------------------------
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def _summary(
-    lat_s: list[float], errors: int, seconds: float, from_send_s: list[float] | None = None
-) -> dict[str, Any]:
-    ms = [v * 1000 for v in lat_s]
-    out = {
-        "requests": len(ms),
-        "errors": errors,
-        "achieved_rps": round(len(ms) / seconds, 1),
-        "p50_ms": round(_pct(ms, 0.50), 3),
-        "p99_ms": round(_pct(ms, 0.99), 3),
-        "mean_ms": round(statistics.fmean(ms), 3),
-    }
-    if from_send_s:  # counted from when the call started: the loop's timer lateness out
-        out["from_send_p50_ms"] = round(_pct(from_send_s, 0.50) * 1000, 4)
-        out["from_send_p99_ms"] = round(_pct(from_send_s, 0.99) * 1000, 4)
-    return out
-
-
-async def open_loop(call: Any, rate: int, seconds: float) -> dict[str, Any]:
-    """Requests fired at fixed times; latency counts from the scheduled time."""
-    n = int(rate * seconds)
-    lat: list[float] = []
-    from_send: list[float] = []
-    errors = 0
-    loop = asyncio.get_running_loop()
-    t0 = loop.time() + 0.05
-
-    async def one(i: int, at: float) -> None:
-        nonlocal errors
-        started = loop.time()
-        try:
-            await call(i)
-        except Exception:
-            errors += 1
-            return
-        done = loop.time()
-        lat.append(done - at)
-        from_send.append(done - started)
-
-    tasks = []
-    for i in range(n):
-        at = t0 + i / rate
-        delay = at - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.ensure_future(one(i, at)))
-    await asyncio.gather(*tasks)
-    return _summary(lat, errors, seconds, from_send)
-
-
-async def trials(call: Any, rate: int, seconds: float, n: int = TRIALS) -> dict[str, Any]:
-    """``n`` open-loop runs; the median run by p99 (this VM is shared: single runs are noisy)."""
-    runs = [await open_loop(call, rate, seconds) for _ in range(n)]
-    best = sorted(runs, key=lambda r: r["p99_ms"])[n // 2]
-    return {**best, "p99_ms_trials": [r["p99_ms"] for r in runs]}
-
-
-async def closed_loop(call: Any, seconds: float, workers: int = 64) -> float:
-    done = 0
-    stop_at = time.perf_counter() + seconds
-
-    async def worker(w: int) -> None:
-        nonlocal done
-        i = w
-        while time.perf_counter() < stop_at:
-            await call(i)
-            done += 1
-            i += workers
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(w) for w in range(workers)))
-    return done / (time.perf_counter() - started)
-
-
 def start_server(cfg_path: Path, mode: str) -> tuple[subprocess.Popen[bytes], str]:
     proc = subprocess.Popen(
         [sys.executable, __file__, "--serve", mode, "--config", str(cfg_path)],
@@ -302,16 +223,6 @@ def start_server(cfg_path: Path, mode: str) -> tuple[subprocess.Popen[bytes], st
     assert proc.stdout is not None
     port = int(proc.stdout.readline())
     return proc, f"http://127.0.0.1:{port}/v1/tasks/{TASK}"
-
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system, all threads) of process ``pid`` so far, from /proc."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
 
 
 async def go_closed(url: str, seconds: float, server: int, workers: int = 64) -> dict[str, Any]:
@@ -521,201 +432,10 @@ async def budget_phase(directory: Path, seconds: float) -> dict[str, Any]:
     return result
 
 
-def render_budget_md(r: dict[str, Any]) -> list[str]:
-    now, then = r.get("paid"), r.get("budget")
-    lines = ["## The paid path: store-enforced caps", ""]
-    if now:
-        lines += [
-            "Every request a paid (replay) teacher call through `app.run`, cold start, a cap "
-            f"never reached, each reservation a row in a locked store transaction settled in "
-            f"the request's own (one cap across every gateway, surviving crashes): "
-            f"**{now['max_rps']:.0f} requests/s** (64 in flight), p50 {now['200']['p50_ms']} ms "
-            f"and p99 {now['200']['p99_ms']} ms at 200/s, {now['reservations_left']} "
-            "reservations left open.",
-            "",
-        ]
-    if then:
-        p, s = then["process_local"], then["store_enforced"]
-        lines += [
-            "Issue 9's before/after, measured at 19d4e48 and kept (its *before*, reservations "
-            "in one process's memory, was injected into the request core that issue 12 "
-            f"replaced); load average {then['load_average_at_start']}:",
-            "",
-            "| | max requests/s (64 in flight) | p50 ms at 200 rps | p99 ms at 200 rps |",
-            "|---|---:|---:|---:|",
-            f"| before: process-local budget | {p['max_rps']:.0f} | {p['200']['p50_ms']} | "
-            f"{p['200']['p99_ms']} |",
-            f"| after: store-enforced budget | {s['max_rps']:.0f} | {s['200']['p50_ms']} | "
-            f"{s['200']['p99_ms']} |",
-            "",
-        ]
-    return lines
-
-
 CLIENT_LABELS = {
     "go": loadgen.CLIENT,
     "python": "Python aiohttp client in the bench process (as in earlier results)",
 }
-
-
-def render_throughput_md(r: dict[str, Any]) -> list[str]:
-    """Closed loops (64 in flight); CPU per request from /proc (server, all its threads)
-    and from the client's own process."""
-    lines = [
-        "| | requests/s | server CPU/request | client CPU/request |",
-        "|---|---:|---:|---:|",
-    ]
-    for client, key in (("Go client", "http_go"), ("Python client", "http")):
-        for name, what in (("gateway", "HTTP gateway (local-only path)"),
-                           ("bare_http", "bare aiohttp + student (no gateway)")):  # fmt: skip
-            if key in r:
-                h = r[key][name]
-                cpu = [
-                    f"{h[c]:.0f} µs" if c in h else "" for c in ("server_cpu_us", "client_cpu_us")
-                ]
-                lines.append(
-                    f"| max throughput, {what}, {client} | {h['max_rps']:.0f} | {' | '.join(cpu)} |"
-                )
-    lines += [
-        f"| max throughput, Python facade `app.run` (no HTTP, no client) "
-        f"| {r['facade_max_rps']:.0f} | | |",
-        f"| SQLite commits/s on the VM disk (fsync per request) | {r['disk_commits_per_s']:.0f} | | |",
-        "",
-    ]
-    return lines
-
-
-def render_go_md(r: dict[str, Any]) -> list[str]:
-    g, b, d = r["http_go"]["gateway"], r["http_go"]["bare_http"], r["direct"]
-    lines = [
-        f"### {CLIENT_LABELS['go']}",
-        "",
-        "Latency from each request's intended send time. *Added*: gateway minus the "
-        "in-process student call's own time (*student call p99*); *over bare HTTP*: gateway "
-        "minus a bare aiohttp server that only calls the student. *Send lag*: how late the "
-        "generator itself sent (gateway runs).",
-        "",
-        "| offered rps | student call p99 | bare HTTP p50 | bare HTTP p99 | gateway p50 | "
-        "gateway p99 | gateway p99.9 | **added p99** | over bare HTTP p50 | over bare HTTP p99 "
-        "| send lag p99 | gateway achieved rps |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for rate in RATES:
-        k = str(rate)
-        a, o = r["added_go"][k], r["added_over_bare_go"][k]
-        lines.append(
-            f"| {rate} | {d[k]['from_send_p99_ms']} | {b[k]['p50_ms']} | {b[k]['p99_ms']} "
-            f"| {g[k]['p50_ms']} | {g[k]['p99_ms']} | {g[k]['p99_9_ms']} | **{a['p99_ms']}** "
-            f"| {o['p50_ms']} | {o['p99_ms']} | {g[k]['send_lag_p99_ms']} "
-            f"| {g[k]['achieved_rps']} |"
-        )
-    return [*lines, ""]
-
-
-def render_python_md(r: dict[str, Any]) -> list[str]:
-    g, b, d = r["http"]["gateway"], r["http"]["bare_http"], r["direct"]
-    lines = [
-        f"### {CLIENT_LABELS['python']}",
-        "",
-        "Latency from each request's scheduled time on this process's event loop (*added*: "
-        "gateway minus calling the student in process on the same loop, whose timer "
-        "lateness is most of *direct*; *over bare HTTP*: gateway minus a bare aiohttp server "
-        "that only calls the student, the HTTP round trip itself taken out):",
-        "",
-        "| offered rps | direct p50 | direct p99 | bare HTTP p50 | bare HTTP p99 | gateway p50 | "
-        "gateway p99 | **added p50** | **added p99** | over bare HTTP p50 | over bare HTTP p99 "
-        "| gateway achieved rps |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for rate in RATES:
-        k = str(rate)
-        lines.append(
-            f"| {rate} | {d[k]['p50_ms']} | {d[k]['p99_ms']} | {b[k]['p50_ms']} | {b[k]['p99_ms']} "
-            f"| {g[k]['p50_ms']} | {g[k]['p99_ms']} | **{r['added'][k]['p50_ms']}** | "
-            f"**{r['added'][k]['p99_ms']}** | {r['added_over_bare'][k]['p50_ms']} | "
-            f"{r['added_over_bare'][k]['p99_ms']} | {g[k]['achieved_rps']} |"
-        )
-    return [*lines, ""]
-
-
-def render_md(r: dict[str, Any]) -> str:
-    t = r["targets"]
-    lines = [
-        "# Gateway benchmark",
-        "",
-        f"{r['machine']}; {r['seconds']} s per measurement (latency: median of {TRIALS} runs "
-        f"by p99); store: {r['store']}. Load average when the run started: "
-        f"{r['load_average_at_start']}, at the end of the HTTP phases: "
-        f"{r['load_average_after_http']} (a shared VM: other jobs ran too; the p99 of each "
-        "trial is in gateway.json). HTTP figures by client: "
-        + "; ".join(f"*{c}*: {CLIENT_LABELS[c]}" for c in r["clients"])
-        + ". Both clients take turns against the same server process.",
-        "",
-        *render_throughput_md(r),
-        "## Open-loop latency (ms) at offered load",
-        "",
-    ]
-    if "http_go" in r:
-        lines += render_go_md(r)
-    if "http" in r:
-        lines += render_python_md(r)
-    m = r["memory"]
-    lines += [
-        f"Memory per 10,000 stored examples: RSS growth "
-        f"{m['rss_growth_mib_per_10k_examples']} MiB, SQLite growth "
-        f"{m['store_mib_per_10k_examples']} MiB ({m['examples_stored']} stored).",
-        "",
-        f"Targets: >= 2,000 requests/s ({'met' if t['throughput'] else 'NOT met'}), p99 added "
-        f"latency < 5 ms at 500 requests/s ({'met' if t['p99_500'] else 'NOT met'}); issue 12's "
-        "added p99 <= 1 ms at 1,000 requests/s: "
-        + ", ".join(
-            f"{'met' if ok else 'NOT met'} ({c} client)" for c, ok in t["p99_1000_1ms"].items()
-        )
-        + f" ({t['by']} client figures for the first two).",
-        "",
-    ]
-    if "http" in r:  # the before run was measured with the Python client
-        lines += render_before_md(r)
-    lines += render_budget_md(r)
-    return "\n".join(lines)
-
-
-BEFORE = RESULTS / "gateway_before_issue12.json"
-"""This script's results for f86b00a (the request core before issue 12), run with
-``--before`` from a worktree of that commit just before the run above."""
-
-
-def render_before_md(r: dict[str, Any]) -> list[str]:
-    if not BEFORE.exists():
-        return []
-    b = json.loads(BEFORE.read_text())
-
-    def row(name: str, get: Any) -> str:
-        return f"| {name} | {get(b)} | {get(r)} |"
-
-    return [
-        "## Before and after issue 12's request core",
-        "",
-        f"The same script at f86b00a, run just before (load average "
-        f"{b['load_average_at_start']}; f86b00a's `serve` froze start-up objects and set the "
-        "switch interval but kept the default GC thresholds). Both columns: the Python "
-        "aiohttp client in the bench process.",
-        "",
-        "| | before (f86b00a) | after (this run) |",
-        "|---|---:|---:|",
-        row(
-            "max throughput, HTTP gateway, local-only",
-            lambda x: f"{x['http']['gateway']['max_rps']:,.0f}",
-        ),
-        row(
-            "max throughput, bare aiohttp + student",
-            lambda x: f"{x['http']['bare_http']['max_rps']:,.0f}",
-        ),
-        row("max throughput, Python facade `app.run`", lambda x: f"{x['facade_max_rps']:,.0f}"),
-        row("added p50 at 1,000 requests/s (ms)", lambda x: x["added"]["1000"]["p50_ms"]),
-        row("added p99 at 1,000 requests/s (ms)", lambda x: x["added"]["1000"]["p99_ms"]),
-        "",
-    ]
 
 
 def _differences(
@@ -774,6 +494,7 @@ async def main_async(seconds: float, base: Path | None, clients: tuple[str, ...]
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
             "store": "SQLite (WAL, synchronous=FULL, group commit) on "
             + ("tmpfs" if base else "the VM disk"),
+            "trials": TRIALS,
             "clients": {c: CLIENT_LABELS[c] for c in clients},
             "direct": await direct_phase(seconds),
         }
@@ -828,8 +549,8 @@ def main() -> None:
         result["budget"] = json.loads((RESULTS / "gateway.json").read_text()).get("budget")
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "gateway.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.results / "gateway.md").write_text(render_md(result))
-    print(render_md(result))
+    (args.results / "gateway.md").write_text(gateway_report.render_md(result))
+    print(gateway_report.render_md(result))
 
 
 if __name__ == "__main__":
