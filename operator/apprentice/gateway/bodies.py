@@ -26,6 +26,7 @@ __all__ = [
     "TaskRequest",
     "TrainingFinished",
     "parse",
+    "task_request",
 ]
 
 #: ``v<N>``: at most nine ASCII digits, so the number always fits the store's integer.
@@ -134,6 +135,18 @@ MODELS: tuple[type[BaseModel], ...] = (
     RegisterVersion,
     TrainingFinished,
 )
+
+
+def task_request(body: dict[str, Any]) -> tuple[dict[str, Any], Tags | None, bool | None]:
+    """``body`` as a :class:`TaskRequest`'s ``input``, ``metadata`` and ``stream``. The usual
+    body, ``{"input": {...}}`` alone, always fits the model and is taken as it is (the
+    model's validation only copies its input: ~1.1 us a request); any other goes through
+    :func:`parse`, with its 400s."""
+    task_input = body.get("input")
+    if len(body) == 1 and type(task_input) is dict:
+        return task_input, None, None
+    parsed = parse(TaskRequest, body)
+    return parsed.input, parsed.metadata, parsed.stream
 
 
 def _where(loc: tuple[int | str, ...]) -> str:

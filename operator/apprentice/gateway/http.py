@@ -194,10 +194,8 @@ class Routes:
 
     def _meta(self, request: web.Request, caller: str | None, metadata: bodies.Tags | None) -> Meta:
         """The caller and tags: ``metadata`` (its body model checked it) and the tags header."""
-        header = request.headers.get(tags.HEADER)
-        if header is not None:  # merged, and checked again (400 if bad)
-            return Meta(tags=tags.parse(metadata, header), caller=caller)
-        return request_meta(caller, metadata)
+        header = request.headers.get(tags.HEADER)  # with metadata: merged, checked (400)
+        return request_meta(caller, metadata if header is None else tags.parse(metadata, header))
 
     def _task(self, request: web.Request) -> str:
         name = request.match_info["task"]
@@ -213,12 +211,13 @@ class Routes:
     async def run_task(self, request: web.Request) -> web.StreamResponse:
         task = self._task(request)
         caller = await self._key(request, task)
-        body = await self._body(request, bodies.TaskRequest)
-        meta = self._meta(request, caller, body.metadata)
-        if body.stream:  # token by token from the teacher (gateway/streaming.py)
-            run = functools.partial(self._limited, task, body.input, headers=request.headers)
+        raw = await reading.read_json(request, self.limit, self.body_timeout_s)
+        task_input, metadata, stream = bodies.task_request(raw)
+        meta = self._meta(request, caller, metadata)
+        if stream:  # token by token from the teacher (gateway/streaming.py)
+            run = functools.partial(self._limited, task, task_input, headers=request.headers)
             return await streaming.serve(request, run, meta, streaming.TaskFormat())
-        result = await self._limited(task, body.input, meta, request.headers)
+        result = await self._limited(task, task_input, meta, request.headers)
         return _json({"output": result.output, "request_id": result.request_id})
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
