@@ -152,6 +152,16 @@ class KeyRing:
             key = await self._verify(header)
             if key is None:
                 return None
+        return self._admit(key, task)
+
+    def known(self, header: str, task: str | None) -> ApiKeyRecord | None:
+        """:meth:`check`'s answer, without a coroutine, for a header remembered as valid
+        (the usual request when keys are required); ``None``: ask :meth:`check`."""
+        key = self._remembered(header) if self.required else None
+        return None if key is None else self._admit(key, task)
+
+    def _admit(self, key: ApiKeyRecord, task: str | None) -> ApiKeyRecord:
+        """``key`` may call ``task`` now: 403 for another task, 429 past its rate."""
         if task is not None and task not in key.tasks:
             raise errors.ApiKeyWrongTask(
                 f"API key {key.id} may call {', '.join(key.tasks)}, not {task!r}",
