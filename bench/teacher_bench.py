@@ -1,6 +1,7 @@
 """Teacher-path benchmark: the cost of one remote teacher call as calls in flight grow.
 
-A loopback OpenAI-compatible teacher (an aiohttp server in a child process) answers
+A loopback OpenAI-compatible teacher (:mod:`teacher_harness`: Go's ``bench/loopteacher``
+by default, or an aiohttp server in a child process with ``--harness python``) answers
 ``POST .../chat/completions`` with a valid answer, either at once (``/instant``) or
 after one second (``/slow``). This process calls it through the real teacher path,
 :meth:`RemoteTeacher.generate` (prompt, wire request, retry/rate/cost policy, HTTP,
@@ -23,7 +24,9 @@ Measured, in ONE run, per pool:
 
 ``--gateway`` adds the whole gateway as a proxy (:mod:`teacher_gateway`, also at
 ``GATEWAY_RATES``), ``--gateway-before DIR`` an older checkout's ``operator/`` served
-alike in the same run, ``--litellm BINARY`` LiteLLM's proxy (:mod:`teacher_litellm`).
+alike in the same run, ``--litellm BINARY`` LiteLLM's proxy (:mod:`teacher_litellm`),
+all driven by the harness's client (the Go load generator, or aiohttp here).
+``--harness go,python`` measures the gateway again with the second harness, same run.
 Writes teacher.json and teacher.md to ``--out`` (bench/results), with the load average.
 """
 
@@ -52,28 +55,16 @@ from apprentice.teachers.remote import RemoteTeacher
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import teacher_gateway  # the sibling modules, found by the path above
-from teacher_litellm import cpu_s, litellm_run
+import teacher_harness
+from teacher_harness import DELAY_S, HARNESSES
+from teacher_litellm import litellm_run
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DELAY_S = 1.0
 GATEWAY_RATES = [10, 500, 1000]
 """Offered rates of the 1 s teacher through the whole gateway (``--gateway``); 10/s is the
 reference its CPU per request must stay flat against (within 20%)."""
 OLD_SECONDS = 1.0
 """How long the old pool is offered each slow rate (no warm-up): long enough to see it fail."""
-ANSWER = {
-    "id": "chatcmpl-bench",
-    "object": "chat.completion",
-    "model": "gpt-4o",
-    "choices": [
-        {
-            "index": 0,
-            "message": {"role": "assistant", "content": '{"category": "billing", "priority": 2}'},
-            "finish_reason": "stop",
-        }
-    ],
-    "usage": {"prompt_tokens": 60, "completion_tokens": 12, "total_tokens": 72},
-}
 TASK = TaskConfig.model_validate(
     {
         "name": "classify_ticket",
@@ -82,34 +73,6 @@ TASK = TaskConfig.model_validate(
         "output_schema": {"category": "str", "priority": "int"},
     }
 )
-
-
-def serve() -> None:
-    """The loopback teacher (child process): prints its port, serves until killed."""
-    from aiohttp import web
-
-    body = json.dumps(ANSWER).encode()
-
-    async def instant(_: web.Request) -> web.Response:
-        return web.Response(body=body, content_type="application/json")
-
-    async def slow(_: web.Request) -> web.Response:
-        await asyncio.sleep(DELAY_S)
-        return web.Response(body=body, content_type="application/json")
-
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_post("/instant/v1/chat/completions", instant)
-        app.router.add_post("/slow/v1/chat/completions", slow)
-        runner = web.AppRunner(app, access_log=None, handle_signals=True)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=4096)
-        await site.start()
-        tune_process()  # a stand-in for a remote API: its own GC pauses are not ours
-        print(runner.addresses[0][1], flush=True)
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
 
 
 def make_teacher(base_url: str, pool: str) -> Teacher:
@@ -252,8 +215,11 @@ def _gateways(out: dict[str, Any]) -> list[tuple[str, str]]:
     rows = []
     if "gateway_before" in out:
         rows.append(("gateway_before", f" before ({out['gateway_before']['source']})"))
-    if "gateway" in out:
-        rows.append(("gateway", " after" if "gateway_before" in out else ""))
+    for key in [k for k in out if k == "gateway" or k.startswith("gateway_")]:
+        if key == "gateway_before":
+            continue
+        when = " after" if "gateway_before" in out else ""
+        rows.append((key, f"{when} ({out[key].get('harness', 'python')} harness)"))
     return rows
 
 
@@ -265,6 +231,8 @@ def write_md(out: dict[str, Any]) -> str:
         f"{out['load_before']} / {out['load_after']} (2 cores shared with other agents).",
         "`aiohttp` is the teacher's poster since issue 12; `httpx` is httpx's default",
         "pool (httpcore), the teacher path before it. Same run, same loopback teacher.",
+        "",
+        *teacher_harness.md_lines(out),
         "",
         "## Instant teacher, 64 calls in flight, one core",
         "",
@@ -297,7 +265,15 @@ def write_md(out: dict[str, Any]) -> str:
                 f"{failed} | {s['p50_ms']} ms | {s['p99_ms']} ms | "
                 f"{s['cpu_ms_per_request']} ms |"
             )
-    lines += [row for _, slow, _ in gateways for row in slow]
+    if gateways:
+        lines += [
+            "",
+            f"## The whole gateway in front of the teacher answering after {DELAY_S:g} s, "
+            f"open loop for {out['seconds']:g} s",
+            "",
+            *teacher_gateway.SLOW_HEADER,
+            *(row for _, slow, _ in gateways for row in slow),
+        ]
     lines += ["", *(note for _, _, note in gateways if note), *out.get("notes", [])]
     return "\n".join(lines) + "\n"
 
@@ -311,6 +287,39 @@ def _commit_of(source: str) -> str:
         check=False,
     )
     return found.stdout.strip() or source
+
+
+def _pools(port: int, args: argparse.Namespace) -> dict[str, Any]:
+    """The teacher call alone (this process, in-process teacher path), for each pool."""
+    rates = [int(r) for r in args.rates.split(",")]
+    return {
+        pool: asyncio.run(run_pool(port, pool, args.seconds, rates))
+        for pool in args.pools.split(",")
+        if pool
+    }
+
+
+def _others(
+    teacher: teacher_harness.Loopback, args: argparse.Namespace, extra: dict[str, Any]
+) -> None:
+    """The older checkout's gateway and LiteLLM's proxy, in front of ``teacher``, into ``extra``."""
+    if args.gateway and args.gateway_before:
+        extra["gateway_before"] = asyncio.run(
+            teacher_gateway.run(
+                teacher, args.seconds, GATEWAY_RATES, open_loop, args.gateway_before
+            )
+        )
+        extra["gateway_before"]["source"] = _commit_of(args.gateway_before)
+    if args.litellm:
+        extra["litellm"] = asyncio.run(
+            litellm_run(args.litellm, teacher.port, args.seconds, teacher.harness)
+        )
+        version = (
+            subprocess.run([args.litellm, "--version"], capture_output=True, text=True, check=False)
+            .stdout.strip()
+            .split()[-1:]
+        )
+        extra["litellm_version"] = version[0] if version else "?"
 
 
 def main() -> None:
@@ -330,51 +339,36 @@ def main() -> None:
     parser.add_argument(
         "--out", type=Path, default=RESULTS, help="where teacher.json and teacher.md go"
     )
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.serve:
-        serve()
-        return
-    child = subprocess.Popen(
-        [sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True
+    parser.add_argument(
+        "--harness",
+        default="go",
+        help="the loopback teacher and client: go (bench/loopteacher, bench/loadgen) or "
+        "python (aiohttp both); go,python measures the gateway with each, same run",
     )
-    try:
-        assert child.stdout is not None
-        port = int(child.stdout.readline())
-        load_before = [round(x, 2) for x in os.getloadavg()]
-        rates = [int(r) for r in args.rates.split(",")]
-        pools = {
-            pool: asyncio.run(run_pool(port, pool, args.seconds, rates))
-            for pool in args.pools.split(",")
-        }
-        extra: dict[str, Any] = {}
-        if args.gateway and args.gateway_before:
-            extra["gateway_before"] = asyncio.run(
-                teacher_gateway.run(
-                    port, args.seconds, GATEWAY_RATES, cpu_s, open_loop, args.gateway_before
+    args = parser.parse_args()
+    harnesses = args.harness.split(",")
+    for harness in harnesses:
+        if harness not in HARNESSES:
+            parser.error(f"--harness {harness!r}: want go or python")
+        teacher_harness.build(harness)
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    extra: dict[str, Any] = {"harness": harnesses[0]}
+    for harness in harnesses:
+        with teacher_harness.loopback(harness) as teacher:
+            if harness == harnesses[0]:
+                extra["pools"] = _pools(teacher.port, args)
+                _others(teacher, args, extra)
+            if args.gateway:
+                key = "gateway" if harness == harnesses[0] else f"gateway_{harness}"
+                extra[key] = asyncio.run(
+                    teacher_gateway.run(teacher, args.seconds, GATEWAY_RATES, open_loop)
                 )
-            )
-            extra["gateway_before"]["source"] = _commit_of(args.gateway_before)
-        if args.gateway:
-            extra["gateway"] = asyncio.run(
-                teacher_gateway.run(port, args.seconds, GATEWAY_RATES, cpu_s, open_loop)
-            )
-        if args.litellm:
-            extra["litellm"] = asyncio.run(litellm_run(args.litellm, port, args.seconds))
-            extra["litellm_version"] = subprocess.run(
-                [args.litellm, "--version"], capture_output=True, text=True, check=False
-            ).stdout.strip().split()[-1:] or ["?"]
-            extra["litellm_version"] = extra["litellm_version"][0]
-    finally:
-        child.terminate()
-        child.wait()
     out = {
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "seconds": args.seconds,
         "load_before": load_before,
         "load_after": [round(x, 2) for x in os.getloadavg()],
-        "pools": pools,
         **extra,
     }
     args.out.mkdir(parents=True, exist_ok=True)

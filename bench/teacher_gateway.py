@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -29,7 +30,16 @@ from typing import Any
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _loadgen as loadgen  # the sibling modules, found by the path above
+from teacher_harness import BODY, Loopback, connections, go_result, run_ns
+
+OpenLoop = Callable[[Callable[[], Awaitable[None]], float, int], Awaitable[dict[str, Any]]]
+"""``teacher_bench.open_loop``: the Python harness's open loop."""
+
 KEY_ENV = "BENCH_TEACHER_KEY"
+SAMPLE_S = 0.02
+"""How often the Go runs' CPU is sampled (see ``_Probe``)."""
 IDLE_S = 10.0
 """Seconds the idle CPU of each gateway is measured over (see :func:`idle_cpu`)."""
 SERVE = "from apprentice.cli import main; raise SystemExit(main())"
@@ -91,23 +101,30 @@ def start(cfg: Path, source: str | None = None) -> tuple[subprocess.Popen[str], 
 
 
 async def run(
-    teacher_port: int,
+    teacher: Loopback,
     seconds: float,
     rates: list[int],
-    cpu_s: Callable[[int], float],
-    open_loop: Callable[[Callable[[], Awaitable[None]], float, int], Awaitable[dict[str, Any]]],
+    open_loop: OpenLoop,
     source: str | None = None,
 ) -> dict[str, Any]:
-    """Both measurements; each on a fresh gateway and store (``source``: see :func:`start`)."""
-    out: dict[str, Any] = {"slow": []}
+    """Both measurements; each on a fresh gateway and store (``source``: see :func:`start`).
+
+    Driven by ``teacher``'s harness: the Go load generator, or ``open_loop`` and an
+    aiohttp client here (``python``).
+    """
+    out: dict[str, Any] = {"slow": [], "harness": teacher.harness}
     for name, rate in [("instant", 0)] + [("slow", r) for r in rates]:
         with tempfile.TemporaryDirectory() as tmp:
-            base = f"http://127.0.0.1:{teacher_port}/{name}/v1"
+            base = f"http://127.0.0.1:{teacher.port}/{name}/v1"
             proc, url = start(write_config(Path(tmp), base), source)
             try:
                 if name == "instant":  # before any traffic: what serving nothing costs
                     out["idle_cpu_ms_per_s"] = await idle_cpu(proc.pid)
-                got = await _measure(name, url, proc.pid, seconds, rate, cpu_s, open_loop)
+                probe = _Probe(proc.pid, teacher)
+                if teacher.harness == "go":
+                    got = await _measure_go(name, url, seconds, rate, probe)
+                else:
+                    got = await _measure(name, url, seconds, rate, probe, open_loop)
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
@@ -123,6 +140,96 @@ async def run(
     return out
 
 
+class _Probe:
+    """CPU seconds of the gateway, the teacher and this process over a measured span.
+
+    The Go generator warms up and measures in one process (its connections are dialed
+    once, as the Python client's stay open), so the span's CPU is read from samples
+    taken every ``SAMPLE_S`` by a thread, between the span's ends (interpolated).
+    """
+
+    def __init__(self, pid: int, teacher: Loopback) -> None:
+        self.pid, self.teacher = pid, teacher
+        self.samples: list[tuple[float, float, float]] = []
+        self.stop = threading.Event()
+        self.wall0 = 0.0
+
+    def read(self) -> tuple[float, float, float]:
+        return (time.perf_counter(), run_ns(self.pid) / 1e9, self.teacher.cpu_s())
+
+    def begin(self) -> None:
+        self.gw0, self.t0, self.me0 = (*self.read()[1:], time.process_time())
+        self.wall0 = time.perf_counter()
+
+    def sample(self) -> threading.Thread:
+        """Start the sampling thread (stopped by :meth:`end_span`)."""
+
+        def loop() -> None:
+            while not self.stop.wait(SAMPLE_S):
+                self.samples.append(self.read())
+
+        self.samples.append(self.read())
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        return thread
+
+    def end_span(self, result: dict[str, Any], span_s: float, client_cpu_s: float) -> None:
+        """``result`` with the CPU over the last ``span_s`` seconds sampled (see :meth:`end`)."""
+        self.samples.append(self.read())
+        self.stop.set()
+        end = self.samples[-1][0]
+        start = _at(self.samples, end - span_s)
+        self.gw0, self.t0, self.wall0 = start[1], start[2], start[0]
+        self.end(result, client_cpu_s)
+        result["wall_s"] = round(span_s, 3)
+
+    def end(self, result: dict[str, Any], client_cpu_s: float | None = None) -> dict[str, Any]:
+        """``result`` with the CPU per request served: the gateway's and the harness's."""
+        wall = time.perf_counter() - self.wall0
+        n = max(result.get("served") or result.get("requests") or 0, 1)
+        now = self.read()
+        gateway, teacher = now[1] - self.gw0, now[2] - self.t0
+        client = time.process_time() - self.me0 if client_cpu_s is None else client_cpu_s
+        result["wall_s"] = round(wall, 3)
+        result["gateway_cpu_ms_per_request"] = round(gateway / n * 1000, 3)
+        result["teacher_cpu_ms_per_request"] = round(teacher / n * 1000, 3)
+        result["client_cpu_ms_per_request"] = round(client / n * 1000, 3)
+        result["harness_cpu_ms_per_request"] = round((teacher + client) / n * 1000, 3)
+        return result
+
+
+def _at(samples: list[tuple[float, float, float]], when: float) -> tuple[float, float, float]:
+    """The CPU readings at ``when``, interpolated between the samples around it."""
+    before = max((s for s in samples if s[0] <= when), default=samples[0], key=lambda s: s[0])
+    after = min((s for s in samples if s[0] >= when), default=samples[-1], key=lambda s: s[0])
+    if after[0] <= before[0]:
+        return before
+    f = (when - before[0]) / (after[0] - before[0])
+    return (when, *(b + (a - b) * f for b, a in zip(before[1:], after[1:], strict=True)))  # type: ignore[return-value]
+
+
+async def _measure_go(
+    name: str, url: str, seconds: float, rate: int, probe: _Probe
+) -> dict[str, Any]:
+    """One measurement driven by the Go load generator (``bench/loadgen``), in one process.
+
+    Its warm-up (unmeasured) sends a request on each connection at once first.
+    """
+    if name == "instant":
+        flags: dict[str, Any] = {"mode": "closed", "connections": 64, "warmup": 1000}
+    else:
+        flags = {"mode": "open", "rate": rate, "connections": connections(rate)}
+        flags["warmup"] = flags["connections"]
+    probe.sample()
+    report = await asyncio.to_thread(loadgen.run, url, seconds=seconds, body=BODY, **flags)
+    got = go_result(report)
+    probe.end_span(got, report["elapsed_s"], report["client_cpu_s"])
+    if name == "instant":
+        got.update(in_flight=64, rps=report["achieved_rps"])
+        got["cpu_ms_per_request"] = got["gateway_cpu_ms_per_request"]
+    return got
+
+
 async def idle_cpu(pid: int, settle_s: float = 3.0) -> float:
     """Milliseconds of CPU per second ``pid`` spends serving nothing (its timers).
 
@@ -131,38 +238,37 @@ async def idle_cpu(pid: int, settle_s: float = 3.0) -> float:
     (/proc/PID/task/*/schedstat): /proc's stat counts 10 ms ticks, too coarse here.
     """
     await asyncio.sleep(settle_s)
-    ns0 = _run_ns(pid)
+    ns0 = run_ns(pid)
     await asyncio.sleep(IDLE_S)
-    return round((_run_ns(pid) - ns0) / 1e6 / IDLE_S, 3)
+    return round((run_ns(pid) - ns0) / 1e6 / IDLE_S, 3)
 
 
-def _run_ns(pid: int) -> int:
-    """Nanoseconds ``pid``'s live threads have run (Linux schedstat)."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (OSError, IndexError, ValueError):
-            continue  # a thread that ended meanwhile
-    return total
+SLOW_HEADER = [
+    "| gateway | offered/s | sent | served | achieved/s | failed | p50 | p99 "
+    "| gateway CPU per request | harness CPU per request (teacher + client) |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+]
+"""The head of teacher.md's table of the whole gateway in front of the 1 s teacher."""
 
 
 def md_rows(out: dict[str, Any], label: str) -> tuple[str, list[str], str]:
     """teacher.md's rows for one gateway: its instant row, its slow rows, its idle note."""
     i = out["instant"]
+    harness = _harness_cpu(i)
     instant = (
         f"| Apprentice gateway{label} as a proxy (`apprentice serve`, its CPU; every "
-        f"answer reserved, stored, fsynced) | {i['rps']:,} | {i['cpu_ms_per_request']} ms |"
+        f"answer reserved, stored, fsynced) | {i['rps']:,} | {i['cpu_ms_per_request']} ms"
+        f"{f' (harness: {harness})' if harness else ''} |"
     )
     slow = []
     for s in out["slow"]:
         failed = ", ".join(f"{k} {v}" for k, v in s["failed"].items()) or "0"
         net = s.get("gateway_net_cpu_ms_per_request")
         slow.append(
-            f"| Apprentice gateway{label} (`apprentice serve`, HTTP, stored) | "
-            f"{s['offered_rps']:,} | {s['requests']:,} | {s['served']:,} | {failed} | "
+            f"| Apprentice gateway{label} | {s['offered_rps']:,} | {s['requests']:,} | "
+            f"{s['served']:,} | {s.get('served_rps', '')} | {failed} | "
             f"{s['p50_ms']} ms | {s['p99_ms']} ms | {s['gateway_cpu_ms_per_request']} ms "
-            f"(serve's{'' if net is None else f'; {net} ms net of idle'}) |"
+            f"{'' if net is None else f'({net} ms net of idle)'} | {_harness_cpu(s)} |"
         )
     idle = out.get("idle_cpu_ms_per_s")
     note = (
@@ -176,15 +282,20 @@ def md_rows(out: dict[str, Any], label: str) -> tuple[str, list[str], str]:
     return instant, slow, note
 
 
+def _harness_cpu(got: dict[str, Any]) -> str:
+    """The harness's CPU per request, split into teacher and client ("" when not measured)."""
+    if "harness_cpu_ms_per_request" not in got:
+        return ""
+    return (
+        f"{got['harness_cpu_ms_per_request']} ms ({got['teacher_cpu_ms_per_request']} + "
+        f"{got['client_cpu_ms_per_request']})"
+    )
+
+
 async def _measure(
-    name: str,
-    url: str,
-    pid: int,
-    seconds: float,
-    rate: int,
-    cpu_s: Callable[[int], float],
-    open_loop: Callable[[Callable[[], Awaitable[None]], float, int], Awaitable[dict[str, Any]]],
+    name: str, url: str, seconds: float, rate: int, probe: _Probe, open_loop: OpenLoop
 ) -> dict[str, Any]:
+    """One measurement driven by an aiohttp client in this process (``--harness python``)."""
     import aiohttp
 
     n = 0
@@ -200,17 +311,14 @@ async def _measure(
                 await resp.read()
 
         if name == "instant":
-            return await _closed(call, seconds, pid, cpu_s)
+            return await _closed(call, seconds, probe)
         await open_loop(call, min(2.0, seconds), rate)  # warm up: connections, caches
-        cpu0, wall0 = cpu_s(pid), time.perf_counter()
-        result = await open_loop(call, seconds, rate)
-        cpu, result["wall_s"] = cpu_s(pid) - cpu0, round(time.perf_counter() - wall0, 3)
-        result["gateway_cpu_ms_per_request"] = round(cpu / max(result["served"], 1) * 1000, 3)
-        return result
+        probe.begin()
+        return probe.end(await open_loop(call, seconds, rate))
 
 
 async def _closed(
-    call: Callable[[], Awaitable[None]], seconds: float, pid: int, cpu_s: Callable[[int], float]
+    call: Callable[[], Awaitable[None]], seconds: float, probe: _Probe
 ) -> dict[str, Any]:
     done = 0
 
@@ -222,12 +330,9 @@ async def _closed(
 
     await asyncio.gather(*(worker(time.perf_counter() + 1.0) for _ in range(16)))  # warm up
     done = 0
-    cpu0, wall0 = cpu_s(pid), time.perf_counter()
-    await asyncio.gather(*(worker(wall0 + seconds) for _ in range(64)))
-    cpu, wall = cpu_s(pid) - cpu0, time.perf_counter() - wall0
-    return {
-        "in_flight": 64,
-        "requests": done,
-        "rps": round(done / wall, 1),
-        "cpu_ms_per_request": round(cpu / max(done, 1) * 1000, 3),
-    }
+    probe.begin()
+    await asyncio.gather(*(worker(probe.wall0 + seconds) for _ in range(64)))
+    got = probe.end({"in_flight": 64, "requests": done})
+    got["rps"] = round(done / got["wall_s"], 1)
+    got["cpu_ms_per_request"] = got["gateway_cpu_ms_per_request"]
+    return got

@@ -8,15 +8,20 @@ Used by ``teacher_bench.py --litellm BINARY``.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _loadgen as loadgen  # bench/_loadgen.py, found by the path above
 
 MASTER_KEY = "sk-" + os.urandom(32).hex()  # the proxy refuses to start without one
 
@@ -44,10 +49,14 @@ def cpu_s(pid: int) -> float:
     return sum(cpu.get(p, 0.0) for p in tree)
 
 
-async def litellm_run(binary: str, port: int, seconds: float) -> dict[str, Any]:
+async def litellm_run(
+    binary: str, port: int, seconds: float, harness: str = "python"
+) -> dict[str, Any]:
     """LiteLLM's proxy (one worker) in front of the same instant teacher, 64 in flight.
 
     The figure is the proxy's CPU (its process tree) per request, beside this path's.
+    ``harness``: ``go`` drives it with the Go load generator (``bench/loadgen``),
+    ``python`` with an aiohttp client here.
     """
     cfg = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)  # noqa: SIM115
     cfg.write(
@@ -86,6 +95,8 @@ async def litellm_run(binary: str, port: int, seconds: float) -> dict[str, Any]:
                 except aiohttp.ClientError:
                     pass
                 await asyncio.sleep(0.1)
+            if harness == "go":
+                return await _go_closed(url, body, auth, seconds, proc.pid)
             done = 0
 
             async def worker(stop: float) -> None:
@@ -109,4 +120,28 @@ async def litellm_run(binary: str, port: int, seconds: float) -> dict[str, Any]:
         "requests": done,
         "rps": round(done / wall, 1),
         "cpu_ms_per_request": round(cpu / max(done, 1) * 1000, 3),
+    }
+
+
+async def _go_closed(
+    url: str, body: dict[str, Any], auth: dict[str, str], seconds: float, pid: int
+) -> dict[str, Any]:
+    """The proxy driven by the Go load generator's closed loop, 64 connections."""
+    flags: dict[str, Any] = {
+        "mode": "closed",
+        "body": json.dumps(body),
+        "headers": [f"{k}: {v}" for k, v in auth.items()],
+    }
+    target = f"{url}/v1/chat/completions"
+    await asyncio.to_thread(loadgen.run, target, seconds=1.0, connections=16, **flags)
+    cpu0 = cpu_s(pid)
+    report = await asyncio.to_thread(loadgen.run, target, seconds=seconds, connections=64, **flags)
+    done = report["ok"]
+    return {
+        "in_flight": 64,
+        "requests": done,
+        "failed": report["errors"],
+        "rps": report["achieved_rps"],
+        "cpu_ms_per_request": round((cpu_s(pid) - cpu0) / max(done, 1) * 1000, 3),
+        "client_cpu_ms_per_request": round(report["client_cpu_s"] / max(done, 1) * 1000, 3),
     }
