@@ -12,6 +12,10 @@ GOOD: list[dict[str, Any]] = [
     {"input": {"text": "hi", "n": [1, {"x": None}]}},
     {"input": {}},
     {"input": {"text": "hi"}, "metadata": {"customer": "acme"}},
+    {"input": {"text": "hi"}, "metadata": {}},
+    {"input": {"text": "hi"}, "metadata": {f"k{i}": "v" * 512 for i in range(16)}},
+    {"input": {"text": "hi"}, "metadata": {"k" * 64: "", "é": "✓"}},
+    {"input": {"text": "hi"}, "metadata": None},
     {"input": {"text": "hi"}, "stream": True},
     {"input": {"text": "hi"}, "temperature": 0.2},  # unknown fields are ignored
 ]
@@ -21,6 +25,12 @@ BAD: list[dict[str, Any]] = [
     {"input": ["a"]},
     {"input": None},
     {"input": {"text": "hi"}, "metadata": {"k": 1}},
+    {"input": {"text": "hi"}, "metadata": {"": "v"}},
+    {"input": {"text": "hi"}, "metadata": {"k" * 65: "v"}},
+    {"input": {"text": "hi"}, "metadata": {"k": "v" * 513}},
+    {"input": {"text": "hi"}, "metadata": {f"k{i}": "v" for i in range(17)}},
+    {"input": {"text": "hi"}, "metadata": ["k"]},
+    {"input": {"text": "hi"}, "metadata": "k=v"},
     {"input": {"text": "hi"}, "stream": "yes"},
 ]
 
