@@ -71,9 +71,11 @@ cluster-down:
 
 # The HTTP benchmarks' load generator (bench/loadgen/: Go, standard library only) in
 # .tools/loadgen; bench/gateway_bench.py and features_bench.py build it too when Go is here.
+# Also the teacher bench's Go loopback teacher (bench/loopteacher/) in .tools/loopteacher.
 loadgen:
 	mkdir -p .tools
 	cd bench/loadgen && GOWORK=off go build -trimpath -o ../../.tools/loadgen .
+	cd bench/loopteacher && GOWORK=off go build -trimpath -o ../../.tools/loopteacher .
 
 e2e: $(STAMP)
 	$(BIN)/python -m pytest -q e2e
