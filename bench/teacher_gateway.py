@@ -176,7 +176,6 @@ class _Probe:
     def end_span(self, result: dict[str, Any], span_s: float, client_cpu_s: float) -> None:
         """``result`` with the CPU over the last ``span_s`` seconds sampled (see :meth:`end`)."""
         self.samples.append(self.read())
-        self.stop.set()
         end = self.samples[-1][0]
         start = _at(self.samples, end - span_s)
         self.gw0, self.t0, self.wall0 = start[1], start[2], start[0]
@@ -211,17 +210,28 @@ def _at(samples: list[tuple[float, float, float]], when: float) -> tuple[float, 
 async def _measure_go(
     name: str, url: str, seconds: float, rate: int, probe: _Probe
 ) -> dict[str, Any]:
-    """One measurement driven by the Go load generator (``bench/loadgen``), in one process.
+    """One measurement driven by the Go load generator (``bench/loadgen``).
 
-    Its warm-up (unmeasured) sends a request on each connection at once first.
+    A first generator process warms up as the Python harness does (the open loop at
+    ``rate`` for up to 2 s, or 1,000 closed-loop requests); the measured one dials its
+    own connections before its span starts, so they are not in the CPU read over it.
     """
-    if name == "instant":
-        flags: dict[str, Any] = {"mode": "closed", "connections": 64, "warmup": 1000}
-    else:
+    flags: dict[str, Any] = {"mode": "closed", "connections": 64}
+    if name != "instant":
         flags = {"mode": "open", "rate": rate, "connections": connections(rate)}
-        flags["warmup"] = flags["connections"]
+    if name == "instant":
+        warm = await asyncio.to_thread(loadgen.run, url, seconds=0, warmup=1000, body=BODY, **flags)
+    else:
+        warm = await asyncio.to_thread(
+            loadgen.run, url, seconds=min(2.0, seconds), body=BODY, **flags
+        )
     probe.sample()
-    report = await asyncio.to_thread(loadgen.run, url, seconds=seconds, body=BODY, **flags)
+    try:
+        report = await asyncio.to_thread(
+            loadgen.run, url, seconds=seconds, body=BODY, start=warm["next_counter"], **flags
+        )
+    finally:
+        probe.stop.set()
     got = go_result(report)
     probe.end_span(got, report["elapsed_s"], report["client_cpu_s"])
     if name == "instant":

@@ -173,24 +173,22 @@ def go_result(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def md_lines(out: dict[str, Any]) -> list[str]:
-    """Which harness produced which figures (``teacher_harness``)."""
+    """Which harness produced which figures (``teacher_harness``), and how they count."""
     first = out.get("harness", "python")
-    lines = [
-        f"Harness of the teacher-call-alone rows, LiteLLM and the gateway rows not marked "
-        f"otherwise: {HARNESSES[first]}.",
-    ]
-    others = sorted(
-        {str(g["harness"]) for k, g in out.items() if k.startswith("gateway_") and "harness" in g}
-        - {first}
-    )
-    lines += [f"Rows marked ({h} harness): {HARNESSES[h]}." for h in others]
-    lines += [
+    used = {first} | {
+        str(g["harness"]) for k, g in out.items() if k.startswith("gateway") and "harness" in g
+    }
+    return [
+        f"The teacher-call-alone rows and LiteLLM's used the {first} harness; each gateway "
+        "row names its own. " + " ".join(f"{HARNESSES[h]}." for h in sorted(used)),
         "The Go client counts each latency from the request's intended send time (a late "
         "send counts); the Python client from when its task started. Harness CPU per "
         "request: the teacher's (its threads' run time) plus the client's (the Go "
-        "generator's own rusage, or this process's CPU), over the measured seconds.",
+        "generator's own rusage, or this process's CPU), over the measured seconds. "
+        "Achieved/s: answers over the span from the first send to the last answer, which "
+        "includes the teacher's last second (served in full at R/s for S s reads about "
+        "R·S/(S+1)).",
     ]
-    return lines
 
 
 def serve(delay_s: float) -> None:

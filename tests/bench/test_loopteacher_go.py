@@ -35,8 +35,12 @@ TASK = TaskConfig.model_validate(
 
 
 @pytest.fixture(scope="module")
-def go_teacher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.Loopback]:
-    binary = harness.teacher_binary(tmp_path_factory.mktemp("loopteacher") / "loopteacher")
+def binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return harness.teacher_binary(tmp_path_factory.mktemp("loopteacher") / "loopteacher")
+
+
+@pytest.fixture(scope="module")
+def go_teacher(binary: Path) -> Iterator[harness.Loopback]:
     with harness.loopback("go", DELAY_S, executable=binary) as teacher:
         yield teacher
 
@@ -123,8 +127,7 @@ def test_other_paths_and_methods_are_refused(go_teacher: harness.Loopback) -> No
     assert conn.getresponse().status == 404
 
 
-def test_a_bad_answer_flag_is_refused(go_teacher: harness.Loopback) -> None:
-    binary = Path(go_teacher.proc.args[0])  # type: ignore[index]
+def test_a_bad_answer_flag_is_refused(binary: Path) -> None:
     done = subprocess.run(
         [str(binary), "-answer", "not json"], capture_output=True, text=True, check=False
     )
