@@ -30,7 +30,7 @@ def render_md(r: dict[str, Any]) -> str:
         f"{r['load_average_after_http']} (a shared VM: other jobs ran too; the p99 of each "
         "trial is in gateway.json). HTTP figures by client: "
         + "; ".join(f"*{c}*: {r['clients'][c]}" for c in r["clients"])
-        + ". Both clients take turns against the same server process.",
+        + (". Both take turns against the same server process." if len(r["clients"]) > 1 else "."),
         "",
         *render_throughput_md(r),
         "## Open-loop latency (ms) at offered load",
