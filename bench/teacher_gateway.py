@@ -12,7 +12,9 @@ process). Two measurements:
 - ``instant``: the instant teacher, 64 requests in flight, closed loop;
 - ``slow``: the teacher answering after 1 s, open loop at each of ``rates`` requests/s.
 
-Used by ``teacher_bench.py --gateway``.
+Driven by the teacher's harness (:mod:`teacher_harness`): the Go load generator, or an
+aiohttp client in this process. The harness's CPU (teacher plus client) per request is
+reported beside the gateway's. Used by ``teacher_bench.py --gateway``.
 """
 
 from __future__ import annotations
