@@ -31,34 +31,34 @@ class LoadgenError(RuntimeError):
     """The generator could not be built or run; the message says what to do."""
 
 
-def _stale(dest: Path) -> bool:
-    if not dest.exists():
-        return True
-    sources = [p for p in SOURCE.iterdir() if p.suffix == ".go" or p.name == "go.mod"]
-    return dest.stat().st_mtime < max(p.stat().st_mtime for p in sources)
-
-
-def binary(dest: Path = BINARY) -> Path:
-    """The built generator at ``dest``, built first with Go if missing or stale."""
-    if not _stale(dest):
+def go_build(source: Path, dest: Path, what: str, hint: str = "") -> Path:
+    """``source``'s Go program built at ``dest`` when missing or older than its sources
+    (what ``make loadgen`` does); without Go, a :class:`LoadgenError` naming ``what``,
+    ``make loadgen`` and ``hint`` (another way out)."""
+    sources = [p for p in source.iterdir() if p.suffix == ".go" or p.name == "go.mod"]
+    if dest.exists() and dest.stat().st_mtime >= max(p.stat().st_mtime for p in sources):
         return dest
     go = shutil.which("go")
     if go is None:
         raise LoadgenError(
-            f"the HTTP benches' load generator is not built ({dest}) and `go` is not on "
-            "PATH: install Go (https://go.dev/dl/, any version since 1.22), then run "
-            "`make loadgen`"
+            f"{what} is not built ({dest}) and `go` is not on PATH: install Go "
+            f"(https://go.dev/dl/, any version since 1.22), then run `make loadgen`{hint}"
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
     # GOWORK=off: a go.work above the checkout must not pull this module into it.
     env = {**os.environ, "GOWORK": "off"}
     built = subprocess.run(
         [go, "build", "-trimpath", "-o", str(dest), "."],
-        cwd=SOURCE, env=env, capture_output=True, text=True, check=False,
+        cwd=source, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     if built.returncode != 0:
-        raise LoadgenError(f"`go build` in {SOURCE} failed:\n{built.stderr.strip()}")
+        raise LoadgenError(f"`go build` in {source} failed:\n{built.stderr.strip()}")
     return dest
+
+
+def binary(dest: Path = BINARY) -> Path:
+    """The built generator at ``dest``, built first with Go if missing or stale."""
+    return go_build(SOURCE, dest, "the HTTP benches' load generator")
 
 
 def run(

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -80,25 +78,12 @@ class Loopback:
 
 def teacher_binary(dest: Path = BINARY) -> Path:
     """``bench/loopteacher`` built at ``dest`` (with Go) when missing or older than its sources."""
-    sources = [p for p in SOURCE.iterdir() if p.suffix == ".go" or p.name == "go.mod"]
-    if dest.exists() and dest.stat().st_mtime >= max(p.stat().st_mtime for p in sources):
-        return dest
-    go = shutil.which("go")
-    if go is None:
-        raise HarnessError(
-            f"the Go loopback teacher is not built ({dest}) and `go` is not on PATH: install "
-            "Go (https://go.dev/dl/, 1.22 or later) and run `make loadgen`, or pass "
-            "--harness python"
+    try:
+        return loadgen.go_build(
+            SOURCE, dest, "the Go loopback teacher", ", or pass --harness python"
         )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    built = subprocess.run(
-        [go, "build", "-trimpath", "-o", str(dest), "."],
-        cwd=SOURCE, env={**os.environ, "GOWORK": "off"}, capture_output=True, text=True,
-        check=False,
-    )  # fmt: skip
-    if built.returncode != 0:
-        raise HarnessError(f"`go build` in {SOURCE} failed:\n{built.stderr.strip()}")
-    return dest
+    except loadgen.LoadgenError as exc:
+        raise HarnessError(str(exc)) from None
 
 
 def build(harness: str) -> None:
