@@ -24,8 +24,8 @@ class OutputParseError(ValueError):
     """Model text that holds no JSON object."""
 
 
-def _canonical_encoder() -> Callable[[Any], str]:
-    """``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``,
+def compact_encoder(*, sort_keys: bool) -> Callable[[Any], str]:
+    """``json.dumps(value, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False)``,
     from an encoder built once.
 
     ``json.dumps`` with options builds a new encoder on every call, most of its cost on
@@ -36,7 +36,7 @@ def _canonical_encoder() -> Callable[[Any], str]:
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:
         return lambda value: json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            value, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False
         )
     encode = make(
         None,  # markers: no circular check
@@ -45,14 +45,14 @@ def _canonical_encoder() -> Callable[[Any], str]:
         None,  # indent
         ":",  # key separator
         ",",  # item separator
-        True,  # sort_keys
+        sort_keys,
         False,  # skipkeys
         True,  # allow_nan
     )
     return lambda value: "".join(encode(value, 0))
 
 
-_canonical = _canonical_encoder()
+_canonical = compact_encoder(sort_keys=True)
 
 
 def canonical_json(value: Any) -> str:
