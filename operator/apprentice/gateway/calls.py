@@ -54,12 +54,8 @@ class Caller:
             )
         elif calls_teacher:
             teacher, student = await _settled(self._teacher(req)), None
-        else:  # local only: as _settled, without its coroutine
-            teacher = None
-            try:
-                student = await self._student(req)
-            except Exception as exc:
-                student = exc
+        else:
+            teacher, student = None, await _settled(self._student(req))
         if calls_student:
             self._note_student(req, student)
         if req.route is Route.local_only and req.student_output is None:

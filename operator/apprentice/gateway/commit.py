@@ -105,8 +105,7 @@ class Committer:
         if output is None:
             raise await self._failed(req, spend)
         task, now = req.task, req.received_at
-        comparison = None if req.evaluation is None else _comparison(req)
-        shadow = None if req.canary is None else _shadow_comparison(req)
+        comparison, shadow = _comparison(req), _shadow_comparison(req)
         example = None if req.teacher is None else task.make_example(req.input, req.teacher,
                                                                       req.id, now)  # fmt: skip
         before = task.engine.state
@@ -163,12 +162,11 @@ class Committer:
             id=req.id, task=req.task.name, received_at=req.received_at,
             route=stored_route(req.route), served_by=req.served_by,
             teacher_model=None if teacher is None else teacher.model,
-            teacher_provider=None if teacher is None and failure is None
-            else settling.provider_of(teacher or failure),
+            teacher_provider=settling.provider_of(teacher or failure),
             student_version=None if req.student is None else req.student.version,
             latency_ms=(time.perf_counter() - req.started) * 1000,
             error=None if failure is None else failures.reason(failure),
-            cost=settling.spent(spend) if spend else 0.0,
+            cost=settling.spent(spend),
             tags=dict(req.meta.tags), caller=req.meta.caller, input=req.input, output=output,
         )  # fmt: skip
 

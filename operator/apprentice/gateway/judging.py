@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 
 
 async def judge(budget: SharedBudget, req: Request) -> None:
-    """Step 3: score the student against the teacher when both answered (``req.evaluation``)."""
-    if req.teacher is None or req.student is None:
-        return
+    """Step 3: score the student against the teacher (``req.evaluation``); the pipeline
+    runs it only when both answered."""
+    assert req.teacher is not None and req.student is not None  # the pipeline's check
     evaluation, line = await evaluate_reserved(
         budget, req.task, req.student.output, req.teacher.output, req.input, req.id,
         req.received_at, caller=req.meta.caller,

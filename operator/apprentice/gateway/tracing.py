@@ -119,11 +119,9 @@ def student(req: Request, call: Awaitable[T]) -> Awaitable[T]:
 
 
 def judge(req: Request, call: Awaitable[T]) -> Awaitable[T]:
-    """The comparison (score, judge cost); no span when there is nothing to compare."""
+    """The comparison (score, judge cost): run only when both answered (the pipeline's check)."""
     spans = _spans
-    if spans is None or req.teacher is None or req.student is None:
-        return call
-    return spans.judge(req, call)
+    return call if spans is None else spans.judge(req, call)
 
 
 def commit(req: Request, call: Awaitable[T]) -> Awaitable[T]:
