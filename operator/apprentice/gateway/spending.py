@@ -32,9 +32,9 @@ from datetime import UTC, datetime, timedelta
 from apprentice.config import ApprenticeConfig
 from apprentice.engine import budget as budget_mod
 from apprentice.gateway.ledger import LedgerMirror
-from apprentice.gateway.writer import Admit, Ask, StoreWriter
+from apprentice.gateway.writer import StoreWriter
 from apprentice.store import Store, records
-from apprentice.store.budget import BudgetTotals
+from apprentice.store.budget import Admit, Ask, BudgetTotals
 from apprentice.teachers.billing import Bill
 
 GLOBAL = budget_mod.GLOBAL

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Protocol, Required, TypedDict, TypeVar, cast
 
 from apprentice.json_types import JsonObject
 from apprentice.store import records
-from apprentice.store.budget import BudgetTotals
+from apprentice.store.budget import Ask, BudgetTotals
 
 if TYPE_CHECKING:
     from apprentice.store import Store
@@ -57,11 +57,6 @@ class RequestWrite(TypedDict, total=False):
 
 LINGER_S = 0.005
 """How long rows written behind wait for company before their group commits."""
-
-Admit = Callable[[BudgetTotals], None]
-"""The pure cap check a reservation's store transaction runs on the totals it sees."""
-Ask = tuple[records.ReservationRecord, list[str], list[tuple[float, float]], Admit]
-"""One reservation as the store takes it: ``(row, scopes, windows, admit)``."""
 
 
 class GroupCommit(Protocol):
