@@ -1,0 +1,165 @@
+"""``apprentice serve``'s event loop: uvloop when installed (the dev extra has it), asyncio's
+when asked for, a clear error when uvloop is asked for and missing.
+
+"Missing" is real: a child interpreter with ``sys.modules['uvloop'] = None``, which makes
+``import uvloop`` fail as it does where uvloop is not installed. The serve tests start
+``apprentice serve`` for real and wait on its "listening" line, never on sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gw_rules
+import httpx
+import pytest
+import uvloop
+import yaml
+from gw_config import config_dict
+
+from apprentice.gateway import errors, event_loop, server
+
+WITHOUT_UVLOOP = "import sys; sys.modules['uvloop'] = None\n"
+"""A child's first line: from then on ``import uvloop`` raises ImportError."""
+CLI = "from apprentice.cli import main; raise SystemExit(main())"
+
+
+async def _running() -> str:
+    return event_loop.describe(asyncio.get_running_loop())
+
+
+def test_auto_runs_uvloop_when_it_is_installed() -> None:
+    assert event_loop.event_loop_factory() is uvloop.new_event_loop
+    assert event_loop.event_loop_factory("uvloop") is uvloop.new_event_loop
+    assert event_loop.run(_running()) == f"uvloop {uvloop.__version__}"
+
+
+def test_asyncio_when_asked_for() -> None:
+    assert event_loop.event_loop_factory("asyncio") is None
+    assert event_loop.run(_running(), "asyncio") == "asyncio"
+
+
+def _child(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT_UVLOOP + code],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_auto_falls_back_to_asyncio_without_uvloop() -> None:
+    out = _child(
+        "import asyncio\nfrom apprentice.gateway import event_loop\n"
+        "async def main(): return event_loop.describe(asyncio.get_running_loop())\n"
+        "print(event_loop.run(main()))"
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "asyncio"
+
+
+def test_uvloop_asked_for_but_missing_names_the_fix() -> None:
+    out = _child(
+        "from apprentice.gateway import event_loop\n"
+        "async def main(): pass\n"
+        "try:\n    event_loop.run(main(), 'uvloop')\n"
+        "except Exception as exc:\n    print(type(exc).__name__, exc)"
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"{errors.StartupError.__name__} ")
+    assert "pip install 'apprentice[speedups]'" in out.stdout
+    assert "never awaited" not in out.stderr  # the coroutine was closed, not leaked
+
+
+def test_serve_with_loop_uvloop_but_missing_stops_with_the_fix(tmp_path: Path) -> None:
+    cfg = tmp_path / "apprentice.yaml"
+    cfg.write_text(yaml.safe_dump(config_dict(tmp_path)))
+    out = _child(
+        f"sys.argv[1:] = ['serve', '-c', {str(cfg)!r}, '--port', '0', '--loop', 'uvloop']\n{CLI}"
+    )
+    assert out.returncode == 1
+    assert "pip install 'apprentice[speedups]'" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.fixture
+def restored() -> Iterator[None]:
+    """The collector and switch interval as they were (``tune_process`` changes both)."""
+    thresholds, interval = gc.get_threshold(), sys.getswitchinterval()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
+    sys.setswitchinterval(interval)
+
+
+def test_tune_process_sweeps_on_uvloop(restored: None) -> None:
+    """``serve``'s tuning schedules its young-generation sweep on a uvloop loop too."""
+
+    async def two_sweeps() -> str:
+        loop = asyncio.get_running_loop()
+        young: list[float] = []
+        two = asyncio.Event()
+
+        def seen(phase: str, info: dict[str, Any]) -> None:
+            if phase == "stop" and info["generation"] == 0:
+                young.append(loop.time())
+                if len(young) == 2:
+                    loop.call_soon(two.set)
+
+        server.tune_process()
+        gc.set_threshold(10**9)  # no collection by allocation count: only the sweep's
+        gc.callbacks.append(seen)
+        try:
+            await asyncio.wait_for(two.wait(), timeout=10)
+        finally:
+            gc.callbacks.remove(seen)
+        return event_loop.describe(loop)
+
+    assert event_loop.run(two_sweeps(), "uvloop").startswith("uvloop ")
+
+
+SERVES = [
+    pytest.param({}, [], f"uvloop {uvloop.__version__}", signal.SIGINT, id="auto"),
+    pytest.param({"event_loop": "asyncio"}, [], "asyncio", signal.SIGTERM, id="config-asyncio"),
+    pytest.param(
+        {"event_loop": "asyncio"}, ["--loop", "uvloop"], f"uvloop {uvloop.__version__}",
+        signal.SIGTERM, id="flag-over-config",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("gateway", "flags", "loop", "stop"), SERVES)
+async def test_serve_reports_its_loop_answers_and_stops_cleanly(
+    tmp_path: Path, gateway: dict[str, str], flags: list[str], loop: str, stop: signal.Signals
+) -> None:
+    cfg = tmp_path / "apprentice.yaml"
+    cfg.write_text(yaml.safe_dump(config_dict(tmp_path, gateway=gateway)))
+    log = tmp_path / "serve.log"
+    with log.open("wb") as err:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "apprentice.cli", "serve", "-c", str(cfg), "--port", "0", *flags,
+            stdout=subprocess.PIPE, stderr=err,
+        )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 90)).decode()
+        assert "listening on" in line, f"serve did not start: {line!r}: {log.read_text()}"
+        # The loop's line is flushed to stderr before the listening line goes out.
+        assert f"apprentice gateway event loop: {loop}\n" in log.read_text()
+        url = line.strip().rsplit(" ", 1)[-1]
+        task_input = gw_rules.make_input(3)
+        async with httpx.AsyncClient(timeout=30) as client:
+            answer = await client.post(f"{url}/v1/tasks/classify", json={"input": task_input})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["output"] == gw_rules.teacher_output(task_input)
+        proc.send_signal(stop)
+        assert await asyncio.wait_for(proc.wait(), 60) == 0, log.read_text()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
