@@ -13,5 +13,5 @@ lock() {
     --custom-compile-command "bash images/lock.sh" "$@" -o "images/$image/constraints.txt"
 }
 lock operator --extra kube
-lock gateway images/pins.in --extra train --extra semantic --extra postgres --extra otel
+lock gateway images/pins.in --extra train --extra semantic --extra postgres --extra otel --extra speedups
 lock trainer images/pins.in --extra train --extra postgres

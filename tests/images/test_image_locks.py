@@ -28,7 +28,7 @@ IMAGES = ROOT / "images"
 #: image -> what its Dockerfile installs from the repository (extras of pyproject.toml).
 EXTRAS = {
     "operator": ["kube"],
-    "gateway": ["train", "semantic", "postgres", "otel"],
+    "gateway": ["train", "semantic", "postgres", "otel", "speedups"],
     "trainer": ["train", "postgres"],
 }
 PLATFORMS = ["x86_64-manylinux_2_28", "aarch64-manylinux_2_28"]
@@ -167,6 +167,8 @@ def test_pip_resolves_the_image_in_a_fresh_venv_within_its_lock(
     assert planned.pop("apprentice") == Version("0.1.0")
     assert planned.items() <= pins.items(), set(planned.items()) - set(pins.items())
     assert {"torch", "transformers", "peft"} <= set(planned)
+    if image == "gateway":  # `apprentice serve` runs on uvloop there (the speedups extra)
+        assert "uvloop" in planned
 
 
 def test_operator_image_installs_in_a_fresh_venv_and_starts(
