@@ -3,7 +3,10 @@
 ``open_loop`` fires requests at fixed times on this process's event loop and counts
 latency from each scheduled time; ``closed_loop`` keeps a number of calls in flight;
 ``trials`` takes the median of a few open-loop runs by p99. ``process_cpu`` reads a
-process's CPU time from /proc (a server child's cost per request).
+process's CPU time from /proc (a server child's cost per request). ``serve_on`` runs a
+server child's coroutine on the event loop ``apprentice serve`` picks (uvloop when
+installed; ``BENCH_EVENT_LOOP=asyncio|uvloop`` in the environment forces one, for an
+A/B of the loops), and ``server_loop`` names that loop for the reports.
 """
 
 from __future__ import annotations
@@ -12,10 +15,43 @@ import asyncio
 import os
 import statistics
 import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 TRIALS = 3
+
+
+LOOP_ENV = "BENCH_EVENT_LOOP"
+"""auto (the default: as ``apprentice serve`` picks), asyncio or uvloop; children inherit it."""
+
+
+def serve_on(main: Coroutine[Any, Any, None]) -> None:
+    """Run a server child's ``main`` on the loop ``apprentice serve`` runs on (uvloop when
+    installed), so that the benches measure what it serves with."""
+    try:
+        from apprentice.gateway import event_loop
+    except ImportError:  # an older core (a --before run): its `serve` ran asyncio's loop
+        asyncio.run(main)
+        return
+    event_loop.run(main, _choice())
+
+
+def server_loop() -> str:
+    """The event loop of ``serve_on`` here: ``uvloop 0.23.0`` or ``asyncio`` (the report
+    headers say which loop served)."""
+    try:
+        from apprentice.gateway import event_loop
+    except ImportError:  # an older core: asyncio's loop
+        return "asyncio"
+    return event_loop.chosen(_choice())
+
+
+def _choice() -> Literal["auto", "asyncio", "uvloop"]:
+    choice = os.environ.get(LOOP_ENV, "auto")
+    if choice not in ("auto", "asyncio", "uvloop"):
+        raise SystemExit(f"{LOOP_ENV}={choice!r}: expected auto, asyncio or uvloop")
+    return choice  # type: ignore[return-value]
 
 
 def _pct(values: list[float], q: float) -> float:

@@ -285,7 +285,7 @@ async def main_async(seconds: float, rounds: int, client: str = "go") -> dict[st
         counts = path_check(paths)
     out: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}",
+        f"{platform.python_version()}, server on {_loops.server_loop()}",
         "seconds": seconds,
         "rounds": rounds,
         "client": gb.CLIENT_LABELS[client],

@@ -43,6 +43,8 @@ disk out of the measurement; the run also reports single-request commits/s.
 
 Writes bench/results/gateway.json and gateway.md (``--results DIR``: there instead).
 Run: ``.venv/bin/python bench/gateway_bench.py [--seconds 4] [--client both]``.
+The HTTP servers run on the event loop ``apprentice serve`` picks (uvloop when installed;
+the report's first line names it); ``BENCH_EVENT_LOOP=asyncio`` (or ``uvloop``) forces one.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _loadgen as loadgen  # bench/_loadgen.py and its siblings, found by the path above
 import gateway_report
-from _loops import TRIALS, closed_loop, process_cpu, trials
+from _loops import TRIALS, closed_loop, process_cpu, serve_on, server_loop, trials
 
 from apprentice import config as config_mod
 from apprentice.config import TaskConfig
@@ -489,7 +491,7 @@ async def main_async(seconds: float, base: Path | None, clients: tuple[str, ...]
         cfg_path = write_setup(root / "gw")
         result: dict[str, Any] = {
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
-            f"{platform.python_version()}",
+            f"{platform.python_version()}, HTTP servers on {server_loop()}",
             "seconds": seconds,
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
             "store": "SQLite (WAL, synchronous=FULL, group commit) on "
@@ -530,7 +532,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.serve:
-        asyncio.run(serve(Path(args.config), args.serve))
+        serve_on(serve(Path(args.config), args.serve))  # the loop `apprentice serve` picks
         return
     clients = CLIENTS if args.client == "both" else (args.client,)
     if "go" in clients:

@@ -48,6 +48,7 @@ from typing import Any
 import httpx
 
 from apprentice.config import ProviderConfig, TaskConfig
+from apprentice.gateway import event_loop
 from apprentice.gateway.server import tune_process
 from apprentice.teachers import build_teacher, transport
 from apprentice.teachers.base import Teacher
@@ -290,10 +291,11 @@ def _commit_of(source: str) -> str:
 
 
 def _pools(port: int, args: argparse.Namespace) -> dict[str, Any]:
-    """The teacher call alone (this process, in-process teacher path), for each pool."""
+    """The teacher call alone (this process, in-process teacher path), for each pool, on
+    the event loop `apprentice serve` runs on (its gateway phases serve that way too)."""
     rates = [int(r) for r in args.rates.split(",")]
     return {
-        pool: asyncio.run(run_pool(port, pool, args.seconds, rates))
+        pool: event_loop.run(run_pool(port, pool, args.seconds, rates))
         for pool in args.pools.split(",")
         if pool
     }
@@ -365,7 +367,8 @@ def main() -> None:
                 )
     out = {
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"this checkout's gateway and teacher calls on {event_loop.chosen()}",
         "seconds": args.seconds,
         "load_before": load_before,
         "load_after": [round(x, 2) for x in os.getloadavg()],

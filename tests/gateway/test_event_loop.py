@@ -39,11 +39,13 @@ def test_auto_runs_uvloop_when_it_is_installed() -> None:
     assert event_loop.event_loop_factory() is uvloop.new_event_loop
     assert event_loop.event_loop_factory("uvloop") is uvloop.new_event_loop
     assert event_loop.run(_running()) == f"uvloop {uvloop.__version__}"
+    assert event_loop.chosen() == f"uvloop {uvloop.__version__}"  # the benches' headers
 
 
 def test_asyncio_when_asked_for() -> None:
     assert event_loop.event_loop_factory("asyncio") is None
     assert event_loop.run(_running(), "asyncio") == "asyncio"
+    assert event_loop.chosen("asyncio") == "asyncio"
 
 
 def _child(code: str) -> subprocess.CompletedProcess[str]:
@@ -57,10 +59,10 @@ def test_auto_falls_back_to_asyncio_without_uvloop() -> None:
     out = _child(
         "import asyncio\nfrom apprentice.gateway import event_loop\n"
         "async def main(): return event_loop.describe(asyncio.get_running_loop())\n"
-        "print(event_loop.run(main()))"
+        "print(event_loop.run(main()), event_loop.chosen())"
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "asyncio"
+    assert out.stdout.strip() == "asyncio asyncio"
 
 
 def test_uvloop_asked_for_but_missing_names_the_fix() -> None:

@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeVar
 
 from apprentice.gateway import errors
 
-__all__ = ["EventLoopChoice", "describe", "event_loop_factory", "run"]
+__all__ = ["EventLoopChoice", "chosen", "describe", "event_loop_factory", "run"]
 
 EventLoopChoice = Literal["auto", "asyncio", "uvloop"]
 T = TypeVar("T")
@@ -66,7 +66,17 @@ def run(main: Coroutine[Any, Any, T], choice: EventLoopChoice = "auto") -> T:
 
 
 def describe(loop: asyncio.AbstractEventLoop) -> str:
-    """``uvloop 0.23.0`` or ``asyncio``: which loop this is, for logs and bench reports."""
+    """``uvloop 0.23.0`` or ``asyncio``: which loop this is (``serve``'s start-up line)."""
     if type(loop).__module__.partition(".")[0] == "uvloop":
-        return f"uvloop {metadata.version('uvloop')}"
+        return _uvloop()
     return "asyncio"
+
+
+def chosen(choice: EventLoopChoice = "auto") -> str:
+    """What :func:`run` runs on for ``choice`` here, as :func:`describe` names it, without
+    starting a loop: for the benchmarks' report headers."""
+    return "asyncio" if event_loop_factory(choice) is None else _uvloop()
+
+
+def _uvloop() -> str:
+    return f"uvloop {metadata.version('uvloop')}"
