@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -135,10 +137,23 @@ SERVES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("gateway", "flags", "loop", "stop"), SERVES)
-async def test_serve_reports_its_loop_answers_and_stops_cleanly(
-    tmp_path: Path, gateway: dict[str, str], flags: list[str], loop: str, stop: signal.Signals
-) -> None:
+class Serving:
+    """``apprentice serve`` as a child process on a free port."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, url: str, log: Path) -> None:
+        self.proc, self.url, self.log = proc, url, log
+
+    @property
+    def loop_line(self) -> str:
+        """The stderr line naming the loop (flushed before the listening line goes out)."""
+        (line,) = [x for x in self.log.read_text().splitlines() if "event loop:" in x]
+        return line
+
+
+@asynccontextmanager
+async def serving(
+    tmp_path: Path, gateway: dict[str, Any], flags: list[str]
+) -> AsyncIterator[Serving]:
     cfg = tmp_path / "apprentice.yaml"
     cfg.write_text(yaml.safe_dump(config_dict(tmp_path, gateway=gateway)))
     log = tmp_path / "serve.log"
@@ -151,17 +166,41 @@ async def test_serve_reports_its_loop_answers_and_stops_cleanly(
         assert proc.stdout is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), 90)).decode()
         assert "listening on" in line, f"serve did not start: {line!r}: {log.read_text()}"
-        # The loop's line is flushed to stderr before the listening line goes out.
-        assert f"apprentice gateway event loop: {loop}\n" in log.read_text()
-        url = line.strip().rsplit(" ", 1)[-1]
-        task_input = gw_rules.make_input(3)
-        async with httpx.AsyncClient(timeout=30) as client:
-            answer = await client.post(f"{url}/v1/tasks/classify", json={"input": task_input})
-        assert answer.status_code == 200, answer.text
-        assert answer.json()["output"] == gw_rules.teacher_output(task_input)
-        proc.send_signal(stop)
-        assert await asyncio.wait_for(proc.wait(), 60) == 0, log.read_text()
+        yield Serving(proc, line.strip().rsplit(" ", 1)[-1], log)
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+@pytest.mark.parametrize(("gateway", "flags", "loop", "stop"), SERVES)
+async def test_serve_reports_its_loop_answers_and_stops_cleanly(
+    tmp_path: Path, gateway: dict[str, str], flags: list[str], loop: str, stop: signal.Signals
+) -> None:
+    async with serving(tmp_path, gateway, flags) as served:
+        assert served.loop_line == f"apprentice gateway event loop: {loop}"
+        task_input = gw_rules.make_input(3)
+        async with httpx.AsyncClient(timeout=30) as client:
+            answer = await client.post(
+                f"{served.url}/v1/tasks/classify", json={"input": task_input}
+            )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["output"] == gw_rules.teacher_output(task_input)
+        served.proc.send_signal(stop)
+        assert await asyncio.wait_for(served.proc.wait(), 60) == 0, served.log.read_text()
+
+
+async def test_serve_on_uvloop_refuses_past_max_connections_with_503(tmp_path: Path) -> None:
+    """The refusal writes on uvloop's transport, which is no asyncio.WriteTransport."""
+    limits = {"max_connections": 2, "header_timeout_s": 60}  # the admitted two stay open
+    async with serving(tmp_path, limits, []) as served:
+        assert served.loop_line.endswith(f"uvloop {uvloop.__version__}")
+        port = int(served.url.rsplit(":", 1)[1])
+        admitted = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)  # accepted third
+        head, _, body = (await asyncio.wait_for(reader.read(), 30)).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503"), head
+        assert b"Retry-After: 1" in head
+        assert json.loads(body)["error"]["details"] == {"max_connections": 2}
+        for _, w in [*admitted, (reader, writer)]:
+            w.close()

@@ -25,6 +25,7 @@ import sys
 import time
 import weakref
 from dataclasses import dataclass
+from typing import cast
 
 from aiohttp import web
 
@@ -143,10 +144,13 @@ class _Refused(asyncio.Protocol):
         self._gate = gate
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
+        # A stream transport writes; taken as one, not checked with isinstance: uvloop's
+        # transports do not subclass asyncio's classes (an isinstance assert here failed
+        # on uvloop, and the refused client never got its 503).
+        stream = cast(asyncio.WriteTransport, transport)
         self._gate.refused += 1
-        transport.write(self._gate.refusal)
-        transport.close()
+        stream.write(self._gate.refusal)
+        stream.close()
 
 
 class _Counted(asyncio.Protocol):
