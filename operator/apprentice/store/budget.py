@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from apprentice.store import codec, schema, spend_windows
+from apprentice.store import bulk, codec, schema, spend_windows
 from apprentice.store.records import ReservationRecord, SpendKind, SpendRecord
 from apprentice.store.sqlcore import SqlCore, Tx
 
@@ -101,6 +101,8 @@ class OpenHolds:
         self._tasks: dict[str, list[float]] | None = None
         self._keys: dict[str, list[float]] = {}
         self._spent: dict[tuple[object, ...], dict[str, tuple[float, ...]]] = {}
+        self.added: list[ReservationRecord] = []
+        """Admitted in this batch, inserted when it ends: counted here, not read back."""
 
     def spent(
         self, scopes: tuple[str, ...], bounds: tuple[tuple[int, int], ...]
@@ -116,6 +118,8 @@ class OpenHolds:
         if self._tasks is None:
             rows = self._tx.all("SELECT task, SUM(amount) FROM budget_reservations GROUP BY task")
             self._tasks = {str(task): [float(amount)] for task, amount in rows}
+            for r in self.added:
+                self._tasks.setdefault(r.task, []).append(float(r.amount))
         pending = {task: math.fsum(parts) for task, parts in self._tasks.items()}
         pending[GLOBAL] = math.fsum(pending.values())
         return pending
@@ -128,11 +132,13 @@ class OpenHolds:
             for key in missing:
                 scope = KEY_PREFIX + key
                 self._keys[scope] = [found[scope]] if scope in found else []
+                self._keys[scope] += [float(r.amount) for r in self.added if r.caller == key]
         scopes = (KEY_PREFIX + k for k in keys)
         return {s: math.fsum(self._keys[s]) for s in scopes if self._keys[s]}
 
     def add(self, r: ReservationRecord) -> None:
-        """Count ``r``, just inserted in the same transaction."""
+        """Count ``r``, admitted in the same transaction (inserted with the others)."""
+        self.added.append(r)
         if self._tasks is not None:
             self._tasks.setdefault(r.task, []).append(float(r.amount))
         if r.caller is not None and KEY_PREFIX + r.caller in self._keys:
@@ -173,57 +179,56 @@ def insert_spend(tx: Tx, dialect: schema.Dialect, entries: Sequence[SpendRecord]
     A line naming a reservation that no longer exists is skipped: that
     reservation was already booked at its worst case (lease expiry, restart).
     A zero line with a reservation just releases it. Returns how many lines were written.
+    A few statements however many lines (a group commit's: :mod:`apprentice.store.bulk`).
     """
     if not entries:
         return 0
     lock(tx, dialect)
-    written = 0
+    held = [s.reservation for s in entries if s.reservation is not None]
+    open_ids = bulk.existing(tx, dialect, "budget_reservations", "id", held)
+    if open_ids:
+        bulk.delete(tx, "budget_reservations", "id", sorted(open_ids))
+    lines: list[SpendRecord] = []
     for s in entries:
         if s.reservation is not None:
-            gone = tx.execute("DELETE FROM budget_reservations WHERE id = ?", (s.reservation,))
-            if gone == 0 or s.amount == 0:
-                continue  # already booked at its worst case; or a release
-        at = codec.to_micros(s.at)
-        tx.execute(
-            "INSERT INTO spend (task, at, amount, kind, request_id, provider, model,"
-            " input_tokens, output_tokens, caller) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                s.task,
-                at,
-                float(s.amount),
-                s.kind,
-                s.request_id,
-                s.provider,
-                s.model,
-                int(s.input_tokens),
-                int(s.output_tokens),
-                s.caller,
-            ),
-        )
-        scopes = [GLOBAL] if s.task is None else [s.task, GLOBAL]
-        if s.caller is not None:
-            scopes.append(KEY_PREFIX + s.caller)
-        spend_windows.add(tx, scopes, at, float(s.amount))
-        written += 1
-    return written
-
-
-def _insert_reservation(tx: Tx, r: ReservationRecord) -> None:
-    tx.execute(
-        f"INSERT INTO budget_reservations ({_RESERVATION_COLUMNS})"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            r.id,
-            r.task,
-            float(r.amount),
-            r.owner,
-            codec.to_micros(r.created_at),
-            codec.to_micros(r.expires_at),
-            r.kind,
-            r.request_id,
-            r.caller,
-        ),
+            if s.reservation not in open_ids:
+                continue  # already booked at its worst case (or named twice: settled once)
+            open_ids.discard(s.reservation)
+            if s.amount == 0:
+                continue  # a release
+        lines.append(s)
+    if not lines:
+        return 0
+    rows = [
+        (s.task, codec.to_micros(s.at), float(s.amount), s.kind, s.request_id, s.provider,
+         s.model, int(s.input_tokens), int(s.output_tokens), s.caller)
+        for s in lines
+    ]  # fmt: skip
+    tx.insert_rows(
+        "INSERT INTO spend (task, at, amount, kind, request_id, provider, model,"
+        " input_tokens, output_tokens, caller)",
+        rows,
     )
+    spend_windows.add(tx, [(_scopes(s), r[1], r[2]) for s, r in zip(lines, rows, strict=True)])
+    return len(lines)
+
+
+def _scopes(s: SpendRecord) -> list[str]:
+    scopes = [GLOBAL] if s.task is None else [s.task, GLOBAL]
+    if s.caller is not None:
+        scopes.append(KEY_PREFIX + s.caller)
+    return scopes
+
+
+def _insert_reservations(tx: Tx, rows: Sequence[ReservationRecord]) -> None:
+    tx.insert_rows(
+        f"INSERT INTO budget_reservations ({_RESERVATION_COLUMNS})",
+        [
+            (r.id, r.task, float(r.amount), r.owner, codec.to_micros(r.created_at),
+             codec.to_micros(r.expires_at), r.kind, r.request_id, r.caller)
+            for r in rows
+        ],
+    )  # fmt: skip
 
 
 def _reservation(row: tuple[object, ...]) -> ReservationRecord:
@@ -279,7 +284,7 @@ class BudgetRows(SqlCore):
             except Exception as exc:  # refused: still commit the expired rows booked above
                 refused = exc
             if refused is None:
-                _insert_reservation(tx, reservation)
+                _insert_reservations(tx, [reservation])
         if refused is not None:
             raise refused
         return seen
@@ -303,9 +308,9 @@ class BudgetRows(SqlCore):
             except Exception as exc:
                 out.append(exc)
                 continue
-            _insert_reservation(tx, reservation)
             held.add(reservation)
             out.append(seen)
+        _insert_reservations(tx, held.added)  # in one go: see apprentice.store.bulk
         return out
 
     def budget_extend(

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from apprentice.prompts import canonical_json
-from apprentice.store import budget, codec
+from apprentice.store import budget, bulk, codec
 from apprentice.store.base import DuplicateRequestError
 from apprentice.store.records import (
     ComparisonRecord,
@@ -22,7 +22,8 @@ from apprentice.store.records import (
 from apprentice.store.sqlcore import SqlCore, Tx
 
 _REQUEST_ROW = f"{codec.REQUEST_COLUMNS}, {codec.ANSWER_COLUMNS}"  # codec.request_values
-_INSERT_REQUEST = f"INSERT INTO requests ({_REQUEST_ROW}) VALUES ({', '.join('?' * 15)})"
+_REQUEST_HEAD = f"INSERT INTO requests ({_REQUEST_ROW})"
+_INSERT_REQUEST = f"{_REQUEST_HEAD} VALUES ({', '.join('?' * 15)})"
 _EXAMPLE_COLUMNS = (
     "task, input, output, input_hash, split, teacher_provider, teacher_model, created_at,"
     " cost, request_id, weight, trained_in_version, id"
@@ -137,21 +138,33 @@ class RequestRows(SqlCore):
     def _record_all(
         self, tx: Tx, batch: Sequence[Mapping[str, Any]], counts: dict[str, list[int]]
     ) -> list[RecordResult | Exception]:
-        """Every write of ``batch``. The writes that are a request row alone (the local
-        answers written behind) go in one ``executemany``: the driver binds their values
-        in C, where this thread would otherwise hold the GIL for every row's calls."""
+        """Every write of ``batch`` in a few statements (:mod:`apprentice.store.bulk` says
+        why): the request rows, the examples, the spend lines and each task's last engine
+        state in bulk, the (sampled) comparisons one by one. The same rows as writing each
+        in turn: a comparison names a request already written, and only a task's last
+        state is kept either way."""
+        requests: list[RequestRecord] = [write["request"] for write in batch]
+        tx.insert_rows(_REQUEST_HEAD, [codec.request_values(r) for r in requests])
+        examples = [w["example"] for w in batch if w.get("example") is not None]
+        stored = iter(bulk.insert_examples(tx, self.dialect, examples))
         done: list[RecordResult | Exception] = []
-        alone: list[tuple[Any, ...]] = []
-        for write in batch:
-            if write.keys() == {"request"}:
-                request: RequestRecord = write["request"]
-                alone.append(codec.request_values(request))
-                _count(counts, request, None)
+        states: dict[str, tuple[dict[str, Any], datetime]] = {}
+        for write, request in zip(batch, requests, strict=True):
+            comparison = write.get("comparison")
+            comparison_id = None if comparison is None else self._insert_comparison(tx, comparison)
+            if (shadow := write.get("shadow")) is not None:
+                self._insert_comparison(tx, shadow)
+            _count(counts, request, comparison)
+            if (state := write.get("task_state")) is not None:
+                states[request.task] = (state, request.received_at)
+            if write.get("example") is None and comparison_id is None:
                 done.append(_NOTHING_ELSE)
-            else:
-                done.append(self._record_write(tx, write, counts))
-        if alone:  # a duplicate id fails the batch: record_requests then isolates each write
-            tx.execute_many(_INSERT_REQUEST, alone)
+                continue
+            example_id, added = next(stored) if write.get("example") is not None else (None, False)
+            done.append(RecordResult(example_id, added, comparison_id))
+        budget.insert_spend(tx, self.dialect, [s for w in batch for s in w.get("spend", ())])
+        for task, (state, at) in states.items():
+            self._upsert_state(tx, task, state, at)
         return done
 
     def _record_write(
@@ -208,24 +221,10 @@ class RequestRows(SqlCore):
 
     def _insert_example(self, tx: Tx, e: ExampleRecord) -> tuple[int, bool]:
         row = tx.one(
-            "INSERT INTO examples (task, input, output, input_hash, split, teacher_provider,"
-            " teacher_model, created_at, cost, request_id, weight, trained_in_version)"
+            f"INSERT INTO examples ({bulk.EXAMPLE_COLUMNS})"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (task, input_hash) DO NOTHING RETURNING id",
-            (
-                e.task,
-                canonical_json(e.input),
-                canonical_json(e.output),
-                e.input_hash,
-                e.split,
-                e.teacher_provider,
-                e.teacher_model,
-                codec.to_micros(e.created_at),
-                float(e.cost),
-                e.request_id,
-                float(e.weight),
-                e.trained_in_version,
-            ),
+            bulk.example_values(e),
         )
         if row is not None:
             return int(row[0]), True

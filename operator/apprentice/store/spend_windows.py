@@ -19,7 +19,6 @@ the SQL integer division of migration 11 (``bucket / 4``, ``bucket / 96``) compu
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 
 from apprentice.store import schema
 from apprentice.store.sqlcore import Tx
@@ -31,15 +30,15 @@ HOUR, DAY = schema.HOUR_BUCKETS, schema.DAY_BUCKETS
 _GRAINS = (("spend_buckets", "bucket"), ("spend_hours", "hour"), ("spend_days", "day"))
 
 
-@lru_cache(maxsize=8)
-def _adds(scopes: int) -> tuple[str, ...]:
-    """Per grain, one upsert of ``scopes`` rows (distinct scopes: no row twice in one)."""
-    rows = ", ".join("(?, ?, ?)" for _ in range(scopes))
-    return tuple(
-        f"INSERT INTO {table} (scope, {col}, amount) VALUES {rows} ON CONFLICT (scope, {col})"
-        f" DO UPDATE SET amount = {table}.amount + excluded.amount"
-        for table, col in _GRAINS
+_ADDS = tuple(
+    (
+        f"INSERT INTO {table} (scope, {col}, amount)",
+        f" ON CONFLICT (scope, {col}) DO UPDATE SET amount = {table}.amount + excluded.amount",
     )
+    for table, col in _GRAINS
+)
+"""Per grain, the head and tail of one upsert of many rows (distinct keys: PostgreSQL
+refuses a row twice in one statement)."""
 
 
 _READ = tuple(
@@ -61,16 +60,22 @@ Plan = tuple[Range, Range, Range, Range, Range]
 ``[start, end)`` in its own unit; empty ones are ``(0, 0)``)."""
 
 
-def add(tx: Tx, scopes: Sequence[str], at_micros: int, amount: float) -> None:
-    """Add ``amount`` to each scope's quarter hour, hour and UTC day of ``at_micros``.
+def add(tx: Tx, lines: Sequence[tuple[Sequence[str], int, float]]) -> None:
+    """Add each line's amount to each of its scopes' quarter hour, hour and UTC day.
 
-    Three statements whatever the scopes (a task, ``*``, a key): on PostgreSQL each
-    is a round trip, and the client's CPU for one (~50 us) is most of a spend line's.
+    ``lines``: ``(scopes, at_micros, amount)``. Three statements whatever the lines and
+    scopes: on PostgreSQL each is a round trip, on SQLite a hand-off of the GIL (see
+    :meth:`~apprentice.store.sqlcore.Tx.insert_rows`). Lines of one row are summed
+    here first, in order, so each row is added once.
     """
-    bucket = at_micros // schema.BUCKET_MICROS
-    units = (bucket, bucket // HOUR, bucket // DAY)
-    for statement, unit in zip(_adds(len(scopes)), units, strict=True):
-        tx.execute(statement, [v for scope in scopes for v in (scope, unit, amount)])
+    for grain, (head, tail) in enumerate(_ADDS):
+        sums: dict[tuple[str, int], float] = {}
+        for scopes, at_micros, amount in lines:
+            unit = at_micros // schema.BUCKET_MICROS // (1, HOUR, DAY)[grain]
+            for scope in scopes:
+                sums[(scope, unit)] = sums.get((scope, unit), 0.0) + amount
+        if sums:
+            tx.insert_rows(head, [(scope, unit, v) for (scope, unit), v in sums.items()], tail)
 
 
 def _split(a: int, b: int, size: int) -> tuple[Range, Range, Range]:
