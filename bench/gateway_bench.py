@@ -42,7 +42,7 @@ each request atomic). ``--tmpfs`` puts it on ``/dev/shm`` instead, to take the
 disk out of the measurement; the run also reports single-request commits/s.
 
 Writes bench/results/gateway.json and gateway.md (``--results DIR``: there instead).
-Run: ``.venv/bin/python bench/gateway_bench.py [--seconds 4] [--client both]``.
+Run: ``.venv/bin/python bench/gateway_bench.py [--seconds 4] [--client both] [--trials 3]``.
 The HTTP servers run on the event loop ``apprentice serve`` picks (uvloop when installed;
 the report's first line names it); ``BENCH_EVENT_LOOP=asyncio`` (or ``uvloop``) forces one.
 """
@@ -272,7 +272,7 @@ async def go_trials(url: str, rate: int, seconds: float, n: int = TRIALS) -> dic
 
 
 async def http_phase(
-    cfg_path: Path, mode: str, seconds: float, clients: tuple[str, ...]
+    cfg_path: Path, mode: str, seconds: float, clients: tuple[str, ...], n: int = TRIALS
 ) -> dict[str, dict[str, Any]]:
     """Each client's figures against ONE server process, the clients taking turns."""
     import aiohttp
@@ -297,23 +297,23 @@ async def http_phase(
                 out["python"] = await python_closed(call, seconds, proc.pid)
             for rate in RATES:
                 if "go" in clients:
-                    out["go"][str(rate)] = await go_trials(url, rate, seconds)
+                    out["go"][str(rate)] = await go_trials(url, rate, seconds, n)
                 if "python" in clients:
-                    out["python"][str(rate)] = await trials(call, rate, seconds)
+                    out["python"][str(rate)] = await trials(call, rate, seconds, n)
         return out
     finally:
         proc.terminate()
         proc.wait(timeout=10)
 
 
-async def direct_phase(seconds: float) -> dict[str, Any]:
+async def direct_phase(seconds: float, n: int = TRIALS) -> dict[str, Any]:
     student = InstantStudent()
     task = TaskConfig(name=TASK)
 
     async def call(i: int) -> None:
         await student.generate(task, _input(i))
 
-    return {str(rate): await trials(call, rate, seconds) for rate in RATES}
+    return {str(rate): await trials(call, rate, seconds, n) for rate in RATES}
 
 
 async def facade_phase(cfg_path: Path, seconds: float) -> float:
@@ -483,7 +483,9 @@ def derive(result: dict[str, Any]) -> None:
     }
 
 
-async def main_async(seconds: float, base: Path | None, clients: tuple[str, ...]) -> dict[str, Any]:
+async def main_async(
+    seconds: float, base: Path | None, clients: tuple[str, ...], n: int = TRIALS
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(dir=base) as tmp, tempfile.TemporaryDirectory() as disk:
         root = Path(tmp)
         (root / "gw").mkdir()
@@ -496,12 +498,12 @@ async def main_async(seconds: float, base: Path | None, clients: tuple[str, ...]
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
             "store": "SQLite (WAL, synchronous=FULL, group commit) on "
             + ("tmpfs" if base else "the VM disk"),
-            "trials": TRIALS,
+            "trials": n,
             "clients": {c: CLIENT_LABELS[c] for c in clients},
-            "direct": await direct_phase(seconds),
+            "direct": await direct_phase(seconds, n),
         }
-        bare = await http_phase(cfg_path, "bare", seconds, clients)
-        gateway = await http_phase(cfg_path, "gateway", seconds, clients)
+        bare = await http_phase(cfg_path, "bare", seconds, clients, n)
+        gateway = await http_phase(cfg_path, "gateway", seconds, clients, n)
         result["load_average_after_http"] = [round(x, 2) for x in os.getloadavg()]
         for client, key in (("python", "http"), ("go", "http_go")):
             if client in clients:
@@ -516,6 +518,12 @@ async def main_async(seconds: float, base: Path | None, clients: tuple[str, ...]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument(
+        "--trials", type=int, default=TRIALS,
+        help="open-loop runs per rate; latency is the median run by p99 (default: %(default)s). "
+        "At 1,000/s for 4 s a p99 is the 40th-worst of 4,000 requests: one stall of a few ms "
+        "on this shared VM moves it, so 5 or more give a steadier median",
+    )  # fmt: skip
     parser.add_argument("--tmpfs", action="store_true", help="store on /dev/shm (no disk fsync)")
     parser.add_argument("--serve", choices=["gateway", "bare"])
     parser.add_argument("--config")
@@ -541,7 +549,9 @@ def main() -> None:
         except loadgen.LoadgenError as exc:
             sys.exit(f"gateway_bench: {exc}")
     base = Path("/dev/shm") if args.tmpfs and Path("/dev/shm").is_dir() else None
-    result = asyncio.run(main_async(args.seconds, base, clients))
+    if args.trials < 1:
+        parser.error("--trials must be at least 1")
+    result = asyncio.run(main_async(args.seconds, base, clients, args.trials))
     if args.before:  # an older commit's core (run from its worktree): its figures only
         Path(args.before).write_text(json.dumps(result, indent=2) + "\n")
         return
