@@ -229,7 +229,9 @@ def test_a_batch_of_reservations_counts_its_own_for_a_key_read_late(sqlite_url: 
 
 @pytest.mark.parametrize(
     ("left", "width", "size"),
-    [(1, 15, 1), (5, 15, 4), (64, 15, 64), (200, 15, 64), (200, 16, 32), (3, 999, 1)],
+    [(1, 15, 1), (5, 15, 5), (64, 15, 64), (200, 15, 64), (200, 16, 62), (3, 999, 1), (3, 2000, 1)],
 )
-def test_rows_go_in_power_of_two_chunks_within_999_values(left: int, width: int, size: int) -> None:
+def test_a_statement_takes_up_to_64_rows_within_999_values(
+    left: int, width: int, size: int
+) -> None:
     assert _chunk(left, width) == size

@@ -81,9 +81,9 @@ class Tx:
         Why not :meth:`execute_many`: the driver still steps each row on its own, and on
         SQLite each step hands the GIL to the event loop and waits to get it back (up to
         the switch interval while the loop is busy), which made the gateway's writer
-        wait more than it worked under load. The rows go in chunks of 64, 32, ... 1 rows
-        (within SQLite's oldest limit of 999 values), so the driver's statement cache
-        holds a few shapes per table, not one per batch size.
+        wait more than it worked under load. One statement holds up to
+        ``MAX_ROWS`` rows, within SQLite's oldest limit of 999 values; the SQLite
+        backend's statement cache keeps each size's statement compiled.
         """
         width = len(rows[0]) if rows else 0
         at = 0
@@ -104,12 +104,13 @@ class Tx:
         return [tuple(row) for row in self._cursor.fetchall()]
 
 
+MAX_ROWS = 64
+"""Rows in one multi-row statement (:meth:`Tx.insert_rows`)."""
+
+
 def _chunk(left: int, width: int) -> int:
-    """The largest power of two <= ``left``, at most 64 rows and 999 values."""
-    size = 64
-    while size > 1 and (size > left or size * width > 999):
-        size //= 2
-    return size
+    """Rows in the next statement: all that are left, up to ``MAX_ROWS`` and 999 values."""
+    return max(1, min(left, MAX_ROWS, 999 // max(width, 1)))
 
 
 class SqlCore(Store):

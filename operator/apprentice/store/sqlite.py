@@ -47,6 +47,11 @@ def path_from_url(url: str) -> str:
     return url[len(prefix) :]
 
 
+STATEMENT_CACHE = 512
+"""Compiled statements the write connection keeps (the driver's default is 128): a group
+commit's multi-row inserts have one statement per row count (``sqlcore.MAX_ROWS``)."""
+
+
 class SqliteStore(SqlStore):
     """The Store on one SQLite file (or ``:memory:``)."""
 
@@ -63,6 +68,7 @@ class SqliteStore(SqlStore):
                 timeout=busy_timeout_ms / 1000,
                 isolation_level=None,  # we issue BEGIN/COMMIT ourselves
                 check_same_thread=False,  # guarded by self._lock instead
+                cached_statements=STATEMENT_CACHE,
             )
         except sqlite3.Error as error:
             raise StoreError(f"cannot open SQLite store {path!r}: {error}") from error
