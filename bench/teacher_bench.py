@@ -308,7 +308,7 @@ def _others(
     if args.gateway and args.gateway_before:
         extra["gateway_before"] = asyncio.run(
             teacher_gateway.run(
-                teacher, args.seconds, GATEWAY_RATES, open_loop, args.gateway_before
+                teacher, args.seconds, GATEWAY_RATES, open_loop, args.gateway_before, args.trials
             )
         )
         extra["gateway_before"]["source"] = _commit_of(args.gateway_before)
@@ -330,6 +330,12 @@ def main() -> None:
     parser.add_argument("--pools", default="aiohttp,httpx")
     parser.add_argument("--rates", default="10,1000")
     parser.add_argument("--litellm", help="path of a litellm binary: add its proxy")
+    parser.add_argument(
+        "--trials",
+        type=int,
+        default=3,
+        help="runs of each gateway's 1 s-teacher rates; the row is the median run by p99",
+    )
     parser.add_argument(
         "--gateway", action="store_true", help="add the whole gateway as a proxy (serve)"
     )
@@ -363,7 +369,9 @@ def main() -> None:
             if args.gateway:
                 key = "gateway" if harness == harnesses[0] else f"gateway_{harness}"
                 extra[key] = asyncio.run(
-                    teacher_gateway.run(teacher, args.seconds, GATEWAY_RATES, open_loop)
+                    teacher_gateway.run(
+                        teacher, args.seconds, GATEWAY_RATES, open_loop, trials=args.trials
+                    )
                 )
     out = {
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
