@@ -69,7 +69,7 @@ def twin_urls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[
             admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
-def _example(task: str, text: str, rid: str) -> ExampleRecord:
+def _example(task: str, text: str, rid: str | None) -> ExampleRecord:
     return ExampleRecord(
         task=task, input={"text": text}, output={"label": text.upper()}, input_hash=f"h-{text}",
         split="train", teacher_provider="openai", teacher_model="gpt-4o", created_at=NOW,
@@ -167,6 +167,21 @@ def test_a_batch_larger_than_one_statement_is_written_whole(twin_urls: tuple[str
                spend=[_line(f"r{i}", 0.001 * i, None, caller=f"k{i % 3}")])
         for i in range(150)
     ]  # fmt: skip
+    _same_in_bulk_and_each(twin_urls, writes)
+
+
+def test_examples_not_their_requests_own_are_added_as_one_by_one(
+    twin_urls: tuple[str, str],
+) -> None:
+    """An example without a request id, or naming another request, is still added only
+    when its input is new (the bulk read-back tells "added" by the request id)."""
+    writes = [
+        _write("r1", example=_example("t", "a", None)),
+        _write("r2", example=_example("t", "a", None)),
+        _write("r3", example=_example("t", "old", "r-old")),
+        _write("r4", example=_example("t", "b", "r9")),
+        _write("r5", example=_example("t", "b", "r9")),
+    ]
     _same_in_bulk_and_each(twin_urls, writes)
 
 

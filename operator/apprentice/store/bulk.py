@@ -79,8 +79,9 @@ def insert_examples(
     As inserting them one by one would: an input already stored for its task (before,
     or earlier in ``examples``) is not added and answers the stored example's id. The
     stored rows are read back in one aggregated row a task, and an example is "added"
-    when the row holding its input is the one its request just wrote (request ids are
-    unique: an example without one is never a request's).
+    when the row holding its input carries its request id. So each example must carry
+    the id of the request written with it (unique, and new to the store: a request id
+    recorded twice fails); the caller checks (``RequestRows._insert_examples``).
     """
     if not examples:
         return []

@@ -145,8 +145,7 @@ class RequestRows(SqlCore):
         state is kept either way."""
         requests: list[RequestRecord] = [write["request"] for write in batch]
         tx.insert_rows(_REQUEST_HEAD, [codec.request_values(r) for r in requests])
-        examples = [w["example"] for w in batch if w.get("example") is not None]
-        stored = iter(bulk.insert_examples(tx, self.dialect, examples))
+        stored = iter(self._insert_examples(tx, batch, requests))
         done: list[RecordResult | Exception] = []
         states: dict[str, tuple[dict[str, Any], datetime]] = {}
         for write, request in zip(batch, requests, strict=True):
@@ -166,6 +165,22 @@ class RequestRows(SqlCore):
         for task, (state, at) in states.items():
             self._upsert_state(tx, task, state, at)
         return done
+
+    def _insert_examples(
+        self, tx: Tx, batch: Sequence[Mapping[str, Any]], requests: Sequence[RequestRecord]
+    ) -> list[tuple[int, bool]]:
+        """The batch's examples, in order: each one's id and whether it was added."""
+        pairs: list[tuple[ExampleRecord, RequestRecord]] = [
+            (w["example"], r)
+            for w, r in zip(batch, requests, strict=True)
+            if w.get("example") is not None
+        ]
+        examples = [e for e, _ in pairs]
+        if all(e.request_id == r.id for e, r in pairs):  # the gateway's: each its request's own
+            return bulk.insert_examples(tx, self.dialect, examples)
+        # An example without a request id, or naming another request: the bulk read-back
+        # cannot tell the row it wrote from one stored before, so one at a time.
+        return [self._insert_example(tx, e) for e in examples]
 
     def _record_write(
         self, tx: Tx, write: Mapping[str, Any], counts: dict[str, list[int]]
