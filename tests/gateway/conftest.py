@@ -8,8 +8,10 @@ HTTP server is a real aiohttp server on loopback. Students are ``RuleStudent``
 
 from __future__ import annotations
 
+import gc
 import os
-from collections.abc import AsyncIterator, Callable
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +93,14 @@ async def harness_factory(
 @pytest.fixture
 def env_without_token() -> None:
     os.environ.pop("GW_TEST_ADMIN_TOKEN", None)
+
+
+@pytest.fixture
+def restored() -> Iterator[None]:
+    """The interpreter's collector and switch interval as they were before the test
+    (``server.tune_process`` changes both)."""
+    thresholds, interval = gc.get_threshold(), sys.getswitchinterval()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
+    sys.setswitchinterval(interval)

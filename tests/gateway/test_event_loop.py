@@ -9,12 +9,11 @@ when asked for, a clear error when uvloop is asked for and missing.
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import pytest
 import uvloop
 import yaml
 from gw_config import config_dict
+from gw_sweeps import young_sweeps
 
 from apprentice.gateway import errors, event_loop, server
 
@@ -91,38 +91,13 @@ def test_serve_with_loop_uvloop_but_missing_stops_with_the_fix(tmp_path: Path) -
     assert "Traceback" not in out.stderr
 
 
-@pytest.fixture
-def restored() -> Iterator[None]:
-    """The collector and switch interval as they were (``tune_process`` changes both)."""
-    thresholds, interval = gc.get_threshold(), sys.getswitchinterval()
-    yield
-    gc.unfreeze()
-    gc.set_threshold(*thresholds)
-    sys.setswitchinterval(interval)
-
-
 def test_tune_process_sweeps_on_uvloop(restored: None) -> None:
     """``serve``'s tuning schedules its young-generation sweep on a uvloop loop too."""
 
     async def two_sweeps() -> str:
-        loop = asyncio.get_running_loop()
-        young: list[float] = []
-        two = asyncio.Event()
-
-        def seen(phase: str, info: dict[str, Any]) -> None:
-            if phase == "stop" and info["generation"] == 0:
-                young.append(loop.time())
-                if len(young) == 2:
-                    loop.call_soon(two.set)
-
         server.tune_process()
-        gc.set_threshold(10**9)  # no collection by allocation count: only the sweep's
-        gc.callbacks.append(seen)
-        try:
-            await asyncio.wait_for(two.wait(), timeout=10)
-        finally:
-            gc.callbacks.remove(seen)
-        return event_loop.describe(loop)
+        await young_sweeps(2)
+        return event_loop.describe(asyncio.get_running_loop())
 
     assert event_loop.run(two_sweeps(), "uvloop").startswith("uvloop ")
 
