@@ -33,8 +33,6 @@ class Cursor(Protocol):
 
     def execute(self, query: Any, params: Any = ..., /) -> Any: ...
 
-    def executemany(self, query: Any, params_seq: Any, /) -> Any: ...
-
     def fetchone(self) -> Any: ...
 
     def fetchall(self) -> Any: ...
@@ -70,15 +68,11 @@ class Tx:
         self._cursor.execute(self._dialect.sql(sql), tuple(params))
         return self._cursor.rowcount
 
-    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """One statement for many rows: the driver binds them in C, not row by row here."""
-        self._cursor.executemany(self._dialect.sql(sql), rows)
-
     def insert_rows(self, head: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
         """``head VALUES (...), (...) tail`` for every row, in order: a few statements, not one
         per row.
 
-        Why not :meth:`execute_many`: the driver still steps each row on its own, and on
+        Why not the driver's ``executemany``: it still steps each row on its own, and on
         SQLite each step hands the GIL to the event loop and waits to get it back (up to
         the switch interval while the loop is busy), which made the gateway's writer
         wait more than it worked under load. One statement holds up to
