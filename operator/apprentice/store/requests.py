@@ -24,10 +24,7 @@ from apprentice.store.sqlcore import SqlCore, Tx
 _REQUEST_ROW = f"{codec.REQUEST_COLUMNS}, {codec.ANSWER_COLUMNS}"  # codec.request_values
 _REQUEST_HEAD = f"INSERT INTO requests ({_REQUEST_ROW})"
 _INSERT_REQUEST = f"{_REQUEST_HEAD} VALUES ({', '.join('?' * 15)})"
-_EXAMPLE_COLUMNS = (
-    "task, input, output, input_hash, split, teacher_provider, teacher_model, created_at,"
-    " cost, request_id, weight, trained_in_version, id"
-)
+_EXAMPLE_COLUMNS = f"{bulk.EXAMPLE_COLUMNS}, id"  # codec.example
 _COMPARISON_COLUMNS = (
     "task, request_id, at, score, details, student_version, phase, sampling_rate, id"
 )
