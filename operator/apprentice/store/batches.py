@@ -28,6 +28,13 @@ reservations, in its own savepoint, so one failure is returned in its place and 
 rest commit. A refused reservation is not a failure: its ``BudgetExhausted`` is
 returned in its place. If the commit itself fails, nothing of the batch was kept and
 the call raises: every caller hears it.
+
+The first try writes in bulk (:mod:`apprentice.store.bulk`): each table's rows of all
+the request transactions in a few multi-row statements, then every spend line, then
+each task's last engine state (the writer's order makes it the newest), leaving exactly
+the rows of each transaction in turn; the isolated retry writes each transaction on its
+own. Either way the admitted reservations' rows go in together at the end of their
+block, each ask still checked against those admitted before it.
 """
 
 from __future__ import annotations

@@ -90,8 +90,9 @@ class OpenHolds:
     """What a batch of asks (``_reserve_all``) reads once in its transaction.
 
     - The open reservations' sums per task and key, kept up to date with each one the
-      batch inserts (:meth:`add`), so each ask sees those admitted before it without a
-      rescan that grew with the calls in flight (~160 us an ask at 1,000 open, SQLite).
+      batch admits (:meth:`add`; all are inserted together when the batch ends), so each
+      ask sees those admitted before it without a rescan that grew with the calls in
+      flight (~160 us an ask at 1,000 open, SQLite).
     - The window spend per scopes and windows, which reservations do not change: it sums
       whole days and edge buckets of each window (:mod:`apprentice.store.spend_windows`).
     """
@@ -293,9 +294,10 @@ class BudgetRows(SqlCore):
         """:meth:`budget_reserve` for each ask, in order, in ``tx`` (a group commit's:
         :mod:`apprentice.store.batches`), which already holds the budget lock.
 
-        Each ask sees the reservations admitted before it in the same transaction,
-        so the batch is exactly the asks applied one by one. A refused ask gets its
-        exception in its place; the others are inserted.
+        Each ask sees the reservations admitted before it in the same transaction
+        (counted by :class:`OpenHolds`), so the batch is exactly the asks applied one by
+        one. A refused ask gets its exception in its place; the others are inserted
+        together at the end, in multi-row statements (:mod:`apprentice.store.bulk`).
         """
         first = asks[0][0].created_at
         self._settle_rows(tx, "expires_at < ?", (codec.to_micros(first),), first)

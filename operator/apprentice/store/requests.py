@@ -104,10 +104,11 @@ class RequestRows(SqlCore):
     ) -> list[RecordResult | Exception]:
         """Every request transaction of a group commit (:mod:`apprentice.store.batches`) in ``tx``.
 
-        Optimistic (``isolated`` False): no savepoints, as PostgreSQL slows down sharply
-        past 64 subtransactions in one transaction and a failing write is rare; a failure
-        raises. Isolated: each write in its own savepoint, so one that fails is rolled
-        back alone and its exception returned in its place.
+        Optimistic (``isolated`` False): in bulk (:meth:`_record_all`), no savepoints, as
+        PostgreSQL slows down sharply past 64 subtransactions in one transaction and a
+        failing write is rare; a failure raises. Isolated: each write in its own
+        savepoint, so one that fails is rolled back alone and its exception returned in
+        its place.
         """
         counts: dict[str, list[int]] = {}
         if not isolated:
@@ -136,10 +137,10 @@ class RequestRows(SqlCore):
         self, tx: Tx, batch: Sequence[Mapping[str, Any]], counts: dict[str, list[int]]
     ) -> list[RecordResult | Exception]:
         """Every write of ``batch`` in a few statements (:mod:`apprentice.store.bulk` says
-        why): the request rows, the examples, the spend lines and each task's last engine
-        state in bulk, the (sampled) comparisons one by one. The same rows as writing each
-        in turn: a comparison names a request already written, and only a task's last
-        state is kept either way."""
+        why): the request rows, the examples (see :meth:`_insert_examples`), the spend
+        lines and each task's last engine state in bulk, the (sampled) comparisons one by
+        one. The same rows as writing each in turn: a comparison names a request already
+        written, and only a task's last state is kept either way."""
         requests: list[RequestRecord] = [write["request"] for write in batch]
         tx.insert_rows(_REQUEST_HEAD, [codec.request_values(r) for r in requests])
         stored = iter(self._insert_examples(tx, batch, requests))
