@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from typing import Any
+from typing import Any, get_args
 
 from apprentice import config
 
@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--port", type=int, default=None, help="port (default: gateway.port)")
     parser.add_argument(
         "--loop",
-        choices=["auto", "asyncio", "uvloop"],
+        choices=get_args(config.EventLoopChoice),
         default=None,
         help="event loop; auto: uvloop when installed (default: gateway.event_loop)",
     )

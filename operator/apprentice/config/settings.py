@@ -275,6 +275,10 @@ class StoreConfig(Model):
         return value
 
 
+EventLoopChoice = Literal["auto", "asyncio", "uvloop"]
+"""``gateway.event_loop`` and ``serve --loop`` (:mod:`apprentice.gateway.event_loop`)."""
+
+
 class GatewayConfig(Model):
     """The HTTP server: bind address, admin token, limits and who trains."""
 
@@ -303,7 +307,7 @@ class GatewayConfig(Model):
         description="Open client connections; past it a new connection gets 503 with "
         "Retry-After and is closed at once.",
     )
-    event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
+    event_loop: EventLoopChoice = Field(
         default="auto",
         description="The server's event loop: auto takes uvloop when it is installed (the "
         "speedups extra; faster on the local path), else asyncio's; uvloop fails start-up "

@@ -19,13 +19,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from importlib import metadata
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
+from apprentice.config import EventLoopChoice
 from apprentice.gateway import errors
 
-__all__ = ["EventLoopChoice", "chosen", "describe", "event_loop_factory", "run"]
+__all__ = ["chosen", "describe", "event_loop_factory", "run"]
 
-EventLoopChoice = Literal["auto", "asyncio", "uvloop"]
 T = TypeVar("T")
 
 
