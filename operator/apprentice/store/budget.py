@@ -187,8 +187,7 @@ def insert_spend(tx: Tx, dialect: schema.Dialect, entries: Sequence[SpendRecord]
     lock(tx, dialect)
     held = [s.reservation for s in entries if s.reservation is not None]
     open_ids = bulk.existing(tx, dialect, "budget_reservations", "id", held)
-    if open_ids:
-        bulk.delete(tx, "budget_reservations", "id", sorted(open_ids))
+    bulk.delete(tx, "budget_reservations", "id", sorted(open_ids))
     lines: list[SpendRecord] = []
     for s in entries:
         if s.reservation is not None:

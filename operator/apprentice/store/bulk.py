@@ -66,7 +66,7 @@ def existing(
 
 
 def delete(tx: Tx, table: str, column: str, values: Sequence[str]) -> None:
-    """Delete the rows whose ``column`` is one of ``values``."""
+    """Delete the rows whose ``column`` is one of ``values`` (none: no statement)."""
     for chunk in _chunks(values):
         tx.execute(f"DELETE FROM {table} WHERE {column} IN ({_marks(chunk)})", chunk)
 

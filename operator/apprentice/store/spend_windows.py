@@ -74,8 +74,7 @@ def add(tx: Tx, lines: Sequence[tuple[Sequence[str], int, float]]) -> None:
             unit = at_micros // schema.BUCKET_MICROS // (1, HOUR, DAY)[grain]
             for scope in scopes:
                 sums[(scope, unit)] = sums.get((scope, unit), 0.0) + amount
-        if sums:
-            tx.insert_rows(head, [(scope, unit, v) for (scope, unit), v in sums.items()], tail)
+        tx.insert_rows(head, [(scope, unit, v) for (scope, unit), v in sums.items()], tail)
 
 
 def _split(a: int, b: int, size: int) -> tuple[Range, Range, Range]:

@@ -70,7 +70,7 @@ class Tx:
 
     def insert_rows(self, head: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
         """``head VALUES (...), (...) tail`` for every row, in order: a few statements, not one
-        per row.
+        per row (none for no rows).
 
         Why not the driver's ``executemany``: it still steps each row on its own, and on
         SQLite each step hands the GIL to the event loop and waits to get it back (up to
