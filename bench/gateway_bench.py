@@ -69,7 +69,15 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _loadgen as loadgen  # bench/_loadgen.py and its siblings, found by the path above
 import gateway_report
-from _loops import TRIALS, closed_loop, process_cpu, serve_on, server_loop, trials
+from _loops import (
+    TRIALS,
+    closed_loop,
+    median_by_p99,
+    process_cpu,
+    serve_on,
+    server_loop,
+    trials,
+)
 
 from apprentice import config as config_mod
 from apprentice.config import TaskConfig
@@ -267,8 +275,7 @@ async def go_trials(url: str, rate: int, seconds: float, n: int = TRIALS) -> dic
             mod=INPUTS,
         )  # fmt: skip
         runs.append(loadgen.summary(report))
-    best = sorted(runs, key=lambda r: r["p99_ms"])[n // 2]
-    return {**best, "p99_ms_trials": [r["p99_ms"] for r in runs]}
+    return {**median_by_p99(runs), "p99_ms_trials": [r["p99_ms"] for r in runs]}
 
 
 async def http_phase(

@@ -34,6 +34,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _loadgen as loadgen  # the sibling modules, found by the path above
+from _loops import median_by_p99
 from teacher_harness import BODY, Loopback, connections, go_result, run_ns
 
 OpenLoop = Callable[[Callable[[], Awaitable[None]], float, int], Awaitable[dict[str, Any]]]
@@ -138,7 +139,7 @@ async def run(
 
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The run whose p99 is the median (the upper one of an even count), with every run's."""
-    got = sorted(runs, key=lambda r: r["p99_ms"])[len(runs) // 2]
+    got = median_by_p99(runs)
     got["trials_p99_ms"] = [r["p99_ms"] for r in runs]
     return got
 
