@@ -49,7 +49,8 @@ def path_from_url(url: str) -> str:
 
 STATEMENT_CACHE = 512
 """Compiled statements the write connection keeps (the driver's default is 128): a group
-commit's multi-row inserts have one statement per row count (``sqlcore.MAX_ROWS``)."""
+commit's multi-row inserts have one statement per table and row count (up to
+``sqlcore.MAX_ROWS``: seven tables), and its ``IN`` lists one per length."""
 
 
 class SqliteStore(SqlStore):
