@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine
 from importlib import metadata
 from typing import Any, TypeVar
 
-from apprentice.config import EventLoopChoice
+from apprentice import config
 from apprentice.gateway import errors
 
 __all__ = ["chosen", "describe", "event_loop_factory", "run"]
@@ -30,7 +30,7 @@ T = TypeVar("T")
 
 
 def event_loop_factory(
-    choice: EventLoopChoice = "auto",
+    choice: config.EventLoopChoice = "auto",
 ) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """What makes the loop for ``choice``: uvloop's when allowed and installed.
 
@@ -54,7 +54,7 @@ def event_loop_factory(
     return uvloop.new_event_loop
 
 
-def run(main: Coroutine[Any, Any, T], choice: EventLoopChoice = "auto") -> T:
+def run(main: Coroutine[Any, Any, T], choice: config.EventLoopChoice = "auto") -> T:
     """``asyncio.run(main)`` on the loop ``choice`` gives (see :func:`event_loop_factory`)."""
     try:
         factory = event_loop_factory(choice)
@@ -72,7 +72,7 @@ def describe(loop: asyncio.AbstractEventLoop) -> str:
     return "asyncio"
 
 
-def chosen(choice: EventLoopChoice = "auto") -> str:
+def chosen(choice: config.EventLoopChoice = "auto") -> str:
     """What :func:`run` runs on for ``choice`` here, as :func:`describe` names it, without
     starting a loop: for the benchmarks' report headers."""
     return "asyncio" if event_loop_factory(choice) is None else _uvloop()
