@@ -30,11 +30,12 @@ import collections
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol, Required, TypedDict, TypeVar, cast
+from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
 from apprentice.json_types import JsonObject
 from apprentice.store import records
 from apprentice.store.budget import Ask, BudgetTotals
+from apprentice.store.records import RequestWrite
 
 if TYPE_CHECKING:
     from apprentice.store import Store
@@ -42,17 +43,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
-
-
-class RequestWrite(TypedDict, total=False):
-    """One request transaction: ``Store.record_request``'s arguments."""
-
-    request: Required[records.RequestRecord]
-    example: records.ExampleRecord | None
-    comparison: records.ComparisonRecord | None
-    spend: Sequence[records.SpendRecord]
-    task_state: JsonObject | None
-    shadow: records.ComparisonRecord | None
 
 
 LINGER_S = 0.005

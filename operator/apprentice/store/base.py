@@ -27,7 +27,7 @@ Errors (all raised ``from`` the driver's error where there is one)::
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +42,7 @@ from apprentice.store.records import (
     RecordResult,
     RequestCounts,
     RequestRecord,
+    RequestWrite,
     ReservationRecord,
     SpendKind,
     SpendRecord,
@@ -123,7 +124,7 @@ class Store(FeedbackStore, abc.ABC):
 
     @abc.abstractmethod
     def record_requests(
-        self, writes: Sequence[Mapping[str, Any]], reservations: Sequence[Any] = ()
+        self, writes: Sequence[RequestWrite], reservations: Sequence[Any] = ()
     ) -> list[Any]:
         """Group commit: each write (``record_request``'s keyword arguments, ``request``
         included) atomic on its own, then each reservation (:meth:`budget_reserve_many`),

@@ -39,13 +39,12 @@ block, each ask still checked against those admitted before it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from apprentice.store import budget
 from apprentice.store.base import StoreUnavailableError
 from apprentice.store.budget import Ask, BudgetRows, BudgetTotals
-from apprentice.store.records import RecordResult
+from apprentice.store.records import RecordResult, RequestWrite
 from apprentice.store.requests import RequestRows
 from apprentice.store.sqlcore import Tx
 
@@ -57,7 +56,7 @@ class BatchRows(RequestRows, BudgetRows):
     """The group commit (see the module docstring)."""
 
     def record_requests(
-        self, writes: Sequence[Mapping[str, Any]], reservations: Sequence[Ask] = ()
+        self, writes: Sequence[RequestWrite], reservations: Sequence[Ask] = ()
     ) -> list[Outcome]:
         """Request transactions and reservations, ONE durable commit.
 
@@ -76,7 +75,7 @@ class BatchRows(RequestRows, BudgetRows):
         return self._commit(batch, asks, locked, isolated=True)
 
     def _commit(
-        self, batch: list[Mapping[str, Any]], asks: list[Ask], locked: bool, *, isolated: bool
+        self, batch: list[RequestWrite], asks: list[Ask], locked: bool, *, isolated: bool
     ) -> list[Outcome]:
         with self._write() as tx:
             if locked:

@@ -14,10 +14,12 @@ a function of the hash of its input only, so an input that once landed in
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Required, TypedDict
 
+from apprentice.json_types import JsonObject
 from apprentice.prompts import canonical_json
 from apprentice.vocabulary import Route, StoredRoute, StoredServedBy, VersionStateName
 
@@ -241,6 +243,18 @@ class RequestCounts:
     errors: int = 0
     comparisons: int = 0
     cache_hits: int = 0  # repeats the answer cache served (no call, no example)
+
+
+class RequestWrite(TypedDict, total=False):
+    """One request transaction: :meth:`Store.record_request`'s arguments, ``request``
+    included (what :meth:`Store.record_requests` takes, one per write)."""
+
+    request: Required[RequestRecord]
+    example: ExampleRecord | None
+    comparison: ComparisonRecord | None
+    spend: Sequence[SpendRecord]
+    task_state: JsonObject | None
+    shadow: ComparisonRecord | None
 
 
 @dataclass(frozen=True)

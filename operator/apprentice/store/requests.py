@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -15,6 +15,7 @@ from apprentice.store.records import (
     RecordResult,
     RequestCounts,
     RequestRecord,
+    RequestWrite,
     SpendKind,
     SpendRecord,
     Split,
@@ -100,7 +101,7 @@ class RequestRows(SqlCore):
             return result
 
     def _write_requests(
-        self, tx: Tx, batch: Sequence[Mapping[str, Any]], isolated: bool
+        self, tx: Tx, batch: Sequence[RequestWrite], isolated: bool
     ) -> list[RecordResult | Exception]:
         """Every request transaction of a group commit (:mod:`apprentice.store.batches`) in ``tx``.
 
@@ -134,7 +135,7 @@ class RequestRows(SqlCore):
         return results
 
     def _record_all(
-        self, tx: Tx, batch: Sequence[Mapping[str, Any]], counts: dict[str, list[int]]
+        self, tx: Tx, batch: Sequence[RequestWrite], counts: dict[str, list[int]]
     ) -> list[RecordResult | Exception]:
         """Every write of ``batch`` in a few statements (:mod:`apprentice.store.bulk` says
         why): the request rows, the examples (see :meth:`_insert_examples`), the spend
@@ -165,13 +166,13 @@ class RequestRows(SqlCore):
         return done
 
     def _insert_examples(
-        self, tx: Tx, batch: Sequence[Mapping[str, Any]], requests: Sequence[RequestRecord]
+        self, tx: Tx, batch: Sequence[RequestWrite], requests: Sequence[RequestRecord]
     ) -> list[tuple[int, bool]]:
         """The batch's examples, in order: each one's id and whether it was added."""
         pairs: list[tuple[ExampleRecord, RequestRecord]] = [
-            (w["example"], r)
+            (e, r)
             for w, r in zip(batch, requests, strict=True)
-            if w.get("example") is not None
+            if (e := w.get("example")) is not None
         ]
         examples = [e for e, _ in pairs]
         if all(e.request_id == r.id for e, r in pairs):  # the gateway's: each its request's own
@@ -181,7 +182,7 @@ class RequestRows(SqlCore):
         return [self._insert_example(tx, e) for e in examples]
 
     def _record_write(
-        self, tx: Tx, write: Mapping[str, Any], counts: dict[str, list[int]]
+        self, tx: Tx, write: RequestWrite, counts: dict[str, list[int]]
     ) -> RecordResult:
         return self._record(
             tx,
