@@ -115,7 +115,7 @@ async def run(
 
     Driven by ``teacher``'s harness: the Go load generator, or ``open_loop`` and an
     aiohttp client here (``python``). Each slow rate runs ``trials`` times: its row is
-    the median run by p99 (``trials_p99_ms`` lists every run's), as one stall on a
+    the median run by p99 (``p99_ms_trials`` lists every run's), as one stall on a
     shared machine moves a single run's p99 by tens of milliseconds.
     """
     out: dict[str, Any] = {"slow": [], "harness": teacher.harness}
@@ -140,7 +140,7 @@ async def run(
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The run whose p99 is the median (the upper one of an even count), with every run's."""
     got = median_by_p99(runs)
-    got["trials_p99_ms"] = [r["p99_ms"] for r in runs]
+    got["p99_ms_trials"] = [r["p99_ms"] for r in runs]
     return got
 
 
@@ -323,7 +323,7 @@ def md_rows(out: dict[str, Any], label: str) -> tuple[str, list[str], str]:
 
 def _trials(got: dict[str, Any]) -> str:
     """Every run's p99 when the row is the median of several ("" for one run)."""
-    runs = got.get("trials_p99_ms", [])
+    runs = got.get("p99_ms_trials", [])
     return f" (median of {', '.join(f'{p:,}' for p in runs)})" if len(runs) > 1 else ""
 
 

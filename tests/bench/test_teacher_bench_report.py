@@ -75,6 +75,6 @@ def test_teacher_md_names_each_rows_harness_and_its_cpu() -> None:
 def test_a_rate_run_several_times_reports_its_median_run_by_p99_and_every_p99() -> None:
     runs = [{"p99_ms": 1090.0, "n": 1}, {"p99_ms": 1300.0, "n": 2}, {"p99_ms": 1050.0, "n": 3}]
     got = teacher_gateway.median_run(runs)
-    assert got["n"] == 1 and got["trials_p99_ms"] == [1090.0, 1300.0, 1050.0]
+    assert got["n"] == 1 and got["p99_ms_trials"] == [1090.0, 1300.0, 1050.0]
     assert teacher_gateway._trials(got) == " (median of 1,090.0, 1,300.0, 1,050.0)"
-    assert teacher_gateway._trials({"p99_ms": 1.0, "trials_p99_ms": [1.0]}) == ""
+    assert teacher_gateway._trials({"p99_ms": 1.0, "p99_ms_trials": [1.0]}) == ""
