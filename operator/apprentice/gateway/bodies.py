@@ -9,12 +9,11 @@ OpenAI API does, so a client that sends ``temperature`` still works.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeGuard, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from apprentice.gateway import errors
-from apprentice.gateway.tags import MAX_KEY, MAX_TAGS, MAX_VALUE
+from apprentice.gateway import errors, tags
 
 __all__ = [
     "MODELS",
@@ -37,8 +36,8 @@ M = TypeVar("M", bound=BaseModel)
 
 #: Per-request tags within OpenAI's limits on ``metadata`` (see gateway.tags).
 Tags = dict[
-    Annotated[str, StringConstraints(min_length=1, max_length=MAX_KEY)],
-    Annotated[str, StringConstraints(max_length=MAX_VALUE)],
+    Annotated[str, StringConstraints(min_length=1, max_length=tags.MAX_KEY)],
+    Annotated[str, StringConstraints(max_length=tags.MAX_VALUE)],
 ]
 
 
@@ -52,7 +51,7 @@ class TaskRequest(_Body):
     input: dict[str, Any] = Field(description="The task input; must match the task's schema.")
     metadata: Tags | None = Field(
         default=None,
-        max_length=MAX_TAGS,
+        max_length=tags.MAX_TAGS,
         description="Tags stored with the request (customer=acme).",
     )
     stream: bool | None = Field(
@@ -101,7 +100,9 @@ class ChatCompletionRequest(_Body):
         "stored); a failure after the first chunk is one error event.",
     )
     metadata: Tags | None = Field(
-        default=None, max_length=MAX_TAGS, description="Tags stored with the request (OpenAI's)."
+        default=None,
+        max_length=tags.MAX_TAGS,
+        description="Tags stored with the request (OpenAI's).",
     )
     stream_options: StreamOptions | None = Field(
         default=None, description="With stream: include_usage adds a last chunk with usage."
@@ -150,22 +151,10 @@ def task_request(body: dict[str, Any]) -> tuple[dict[str, Any], Tags | None, boo
         if len(body) == 1:
             return task_input, None, None
         metadata = body.get("metadata")
-        if len(body) == 2 and _plain_tags(metadata):
+        if len(body) == 2 and tags.fits(metadata):
             return task_input, metadata, None
     parsed = parse(TaskRequest, body)
     return parsed.input, parsed.metadata, parsed.stream
-
-
-def _plain_tags(tags: object) -> TypeGuard[dict[str, str]]:
-    """Whether ``tags`` is what :data:`Tags` accepts (see its limits), without the model."""
-    if type(tags) is not dict or len(tags) > MAX_TAGS:
-        return False
-    for key, value in tags.items():
-        if type(key) is not str or not 0 < len(key) <= MAX_KEY:
-            return False
-        if type(value) is not str or len(value) > MAX_VALUE:
-            return False
-    return True
 
 
 def _where(loc: tuple[int | str, ...]) -> str:
