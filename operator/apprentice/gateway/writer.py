@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 from apprentice.json_types import JsonObject
 from apprentice.store import records
 from apprentice.store.budget import Ask, BudgetTotals
-from apprentice.store.records import RequestWrite
 
 if TYPE_CHECKING:
     from apprentice.store import Store
@@ -53,7 +52,7 @@ class GroupCommit(Protocol):
     """``Store.record_requests``: the writes' outcomes, then the reservations'."""
 
     def __call__(
-        self, writes: list[RequestWrite], reservations: list[Ask] = ..., /
+        self, writes: list[records.RequestWrite], reservations: list[Ask] = ..., /
     ) -> Sequence[object]: ...
 
 
@@ -110,8 +109,10 @@ class StoreWriter:
         shadow: records.ComparisonRecord | None = None,
     ) -> asyncio.Future[records.RecordResult]:
         """Queue one request transaction (``Store.record_request``'s arguments)."""
-        write: RequestWrite = {"request": request, "example": example, "comparison": comparison,
-                 "spend": spend, "task_state": task_state, "shadow": shadow}  # fmt: skip
+        write: records.RequestWrite = {
+            "request": request, "example": example, "comparison": comparison, "spend": spend,
+            "task_state": task_state, "shadow": shadow,
+        }  # fmt: skip
         return self.submit(_RequestWrite(self._store, write))
 
     def submit_reservation(self, ask: Ask) -> asyncio.Future[BudgetTotals]:
@@ -123,7 +124,7 @@ class StoreWriter:
         a failure is logged as ``store write of {what} failed``."""
         if self._closed:
             raise RuntimeError("the store writer is closed")
-        write: RequestWrite = {"request": request}
+        write: records.RequestWrite = {"request": request}
         self._queue.append((_RequestWrite(self._store, write, what), None))
         self._wakeup.set()
 
@@ -173,7 +174,7 @@ class StoreWriter:
 class _RequestWrite:
     """A queued ``record_request``; callable alone, or grouped with its neighbours."""
 
-    def __init__(self, store: Store | None, write: RequestWrite, behind: str = "") -> None:
+    def __init__(self, store: Store | None, write: records.RequestWrite, behind: str = "") -> None:
         self.store = store
         self.write = write
         self.behind = behind  # written behind: what the log calls it

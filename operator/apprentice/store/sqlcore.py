@@ -80,10 +80,10 @@ class Tx:
         backend's statement cache keeps each size's statement compiled.
         """
         width = len(rows[0]) if rows else 0
+        marks = "(" + ", ".join("?" * width) + ")"
         at = 0
         while at < len(rows):
             size = _chunk(len(rows) - at, width)
-            marks = "(" + ", ".join("?" * width) + ")"
             values = [v for row in rows[at : at + size] for v in row]
             self.execute(f"{head} VALUES {', '.join([marks] * size)}{tail}", values)
             at += size
