@@ -97,10 +97,11 @@ def env_without_token() -> None:
 
 @pytest.fixture
 def restored() -> Iterator[None]:
-    """The interpreter's collector and switch interval as they were before the test
-    (``server.tune_process`` changes both)."""
-    thresholds, interval = gc.get_threshold(), sys.getswitchinterval()
+    """The interpreter's collector, its callbacks and the switch interval as they were
+    before the test (``server.tune_process`` changes them)."""
+    thresholds, interval, callbacks = gc.get_threshold(), sys.getswitchinterval(), gc.callbacks[:]
     yield
+    gc.callbacks[:] = callbacks
     gc.unfreeze()
     gc.set_threshold(*thresholds)
     sys.setswitchinterval(interval)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Callable
 from typing import Any
 
 
-async def young_sweeps(count: int) -> list[float]:
+async def young_sweeps(count: int, after: Callable[[int], None] | None = None) -> list[float]:
     """The loop times of the next ``count`` young-generation collections, with collection
-    by allocation count off (call after ``tune_process``: only its sweeps remain)."""
+    by allocation count off (call after ``tune_process``: only its sweeps remain).
+
+    ``after(i)`` runs on the loop once the ``i``-th sweep (from 0) has returned."""
     loop = asyncio.get_running_loop()
     young: list[float] = []
     enough = asyncio.Event()
@@ -21,6 +24,8 @@ async def young_sweeps(count: int) -> list[float]:
     def seen(phase: str, info: dict[str, Any]) -> None:
         if phase == "stop" and info["generation"] == 0:
             young.append(loop.time())
+            if after is not None:
+                loop.call_soon(after, len(young) - 1)
             if len(young) == count:
                 loop.call_soon(enough.set)
 

@@ -64,14 +64,48 @@ IDLE_SWEEP_S = 1.0
 """The longest the sweep waits while there is little to sweep: a nearly idle gateway
 wakes once a second for it, not 20 times (its idle CPU, bench/teacher_bench.py)."""
 SMALL_SWEEP_S = 0.002
-"""A sweep shorter than this found little: the next waits twice as long, up to
-``IDLE_SWEEP_S``; a longer one sets ``YOUNG_SWEEP_S`` again. Sweeping finds little
-when nothing is in flight, and when calls are short: the young generation then holds
-about the calls in flight (64 instant calls: ~6,400 objects, ~1 ms), however long
+"""Young collections shorter than this found little: the next sweep waits twice as
+long, up to ``IDLE_SWEEP_S``; a longer one sets ``YOUNG_SWEEP_S`` again. Sweeping finds
+little when nothing is in flight, and when calls are short: the young generation then
+holds about the calls in flight (64 instant calls: ~6,400 objects, ~1 ms), however long
 the wait, so sweeping it 20 times a second only repeats that cost (~14 us a request).
-Calls that live longer grow it with the wait (1 s calls at 1,000/s: ~3 ms at 50 ms),
-which keeps the sweep at 50 ms. Traffic that starts while the sweep waits grows the
-young generation by allocations alone, so CPython's own threshold collects it."""
+Calls that live longer grow it with the wait (1 s calls at 1,000/s: ~2-3 ms at 50 ms),
+which keeps the sweep at 50 ms.
+
+What decides is the longest young collection since the last sweep, CPython's own
+included (:class:`_YoungCollections`), not the sweep's alone: a sweep right after
+CPython's own collection finds nothing whatever the traffic. Timing the sweep alone,
+that backed it off to once a second under steady 1 s calls at 1,000/s, and CPython's
+threshold then fired on young generations of a whole second's survivors: collections
+of 49, 70 and 98 ms, a second apart, which every call in flight waited out (that run's
+p99 1,253 ms against 1,046 ms in the next, which kept sweeping every 50 ms)."""
+
+
+class _YoungCollections:
+    """A ``gc.callbacks`` entry: the longest young collection since :meth:`take`."""
+
+    def __init__(self) -> None:
+        self._started = 0.0
+        self.longest = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] > 1:  # an old collection says nothing of the young rate
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.note(time.perf_counter() - self._started)
+
+    def note(self, seconds: float) -> None:
+        self.longest = max(self.longest, seconds)
+
+    def take(self) -> float:
+        """The longest since the last call (seconds), and start over."""
+        longest, self.longest = self.longest, 0.0
+        return longest
+
+
+_YOUNG = _YoungCollections()
 
 
 def tune_process() -> None:
@@ -87,6 +121,8 @@ def tune_process() -> None:
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    if _YOUNG not in gc.callbacks:
+        gc.callbacks.append(_YOUNG)
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
@@ -100,12 +136,9 @@ _SWEPT: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 
 
 def _sweep_young(loop: asyncio.AbstractEventLoop, interval: float) -> None:
-    started = time.perf_counter()
     gc.collect(0)
-    if time.perf_counter() - started < SMALL_SWEEP_S:
-        interval = min(interval * 2, IDLE_SWEEP_S)
-    else:
-        interval = YOUNG_SWEEP_S
+    found_little = _YOUNG.take() < SMALL_SWEEP_S  # this sweep's and any since the last one
+    interval = min(interval * 2, IDLE_SWEEP_S) if found_little else YOUNG_SWEEP_S
     loop.call_later(interval, _sweep_young, loop, interval)
 
 
