@@ -47,17 +47,26 @@ a failed store write) is where it is executed: :mod:`apprentice.gateway.settling
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from apprentice.engine.budget_check import (
+    KEY_PREFIX,
+    BudgetExhausted,
+    KeyCaps,
+    amount_of,
+    capped_scopes,
+    check,
+    key_scope,
+    refuse_over,
+)
 from apprentice.engine.budget_limits import (
     GLOBAL,
     WINDOWS,
     BudgetLimits,
     Caps,
     Window,
-    capped_windows,
     keys_at,
     window_bounds,
     window_keys,
@@ -76,10 +85,12 @@ __all__ = [
     "Reservation",
     "UnknownReservation",
     "Window",
+    "check",
     "empty",
     "exhausted_caps",
     "from_entries",
     "from_totals",
+    "from_window_totals",
     "key_scope",
     "record",
     "release",
@@ -93,53 +104,12 @@ __all__ = [
 ]
 
 
-KEY_PREFIX = "key:"  # an API key's scope (task names never contain ':')
-
-
-def key_scope(key_id: str) -> str:
-    """The budget scope of an API key's own caps (its spend across every task)."""
-    return KEY_PREFIX + key_id
-
-
-KeyCaps = tuple[str, Caps]
-"""An API key's scope (:func:`key_scope`) and its caps, checked with the task's and global."""
-
-
 @dataclass(frozen=True, slots=True)
 class Reservation:
     id: int
     task: str
     amount: float
     key: str | None = None  # the API key's scope, when the call is charged to a key
-
-
-class BudgetExhausted(Exception):
-    """A reservation would cross a cap; the teacher must not be called."""
-
-    def __init__(
-        self,
-        scope: str,
-        window: Window,
-        cap: float,
-        committed: float,
-        asked: float,
-        now: float = 0.0,
-    ):
-        who = (
-            "global"
-            if scope == GLOBAL
-            else f"API key {scope.removeprefix(KEY_PREFIX)!r}"
-            if scope.startswith(KEY_PREFIX)
-            else f"task {scope!r}"
-        )
-        super().__init__(
-            f"{who} {window.value} cap {cap:.4f} reached: {committed:.4f} spent or reserved, "
-            f"{asked:.4f} more asked; the student serves or the request is refused until the "
-            f"window rolls over (raise budget caps to spend more)"
-        )
-        self.scope, self.window, self.cap = scope, window, cap
-        self.committed, self.asked = committed, asked
-        self.now = now  # when it was refused (Unix seconds): the window is the one of then
 
 
 class UnknownReservation(KeyError):
@@ -183,6 +153,28 @@ def from_totals(
     return Ledger(limits=limits, spent=table, pending={k: float(v) for k, v in pending.items()})
 
 
+def from_window_totals(
+    limits: BudgetLimits,
+    now: float,
+    spent: Mapping[str, Sequence[float]],
+    pending: Mapping[str, float],
+) -> Ledger:
+    """:func:`from_totals` of the store's own shape: ``spent[scope]`` holds the day, week
+    and month spend in :data:`WINDOWS` order (``BudgetTotals.spent``).
+
+    The same ledger, built without a dict per scope in between: the gateway builds one
+    for its mirror at every reservation, on the store's busy writer thread.
+    """
+    keys = keys_at(limits.timezone, math.floor(now / 60.0))
+    table: dict[tuple[str, Window], tuple[str, float]] = {}
+    for scope, values in spent.items():
+        day, week, month = values
+        table[(scope, Window.day)] = (keys[0], float(day))
+        table[(scope, Window.week)] = (keys[1], float(week))
+        table[(scope, Window.month)] = (keys[2], float(month))
+    return Ledger(limits=limits, spent=table, pending={k: float(v) for k, v in pending.items()})
+
+
 def exhausted_caps(
     ledger: Ledger, now: float, task: str | None = None, typical_cost: float = 0.0
 ) -> list[tuple[str, Window, float]]:
@@ -221,26 +213,16 @@ def _check(
     ledger: Ledger, task: str, amount: float, now: float, key: KeyCaps | None = None
 ) -> None:
     keys = keys_at(ledger.limits.timezone, math.floor(now / 60.0))
-    spent, limits = ledger.spent, ledger.limits
-    scopes = [(task, limits.capped(task)), (GLOBAL, limits.capped(GLOBAL))]
-    if key is not None:
-        scopes.append((key[0], capped_windows(key[1])))
-    for scope, capped in scopes:
+    spent = ledger.spent
+    for scope, capped in capped_scopes(ledger.limits, task, key):
         if not capped:
             continue
-        pending = ledger.pending.get(scope, 0.0)
-        for i, w, cap in capped:
+        current = [0.0, 0.0, 0.0]
+        for i, w, _ in capped:
             entry = spent.get((scope, w))
-            committed = pending + (entry[1] if entry is not None and entry[0] == keys[i] else 0.0)
-            if committed + amount > cap:
-                raise BudgetExhausted(scope, w, cap, committed, amount, now)
-
-
-def _amount(value: float, what: str) -> float:
-    amount = float(value)
-    if not (amount >= 0.0 and math.isfinite(amount)):
-        raise ValueError(f"{what} must be a finite non-negative amount, got {value!r}")
-    return amount
+            if entry is not None and entry[0] == keys[i]:
+                current[i] = entry[1]
+        refuse_over(scope, capped, ledger.pending.get(scope, 0.0), current, amount, now)
 
 
 def reserve(
@@ -251,7 +233,7 @@ def reserve(
     With ``key`` the call is also charged to that API key's scope and checked
     against its caps (the same invariant holds per key: spent + pending <= cap).
     """
-    amount = _amount(estimate, "estimate")
+    amount = amount_of(estimate, "estimate")
     _check(ledger, task, amount, now, key)
     res = Reservation(ledger.next_id, task, amount, None if key is None else key[0])
     pending = dict(ledger.pending)
@@ -314,7 +296,7 @@ def _with_spend(
 
 def settle(ledger: Ledger, reservation_id: int, actual: float, now: float) -> Ledger:
     """Replace a reservation with the actual cost, booked in the windows of ``now``."""
-    amount = _amount(actual, "actual cost")
+    amount = amount_of(actual, "actual cost")
     res, opened, pending = _unreserve(ledger, reservation_id)
     return _with_spend(ledger, _scopes(res), amount, now, open=opened, pending=pending)
 
@@ -327,7 +309,7 @@ def release(ledger: Ledger, reservation_id: int) -> Ledger:
 
 def record(ledger: Ledger, task: str, amount: float, at: float) -> Ledger:
     """Book spend that needed no reservation (ledger replay)."""
-    return _with_spend(ledger, (task, GLOBAL), _amount(amount, "amount"), at)
+    return _with_spend(ledger, (task, GLOBAL), amount_of(amount, "amount"), at)
 
 
 def from_entries(limits: BudgetLimits, entries: Iterable[tuple[float, str, float]]) -> Ledger:

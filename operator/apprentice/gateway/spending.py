@@ -134,15 +134,18 @@ class SharedBudget:
         return self.store
 
     def _admit(self, task: str, amount: float, now: float, caller: str | None = None) -> Admit:
+        limits = self.limits
+
         def admit(totals: BudgetTotals) -> None:
-            ledger = self._ledger(totals, now)
             key = None
             if caller is not None:  # the key's caps as its row says in this transaction
                 scope = budget_mod.key_scope(caller)
                 caps = totals.key_caps.get(scope)
                 key = None if caps is None else (scope, budget_mod.Caps(*caps))
-            budget_mod.reserve(ledger, task, amount, now, key)  # raises BudgetExhausted
-            self.mirror.ledger = ledger
+            # reserve()'s own check on these totals (raises BudgetExhausted), without the
+            # ledger it would return: this runs on the store's busy writer thread.
+            budget_mod.check(limits, now, totals.spent, totals.pending, task, amount, key)
+            self.mirror.ledger = self._ledger(totals, now)
 
         return admit
 
@@ -153,11 +156,7 @@ class SharedBudget:
         return [task, GLOBAL, budget_mod.key_scope(caller)]
 
     def _ledger(self, totals: BudgetTotals, now: float) -> budget_mod.Ledger:
-        spent = {
-            scope: dict(zip(budget_mod.WINDOWS, values, strict=True))
-            for scope, values in totals.spent.items()
-        }
-        return budget_mod.from_totals(self.limits, now, spent, totals.pending)
+        return budget_mod.from_window_totals(self.limits, now, totals.spent, totals.pending)
 
     def _windows(self, now: float) -> list[tuple[float, float]]:
         """The day, week and month around ``now`` (recomputed only when the day changes)."""
