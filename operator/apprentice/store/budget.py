@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 
 from apprentice.store import bulk, codec, schema, spend_windows
 from apprentice.store.records import ReservationRecord, SpendKind, SpendRecord
@@ -67,6 +68,13 @@ def _bucket(seconds: float) -> int:
     return math.floor(round(seconds * 1_000_000) / schema.BUCKET_MICROS)
 
 
+@lru_cache(maxsize=64)
+def _bounds(windows: tuple[tuple[float, float], ...]) -> tuple[tuple[int, int], ...]:
+    """Each window's ``[start, end)`` in buckets. Memoised: every ask of a day has the same
+    windows, and this ran six roundings an ask on the store's busy writer thread."""
+    return tuple((_bucket(a), _bucket(b)) for a, b in windows)
+
+
 def totals(
     tx: Tx, scopes: Sequence[str], windows: Windows, held: OpenHolds | None = None
 ) -> BudgetTotals:
@@ -75,7 +83,7 @@ def totals(
     ``held``: what a batch of asks already read in ``tx`` (see :class:`OpenHolds`);
     without it everything is read here.
     """
-    bounds = tuple((_bucket(a), _bucket(b)) for a, b in windows)
+    bounds = _bounds(tuple(windows))
     if held is None:
         held = OpenHolds(tx)
     spent = held.spent(tuple(scopes), bounds)
@@ -100,30 +108,37 @@ class OpenHolds:
     def __init__(self, tx: Tx) -> None:
         self._tx = tx
         self._tasks: dict[str, list[float]] | None = None
+        self._task_sums: dict[str, float] = {}  # math.fsum of each of _tasks' lists
+        self._pending: dict[str, float] | None = None  # by_task's answer until the next add
         self._keys: dict[str, list[float]] = {}
-        self._spent: dict[tuple[object, ...], dict[str, tuple[float, ...]]] = {}
+        self._spent: dict[tuple[object, ...], Mapping[str, tuple[float, ...]]] = {}
         self.added: list[ReservationRecord] = []
         """Admitted in this batch, inserted when it ends: counted here, not read back."""
 
     def spent(
         self, scopes: tuple[str, ...], bounds: tuple[tuple[int, int], ...]
-    ) -> dict[str, tuple[float, ...]]:
-        """Spend per scope in each window's buckets (``bounds``), read once per pair."""
+    ) -> Mapping[str, tuple[float, ...]]:
+        """Spend per scope in each window's buckets (``bounds``), read once per pair: one
+        mapping shared by its asks' totals (read-only, as every ``BudgetTotals`` field)."""
         found = self._spent.get((scopes, bounds))
         if found is None:
             found = self._spent[(scopes, bounds)] = spend_windows.spent(self._tx, scopes, bounds)
-        return dict(found)
+        return found
 
     def by_task(self) -> dict[str, float]:
-        """Open amounts per task, and ``GLOBAL``: all of them."""
+        """Open amounts per task, and ``GLOBAL``: all of them (each task's ``fsum`` redone
+        only when an ask adds to it: the same sums as summing afresh each ask)."""
         if self._tasks is None:
             rows = self._tx.all("SELECT task, SUM(amount) FROM budget_reservations GROUP BY task")
             self._tasks = {str(task): [float(amount)] for task, amount in rows}
             for r in self.added:
                 self._tasks.setdefault(r.task, []).append(float(r.amount))
-        pending = {task: math.fsum(parts) for task, parts in self._tasks.items()}
-        pending[GLOBAL] = math.fsum(pending.values())
-        return pending
+            self._task_sums = {task: math.fsum(parts) for task, parts in self._tasks.items()}
+        if self._pending is None:
+            pending = dict(self._task_sums)
+            pending[GLOBAL] = math.fsum(self._task_sums.values())
+            self._pending = pending
+        return self._pending
 
     def by_key(self, keys: Sequence[str]) -> dict[str, float]:
         """Open amounts of each of ``keys`` that holds any, as ``key:<id>`` scopes."""
@@ -141,7 +156,10 @@ class OpenHolds:
         """Count ``r``, admitted in the same transaction (inserted with the others)."""
         self.added.append(r)
         if self._tasks is not None:
-            self._tasks.setdefault(r.task, []).append(float(r.amount))
+            parts = self._tasks.setdefault(r.task, [])
+            parts.append(float(r.amount))
+            self._task_sums[r.task] = math.fsum(parts)
+            self._pending = None  # a new dict: the one answered before stays as it was
         if r.caller is not None and KEY_PREFIX + r.caller in self._keys:
             self._keys[KEY_PREFIX + r.caller].append(float(r.amount))
 
