@@ -85,6 +85,21 @@ async def test_posts_compact_utf8_json_and_reads_the_whole_answer(
     assert response.headers["x-ratelimit-remaining-requests"] == "7"  # case-insensitive
 
 
+async def test_the_posters_own_headers_go_on_every_post_and_a_posts_go_on_top(
+    server: Loopback,
+) -> None:
+    poster = transport.JsonPoster(timeout_s=5, headers={"Authorization": "k", "X-Version": "1"})
+    try:
+        await poster.post(server.url("/ok"), {}, {"Authorization": "k", "X-Version": "1"})
+        await poster.post(server.url("/ok"), {}, {})
+        await poster.post(server.url("/ok"), {}, {"authorization": "other"})
+    finally:
+        await poster.aclose()
+    sent = [(r.headers.getall("authorization"), r.headers.get("x-version")) for r in server.seen]
+    assert sent == [(["k"], "1"), (["k"], "1"), (["other"], "1")]
+    assert all(r.headers["content-type"] == "application/json" for r in server.seen)
+
+
 async def test_a_refused_connection_never_reached_the_provider() -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))

@@ -186,8 +186,28 @@ def _secs(headers: Headers, name: str) -> float | None:
     return parse_duration(raw) if raw else None
 
 
+_RATE_HEADERS = (
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens",
+)
+_NO_HINTS = RateHints()
+
+
 def rate_hints(headers: Headers) -> RateHints:
-    """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}``."""
+    """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}``.
+
+    Read on every answer: one without any of them (most OpenAI-compatible servers send
+    none) shares one empty :class:`RateHints` instead of parsing six absent headers.
+    """
+    for name in _RATE_HEADERS:
+        if name in headers:
+            break
+    else:
+        return _NO_HINTS
     return RateHints(
         limit_requests=_int(headers, "x-ratelimit-limit-requests"),
         remaining_requests=_int(headers, "x-ratelimit-remaining-requests"),

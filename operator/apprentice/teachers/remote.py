@@ -164,9 +164,12 @@ class RemoteTeacher:
         self._key = api_key
         self._clock = clock
         self._base_url = (config.base_url or adapter.default_base_url).rstrip("/")
+        # The key is fixed for the teacher's life: its headers are built once, and are the
+        # poster's session's own (each call then merges none into its request).
+        self._headers = adapter.auth_headers(api_key.reveal() if api_key else None)
         self._http = HttpPolicy(
             provider=self.provider,
-            poster=JsonPoster(config.timeout_s, pool_size(config)),
+            poster=JsonPoster(config.timeout_s, pool_size(config), headers=self._headers),
             retry=RetryPolicy(max_retries=config.max_retries),
             limiter=RateLimiter(config.rate_limits, clock=clock, sleep=sleep),
             clock=clock,
@@ -186,8 +189,7 @@ class RemoteTeacher:
         self, url: str, body: dict[str, Any], tokens: int, bill: Bill | None = None,
         attempt_worst: float = 0.0,
     ) -> tuple[Any, int]:  # fmt: skip
-        secret = self._key.reveal() if self._key else None
-        headers = self.adapter.auth_headers(secret)
+        headers = self._headers
 
         def map_error(response: Response) -> TeacherError:
             return self.adapter.map_error(
@@ -212,10 +214,13 @@ class RemoteTeacher:
             before_retry=before_retry,
         )
 
-    def _attempt_worst(self, messages: list[ChatMessage], max_tokens: int) -> float:
-        """The most one attempt can bill: the (high) prompt estimate plus every output token."""
-        worst = Usage(input_tokens=estimate_tokens(messages), output_tokens=max_tokens)
-        return pricing.cost(worst, self.price)
+    def _attempt_worst(
+        self, messages: list[ChatMessage], max_tokens: int, prompt: int | None = None
+    ) -> float:
+        """The most one attempt can bill: the (high) prompt estimate plus every output token.
+        ``prompt``: :func:`estimate_tokens` of ``messages`` when the caller has it."""
+        tokens = estimate_tokens(messages) if prompt is None else prompt
+        return pricing.cost(Usage(input_tokens=tokens, output_tokens=max_tokens), self.price)
 
     async def _chat(
         self,
@@ -233,8 +238,9 @@ class RemoteTeacher:
             schema_name=schema_name,
             max_tokens=max_tokens,
         )
-        tokens = estimate_tokens(messages) + max_tokens
-        worst = self._attempt_worst(messages, max_tokens)
+        prompt = estimate_tokens(messages)  # once: the rate limit's tokens and the worst case
+        tokens = prompt + max_tokens
+        worst = self._attempt_worst(messages, max_tokens, prompt)
         try:
             raw, attempts = await self._post(
                 self.adapter.chat_url(self._base_url, self.model), body, tokens, bill, worst

@@ -219,10 +219,8 @@ class StreamingRemoteTeacher(RemoteTeacher):
     async def _attempt(
         self, url: str, body: dict[str, Any], reader: StreamReader, sent: _Sent
     ) -> _Attempt:
-        secret = self._key.reveal() if self._key else None
-        headers = self.adapter.auth_headers(secret)
         try:
-            async with self.policy.poster.post_stream(url, body, headers) as response:
+            async with self.policy.poster.post_stream(url, body, self._headers) as response:
                 self.policy.limiter.observe(self.adapter.rate_hints(response.headers))
                 if response.status >= 300:
                     return self._refused(response.status, await response.read(), response.headers)
