@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from apprentice import config
@@ -171,3 +172,16 @@ def test_a_coaching_run_waits_for_answers_from_the_episode_itself():
     assert lc.training_due(s).reason == "coaching: 70 new examples"
     restored = lc.TaskState.from_dict(s.to_dict(), p)
     assert restored.episode_start == 55
+
+
+def test_record_example_copies_every_field_but_the_count():
+    """record_example spells out its copy (the hot path): a field added to TaskState and
+    not copied there fails here, as does a sampling memo that changes."""
+    state = lifecycle.training_started(graduated())
+    before = lifecycle.current_sampling(state)
+    after = lifecycle.record_example(state, 3)
+    for f in dataclasses.fields(state):
+        want = getattr(state, f.name) + 3 if f.name == "examples" else getattr(state, f.name)
+        assert getattr(after, f.name) == want, f.name
+    assert lifecycle.current_sampling(after) == before
+    assert after == dataclasses.replace(state, examples=state.examples + 3)

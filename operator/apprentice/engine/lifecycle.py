@@ -175,7 +175,26 @@ def _next_phase(state: TaskState, conf: ConfidenceState) -> tuple[Phase, bool, b
 
 def record_example(state: TaskState, count: int = 1) -> TaskState:
     """The store accepted ``count`` new (input, teacher output) examples."""
-    return replace(state, examples=state.examples + count)
+    new = TaskState(  # spelled out: once per paid request, and replace() is slow
+        params=state.params,
+        phase=state.phase,
+        confidence=state.confidence,
+        coaching=state.coaching,
+        emergency=state.emergency,
+        paused=state.paused,
+        examples=state.examples + count,
+        trained_examples=state.trained_examples,
+        training_in_progress=state.training_in_progress,
+        active_version=state.active_version,
+        last_rejected=state.last_rejected,
+        remedial=state.remedial,
+        interrupted=state.interrupted,
+        episode_start=state.episode_start,
+        alarms=state.alarms,
+    )
+    # The sampling memo depends on none of the examples: the new state keeps it.
+    object.__setattr__(new, "_sampling", state._sampling)
+    return new
 
 
 def training_due(state: TaskState) -> TrainingDue:
