@@ -19,6 +19,7 @@ the SQL integer division of migration 11 (``bucket / 4``, ``bucket / 96``) compu
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 from apprentice.store import schema
 from apprentice.store.sqlcore import Tx
@@ -85,6 +86,7 @@ def _split(a: int, b: int, size: int) -> tuple[Range, Range, Range]:
     return (first, last), (a, first * size), (last * size, b)
 
 
+@lru_cache(maxsize=256)
 def plan(a: int, b: int) -> Plan:
     """Split the bucket window ``[a, b)`` into whole days, then hours, then quarter hours."""
     days, low, high = _split(a, b, DAY)
@@ -117,19 +119,36 @@ def spent(
 
     A scope with no row read in any grain is absent (the engine reads it as 0).
     """
+    shape = _statement(len(scopes), tuple(bounds))
+    if shape is None:
+        return {}
+    sql, head, reads = shape
+    params: list[object] = list(head)
+    for start, end in reads:
+        params += [*scopes, start, end]
+    rows = tx.all(sql, params)
+    return {str(r[0]): tuple(float(v or 0.0) for v in r[1:]) for r in rows}
+
+
+@lru_cache(maxsize=64)
+def _statement(
+    scopes: int, bounds: tuple[tuple[int, int], ...]
+) -> tuple[str, tuple[int, ...], tuple[Range, ...]] | None:
+    """:func:`spent`'s statement for ``scopes`` scopes: its SQL, the window sums' values,
+    and the ``[start, end)`` of each grain read (each after the scopes). None: no read.
+    The same every ask of a day: built once, not per batch on the store's writer thread."""
     plans = [plan(a, b) for a, b in bounds]
-    marks = ", ".join("?" for _ in scopes)
-    params: list[object] = [v for p in plans for r in p for v in r]
+    marks = ", ".join("?" for _ in range(scopes))
+    head = tuple(v for p in plans for r in p for v in r)
     parts: list[str] = []
+    reads: list[Range] = []
     for level, read in enumerate(_READ):
         ranges = [r for p in plans for r in (p[0:2], p[2:4], p[4:5])[level]]
         for start, end in _merged(ranges):
             parts.append(read.format(marks=marks))
-            params += [*scopes, start, end]
+            reads.append((start, end))
     if not parts:
-        return {}
+        return None
     sums = ", ".join(_WINDOW_SUM for _ in plans)
-    rows = tx.all(
-        f"SELECT scope, {sums} FROM ({' UNION ALL '.join(parts)}) AS u GROUP BY scope", params
-    )
-    return {str(r[0]): tuple(float(v or 0.0) for v in r[1:]) for r in rows}
+    sql = f"SELECT scope, {sums} FROM ({' UNION ALL '.join(parts)}) AS u GROUP BY scope"
+    return sql, head, tuple(reads)

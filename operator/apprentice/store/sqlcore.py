@@ -16,6 +16,8 @@ import abc
 import contextlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
+from itertools import chain
 from typing import Any, Protocol
 
 from apprentice.prompts import canonical_json
@@ -79,14 +81,15 @@ class Tx:
         ``MAX_ROWS`` rows, within SQLite's oldest limit of 999 values; the SQLite
         backend's statement cache keeps each size's statement compiled.
         """
-        width = len(rows[0]) if rows else 0
-        marks = "(" + ", ".join("?" * width) + ")"
-        at = 0
-        while at < len(rows):
-            size = _chunk(len(rows) - at, width)
-            values = [v for row in rows[at : at + size] for v in row]
-            self.execute(f"{head} VALUES {', '.join([marks] * size)}{tail}", values)
-            at += size
+        if not rows:
+            return
+        width, left, at = len(rows[0]), len(rows), 0
+        while left:
+            size = _chunk(left, width)
+            chunk = rows if size == len(rows) else rows[at : at + size]
+            sql = self._dialect.sql(_rows_statement(head, tail, width, size))
+            self._cursor.execute(sql, tuple(chain.from_iterable(chunk)))
+            at, left = at + size, left - size
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         self._cursor.execute(self._dialect.sql(sql), tuple(params))
@@ -100,6 +103,14 @@ class Tx:
 
 MAX_ROWS = 64
 """Rows in one multi-row statement (:meth:`Tx.insert_rows`)."""
+
+
+@lru_cache(maxsize=256)
+def _rows_statement(head: str, tail: str, width: int, size: int) -> str:
+    """``head VALUES (?, ...), ... tail`` for ``size`` rows of ``width`` values: the same few
+    shapes every group commit (built once, not per statement on the writer thread)."""
+    marks = "(" + ", ".join("?" * width) + ")"
+    return f"{head} VALUES {', '.join([marks] * size)}{tail}"
 
 
 def _chunk(left: int, width: int) -> int:
