@@ -32,10 +32,12 @@ EXAMPLE_COLUMNS = (
 )
 
 
-def example_values(e: ExampleRecord) -> tuple[object, ...]:
+def example_values(
+    e: ExampleRecord, canonical: codec.Canonical = canonical_json
+) -> tuple[object, ...]:
     """``e`` as the values of ``EXAMPLE_COLUMNS``."""
     return (
-        e.task, canonical_json(e.input), canonical_json(e.output), e.input_hash, e.split,
+        e.task, canonical(e.input), canonical(e.output), e.input_hash, e.split,
         e.teacher_provider, e.teacher_model, codec.to_micros(e.created_at), float(e.cost),
         e.request_id, float(e.weight), e.trained_in_version,
     )  # fmt: skip
@@ -72,7 +74,10 @@ def delete(tx: Tx, table: str, column: str, values: Sequence[str]) -> None:
 
 
 def insert_examples(
-    tx: Tx, dialect: schema.Dialect, examples: Sequence[ExampleRecord]
+    tx: Tx,
+    dialect: schema.Dialect,
+    examples: Sequence[ExampleRecord],
+    canonical: codec.Canonical = canonical_json,
 ) -> list[tuple[int, bool]]:
     """Insert ``examples`` in order; each one's id and whether it was added.
 
@@ -87,7 +92,7 @@ def insert_examples(
         return []
     tx.insert_rows(
         f"INSERT INTO examples ({EXAMPLE_COLUMNS})",
-        [example_values(e) for e in examples],
+        [example_values(e, canonical) for e in examples],
         " ON CONFLICT (task, input_hash) DO NOTHING",
     )
     stored: dict[tuple[str, str], tuple[int, str]] = {}

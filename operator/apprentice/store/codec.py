@@ -7,6 +7,7 @@ Times are integer microseconds since the epoch (UTC) in the database; see
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -58,7 +59,32 @@ ANSWER_COLUMNS = "input, output"
 """What a request was asked and answered; read one request at a time (:func:`request`)."""
 
 
-def answer_json(value: dict[str, Any] | None) -> str | None:
+Canonical = Callable[[Any], str]
+""":func:`apprentice.prompts.canonical_json`, or a :class:`CanonicalOnce` of a batch."""
+
+
+class CanonicalOnce:
+    """``canonical_json`` of each object once per group commit: a request's input and
+    output are its example's too (the same objects), and serialising them twice was
+    a quarter of the request rows' Python on the store's writer thread.
+
+    By identity, each object held so its id cannot be reused while this lives; the
+    records are immutable once queued, so one object has one text for the batch.
+    """
+
+    def __init__(self) -> None:
+        self._texts: dict[int, tuple[object, str]] = {}
+
+    def __call__(self, value: Any) -> str:
+        hit = self._texts.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        text = canonical_json(value)
+        self._texts[id(value)] = (value, text)
+        return text
+
+
+def answer_json(value: dict[str, Any] | None, canonical: Canonical = canonical_json) -> str | None:
     """The canonical JSON of a request's input or served output (``None`` stays NULL).
 
     Runs on the store's writer thread, never on the event loop. A string holding a lone
@@ -66,7 +92,7 @@ def answer_json(value: dict[str, Any] | None) -> str | None:
     never fail the request's row; it reads back as the same string."""
     if value is None:
         return None
-    text = canonical_json(value)  # an encoder built once (prompts.canonical_json)
+    text = canonical(value)  # an encoder built once (prompts.canonical_json)
     if not text.isascii():
         try:
             text.encode("utf-8")
@@ -75,7 +101,7 @@ def answer_json(value: dict[str, Any] | None) -> str | None:
     return text
 
 
-def request_values(r: RequestRecord) -> tuple[Any, ...]:
+def request_values(r: RequestRecord, canonical: Canonical = canonical_json) -> tuple[Any, ...]:
     """``r`` as the values of ``REQUEST_COLUMNS``, then ``ANSWER_COLUMNS``."""
     return (
         r.id,
@@ -91,8 +117,8 @@ def request_values(r: RequestRecord) -> tuple[Any, ...]:
         float(r.cost),
         canonical_json(r.tags) if r.tags else None,
         r.caller,
-        answer_json(r.input),
-        answer_json(r.output),
+        answer_json(r.input, canonical),
+        answer_json(r.output, canonical),
     )
 
 

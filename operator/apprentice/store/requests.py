@@ -143,8 +143,9 @@ class RequestRows(SqlCore):
         one. The same rows as writing each in turn: a comparison names a request already
         written, and only a task's last state is kept either way."""
         requests: list[RequestRecord] = [write["request"] for write in batch]
-        tx.insert_rows(_REQUEST_HEAD, [codec.request_values(r) for r in requests])
-        stored = iter(self._insert_examples(tx, batch, requests))
+        once = codec.CanonicalOnce()  # an example's input and output are its request's
+        tx.insert_rows(_REQUEST_HEAD, [codec.request_values(r, once) for r in requests])
+        stored = iter(self._insert_examples(tx, batch, requests, once))
         done: list[RecordResult | Exception] = []
         states: dict[str, tuple[dict[str, Any], datetime]] = {}
         for write, request in zip(batch, requests, strict=True):
@@ -166,7 +167,11 @@ class RequestRows(SqlCore):
         return done
 
     def _insert_examples(
-        self, tx: Tx, batch: Sequence[RequestWrite], requests: Sequence[RequestRecord]
+        self,
+        tx: Tx,
+        batch: Sequence[RequestWrite],
+        requests: Sequence[RequestRecord],
+        canonical: codec.Canonical,
     ) -> list[tuple[int, bool]]:
         """The batch's examples, in order: each one's id and whether it was added."""
         pairs: list[tuple[ExampleRecord, RequestRecord]] = [
@@ -176,7 +181,7 @@ class RequestRows(SqlCore):
         ]
         examples = [e for e, _ in pairs]
         if all(e.request_id == r.id for e, r in pairs):  # the gateway's: each its request's own
-            return bulk.insert_examples(tx, self.dialect, examples)
+            return bulk.insert_examples(tx, self.dialect, examples, canonical)
         # An example without a request id, or naming another request: the bulk read-back
         # cannot tell the row it wrote from one stored before, so one at a time.
         return [self._insert_example(tx, e) for e in examples]
