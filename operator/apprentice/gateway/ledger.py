@@ -37,6 +37,7 @@ class LedgerMirror:
         ]
         self.ledger = budget_mod.from_entries(self.limits, rows)
         self.cfg = cfg
+        self._caps: dict[str, dict[str, float | None]] = {}  # per task: the config is frozen
 
     def reserve(self, task: str, estimate: float, now: datetime) -> int | None:
         """A reservation id, or ``None`` when the call would cross a cap (process-local)."""
@@ -62,5 +63,11 @@ class LedgerMirror:
         return {WINDOW_NAMES[w]: v for w, v in got.items()}
 
     def caps(self, task: str) -> dict[str, float | None]:
-        caps = status_mod.effective_caps(self.cfg.task(task).budget, self.cfg.budget)
-        return {"daily": caps.daily, "weekly": caps.weekly, "monthly": caps.monthly}
+        """The task's caps per window (its own or the global one, the tighter): asked after
+        every paid request (the budget alerts), worked out once per task."""
+        found = self._caps.get(task)
+        if found is None:
+            caps = status_mod.effective_caps(self.cfg.task(task).budget, self.cfg.budget)
+            found = {"daily": caps.daily, "weekly": caps.weekly, "monthly": caps.monthly}
+            self._caps[task] = found
+        return dict(found)  # the caller's own copy
