@@ -91,7 +91,7 @@ def totals(
     keys = [scope.removeprefix(KEY_PREFIX) for scope in scopes if scope.startswith(KEY_PREFIX)]
     if not keys:
         return BudgetTotals(spent=spent, pending=pending)
-    return BudgetTotals(spent=spent, pending=pending | held.by_key(keys), key_caps=_caps(tx, keys))
+    return BudgetTotals(spent=spent, pending=pending | held.by_key(keys), key_caps=held.caps(keys))
 
 
 class OpenHolds:
@@ -101,8 +101,8 @@ class OpenHolds:
       batch admits (:meth:`add`; all are inserted together when the batch ends), so each
       ask sees those admitted before it without a rescan that grew with the calls in
       flight (~160 us an ask at 1,000 open, SQLite).
-    - The window spend per scopes and windows, which reservations do not change: it sums
-      whole days and edge buckets of each window (:mod:`apprentice.store.spend_windows`).
+    - The window spend per scopes and windows, and API keys' caps, which reservations do
+      not change (spend: whole days and edge buckets, :mod:`apprentice.store.spend_windows`).
     """
 
     def __init__(self, tx: Tx) -> None:
@@ -111,9 +111,9 @@ class OpenHolds:
         self._task_sums: dict[str, float] = {}  # math.fsum of each of _tasks' lists
         self._pending: dict[str, float] | None = None  # by_task's answer until the next add
         self._keys: dict[str, list[float]] = {}
+        self._caps: dict[str, KeyCaps | None] = {}  # None: the key has no budget (or no row)
         self._spent: dict[tuple[object, ...], Mapping[str, tuple[float, ...]]] = {}
-        self.added: list[ReservationRecord] = []
-        """Admitted in this batch, inserted when it ends: counted here, not read back."""
+        self.added: list[ReservationRecord] = []  # admitted, inserted when the batch ends
 
     def spent(
         self, scopes: tuple[str, ...], bounds: tuple[tuple[int, int], ...]
@@ -152,6 +152,13 @@ class OpenHolds:
         scopes = (KEY_PREFIX + k for k in keys)
         return {s: math.fsum(self._keys[s]) for s in scopes if self._keys[s]}
 
+    def caps(self, keys: Sequence[str]) -> dict[str, KeyCaps]:
+        """The caps of each of ``keys`` with a budget, read once a batch (no ask writes them)."""
+        if missing := [k for k in keys if KEY_PREFIX + k not in self._caps]:
+            found = _caps(self._tx, missing)
+            self._caps.update({KEY_PREFIX + k: found.get(KEY_PREFIX + k) for k in missing})
+        return {s: c for k in keys if (c := self._caps[s := KEY_PREFIX + k]) is not None}
+
     def add(self, r: ReservationRecord) -> None:
         """Count ``r``, admitted in the same transaction (inserted with the others)."""
         self.added.append(r)
@@ -165,10 +172,9 @@ class OpenHolds:
 
 
 def _key_pending(tx: Tx, keys: Sequence[str]) -> dict[str, float]:
-    marks = ", ".join("?" for _ in keys)
     rows = tx.all(
-        f"SELECT caller, SUM(amount) FROM budget_reservations WHERE caller IN ({marks})"
-        " GROUP BY caller",
+        "SELECT caller, SUM(amount) FROM budget_reservations"
+        f" WHERE caller IN ({', '.join('?' * len(keys))}) GROUP BY caller",
         list(keys),
     )
     return {KEY_PREFIX + str(caller): float(amount) for caller, amount in rows}
@@ -178,10 +184,7 @@ def _caps(tx: Tx, keys: Sequence[str]) -> dict[str, KeyCaps]:
     marks = ", ".join("?" for _ in keys)
     rows = tx.all(f"SELECT id, budget FROM api_keys WHERE id IN ({marks})", list(keys))
     out: dict[str, KeyCaps] = {}
-    for key_id, raw in rows:
-        if raw is None:
-            continue
-        caps = codec.load_json(raw)
+    for key_id, caps in ((k, codec.load_json(raw)) for k, raw in rows if raw is not None):
         out[KEY_PREFIX + str(key_id)] = (
             _cap(caps.get("daily")), _cap(caps.get("weekly")), _cap(caps.get("monthly"))
         )  # fmt: skip
