@@ -278,7 +278,7 @@ class HttpPolicy:
     async def post_json(
         self,
         url: str,
-        body: dict[str, Any],
+        body: dict[str, Any] | bytes,
         *,
         headers: Mapping[str, str],
         map_error: ErrorMapper,
@@ -325,7 +325,7 @@ class HttpPolicy:
     async def _attempt(
         self,
         url: str,
-        body: dict[str, Any],
+        body: dict[str, Any] | bytes,
         headers: Mapping[str, str],
         map_error: ErrorMapper,
         read_hints: HintReader,

@@ -31,6 +31,7 @@ from apprentice.teachers.http import (
     response_json,
 )
 from apprentice.teachers.keys import ApiKey
+from apprentice.teachers.templates import ChatBodies
 from apprentice.teachers.transport import Headers, JsonPoster, Response, pool_size
 
 __all__ = [
@@ -167,6 +168,7 @@ class RemoteTeacher:
         # The key is fixed for the teacher's life: its headers are built once, and are the
         # poster's session's own (each call then merges none into its request).
         self._headers = adapter.auth_headers(api_key.reveal() if api_key else None)
+        self._bodies = ChatBodies(adapter.chat_request)
         self._http = HttpPolicy(
             provider=self.provider,
             poster=JsonPoster(config.timeout_s, pool_size(config), headers=self._headers),
@@ -186,7 +188,7 @@ class RemoteTeacher:
         return self._http
 
     async def _post(
-        self, url: str, body: dict[str, Any], tokens: int, bill: Bill | None = None,
+        self, url: str, body: dict[str, Any] | bytes, tokens: int, bill: Bill | None = None,
         attempt_worst: float = 0.0,
     ) -> tuple[Any, int]:  # fmt: skip
         headers = self._headers
@@ -231,7 +233,7 @@ class RemoteTeacher:
         bill: Bill,
     ) -> tuple[ChatResult, int]:
         """One chat call (with its retries); every attempt's cost lands on ``bill``."""
-        body = self.adapter.chat_request(
+        body = self._bodies.encode(  # the task's bytes, only the user's text encoded
             self.model,
             messages,
             json_schema=json_schema,
