@@ -34,11 +34,11 @@ reservations are refused until the window rolls over.
 One cap across processes. The ledger above is a value; the gateway does not keep
 its own copy of the truth. Every reservation is a row in the store, written in a
 transaction that first locks the budget (SQLite: ``BEGIN IMMEDIATE`` on the one
-file; PostgreSQL: ``SELECT ... FOR UPDATE`` of the budget lock row), rebuilds the
-ledger from the store's window totals and open reservations (:func:`from_totals`)
-and applies :func:`reserve` to it. Settling deletes the reservation row in the
-same transaction that inserts the spend line, so spend plus open reservations,
-summed over every process, is exactly the ``I`` above.
+file; PostgreSQL: ``SELECT ... FOR UPDATE`` of the budget lock row), reads the
+store's window totals and open reservations and applies :func:`check` to them: the
+check :func:`reserve` makes, on the ledger they make (:func:`from_totals`). Settling
+deletes the reservation row in the same transaction that inserts the spend line, so
+spend plus open reservations, summed over every process, is exactly the ``I`` above.
 
 The policy of what is booked when (answers, failures that may have billed, crashes,
 a failed store write) is where it is executed: :mod:`apprentice.gateway.settling`.

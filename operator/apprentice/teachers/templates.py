@@ -8,7 +8,7 @@ schema); encoding the user's text alone is ~0.2 us.
 
 :class:`ChatBodies` encodes the adapter's body once with a sentinel for the user's
 text, keeps the bytes before and after it, and then sends ``head + text + tail``. The
-result is the same bytes as encoding the whole body (tests/teachers/test_templates.py
+result is the same bytes as encoding the whole body (tests/teachers/test_teacher_templates.py
 checks it for every adapter): a JSON string encodes the same wherever it stands. A
 body that does not hold the sentinel exactly once (an adapter that copies or rewrites
 the text) is encoded whole, every call, as before.
