@@ -104,10 +104,16 @@ class OldPoster:
         self.client = httpx.AsyncClient(follow_redirects=False, timeout=30.0)
 
     async def post(
-        self, url: str, body: dict[str, Any], headers: dict[str, str]
+        self, url: str, body: dict[str, Any] | bytes, headers: dict[str, str]
     ) -> transport.Response:
+        # The teacher hands its body encoded (teachers/templates.py): the same bytes, sent
+        # as they are (httpx's own JSON encoding of the dict was ~5 us of its ~1.5 ms).
+        kind = {"content-type": "application/json"}
         try:
-            response = await self.client.post(url, json=body, headers=headers)
+            if isinstance(body, bytes):
+                response = await self.client.post(url, content=body, headers=headers | kind)
+            else:
+                response = await self.client.post(url, json=body, headers=headers)
         except httpx.TimeoutException as exc:
             raise transport.ReadTimeout(str(exc)) from exc
         except httpx.TransportError as exc:
