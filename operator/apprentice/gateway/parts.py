@@ -9,12 +9,11 @@ needs when it runs (so a benchmark that swaps the budget swaps it for all).
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from apprentice.config import ApprenticeConfig
+from apprentice.gateway.ids import random_request_id
 from apprentice.gateway.settling import Settler
 from apprentice.gateway.spending import SharedBudget
 from apprentice.gateway.tasks import ServedTask
@@ -23,29 +22,6 @@ from apprentice.reporting.alerts import Alerter
 from apprentice.reporting.metrics import Metrics
 from apprentice.store import Store
 from apprentice.teachers.base import TeacherPool
-
-_ID_BYTES = 16
-_ID_BATCH = 256
-_random_pool = bytearray()
-
-
-_pool_lock = threading.Lock()
-
-
-def random_request_id() -> str:
-    """128 random bits as 32 hex digits (what ``uuid4().hex`` gave, without the object).
-
-    The bits come from ``os.urandom`` 256 ids at a time: one system call per 256
-    requests instead of one each (ids stay unguessable). Locked: gateways on other
-    threads (``SyncApprentice``'s loop, tests) share the pool, and two takers of one
-    chunk would give two requests one id.
-    """
-    with _pool_lock:
-        if not _random_pool:
-            _random_pool.extend(os.urandom(_ID_BYTES * _ID_BATCH))
-        chunk = _random_pool[-_ID_BYTES:]
-        del _random_pool[-_ID_BYTES:]
-    return chunk.hex()
 
 
 @dataclass(eq=False)

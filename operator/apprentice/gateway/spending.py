@@ -25,12 +25,12 @@ import asyncio
 import math
 import os
 import socket
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from apprentice.config import ApprenticeConfig
 from apprentice.engine import budget as budget_mod
+from apprentice.gateway.ids import random_request_id
 from apprentice.gateway.ledger import LedgerMirror
 from apprentice.gateway.writer import StoreWriter
 from apprentice.store import Store, records
@@ -227,7 +227,7 @@ class SharedBudget:
         amount = float(estimate)
         if not (math.isfinite(amount) and amount >= 0):
             raise ValueError(f"estimate must be a finite amount >= 0, got {estimate!r}")
-        hold = Hold(uuid.uuid4().hex, task, amount, kind, request_id, caller)
+        hold = Hold(random_request_id(), task, amount, kind, request_id, caller)
         t = now.timestamp()
         row = records.ReservationRecord(
             id=hold.id, task=task, amount=amount, owner=self.owner, created_at=now,
