@@ -236,7 +236,7 @@ class JsonPoster:
     ) -> Response:
         """The whole response (body read), or a :class:`TransportError`. ``body``: a dict
         to send as JSON, or its bytes already encoded (:func:`encode_json`)."""
-        data = body if isinstance(body, bytes) else _ENCODE(body).encode()
+        data = body if isinstance(body, bytes) else encode_json(body)
         extra = None if headers == self.headers else headers  # the session's: sent anyway
         try:
             async with self.session().post(
@@ -253,7 +253,7 @@ class JsonPoster:
         """The response with its body unread, to be read as it arrives (a streamed answer);
         failures to connect, and to read while inside, are :class:`TransportError` as for
         :meth:`post`."""
-        data = _ENCODE(body).encode()
+        data = encode_json(body)
         extra = None if headers == self.headers else headers  # the session's: sent anyway
         try:
             async with self.session().post(
