@@ -144,13 +144,10 @@ def from_totals(
     ``spent[scope][window]`` is the spend of the window containing ``now``;
     ``pending[scope]`` sums the open reservations of the scope (``GLOBAL``: all).
     :func:`reserve` applied to it is exact, whatever other processes did before.
+    A window a scope lacks is read as 0.
     """
-    keys = window_keys(limits, now)
-    table: dict[tuple[str, Window], tuple[str, float]] = {}
-    for scope, windows in spent.items():
-        for w, amount in windows.items():
-            table[(scope, w)] = (keys[w], float(amount))
-    return Ledger(limits=limits, spent=table, pending={k: float(v) for k, v in pending.items()})
+    by_window = {scope: tuple(w.get(x, 0.0) for x in WINDOWS) for scope, w in spent.items()}
+    return from_window_totals(limits, now, by_window, pending)
 
 
 def from_window_totals(
@@ -159,11 +156,10 @@ def from_window_totals(
     spent: Mapping[str, Sequence[float]],
     pending: Mapping[str, float],
 ) -> Ledger:
-    """:func:`from_totals` of the store's own shape: ``spent[scope]`` holds the day, week
-    and month spend in :data:`WINDOWS` order (``BudgetTotals.spent``).
-
-    The same ledger, built without a dict per scope in between: the gateway builds one
-    for its mirror at every reservation, on the store's busy writer thread.
+    """The ledger of the store's own shape of totals: ``spent[scope]`` holds the day, week
+    and month spend in :data:`WINDOWS` order (``BudgetTotals.spent``); see
+    :func:`from_totals`. Built without a dict per scope in between: the gateway builds
+    one for its mirror at every reservation, on the store's busy writer thread.
     """
     keys = keys_at(limits.timezone, math.floor(now / 60.0))
     table: dict[tuple[str, Window], tuple[str, float]] = {}
