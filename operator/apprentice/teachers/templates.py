@@ -43,6 +43,8 @@ class ChatRequest(Protocol):
     ) -> dict[str, Any]: ...
 
 
+_Schema = dict[str, Any] | None
+"""A task's output schema, as the adapter's ``chat_request`` takes it."""
 _Key = tuple[str, str, str, int, int]
 """model, system prompt, schema name, token cap, the schema's id (checked by identity)."""
 
@@ -50,7 +52,7 @@ _Key = tuple[str, str, str, int, int]
 class _Template:
     __slots__ = ("head", "schema", "tail")
 
-    def __init__(self, schema: dict[str, Any] | None, head: bytes, tail: bytes) -> None:
+    def __init__(self, schema: _Schema, head: bytes, tail: bytes) -> None:
         self.schema, self.head, self.tail = schema, head, tail
 
 
@@ -71,43 +73,30 @@ class ChatBodies:
         max_tokens: int,
     ) -> bytes:
         """``build(model, messages, ...)`` as compact UTF-8 JSON."""
-        if len(messages) != 2 or messages[0]["role"] != "system" or messages[1]["role"] != "user":
-            return self._whole(model, messages, json_schema, schema_name, max_tokens)
-        key = (model, messages[0]["content"], schema_name, max_tokens, id(json_schema))
-        shape = self._shapes.get(key, _UNSEEN)
-        if shape is _UNSEEN or (shape is not None and shape.schema is not json_schema):
-            shape = self._learn(key, model, messages[0], json_schema, schema_name, max_tokens)
-        if shape is None:
+        shape: _Template | None = None
+        if len(messages) == 2 and messages[0]["role"] == "system" and messages[1]["role"] == "user":
+            key = (model, messages[0]["content"], schema_name, max_tokens, id(json_schema))
+            found = self._shapes.get(key, _UNSEEN)
+            if found is _UNSEEN or (found is not None and found.schema is not json_schema):
+                probe: list[ChatMessage] = [messages[0], {"role": "user", "content": _SENTINEL}]
+                whole = self._whole(model, probe, json_schema, schema_name, max_tokens)
+                found = self._learn(key, json_schema, whole)
+            shape = found
+        if shape is None:  # not a system + user prompt, or the text not there once
             return self._whole(model, messages, json_schema, schema_name, max_tokens)
         return shape.head + encode_json(messages[1]["content"]) + shape.tail
 
     def _whole(
-        self,
-        model: str,
-        messages: list[ChatMessage],
-        json_schema: dict[str, Any] | None,
-        schema_name: str,
-        max_tokens: int,
+        self, model: str, messages: list[ChatMessage], schema: _Schema, name: str, tokens: int
     ) -> bytes:
-        body = self._build(
-            model, messages, json_schema=json_schema, schema_name=schema_name, max_tokens=max_tokens
-        )
+        """The whole body encoded, as every call did before templates."""
+        body = self._build(model, messages, json_schema=schema, schema_name=name, max_tokens=tokens)
         return encode_json(body)
 
-    def _learn(
-        self,
-        key: _Key,
-        model: str,
-        system: ChatMessage,
-        json_schema: dict[str, Any] | None,
-        schema_name: str,
-        max_tokens: int,
-    ) -> _Template | None:
-        """The template of one prompt shape (``None`` when the sentinel is not there once)."""
-        probe: list[ChatMessage] = [system, {"role": "user", "content": _SENTINEL}]
-        parts = self._whole(model, probe, json_schema, schema_name, max_tokens).split(
-            encode_json(_SENTINEL)
-        )
+    def _learn(self, key: _Key, json_schema: _Schema, probe: bytes) -> _Template | None:
+        """The template of one prompt shape from its ``probe`` body (the sentinel for the
+        user's text); ``None`` when the sentinel is not there exactly once."""
+        parts = probe.split(encode_json(_SENTINEL))
         shape = _Template(json_schema, parts[0], parts[1]) if len(parts) == 2 else None
         if len(self._shapes) >= _MAX_SHAPES:
             self._shapes.clear()
