@@ -157,7 +157,8 @@ class OpenHolds:
         if missing := [k for k in keys if KEY_PREFIX + k not in self._caps]:
             found = _caps(self._tx, missing)
             self._caps.update({KEY_PREFIX + k: found.get(KEY_PREFIX + k) for k in missing})
-        return {s: c for k in keys if (c := self._caps[s := KEY_PREFIX + k]) is not None}
+        scopes = (KEY_PREFIX + k for k in keys)
+        return {scope: caps for scope in scopes if (caps := self._caps[scope]) is not None}
 
     def add(self, r: ReservationRecord) -> None:
         """Count ``r``, admitted in the same transaction (inserted with the others)."""
