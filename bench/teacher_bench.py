@@ -27,6 +27,8 @@ Measured, in ONE run, per pool:
 alike in the same run, ``--litellm BINARY`` LiteLLM's proxy (:mod:`teacher_litellm`),
 all driven by the harness's client (the Go load generator, or aiohttp here).
 ``--harness go,python`` measures the gateway again with the second harness, same run.
+``--gateway`` also holds 1,000/s and varies the teacher's delay (:mod:`teacher_in_flight`):
+CPU per request as calls in flight grow from 10 to 1,000, nothing else changing.
 Writes teacher.json and teacher.md to ``--out`` (bench/results), with the load average.
 """
 
@@ -57,6 +59,7 @@ from apprentice.teachers.remote import RemoteTeacher
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import teacher_gateway  # the sibling modules, found by the path above
 import teacher_harness
+import teacher_in_flight
 from teacher_harness import DELAY_S, HARNESSES
 from teacher_litellm import litellm_run
 
@@ -282,18 +285,9 @@ def write_md(out: dict[str, Any]) -> str:
             *(row for _, slow, _ in gateways for row in slow),
         ]
     lines += ["", *(note for _, _, note in gateways if note), *out.get("notes", [])]
+    if "in_flight" in out:
+        lines += ["", *teacher_in_flight.md_lines(out["in_flight"], out["seconds"], out["harness"])]
     return "\n".join(lines) + "\n"
-
-
-def _commit_of(source: str) -> str:
-    """The commit an older checkout's operator/ directory is at (its path when not a clone)."""
-    found = subprocess.run(
-        ["git", "-C", source, "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return found.stdout.strip() or source
 
 
 def _pools(port: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -317,7 +311,6 @@ def _others(
                 teacher, args.seconds, GATEWAY_RATES, open_loop, args.gateway_before, args.trials
             )
         )
-        extra["gateway_before"]["source"] = _commit_of(args.gateway_before)
     if args.litellm:
         extra["litellm"] = asyncio.run(
             litellm_run(args.litellm, teacher.port, args.seconds, teacher.harness)
@@ -372,6 +365,10 @@ def main() -> None:
             if harness == harnesses[0]:
                 extra["pools"] = _pools(teacher.port, args)
                 _others(teacher, args, extra)
+                if args.gateway:  # its own teachers, one per delay
+                    extra["in_flight"] = asyncio.run(
+                        teacher_in_flight.run(harness, args.seconds, open_loop, args.trials)
+                    )
             if args.gateway:
                 key = "gateway" if harness == harnesses[0] else f"gateway_{harness}"
                 extra[key] = asyncio.run(

@@ -119,9 +119,11 @@ async def run(
     shared machine moves a single run's p99 by tens of milliseconds.
     """
     out: dict[str, Any] = {"slow": [], "harness": teacher.harness}
+    if source is not None:
+        out["source"] = commit_of(source)
     for name, rate in [("instant", 0)] + [("slow", r) for r in rates]:
         runs = [
-            await _once(teacher, name, rate, seconds, open_loop, source, out)
+            await once(teacher, name, rate, seconds, open_loop, source, out)
             for _ in range(1 if name == "instant" else max(trials, 1))
         ]
         if name == "instant":
@@ -137,6 +139,17 @@ async def run(
     return out
 
 
+def commit_of(source: str) -> str:
+    """The commit an older checkout's operator/ directory is at (its path when not a clone)."""
+    found = subprocess.run(
+        ["git", "-C", source, "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return found.stdout.strip() or source
+
+
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The run whose p99 is the median (the upper one of an even count), with every run's."""
     got = median_by_p99(runs)
@@ -144,21 +157,22 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return got
 
 
-async def _once(
+async def once(
     teacher: Loopback,
     name: str,
     rate: int,
     seconds: float,
     open_loop: OpenLoop,
-    source: str | None,
-    out: dict[str, Any],
+    source: str | None = None,
+    out: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One measurement on a fresh gateway and store (the idle CPU first, for ``instant``)."""
+    """One measurement on a fresh gateway and store (the idle CPU first into ``out``, for
+    ``instant``; also ``teacher_in_flight``'s runs)."""
     with tempfile.TemporaryDirectory() as tmp:
         base = f"http://127.0.0.1:{teacher.port}/{name}/v1"
         proc, url = start(write_config(Path(tmp), base), source)
         try:
-            if name == "instant":  # before any traffic: what serving nothing costs
+            if name == "instant" and out is not None:  # before any traffic: serving nothing
                 out["idle_cpu_ms_per_s"] = await idle_cpu(proc.pid)
             probe = _Probe(proc.pid, teacher)
             if teacher.harness == "go":

@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import teacher_bench  # bench/teacher_bench.py and its siblings, found by the path above
 import teacher_gateway
+import teacher_in_flight
 
 SAMPLES = [(10.0, 1.0, 5.0), (10.5, 2.0, 5.5), (11.0, 4.0, 6.5)]
 
@@ -78,3 +79,29 @@ def test_a_rate_run_several_times_reports_its_median_run_by_p99_and_every_p99() 
     assert got["n"] == 1 and got["p99_ms_trials"] == [1090.0, 1300.0, 1050.0]
     assert teacher_gateway._trials(got) == " (median of 1,090.0, 1,300.0, 1,050.0)"
     assert teacher_gateway._trials({"p99_ms": 1.0, "p99_ms_trials": [1.0]}) == ""
+
+
+def in_flight_row(delay_s: float, cpu: list[float], vs: float) -> dict[str, Any]:
+    return {
+        "delay_s": delay_s,
+        "in_flight": round(1000 * delay_s),
+        "served": 5000,
+        "requests": 5000,
+        "p50_ms": 1000 * delay_s + 10,
+        "p99_ms": 1000 * delay_s + 30,
+        "cpu_ms_trials": cpu,
+        "cpu_ms_median": sorted(cpu)[len(cpu) // 2],
+        "cpu_vs_reference": vs,
+    }
+
+
+def test_the_in_flight_section_says_whether_cpu_stayed_within_20_percent() -> None:
+    rows = [in_flight_row(0.01, [0.96, 0.95, 0.97], 1.0), in_flight_row(1.0, [1.05], 1.094)]
+    md = "\n".join(teacher_in_flight.md_lines(rows, 5.0, "go"))
+    assert "| 10 ms | 10 | 5,000 of 5,000 |" in md
+    assert "| 1000 ms | 1,000 |" in md and "1.05 ms (1.05) | 1.09x |" in md
+    assert "moves at most 9% from its value at 10 calls in flight: within the 20% bound" in md
+    rows[1]["cpu_vs_reference"] = 1.25
+    md = "\n".join(teacher_in_flight.md_lines(rows, 5.0, "go"))
+    assert "moves at most 25% from its value at 10 calls in flight: outside the 20% bound" in md
+    assert teacher_in_flight.md_lines([], 5.0, "go") == []
