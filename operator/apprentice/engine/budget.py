@@ -288,8 +288,8 @@ def _with_spend(
     """``ledger`` with ``amount`` booked to each of ``scopes`` (and ``opened``/``pending``
     when given). The gateway's mirror books every paid request here, on the event loop:
     one copy of each table, and the new ledger built field by field rather than through
-    ``dataclasses.replace`` (the mirror's record 4.9 -> 4.1 us a paid request; a test fails if a field of
-    :class:`Ledger` is not carried over)."""
+    ``dataclasses.replace`` (the mirror's record 4.9 -> 4.1 us a paid request; a test
+    fails if a field of :class:`Ledger` is not carried over)."""
     keys = keys_at(ledger.limits.timezone, math.floor(now / 60.0))  # window_keys' values
     spent = dict(ledger.spent)
     totals = dict(ledger.totals)
