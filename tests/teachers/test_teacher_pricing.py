@@ -11,6 +11,8 @@ import anthropic
 import openai
 import pytest
 from google.genai import types as genai_types
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from apprentice import teachers
 from apprentice.config import ProviderConfig, ProviderKind
@@ -127,3 +129,20 @@ def test_cost_is_usage_times_price() -> None:
     assert pricing.cost(base.Usage(0, 1_000_000), price) == 15.0
     assert pricing.cost(base.Usage(1, 1), price) == pytest.approx(18e-6)
     assert pricing.cost(base.Usage(0, 0), price) == 0.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(0, 10**9),
+    st.integers(0, 10**9),
+    st.floats(0.0, 1000.0, allow_nan=False),
+    st.floats(0.0, 1000.0, allow_nan=False),
+)
+def test_tokens_cost_is_the_cost_of_that_usage(
+    input_tokens: int, output_tokens: int, per_in: float, per_out: float
+) -> None:
+    """The remote teacher prices its worst cases with tokens_cost (no Usage built): the
+    same number as cost() of the Usage it used to build, to the last bit."""
+    price = pricing.ModelPrice(per_in, per_out, source="test")
+    usage = base.Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+    assert pricing.tokens_cost(input_tokens, output_tokens, price) == pricing.cost(usage, price)

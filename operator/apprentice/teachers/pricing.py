@@ -31,6 +31,7 @@ __all__ = [
     "cost",
     "lookup",
     "price_for",
+    "tokens_cost",
 ]
 
 PRICES_CHECKED = "2026-11"
@@ -164,7 +165,12 @@ def _from_config(price: Price) -> ModelPrice:
 
 def cost(usage: Usage, price: ModelPrice) -> float:
     """USD for ``usage`` at ``price``, rounded to 1e-9 so sums are exact to the cent."""
-    raw = (
-        usage.input_tokens * price.input_per_mtok + usage.output_tokens * price.output_per_mtok
-    ) / 1_000_000
+    return tokens_cost(usage.input_tokens, usage.output_tokens, price)
+
+
+def tokens_cost(input_tokens: int, output_tokens: int, price: ModelPrice) -> float:
+    """:func:`cost` of that many tokens, without a :class:`Usage` built to carry them: a
+    paid request prices its worst case twice (its reservation, its call's first attempt)
+    on the gateway's event loop, and a frozen ``Usage`` costs more to build than the sum."""
+    raw = (input_tokens * price.input_per_mtok + output_tokens * price.output_per_mtok) / 1_000_000
     return math.floor(raw * 1e9 + 0.5) / 1e9

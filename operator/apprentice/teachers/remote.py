@@ -222,7 +222,7 @@ class RemoteTeacher:
         """The most one attempt can bill: the (high) prompt estimate plus every output token.
         ``prompt``: :func:`estimate_tokens` of ``messages`` when the caller has it."""
         tokens = estimate_tokens(messages) if prompt is None else prompt
-        return pricing.cost(Usage(input_tokens=tokens, output_tokens=max_tokens), self.price)
+        return pricing.tokens_cost(tokens, max_tokens, self.price)
 
     async def _chat(
         self,
@@ -366,8 +366,7 @@ class RemoteTeacher:
         """
         prompt = estimate_tokens(prompts.build_messages(task, task_input))
         cap = self.config.max_output_tokens
-        worst = Usage(input_tokens=2 * prompt + cap + 40, output_tokens=2 * cap)
-        return pricing.cost(worst, self.price)
+        return pricing.tokens_cost(2 * prompt + cap + 40, 2 * cap, self.price)
 
     async def aclose(self) -> None:
         await self._http.poster.aclose()
