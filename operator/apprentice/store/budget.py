@@ -225,8 +225,10 @@ class BudgetRows(SqlCore):
         together at the end, in multi-row statements (:mod:`apprentice.store.bulk`).
         """
         first = asks[0][0].created_at
-        self._settle_rows(tx, "expires_at < ?", (codec.to_micros(first),), first)
         held = OpenHolds(tx)
+        if held.expired(codec.to_micros(first)):  # booked first, then everything read again
+            self._settle_rows(tx, "expires_at < ?", (codec.to_micros(first),), first)
+            held = OpenHolds(tx)
         out: list[BudgetTotals | Exception] = []
         for reservation, scopes, windows, admit in asks:
             seen = totals(tx, scopes, windows, held)

@@ -21,6 +21,16 @@ KeyCaps = tuple[float | None, float | None, float | None]
 """An API key's daily, weekly and monthly caps (``None``: uncapped)."""
 
 
+_OPEN_BY_TASK = (
+    "SELECT task, SUM(amount) FROM budget_reservations GROUP BY task"
+    " UNION ALL SELECT NULL, MIN(expires_at) FROM budget_reservations"
+)
+"""The open sums per task, and a row of no task (``task`` is ``NOT NULL``): the earliest
+expiry (:meth:`OpenHolds.expired`). A row of its own, not a ``MIN`` per task: the expiry
+index answers it without a scan, and the sums are read exactly as alone (carrying
+``expires_at`` through their sort cost ~20 us a paid request in bench/writer_bench.py)."""
+
+
 class OpenHolds:
     """What a batch of asks (``_reserve_all``) reads once in its transaction.
 
@@ -36,6 +46,7 @@ class OpenHolds:
         self._tx = tx
         self._tasks: dict[str, list[float]] | None = None
         self._task_sums: dict[str, float] = {}  # math.fsum of each of _tasks' lists
+        self._soonest: int | None = None  # the earliest expiry among the rows _tasks read
         self._pending: dict[str, float] | None = None  # by_task's answer until the next add
         self._keys: dict[str, list[float]] = {}
         self._caps: dict[str, KeyCaps | None] = {}  # None: the key has no budget (or no row)
@@ -56,8 +67,10 @@ class OpenHolds:
         """Open amounts per task, and ``GLOBAL``: all of them (each task's ``fsum`` redone
         only when an ask adds to it: the same sums as summing afresh each ask)."""
         if self._tasks is None:
-            rows = self._tx.all("SELECT task, SUM(amount) FROM budget_reservations GROUP BY task")
-            self._tasks = {str(task): [float(amount)] for task, amount in rows}
+            rows = self._tx.all(_OPEN_BY_TASK)
+            self._tasks = {str(task): [float(v)] for task, v in rows if task is not None}
+            soonest = [v for task, v in rows if task is None and v is not None]  # none open: NULL
+            self._soonest = int(soonest[0]) if soonest else None
             for r in self.added:
                 self._tasks.setdefault(r.task, []).append(float(r.amount))
             self._task_sums = {task: math.fsum(parts) for task, parts in self._tasks.items()}
@@ -66,6 +79,14 @@ class OpenHolds:
             pending[GLOBAL] = math.fsum(self._task_sums.values())
             self._pending = pending
         return self._pending
+
+    def expired(self, before: int) -> bool:
+        """Whether a reservation open when :meth:`by_task` read them expires before
+        ``before`` (Unix microseconds). Read with the sums, not by a statement of its own:
+        a batch of asks first books expired reservations at their worst case
+        (``BudgetRows._reserve_all``), and there rarely is one to book."""
+        self.by_task()
+        return self._soonest is not None and self._soonest < before
 
     def by_key(self, keys: Sequence[str]) -> dict[str, float]:
         """Open amounts of each of ``keys`` that holds any, as ``key:<id>`` scopes."""
