@@ -113,6 +113,14 @@ def estimate_tokens(messages: list[ChatMessage]) -> int:
     return math.ceil(chars / 3) + _MESSAGE_OVERHEAD * len(messages)
 
 
+def prompt_tokens(task: TaskConfig, task_input: dict[str, Any]) -> int:
+    """``estimate_tokens(prompts.build_messages(task, task_input))`` without building the
+    two messages: admission estimates every paid request's cost on the event loop, and
+    the messages it would build are thrown away (the call builds its own)."""
+    chars = len(prompts.system_prompt(task)) + len(prompts.user_prompt(task_input))
+    return math.ceil(chars / 3) + _MESSAGE_OVERHEAD * 2
+
+
 def repair_messages(
     messages: list[ChatMessage], answer: str, problems: list[str]
 ) -> list[ChatMessage]:
@@ -366,7 +374,7 @@ class RemoteTeacher:
         The repair is counted because the budget must never be overspent: a
         reservation below the settled cost would let concurrent calls cross a cap.
         """
-        prompt = estimate_tokens(prompts.build_messages(task, task_input))
+        prompt = prompt_tokens(task, task_input)  # of prompts.build_messages' two
         cap = self.config.max_output_tokens
         return pricing.tokens_cost(2 * prompt + cap + 40, 2 * cap, self.price)
 
