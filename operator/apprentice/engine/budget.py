@@ -71,7 +71,6 @@ from apprentice.engine.budget_limits import (
     window_bounds,
     window_keys,
 )
-from apprentice.quick_init import quick_init
 
 __all__ = [
     "GLOBAL",
@@ -117,7 +116,6 @@ class UnknownReservation(KeyError):
     """Settle or release of a reservation that is not open (settled twice?)."""
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Ledger:
     """Spend in the current windows plus open reservations. Treat as immutable."""

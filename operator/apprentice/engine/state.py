@@ -16,7 +16,6 @@ from typing import Any
 from apprentice.config import ApprenticeConfig, TaskConfig
 from apprentice.engine import confidence, sampling
 from apprentice.engine.confidence import ConfidenceState, DetectorParams
-from apprentice.quick_init import quick_init
 from apprentice.vocabulary import Phase, Route, ServedBy
 
 __all__ = [
@@ -69,7 +68,6 @@ class Alarm:
         )
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Decision:
     """Who is called for one request and whose answer is served."""
@@ -150,7 +148,6 @@ class TaskParams:
         return max(1, self.fine_tune_batch_size // 5)
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class TaskState:
     """One task's engine state. ``params`` come from config and are not serialised."""

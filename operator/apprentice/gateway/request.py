@@ -26,7 +26,6 @@ from apprentice.gateway.canary import CanaryCall
 from apprentice.gateway.spending import Hold
 from apprentice.gateway.tasks import ServedTask
 from apprentice.json_types import JsonObject
-from apprentice.quick_init import quick_init
 from apprentice.store import records
 from apprentice.students.base import StudentAnswer
 from apprentice.teachers.base import TeacherAnswer, TextSink, Usage
@@ -35,7 +34,6 @@ from apprentice.vocabulary import Route, ServedBy, StoredRoute, stored_route
 __all__ = ["Meta", "Request", "Result", "keyed", "request_meta"]
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Meta:
     """What a caller attaches to a request besides its input (HTTP headers, API key)."""
@@ -64,7 +62,6 @@ def request_meta(caller: str | None, tags: Mapping[str, str] | None) -> Meta:
     return Meta(tags=tags, caller=caller)
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Result:
     """What a caller gets: the validated output and the request id (never who answered)."""

@@ -18,7 +18,6 @@ from typing import Any, Protocol, runtime_checkable
 
 from apprentice.config import TaskConfig
 from apprentice.prompts import ChatMessage
-from apprentice.quick_init import quick_init
 
 __all__ = [
     "Clock",
@@ -42,7 +41,6 @@ TextSink = Callable[[str], None]
 """Takes an answer's text as it streams in, piece by piece; must not block."""
 
 
-@quick_init
 @dataclass(frozen=True)
 class Usage:
     """Tokens billed for one call (all attempts that the provider billed)."""
@@ -60,7 +58,6 @@ class Usage:
         )
 
 
-@quick_init
 @dataclass(frozen=True)
 class TeacherAnswer:
     """A validated structured answer with its cost (USD) and provenance."""

@@ -18,7 +18,6 @@ from typing import Any, Protocol
 from apprentice import prompts, schema_checks
 from apprentice.config import ProviderConfig, TaskConfig
 from apprentice.prompts import ChatMessage
-from apprentice.quick_init import quick_init
 from apprentice.schema_checks import SchemaCheck
 from apprentice.teachers import billing, pricing
 from apprentice.teachers.base import Clock, Completion, Sleep, TeacherAnswer, Usage
@@ -48,7 +47,6 @@ __all__ = [
 _MESSAGE_OVERHEAD = 8
 
 
-@quick_init
 @dataclass(frozen=True)
 class ChatResult:
     """A provider's answer reduced to what we use: text (JSON for structured calls) and usage."""

@@ -36,7 +36,6 @@ import aiohttp
 from yarl import URL
 
 from apprentice.config import ProviderConfig
-from apprentice.quick_init import quick_init
 
 __all__ = [
     "MAX_CONNECTIONS",
@@ -112,7 +111,6 @@ def failure(exc: aiohttp.ClientError | TimeoutError) -> TransportError:
     return ReadError(message)  # sent, then disconnected, reset or a malformed answer
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Response:
     """One whole HTTP response: what the retry, rate-limit and cost policy reads."""
