@@ -9,7 +9,13 @@ for the GIL, fell behind, and the queue showed as 100-200 ms at p99 in front of 
 reservations and the answers (bench/teacher_bench.py, the 1 s teacher). So a batch's
 rows go in multi-row statements (:meth:`~apprentice.store.sqlcore.Tx.insert_rows`),
 lookups answer in one aggregated row, and the statements per batch no longer grow
-with its size. On PostgreSQL each saved statement is a saved round trip.
+with its size. Lookups of different tables share one statement (:func:`read`): a
+group commit's open reservations are read with its examples' read-back. On PostgreSQL
+each saved statement is a saved round trip.
+
+Not ``RETURNING`` on SQLite: sqlite3 steps each row returned, and types each of its
+columns, with the GIL released, so three rows returned cost more hand-offs than one
+aggregated text (bench/writer_bench.py ``--gil``).
 """
 
 from __future__ import annotations
