@@ -87,6 +87,12 @@ class _Timed:
     def fetchall(self) -> Any:
         return self._timed("fetchall")
 
+    def executescript(self, *args: Any) -> Any:
+        return self._timed("executescript", *args)
+
+    def commit(self) -> Any:
+        return self._timed("commit")
+
     def cursor(self) -> _Timed:
         return _Timed(self._inner.cursor(), self._spent, self._calls)
 
@@ -292,9 +298,11 @@ def _markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {name} | {got['total']} | {got['in_sqlite']} | {got['python']} |")
         lines += ["", "SQLite calls per group commit (the same run; each releases the GIL and",
                   "takes it back, and a fetch steps each row it reads):", "",
-                  "| code | execute | fetchone | fetchall |", "|---|---|---|---|"]  # fmt: skip
+                  "| code | execute | fetchone | fetchall | executescript | commit |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
         for name, calls in result["calls_per_batch"].items():
-            counts = [calls.get(k, 0) for k in ("execute", "fetchone", "fetchall")]
+            kinds = ("execute", "fetchone", "fetchall", "executescript", "commit")
+            counts = [calls.get(k, 0) for k in kinds]
             lines.append(f"| {name} | " + " | ".join(f"{c:.2f}" for c in counts) + " |")
     if "gil_releases_per_batch" in result:
         lines += ["", "GIL releases of the writer thread a group commit (gdb counting",

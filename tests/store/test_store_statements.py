@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from apprentice.store import DuplicateRequestError, open_store, schema
+from apprentice.store import DuplicateRequestError, StoreUnavailableError, open_store, schema
 from apprentice.store.budget import BudgetTotals, OpenHolds
 from apprentice.store.bulk import IN_LIMIT, Query, read
 from apprentice.store.records import (
@@ -222,7 +222,7 @@ def test_a_group_commit_runs_fourteen_statements_on_sqlite(sqlite_url: str) -> N
         assert not any(isinstance(o, Exception) for o in out)
         heads = [" ".join(s.split()[:3]) for s in statements]
         assert heads == [
-            "BEGIN IMMEDIATE",
+            "BEGIN IMMEDIATE",  # executescript: one GIL release (sqlite.py _begin)
             "INSERT INTO requests",
             "INSERT INTO examples",
             "SELECT (SELECT group_concat(input_hash",  # the read-back and the settles
@@ -237,3 +237,17 @@ def test_a_group_commit_runs_fourteen_statements_on_sqlite(sqlite_url: str) -> N
             "INSERT INTO budget_reservations",
             "COMMIT",
         ]
+
+
+def test_a_nested_write_on_sqlite_fails_and_commits_nothing_of_the_outer(sqlite_url: str) -> None:
+    """``BEGIN IMMEDIATE`` through ``executescript`` would first COMMIT an open transaction:
+    a write opened inside another (same thread) still fails, and the outer rolls back whole."""
+    with open_store(sqlite_url) as store:
+        assert isinstance(store, SqlStore)
+        with pytest.raises(RuntimeError), store._write() as tx:
+            tx.execute("INSERT INTO task_state (task, state, updated_at) VALUES ('t', '{}', 1)")
+            nested = pytest.raises(StoreUnavailableError, match="within a transaction")
+            with nested, store._write():
+                pass
+            raise RuntimeError("roll the outer back")
+        assert store.load_task_state("t") is None
