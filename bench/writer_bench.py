@@ -87,6 +87,9 @@ class _Timed:
     def fetchall(self) -> Any:
         return self._timed("fetchall")
 
+    def executemany(self, *args: Any) -> Any:
+        return self._timed("executemany", *args)
+
     def executescript(self, *args: Any) -> Any:
         return self._timed("executescript", *args)
 
@@ -298,10 +301,10 @@ def _markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {name} | {got['total']} | {got['in_sqlite']} | {got['python']} |")
         lines += ["", "SQLite calls per group commit (the same run; each releases the GIL and",
                   "takes it back, and a fetch steps each row it reads):", "",
-                  "| code | execute | fetchone | fetchall | executescript | commit |",
-                  "|---|---|---|---|---|---|"]  # fmt: skip
+                  "| code | execute | executemany | fetchone | fetchall | executescript | commit |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
         for name, calls in result["calls_per_batch"].items():
-            kinds = ("execute", "fetchone", "fetchall", "executescript", "commit")
+            kinds = ("execute", "executemany", "fetchone", "fetchall", "executescript", "commit")
             counts = [calls.get(k, 0) for k in kinds]
             lines.append(f"| {name} | " + " | ".join(f"{c:.2f}" for c in counts) + " |")
     if "gil_releases_per_batch" in result:

@@ -251,3 +251,21 @@ def test_a_nested_write_on_sqlite_fails_and_commits_nothing_of_the_outer(sqlite_
                 pass
             raise RuntimeError("roll the outer back")
         assert store.load_task_state("t") is None
+
+
+def test_writes_through_executemany_count_rows_and_fail_as_before(store_url: str) -> None:
+    """SQLite runs each write through ``executemany`` with one set of values (sqlcore.Tx._dml:
+    one GIL release fewer); the row counts and a duplicate key's error are as ``execute``'s."""
+    with open_store(store_url) as store:
+        assert isinstance(store, SqlStore)
+        store.record_request(_write("r1", None)["request"])
+        with pytest.raises(DuplicateRequestError):
+            store.record_request(_write("r1", None)["request"])
+        _reserve(store, [_hold("h1", 0.1), _hold("h2", 0.1)])
+        assert store.budget_release(["h1", "gone"]) == 1
+        with store._write() as tx:
+            assert tx.execute("UPDATE budget_reservations SET amount = 0.2") == 1
+            assert tx.execute("DELETE FROM budget_reservations WHERE id = 'gone'") == 0
+            assert tx.execute("SAVEPOINT s") in (-1, 0)  # not a write: plain execute
+            tx.execute("RELEASE SAVEPOINT s")
+        assert [(r.id, r.amount) for r in store.reservations()] == [("h2", 0.2)]
