@@ -17,16 +17,12 @@ checkout (e.g. ``git archive HEAD operator | tar -x -C /tmp/wcpu-before``); each
 runs both, alternating, in fresh processes (``PYTHONPATH``); the median round is kept.
 ``--split`` adds one run of each with every SQLite call's CPU counted apart (SQLite
 releases the GIL inside a call; the Python around it holds it against the event loop).
-``--gil`` counts the GIL releases of a group commit under gdb (``bench/gil_releases.gdb``):
-each ``Py_BEGIN_ALLOW_THREADS`` of sqlite3 (a statement's step, reset, column count,
-each row and column fetched) lets the event loop take the GIL, and the writer then
-waits to get it back; ``--split`` also counts the sqlite3 calls a batch.
 ``--profile`` adds a cProfile (thread time) of one run of each: the share of the
 writer's CPU by function (cProfile's cost per Python call inflates Python's share).
 
 Writes bench/results/writer.json and writer.md.
 Run: ``.venv/bin/python bench/writer_bench.py --before /tmp/wcpu-before/operator
-[--batches 1500] [--rounds 5] [--split] [--gil] [--profile]``.
+[--batches 1500] [--rounds 5] [--split] [--profile]``.
 """
 
 from __future__ import annotations
@@ -67,11 +63,10 @@ class _Timed:
     """A sqlite3 connection or cursor whose calls add their thread CPU to ``spent[0]``
     (``--split``: how much of the writer's CPU is inside SQLite, not Python)."""
 
-    def __init__(self, inner: Any, spent: list[float], calls: dict[str, int]) -> None:
-        self._inner, self._spent, self._calls = inner, spent, calls
+    def __init__(self, inner: Any, spent: list[float]) -> None:
+        self._inner, self._spent = inner, spent
 
     def _timed(self, name: str, *args: Any) -> Any:
-        self._calls[name] = self._calls.get(name, 0) + 1
         t0 = time.thread_time()
         try:
             return getattr(self._inner, name)(*args)
@@ -87,17 +82,8 @@ class _Timed:
     def fetchall(self) -> Any:
         return self._timed("fetchall")
 
-    def executemany(self, *args: Any) -> Any:
-        return self._timed("executemany", *args)
-
-    def executescript(self, *args: Any) -> Any:
-        return self._timed("executescript", *args)
-
-    def commit(self) -> Any:
-        return self._timed("commit")
-
     def cursor(self) -> _Timed:
-        return _Timed(self._inner.cursor(), self._spent, self._calls)
+        return _Timed(self._inner.cursor(), self._spent)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -110,10 +96,10 @@ def _child(batches: int, open_holds: int, profile: str | None, split: bool) -> d
     from apprentice.store import open_store, records
     from apprentice.store.sqlite import SqliteStore
 
-    in_sql, calls, counted = [0.0], dict[str, int](), dict[str, int]()
+    in_sql = [0.0]
     if split:  # every statement's CPU counted apart (a proxy: ~0.5 us a call more)
         connect = SqliteStore._connection
-        SqliteStore._connection = lambda self: _Timed(connect(self), in_sql, calls)  # type: ignore[method-assign]
+        SqliteStore._connection = lambda self: _Timed(connect(self), in_sql)  # type: ignore[method-assign]
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = config.loads(CONFIG.replace("{db}", f"{tmp}/apprentice.db"), env={})
@@ -163,13 +149,11 @@ def _child(batches: int, open_holds: int, profile: str | None, split: bool) -> d
             now += timedelta(milliseconds=3)
             if prof is not None:
                 prof.enable()
-            t0, s0, c0 = time.thread_time(), in_sql[0], dict(calls)
+            t0, s0 = time.thread_time(), in_sql[0]
             out = store.record_requests(writes, new)  # type: ignore[attr-defined]
             if i >= 20:  # warmed up
                 cpu += time.thread_time() - t0
                 sql += in_sql[0] - s0
-                for name, count in calls.items():
-                    counted[name] = counted.get(name, 0) + count - c0.get(name, 0)
             if prof is not None:
                 prof.disable()
             assert not any(isinstance(o, Exception) for o in out), out
@@ -177,41 +161,18 @@ def _child(batches: int, open_holds: int, profile: str | None, split: bool) -> d
             prof.dump_stats(profile)
         store.close()
     paid = (batches - 20) * PER_BATCH
-    return {
-        "cpu_us_per_paid": cpu / paid * 1e6, "sql_us_per_paid": sql / paid * 1e6,
-        "calls_per_batch": {k: round(v / (batches - 20), 2) for k, v in sorted(counted.items())},
-    }  # fmt: skip
+    return {"cpu_us_per_paid": cpu / paid * 1e6, "sql_us_per_paid": sql / paid * 1e6}
 
 
 def _run(
-    source: Path,
-    args: argparse.Namespace,
-    profile: str | None = None,
-    split: bool = False,
-    gil: int | None = None,
+    source: Path, args: argparse.Namespace, profile: str | None = None, split: bool = False
 ) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(source)}
     cmd = [sys.executable, __file__, "--child", "--batches", str(args.batches),
            "--open", str(args.open)] + (["--profile-to", profile] if profile else [])  # fmt: skip
     cmd += ["--split"] if split else []
-    if gil is not None:  # the child under gdb, counting the GIL's releases
-        cmd = ["gdb", "-q", "-batch", "-x", str(_GDB_SCRIPT), "--args", *cmd]
-        cmd[cmd.index("--batches") + 1] = str(gil)
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-    if gil is not None:
-        return {"releases": int(out.split("already hit ")[1].split()[0])}
     return dict(json.loads(out.strip().splitlines()[-1]))
-
-
-_GDB_SCRIPT = Path(__file__).resolve().parent / "gil_releases.gdb"
-
-
-def _releases(source: Path, args: argparse.Namespace) -> float:
-    """The GIL releases (``PyEval_SaveThread``: every ``Py_BEGIN_ALLOW_THREADS``) a group
-    commit, counted under gdb: a run of 130 batches less one of 30, over 100. Exact, where
-    wall time beside a busy thread was too noisy on a shared machine to read."""
-    runs = [_run(source, args, gil=n)["releases"] for n in (30, 130)]
-    return (runs[1] - runs[0]) / 100
 
 
 def _table(path: str, top: int = 14) -> list[dict[str, Any]]:
@@ -235,7 +196,6 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--profile", action="store_true")
     p.add_argument("--split", action="store_true", help="also: CPU in SQLite vs Python")
-    p.add_argument("--gil", action="store_true", help="also: GIL releases a batch (gdb)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--profile-to", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -254,10 +214,8 @@ def main() -> None:
         "cpu_us_per_paid": {k: [round(v, 1) for v in vs] for k, vs in runs.items()},
         "median_us": {k: round(statistics.median(vs), 1) for k, vs in runs.items()},
     }  # fmt: skip
-    if args.gil:
-        result["gil_releases_per_batch"] = {k: _releases(v, args) for k, v in sources.items()}
-    if args.split:  # one more run of each, every SQLite call timed (and counted)
-        result["split_us_per_paid"], result["calls_per_batch"] = {}, {}
+    if args.split:  # one more run of each, every SQLite call timed
+        result["split_us_per_paid"] = {}
         for name, source in sources.items():
             got = _run(source, args, split=True)
             sql = got["sql_us_per_paid"]
@@ -265,7 +223,6 @@ def main() -> None:
                 "total": round(got["cpu_us_per_paid"], 1), "in_sqlite": round(sql, 1),
                 "python": round(got["cpu_us_per_paid"] - sql, 1),
             }  # fmt: skip
-            result["calls_per_batch"][name] = got["calls_per_batch"]
     if args.profile:
         with tempfile.TemporaryDirectory() as tmp:
             result["profile"] = {}
@@ -299,20 +256,6 @@ def _markdown(result: dict[str, Any]) -> str:
                   "| code | total µs | in SQLite µs | Python µs |", "|---|---|---|---|"]  # fmt: skip
         for name, got in result["split_us_per_paid"].items():
             lines.append(f"| {name} | {got['total']} | {got['in_sqlite']} | {got['python']} |")
-        lines += ["", "SQLite calls per group commit (the same run; each releases the GIL and",
-                  "takes it back, and a fetch steps each row it reads):", "",
-                  "| code | execute | executemany | fetchone | fetchall | executescript | commit |",
-                  "|---|---|---|---|---|---|---|"]  # fmt: skip
-        for name, calls in result["calls_per_batch"].items():
-            kinds = ("execute", "executemany", "fetchone", "fetchall", "executescript", "commit")
-            counts = [calls.get(k, 0) for k in kinds]
-            lines.append(f"| {name} | " + " | ".join(f"{c:.2f}" for c in counts) + " |")
-    if "gil_releases_per_batch" in result:
-        lines += ["", "GIL releases of the writer thread a group commit (gdb counting",
-                  "`PyEval_SaveThread`; each lets the event loop take the GIL):", "",
-                  "| code | releases |", "|---|---|"]  # fmt: skip
-        for name, count in result["gil_releases_per_batch"].items():
-            lines.append(f"| {name} | {count:.1f} |")
     for name, table in result.get("profile", {}).items():
         lines += ["", f"## cProfile (thread time), {name}", "",
                   "| function | calls | own % | cum % |", "|---|---|---|---|"]  # fmt: skip

@@ -9,13 +9,7 @@ for the GIL, fell behind, and the queue showed as 100-200 ms at p99 in front of 
 reservations and the answers (bench/teacher_bench.py, the 1 s teacher). So a batch's
 rows go in multi-row statements (:meth:`~apprentice.store.sqlcore.Tx.insert_rows`),
 lookups answer in one aggregated row, and the statements per batch no longer grow
-with its size. Lookups of different tables share one statement (:func:`read`): a
-group commit's open reservations are read with its examples' read-back. On PostgreSQL
-each saved statement is a saved round trip.
-
-Not ``RETURNING`` on SQLite: sqlite3 steps each row returned, and types each of its
-columns, with the GIL released, so three rows returned cost more hand-offs than one
-aggregated text (bench/writer_bench.py ``--gil``).
+with its size. On PostgreSQL each saved statement is a saved round trip.
 """
 
 from __future__ import annotations
@@ -57,57 +51,20 @@ def _marks(values: Sequence[object]) -> str:
     return ", ".join("?" * len(values))
 
 
-Query = tuple[str, tuple[object, ...]]
-"""A scalar subquery answering one aggregated text (``NULL`` for no rows), and its values."""
-
-
-def read(tx: Tx, queries: Sequence[Query]) -> list[str]:
-    """Each query's text (``""`` for none), in as few statements as ``IN_LIMIT`` values allow.
-
-    ``SELECT (q1), (q2), ...``: lookups of different tables answered by one statement
-    and one row (on SQLite each statement, and each row and column fetched, is another
-    hand-off of the GIL; on PostgreSQL each statement a round trip).
-    """
-    out: list[str] = []
-    start = 0
-    while start < len(queries):
-        stop, values = start + 1, len(queries[start][1])
-        while stop < len(queries) and values + len(queries[stop][1]) <= IN_LIMIT:
-            values += len(queries[stop][1])
-            stop += 1
-        part = queries[start:stop]
-        row = tx.one(
-            "SELECT " + ", ".join(f"({q})" for q, _ in part), [v for _, p in part for v in p]
-        )
-        out += [str(v) if v else "" for v in (row or ())]
-        start = stop
-    return out
-
-
-def existing_queries(
-    dialect: schema.Dialect, table: str, column: str, values: Sequence[str]
-) -> list[Query]:
-    """:func:`existing`'s lookups, to :func:`read` with others (see :func:`found`)."""
-    return [
-        (
-            f"SELECT {dialect.text_agg}(CAST({column} AS TEXT), ?) FROM {table}"
-            f" WHERE {column} IN ({_marks(chunk)})",
-            (UNIT, *chunk),
-        )
-        for chunk in _chunks(list(dict.fromkeys(values)))
-    ]
-
-
-def found(texts: Sequence[str]) -> set[str]:
-    """The values :func:`existing_queries`' answers name."""
-    return {value for text in texts if text for value in text.split(UNIT)}
-
-
 def existing(
     tx: Tx, dialect: schema.Dialect, table: str, column: str, values: Sequence[str]
 ) -> set[str]:
     """Which of ``values`` are in ``table.column``: one row a chunk, whatever it finds."""
-    return found(read(tx, existing_queries(dialect, table, column, values)))
+    found: set[str] = set()
+    for chunk in _chunks(list(dict.fromkeys(values))):
+        row = tx.one(
+            f"SELECT {dialect.text_agg}(CAST({column} AS TEXT), ?) FROM {table}"
+            f" WHERE {column} IN ({_marks(chunk)})",
+            (UNIT, *chunk),
+        )
+        if row is not None and row[0]:
+            found.update(str(row[0]).split(UNIT))
+    return found
 
 
 def delete(tx: Tx, table: str, column: str, values: Sequence[str]) -> None:
@@ -121,56 +78,40 @@ def insert_examples(
     dialect: schema.Dialect,
     examples: Sequence[ExampleRecord],
     canonical: codec.Canonical = canonical_json,
-    also: Sequence[Query] = (),
-) -> tuple[list[tuple[int, bool]], list[str]]:
-    """Insert ``examples`` in order; each one's id and whether it was added, and the texts
-    of ``also``: other lookups (:func:`read`) answered by the read-back's statement.
+) -> list[tuple[int, bool]]:
+    """Insert ``examples`` in order; each one's id and whether it was added.
 
     As inserting them one by one would: an input already stored for its task (before,
     or earlier in ``examples``) is not added and answers the stored example's id. The
-    stored rows are read back in one aggregated text a task, and an example is "added"
+    stored rows are read back in one aggregated row a task, and an example is "added"
     when the row holding its input carries its request id. So each example must carry
     the id of the request written with it (unique, and new to the store: a request id
     recorded twice fails); the caller checks (``RequestRows._insert_examples``).
-
-    Why not ``INSERT ... RETURNING``: on SQLite each row returned is stepped, and each of
-    its columns typed, with the GIL released, so three examples returned cost more
-    hand-offs than the one aggregated text read back here (counted: 10 more a batch).
     """
     if not examples:
-        return [], read(tx, also)
+        return []
     tx.insert_rows(
         f"INSERT INTO examples ({EXAMPLE_COLUMNS})",
         [example_values(e, canonical) for e in examples],
         " ON CONFLICT (task, input_hash) DO NOTHING",
     )
+    stored: dict[tuple[str, str], tuple[int, str]] = {}
     hashes: dict[str, list[str]] = {}
     for e in examples:
         hashes.setdefault(e.task, []).append(e.input_hash)
-    tasks: list[str] = []
-    queries: list[Query] = []
     for task, task_hashes in hashes.items():
         for chunk in _chunks(list(dict.fromkeys(task_hashes))):
-            tasks.append(task)
-            queries.append(_stored_query(dialect, task, chunk))
-    texts = read(tx, [*queries, *also])
-    stored: dict[tuple[str, str], tuple[int, str]] = {}
-    for task, text in zip(tasks, texts, strict=False):
-        for record in text.split(RECORD) if text else ():
-            input_hash, stored_id, request_id = record.split(UNIT, 2)
-            stored[(task, input_hash)] = (int(stored_id), request_id)
+            row = tx.one(
+                f"SELECT {dialect.text_agg}(input_hash || ? || CAST(id AS TEXT) || ? ||"
+                f" COALESCE(request_id, ''), ?) FROM examples"
+                f" WHERE task = ? AND input_hash IN ({_marks(chunk)})",
+                (UNIT, UNIT, RECORD, task, *chunk),
+            )
+            for record in str(row[0]).split(RECORD) if row is not None and row[0] else ():
+                input_hash, stored_id, request_id = record.split(UNIT, 2)
+                stored[(task, input_hash)] = (int(stored_id), request_id)
     out: list[tuple[int, bool]] = []
     for e in examples:
         example_id, by = stored[(e.task, e.input_hash)]
         out.append((example_id, by == (e.request_id or "")))
-    return out, texts[len(queries) :]
-
-
-def _stored_query(dialect: schema.Dialect, task: str, hashes: Sequence[str]) -> Query:
-    """The stored id and request id of each of ``task``'s inputs ``hashes``, in one text."""
-    return (
-        f"SELECT {dialect.text_agg}(input_hash || ? || CAST(id AS TEXT) || ? ||"
-        f" COALESCE(request_id, ''), ?) FROM examples"
-        f" WHERE task = ? AND input_hash IN ({_marks(hashes)})",
-        (UNIT, UNIT, RECORD, task, *hashes),
-    )
+    return out

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from apprentice.prompts import canonical_json
-from apprentice.store import budget, bulk, codec, counters
+from apprentice.store import budget, bulk, codec
 from apprentice.store.base import DuplicateRequestError
 from apprentice.store.records import (
     ComparisonRecord,
@@ -34,8 +34,45 @@ _SPEND_COLUMNS = (
 )
 
 
+_COUNTERS = ("requests", "teacher_calls", "student_answers", "errors", "comparisons", "cache_hits")
+_BUMP = (
+    f"INSERT INTO task_counters (task, {', '.join(_COUNTERS)})"
+    f" VALUES (?{', ?' * len(_COUNTERS)}) ON CONFLICT (task) DO UPDATE SET "
+    + ", ".join(f"{c} = task_counters.{c} + excluded.{c}" for c in _COUNTERS)
+)
+
+
+def _counts(request: RequestRecord, comparison: ComparisonRecord | None) -> tuple[int, ...]:
+    """What one request adds to its task's counters, in ``_COUNTERS`` order."""
+    served = request.served_by
+    return (
+        1,
+        int(request.teacher_called),
+        int(served == "student"),
+        int(request.error is not None),
+        int(comparison is not None),
+        int(served == "cache"),
+    )
+
+
 _NOTHING_ELSE = RecordResult(example_id=None, example_added=False, comparison_id=None)
 """A request row written alone: no example, no comparison (immutable, so shared)."""
+
+
+def _count(
+    counts: dict[str, list[int]], request: RequestRecord, comparison: ComparisonRecord | None
+) -> None:
+    """Add one written request's counters to its task's totals in ``counts``."""
+    totals = counts.setdefault(request.task, [0] * len(_COUNTERS))
+    for i, n in enumerate(_counts(request, comparison)):
+        totals[i] += n
+
+
+def _bump(tx: Tx, counts: dict[str, list[int]]) -> None:
+    """The counters of every request written in ``tx``: one upsert per task, not per request
+    (a group commit of a hundred local answers updates the row once)."""
+    for task, totals in counts.items():
+        tx.execute(_BUMP, (task, *totals))
 
 
 class RequestRows(SqlCore):
@@ -60,7 +97,7 @@ class RequestRows(SqlCore):
             result = self._record(
                 tx, request, example, comparison, spend, task_state, counts, shadow
             )
-            counters.bump(tx, counts)
+            _bump(tx, counts)
             return result
 
     def _write_requests(
@@ -77,7 +114,7 @@ class RequestRows(SqlCore):
         counts: dict[str, list[int]] = {}
         if not isolated:
             done = self._record_all(tx, batch, counts)
-            counters.bump(tx, counts)
+            _bump(tx, counts)
             return done
         results: list[RecordResult | Exception] = []
         for write in batch:
@@ -91,10 +128,10 @@ class RequestRows(SqlCore):
                 results.append(error)
             else:
                 for task, totals in mine.items():
-                    into = counts.setdefault(task, [0] * len(counters.COUNTERS))
+                    into = counts.setdefault(task, [0] * len(_COUNTERS))
                     counts[task] = [a + b for a, b in zip(into, totals, strict=True)]
             tx.execute("RELEASE SAVEPOINT request_write")
-        counters.bump(tx, counts)
+        _bump(tx, counts)
         return results
 
     def _record_all(
@@ -108,11 +145,7 @@ class RequestRows(SqlCore):
         requests: list[RequestRecord] = [write["request"] for write in batch]
         once = codec.CanonicalOnce()  # an example's input and output are its request's
         tx.insert_rows(_REQUEST_HEAD, [codec.request_values(r, once) for r in requests])
-        lines = [s for w in batch for s in w.get("spend", ())]
-        holds = [s.reservation for s in lines if s.reservation is not None]
-        lookup = bulk.existing_queries(self.dialect, "budget_reservations", "id", holds)
-        examples, texts = self._insert_examples(tx, batch, requests, once, lookup)
-        stored = iter(examples)
+        stored = iter(self._insert_examples(tx, batch, requests, once))
         done: list[RecordResult | Exception] = []
         states: dict[str, tuple[dict[str, Any], datetime]] = {}
         for write, request in zip(batch, requests, strict=True):
@@ -120,7 +153,7 @@ class RequestRows(SqlCore):
             comparison_id = None if comparison is None else self._insert_comparison(tx, comparison)
             if (shadow := write.get("shadow")) is not None:
                 self._insert_comparison(tx, shadow)
-            counters.count(counts, request, comparison)
+            _count(counts, request, comparison)
             if (state := write.get("task_state")) is not None:
                 states[request.task] = (state, request.received_at)
             if write.get("example") is None and comparison_id is None:
@@ -128,8 +161,7 @@ class RequestRows(SqlCore):
                 continue
             example_id, added = next(stored) if write.get("example") is not None else (None, False)
             done.append(RecordResult(example_id, added, comparison_id))
-        open_ids = None if texts is None else bulk.found(texts)  # None: not read yet
-        budget.insert_spend(tx, self.dialect, lines, open_ids)
+        budget.insert_spend(tx, self.dialect, [s for w in batch for s in w.get("spend", ())])
         for task, (state, at) in states.items():
             self._upsert_state(tx, task, state, at)
         return done
@@ -140,24 +172,19 @@ class RequestRows(SqlCore):
         batch: Sequence[RequestWrite],
         requests: Sequence[RequestRecord],
         canonical: codec.Canonical,
-        lookup: Sequence[bulk.Query],
-    ) -> tuple[list[tuple[int, bool]], list[str] | None]:
-        """The batch's examples, in order: each one's id and whether it was added; and the
-        answers of ``lookup`` (the reservations the batch settles: see
-        :func:`~apprentice.store.bulk.read`), or None if they were not read here."""
+    ) -> list[tuple[int, bool]]:
+        """The batch's examples, in order: each one's id and whether it was added."""
         pairs: list[tuple[ExampleRecord, RequestRecord]] = [
             (e, r)
             for w, r in zip(batch, requests, strict=True)
             if (e := w.get("example")) is not None
         ]
         examples = [e for e, _ in pairs]
-        if not examples:
-            return [], None
         if all(e.request_id == r.id for e, r in pairs):  # the gateway's: each its request's own
-            return bulk.insert_examples(tx, self.dialect, examples, canonical, lookup)
+            return bulk.insert_examples(tx, self.dialect, examples, canonical)
         # An example without a request id, or naming another request: the bulk read-back
         # cannot tell the row it wrote from one stored before, so one at a time.
-        return [self._insert_example(tx, e) for e in examples], None
+        return [self._insert_example(tx, e) for e in examples]
 
     def _record_write(
         self, tx: Tx, write: RequestWrite, counts: dict[str, list[int]]
@@ -184,8 +211,7 @@ class RequestRows(SqlCore):
         counts: dict[str, list[int]],
         shadow: ComparisonRecord | None = None,
     ) -> RecordResult:
-        """One request's rows; its counters are added to ``counts`` (see
-        :func:`~apprentice.store.counters.bump`)."""
+        """One request's rows; its counters are added to ``counts`` (see :func:`_bump`)."""
         self._insert_request(tx, request)
         example_id, added = (None, False)
         if example is not None:
@@ -196,7 +222,7 @@ class RequestRows(SqlCore):
         if shadow is not None:  # a shadow candidate's answer, scored (not counted as sampled)
             self._insert_comparison(tx, shadow)
         self._insert_spend(tx, spend)
-        counters.count(counts, request, comparison)
+        _count(counts, request, comparison)
         if task_state is not None:
             self._upsert_state(tx, request.task, task_state, request.received_at)
         return RecordResult(example_id=example_id, example_added=added, comparison_id=comparison_id)

@@ -35,8 +35,6 @@ class Cursor(Protocol):
 
     def execute(self, query: Any, params: Any = ..., /) -> Any: ...
 
-    def executemany(self, query: Any, params_seq: Any, /) -> Any: ...
-
     def fetchone(self) -> Any: ...
 
     def fetchall(self) -> Any: ...
@@ -67,25 +65,10 @@ class Tx:
     def __init__(self, cursor: Cursor, dialect: schema.Dialect) -> None:
         self._cursor = cursor
         self._dialect = dialect
-        self._many = dialect.name == "sqlite"  # see _dml
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        if self._many and sql.startswith(_DML):
-            self._dml(self._dialect.sql(sql), tuple(params))
-        else:
-            self._cursor.execute(self._dialect.sql(sql), tuple(params))
+        self._cursor.execute(self._dialect.sql(sql), tuple(params))
         return self._cursor.rowcount
-
-    def _dml(self, sql: str, params: tuple[Any, ...]) -> None:
-        """One SQLite write (no rows back) through ``executemany`` with one set of values.
-
-        Why: sqlite3's ``execute`` then reads the last row id with the GIL released, one
-        release more than ``executemany`` makes (4 against 5 a statement); each lets the
-        event loop take the GIL from the gateway's writer thread, which then waits to
-        get it back (bench/writer_bench.py ``--gil``). The same statement, rows and
-        row count. (PostgreSQL keeps ``execute``: psycopg's ``executemany`` pipelines.)
-        """
-        self._cursor.executemany(sql, (params,))
 
     def insert_rows(self, head: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
         """``head VALUES (...), (...) tail`` for every row, in order: a few statements, not one
@@ -105,11 +88,7 @@ class Tx:
             size = _chunk(left, width)
             chunk = rows if size == len(rows) else rows[at : at + size]
             sql = self._dialect.sql(_rows_statement(head, tail, width, size))
-            values = tuple(chain.from_iterable(chunk))
-            if self._many:
-                self._dml(sql, values)
-            else:
-                self._cursor.execute(sql, values)
+            self._cursor.execute(sql, tuple(chain.from_iterable(chunk)))
             at, left = at + size, left - size
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
@@ -121,10 +100,6 @@ class Tx:
         self._cursor.execute(self._dialect.sql(sql), tuple(params))
         return [tuple(row) for row in self._cursor.fetchall()]
 
-
-_DML = ("INSERT", "UPDATE", "DELETE")
-"""The statements :meth:`Tx.execute` runs through ``executemany`` on SQLite (none returns
-rows: those go through :meth:`Tx.one` and :meth:`Tx.all`)."""
 
 MAX_ROWS = 64
 """Rows in one multi-row statement (:meth:`Tx.insert_rows`)."""

@@ -53,21 +53,6 @@ commit's multi-row inserts have one statement per table and row count (up to
 ``sqlcore.MAX_ROWS``: seven tables), and its ``IN`` lists one per length."""
 
 
-def _begin(conn: sqlite3.Connection) -> None:
-    """``BEGIN IMMEDIATE``, releasing the GIL once, as ``commit()`` does for ``COMMIT``.
-
-    Why: ``execute`` releases the GIL around each of a statement's calls (its step,
-    column count, reset, last row id: 5 times), and each release lets the event loop
-    take the GIL from the gateway's writer thread, which then waits to get it back.
-    ``executescript`` runs its script in one release (counted with bench/writer_bench.py
-    ``--gil``: 8 fewer a group commit with ``commit()``). It would first COMMIT a
-    transaction already open, so a nested write still gets ``execute``'s error.
-    """
-    if conn.in_transaction:
-        conn.execute("BEGIN IMMEDIATE")  # raises: cannot start a transaction within one
-    conn.executescript("BEGIN IMMEDIATE")
-
-
 class SqliteStore(SqlStore):
     """The Store on one SQLite file (or ``:memory:``)."""
 
@@ -160,10 +145,10 @@ class SqliteStore(SqlStore):
     def _write(self) -> Iterator[Tx]:
         with self._lock, self._translated():
             conn = self._connection()
-            _begin(conn)
+            conn.execute("BEGIN IMMEDIATE")
             try:
                 yield Tx(conn.cursor(), self.dialect)
-                conn.commit()
+                conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:  # also after a failed COMMIT
                     conn.execute("ROLLBACK")
