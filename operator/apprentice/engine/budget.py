@@ -46,7 +46,6 @@ a failed store write) is where it is executed: :mod:`apprentice.gateway.settling
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -67,7 +66,7 @@ from apprentice.engine.budget_limits import (
     BudgetLimits,
     Caps,
     Window,
-    keys_at,
+    key_tuple,
     window_bounds,
     window_keys,
 )
@@ -161,7 +160,7 @@ def from_window_totals(
     :func:`from_totals`. Built without a dict per scope in between: the gateway builds
     one for its mirror at every reservation, on the store's busy writer thread.
     """
-    keys = keys_at(limits.timezone, math.floor(now / 60.0))
+    keys = key_tuple(limits, now)
     table: dict[tuple[str, Window], tuple[str, float]] = {}
     for scope, values in spent.items():
         day, week, month = values
@@ -201,14 +200,14 @@ def _current(ledger: Ledger, scope: str, window: Window, key: str) -> float:
 def spend(ledger: Ledger, now: float, task: str | None = None) -> dict[Window, float]:
     """Settled spend per current window, for one task or (``None``) globally."""
     scope = GLOBAL if task is None else task
-    keys = keys_at(ledger.limits.timezone, math.floor(now / 60.0))  # window_keys' values
+    keys = key_tuple(ledger.limits, now)
     return {w: _current(ledger, scope, w, key) for w, key in zip(WINDOWS, keys, strict=True)}
 
 
 def _check(
     ledger: Ledger, task: str, amount: float, now: float, key: KeyCaps | None = None
 ) -> None:
-    keys = keys_at(ledger.limits.timezone, math.floor(now / 60.0))
+    keys = key_tuple(ledger.limits, now)
     spent = ledger.spent
     for scope, capped in capped_scopes(ledger.limits, task, key):
         if not capped:
@@ -290,7 +289,7 @@ def _with_spend(
     one copy of each table, and the new ledger built field by field rather than through
     ``dataclasses.replace`` (the mirror's record 4.9 -> 4.1 us a paid request; a test
     fails if a field of :class:`Ledger` is not carried over)."""
-    keys = keys_at(ledger.limits.timezone, math.floor(now / 60.0))  # window_keys' values
+    keys = key_tuple(ledger.limits, now)
     spent = dict(ledger.spent)
     totals = dict(ledger.totals)
     for scope in scopes:

@@ -122,12 +122,17 @@ def keys_at(tz: str, minute: int) -> tuple[str, str, str]:
 
 
 def window_keys(limits: BudgetLimits, now: float) -> dict[Window, str]:
-    """Day/ISO-week/month keys of ``now`` in the ledger's zone; they sort chronologically.
+    """Day/ISO-week/month keys of ``now`` in the ledger's zone; they sort chronologically."""
+    d, w, m = key_tuple(limits, now)
+    return {Window.day: d, Window.week: w, Window.month: m}
+
+
+def key_tuple(limits: BudgetLimits, now: float) -> tuple[str, str, str]:
+    """:func:`window_keys`' values in ``WINDOWS``' order, without the dict (the hot path's).
 
     Zone offsets are whole minutes, so keys are memoised per minute.
     """
-    d, w, m = keys_at(limits.timezone, math.floor(now / 60.0))
-    return {Window.day: d, Window.week: w, Window.month: m}
+    return keys_at(limits.timezone, math.floor(now / 60.0))
 
 
 def window_bounds(limits: BudgetLimits, now: float) -> dict[Window, tuple[float, float]]:
