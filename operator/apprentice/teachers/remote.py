@@ -31,7 +31,7 @@ from apprentice.teachers.http import (
     response_json,
 )
 from apprentice.teachers.keys import ApiKey
-from apprentice.teachers.templates import ChatBodies
+from apprentice.teachers.templates import ChatBodies, ChatRequest
 from apprentice.teachers.transport import Headers, JsonPoster, Response, pool_size
 
 __all__ = [
@@ -78,15 +78,10 @@ class Adapter(Protocol):
 
     def auth_headers(self, key: str | None) -> dict[str, str]: ...
 
-    def chat_request(
-        self,
-        model: str,
-        messages: list[ChatMessage],
-        *,
-        json_schema: dict[str, Any] | None,
-        schema_name: str,
-        max_tokens: int,
-    ) -> dict[str, Any]: ...
+    @property
+    def chat_request(self) -> ChatRequest:
+        """The chat body for ``model`` and ``messages`` (its signature: ``ChatRequest``)."""
+        ...
 
     def chat_response(self, body: Any) -> ChatResult: ...
 
@@ -107,8 +102,7 @@ def tool_name(name: str) -> str:
 
 def estimate_tokens(messages: list[ChatMessage]) -> int:
     """A deliberately high token estimate (3 chars/token) used for reservations and limits."""
-    chars = sum(len(m["content"]) for m in messages)
-    return math.ceil(chars / 3) + _MESSAGE_OVERHEAD * len(messages)
+    return _tokens(sum(len(m["content"]) for m in messages), len(messages))
 
 
 def prompt_tokens(task: TaskConfig, task_input: dict[str, Any]) -> int:
@@ -116,7 +110,12 @@ def prompt_tokens(task: TaskConfig, task_input: dict[str, Any]) -> int:
     two messages: admission estimates every paid request's cost on the event loop, and
     the messages it would build are thrown away (the call builds its own)."""
     chars = len(prompts.system_prompt(task)) + len(prompts.user_prompt(task_input))
-    return math.ceil(chars / 3) + _MESSAGE_OVERHEAD * 2
+    return _tokens(chars, 2)
+
+
+def _tokens(chars: int, messages: int) -> int:
+    """The estimate's one formula: 3 characters a token, plus each message's overhead."""
+    return math.ceil(chars / 3) + _MESSAGE_OVERHEAD * messages
 
 
 def repair_messages(

@@ -30,7 +30,8 @@ _MAX_SHAPES = 256
 
 
 class ChatRequest(Protocol):
-    """An adapter's ``chat_request`` (:class:`apprentice.teachers.remote.Adapter`)."""
+    """An adapter's ``chat_request``: the signature :class:`apprentice.teachers.remote.Adapter`
+    declares, written once here (``templates`` sits below ``remote``)."""
 
     def __call__(
         self,
