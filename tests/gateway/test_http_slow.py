@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import select
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -137,3 +139,24 @@ async def test_connections_past_the_cap_get_503_and_are_closed(listen: Any) -> N
         assert data.startswith(b"HTTP/1.1 200"), data
     for _, writer in conns:
         writer.close()
+
+
+async def test_a_burst_of_new_connections_waits_in_the_listen_queue(listen: Any) -> None:
+    # 300 clients dial at once while the server accepts nothing (this coroutine holds the
+    # loop): the kernel completes each handshake only while the listen queue has room.
+    # asyncio's default queue of 100 drops the rest, so those clients wait for SYN retries.
+    listener = await listen(header_timeout_s=60)
+    socks = [socket.socket() for _ in range(300)]
+    try:
+        for sock in socks:
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", listener.port))
+        waiting, deadline = list(socks), time.monotonic() + 3.0
+        while waiting and time.monotonic() < deadline:
+            _, ready, _ = select.select([], waiting, [], deadline - time.monotonic())
+            waiting = [s for s in waiting if s not in ready]
+        assert not waiting, f"{len(waiting)} of 300 handshakes were dropped"
+        assert all(s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0 for s in socks)
+    finally:
+        for sock in socks:
+            sock.close()

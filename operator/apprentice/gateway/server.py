@@ -37,6 +37,13 @@ __all__ = ["Listener", "listen", "tune_process"]
 SWITCH_INTERVAL_S = 0.0005
 """The GIL switch interval while serving: the store writer is a thread, and with the
 default 5 ms a commit's Python half can hold the event loop for up to 5 ms."""
+LISTEN_BACKLOG = 4096
+"""New connections the kernel completes before the server accepts them (asyncio's default
+is 100). With 100, a client pool that dials a few hundred connections at once (a proxy in
+front of many callers, a load balancer warming up) overflows the queue: the kernel drops
+the extra handshakes, and those clients fail or wait a second for a SYN retry. Connections
+past ``gateway.max_connections`` are still accepted, to be answered 503. Linux caps it at
+``net.core.somaxconn`` (4,096 by default since 5.4)."""
 GC_THRESHOLDS = (10_000, 1_000, 100)
 """The collector's thresholds while serving (CPython's default is (700, 10, 10)). A
 request that waits a second on its teacher keeps a few hundred objects alive; at
@@ -254,7 +261,9 @@ async def listen(app: web.Application, cfg: GatewayConfig, host: str, port: int)
 
     loop = asyncio.get_running_loop()
     try:
-        server = await loop.create_server(protocol, host, port, reuse_address=True)
+        server = await loop.create_server(
+            protocol, host, port, reuse_address=True, backlog=LISTEN_BACKLOG
+        )
     except BaseException:
         await runner.cleanup()
         raise
