@@ -1,5 +1,4 @@
-"""A reservation row's lease is ``ttl_s`` long (the timedelta is built once per budget,
-not per reservation, and must stay the one ``ttl_s`` names)."""
+"""A reservation row's lease is ``ttl_s`` long: given, or derived from the request timeout."""
 
 from __future__ import annotations
 

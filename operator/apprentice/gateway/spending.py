@@ -105,7 +105,6 @@ class SharedBudget:
         self.owner = owner or instance_id()
         # A lease outlives any call it covers: the request timeout, the judge, slack.
         self.ttl_s = ttl_s if ttl_s is not None else max(600.0, 3 * cfg.gateway.request_timeout_s)
-        self._ttl = timedelta(seconds=self.ttl_s)  # built once: each reservation adds it
         self.mirror = LedgerMirror(cfg)
         # Reservations queue in the gateway's writer, sharing its group commits; while
         # it is not serving (or without one), in a writer of the budget's own.
@@ -232,7 +231,7 @@ class SharedBudget:
         t = now.timestamp()
         row = records.ReservationRecord(
             id=hold.id, task=task, amount=amount, owner=self.owner, created_at=now,
-            expires_at=now + self._ttl, kind=kind, request_id=request_id,
+            expires_at=now + timedelta(seconds=self.ttl_s), kind=kind, request_id=request_id,
             caller=caller,
         )  # fmt: skip
         admit = self._admit(task, amount, t, caller)

@@ -102,20 +102,8 @@ def tool_name(name: str) -> str:
 
 def estimate_tokens(messages: list[ChatMessage]) -> int:
     """A deliberately high token estimate (3 chars/token) used for reservations and limits."""
-    return _tokens(sum(len(m["content"]) for m in messages), len(messages))
-
-
-def prompt_tokens(task: TaskConfig, task_input: dict[str, Any]) -> int:
-    """``estimate_tokens(prompts.build_messages(task, task_input))`` without building the
-    two messages: admission estimates every paid request's cost on the event loop, and
-    the messages it would build are thrown away (the call builds its own)."""
-    chars = len(prompts.system_prompt(task)) + len(prompts.user_prompt(task_input))
-    return _tokens(chars, 2)
-
-
-def _tokens(chars: int, messages: int) -> int:
-    """The estimate's one formula: 3 characters a token, plus each message's overhead."""
-    return math.ceil(chars / 3) + _MESSAGE_OVERHEAD * messages
+    chars = sum(len(m["content"]) for m in messages)
+    return math.ceil(chars / 3) + _MESSAGE_OVERHEAD * len(messages)
 
 
 def repair_messages(
@@ -371,7 +359,7 @@ class RemoteTeacher:
         The repair is counted because the budget must never be overspent: a
         reservation below the settled cost would let concurrent calls cross a cap.
         """
-        prompt = prompt_tokens(task, task_input)  # of prompts.build_messages' two
+        prompt = estimate_tokens(prompts.build_messages(task, task_input))
         cap = self.config.max_output_tokens
         return pricing.tokens_cost(2 * prompt + cap + 40, 2 * cap, self.price)
 
